@@ -1,0 +1,73 @@
+//! Errors become HTTP responses here and nowhere else.
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::ingest::IngestError;
+use crate::store::StoreError;
+
+/// A JSON error answer: `{"error": "...", "detail": ...}`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub error: String,
+    pub detail: Value,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, error: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            error: error.into(),
+            detail: Value::Null,
+        }
+    }
+
+    pub fn with_detail(mut self, detail: Value) -> Self {
+        self.detail = detail;
+        self
+    }
+
+    pub fn bad_request(error: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, error)
+    }
+
+    pub fn not_found(error: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, error)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "error": self.error });
+        if !self.detail.is_null() {
+            body["detail"] = self.detail;
+        }
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        ApiError::bad_request(format!("invalid payload: {e}"))
+            .with_detail(json!({ "errors": e.errors }))
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "store unavailable");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("storage unavailable, nothing was stored: {e}"),
+            )
+        } else {
+            tracing::error!(error = %e, "store error");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("storage error, nothing was stored: {e}"),
+            )
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! The ingest endpoints: one per sender format. Each parses the whole body
+//! first (any invalid alert refuses the request, naming every problem), then
+//! answers only after the store has committed the alerts.
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::AppState;
+use super::body::JsonText;
+use super::error::ApiError;
+use crate::ingest::{self, IngestError};
+use crate::model::AlertUpdate;
+use crate::store::IngestOutcome;
+
+async fn commit(
+    state: &AppState,
+    updates: Vec<AlertUpdate>,
+    now: jiff::Timestamp,
+) -> Result<Response, ApiError> {
+    let received = updates.len();
+    let outcome: IngestOutcome = state.store.ingest(updates, now).await?;
+    Ok(
+        Json(json!({ "status": "success", "received": received, "outcome": outcome }))
+            .into_response(),
+    )
+}
+
+pub async fn alertmanager(
+    State(state): State<AppState>,
+    JsonText(body): JsonText,
+) -> Result<Response, ApiError> {
+    let ctx = state.ingest_context();
+    let updates = ingest::alertmanager::parse(&body, &ctx)?;
+    commit(&state, updates, ctx.now).await
+}
+
+pub async fn prometheus(
+    State(state): State<AppState>,
+    JsonText(body): JsonText,
+) -> Result<Response, ApiError> {
+    let ctx = state.ingest_context();
+    let updates = ingest::prometheus::parse(&body, &ctx)?;
+    commit(&state, updates, ctx.now).await
+}
+
+pub async fn grafana(
+    State(state): State<AppState>,
+    JsonText(body): JsonText,
+) -> Result<Response, ApiError> {
+    let ctx = state.ingest_context();
+    let updates = ingest::grafana::parse(&body, &ctx)?;
+    commit(&state, updates, ctx.now).await
+}
+
+pub async fn generic(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    JsonText(body): JsonText,
+) -> Result<Response, ApiError> {
+    let Some(mapping) = state.config.generic.get(&name) else {
+        let known: Vec<_> = state.config.generic.keys().collect();
+        return Err(ApiError::not_found(format!(
+            "no generic mapping named {name:?} in the config"
+        ))
+        .with_detail(json!({ "known": known })));
+    };
+    let ctx = state.ingest_context();
+    let updates = mapping.parse(&body, &ctx)?;
+    commit(&state, updates, ctx.now).await
+}
+
+/// PagerDuty answers `202 {"status":"success","message":"Event processed","dedup_key":...}`
+/// and `400 {"status":"invalid event","message":"Event object is invalid","errors":[...]}`;
+/// so do we, plus our own `error`/`detail` fields on errors.
+pub async fn pagerduty(
+    State(state): State<AppState>,
+    JsonText(body): JsonText,
+) -> Result<Response, ApiError> {
+    let ctx = state.ingest_context();
+    let event = match ingest::pagerduty::parse(&body, &ctx) {
+        Ok(e) => e,
+        Err(e) => return Ok(pagerduty_invalid(e)),
+    };
+    state.store.ingest(vec![event.update], ctx.now).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "status": "success", "message": "Event processed", "dedup_key": event.dedup_key })),
+    )
+        .into_response())
+}
+
+fn pagerduty_invalid(e: IngestError) -> Response {
+    let messages: Vec<String> = e
+        .errors
+        .iter()
+        .map(|f| format!("{}: {}", f.path, f.message))
+        .collect();
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({
+            "status": "invalid event",
+            "message": "Event object is invalid",
+            "errors": messages,
+            "error": format!("invalid payload: {e}"),
+            "detail": { "errors": e.errors },
+        })),
+    )
+        .into_response()
+}

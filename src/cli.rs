@@ -1,0 +1,173 @@
+//! The command line: `serve`, `check`, and the client commands that talk to
+//! a running gateway. This is the binary's edge: errors become messages and
+//! exit codes here.
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, LogFormat, Overrides};
+
+#[derive(Parser)]
+#[command(
+    name = "alertgate",
+    version,
+    about = "Alert-to-incident gateway for Prometheus, Alertmanager, Grafana and PagerDuty senders"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve(ServeArgs),
+    /// Check the config file and the rule files, as `serve` would load them.
+    Check(CheckArgs),
+    /// Alerts stored by a running gateway.
+    Alerts {
+        #[command(subcommand)]
+        command: crate::client::AlertsCommand,
+        #[command(flatten)]
+        client: crate::client::ClientArgs,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "ALERTGATE_LISTEN", value_name = "ADDR")]
+    listen: Option<String>,
+    /// Directory for the SQLite database.
+    #[arg(long, env = "ALERTGATE_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Directory of rule files (*.yaml).
+    #[arg(long, env = "ALERTGATE_RULES", value_name = "DIR")]
+    rules: Option<PathBuf>,
+    /// YAML config file (optional; flags and ALERTGATE_* variables override it).
+    #[arg(long, env = "ALERTGATE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Largest accepted request body, e.g. 4MiB.
+    #[arg(long, env = "ALERTGATE_MAX_BODY", value_name = "SIZE")]
+    max_body: Option<String>,
+    /// Log format.
+    #[arg(long, env = "ALERTGATE_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// Directory of rule files.
+    #[arg(long, env = "ALERTGATE_RULES", value_name = "DIR")]
+    rules: Option<PathBuf>,
+    /// YAML config file.
+    #[arg(long, env = "ALERTGATE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Check(args) => check(args),
+        Command::Alerts { command, client } => crate::client::run_alerts(&client, command),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let overrides = Overrides {
+        config_file: args.config,
+        listen: args.listen,
+        data_dir: args.data_dir,
+        rules_dir: args.rules,
+        max_body: args.max_body,
+        log_format: args.log_format,
+    };
+    let config = match Config::load(&overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("alertgate: invalid configuration:\n{e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("alertgate: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(crate::server::serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "alertgate stopped with an error");
+            eprintln!("alertgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(args: CheckArgs) -> ExitCode {
+    let overrides = Overrides {
+        config_file: args.config,
+        rules_dir: args.rules,
+        ..Default::default()
+    };
+    let mut failed = false;
+    let config = match Config::load(&overrides) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            for line in e.to_string().lines() {
+                println!("{line}");
+            }
+            failed = true;
+            None
+        }
+    };
+    let rules_dir = config
+        .as_ref()
+        .map(|c| c.rules_dir.clone())
+        .or(overrides.rules_dir)
+        .unwrap_or_else(|| "rules".into());
+    match crate::rules::RuleSet::load_dir(&rules_dir) {
+        Ok(set) => {
+            if !failed {
+                println!(
+                    "ok: {} rule file(s), {} incident rule(s), {} inhibit rule(s)",
+                    set.files.len(),
+                    set.incident_rules,
+                    set.inhibit_rules
+                );
+            }
+        }
+        Err(errors) => {
+            for e in errors {
+                println!("{e}");
+            }
+            failed = true;
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_env("ALERTGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

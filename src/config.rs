@@ -1,0 +1,338 @@
+//! The gateway's configuration: a YAML file (optional), `ALERTGATE_*`
+//! environment variables and flags, checked into typed values at load.
+//! Precedence: flag, then environment variable, then file, then default.
+//! Every problem in the file is reported at once.
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::ingest::generic::{Mapping, MappingSpec};
+use crate::model::Duration;
+
+/// The default listen address: loopback, clear of Prometheus (9090),
+/// Alertmanager (9093/9094), Grafana (3000) and the common exporters.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9797";
+pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub rules_dir: PathBuf,
+    /// Largest accepted request body, in bytes.
+    pub max_body: usize,
+    /// How long an alert pushed without `endsAt` stays firing unless repeated.
+    pub resolve_timeout: Duration,
+    pub store: StoreConfig,
+    pub log_format: LogFormat,
+    pub generic: BTreeMap<String, Mapping>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreConfig {
+    pub synchronous: Synchronous,
+    pub read_connections: usize,
+}
+
+/// SQLite's `synchronous` setting for the WAL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// fsync on every commit: a 2xx survives power loss.
+    Full,
+    /// fsync at checkpoints only: a 2xx survives a process crash, not power loss.
+    Normal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The file as written; every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    rules_dir: Option<PathBuf>,
+    max_body: Option<ByteSize>,
+    resolve_timeout: Option<Duration>,
+    log_format: Option<LogFormat>,
+    #[serde(default)]
+    store: FileStore,
+    #[serde(default)]
+    generic: BTreeMap<String, MappingSpec>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileStore {
+    synchronous: Option<Synchronous>,
+    read_connections: Option<usize>,
+}
+
+/// What the command line (and its environment variables) says.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub rules_dir: Option<PathBuf>,
+    pub max_body: Option<String>,
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}", .0.join("\n"))]
+    Invalid(Vec<String>),
+}
+
+impl Config {
+    /// Build the configuration from the optional file and the overrides.
+    pub fn load(o: &Overrides) -> Result<Config, ConfigError> {
+        let (file, base, file_name) = match &o.config_file {
+            None => (FileConfig::default(), PathBuf::new(), String::new()),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                let file: FileConfig = crate::yaml::from_str(&text).map_err(|e| {
+                    let at = e.line.map(|l| format!(":{l}")).unwrap_or_default();
+                    ConfigError::Invalid(vec![format!("{}{at}: {}", path.display(), e.message)])
+                })?;
+                let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                (file, base, format!("{}: ", path.display()))
+            }
+        };
+        let mut problems = Vec::new();
+        // Paths in the file are relative to the file, as in Prometheus.
+        let from_file = |p: Option<PathBuf>| p.map(|p| base.join(p));
+
+        let listen_text = o
+            .listen
+            .clone()
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = listen_text.parse().unwrap_or_else(|_| {
+            problems.push(format!(
+                "{file_name}listen: {listen_text:?} is not an address like 127.0.0.1:9797"
+            ));
+            DEFAULT_LISTEN.parse().expect("default address parses")
+        });
+
+        let max_body = match &o.max_body {
+            Some(text) => text.parse::<ByteSize>().map(|b| b.0).unwrap_or_else(|e| {
+                problems.push(format!("--max-body: {e}"));
+                DEFAULT_MAX_BODY
+            }),
+            None => file.max_body.map(|b| b.0).unwrap_or(DEFAULT_MAX_BODY),
+        };
+        if max_body < 1024 {
+            problems.push(format!(
+                "{file_name}max_body: {max_body} bytes is too small (at least 1KiB)"
+            ));
+        }
+
+        let read_connections = file.store.read_connections.unwrap_or(4);
+        if !(1..=64).contains(&read_connections) {
+            problems.push(format!(
+                "{file_name}store.read_connections: must be 1 to 64"
+            ));
+        }
+
+        let mut generic = BTreeMap::new();
+        for (name, spec) in file.generic {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                problems.push(format!(
+                    "{file_name}generic.{name}: mapping names may use letters, digits, '-', '_' and '.'"
+                ));
+                continue;
+            }
+            match Mapping::compile(&name, spec) {
+                Ok(m) => {
+                    generic.insert(name, m);
+                }
+                Err(errs) => problems.extend(
+                    errs.into_iter()
+                        .map(|e| format!("{file_name}generic.{name}.{e}")),
+                ),
+            }
+        }
+
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid(problems));
+        }
+        Ok(Config {
+            listen,
+            data_dir: o
+                .data_dir
+                .clone()
+                .or(from_file(file.data_dir))
+                .unwrap_or_else(|| "data".into()),
+            rules_dir: o
+                .rules_dir
+                .clone()
+                .or(from_file(file.rules_dir))
+                .unwrap_or_else(|| "rules".into()),
+            max_body,
+            resolve_timeout: file.resolve_timeout.unwrap_or(Duration::from_secs(300)),
+            store: StoreConfig {
+                synchronous: file.store.synchronous.unwrap_or(Synchronous::Full),
+                read_connections,
+            },
+            log_format: o.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
+            generic,
+        })
+    }
+}
+
+/// A size in bytes: `4194304`, `512KiB`, `4MiB`, `4MB`.
+#[derive(Debug, Clone, Copy)]
+struct ByteSize(usize);
+
+impl std::str::FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: usize = num
+            .parse()
+            .map_err(|_| format!("{s:?} is not a size like 4MiB"))?;
+        let mult: usize = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" | "K" | "k" => 1 << 10,
+            "MiB" | "M" => 1 << 20,
+            "GiB" | "G" => 1 << 30,
+            "KB" | "kB" => 1_000,
+            "MB" => 1_000_000,
+            "GB" => 1_000_000_000,
+            other => {
+                return Err(format!(
+                    "{s:?}: unknown unit {other:?} (use B, KiB, MiB, GiB)"
+                ));
+            }
+        };
+        n.checked_mul(mult)
+            .map(ByteSize)
+            .ok_or_else(|| format!("{s:?} is too large"))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(usize),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(ByteSize(n)),
+            Raw::S(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let p = dir.join("alertgate.yml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn runs_without_a_file() {
+        let c = Config::load(&Overrides::default()).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.data_dir, PathBuf::from("data"));
+        assert_eq!(c.rules_dir, PathBuf::from("rules"));
+        assert_eq!(c.max_body, DEFAULT_MAX_BODY);
+        assert_eq!(c.store.synchronous, Synchronous::Full);
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_file_paths_are_relative_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "listen: 127.0.0.1:1234\ndata_dir: d\nmax_body: 1MiB\nstore: {synchronous: normal}\n",
+        );
+        let mut o = Overrides {
+            config_file: Some(p),
+            ..Default::default()
+        };
+        let c = Config::load(&o).unwrap();
+        assert_eq!(c.listen.port(), 1234);
+        assert_eq!(c.data_dir, dir.path().join("d"));
+        assert_eq!(c.max_body, 1 << 20);
+        assert_eq!(c.store.synchronous, Synchronous::Normal);
+        o.listen = Some("127.0.0.1:4321".into());
+        o.data_dir = Some("elsewhere".into());
+        let c = Config::load(&o).unwrap();
+        assert_eq!(c.listen.port(), 4321);
+        assert_eq!(c.data_dir, PathBuf::from("elsewhere"));
+    }
+
+    #[test]
+    fn reports_every_problem_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "listen: nowhere\nmax_body: 10\nstore: {read_connections: 0}\ngeneric:\n  x: {labels: {a: nope}}\n",
+        );
+        let err = Config::load(&Overrides {
+            config_file: Some(p),
+            ..Default::default()
+        })
+        .unwrap_err();
+        let ConfigError::Invalid(problems) = err else {
+            panic!()
+        };
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        assert!(problems[0].contains("listen"));
+        assert!(problems[3].contains("generic.x.labels.a"));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_a_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "listen: 127.0.0.1:1\nlisten_adress: x\n");
+        let err = Config::load(&Overrides {
+            config_file: Some(p),
+            ..Default::default()
+        })
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("alertgate.yml:2"), "{msg}");
+        assert!(msg.contains("listen_adress"), "{msg}");
+    }
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!("4MiB".parse::<ByteSize>().unwrap().0, 4 << 20);
+        assert_eq!("1000".parse::<ByteSize>().unwrap().0, 1000);
+        assert_eq!("2MB".parse::<ByteSize>().unwrap().0, 2_000_000);
+        assert!("4 parsecs".parse::<ByteSize>().is_err());
+    }
+}

@@ -1,0 +1,20 @@
+//! alertgate: an alert-to-incident gateway.
+//!
+//! Senders push alerts over HTTP (`api`), each format is parsed into the
+//! normalized [`model::Alert`] (`ingest`), and the store (`store`), the only
+//! owner of the SQLite file, deduplicates and commits them durably before the
+//! sender gets its 2xx. Pure decisions live in `model`, `rules` and `ingest`;
+//! I/O lives at the edges (`api`, `store`, `client`).
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod cli;
+pub mod client;
+pub mod clock;
+pub mod config;
+pub mod ingest;
+pub mod model;
+pub mod rules;
+pub mod server;
+pub mod store;
+pub mod yaml;

@@ -1,0 +1,333 @@
+//! The normalized alert and the deduplication decision.
+use std::collections::BTreeMap;
+use std::fmt;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::Fingerprint;
+
+/// Labels identify an alert; sorted so hashing and display are stable.
+pub type LabelSet = BTreeMap<String, String>;
+/// Annotations describe an alert; a repeat replaces them.
+pub type Annotations = BTreeMap<String, String>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertStatus {
+    Firing,
+    Resolved,
+}
+
+impl AlertStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertStatus::Firing => "firing",
+            AlertStatus::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "firing" => Some(AlertStatus::Firing),
+            "resolved" => Some(AlertStatus::Resolved),
+            _ => None,
+        }
+    }
+}
+
+/// Which integration delivered an alert.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// The Alertmanager webhook receiver.
+    Alertmanager,
+    /// The Alertmanager v2 push API, as Prometheus uses it.
+    Prometheus,
+    /// Grafana unified alerting's webhook contact point.
+    Grafana,
+    /// The PagerDuty Events API v2.
+    PagerDuty,
+    /// Any JSON, through the named mapping from the config.
+    Generic(String),
+}
+
+impl Source {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "alertmanager" => Source::Alertmanager,
+            "prometheus" => Source::Prometheus,
+            "grafana" => Source::Grafana,
+            "pagerduty" => Source::PagerDuty,
+            other => Source::Generic(other.strip_prefix("generic:")?.to_owned()),
+        })
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Alertmanager => f.write_str("alertmanager"),
+            Source::Prometheus => f.write_str("prometheus"),
+            Source::Grafana => f.write_str("grafana"),
+            Source::PagerDuty => f.write_str("pagerduty"),
+            Source::Generic(name) => write!(f, "generic:{name}"),
+        }
+    }
+}
+
+impl Serialize for Source {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// One alert as a sender reported it, normalized.
+#[derive(Debug, Clone)]
+pub struct Alert {
+    pub fingerprint: Fingerprint,
+    pub source: Source,
+    pub labels: LabelSet,
+    pub annotations: Annotations,
+    pub status: AlertStatus,
+    pub starts_at: Timestamp,
+    /// When a resolved alert ended.
+    pub ends_at: Option<Timestamp>,
+    /// When a firing alert resolves by itself unless the sender repeats it
+    /// (Prometheus' `endsAt` for firing alerts, or the resolve timeout).
+    pub expires_at: Option<Timestamp>,
+    pub generator_url: Option<String>,
+    /// The sender's own JSON for this alert, kept verbatim.
+    pub raw: Box<RawValue>,
+}
+
+/// What a sender can say about an alert.
+#[derive(Debug, Clone)]
+pub enum AlertUpdate {
+    /// The alert as it is now (firing or resolved).
+    Observe(Alert),
+    /// A PagerDuty `acknowledge` for a known dedup key.
+    Acknowledge { fingerprint: Fingerprint },
+    /// A PagerDuty `resolve` for a known dedup key, carrying no alert body.
+    Resolve { fingerprint: Fingerprint },
+}
+
+impl AlertUpdate {
+    pub fn fingerprint(&self) -> &Fingerprint {
+        match self {
+            AlertUpdate::Observe(a) => &a.fingerprint,
+            AlertUpdate::Acknowledge { fingerprint } | AlertUpdate::Resolve { fingerprint } => {
+                fingerprint
+            }
+        }
+    }
+}
+
+/// The part of a stored alert that deduplication decides on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertState {
+    pub status: AlertStatus,
+    pub starts_at: Timestamp,
+    pub ends_at: Option<Timestamp>,
+    /// True when the gateway resolved it because the sender stopped repeating
+    /// it, rather than because the sender said so.
+    pub expired: bool,
+}
+
+/// What an incoming observation means for the stored alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Observation {
+    /// First time this fingerprint is seen.
+    Created,
+    /// Same state as stored: only last-seen, count and annotations change.
+    Repeated,
+    /// A firing alert is now resolved.
+    Resolved,
+    /// A resolved alert fires again (a new episode).
+    Refired,
+    /// A late copy of an episode the store has already moved past (an HA
+    /// peer's or a retry's firing after the resolve, or an old episode's
+    /// resolve after a new firing): counted, but the status stays.
+    Stale,
+}
+
+impl Observation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Observation::Created => "created",
+            Observation::Repeated => "repeated",
+            Observation::Resolved => "resolved",
+            Observation::Refired => "refired",
+            Observation::Stale => "stale",
+        }
+    }
+}
+
+/// Decide what an observation does to the stored alert, if any.
+pub fn observe(stored: Option<&AlertState>, incoming: &Alert) -> Observation {
+    let Some(stored) = stored else {
+        return Observation::Created;
+    };
+    match (stored.status, incoming.status) {
+        (AlertStatus::Firing, AlertStatus::Firing) => Observation::Repeated,
+        (AlertStatus::Resolved, AlertStatus::Resolved) => Observation::Repeated,
+        (AlertStatus::Firing, AlertStatus::Resolved) => {
+            match incoming.ends_at {
+                // The end of an episode older than the one firing now.
+                Some(end) if end < stored.starts_at => Observation::Stale,
+                _ => Observation::Resolved,
+            }
+        }
+        (AlertStatus::Resolved, AlertStatus::Firing) => {
+            let same_episode = stored.ends_at.is_some_and(|end| incoming.starts_at <= end);
+            // A sender that keeps repeating an alert we expired is still
+            // firing it; a sender that resolved it does not un-resolve the
+            // same episode.
+            if same_episode && !stored.expired {
+                Observation::Stale
+            } else {
+                Observation::Refired
+            }
+        }
+    }
+}
+
+/// An alert as stored, with what the gateway has learnt about it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertRecord {
+    pub fingerprint: Fingerprint,
+    pub source: Source,
+    pub status: AlertStatus,
+    pub labels: LabelSet,
+    pub annotations: Annotations,
+    pub starts_at: Timestamp,
+    pub ends_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    #[serde(rename = "generatorURL")]
+    pub generator_url: Option<String>,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    pub occurrences: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledged_at: Option<Timestamp>,
+    pub raw: Box<RawValue>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn alert(status: AlertStatus, starts: &str, ends: Option<&str>) -> Alert {
+        let labels: LabelSet = [("alertname".to_string(), "X".to_string())].into();
+        Alert {
+            fingerprint: Fingerprint::of_labels(&labels),
+            source: Source::Alertmanager,
+            labels,
+            annotations: Annotations::new(),
+            status,
+            starts_at: ts(starts),
+            ends_at: ends.map(ts),
+            expires_at: None,
+            generator_url: None,
+            raw: RawValue::from_string("{}".into()).unwrap(),
+        }
+    }
+
+    fn state(status: AlertStatus, starts: &str, ends: Option<&str>, expired: bool) -> AlertState {
+        AlertState {
+            status,
+            starts_at: ts(starts),
+            ends_at: ends.map(ts),
+            expired,
+        }
+    }
+
+    const T0: &str = "2026-01-01T10:00:00Z";
+    const T1: &str = "2026-01-01T10:05:00Z";
+    const T2: &str = "2026-01-01T10:10:00Z";
+
+    #[test]
+    fn table_of_observations() {
+        use AlertStatus::*;
+        let cases = [
+            (
+                "new alert",
+                None,
+                alert(Firing, T0, None),
+                Observation::Created,
+            ),
+            (
+                "new resolved alert is still stored",
+                None,
+                alert(Resolved, T0, Some(T1)),
+                Observation::Created,
+            ),
+            (
+                "firing repeat",
+                Some(state(Firing, T0, None, false)),
+                alert(Firing, T0, None),
+                Observation::Repeated,
+            ),
+            (
+                "resolve",
+                Some(state(Firing, T0, None, false)),
+                alert(Resolved, T0, Some(T1)),
+                Observation::Resolved,
+            ),
+            (
+                "resolved repeat",
+                Some(state(Resolved, T0, Some(T1), false)),
+                alert(Resolved, T0, Some(T1)),
+                Observation::Repeated,
+            ),
+            (
+                "HA peer's late firing copy of a resolved episode",
+                Some(state(Resolved, T0, Some(T1), false)),
+                alert(Firing, T0, None),
+                Observation::Stale,
+            ),
+            (
+                "new episode after resolve",
+                Some(state(Resolved, T0, Some(T1), false)),
+                alert(Firing, T2, None),
+                Observation::Refired,
+            ),
+            (
+                "sender still repeats an alert the gateway expired",
+                Some(state(Resolved, T0, Some(T1), true)),
+                alert(Firing, T0, None),
+                Observation::Refired,
+            ),
+            (
+                "old episode's resolve after a new firing",
+                Some(state(Firing, T2, None, false)),
+                alert(Resolved, T0, Some(T1)),
+                Observation::Stale,
+            ),
+        ];
+        for (name, stored, incoming, want) in cases {
+            assert_eq!(observe(stored.as_ref(), &incoming), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn source_round_trips_through_its_name() {
+        for s in [
+            Source::Alertmanager,
+            Source::Prometheus,
+            Source::Grafana,
+            Source::PagerDuty,
+            Source::Generic("uptime".into()),
+        ] {
+            assert_eq!(Source::parse(&s.to_string()), Some(s));
+        }
+        assert_eq!(Source::parse("nagios"), None);
+    }
+}

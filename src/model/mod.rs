@@ -1,0 +1,11 @@
+//! The domain types and the pure decisions on them: no I/O here.
+pub mod alert;
+pub mod duration;
+pub mod fingerprint;
+
+pub use alert::{
+    Alert, AlertRecord, AlertState, AlertStatus, AlertUpdate, Annotations, LabelSet, Observation,
+    Source,
+};
+pub use duration::Duration;
+pub use fingerprint::Fingerprint;

@@ -1,0 +1,113 @@
+//! Wiring for `alertgate serve`: open the store, load the rules, listen,
+//! run the background tasks, and shut down gracefully.
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::rules::{RuleError, RuleSet};
+use crate::store::{Store, StoreError};
+
+/// How often firing alerts past their `endsAt` are resolved.
+const EXPIRY_INTERVAL: StdDuration = StdDuration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("rules in {dir} are invalid:\n{}", .errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    Rules { dir: String, errors: Vec<RuleError> },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Run until SIGTERM or SIGINT, then drain requests and close the database.
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    serve_until(config, shutdown_signal()).await
+}
+
+pub async fn serve_until(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let rules = RuleSet::load_dir(&config.rules_dir).map_err(|errors| ServeError::Rules {
+        dir: config.rules_dir.display().to_string(),
+        errors,
+    })?;
+    tracing::info!(dir = %config.rules_dir.display(), files = rules.files.len(), "rules loaded");
+    let store = Store::open(&config.data_dir, config.store)?;
+    tracing::info!(path = %store.path().display(), "database open");
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr()?;
+    // One plain line on stdout, for scripts and tests that bind port 0.
+    println!("alertgate listening on {addr}");
+    let _ = std::io::stdout().flush();
+    tracing::info!(%addr, "listening");
+
+    let expiry = tokio::spawn(expire_loop(store.clone()));
+    let state = AppState::new(store.clone(), Arc::new(config), rules);
+    let app = api::router(state);
+    let result = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+    })
+    .await;
+    expiry.abort();
+    store.close().await;
+    result?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn expire_loop(store: Store) {
+    let mut tick = tokio::time::interval(EXPIRY_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match store.expire(crate::clock::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(alerts = n, "resolved alerts past their endsAt"),
+            Err(StoreError::Closed) => return,
+            Err(e) => tracing::warn!(error = %e, "expiring alerts failed"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

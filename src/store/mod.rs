@@ -1,0 +1,324 @@
+//! The store: the only owner of the SQLite file.
+//!
+//! One writer thread holds the write connection and commits concurrent
+//! requests together (group commit, see `writer`); a small pool of read-only
+//! connections serves queries. SQLite runs in WAL mode with
+//! `synchronous=FULL` by default, so an answered write survives a crash or a
+//! power cut. Everything else calls the typed methods of [`Store`].
+mod reader;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use jiff::Timestamp;
+use rusqlite::{Connection, OpenFlags};
+use serde::Serialize;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::config::{StoreConfig, Synchronous};
+use crate::model::{AlertRecord, AlertStatus, AlertUpdate, Fingerprint, Observation};
+use crate::rules::matcher::Matcher;
+
+pub use schema::VERSION as SCHEMA_VERSION;
+
+/// The database file's name inside the data directory.
+pub const DB_FILE: &str = "alertgate.db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(rusqlite::Error),
+    #[error("the disk is full: {0}")]
+    DiskFull(String),
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "database schema version {found} is newer than this build supports ({supported}); upgrade alertgate"
+    )]
+    TooNew { found: usize, supported: usize },
+    #[error("stored data is not valid: {0}")]
+    Corrupt(String),
+    #[error("the store is closed")]
+    Closed,
+}
+
+impl StoreError {
+    /// The same error for every request of a failed batch.
+    fn duplicate(&self) -> StoreError {
+        match self {
+            StoreError::DiskFull(m) => StoreError::DiskFull(m.clone()),
+            StoreError::Closed => StoreError::Closed,
+            other => StoreError::Corrupt(other.to_string()),
+        }
+    }
+
+    fn classify(e: rusqlite::Error) -> StoreError {
+        if let rusqlite::Error::SqliteFailure(f, msg) = &e
+            && f.code == rusqlite::ErrorCode::DiskFull
+        {
+            return StoreError::DiskFull(
+                msg.clone()
+                    .unwrap_or_else(|| "database or disk is full".into()),
+            );
+        }
+        StoreError::Sqlite(e)
+    }
+
+    /// True when the request may succeed if tried again later.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::DiskFull(_) | StoreError::Closed)
+            || matches!(self, StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+                if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+    }
+}
+
+/// What one ingest request did, by observation.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct IngestOutcome {
+    pub created: u64,
+    pub repeated: u64,
+    pub resolved: u64,
+    pub refired: u64,
+    pub stale: u64,
+    /// Acknowledge/resolve events for fingerprints never seen.
+    pub unknown: u64,
+}
+
+impl IngestOutcome {
+    fn count(&mut self, o: Observation) {
+        match o {
+            Observation::Created => self.created += 1,
+            Observation::Repeated => self.repeated += 1,
+            Observation::Resolved => self.resolved += 1,
+            Observation::Refired => self.refired += 1,
+            Observation::Stale => self.stale += 1,
+        }
+    }
+
+    fn count_known(&mut self, known: bool, o: Observation) {
+        if known {
+            self.count(o)
+        } else {
+            self.unknown += 1
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.created + self.repeated + self.resolved + self.refired + self.stale + self.unknown
+    }
+}
+
+/// Filters for listing alerts.
+#[derive(Debug, Default, Clone)]
+pub struct AlertQuery {
+    pub status: Option<AlertStatus>,
+    pub source: Option<String>,
+    pub fingerprint: Option<Fingerprint>,
+    pub matchers: Vec<Matcher>,
+    /// Continue below this row id (from a previous page's cursor).
+    pub before: Option<i64>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertPage {
+    pub alerts: Vec<AlertRecord>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// A cheap, cloneable handle on the store.
+#[derive(Clone)]
+pub struct Store {
+    writer: mpsc::Sender<writer::Request>,
+    readers: Arc<ReadPool>,
+    path: Arc<PathBuf>,
+}
+
+struct ReadPool {
+    conns: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+impl Store {
+    /// Open (creating if needed) the database under `data_dir`, apply
+    /// migrations and start the writer thread.
+    pub fn open(data_dir: &Path, cfg: StoreConfig) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let path = data_dir.join(DB_FILE);
+        let mut conn = Connection::open(&path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(
+            None,
+            "synchronous",
+            match cfg.synchronous {
+                Synchronous::Full => "FULL",
+                Synchronous::Normal => "NORMAL",
+            },
+        )?;
+        conn.pragma_update(None, "busy_timeout", 5000)?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.pragma_update(None, "cache_size", -16_000)?; // KiB
+        schema::migrate(&mut conn)?;
+
+        let mut readers = Vec::with_capacity(cfg.read_connections);
+        for _ in 0..cfg.read_connections {
+            let r = Connection::open_with_flags(
+                &path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | OpenFlags::SQLITE_OPEN_URI,
+            )?;
+            r.pragma_update(None, "busy_timeout", 5000)?;
+            r.pragma_update(None, "cache_size", -4_000)?;
+            readers.push(r);
+        }
+
+        let (tx, rx) = mpsc::channel(4096);
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer::run(conn, rx))
+            .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
+        Ok(Store {
+            writer: tx,
+            readers: Arc::new(ReadPool {
+                permits: Semaphore::new(readers.len()),
+                conns: Mutex::new(readers),
+            }),
+            path: Arc::new(path),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn write(&self, op: writer::Op) -> Result<writer::Reply, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.writer
+            .send(writer::Request::Write { op, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Deduplicate and durably commit a request's alerts. Returns once they
+    /// are on disk; nothing of the request is stored on error.
+    pub async fn ingest(
+        &self,
+        updates: Vec<AlertUpdate>,
+        now: Timestamp,
+    ) -> Result<IngestOutcome, StoreError> {
+        match self.write(writer::Op::Ingest { updates, now }).await? {
+            writer::Reply::Ingest(o) => Ok(o),
+            writer::Reply::Expire(_) => unreachable!("ingest answers with an outcome"),
+        }
+    }
+
+    /// Resolve firing alerts whose sender stopped repeating them.
+    pub async fn expire(&self, now: Timestamp) -> Result<usize, StoreError> {
+        match self.write(writer::Op::Expire { now }).await? {
+            writer::Reply::Expire(n) => Ok(n),
+            writer::Reply::Ingest(_) => unreachable!("expire answers with a count"),
+        }
+    }
+
+    /// Finish every queued write, checkpoint and close the database.
+    pub async fn close(&self) {
+        let (done, rx) = oneshot::channel();
+        if self
+            .writer
+            .send(writer::Request::Close { done })
+            .await
+            .is_ok()
+        {
+            let _ = rx.await;
+        }
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let _permit = self
+            .readers
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool
+                .conns
+                .lock()
+                .expect("reader pool lock")
+                .pop()
+                .ok_or(StoreError::Closed)?;
+            let result = f(&conn);
+            pool.conns.lock().expect("reader pool lock").push(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("reader task failed: {e}")))?
+    }
+
+    /// True when the database answers a query.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|c| {
+            Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .map(|_| ())?)
+        })
+        .await
+    }
+
+    pub async fn list_alerts(&self, q: AlertQuery) -> Result<AlertPage, StoreError> {
+        self.read(move |c| reader::list_alerts(c, &q)).await
+    }
+
+    pub async fn get_alert(&self, fp: Fingerprint) -> Result<Option<AlertRecord>, StoreError> {
+        self.read(move |c| reader::get_alert(c, &fp)).await
+    }
+
+    /// How many alerts are stored, by status.
+    pub async fn count_alerts(&self) -> Result<(u64, u64), StoreError> {
+        self.read(|c| {
+            let firing = c.query_row(
+                "SELECT count(*) FROM alerts WHERE status = 'firing'",
+                [],
+                |r| r.get(0),
+            )?;
+            let resolved = c.query_row(
+                "SELECT count(*) FROM alerts WHERE status = 'resolved'",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok((firing, resolved))
+        })
+        .await
+    }
+}
+
+pub(crate) fn ms(t: Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+pub(crate) fn ts(ms: i64) -> Result<Timestamp, StoreError> {
+    Timestamp::from_millisecond(ms).map_err(|e| StoreError::Corrupt(format!("time {ms}: {e}")))
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::classify(e)
+    }
+}

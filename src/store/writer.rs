@@ -1,0 +1,289 @@
+//! The writer thread: the one connection that writes.
+//!
+//! Requests queue on a channel; the writer takes every request waiting (up to
+//! a bound), applies each inside its own savepoint so one bad request cannot
+//! spoil the others, and commits them in one transaction: one fsync for the
+//! whole group. Only then does each caller get its answer.
+use jiff::Timestamp;
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{IngestOutcome, StoreError, ms, ts};
+use crate::model::alert::observe;
+use crate::model::{Alert, AlertState, AlertStatus, AlertUpdate, Observation};
+
+/// Most requests, and most alerts, one transaction takes.
+const MAX_BATCH_REQUESTS: usize = 512;
+const MAX_BATCH_ALERTS: usize = 20_000;
+
+pub(super) enum Op {
+    Ingest {
+        updates: Vec<AlertUpdate>,
+        now: Timestamp,
+    },
+    Expire {
+        now: Timestamp,
+    },
+}
+
+pub(super) enum Reply {
+    Ingest(IngestOutcome),
+    Expire(usize),
+}
+
+pub(super) enum Request {
+    Write {
+        op: Op,
+        reply: oneshot::Sender<Result<Reply, StoreError>>,
+    },
+    Close {
+        done: oneshot::Sender<()>,
+    },
+}
+
+impl Op {
+    fn weight(&self) -> usize {
+        match self {
+            Op::Ingest { updates, .. } => updates.len().max(1),
+            Op::Expire { .. } => 1,
+        }
+    }
+}
+
+pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Request>) {
+    let mut batch = Vec::new();
+    let mut close: Option<oneshot::Sender<()>> = None;
+    while close.is_none() {
+        let Some(first) = rx.blocking_recv() else {
+            break;
+        };
+        let mut weight = 0;
+        let mut next = Some(first);
+        while let Some(req) = next.take() {
+            match req {
+                Request::Write { op, reply } => {
+                    weight += op.weight();
+                    batch.push((op, reply));
+                }
+                Request::Close { done } => close = Some(done),
+            }
+            if close.is_none() && batch.len() < MAX_BATCH_REQUESTS && weight < MAX_BATCH_ALERTS {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            commit_batch(&mut conn, &mut batch);
+        }
+    }
+    // Answer what is still queued: the store is closing.
+    rx.close();
+    while let Ok(req) = rx.try_recv() {
+        if let Request::Write { reply, .. } = req {
+            let _ = reply.send(Err(StoreError::Closed));
+        }
+    }
+    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA optimize;") {
+        tracing::warn!(error = %e, "checkpoint at close failed");
+    }
+    match conn.close() {
+        Ok(()) => tracing::info!("database closed cleanly"),
+        Err((_, e)) => tracing::error!(error = %e, "closing the database failed"),
+    }
+    if let Some(done) = close {
+        let _ = done.send(());
+    }
+}
+
+type Pending = (Op, oneshot::Sender<Result<Reply, StoreError>>);
+
+fn commit_batch(conn: &mut Connection, batch: &mut Vec<Pending>) {
+    let mut results: Vec<Result<Reply, StoreError>> = Vec::with_capacity(batch.len());
+    let outcome = (|| -> Result<(), StoreError> {
+        let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        for (op, _) in batch.iter() {
+            let sp = tx.savepoint()?;
+            let r = apply(&sp, op);
+            match r {
+                Ok(reply) => {
+                    sp.commit()?;
+                    results.push(Ok(reply));
+                }
+                Err(e) => {
+                    drop(sp); // rolls back this request only
+                    results.push(Err(e));
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    })();
+    match outcome {
+        Ok(()) => {
+            for ((_, reply), result) in batch.drain(..).zip(results) {
+                let _ = reply.send(result);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, requests = batch.len(), "commit failed; nothing of this batch is stored");
+            for (_, reply) in batch.drain(..) {
+                let _ = reply.send(Err(e.duplicate()));
+            }
+        }
+    }
+}
+
+fn apply(tx: &Connection, op: &Op) -> Result<Reply, StoreError> {
+    match op {
+        Op::Ingest { updates, now } => {
+            let mut outcome = IngestOutcome::default();
+            for u in updates {
+                match u {
+                    AlertUpdate::Observe(alert) => {
+                        let obs = observe_alert(tx, alert, *now)?;
+                        outcome.count(obs);
+                    }
+                    AlertUpdate::Acknowledge { fingerprint } => {
+                        let n = tx
+                            .prepare_cached(
+                                "UPDATE alerts SET acknowledged_at = COALESCE(acknowledged_at, ?2),
+                                 last_seen = ?2, occurrences = occurrences + 1
+                                 WHERE fingerprint = ?1",
+                            )?
+                            .execute(params![fingerprint.as_str(), ms(*now)])?;
+                        outcome.count_known(n > 0, Observation::Repeated);
+                    }
+                    AlertUpdate::Resolve { fingerprint } => {
+                        let n = tx
+                            .prepare_cached(
+                                "UPDATE alerts SET status = 'resolved', ends_at = ?2, expires_at = NULL,
+                                 expired = 0, last_seen = ?2, occurrences = occurrences + 1
+                                 WHERE fingerprint = ?1 AND status = 'firing'",
+                            )?
+                            .execute(params![fingerprint.as_str(), ms(*now)])?;
+                        if n > 0 {
+                            outcome.count(Observation::Resolved);
+                        } else {
+                            // Already resolved, or never seen: PagerDuty
+                            // accepts both without effect; so do we, but a
+                            // known key still records that it was repeated.
+                            let m = tx
+                                .prepare_cached(
+                                    "UPDATE alerts SET last_seen = ?2, occurrences = occurrences + 1
+                                     WHERE fingerprint = ?1",
+                                )?
+                                .execute(params![fingerprint.as_str(), ms(*now)])?;
+                            outcome.count_known(m > 0, Observation::Repeated);
+                        }
+                    }
+                }
+            }
+            Ok(Reply::Ingest(outcome))
+        }
+        Op::Expire { now } => {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE alerts SET status = 'resolved', ends_at = expires_at, expired = 1, expires_at = NULL
+                     WHERE status = 'firing' AND expires_at IS NOT NULL AND expires_at <= ?1",
+                )?
+                .execute(params![ms(*now)])?;
+            Ok(Reply::Expire(n))
+        }
+    }
+}
+
+fn observe_alert(tx: &Connection, a: &Alert, now: Timestamp) -> Result<Observation, StoreError> {
+    let stored = tx
+        .prepare_cached(
+            "SELECT id, status, starts_at, ends_at, expired FROM alerts WHERE fingerprint = ?1",
+        )?
+        .query_row([a.fingerprint.as_str()], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+                r.get::<_, bool>(4)?,
+            ))
+        })
+        .optional()?;
+    let state = match &stored {
+        None => None,
+        Some((_, status, starts, ends, expired)) => Some(AlertState {
+            status: AlertStatus::parse(status)
+                .ok_or_else(|| StoreError::Corrupt(format!("alert status {status:?}")))?,
+            starts_at: ts(*starts)?,
+            ends_at: ends.map(ts).transpose()?,
+            expired: *expired,
+        }),
+    };
+    let obs = observe(state.as_ref(), a);
+    let labels =
+        serde_json::to_string(&a.labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let annotations =
+        serde_json::to_string(&a.annotations).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let source = a.source.to_string();
+    let raw = a.raw.get();
+    match (obs, stored) {
+        (Observation::Created, _) => {
+            tx.prepare_cached(
+                "INSERT INTO alerts (fingerprint, source, status, labels, annotations, starts_at, ends_at,
+                    expires_at, generator_url, first_seen, last_seen, occurrences, raw)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, 1, ?11)",
+            )?
+            .execute(params![
+                a.fingerprint.as_str(),
+                source,
+                a.status.as_str(),
+                labels,
+                annotations,
+                ms(a.starts_at),
+                a.ends_at.map(ms),
+                a.expires_at.map(ms),
+                a.generator_url,
+                ms(now),
+                raw,
+            ])?;
+        }
+        (Observation::Stale, Some((id, ..))) => {
+            tx.prepare_cached(
+                "UPDATE alerts SET last_seen = ?2, occurrences = occurrences + 1 WHERE id = ?1",
+            )?
+            .execute(params![id, ms(now)])?;
+        }
+        (obs, Some((id, _, stored_starts, ..))) => {
+            // A new episode starts afresh; a repeat keeps the earliest start.
+            let starts_at = match obs {
+                Observation::Refired => ms(a.starts_at),
+                _ => stored_starts.min(ms(a.starts_at)),
+            };
+            tx.prepare_cached(
+                "UPDATE alerts SET source = ?2, status = ?3, labels = ?4, annotations = ?5, starts_at = ?6,
+                    ends_at = CASE WHEN ?3 = 'resolved' THEN COALESCE(ends_at, ?7) ELSE NULL END,
+                    expires_at = ?8, expired = 0, generator_url = COALESCE(?9, generator_url),
+                    last_seen = ?10, occurrences = occurrences + 1, raw = ?11,
+                    acknowledged_at = CASE WHEN ?12 THEN NULL ELSE acknowledged_at END
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                id,
+                source,
+                a.status.as_str(),
+                labels,
+                annotations,
+                starts_at,
+                a.ends_at.map(ms),
+                a.expires_at.map(ms),
+                a.generator_url,
+                ms(now),
+                raw,
+                obs == Observation::Refired,
+            ])?;
+            if obs == Observation::Resolved {
+                tx.prepare_cached("UPDATE alerts SET ends_at = ?2 WHERE id = ?1")?
+                    .execute(params![id, a.ends_at.map(ms).unwrap_or(ms(now))])?;
+            }
+        }
+        (_, None) => unreachable!("only Created is decided without a stored alert"),
+    }
+    Ok(obs)
+}
