@@ -1,0 +1,236 @@
+//! Test support: start the real `alertgate` binary on an ephemeral port with
+//! its own temporary data directory, and talk to it over HTTP.
+#![allow(dead_code)] // each test binary uses a different part of this
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_alertgate");
+
+pub fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+pub fn fixture(name: &str) -> String {
+    std::fs::read_to_string(repo_path("tests/fixtures").join(name)).expect("fixture")
+}
+
+/// A running gateway. Killed on drop.
+pub struct Gateway {
+    pub child: Child,
+    pub addr: String,
+    pub dir: PathBuf,
+    pub args: Vec<String>,
+    _tmp: Option<tempfile::TempDir>,
+    stderr_log: PathBuf,
+}
+
+pub struct Options {
+    pub config: Option<String>,
+    pub rules_dir: Option<PathBuf>,
+    pub extra: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            config: None,
+            rules_dir: None,
+            extra: vec![],
+        }
+    }
+}
+
+impl Gateway {
+    pub fn start() -> Gateway {
+        Gateway::start_with(Options::default())
+    }
+
+    pub fn start_with(opts: Options) -> Gateway {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let mut args = vec![
+            "serve".to_string(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--data-dir".into(),
+            dir.join("data").display().to_string(),
+            "--rules".into(),
+            opts.rules_dir
+                .unwrap_or_else(|| repo_path("rules"))
+                .display()
+                .to_string(),
+        ];
+        if let Some(cfg) = opts.config {
+            let p = dir.join("alertgate.yml");
+            std::fs::write(&p, cfg).unwrap();
+            args.push("--config".into());
+            args.push(p.display().to_string());
+        }
+        args.extend(opts.extra);
+        let (child, addr, stderr_log) = spawn(&dir, &args);
+        Gateway {
+            child,
+            addr,
+            dir,
+            args,
+            _tmp: Some(tmp),
+            stderr_log,
+        }
+    }
+}
+
+fn spawn(dir: &Path, args: &[String]) -> (Child, String, PathBuf) {
+    let stderr_log = dir.join(format!(
+        "stderr-{}.log",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    let err = std::fs::File::create(&stderr_log).unwrap();
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_remove("ALERTGATE_LISTEN")
+        .env("ALERTGATE_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(err)
+        .spawn()
+        .expect("start alertgate");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(line)) = lines.next() {
+            let _ = tx.send(line);
+        }
+        // Keep draining so the child never blocks on a full pipe.
+        for _ in lines {}
+    });
+    let line = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(l) => l,
+        Err(_) => {
+            let _ = child.kill();
+            panic!(
+                "alertgate did not start: {}",
+                std::fs::read_to_string(&stderr_log).unwrap_or_default()
+            );
+        }
+    };
+    let addr = line
+        .strip_prefix("alertgate listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    (child, addr, stderr_log)
+}
+
+impl Gateway {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    /// `kill -9`: no chance to flush or close anything.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        self.child.wait().expect("wait")
+    }
+
+    /// Start again on the same data directory (and a new port).
+    pub fn restart(&mut self) {
+        self.kill9();
+        let (child, addr, stderr_log) = spawn(&self.dir, &self.args);
+        self.child = child;
+        self.addr = addr;
+        self.stderr_log = stderr_log;
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// POST a JSON text; returns status and parsed body (Null when not JSON).
+pub async fn post(url: &str, body: &str) -> (u16, Value) {
+    let resp = client()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("post");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+pub async fn get(url: &str) -> (u16, Value) {
+    let resp = client().get(url).send().await.expect("get");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Poll until `check` returns Some, or panic after `timeout`.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every alert stored, following the cursor through all pages.
+pub async fn all_alerts(g: &Gateway, query: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = g.url(&format!("/api/v1/alerts?limit=1000{query}"));
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let (status, page) = get(&url).await;
+        assert_eq!(status, 200, "{page}");
+        out.extend(page["alerts"].as_array().unwrap().iter().cloned());
+        match page["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return out,
+        }
+    }
+}

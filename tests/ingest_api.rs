@@ -1,0 +1,367 @@
+//! The ingest endpoints and the reading API, through HTTP against the real binary.
+mod common;
+
+use std::time::Duration;
+
+use common::{Gateway, Options, all_alerts, fixture, get, post, wait_for};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let g = Gateway::start();
+    let resp = common::client()
+        .get(g.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let (status, body) = get(&g.url("/readyz")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["database"], "ok");
+    assert!(body["rules"]["files"].as_u64().unwrap() >= 1);
+    let (status, body) = get(&g.url("/nope")).await;
+    assert_eq!(status, 404);
+    assert!(body["error"].is_string());
+}
+
+#[tokio::test]
+async fn alertmanager_webhook_is_stored_once_per_fingerprint() {
+    let g = Gateway::start();
+    let url = g.url("/api/v1/ingest/alertmanager");
+    let firing = fixture("alertmanager_webhook_firing.json");
+    let (status, body) = post(&url, &firing).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["outcome"]["created"], 2);
+    // An HA pair sends the same group again: nothing new.
+    let (status, body) = post(&url, &firing).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["outcome"]["repeated"], 2);
+
+    let alerts = all_alerts(&g, "").await;
+    assert_eq!(alerts.len(), 2);
+    for a in &alerts {
+        assert_eq!(a["status"], "firing");
+        assert_eq!(a["source"], "alertmanager");
+        assert_eq!(a["occurrences"], 2);
+        assert_eq!(a["labels"]["alertname"], "HighLatency");
+        assert!(a["raw"]["fingerprint"].is_string(), "raw payload kept: {a}");
+        assert!(a["firstSeen"].as_str().unwrap() <= a["lastSeen"].as_str().unwrap());
+    }
+
+    let (status, body) = post(&url, &fixture("alertmanager_webhook_resolved.json")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["outcome"]["resolved"], 2);
+    let fp = "6b094fb1f4f1ca1e";
+    let (status, a) = get(&g.url(&format!("/api/v1/alerts/{fp}"))).await;
+    assert_eq!(status, 200);
+    assert_eq!(a["status"], "resolved");
+    assert!(a["endsAt"].is_string());
+    assert_eq!(a["occurrences"], 3);
+    // A late firing copy from the other HA peer does not reopen it.
+    let (_, body) = post(&url, &firing).await;
+    assert_eq!(body["outcome"]["stale"], 2);
+    let (_, a) = get(&g.url(&format!("/api/v1/alerts/{fp}"))).await;
+    assert_eq!(a["status"], "resolved");
+}
+
+#[tokio::test]
+async fn concurrent_copies_from_an_ha_pair_make_one_alert() {
+    let g = Gateway::start();
+    let url = g.url("/api/v1/ingest/alertmanager");
+    let firing = fixture("alertmanager_webhook_firing.json");
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (url, body) = (url.clone(), firing.clone());
+        tasks.push(tokio::spawn(async move { post(&url, &body).await.0 }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    let alerts = all_alerts(&g, "").await;
+    assert_eq!(alerts.len(), 2);
+    assert!(alerts.iter().all(|a| a["occurrences"] == 16));
+}
+
+#[tokio::test]
+async fn prometheus_push_and_expiry() {
+    let g = Gateway::start();
+    let url = g.url("/api/v2/alerts");
+    let (status, body) = post(&url, &fixture("prometheus_v2_alerts.json")).await;
+    assert_eq!(status, 200, "{body}");
+    let stored = all_alerts(&g, "&source=prometheus").await;
+    assert!(!stored.is_empty());
+
+    // A firing alert whose endsAt passes without a re-send resolves by itself.
+    let now = jiff::Timestamp::now();
+    let ends = now + jiff::SignedDuration::from_millis(1500);
+    let body = json!([{"labels": {"alertname": "Short", "job": "x"}, "startsAt": now.to_string(), "endsAt": ends.to_string()}]);
+    let (status, _) = post(&url, &body.to_string()).await;
+    assert_eq!(status, 200);
+    let fp = {
+        let a = all_alerts(&g, "&filter=alertname%3D%22Short%22").await;
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0]["status"], "firing");
+        a[0]["fingerprint"].as_str().unwrap().to_string()
+    };
+    let a = wait_for(Duration::from_secs(15), "the alert to expire", || {
+        let url = g.url(&format!("/api/v1/alerts/{fp}"));
+        async move {
+            let (_, a) = get(&url).await;
+            (a["status"] == "resolved").then_some(a)
+        }
+    })
+    .await;
+    assert_eq!(
+        a["endsAt"].as_str().unwrap(),
+        jiff::Timestamp::from_millisecond(ends.as_millisecond())
+            .unwrap()
+            .to_string()
+    );
+
+    // The same alert from Alertmanager's webhook and from Prometheus folds into one.
+    let labels = json!({"alertname": "Both", "job": "y"});
+    post(&url, &json!([{"labels": labels}]).to_string()).await;
+    let hook = json!({"version": "4", "status": "firing", "alerts": [{"status": "firing", "labels": labels, "startsAt": now.to_string()}]});
+    post(&g.url("/api/v1/ingest/alertmanager"), &hook.to_string()).await;
+    let both = all_alerts(&g, "&filter=alertname%3D%22Both%22").await;
+    assert_eq!(both.len(), 1);
+    assert_eq!(both[0]["occurrences"], 2);
+}
+
+#[tokio::test]
+async fn grafana_webhook() {
+    let g = Gateway::start();
+    let (status, body) = post(
+        &g.url("/api/v1/ingest/grafana"),
+        &fixture("grafana_webhook.json"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let alerts = all_alerts(&g, "&source=grafana").await;
+    assert!(!alerts.is_empty());
+    assert!(
+        alerts
+            .iter()
+            .all(|a| a["annotations"]["silence_url"].is_string())
+    );
+    assert!(
+        alerts
+            .iter()
+            .all(|a| a["annotations"]["value_string"].is_string())
+    );
+    assert!(alerts.iter().all(|a| a["raw"]["values"].is_object()));
+}
+
+#[tokio::test]
+async fn pagerduty_events_answer_like_pagerduty() {
+    let g = Gateway::start();
+    let url = g.url("/v2/enqueue");
+    let resp = common::client()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(fixture("pagerduty_trigger.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], "success");
+    assert_eq!(body["message"], "Event processed");
+    let key = body["dedup_key"].as_str().unwrap().to_string();
+    let (_, a) = get(&g.url(&format!("/api/v1/alerts/{key}"))).await;
+    assert_eq!(a["status"], "firing");
+    assert_eq!(a["source"], "pagerduty");
+    assert!(a["raw"]["routing_key"].is_string(), "raw event kept");
+    assert!(a["labels"].get("routing_key").is_none());
+
+    let (status, _) = post(&url, &fixture("pagerduty_acknowledge.json")).await;
+    assert_eq!(status, 202);
+    let (_, a) = get(&g.url(&format!("/api/v1/alerts/{key}"))).await;
+    assert!(a["acknowledgedAt"].is_string());
+    let (status, _) = post(&url, &fixture("pagerduty_resolve.json")).await;
+    assert_eq!(status, 202);
+    let (_, a) = get(&g.url(&format!("/api/v1/alerts/{key}"))).await;
+    assert_eq!(a["status"], "resolved");
+
+    let (status, body) = post(
+        &url,
+        r#"{"routing_key":"k","event_action":"snooze","dedup_key":"x"}"#,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["status"], "invalid event");
+    assert!(body["errors"][0].as_str().unwrap().contains("snooze"));
+    assert!(body["error"].is_string());
+}
+
+#[tokio::test]
+async fn generic_json_through_a_configured_mapping() {
+    let config = r#"
+generic:
+  kuma:
+    labels: {alertname: /monitor/name, instance: /monitor/url}
+    annotations: {summary: /msg}
+    status: {field: /heartbeat/status, firing: ["0"], resolved: ["1"]}
+    fingerprint: /monitor/id
+"#;
+    let g = Gateway::start_with(Options {
+        config: Some(config.into()),
+        ..Default::default()
+    });
+    let url = g.url("/api/v1/ingest/generic/kuma");
+    let down = json!({"monitor": {"id": 7, "name": "web", "url": "http://web"}, "msg": "down", "heartbeat": {"status": 0}});
+    let (status, body) = post(&url, &down.to_string()).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, a) = get(&g.url("/api/v1/alerts/7")).await;
+    assert_eq!(a["source"], "generic:kuma");
+    assert_eq!(a["labels"]["alertname"], "web");
+    assert_eq!(a["annotations"]["summary"], "down");
+    let up = json!({"monitor": {"id": 7, "name": "web"}, "heartbeat": {"status": 1}});
+    post(&url, &up.to_string()).await;
+    let (_, a) = get(&g.url("/api/v1/alerts/7")).await;
+    assert_eq!(a["status"], "resolved");
+
+    let (status, body) = post(&g.url("/api/v1/ingest/generic/other"), "{}").await;
+    assert_eq!(status, 404);
+    assert_eq!(body["detail"]["known"][0], "kuma");
+    let weird = json!({"monitor": {"id": 8}, "heartbeat": {"status": 5}});
+    let (status, body) = post(&url, &weird.to_string()).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["detail"]["errors"][0]["path"], "/heartbeat/status");
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_clearly_and_stores_nothing() {
+    let g = Gateway::start_with(Options {
+        extra: vec!["--max-body".into(), "64KiB".into()],
+        ..Default::default()
+    });
+    let am = g.url("/api/v1/ingest/alertmanager");
+    let good = fixture("alertmanager_webhook_firing.json");
+    assert_eq!(post(&am, &good).await.0, 200);
+    let before = all_alerts(&g, "").await;
+
+    // Malformed JSON.
+    let (status, body) = post(&am, "{\"alerts\": [").await;
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().unwrap().contains("EOF"), "{body}");
+    // Wrong type, with the path.
+    let (status, body) = post(
+        &am,
+        r#"{"alerts":[{"status":"firing","labels":{"a":"1"}},{"status":"firing","labels":["x"]}]}"#,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["detail"]["errors"][0]["path"], "alerts[1].labels");
+    // One bad alert in a batch refuses the whole batch: the good one is not stored either.
+    let (status, body) = post(&am, r#"{"alerts":[{"status":"firing","labels":{"new":"1"}},{"status":"maybe","labels":{"a":"1"}}]}"#).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["detail"]["errors"][0]["path"], "alerts[1].status");
+    // Missing required fields.
+    let (status, body) = post(&g.url("/api/v2/alerts"), r#"[{"annotations":{}}]"#).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("missing field `labels`")
+    );
+    // Wrong content type.
+    let resp = common::client()
+        .post(&am)
+        .header("content-type", "text/plain")
+        .body(good.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 415);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("application/json"));
+    let resp = common::client()
+        .post(&am)
+        .body(good.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 415);
+    // Over the body limit.
+    let huge = format!(r#"{{"alerts":[],"pad":"{}"}}"#, "x".repeat(100 * 1024));
+    let (status, body) = post(&am, &huge).await;
+    assert_eq!(status, 413);
+    assert!(body["error"].as_str().unwrap().contains("limit"));
+    // Invalid UTF-8.
+    let resp = common::client()
+        .post(&am)
+        .header("content-type", "application/json")
+        .body(vec![b'{', b'"', 0xff, 0xfe, b'"', b':', b'1', b'}'])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    // Deeply nested JSON.
+    let nested = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    assert_eq!(post(&g.url("/api/v2/alerts"), &nested).await.0, 400);
+
+    // Nothing changed, and the gateway still serves.
+    let after = all_alerts(&g, "").await;
+    assert_eq!(before, after);
+    assert_eq!(post(&am, &good).await.0, 200);
+}
+
+#[tokio::test]
+async fn listing_filters_and_pages() {
+    let g = Gateway::start();
+    let alerts: Vec<Value> = (0..25)
+        .map(|i| json!({"labels": {"alertname": "Paged", "n": i.to_string(), "severity": if i % 5 == 0 {"critical"} else {"warning"}}}))
+        .collect();
+    post(&g.url("/api/v2/alerts"), &Value::Array(alerts).to_string()).await;
+    let resolved = json!([{"labels": {"alertname": "Old"}, "startsAt": "2026-01-01T00:00:00Z", "endsAt": "2026-01-01T01:00:00Z"}]);
+    post(&g.url("/api/v2/alerts"), &resolved.to_string()).await;
+
+    let mut seen = Vec::new();
+    let mut cursor = None::<String>;
+    loop {
+        let mut url = g.url("/api/v1/alerts?limit=10&filter=alertname%3D%22Paged%22");
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let (_, page) = get(&url).await;
+        let batch = page["alerts"].as_array().unwrap();
+        assert!(batch.len() <= 10);
+        seen.extend(
+            batch
+                .iter()
+                .map(|a| a["labels"]["n"].as_str().unwrap().to_string()),
+        );
+        match page["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.into()),
+            None => break,
+        }
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 25);
+
+    assert_eq!(
+        all_alerts(&g, "&filter=severity%3D%22critical%22")
+            .await
+            .len(),
+        5
+    );
+    assert_eq!(
+        all_alerts(
+            &g,
+            "&filter=%7Balertname%3D%22Paged%22%2Cseverity%21%3D%22critical%22%7D"
+        )
+        .await
+        .len(),
+        20
+    );
+    assert_eq!(all_alerts(&g, "&state=resolved").await.len(), 1);
+    assert_eq!(all_alerts(&g, "&state=firing").await.len(), 25);
+    let (status, body) = get(&g.url("/api/v1/alerts?filter=severity%3D~%22%28%22")).await;
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().unwrap().contains("regex"));
+    let (status, _) = get(&g.url("/api/v1/alerts/unknownfp")).await;
+    assert_eq!(status, 404);
+}
