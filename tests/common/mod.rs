@@ -29,20 +29,11 @@ pub struct Gateway {
     stderr_log: PathBuf,
 }
 
+#[derive(Default)]
 pub struct Options {
     pub config: Option<String>,
     pub rules_dir: Option<PathBuf>,
     pub extra: Vec<String>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            config: None,
-            rules_dir: None,
-            extra: vec![],
-        }
-    }
 }
 
 impl Gateway {
