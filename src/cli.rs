@@ -140,8 +140,8 @@ fn check(args: CheckArgs) -> ExitCode {
                 println!(
                     "ok: {} rule file(s), {} incident rule(s), {} inhibit rule(s)",
                     set.files.len(),
-                    set.incident_rules,
-                    set.inhibit_rules
+                    set.incident_rules.len(),
+                    set.inhibit_rules.len()
                 );
             }
         }

@@ -15,3 +15,11 @@ pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, YamlError> {
         message: e.to_string(),
     })
 }
+
+/// A value with the line it was written on.
+pub use serde_saphyr::Spanned;
+
+/// The line a spanned value starts on (1-based; 0 when unknown).
+pub fn line_of<T>(s: &Spanned<T>) -> usize {
+    s.referenced.line() as usize
+}

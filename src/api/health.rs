@@ -19,7 +19,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_js
     let body = json!({
         "status": if ready { "ready" } else { "not ready" },
         "database": match &db { Ok(()) => "ok".to_owned(), Err(e) => e.to_string() },
-        "rules": { "files": rules.files.len(), "incident_rules": rules.incident_rules },
+        "rules": { "files": rules.files.len(), "incident_rules": rules.incident_rules.len() },
     });
     let code = if ready {
         StatusCode::OK

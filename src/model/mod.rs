@@ -2,6 +2,7 @@
 pub mod alert;
 pub mod duration;
 pub mod fingerprint;
+pub mod incident;
 
 pub use alert::{
     Alert, AlertRecord, AlertState, AlertStatus, AlertUpdate, Annotations, LabelSet, Observation,

@@ -1,29 +1,34 @@
-//! Rule files: `rules/*.yaml`, all files in the directory merged.
-//!
-//! This module loads the directory and checks each file's structure: valid
-//! YAML, a mapping whose top-level keys are the known sections, each section
-//! of the right shape. The sections' contents (incident rules, inhibition,
-//! SLA policies, ...) compile into typed rules as the engine that uses them
-//! lands; `matcher` holds the label matchers they share.
+//! Rule files: `rules/*.yaml`, all files in the directory merged in name
+//! order. Each file is parsed into raw types (unknown keys are errors), then
+//! compiled into checked rules; every problem of every file is reported with
+//! its file, line and rule name. `alertgate check` runs this same code.
+pub mod incident;
 pub mod matcher;
+pub mod template;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::model::incident::PriorityMatrix;
+use crate::yaml::{Spanned, line_of};
+use incident::{IncidentRule, InhibitRule, RawIncidentRule, RawInhibitRule};
+use template::{TemplateBuilder, Templates};
+
 /// The top level of one rule file. Unknown keys are errors: a typo in a
 /// section name must not silently disable it.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)] // sections are read once their engines land; today their shape is checked
+#[allow(dead_code)] // the SLA, escalation and problem sections are shape-checked until their engines land
 struct RuleFile {
     #[serde(default)]
-    incident_rules: Vec<Value>,
-    priority_matrix: Option<Value>,
+    incident_rules: Vec<Spanned<RawIncidentRule>>,
+    priority_matrix: Option<Spanned<BTreeMap<String, BTreeMap<String, String>>>>,
     #[serde(default)]
-    inhibit_rules: Vec<Value>,
+    inhibit_rules: Vec<Spanned<RawInhibitRule>>,
     #[serde(default)]
     calendars: serde_json::Map<String, Value>,
     #[serde(default)]
@@ -34,12 +39,14 @@ struct RuleFile {
     problem_rules: Vec<Value>,
 }
 
-/// All rule files of a directory, loaded.
+/// All rule files of a directory, compiled.
 #[derive(Debug, Default, Clone)]
 pub struct RuleSet {
     pub files: Vec<PathBuf>,
-    pub incident_rules: usize,
-    pub inhibit_rules: usize,
+    pub incident_rules: Vec<IncidentRule>,
+    pub inhibit_rules: Vec<InhibitRule>,
+    pub priority_matrix: PriorityMatrix,
+    pub templates: Templates,
 }
 
 /// One problem in a rule file, located as precisely as known.
@@ -68,14 +75,21 @@ impl RuleSet {
     /// Load every `*.yaml` / `*.yml` file of `dir`, in name order, and
     /// report every error of every file.
     pub fn load_dir(dir: &Path) -> Result<RuleSet, Vec<RuleError>> {
-        let err = |file: &Path, message: String| RuleError {
-            file: file.to_path_buf(),
-            line: None,
-            rule: None,
-            message,
-        };
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| vec![err(dir, format!("cannot read rules directory: {e}"))])?;
+        let err =
+            |file: &Path, line: Option<usize>, rule: Option<String>, message: String| RuleError {
+                file: file.to_path_buf(),
+                line,
+                rule,
+                message,
+            };
+        let entries = std::fs::read_dir(dir).map_err(|e| {
+            vec![err(
+                dir,
+                None,
+                None,
+                format!("cannot read rules directory: {e}"),
+            )]
+        })?;
         let mut files: Vec<PathBuf> = entries
             .filter_map(Result::ok)
             .map(|e| e.path())
@@ -83,32 +97,84 @@ impl RuleSet {
             .collect();
         files.sort();
         let mut set = RuleSet::default();
+        let mut templates = TemplateBuilder::default();
         let mut errors = Vec::new();
+        let mut matrix_from: Option<(PathBuf, usize)> = None;
+        let mut names: BTreeMap<String, (PathBuf, usize)> = BTreeMap::new();
         for file in &files {
             let text = match std::fs::read_to_string(file) {
                 Ok(t) => t,
                 Err(e) => {
-                    errors.push(err(file, format!("cannot read: {e}")));
+                    errors.push(err(file, None, None, format!("cannot read: {e}")));
                     continue;
                 }
             };
             if text.trim().is_empty() {
                 continue;
             }
-            match crate::yaml::from_str::<RuleFile>(&text) {
-                Ok(rf) => {
-                    set.incident_rules += rf.incident_rules.len();
-                    set.inhibit_rules += rf.inhibit_rules.len();
+            let rf = match crate::yaml::from_str::<RuleFile>(&text) {
+                Ok(rf) => rf,
+                Err(e) => {
+                    errors.push(err(file, e.line, None, e.message));
+                    continue;
                 }
-                Err(e) => errors.push(RuleError {
-                    file: file.clone(),
-                    line: e.line,
-                    rule: None,
-                    message: e.message,
-                }),
+            };
+            for spanned in rf.incident_rules {
+                let line = line_of(&spanned);
+                let raw = spanned.value;
+                let name = raw.name().to_owned();
+                if let Some((f, l)) = names.get(&name) {
+                    errors.push(err(
+                        file,
+                        Some(line),
+                        Some(name.clone()),
+                        format!("duplicate rule name (first defined at {}:{l})", f.display()),
+                    ));
+                }
+                names.insert(name.clone(), (file.clone(), line));
+                match raw.compile(set.incident_rules.len(), &mut templates) {
+                    Ok(rule) => set.incident_rules.push(rule),
+                    Err(problems) => errors.extend(
+                        problems
+                            .into_iter()
+                            .map(|m| err(file, Some(line), Some(name.clone()), m)),
+                    ),
+                }
+            }
+            for (i, spanned) in rf.inhibit_rules.into_iter().enumerate() {
+                let line = line_of(&spanned);
+                match spanned.value.compile() {
+                    Ok(rule) => set.inhibit_rules.push(rule),
+                    Err(problems) => errors.extend(
+                        problems
+                            .into_iter()
+                            .map(|m| err(file, Some(line), Some(format!("inhibit_rules[{i}]")), m)),
+                    ),
+                }
+            }
+            if let Some(m) = rf.priority_matrix {
+                let line = line_of(&m);
+                if let Some((f, l)) = &matrix_from {
+                    errors.push(err(
+                        file,
+                        Some(line),
+                        None,
+                        format!("priority_matrix is already defined at {}:{l}", f.display()),
+                    ));
+                }
+                matrix_from = Some((file.clone(), line));
+                match incident::compile_matrix(&m.value) {
+                    Ok(matrix) => set.priority_matrix = matrix,
+                    Err(problems) => errors.extend(
+                        problems
+                            .into_iter()
+                            .map(|msg| err(file, Some(line), None, msg)),
+                    ),
+                }
             }
         }
         set.files = files;
+        set.templates = templates.finish();
         if errors.is_empty() {
             Ok(set)
         } else {
@@ -126,7 +192,11 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
         let set = RuleSet::load_dir(&dir).unwrap();
         assert!(!set.files.is_empty());
-        assert!(set.incident_rules > 0);
+        let last = set.incident_rules.last().expect("incident rules");
+        assert!(
+            last.matchers.is_empty(),
+            "the shipped rules end with a catch-all"
+        );
     }
 
     #[test]
@@ -146,6 +216,117 @@ mod tests {
         assert!(first.contains("b.yaml:2"), "{first}");
         assert!(first.contains("inhibit_rulez"), "{first}");
         assert!(errs[1].to_string().contains("c.yml"));
+    }
+
+    fn load(files: &[(&str, &str)]) -> Result<RuleSet, Vec<RuleError>> {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        RuleSet::load_dir(dir.path())
+    }
+
+    #[test]
+    fn every_kind_of_mistake_names_file_line_and_rule() {
+        let text = "incident_rules:
+  - name: ok
+    matchers: ['severity=\"critical\"']
+  - name: broken
+    matchers: ['job=~\"(\"']
+    group_window: 4 hours
+    title: '{{ labels.alertname '
+    impact: huge
+    urgency_from: {label: severity, map: {critical: urgent}}
+    min_alerts: 0
+priority_matrix:
+  high: {high: P0}
+inhibit_rules:
+  - source_matchers: []
+    target_matchers: ['a=\"b\"']
+";
+        let errs = load(&[("r.yaml", text)]).unwrap_err();
+        let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        let want = [
+            ("r.yaml:4: rule broken: matchers:", "invalid regex"),
+            ("r.yaml:4: rule broken: group_window:", "invalid duration"),
+            ("r.yaml:4: rule broken: impact:", "huge"),
+            (
+                "r.yaml:4: rule broken: urgency_from.map.critical:",
+                "urgent",
+            ),
+            ("r.yaml:4: rule broken: min_alerts", "at least 1"),
+            ("r.yaml:4: rule broken: title:", "syntax error"),
+            ("r.yaml:14: rule inhibit_rules[0]:", "source_matchers"),
+            ("r.yaml:12: priority_matrix.high.high:", "P0"),
+        ];
+        for (prefix, part) in want {
+            assert!(
+                lines.iter().any(|l| l.contains(prefix) && l.contains(part)),
+                "no line with {prefix:?} and {part:?} in {lines:#?}"
+            );
+        }
+        assert_eq!(lines.len(), want.len(), "{lines:#?}");
+    }
+
+    #[test]
+    fn duplicates_across_files_are_errors() {
+        let a = "incident_rules:\n  - name: x\npriority_matrix: {low: {low: P4}}\n";
+        let b = "incident_rules:\n  - name: y\n  - name: x\npriority_matrix: {low: {low: P5}}\n";
+        let errs = load(&[("a.yaml", a), ("b.yaml", b)]).unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(
+            errs[0]
+                .to_string()
+                .contains("duplicate rule name (first defined at")
+        );
+        assert!(errs[0].to_string().contains("b.yaml:3: rule x"));
+        assert!(
+            errs[1]
+                .to_string()
+                .contains("priority_matrix is already defined")
+        );
+    }
+
+    #[test]
+    fn rules_compile_to_typed_values() {
+        use crate::model::incident::{Impact, Priority, Urgency};
+        let text = "incident_rules:
+  - name: crashloops
+    matchers: ['alertname=\"KubePodCrashLooping\"', 'namespace=~\"prod-.*\"']
+    group_by: [alertname, namespace]
+    group_window: 4h
+    title: '{{ labels.alertname }} in {{ labels.namespace }}'
+    impact: high
+    urgency_from: {label: severity, map: {critical: high, warning: medium}, default: low}
+    auto_resolve_after: never
+    continue: true
+priority_matrix:
+  high: {medium: P1}
+";
+        let set = load(&[("r.yaml", text)]).unwrap();
+        let r = &set.incident_rules[0];
+        let labels: crate::model::LabelSet = [
+            ("alertname".to_string(), "KubePodCrashLooping".to_string()),
+            ("namespace".to_string(), "prod-eu".to_string()),
+            ("severity".to_string(), "warning".to_string()),
+        ]
+        .into();
+        assert!(r.matches(&labels));
+        assert_eq!(
+            r.group_key(&labels),
+            r#"crashloops{alertname="KubePodCrashLooping",namespace="prod-eu"}"#
+        );
+        assert_eq!(
+            r.priority(&set.priority_matrix, &labels),
+            (Impact::High, Urgency::Medium, Priority::P1)
+        );
+        assert_eq!(r.auto_resolve_after, None);
+        assert!(r.continue_matching);
+        let title = set
+            .templates
+            .render(&r.title_template, &labels, &Default::default())
+            .unwrap();
+        assert_eq!(title, "KubePodCrashLooping in prod-eu");
     }
 
     #[test]

@@ -1,0 +1,239 @@
+//! Incidents: ITIL impact, urgency and priority, and the lifecycle state
+//! machine with its one transition function.
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// How widely an incident hurts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Impact {
+    High,
+    Medium,
+    Low,
+}
+
+/// How fast it must be dealt with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Urgency {
+    High,
+    Medium,
+    Low,
+}
+
+/// P1 (most urgent) to P5.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Priority {
+    P1,
+    P2,
+    P3,
+    P4,
+    P5,
+}
+
+macro_rules! names {
+    ($t:ty { $($v:ident => $s:literal),* $(,)? }) => {
+        impl $t {
+            pub const ALL: &'static [$t] = &[$(<$t>::$v),*];
+            pub fn as_str(self) -> &'static str {
+                match self { $(<$t>::$v => $s),* }
+            }
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($s => Some(<$t>::$v),)* _ => None }
+            }
+        }
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+names!(Impact { High => "high", Medium => "medium", Low => "low" });
+names!(Urgency { High => "high", Medium => "medium", Low => "low" });
+names!(Priority { P1 => "P1", P2 => "P2", P3 => "P3", P4 => "P4", P5 => "P5" });
+
+/// Impact x urgency -> priority, as in ITIL. The default is the classic
+/// matrix; rule files may replace it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriorityMatrix([[Priority; 3]; 3]);
+
+impl Default for PriorityMatrix {
+    fn default() -> Self {
+        use Priority::*;
+        PriorityMatrix([[P1, P2, P3], [P2, P3, P4], [P3, P4, P5]])
+    }
+}
+
+impl PriorityMatrix {
+    pub fn set(&mut self, impact: Impact, urgency: Urgency, p: Priority) {
+        self.0[impact as usize][urgency as usize] = p;
+    }
+
+    pub fn priority(&self, impact: Impact, urgency: Urgency) -> Priority {
+        self.0[impact as usize][urgency as usize]
+    }
+}
+
+/// The lifecycle: `triggered -> acknowledged -> resolved -> closed`, with
+/// `on_hold` (waiting on someone else) and reopen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentState {
+    Triggered,
+    Acknowledged,
+    OnHold,
+    Resolved,
+    Closed,
+}
+
+names!(IncidentState {
+    Triggered => "triggered",
+    Acknowledged => "acknowledged",
+    OnHold => "on_hold",
+    Resolved => "resolved",
+    Closed => "closed",
+});
+
+impl IncidentState {
+    /// Open incidents absorb new alerts of their key.
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            IncidentState::Triggered | IncidentState::Acknowledged | IncidentState::OnHold
+        )
+    }
+}
+
+/// What a person (or the gateway) does to an incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentAction {
+    Acknowledge,
+    Hold,
+    Resolve,
+    Reopen,
+    Close,
+}
+
+names!(IncidentAction {
+    Acknowledge => "acknowledge",
+    Hold => "hold",
+    Resolve => "resolve",
+    Reopen => "reopen",
+    Close => "close",
+});
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot {action} an incident that is {state}{}", hint(*.action, *.state))]
+pub struct TransitionError {
+    pub state: IncidentState,
+    pub action: IncidentAction,
+}
+
+fn hint(action: IncidentAction, state: IncidentState) -> &'static str {
+    use IncidentAction as A;
+    use IncidentState as S;
+    match (action, state) {
+        (A::Close, S::Triggered | S::Acknowledged | S::OnHold) => " (resolve it first)",
+        (A::Reopen, S::Closed) => " (closed incidents are final; a new alert opens a new incident)",
+        (A::Reopen, _) => " (only resolved incidents can be reopened)",
+        _ => "",
+    }
+}
+
+/// The one transition function of the incident lifecycle.
+pub fn transition(
+    state: IncidentState,
+    action: IncidentAction,
+) -> Result<IncidentState, TransitionError> {
+    use IncidentAction as A;
+    use IncidentState as S;
+    let next = match (state, action) {
+        (S::Triggered | S::OnHold, A::Acknowledge) => S::Acknowledged,
+        (S::Triggered | S::Acknowledged, A::Hold) => S::OnHold,
+        (S::Triggered | S::Acknowledged | S::OnHold, A::Resolve) => S::Resolved,
+        (S::Resolved, A::Reopen) => S::Triggered,
+        (S::Resolved, A::Close) => S::Closed,
+        _ => return Err(TransitionError { state, action }),
+    };
+    Ok(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use IncidentAction as A;
+    use IncidentState as S;
+
+    #[test]
+    fn every_transition() {
+        let allowed = [
+            (S::Triggered, A::Acknowledge, S::Acknowledged),
+            (S::Triggered, A::Hold, S::OnHold),
+            (S::Triggered, A::Resolve, S::Resolved),
+            (S::Acknowledged, A::Hold, S::OnHold),
+            (S::Acknowledged, A::Resolve, S::Resolved),
+            (S::OnHold, A::Acknowledge, S::Acknowledged),
+            (S::OnHold, A::Resolve, S::Resolved),
+            (S::Resolved, A::Reopen, S::Triggered),
+            (S::Resolved, A::Close, S::Closed),
+        ];
+        let states = [
+            S::Triggered,
+            S::Acknowledged,
+            S::OnHold,
+            S::Resolved,
+            S::Closed,
+        ];
+        let actions = [A::Acknowledge, A::Hold, A::Resolve, A::Reopen, A::Close];
+        for s in states {
+            for a in actions {
+                let want = allowed
+                    .iter()
+                    .find(|(fs, fa, _)| *fs == s && *fa == a)
+                    .map(|t| t.2);
+                match (transition(s, a), want) {
+                    (Ok(got), Some(w)) => assert_eq!(got, w, "{s} {a}"),
+                    (Err(e), None) => assert!(e.to_string().contains(s.as_str()), "{e}"),
+                    (got, want) => panic!("{s} + {a}: got {got:?}, want {want:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn errors_name_the_state_and_a_way_out() {
+        let e = transition(S::Acknowledged, A::Close).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot close an incident that is acknowledged (resolve it first)"
+        );
+        let e = transition(S::Closed, A::Reopen).unwrap_err();
+        assert!(e.to_string().contains("closed incidents are final"));
+    }
+
+    #[test]
+    fn default_matrix_is_itil() {
+        let m = PriorityMatrix::default();
+        assert_eq!(m.priority(Impact::High, Urgency::High), Priority::P1);
+        assert_eq!(m.priority(Impact::High, Urgency::Low), Priority::P3);
+        assert_eq!(m.priority(Impact::Medium, Urgency::Medium), Priority::P3);
+        assert_eq!(m.priority(Impact::Low, Urgency::Low), Priority::P5);
+        let mut m = m;
+        m.set(Impact::Low, Urgency::Low, Priority::P4);
+        assert_eq!(m.priority(Impact::Low, Urgency::Low), Priority::P4);
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for s in IncidentState::ALL {
+            assert_eq!(IncidentState::parse(s.as_str()), Some(*s));
+        }
+        for p in Priority::ALL {
+            assert_eq!(Priority::parse(p.as_str()), Some(*p));
+        }
+    }
+}
