@@ -31,7 +31,10 @@ pub enum ServeError {
 
 /// Run until SIGTERM or SIGINT, then drain requests and close the database.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
-    serve_until(config, shutdown_signal()).await
+    // Install the handlers before anything is announced: a signal that
+    // arrives right after the "listening" line must not kill the process.
+    let shutdown = shutdown_signal()?;
+    serve_until(config, shutdown).await
 }
 
 pub async fn serve_until(
@@ -91,23 +94,25 @@ async fn expire_loop(store: Store) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// The handlers are installed when this is called, not when the future is
+/// first polled.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }

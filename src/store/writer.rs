@@ -82,7 +82,7 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Request>) {
             let _ = reply.send(Err(StoreError::Closed));
         }
     }
-    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA optimize;") {
+    if let Err(e) = conn.execute_batch("PRAGMA optimize; PRAGMA wal_checkpoint(TRUNCATE);") {
         tracing::warn!(error = %e, "checkpoint at close failed");
     }
     match conn.close() {

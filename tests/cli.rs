@@ -1,0 +1,355 @@
+//! The command line: `--version`, `check`, and the `alerts` client commands
+//! against a running gateway.
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{BIN, Gateway, all_alerts, fixture, post, repo_path};
+use serde_json::{Value, json};
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn ok(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Run the binary to exit (at most 60 s) with no `ALERTGATE_*` variable
+/// inherited, plus `env`.
+fn alertgate(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(BIN);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("ALERTGATE_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.envs(env.iter().copied())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn alertgate");
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("alertgate {args:?} did not exit within 60s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Run {
+        code: status.code(),
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+/// The same, off the async runtime.
+async fn alertgate_async(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        alertgate(&args, &env)
+    })
+    .await
+    .unwrap()
+}
+
+/// A table printed by `alerts list`: the header and, per row, fingerprint → status.
+struct Table {
+    header: String,
+    rows: BTreeMap<String, String>,
+    row_count: usize,
+    more: Option<String>,
+}
+
+fn table(stdout: &str) -> Table {
+    let mut lines = stdout.lines();
+    let header = lines.next().expect("a header line").to_string();
+    let mut rows = BTreeMap::new();
+    let mut row_count = 0;
+    let mut more = None;
+    for line in lines {
+        if let Some(c) = line.strip_prefix("(more: --cursor ") {
+            more = Some(c.trim_end_matches(')').to_string());
+            continue;
+        }
+        let mut cells = line.split_whitespace();
+        let fp = cells.next().expect("fingerprint cell").to_string();
+        let status = cells.next().expect("status cell").to_string();
+        rows.insert(fp, status);
+        row_count += 1;
+    }
+    Table {
+        header,
+        rows,
+        row_count,
+        more,
+    }
+}
+
+#[test]
+fn version_is_the_crate_version() {
+    let run = alertgate(&["--version"], &[]);
+    assert!(run.ok(), "{run}");
+    assert_eq!(
+        run.stdout.trim(),
+        format!("alertgate {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_list_and_show_against_a_running_gateway() {
+    let g = Gateway::start();
+    // 2 firing alerts from Alertmanager, 3 firing and 2 resolved from Prometheus.
+    let (status, body) = post(
+        &g.url("/api/v1/ingest/alertmanager"),
+        &fixture("alertmanager_webhook_firing.json"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let mut push: Vec<Value> = (0..3)
+        .map(|i| json!({"labels": {"alertname": "CliFiring", "n": i.to_string(), "team": "ops"}}))
+        .collect();
+    push.extend((0..2).map(|i| {
+        json!({"labels": {"alertname": "CliResolved", "n": i.to_string()},
+               "startsAt": "2026-01-01T00:00:00Z", "endsAt": "2026-01-01T00:10:00Z"})
+    }));
+    let (status, body) = post(&g.url("/api/v2/alerts"), &Value::Array(push).to_string()).await;
+    assert_eq!(status, 200, "{body}");
+    let stored: BTreeMap<String, String> = all_alerts(&g, "")
+        .await
+        .iter()
+        .map(|a| {
+            (
+                a["fingerprint"].as_str().unwrap().to_string(),
+                a["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(stored.len(), 7);
+    let url = format!("http://{}", g.addr);
+
+    // The table: a header and one row per alert.
+    let run = alertgate_async(&["alerts", "list", "--url", &url], &[]).await;
+    assert!(run.ok(), "{run}");
+    let t = table(&run.stdout);
+    assert!(t.header.contains("FINGERPRINT"), "{run}");
+    assert!(t.header.contains("STATUS"), "{run}");
+    assert_eq!(t.row_count, 7, "{run}");
+    assert_eq!(t.rows, stored, "{run}");
+    assert!(t.more.is_none(), "{run}");
+    assert!(run.stdout.contains("team=ops"), "other labels shown: {run}");
+
+    // --json: the API's answer.
+    let run = alertgate_async(&["alerts", "list", "--url", &url, "--json"], &[]).await;
+    assert!(run.ok(), "{run}");
+    let page: Value = serde_json::from_str(&run.stdout).expect("JSON output");
+    assert_eq!(page["alerts"].as_array().unwrap().len(), 7, "{run}");
+
+    // Filters.
+    let run = alertgate_async(
+        &["alerts", "list", "--url", &url, "--state", "resolved"],
+        &[],
+    )
+    .await;
+    assert!(run.ok(), "{run}");
+    let t = table(&run.stdout);
+    assert_eq!(t.row_count, 2, "{run}");
+    assert!(t.rows.values().all(|s| s == "resolved"), "{run}");
+    let run = alertgate_async(
+        &[
+            "alerts", "list", "--url", &url, "--state", "resolved", "--json",
+        ],
+        &[],
+    )
+    .await;
+    let page: Value = serde_json::from_str(&run.stdout).expect("JSON output");
+    let alerts = page["alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), 2, "{run}");
+    assert!(alerts.iter().all(|a| a["status"] == "resolved"));
+    let run = alertgate_async(
+        &[
+            "alerts",
+            "list",
+            "--url",
+            &url,
+            "-f",
+            r#"alertname="CliFiring""#,
+        ],
+        &[],
+    )
+    .await;
+    assert!(run.ok(), "{run}");
+    assert_eq!(table(&run.stdout).row_count, 3, "{run}");
+    let run = alertgate_async(
+        &["alerts", "list", "--url", &url, "--source", "alertmanager"],
+        &[],
+    )
+    .await;
+    assert!(run.ok(), "{run}");
+    assert_eq!(table(&run.stdout).row_count, 2, "{run}");
+    let run = alertgate_async(
+        &["alerts", "list", "--url", &url, "--state", "burning"],
+        &[],
+    )
+    .await;
+    assert!(!run.ok(), "{run}");
+    assert!(run.stderr.contains("400"), "{run}");
+
+    // Paging: --limit and the cursor it prints.
+    let mut seen = BTreeMap::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let mut args = vec!["alerts", "list", "--url", &url, "--limit", "3"];
+        if let Some(c) = &cursor {
+            args.extend(["--cursor", c.as_str()]);
+        }
+        let run = alertgate_async(&args, &[]).await;
+        assert!(run.ok(), "{run}");
+        let t = table(&run.stdout);
+        assert!(t.row_count <= 3, "{run}");
+        seen.extend(t.rows);
+        match t.more {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen, stored);
+
+    // The URL from the environment.
+    let run = alertgate_async(&["alerts", "list"], &[("ALERTGATE_URL", &url)]).await;
+    assert!(run.ok(), "{run}");
+    assert_eq!(table(&run.stdout).row_count, 7, "{run}");
+
+    // show: one alert as JSON, raw payload included.
+    let fp = "6b094fb1f4f1ca1e";
+    let run = alertgate_async(&["alerts", "show", fp, "--url", &url], &[]).await;
+    assert!(run.ok(), "{run}");
+    let a: Value = serde_json::from_str(&run.stdout).expect("JSON output");
+    assert_eq!(a["fingerprint"], fp);
+    assert_eq!(a["status"], "firing");
+    assert_eq!(a["labels"]["alertname"], "HighLatency");
+    assert_eq!(a["raw"]["fingerprint"], fp);
+    let run = alertgate_async(&["alerts", "show", "0000000000000000", "--url", &url], &[]).await;
+    assert!(!run.ok(), "{run}");
+    assert!(run.stderr.contains("404"), "{run}");
+    assert!(run.stderr.contains("0000000000000000"), "{run}");
+}
+
+#[test]
+fn an_unreachable_gateway_is_a_clear_error() {
+    // A port that was just free: nothing listens on it.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{port}");
+    for args in [
+        vec!["alerts", "list", "--url", &url],
+        vec!["alerts", "show", "abc", "--url", &url],
+    ] {
+        let run = alertgate(&args, &[]);
+        assert!(!run.ok(), "{run}");
+        assert_ne!(run.code, None, "exited, not killed: {run}");
+        assert!(run.stderr.contains("cannot reach"), "{run}");
+        assert!(run.stderr.contains(&url), "{run}");
+        assert!(run.stdout.is_empty(), "{run}");
+    }
+}
+
+#[test]
+fn check_accepts_the_shipped_rules() {
+    let rules = repo_path("rules").display().to_string();
+    let run = alertgate(&["check", "--rules", &rules], &[]);
+    assert!(run.ok(), "{run}");
+    assert!(run.stdout.starts_with("ok"), "{run}");
+    // With the example config too.
+    let config = repo_path("examples/alertgate.yml").display().to_string();
+    let run = alertgate(&["check", "--rules", &rules, "--config", &config], &[]);
+    assert!(run.ok(), "{run}");
+    assert!(run.stdout.starts_with("ok"), "{run}");
+}
+
+#[test]
+fn check_names_file_and_line_of_every_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("a.yaml"), "incident_rules: []\n").unwrap();
+    std::fs::write(
+        dir.join("b.yaml"),
+        "incident_rules: []\ninhibit_rulez: []\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("c.yml"),
+        "# wrong type\nincident_rules:\n  - name: x\ninhibit_rules: 5\n",
+    )
+    .unwrap();
+    let run = alertgate(&["check", "--rules", &dir.display().to_string()], &[]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(!run.stdout.starts_with("ok"), "{run}");
+    for (file, line) in [("b.yaml", 2), ("c.yml", 4)] {
+        let at = format!("{}:{line}: ", dir.join(file).display());
+        assert!(
+            run.stdout.lines().any(|l| l.starts_with(&at)),
+            "no line starting with {at:?}: {run}"
+        );
+    }
+    assert!(run.stdout.contains("inhibit_rulez"), "{run}");
+    assert!(!run.stdout.contains("a.yaml"), "{run}");
+
+    // A bad config file is reported too, with its key.
+    let cfg = dir.join("alertgate.yml");
+    std::fs::write(&cfg, "listen: 127.0.0.1:9797\nmax_bodyy: 1MiB\n").unwrap();
+    let rules = repo_path("rules").display().to_string();
+    let run = alertgate(
+        &[
+            "check",
+            "--rules",
+            &rules,
+            "--config",
+            &cfg.display().to_string(),
+        ],
+        &[],
+    );
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.stdout.contains("max_bodyy"), "{run}");
+    assert!(run.stdout.contains("alertgate.yml:2"), "{run}");
+}
