@@ -12,6 +12,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod engine;
 pub mod ingest;
 pub mod model;
 pub mod rules;

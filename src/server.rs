@@ -11,7 +11,8 @@ use crate::config::Config;
 use crate::rules::{RuleError, RuleSet};
 use crate::store::{Store, StoreError};
 
-/// How often firing alerts past their `endsAt` are resolved.
+/// How often firing alerts past their `endsAt` are resolved and the
+/// correlation timers (min_duration, auto_resolve_after) run.
 const EXPIRY_INTERVAL: StdDuration = StdDuration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
@@ -45,8 +46,14 @@ pub async fn serve_until(
         dir: config.rules_dir.display().to_string(),
         errors,
     })?;
-    tracing::info!(dir = %config.rules_dir.display(), files = rules.files.len(), "rules loaded");
-    let store = Store::open(&config.data_dir, config.store)?;
+    tracing::info!(
+        dir = %config.rules_dir.display(),
+        files = rules.files.len(),
+        incident_rules = rules.incident_rules.len(),
+        "rules loaded"
+    );
+    let rules: crate::store::SharedRules = Arc::new(std::sync::RwLock::new(Arc::new(rules)));
+    let store = Store::open(&config.data_dir, config.store, rules.clone())?;
     tracing::info!(path = %store.path().display(), "database open");
 
     let listener = TcpListener::bind(config.listen)
@@ -61,7 +68,7 @@ pub async fn serve_until(
     let _ = std::io::stdout().flush();
     tracing::info!(%addr, "listening");
 
-    let expiry = tokio::spawn(expire_loop(store.clone()));
+    let expiry = tokio::spawn(tick_loop(store.clone()));
     let state = AppState::new(store.clone(), Arc::new(config), rules);
     let app = api::router(state);
     let result = axum::serve(
@@ -80,12 +87,12 @@ pub async fn serve_until(
     Ok(())
 }
 
-async fn expire_loop(store: Store) {
+async fn tick_loop(store: Store) {
     let mut tick = tokio::time::interval(EXPIRY_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match store.expire(crate::clock::now()).await {
+        match store.tick(crate::clock::now()).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(alerts = n, "resolved alerts past their endsAt"),
             Err(StoreError::Closed) => return,

@@ -6,7 +6,7 @@ pub mod error;
 mod health;
 mod ingest;
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -15,21 +15,21 @@ use axum::routing::{get, post};
 use crate::config::Config;
 use crate::ingest::IngestContext;
 use crate::rules::RuleSet;
-use crate::store::Store;
+use crate::store::{SharedRules, Store};
 
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
     pub config: Arc<Config>,
-    rules: Arc<RwLock<Arc<RuleSet>>>,
+    rules: SharedRules,
 }
 
 impl AppState {
-    pub fn new(store: Store, config: Arc<Config>, rules: RuleSet) -> Self {
+    pub fn new(store: Store, config: Arc<Config>, rules: SharedRules) -> Self {
         AppState {
             store,
             config,
-            rules: Arc::new(RwLock::new(Arc::new(rules))),
+            rules,
         }
     }
 

@@ -213,6 +213,9 @@ pub struct AlertRecord {
     pub occurrences: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub acknowledged_at: Option<Timestamp>,
+    /// Why the alert opens no incident: `silence:ID` or `inhibited`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub muted_by: Option<String>,
     pub raw: Box<RawValue>,
 }
 

@@ -162,6 +162,44 @@ pub fn transition(
     Ok(next)
 }
 
+/// An incident as stored and shown.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Incident {
+    pub id: i64,
+    pub title: String,
+    pub service: Option<String>,
+    pub rule: String,
+    pub group_key: String,
+    pub impact: Impact,
+    pub urgency: Urgency,
+    pub priority: Priority,
+    pub state: IncidentState,
+    pub assignee: Option<String>,
+    pub alert_count: u64,
+    pub firing_count: u64,
+    pub flap_count: u64,
+    /// Labels common to all its alerts.
+    pub labels: crate::model::LabelSet,
+    pub created_at: jiff::Timestamp,
+    pub updated_at: jiff::Timestamp,
+    pub acknowledged_at: Option<jiff::Timestamp>,
+    pub resolved_at: Option<jiff::Timestamp>,
+    pub closed_at: Option<jiff::Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_resolve_at: Option<jiff::Timestamp>,
+}
+
+/// One timeline entry: who did what, when.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineEvent {
+    pub at: jiff::Timestamp,
+    pub actor: String,
+    pub kind: String,
+    pub message: String,
+    pub data: serde_json::Value,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

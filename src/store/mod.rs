@@ -5,12 +5,13 @@
 //! connections serves queries. SQLite runs in WAL mode with
 //! `synchronous=FULL` by default, so an answered write survives a crash or a
 //! power cut. Everything else calls the typed methods of [`Store`].
+mod incidents;
 mod reader;
 mod schema;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use jiff::Timestamp;
 use rusqlite::{Connection, OpenFlags};
@@ -18,10 +19,18 @@ use serde::Serialize;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::config::{StoreConfig, Synchronous};
+use crate::engine::silence::Silence;
+use crate::model::incident::{Incident, IncidentAction, IncidentState, Priority, TimelineEvent};
 use crate::model::{AlertRecord, AlertStatus, AlertUpdate, Fingerprint, Observation};
+use crate::rules::RuleSet;
 use crate::rules::matcher::Matcher;
 
+pub use incidents::SYSTEM as SYSTEM_ACTOR;
 pub use schema::VERSION as SCHEMA_VERSION;
+
+/// The rules in force, swapped whole on reload; the writer picks up a new
+/// set at its next batch.
+pub type SharedRules = Arc<RwLock<Arc<RuleSet>>>;
 
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "alertgate.db";
@@ -43,6 +52,10 @@ pub enum StoreError {
     TooNew { found: usize, supported: usize },
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("the store is closed")]
     Closed,
 }
@@ -53,6 +66,8 @@ impl StoreError {
         match self {
             StoreError::DiskFull(m) => StoreError::DiskFull(m.clone()),
             StoreError::Closed => StoreError::Closed,
+            StoreError::NotFound(m) => StoreError::NotFound(m.clone()),
+            StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
             other => StoreError::Corrupt(other.to_string()),
         }
     }
@@ -134,6 +149,60 @@ pub struct AlertPage {
     pub next_cursor: Option<String>,
 }
 
+/// Filters for listing incidents.
+#[derive(Debug, Default, Clone)]
+pub struct IncidentQuery {
+    pub states: Vec<IncidentState>,
+    pub priorities: Vec<Priority>,
+    pub service: Option<String>,
+    pub assignee: Option<String>,
+    pub rule: Option<String>,
+    /// Created at or after.
+    pub since: Option<Timestamp>,
+    /// Created before.
+    pub until: Option<Timestamp>,
+    pub sort: IncidentSort,
+    pub offset: usize,
+    pub limit: usize,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum IncidentSort {
+    /// Newest first.
+    #[default]
+    CreatedDesc,
+    CreatedAsc,
+    /// Most urgent first, newest first within a priority.
+    Priority,
+    /// Most recently changed first.
+    UpdatedDesc,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IncidentPage {
+    pub incidents: Vec<Incident>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IncidentDetail {
+    #[serde(flatten)]
+    pub incident: Incident,
+    pub alerts: Vec<IncidentAlert>,
+    pub timeline: Vec<TimelineEvent>,
+}
+
+/// An alert of an incident, with whether it still fires there.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IncidentAlert {
+    #[serde(flatten)]
+    pub alert: AlertRecord,
+    pub joined_at: Timestamp,
+}
+
 /// A cheap, cloneable handle on the store.
 #[derive(Clone)]
 pub struct Store {
@@ -150,7 +219,11 @@ struct ReadPool {
 impl Store {
     /// Open (creating if needed) the database under `data_dir`, apply
     /// migrations and start the writer thread.
-    pub fn open(data_dir: &Path, cfg: StoreConfig) -> Result<Store, StoreError> {
+    pub fn open(
+        data_dir: &Path,
+        cfg: StoreConfig,
+        rules: SharedRules,
+    ) -> Result<Store, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
             path: data_dir.to_path_buf(),
             source,
@@ -187,7 +260,7 @@ impl Store {
         let (tx, rx) = mpsc::channel(4096);
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer::run(conn, rx))
+            .spawn(move || writer::run(conn, rx, rules))
             .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
         Ok(Store {
             writer: tx,
@@ -221,16 +294,125 @@ impl Store {
     ) -> Result<IngestOutcome, StoreError> {
         match self.write(writer::Op::Ingest { updates, now }).await? {
             writer::Reply::Ingest(o) => Ok(o),
-            writer::Reply::Expire(_) => unreachable!("ingest answers with an outcome"),
+            _ => unreachable!("ingest answers with an outcome"),
         }
     }
 
-    /// Resolve firing alerts whose sender stopped repeating them.
-    pub async fn expire(&self, now: Timestamp) -> Result<usize, StoreError> {
-        match self.write(writer::Op::Expire { now }).await? {
-            writer::Reply::Expire(n) => Ok(n),
-            writer::Reply::Ingest(_) => unreachable!("expire answers with a count"),
+    /// Resolve firing alerts whose sender stopped repeating them and run
+    /// the correlation timers; returns how many alerts expired.
+    pub async fn tick(&self, now: Timestamp) -> Result<usize, StoreError> {
+        match self.write(writer::Op::Tick { now }).await? {
+            writer::Reply::Tick(n) => Ok(n),
+            _ => unreachable!("tick answers with a count"),
         }
+    }
+
+    async fn done(&self, op: writer::Op) -> Result<(), StoreError> {
+        self.write(op).await.map(|_| ())
+    }
+
+    pub async fn act(
+        &self,
+        id: i64,
+        action: IncidentAction,
+        actor: String,
+        comment: Option<String>,
+    ) -> Result<(), StoreError> {
+        self.done(writer::Op::Act {
+            id,
+            action,
+            actor,
+            comment,
+            now: crate::clock::now(),
+        })
+        .await
+    }
+
+    pub async fn assign(
+        &self,
+        id: i64,
+        assignee: Option<String>,
+        actor: String,
+    ) -> Result<(), StoreError> {
+        self.done(writer::Op::Assign {
+            id,
+            assignee,
+            actor,
+            now: crate::clock::now(),
+        })
+        .await
+    }
+
+    pub async fn note(&self, id: i64, text: String, actor: String) -> Result<(), StoreError> {
+        self.done(writer::Op::Note {
+            id,
+            text,
+            actor,
+            now: crate::clock::now(),
+        })
+        .await
+    }
+
+    pub async fn set_priority(
+        &self,
+        id: i64,
+        priority: Priority,
+        actor: String,
+        comment: Option<String>,
+    ) -> Result<(), StoreError> {
+        self.done(writer::Op::SetPriority {
+            id,
+            priority,
+            actor,
+            comment,
+            now: crate::clock::now(),
+        })
+        .await
+    }
+
+    pub async fn create_silence(
+        &self,
+        matchers: Vec<Matcher>,
+        starts_at: Timestamp,
+        ends_at: Timestamp,
+        created_by: String,
+        comment: String,
+    ) -> Result<Silence, StoreError> {
+        let op = writer::Op::CreateSilence {
+            matchers,
+            starts_at,
+            ends_at,
+            created_by,
+            comment,
+            now: crate::clock::now(),
+        };
+        match self.write(op).await? {
+            writer::Reply::Silence(s) => Ok(s),
+            _ => unreachable!("creating a silence answers with it"),
+        }
+    }
+
+    pub async fn expire_silence(&self, id: i64) -> Result<(), StoreError> {
+        self.done(writer::Op::ExpireSilence {
+            id,
+            now: crate::clock::now(),
+        })
+        .await
+    }
+
+    pub async fn list_incidents(&self, q: IncidentQuery) -> Result<IncidentPage, StoreError> {
+        self.read(move |c| reader::list_incidents(c, &q)).await
+    }
+
+    /// An incident with its alerts and timeline.
+    pub async fn get_incident(&self, id: i64) -> Result<Option<IncidentDetail>, StoreError> {
+        self.read(move |c| reader::get_incident(c, id)).await
+    }
+
+    pub async fn list_silences(&self, include_expired: bool) -> Result<Vec<Silence>, StoreError> {
+        let now = crate::clock::now();
+        self.read(move |c| reader::silences(c, (!include_expired).then_some(now), Some(10_000)))
+            .await
     }
 
     /// Finish every queued write, checkpoint and close the database.

@@ -2,12 +2,17 @@
 use rusqlite::{Connection, OptionalExtension, Row, params_from_iter, types::Value};
 use serde_json::value::RawValue;
 
-use super::{AlertPage, AlertQuery, StoreError, ts};
+use super::{
+    AlertPage, AlertQuery, IncidentAlert, IncidentDetail, IncidentPage, IncidentQuery,
+    IncidentSort, StoreError, ms, ts,
+};
+use crate::engine::silence::Silence;
+use crate::model::incident::{Impact, Incident, IncidentState, Priority, TimelineEvent, Urgency};
 use crate::model::{AlertRecord, AlertStatus, Fingerprint, Source};
 
 const COLUMNS: &str =
     "id, fingerprint, source, status, labels, annotations, starts_at, ends_at, expires_at,
-    generator_url, first_seen, last_seen, occurrences, acknowledged_at, raw";
+    generator_url, first_seen, last_seen, occurrences, acknowledged_at, raw, muted_by";
 
 /// Rows fetched per round while label matchers filter in memory.
 const CHUNK: usize = 500;
@@ -125,6 +130,223 @@ fn row_to_alert(r: &Row<'_>) -> rusqlite::Result<(i64, AlertRecord)> {
             occurrences: r.get::<_, i64>(12)? as u64,
             acknowledged_at: opt_time(13)?,
             raw: RawValue::from_string(raw).map_err(|e| bad(14, e.to_string()))?,
+            muted_by: r.get(15)?,
         },
     ))
+}
+
+const INCIDENT_COLUMNS: &str = "id, title, service, rule, group_key, impact, urgency, priority, state, assignee,
+    alert_count, firing_count, flap_count, labels, created_at, updated_at, acknowledged_at, resolved_at, closed_at,
+    auto_resolve_at";
+
+fn row_to_incident(r: &Row<'_>) -> rusqlite::Result<Incident> {
+    let bad = |i: usize, e: String| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+    };
+    let time = |i: usize| -> rusqlite::Result<jiff::Timestamp> {
+        ts(r.get(i)?).map_err(|e| bad(i, e.to_string()))
+    };
+    let opt_time = |i: usize| -> rusqlite::Result<Option<jiff::Timestamp>> {
+        r.get::<_, Option<i64>>(i)?
+            .map(ts)
+            .transpose()
+            .map_err(|e| bad(i, e.to_string()))
+    };
+    let text = |i: usize| -> rusqlite::Result<String> { r.get(i) };
+    let labels = text(13)?;
+    Ok(Incident {
+        id: r.get(0)?,
+        title: text(1)?,
+        service: r.get(2)?,
+        rule: text(3)?,
+        group_key: text(4)?,
+        impact: Impact::parse(&text(5)?).ok_or_else(|| bad(5, "impact".into()))?,
+        urgency: Urgency::parse(&text(6)?).ok_or_else(|| bad(6, "urgency".into()))?,
+        priority: Priority::parse(&text(7)?).ok_or_else(|| bad(7, "priority".into()))?,
+        state: IncidentState::parse(&text(8)?).ok_or_else(|| bad(8, "state".into()))?,
+        assignee: r.get(9)?,
+        alert_count: r.get::<_, i64>(10)? as u64,
+        firing_count: r.get::<_, i64>(11)? as u64,
+        flap_count: r.get::<_, i64>(12)? as u64,
+        labels: serde_json::from_str(&labels).map_err(|e| bad(13, e.to_string()))?,
+        created_at: time(14)?,
+        updated_at: time(15)?,
+        acknowledged_at: opt_time(16)?,
+        resolved_at: opt_time(17)?,
+        closed_at: opt_time(18)?,
+        auto_resolve_at: opt_time(19)?,
+    })
+}
+
+pub(super) fn list_incidents(
+    c: &Connection,
+    q: &IncidentQuery,
+) -> Result<IncidentPage, StoreError> {
+    let mut sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE 1 = 1");
+    let mut args: Vec<Value> = Vec::new();
+    let any_of = |sql: &mut String, column: &str, values: Vec<String>, args: &mut Vec<Value>| {
+        if values.is_empty() {
+            return;
+        }
+        let mut marks = Vec::new();
+        for v in values {
+            args.push(Value::Text(v));
+            marks.push(format!("?{}", args.len()));
+        }
+        sql.push_str(&format!(" AND {column} IN ({})", marks.join(", ")));
+    };
+    any_of(
+        &mut sql,
+        "state",
+        q.states.iter().map(|s| s.as_str().to_owned()).collect(),
+        &mut args,
+    );
+    any_of(
+        &mut sql,
+        "priority",
+        q.priorities.iter().map(|p| p.as_str().to_owned()).collect(),
+        &mut args,
+    );
+    for (column, value) in [
+        ("service", &q.service),
+        ("assignee", &q.assignee),
+        ("rule", &q.rule),
+    ] {
+        if let Some(v) = value {
+            args.push(Value::Text(v.clone()));
+            sql.push_str(&format!(" AND {column} = ?{}", args.len()));
+        }
+    }
+    if let Some(t) = q.since {
+        args.push(Value::Integer(ms(t)));
+        sql.push_str(&format!(" AND created_at >= ?{}", args.len()));
+    }
+    if let Some(t) = q.until {
+        args.push(Value::Integer(ms(t)));
+        sql.push_str(&format!(" AND created_at < ?{}", args.len()));
+    }
+    sql.push_str(match q.sort {
+        IncidentSort::CreatedDesc => " ORDER BY id DESC",
+        IncidentSort::CreatedAsc => " ORDER BY id ASC",
+        IncidentSort::Priority => " ORDER BY priority ASC, id DESC",
+        IncidentSort::UpdatedDesc => " ORDER BY updated_at DESC, id DESC",
+    });
+    sql.push_str(&format!(" LIMIT {} OFFSET {}", q.limit + 1, q.offset));
+    let mut incidents: Vec<Incident> = c
+        .prepare(&sql)?
+        .query_map(params_from_iter(args.iter()), row_to_incident)?
+        .collect::<Result<_, _>>()?;
+    let next_cursor = (incidents.len() > q.limit).then(|| (q.offset + q.limit).to_string());
+    incidents.truncate(q.limit);
+    Ok(IncidentPage {
+        incidents,
+        next_cursor,
+    })
+}
+
+pub(super) fn get_incident(c: &Connection, id: i64) -> Result<Option<IncidentDetail>, StoreError> {
+    let Some(incident) = c
+        .prepare_cached(&format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?1"
+        ))?
+        .query_row([id], row_to_incident)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let alert_columns: String = COLUMNS
+        .split(',')
+        .map(|c| format!("a.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let alerts = c
+        .prepare_cached(&format!(
+            "SELECT {alert_columns}, ia.joined_at FROM incident_alerts ia JOIN alerts a ON a.id = ia.alert_id
+             WHERE ia.incident_id = ?1 ORDER BY ia.joined_at, a.id LIMIT 1000"
+        ))?
+        .query_map([id], |r| {
+            let (_, alert) = row_to_alert(r)?;
+            let joined: i64 = r.get(16)?;
+            Ok((alert, joined))
+        })?
+        .map(|row| {
+            let (alert, joined) = row?;
+            Ok(IncidentAlert { alert, joined_at: ts(joined)? })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let timeline = c
+        .prepare_cached("SELECT at, actor, kind, message, data FROM incident_events WHERE incident_id = ?1 ORDER BY id")?
+        .query_map([id], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, Option<String>>(4)?))
+        })?
+        .map(|row| {
+            let (at, actor, kind, message, data) = row?;
+            Ok(TimelineEvent {
+                at: ts(at)?,
+                actor,
+                kind,
+                message,
+                data: data.and_then(|d| serde_json::from_str(&d).ok()).unwrap_or(serde_json::Value::Null),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(Some(IncidentDetail {
+        incident,
+        alerts,
+        timeline,
+    }))
+}
+
+/// Silences, newest first; with `not_ended_at`, only those still pending or
+/// active at that time.
+pub(super) fn silences(
+    c: &Connection,
+    not_ended_at: Option<jiff::Timestamp>,
+    limit: Option<usize>,
+) -> Result<Vec<Silence>, StoreError> {
+    let sql = format!(
+        "SELECT id, matchers, starts_at, ends_at, created_by, comment, created_at FROM silences
+         WHERE ends_at > ?1 ORDER BY id DESC LIMIT {}",
+        limit.unwrap_or(usize::MAX >> 1)
+    );
+    let after = not_ended_at.map(ms).unwrap_or(i64::MIN);
+    let rows: Vec<(i64, String, i64, i64, String, String, i64)> = c
+        .prepare_cached(&sql)?
+        .query_map([after], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })?
+        .collect::<Result<_, _>>()?;
+    rows.into_iter()
+        .map(
+            |(id, matchers, starts, ends, created_by, comment, created)| {
+                let texts: Vec<String> = serde_json::from_str(&matchers)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let matchers = texts
+                    .iter()
+                    .map(|t| {
+                        t.parse().map_err(|e: crate::rules::matcher::MatcherError| {
+                            StoreError::Corrupt(e.to_string())
+                        })
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(Silence {
+                    id,
+                    matchers,
+                    starts_at: ts(starts)?,
+                    ends_at: ts(ends)?,
+                    created_by,
+                    comment,
+                    created_at: ts(created)?,
+                })
+            },
+        )
+        .collect()
 }

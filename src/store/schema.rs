@@ -31,6 +31,79 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX alerts_status ON alerts (status, id);
     CREATE INDEX alerts_source ON alerts (source, id);
     "#,
+    // 2: incidents, their alerts and timeline, pending groups, silences.
+    r#"
+    ALTER TABLE alerts ADD COLUMN muted_by TEXT;
+    CREATE TABLE incidents (
+        id              INTEGER PRIMARY KEY,
+        rule            TEXT    NOT NULL,
+        group_key       TEXT    NOT NULL,
+        title           TEXT    NOT NULL,
+        service         TEXT,
+        impact          TEXT    NOT NULL,
+        urgency         TEXT    NOT NULL,
+        priority        TEXT    NOT NULL,
+        state           TEXT    NOT NULL,
+        assignee        TEXT,
+        labels          TEXT    NOT NULL,
+        alert_count     INTEGER NOT NULL,
+        firing_count    INTEGER NOT NULL,
+        flap_count      INTEGER NOT NULL DEFAULT 0,
+        created_at      INTEGER NOT NULL,
+        updated_at      INTEGER NOT NULL,
+        acknowledged_at INTEGER,
+        resolved_at     INTEGER,
+        closed_at       INTEGER,
+        auto_resolve_at INTEGER
+    );
+    CREATE INDEX incidents_key ON incidents (rule, group_key, id);
+    CREATE INDEX incidents_state ON incidents (state, id);
+    CREATE INDEX incidents_auto_resolve ON incidents (auto_resolve_at) WHERE auto_resolve_at IS NOT NULL;
+    CREATE TABLE incident_alerts (
+        incident_id INTEGER NOT NULL REFERENCES incidents (id),
+        alert_id    INTEGER NOT NULL REFERENCES alerts (id),
+        rule        TEXT    NOT NULL,
+        firing      INTEGER NOT NULL,
+        joined_at   INTEGER NOT NULL,
+        PRIMARY KEY (incident_id, alert_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX incident_alerts_alert ON incident_alerts (alert_id, rule, incident_id);
+    CREATE TABLE incident_events (
+        id          INTEGER PRIMARY KEY,
+        incident_id INTEGER NOT NULL REFERENCES incidents (id),
+        at          INTEGER NOT NULL,
+        actor       TEXT    NOT NULL,
+        kind        TEXT    NOT NULL,
+        message     TEXT    NOT NULL,
+        data        TEXT
+    );
+    CREATE INDEX incident_events_incident ON incident_events (incident_id, id);
+    CREATE TABLE pending_groups (
+        rule           TEXT    NOT NULL,
+        group_key      TEXT    NOT NULL,
+        first_fired_at INTEGER NOT NULL,
+        due_at         INTEGER,
+        PRIMARY KEY (rule, group_key)
+    ) WITHOUT ROWID;
+    CREATE INDEX pending_groups_due ON pending_groups (due_at) WHERE due_at IS NOT NULL;
+    CREATE TABLE pending_alerts (
+        rule      TEXT    NOT NULL,
+        group_key TEXT    NOT NULL,
+        alert_id  INTEGER NOT NULL REFERENCES alerts (id),
+        PRIMARY KEY (rule, group_key, alert_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX pending_alerts_alert ON pending_alerts (alert_id);
+    CREATE TABLE silences (
+        id         INTEGER PRIMARY KEY,
+        matchers   TEXT    NOT NULL,
+        starts_at  INTEGER NOT NULL,
+        ends_at    INTEGER NOT NULL,
+        created_by TEXT    NOT NULL,
+        comment    TEXT    NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX silences_ends ON silences (ends_at);
+    "#,
 ];
 
 /// The schema version this build writes.

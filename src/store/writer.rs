@@ -4,13 +4,21 @@
 //! a bound), applies each inside its own savepoint so one bad request cannot
 //! spoil the others, and commits them in one transaction: one fsync for the
 //! whole group. Only then does each caller get its answer.
+use std::sync::Arc;
+
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{IngestOutcome, StoreError, ms, ts};
+use super::incidents::{self, AlertRef, Engine};
+use super::{IngestOutcome, SharedRules, StoreError, ms, ts};
+use crate::engine::silence::Silence;
 use crate::model::alert::observe;
-use crate::model::{Alert, AlertState, AlertStatus, AlertUpdate, Observation};
+use crate::model::incident::{IncidentAction, Priority};
+use crate::model::{
+    Alert, AlertState, AlertStatus, AlertUpdate, Annotations, Fingerprint, LabelSet, Observation,
+};
+use crate::rules::matcher::Matcher;
 
 /// Most requests, and most alerts, one transaction takes.
 const MAX_BATCH_REQUESTS: usize = 512;
@@ -21,14 +29,55 @@ pub(super) enum Op {
         updates: Vec<AlertUpdate>,
         now: Timestamp,
     },
-    Expire {
+    /// Expire alerts past their end, and run the engine's timers.
+    Tick {
+        now: Timestamp,
+    },
+    Act {
+        id: i64,
+        action: IncidentAction,
+        actor: String,
+        comment: Option<String>,
+        now: Timestamp,
+    },
+    Assign {
+        id: i64,
+        assignee: Option<String>,
+        actor: String,
+        now: Timestamp,
+    },
+    Note {
+        id: i64,
+        text: String,
+        actor: String,
+        now: Timestamp,
+    },
+    SetPriority {
+        id: i64,
+        priority: Priority,
+        actor: String,
+        comment: Option<String>,
+        now: Timestamp,
+    },
+    CreateSilence {
+        matchers: Vec<Matcher>,
+        starts_at: Timestamp,
+        ends_at: Timestamp,
+        created_by: String,
+        comment: String,
+        now: Timestamp,
+    },
+    ExpireSilence {
+        id: i64,
         now: Timestamp,
     },
 }
 
 pub(super) enum Reply {
     Ingest(IngestOutcome),
-    Expire(usize),
+    Tick(usize),
+    Done,
+    Silence(Silence),
 }
 
 pub(super) enum Request {
@@ -45,12 +94,21 @@ impl Op {
     fn weight(&self) -> usize {
         match self {
             Op::Ingest { updates, .. } => updates.len().max(1),
-            Op::Expire { .. } => 1,
+            _ => 1,
         }
     }
 }
 
-pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Request>) {
+pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Request>, rules: SharedRules) {
+    let current = rules.read().expect("rules lock").clone();
+    let mut engine = match Engine::load(&conn, current, crate::clock::now()) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot load the engine state; the store is closing");
+            rx.close();
+            return;
+        }
+    };
     let mut batch = Vec::new();
     let mut close: Option<oneshot::Sender<()>> = None;
     while close.is_none() {
@@ -71,8 +129,14 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Request>) {
                 next = rx.try_recv().ok();
             }
         }
+        let current = rules.read().expect("rules lock").clone();
+        if !Arc::ptr_eq(&current, &engine.rules)
+            && let Err(e) = engine.set_rules(&conn, current)
+        {
+            tracing::error!(error = %e, "applying reloaded rules failed");
+        }
         if !batch.is_empty() {
-            commit_batch(&mut conn, &mut batch);
+            commit_batch(&mut conn, &mut engine, &mut batch);
         }
     }
     // Answer what is still queued: the store is closing.
@@ -96,13 +160,13 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Request>) {
 
 type Pending = (Op, oneshot::Sender<Result<Reply, StoreError>>);
 
-fn commit_batch(conn: &mut Connection, batch: &mut Vec<Pending>) {
+fn commit_batch(conn: &mut Connection, engine: &mut Engine, batch: &mut Vec<Pending>) {
     let mut results: Vec<Result<Reply, StoreError>> = Vec::with_capacity(batch.len());
     let outcome = (|| -> Result<(), StoreError> {
         let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for (op, _) in batch.iter() {
             let sp = tx.savepoint()?;
-            let r = apply(&sp, op);
+            let r = apply(&sp, engine, op);
             match r {
                 Ok(reply) => {
                     sp.commit()?;
@@ -117,6 +181,13 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Pending>) {
         tx.commit()?;
         Ok(())
     })();
+    if results.iter().any(Result::is_err) || outcome.is_err() {
+        // A rolled-back request may have touched the in-memory state.
+        match Engine::load(conn, engine.rules.clone(), crate::clock::now()) {
+            Ok(fresh) => *engine = fresh,
+            Err(e) => tracing::error!(error = %e, "reloading the engine state failed"),
+        }
+    }
     match outcome {
         Ok(()) => {
             for ((_, reply), result) in batch.drain(..).zip(results) {
@@ -132,15 +203,32 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Pending>) {
     }
 }
 
-fn apply(tx: &Connection, op: &Op) -> Result<Reply, StoreError> {
+fn apply(tx: &Connection, engine: &mut Engine, op: &Op) -> Result<Reply, StoreError> {
     match op {
         Op::Ingest { updates, now } => {
             let mut outcome = IngestOutcome::default();
             for u in updates {
                 match u {
                     AlertUpdate::Observe(alert) => {
-                        let obs = observe_alert(tx, alert, *now)?;
+                        let (id, obs) = observe_alert(tx, alert, *now)?;
                         outcome.count(obs);
+                        let a = AlertRef {
+                            id,
+                            fingerprint: &alert.fingerprint,
+                            labels: &alert.labels,
+                            annotations: &alert.annotations,
+                        };
+                        match (obs, alert.status) {
+                            (Observation::Stale, _) => {}
+                            (Observation::Resolved, _) => engine.on_resolved(tx, &a, *now)?,
+                            (Observation::Created | Observation::Refired, AlertStatus::Firing) => {
+                                engine.on_firing(tx, &a, true, *now)?
+                            }
+                            (Observation::Repeated, AlertStatus::Firing) => {
+                                engine.on_firing(tx, &a, false, *now)?
+                            }
+                            (_, AlertStatus::Resolved) => {}
+                        }
                     }
                     AlertUpdate::Acknowledge { fingerprint } => {
                         let n = tx
@@ -153,15 +241,25 @@ fn apply(tx: &Connection, op: &Op) -> Result<Reply, StoreError> {
                         outcome.count_known(n > 0, Observation::Repeated);
                     }
                     AlertUpdate::Resolve { fingerprint } => {
-                        let n = tx
+                        let resolved: Vec<(i64, String, String)> = tx
                             .prepare_cached(
                                 "UPDATE alerts SET status = 'resolved', ends_at = ?2, expires_at = NULL,
                                  expired = 0, last_seen = ?2, occurrences = occurrences + 1
-                                 WHERE fingerprint = ?1 AND status = 'firing'",
+                                 WHERE fingerprint = ?1 AND status = 'firing' RETURNING id, labels, annotations",
                             )?
-                            .execute(params![fingerprint.as_str(), ms(*now)])?;
-                        if n > 0 {
+                            .query_map(params![fingerprint.as_str(), ms(*now)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                            .collect::<Result<_, _>>()?;
+                        if let Some((id, labels, annotations)) = resolved.into_iter().next() {
                             outcome.count(Observation::Resolved);
+                            resolve_stored(
+                                tx,
+                                engine,
+                                id,
+                                fingerprint,
+                                &labels,
+                                &annotations,
+                                *now,
+                            )?;
                         } else {
                             // Already resolved, or never seen: PagerDuty
                             // accepts both without effect; so do we, but a
@@ -179,19 +277,143 @@ fn apply(tx: &Connection, op: &Op) -> Result<Reply, StoreError> {
             }
             Ok(Reply::Ingest(outcome))
         }
-        Op::Expire { now } => {
-            let n = tx
+        Op::Tick { now } => {
+            let expired: Vec<(i64, String, String, String)> = tx
                 .prepare_cached(
                     "UPDATE alerts SET status = 'resolved', ends_at = expires_at, expired = 1, expires_at = NULL
-                     WHERE status = 'firing' AND expires_at IS NOT NULL AND expires_at <= ?1",
+                     WHERE status = 'firing' AND expires_at IS NOT NULL AND expires_at <= ?1
+                     RETURNING id, fingerprint, labels, annotations",
                 )?
-                .execute(params![ms(*now)])?;
-            Ok(Reply::Expire(n))
+                .query_map(params![ms(*now)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .collect::<Result<_, _>>()?;
+            for (id, fp, labels, annotations) in &expired {
+                let fp = Fingerprint::parse(fp).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                resolve_stored(tx, engine, *id, &fp, labels, annotations, *now)?;
+            }
+            engine.tick(tx, *now)?;
+            Ok(Reply::Tick(expired.len()))
+        }
+        Op::Act {
+            id,
+            action,
+            actor,
+            comment,
+            now,
+        } => {
+            incidents::act(tx, *id, *action, actor, comment.as_deref(), *now)?;
+            Ok(Reply::Done)
+        }
+        Op::Assign {
+            id,
+            assignee,
+            actor,
+            now,
+        } => {
+            incidents::assign(tx, *id, assignee.as_deref(), actor, *now)?;
+            Ok(Reply::Done)
+        }
+        Op::Note {
+            id,
+            text,
+            actor,
+            now,
+        } => {
+            incidents::note(tx, *id, text, actor, *now)?;
+            Ok(Reply::Done)
+        }
+        Op::SetPriority {
+            id,
+            priority,
+            actor,
+            comment,
+            now,
+        } => {
+            incidents::set_priority(tx, *id, *priority, actor, comment.as_deref(), *now)?;
+            Ok(Reply::Done)
+        }
+        Op::CreateSilence {
+            matchers,
+            starts_at,
+            ends_at,
+            created_by,
+            comment,
+            now,
+        } => {
+            let texts: Vec<String> = matchers.iter().map(|m| m.to_string()).collect();
+            tx.prepare_cached(
+                "INSERT INTO silences (matchers, starts_at, ends_at, created_by, comment, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                serde_json::to_string(&texts).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                ms(*starts_at),
+                ms(*ends_at),
+                created_by,
+                comment,
+                ms(*now)
+            ])?;
+            let silence = Silence {
+                id: tx.last_insert_rowid(),
+                matchers: matchers.clone(),
+                starts_at: *starts_at,
+                ends_at: *ends_at,
+                created_by: created_by.clone(),
+                comment: comment.clone(),
+                created_at: *now,
+            };
+            engine.silences.push(silence.clone());
+            tracing::info!(silence = silence.id, created_by = %created_by, "silence created");
+            Ok(Reply::Silence(silence))
+        }
+        Op::ExpireSilence { id, now } => {
+            let n = tx
+                .prepare_cached("UPDATE silences SET ends_at = ?2 WHERE id = ?1 AND ends_at > ?2")?
+                .execute(params![id, ms(*now)])?;
+            if n == 0 {
+                let exists: bool = tx.query_row(
+                    "SELECT count(*) > 0 FROM silences WHERE id = ?1",
+                    [id],
+                    |r| r.get(0),
+                )?;
+                if !exists {
+                    return Err(StoreError::NotFound(format!("no silence {id}")));
+                }
+            }
+            for s in engine.silences.iter_mut().filter(|s| s.id == *id) {
+                s.ends_at = s.ends_at.min(*now);
+            }
+            Ok(Reply::Done)
         }
     }
 }
 
-fn observe_alert(tx: &Connection, a: &Alert, now: Timestamp) -> Result<Observation, StoreError> {
+fn resolve_stored(
+    tx: &Connection,
+    engine: &mut Engine,
+    id: i64,
+    fingerprint: &Fingerprint,
+    labels: &str,
+    annotations: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let labels: LabelSet =
+        serde_json::from_str(labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let annotations: Annotations =
+        serde_json::from_str(annotations).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let a = AlertRef {
+        id,
+        fingerprint,
+        labels: &labels,
+        annotations: &annotations,
+    };
+    engine.on_resolved(tx, &a, now)
+}
+
+fn observe_alert(
+    tx: &Connection,
+    a: &Alert,
+    now: Timestamp,
+) -> Result<(i64, Observation), StoreError> {
     let stored = tx
         .prepare_cached(
             "SELECT id, status, starts_at, ends_at, expired FROM alerts WHERE fingerprint = ?1",
@@ -223,7 +445,7 @@ fn observe_alert(tx: &Connection, a: &Alert, now: Timestamp) -> Result<Observati
         serde_json::to_string(&a.annotations).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let source = a.source.to_string();
     let raw = a.raw.get();
-    match (obs, stored) {
+    let id = match (obs, stored) {
         (Observation::Created, _) => {
             tx.prepare_cached(
                 "INSERT INTO alerts (fingerprint, source, status, labels, annotations, starts_at, ends_at,
@@ -243,12 +465,14 @@ fn observe_alert(tx: &Connection, a: &Alert, now: Timestamp) -> Result<Observati
                 ms(now),
                 raw,
             ])?;
+            tx.last_insert_rowid()
         }
         (Observation::Stale, Some((id, ..))) => {
             tx.prepare_cached(
                 "UPDATE alerts SET last_seen = ?2, occurrences = occurrences + 1 WHERE id = ?1",
             )?
             .execute(params![id, ms(now)])?;
+            id
         }
         (obs, Some((id, _, stored_starts, ..))) => {
             // A new episode starts afresh; a repeat keeps the earliest start.
@@ -282,8 +506,9 @@ fn observe_alert(tx: &Connection, a: &Alert, now: Timestamp) -> Result<Observati
                 tx.prepare_cached("UPDATE alerts SET ends_at = ?2 WHERE id = ?1")?
                     .execute(params![id, a.ends_at.map(ms).unwrap_or(ms(now))])?;
             }
+            id
         }
         (_, None) => unreachable!("only Created is decided without a stored alert"),
-    }
-    Ok(obs)
+    };
+    Ok((id, obs))
 }

@@ -1,0 +1,166 @@
+//! The correlation engine: pure decisions on model types, no I/O.
+//!
+//! For each alert that arrives or changes, the store gathers what is known
+//! about its group (the incident it belongs to, the latest incident of its
+//! key, the pending group) and asks the engine what to do; the store then
+//! applies the answer in the same transaction as the alert itself, so the
+//! grouping state is as durable as the alert and a restart or a reload
+//! changes nothing about which incident an alert joins.
+pub mod inhibit;
+pub mod silence;
+
+use jiff::Timestamp;
+
+use crate::model::AlertStatus;
+use crate::model::incident::IncidentState;
+use crate::rules::RuleSet;
+use crate::rules::incident::IncidentRule;
+
+/// The rules an alert's labels route to: the first match, and any further
+/// matches while the matched rules say `continue: true`.
+pub fn route<'r>(rules: &'r RuleSet, labels: &crate::model::LabelSet) -> Vec<&'r IncidentRule> {
+    let mut out = Vec::new();
+    for rule in &rules.incident_rules {
+        if rule.matches(labels) {
+            out.push(rule);
+            if !rule.continue_matching {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// An incident as the engine needs to see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IncidentView {
+    pub id: i64,
+    pub state: IncidentState,
+    pub created_at: Timestamp,
+    pub resolved_at: Option<Timestamp>,
+}
+
+/// A group of alerts that does not qualify for an incident yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingView {
+    pub first_fired_at: Timestamp,
+    /// Firing alerts in the group, this one included if it is in it.
+    pub firing: u32,
+    pub contains_alert: bool,
+}
+
+/// What the store knows about one alert's group under one rule.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GroupView {
+    /// The latest incident of this rule this alert belongs to.
+    pub own_incident: Option<IncidentView>,
+    /// The latest incident of the group key, whichever alerts it has.
+    pub latest_for_key: Option<IncidentView>,
+    pub pending: Option<PendingView>,
+}
+
+/// What to do with a firing alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FiringDecision {
+    /// It already belongs to this open incident.
+    AlreadyIn(i64),
+    /// A repeat of an alert whose incident was resolved while it kept
+    /// firing: the sender's periodic re-send is not news.
+    Ignore,
+    /// Link it to this open incident of its key.
+    Join(i64),
+    /// It re-fired within the flap window: reopen its resolved incident.
+    Reopen(i64),
+    /// Hold it in the pending group; the group does not qualify yet.
+    Hold,
+    /// Open a new incident with the pending group's alerts and this one.
+    Open,
+}
+
+/// Decide for a firing alert under one rule. `newly_fired` is true when
+/// the alert was just created or went from resolved to firing, false for a
+/// repeat of an alert that was firing already.
+pub fn firing(
+    rule: &IncidentRule,
+    group: &GroupView,
+    newly_fired: bool,
+    now: Timestamp,
+) -> FiringDecision {
+    if let Some(own) = group.own_incident {
+        if own.state.is_open() {
+            return FiringDecision::AlreadyIn(own.id);
+        }
+        if !newly_fired {
+            return FiringDecision::Ignore;
+        }
+        // A resolved incident does not absorb new alerts (unlike Keep
+        // #2481) unless this very alert re-fires within the flap window.
+        if own.state == IncidentState::Resolved
+            && let Some(resolved) = own.resolved_at
+            && now.duration_since(resolved) <= rule.flap_window.signed()
+        {
+            return FiringDecision::Reopen(own.id);
+        }
+    }
+    if let Some(latest) = group.latest_for_key
+        && latest.state.is_open()
+        && now.duration_since(latest.created_at) <= rule.group_window.signed()
+    {
+        return FiringDecision::Join(latest.id);
+    }
+    let (first_fired_at, firing) = match group.pending {
+        Some(p) => (
+            p.first_fired_at,
+            if p.contains_alert {
+                p.firing
+            } else {
+                p.firing + 1
+            },
+        ),
+        None => (now, 1),
+    };
+    if qualifies(rule, first_fired_at, firing, now) {
+        FiringDecision::Open
+    } else {
+        FiringDecision::Hold
+    }
+}
+
+/// A pending group opens its incident once it has `min_alerts` firing
+/// alerts, or once its first alert has fired for `min_duration`.
+pub fn qualifies(
+    rule: &IncidentRule,
+    first_fired_at: Timestamp,
+    firing: u32,
+    now: Timestamp,
+) -> bool {
+    if firing >= rule.min_alerts && rule.min_duration.as_millis() == 0 {
+        return true;
+    }
+    let persisted = rule.min_duration.as_millis() > 0
+        && now.duration_since(first_fired_at) >= rule.min_duration.signed()
+        && firing > 0;
+    let enough = rule.min_alerts > 1 && firing >= rule.min_alerts;
+    persisted || enough
+}
+
+/// When an incident whose alerts are all resolved resolves itself; `None`
+/// when the rule says `never`.
+pub fn auto_resolve_at(
+    rule: Option<&IncidentRule>,
+    all_resolved_at: Timestamp,
+) -> Option<Timestamp> {
+    let after = match rule {
+        Some(r) => r.auto_resolve_after?,
+        None => crate::model::Duration::ZERO,
+    };
+    all_resolved_at.checked_add(after.signed()).ok()
+}
+
+/// Is the alert's status one that can open or join incidents?
+pub fn is_firing(status: AlertStatus) -> bool {
+    status == AlertStatus::Firing
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,716 @@
+//! The writer's incident bookkeeping: applying the engine's decisions and
+//! people's actions inside the writer's transaction.
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::json;
+
+use super::{StoreError, ms, ts};
+use crate::engine::inhibit::InhibitIndex;
+use crate::engine::silence::{Silence, silenced_by};
+use crate::engine::{self, FiringDecision, GroupView, IncidentView, PendingView};
+use crate::model::incident::{IncidentAction, IncidentState, Priority, transition};
+use crate::model::{Annotations, Fingerprint, LabelSet};
+use crate::rules::RuleSet;
+use crate::rules::incident::IncidentRule;
+
+/// The actor the gateway records for what it does by itself.
+pub const SYSTEM: &str = "alertgate";
+
+/// What the writer keeps in memory between batches.
+pub(super) struct Engine {
+    pub rules: Arc<RuleSet>,
+    pub inhibit: InhibitIndex,
+    pub silences: Vec<Silence>,
+}
+
+/// The alert a decision is about.
+pub(super) struct AlertRef<'a> {
+    pub id: i64,
+    pub fingerprint: &'a Fingerprint,
+    pub labels: &'a LabelSet,
+    pub annotations: &'a Annotations,
+}
+
+impl Engine {
+    /// Rebuild the in-memory state from the store.
+    pub fn load(
+        conn: &Connection,
+        rules: Arc<RuleSet>,
+        now: Timestamp,
+    ) -> Result<Engine, StoreError> {
+        let mut e = Engine {
+            rules,
+            inhibit: InhibitIndex::default(),
+            silences: Vec::new(),
+        };
+        e.silences = super::reader::silences(conn, Some(now), None)?;
+        e.rebuild_inhibit(conn)?;
+        Ok(e)
+    }
+
+    pub fn set_rules(&mut self, conn: &Connection, rules: Arc<RuleSet>) -> Result<(), StoreError> {
+        self.rules = rules;
+        self.rebuild_inhibit(conn)
+    }
+
+    fn rebuild_inhibit(&mut self, conn: &Connection) -> Result<(), StoreError> {
+        let rules = self.rules.clone();
+        self.inhibit = InhibitIndex::new(&rules.inhibit_rules);
+        if rules.inhibit_rules.is_empty() {
+            return Ok(());
+        }
+        let mut stmt =
+            conn.prepare("SELECT fingerprint, labels FROM alerts WHERE status = 'firing'")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        for row in rows {
+            let (fp, labels) = row?;
+            let labels: LabelSet =
+                serde_json::from_str(&labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let fp = Fingerprint::parse(&fp).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            self.inhibit
+                .update(&rules.inhibit_rules, &fp, &labels, true);
+        }
+        Ok(())
+    }
+
+    /// A firing alert: mute it, or route it to its incidents.
+    pub fn on_firing(
+        &mut self,
+        tx: &Connection,
+        a: &AlertRef<'_>,
+        newly_fired: bool,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let rules = self.rules.clone();
+        self.inhibit
+            .update(&rules.inhibit_rules, a.fingerprint, a.labels, true);
+        self.silences.retain(|s| s.ends_at > now);
+        let muted = match silenced_by(&self.silences, a.labels, now) {
+            Some(s) => Some(format!("silence:{}", s.id)),
+            None if self
+                .inhibit
+                .inhibits(&rules.inhibit_rules, a.fingerprint, a.labels) =>
+            {
+                Some("inhibited".to_owned())
+            }
+            None => None,
+        };
+        tx.prepare_cached("UPDATE alerts SET muted_by = ?2 WHERE id = ?1 AND muted_by IS NOT ?2")?
+            .execute(params![a.id, muted])?;
+        if muted.is_some() {
+            return Ok(());
+        }
+        for rule in engine::route(&rules, a.labels) {
+            let own = own_incident(tx, a.id, &rule.name)?;
+            if let Some((view, firing)) = own
+                && view.state.is_open()
+            {
+                if !firing {
+                    set_alert_firing(tx, view.id, a, true, now)?;
+                }
+                continue;
+            }
+            let key = rule.group_key(a.labels);
+            let group = GroupView {
+                own_incident: own.map(|(v, _)| v),
+                latest_for_key: latest_for_key(tx, &rule.name, &key)?,
+                pending: pending(tx, &rule.name, &key, a.id)?,
+            };
+            match engine::firing(rule, &group, newly_fired, now) {
+                FiringDecision::AlreadyIn(_) | FiringDecision::Ignore => {}
+                FiringDecision::Join(id) => link_alert(tx, id, rule, a, now)?,
+                FiringDecision::Reopen(id) => {
+                    act(tx, id, IncidentAction::Reopen, SYSTEM, None, now)?;
+                    tx.prepare_cached(
+                        "UPDATE incidents SET flap_count = flap_count + 1 WHERE id = ?1",
+                    )?
+                    .execute([id])?;
+                    event(
+                        tx,
+                        id,
+                        now,
+                        SYSTEM,
+                        "flapping",
+                        &format!(
+                            "alert {} fired again within the flap window ({})",
+                            a.fingerprint, rule.flap_window
+                        ),
+                        json!({ "fingerprint": a.fingerprint }),
+                    )?;
+                    set_alert_firing(tx, id, a, true, now)?;
+                }
+                FiringDecision::Hold => {
+                    let due = (rule.min_duration.as_millis() > 0)
+                        .then(|| ms(now) + rule.min_duration.as_millis());
+                    tx.prepare_cached(
+                        "INSERT OR IGNORE INTO pending_groups (rule, group_key, first_fired_at, due_at) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![rule.name, key, ms(now), due])?;
+                    tx.prepare_cached("INSERT OR IGNORE INTO pending_alerts (rule, group_key, alert_id) VALUES (?1, ?2, ?3)")?
+                        .execute(params![rule.name, key, a.id])?;
+                }
+                FiringDecision::Open => {
+                    self.open_incident(tx, rule, &key, a, now)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Open an incident for `first` and every firing alert held in its pending group.
+    fn open_incident(
+        &self,
+        tx: &Connection,
+        rule: &IncidentRule,
+        key: &str,
+        first: &AlertRef<'_>,
+        now: Timestamp,
+    ) -> Result<i64, StoreError> {
+        let t = &self.rules.templates;
+        let title = t.render(&rule.title_template, first.labels, first.annotations).unwrap_or_else(|e| {
+            tracing::warn!(rule = %rule.name, error = %e, "title template failed; using the alert name");
+            String::new()
+        });
+        let title = if title.is_empty() {
+            first
+                .labels
+                .get("alertname")
+                .cloned()
+                .unwrap_or_else(|| rule.name.clone())
+        } else {
+            title
+        };
+        let service = rule
+            .service_template
+            .as_ref()
+            .and_then(|name| t.render(name, first.labels, first.annotations).ok())
+            .filter(|s| !s.is_empty());
+        let (impact, urgency, priority) = rule.priority(&self.rules.priority_matrix, first.labels);
+        let labels =
+            serde_json::to_string(first.labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        tx.prepare_cached(
+            "INSERT INTO incidents (rule, group_key, title, service, impact, urgency, priority, state, assignee,
+                labels, alert_count, firing_count, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'triggered', ?8, ?9, 0, 0, ?10, ?10)",
+        )?
+        .execute(params![
+            rule.name,
+            key,
+            title,
+            service,
+            impact.as_str(),
+            urgency.as_str(),
+            priority.as_str(),
+            rule.assign_to,
+            labels,
+            ms(now),
+        ])?;
+        let id = tx.last_insert_rowid();
+        tracing::info!(incident = id, rule = %rule.name, %priority, title = %title, "incident triggered");
+        event(
+            tx,
+            id,
+            now,
+            SYSTEM,
+            "created",
+            &format!("opened by rule {} with priority {priority}", rule.name),
+            json!({ "rule": rule.name, "group_key": key, "impact": impact, "urgency": urgency, "priority": priority }),
+        )?;
+        if let Some(a) = &rule.assign_to {
+            event(
+                tx,
+                id,
+                now,
+                SYSTEM,
+                "assigned",
+                &format!("assigned to {a}"),
+                json!({ "assignee": a }),
+            )?;
+        }
+        link_alert(tx, id, rule, first, now)?;
+        // The alerts that waited in the pending group join it.
+        let held: Vec<(i64, String, String, String)> = tx
+            .prepare_cached(
+                "SELECT a.id, a.fingerprint, a.labels, a.annotations FROM pending_alerts p JOIN alerts a ON a.id = p.alert_id
+                 WHERE p.rule = ?1 AND p.group_key = ?2 AND a.status = 'firing' AND a.id != ?3",
+            )?
+            .query_map(params![rule.name, key, first.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<Result<_, _>>()?;
+        for (alert_id, fp, labels, annotations) in held {
+            let fp = Fingerprint::parse(&fp).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let labels: LabelSet =
+                serde_json::from_str(&labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let annotations: Annotations = serde_json::from_str(&annotations)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let a = AlertRef {
+                id: alert_id,
+                fingerprint: &fp,
+                labels: &labels,
+                annotations: &annotations,
+            };
+            link_alert(tx, id, rule, &a, now)?;
+        }
+        tx.prepare_cached("DELETE FROM pending_alerts WHERE rule = ?1 AND group_key = ?2")?
+            .execute(params![rule.name, key])?;
+        tx.prepare_cached("DELETE FROM pending_groups WHERE rule = ?1 AND group_key = ?2")?
+            .execute(params![rule.name, key])?;
+        Ok(id)
+    }
+
+    /// A resolved alert: mark it in its incidents, auto-resolve those left
+    /// with no firing alert, and drop it from pending groups.
+    pub fn on_resolved(
+        &mut self,
+        tx: &Connection,
+        a: &AlertRef<'_>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let rules = self.rules.clone();
+        self.inhibit
+            .update(&rules.inhibit_rules, a.fingerprint, a.labels, false);
+        let linked: Vec<i64> = tx
+            .prepare_cached(
+                "SELECT incident_id FROM incident_alerts WHERE alert_id = ?1 AND firing = 1",
+            )?
+            .query_map([a.id], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for id in linked {
+            set_alert_firing(tx, id, a, false, now)?;
+            let (state, firing, rule): (String, i64, String) = tx
+                .prepare_cached("SELECT state, firing_count, rule FROM incidents WHERE id = ?1")?
+                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            let open = IncidentState::parse(&state).is_some_and(IncidentState::is_open);
+            if firing == 0 && open {
+                let rule = rules.incident_rules.iter().find(|r| r.name == rule);
+                match engine::auto_resolve_at(rule, now) {
+                    Some(at) if at <= now => {
+                        act(
+                            tx,
+                            id,
+                            IncidentAction::Resolve,
+                            SYSTEM,
+                            Some("every alert is resolved"),
+                            now,
+                        )?;
+                    }
+                    Some(at) => {
+                        tx.prepare_cached(
+                            "UPDATE incidents SET auto_resolve_at = ?2 WHERE id = ?1",
+                        )?
+                        .execute(params![id, ms(at)])?;
+                    }
+                    None => {}
+                }
+            }
+        }
+        let groups: Vec<(String, String)> = tx
+            .prepare_cached(
+                "DELETE FROM pending_alerts WHERE alert_id = ?1 RETURNING rule, group_key",
+            )?
+            .query_map([a.id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (rule, key) in groups {
+            tx.prepare_cached(
+                "DELETE FROM pending_groups WHERE rule = ?1 AND group_key = ?2
+                 AND NOT EXISTS (SELECT 1 FROM pending_alerts WHERE rule = ?1 AND group_key = ?2)",
+            )?
+            .execute(params![rule, key])?;
+        }
+        Ok(())
+    }
+
+    /// Timers: pending groups whose first alert has fired long enough, and
+    /// incidents due to resolve themselves.
+    pub fn tick(&mut self, tx: &Connection, now: Timestamp) -> Result<(), StoreError> {
+        let due: Vec<(String, String, i64)> = tx
+            .prepare_cached(
+                "SELECT rule, group_key, first_fired_at FROM pending_groups WHERE due_at <= ?1",
+            )?
+            .query_map([ms(now)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        let rules = self.rules.clone();
+        for (rule_name, key, first) in due {
+            let first_alert: Option<(i64, String, String, String)> = tx
+                .prepare_cached(
+                    "SELECT a.id, a.fingerprint, a.labels, a.annotations FROM pending_alerts p JOIN alerts a ON a.id = p.alert_id
+                     WHERE p.rule = ?1 AND p.group_key = ?2 AND a.status = 'firing' ORDER BY a.id LIMIT 1",
+                )?
+                .query_row(params![rule_name, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .optional()?;
+            let rule = rules.incident_rules.iter().find(|r| r.name == rule_name);
+            match (rule, first_alert) {
+                (Some(rule), Some((id, fp, labels, annotations)))
+                    if engine::qualifies(rule, ts(first)?, 1, now) =>
+                {
+                    let fp =
+                        Fingerprint::parse(&fp).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    let labels: LabelSet = serde_json::from_str(&labels)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    let annotations: Annotations = serde_json::from_str(&annotations)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    let a = AlertRef {
+                        id,
+                        fingerprint: &fp,
+                        labels: &labels,
+                        annotations: &annotations,
+                    };
+                    self.open_incident(tx, rule, &key, &a, now)?;
+                }
+                (Some(_), Some(_)) => {}
+                _ => {
+                    // The rule is gone (reload) or no alert of the group fires.
+                    tx.prepare_cached(
+                        "DELETE FROM pending_alerts WHERE rule = ?1 AND group_key = ?2",
+                    )?
+                    .execute(params![rule_name, key])?;
+                    tx.prepare_cached(
+                        "DELETE FROM pending_groups WHERE rule = ?1 AND group_key = ?2",
+                    )?
+                    .execute(params![rule_name, key])?;
+                }
+            }
+        }
+        let resolving: Vec<i64> = tx
+            .prepare_cached("SELECT id FROM incidents WHERE auto_resolve_at <= ?1")?
+            .query_map([ms(now)], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for id in resolving {
+            let state: String =
+                tx.query_row("SELECT state FROM incidents WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })?;
+            if IncidentState::parse(&state).is_some_and(IncidentState::is_open) {
+                act(
+                    tx,
+                    id,
+                    IncidentAction::Resolve,
+                    SYSTEM,
+                    Some("every alert is resolved"),
+                    now,
+                )?;
+            } else {
+                tx.execute(
+                    "UPDATE incidents SET auto_resolve_at = NULL WHERE id = ?1",
+                    [id],
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn own_incident(
+    tx: &Connection,
+    alert_id: i64,
+    rule: &str,
+) -> Result<Option<(IncidentView, bool)>, StoreError> {
+    tx.prepare_cached(
+        "SELECT i.id, i.state, i.created_at, i.resolved_at, ia.firing FROM incident_alerts ia
+         JOIN incidents i ON i.id = ia.incident_id
+         WHERE ia.alert_id = ?1 AND ia.rule = ?2 ORDER BY ia.incident_id DESC LIMIT 1",
+    )?
+    .query_row(params![alert_id, rule], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, Option<i64>>(3)?,
+            r.get::<_, bool>(4)?,
+        ))
+    })
+    .optional()?
+    .map(|(id, state, created, resolved, firing)| {
+        Ok((view(id, &state, created, resolved)?, firing))
+    })
+    .transpose()
+}
+
+fn latest_for_key(
+    tx: &Connection,
+    rule: &str,
+    key: &str,
+) -> Result<Option<IncidentView>, StoreError> {
+    tx.prepare_cached(
+        "SELECT id, state, created_at, resolved_at FROM incidents WHERE rule = ?1 AND group_key = ?2 ORDER BY id DESC LIMIT 1",
+    )?
+    .query_row(params![rule, key], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, Option<i64>>(3)?))
+    })
+    .optional()?
+    .map(|(id, state, created, resolved)| view(id, &state, created, resolved))
+    .transpose()
+}
+
+fn pending(
+    tx: &Connection,
+    rule: &str,
+    key: &str,
+    alert_id: i64,
+) -> Result<Option<PendingView>, StoreError> {
+    let Some(first) = tx
+        .prepare_cached(
+            "SELECT first_fired_at FROM pending_groups WHERE rule = ?1 AND group_key = ?2",
+        )?
+        .query_row(params![rule, key], |r| r.get::<_, i64>(0))
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let (firing, contains): (i64, bool) = tx
+        .prepare_cached(
+            "SELECT count(*), coalesce(sum(a.id = ?3), 0) > 0 FROM pending_alerts p JOIN alerts a ON a.id = p.alert_id
+             WHERE p.rule = ?1 AND p.group_key = ?2 AND a.status = 'firing'",
+        )?
+        .query_row(params![rule, key, alert_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(Some(PendingView {
+        first_fired_at: ts(first)?,
+        firing: firing as u32,
+        contains_alert: contains,
+    }))
+}
+
+fn view(
+    id: i64,
+    state: &str,
+    created: i64,
+    resolved: Option<i64>,
+) -> Result<IncidentView, StoreError> {
+    Ok(IncidentView {
+        id,
+        state: IncidentState::parse(state)
+            .ok_or_else(|| StoreError::Corrupt(format!("incident state {state:?}")))?,
+        created_at: ts(created)?,
+        resolved_at: resolved.map(ts).transpose()?,
+    })
+}
+
+/// Link an alert to an incident; the incident's labels become those common
+/// to all its alerts.
+fn link_alert(
+    tx: &Connection,
+    id: i64,
+    rule: &IncidentRule,
+    a: &AlertRef<'_>,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let inserted = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO incident_alerts (incident_id, alert_id, rule, firing, joined_at) VALUES (?1, ?2, ?3, 1, ?4)",
+        )?
+        .execute(params![id, a.id, rule.name, ms(now)])?;
+    if inserted == 0 {
+        return set_alert_firing(tx, id, a, true, now);
+    }
+    let labels: String = tx
+        .prepare_cached("SELECT labels FROM incidents WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))?;
+    let mut common: LabelSet =
+        serde_json::from_str(&labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    common.retain(|k, v| a.labels.get(k) == Some(v));
+    let common = serde_json::to_string(&common).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    tx.prepare_cached(
+        "UPDATE incidents SET alert_count = alert_count + 1, firing_count = firing_count + 1, labels = ?2,
+            auto_resolve_at = NULL, updated_at = ?3 WHERE id = ?1",
+    )?
+    .execute(params![id, common, ms(now)])?;
+    tx.prepare_cached("DELETE FROM pending_alerts WHERE alert_id = ?1 AND rule = ?2")?
+        .execute(params![a.id, rule.name])?;
+    event(
+        tx,
+        id,
+        now,
+        SYSTEM,
+        "alert_joined",
+        &format!("alert {} joined", describe(a)),
+        json!({ "fingerprint": a.fingerprint }),
+    )
+}
+
+fn set_alert_firing(
+    tx: &Connection,
+    id: i64,
+    a: &AlertRef<'_>,
+    firing: bool,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let changed = tx
+        .prepare_cached("UPDATE incident_alerts SET firing = ?3 WHERE incident_id = ?1 AND alert_id = ?2 AND firing != ?3")?
+        .execute(params![id, a.id, firing])?;
+    if changed == 0 {
+        return Ok(());
+    }
+    let delta: i64 = if firing { 1 } else { -1 };
+    tx.prepare_cached(
+        "UPDATE incidents SET firing_count = firing_count + ?2, updated_at = ?3,
+            auto_resolve_at = CASE WHEN ?2 > 0 THEN NULL ELSE auto_resolve_at END WHERE id = ?1",
+    )?
+    .execute(params![id, delta, ms(now)])?;
+    let (kind, verb) = if firing {
+        ("alert_refired", "fired again")
+    } else {
+        ("alert_resolved", "resolved")
+    };
+    event(
+        tx,
+        id,
+        now,
+        SYSTEM,
+        kind,
+        &format!("alert {} {verb}", describe(a)),
+        json!({ "fingerprint": a.fingerprint }),
+    )
+}
+
+fn describe(a: &AlertRef<'_>) -> String {
+    match a.labels.get("alertname") {
+        Some(name) => format!("{name} ({})", a.fingerprint),
+        None => a.fingerprint.to_string(),
+    }
+}
+
+/// Append to an incident's timeline.
+pub(super) fn event(
+    tx: &Connection,
+    id: i64,
+    at: Timestamp,
+    actor: &str,
+    kind: &str,
+    message: &str,
+    data: serde_json::Value,
+) -> Result<(), StoreError> {
+    tx.prepare_cached("INSERT INTO incident_events (incident_id, at, actor, kind, message, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+        .execute(params![id, ms(at), actor, kind, message, data.to_string()])?;
+    Ok(())
+}
+
+fn current_state(tx: &Connection, id: i64) -> Result<IncidentState, StoreError> {
+    let state: String = tx
+        .prepare_cached("SELECT state FROM incidents WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("no incident {id}")))?;
+    IncidentState::parse(&state)
+        .ok_or_else(|| StoreError::Corrupt(format!("incident state {state:?}")))
+}
+
+/// A lifecycle action by a person or the gateway, through the one
+/// transition function; recorded in the timeline.
+pub(super) fn act(
+    tx: &Connection,
+    id: i64,
+    action: IncidentAction,
+    actor: &str,
+    comment: Option<&str>,
+    now: Timestamp,
+) -> Result<IncidentState, StoreError> {
+    let from = current_state(tx, id)?;
+    let to = transition(from, action).map_err(|e| StoreError::Conflict(e.to_string()))?;
+    let column = match action {
+        IncidentAction::Acknowledge => ", acknowledged_at = COALESCE(acknowledged_at, ?3)",
+        IncidentAction::Resolve => ", resolved_at = ?3, auto_resolve_at = NULL",
+        IncidentAction::Reopen => ", resolved_at = NULL, closed_at = NULL",
+        IncidentAction::Close => ", closed_at = ?3",
+        IncidentAction::Hold => "",
+    };
+    tx.execute(
+        &format!("UPDATE incidents SET state = ?2, updated_at = ?3{column} WHERE id = ?1"),
+        params![id, to.as_str(), ms(now)],
+    )?;
+    tracing::info!(incident = id, from = %from, to = %to, actor, "incident state changed");
+    let mut message = format!("{from} → {to}");
+    if let Some(c) = comment.filter(|c| !c.is_empty()) {
+        message.push_str(": ");
+        message.push_str(c);
+    }
+    event(
+        tx,
+        id,
+        now,
+        actor,
+        to.as_str(),
+        &message,
+        json!({ "from": from, "to": to, "action": action, "comment": comment }),
+    )?;
+    Ok(to)
+}
+
+pub(super) fn assign(
+    tx: &Connection,
+    id: i64,
+    assignee: Option<&str>,
+    actor: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    current_state(tx, id)?;
+    let before: Option<String> =
+        tx.query_row("SELECT assignee FROM incidents WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })?;
+    tx.execute(
+        "UPDATE incidents SET assignee = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, assignee, ms(now)],
+    )?;
+    let message = match assignee {
+        Some(a) => format!("assigned to {a}"),
+        None => "unassigned".to_owned(),
+    };
+    event(
+        tx,
+        id,
+        now,
+        actor,
+        "assigned",
+        &message,
+        json!({ "before": before, "after": assignee }),
+    )
+}
+
+pub(super) fn note(
+    tx: &Connection,
+    id: i64,
+    text: &str,
+    actor: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    current_state(tx, id)?;
+    tx.execute(
+        "UPDATE incidents SET updated_at = ?2 WHERE id = ?1",
+        params![id, ms(now)],
+    )?;
+    event(tx, id, now, actor, "note", text, json!({}))
+}
+
+pub(super) fn set_priority(
+    tx: &Connection,
+    id: i64,
+    priority: Priority,
+    actor: &str,
+    comment: Option<&str>,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    current_state(tx, id)?;
+    let before: String =
+        tx.query_row("SELECT priority FROM incidents WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })?;
+    tx.execute(
+        "UPDATE incidents SET priority = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, priority.as_str(), ms(now)],
+    )?;
+    let mut message = format!("priority {before} → {priority}");
+    if let Some(c) = comment.filter(|c| !c.is_empty()) {
+        message.push_str(": ");
+        message.push_str(c);
+    }
+    event(
+        tx,
+        id,
+        now,
+        actor,
+        "priority_changed",
+        &message,
+        json!({ "before": before, "after": priority, "comment": comment }),
+    )
+}
