@@ -63,13 +63,14 @@ pub async fn serve_until(
             source,
         })?;
     let addr = listener.local_addr()?;
+    let state = AppState::new(store.clone(), Arc::new(config), rules);
+    let reloader = spawn_reload_on_hangup(state.clone())?;
     // One plain line on stdout, for scripts and tests that bind port 0.
     println!("alertgate listening on {addr}");
     let _ = std::io::stdout().flush();
     tracing::info!(%addr, "listening");
 
     let expiry = tokio::spawn(tick_loop(store.clone()));
-    let state = AppState::new(store.clone(), Arc::new(config), rules);
     let app = api::router(state);
     let result = axum::serve(
         listener,
@@ -81,10 +82,35 @@ pub async fn serve_until(
     })
     .await;
     expiry.abort();
+    reloader.abort();
     store.close().await;
     result?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// SIGHUP reloads the rules, as in Prometheus. The handler is installed
+/// before the gateway says it listens, so an early HUP cannot kill it.
+fn spawn_reload_on_hangup(state: AppState) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    #[cfg(unix)]
+    {
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        Ok(tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                if let Err(errors) = state.reload_rules() {
+                    for e in &errors {
+                        tracing::error!(error = %e, "rule reload refused; the old rules keep running");
+                    }
+                }
+            }
+        }))
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(tokio::spawn(async move {
+            let _ = state;
+        }))
+    }
 }
 
 async fn tick_loop(store: Store) {

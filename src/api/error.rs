@@ -56,6 +56,12 @@ impl From<IngestError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if let StoreError::NotFound(m) = &e {
+            return ApiError::not_found(m.clone());
+        }
+        if let StoreError::Conflict(m) = &e {
+            return ApiError::new(StatusCode::CONFLICT, m.clone());
+        }
         if e.is_unavailable() {
             tracing::warn!(error = %e, "store unavailable");
             ApiError::new(

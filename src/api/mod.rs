@@ -4,13 +4,16 @@ mod alerts;
 mod body;
 pub mod error;
 mod health;
+mod incidents;
 mod ingest;
+mod silences;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::extract::State;
+use axum::routing::{delete, get, patch, post};
 
 use crate::config::Config;
 use crate::ingest::IngestContext;
@@ -33,6 +36,19 @@ impl AppState {
         }
     }
 
+    /// Load the rules directory again and swap the new set in whole; a
+    /// broken set is refused and the old rules keep running.
+    pub fn reload_rules(&self) -> Result<Arc<RuleSet>, Vec<crate::rules::RuleError>> {
+        let set = Arc::new(RuleSet::load_dir(&self.config.rules_dir)?);
+        *self.rules.write().expect("rules lock") = set.clone();
+        tracing::info!(
+            files = set.files.len(),
+            incident_rules = set.incident_rules.len(),
+            "rules reloaded"
+        );
+        Ok(set)
+    }
+
     pub fn rules(&self) -> Arc<RuleSet> {
         self.rules.read().expect("rules lock").clone()
     }
@@ -41,6 +57,28 @@ impl AppState {
         IngestContext {
             now: crate::clock::now(),
             resolve_timeout: self.config.resolve_timeout.signed(),
+        }
+    }
+}
+
+/// `POST /-/reload`, as in Prometheus and Alertmanager.
+async fn reload(
+    State(state): State<AppState>,
+) -> Result<axum::Json<serde_json::Value>, error::ApiError> {
+    match state.reload_rules() {
+        Ok(set) => Ok(axum::Json(serde_json::json!({
+            "status": "reloaded",
+            "files": set.files.len(),
+            "incident_rules": set.incident_rules.len(),
+            "inhibit_rules": set.inhibit_rules.len(),
+        }))),
+        Err(errors) => {
+            let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+            tracing::warn!(errors = ?lines, "rule reload refused; the old rules keep running");
+            Err(
+                error::ApiError::bad_request("rule reload refused; the old rules keep running")
+                    .with_detail(serde_json::json!({ "errors": lines })),
+            )
         }
     }
 }
@@ -57,6 +95,21 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/ingest/generic/{name}", post(ingest::generic))
         .route("/api/v1/alerts", get(alerts::list))
         .route("/api/v1/alerts/{fingerprint}", get(alerts::get))
+        .route("/api/v1/incidents", get(incidents::list))
+        .route("/api/v1/incidents/{id}", get(incidents::get))
+        .route("/api/v1/incidents/{id}/assign", post(incidents::assign))
+        .route("/api/v1/incidents/{id}/notes", post(incidents::note))
+        .route(
+            "/api/v1/incidents/{id}/priority",
+            patch(incidents::priority),
+        )
+        .route("/api/v1/incidents/{id}/{action}", post(incidents::act))
+        .route(
+            "/api/v1/silences",
+            post(silences::create).get(silences::list),
+        )
+        .route("/api/v1/silences/{id}", delete(silences::expire))
+        .route("/-/reload", post(reload))
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)

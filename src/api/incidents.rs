@@ -1,0 +1,222 @@
+//! Incidents: list, show, and what on-call engineers do to them.
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use super::body::JsonText;
+use super::error::ApiError;
+use crate::model::incident::{IncidentAction, IncidentState, Priority};
+use crate::store::{IncidentDetail, IncidentPage, IncidentQuery, IncidentSort};
+
+const DEFAULT_LIMIT: usize = 50;
+const MAX_LIMIT: usize = 500;
+
+/// Query parameters: `state`, `priority` (repeatable or comma-separated),
+/// `service`, `assignee`, `rule`, `since`/`until` (RFC 3339, on creation
+/// time), `sort` (`-created_at` default, `created_at`, `priority`,
+/// `-updated_at`), `limit` (1-500), `cursor`.
+pub async fn list(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<IncidentPage>, ApiError> {
+    let q = parse_query(query.as_deref().unwrap_or(""))?;
+    Ok(Json(state.store.list_incidents(q).await?))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<IncidentDetail>, ApiError> {
+    detail(&state, id).await
+}
+
+async fn detail(state: &AppState, id: i64) -> Result<Json<IncidentDetail>, ApiError> {
+    match state.store.get_incident(id).await? {
+        Some(d) => Ok(Json(d)),
+        None => Err(ApiError::not_found(format!("no incident {id}"))),
+    }
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, ApiError> {
+    Ok(crate::ingest::from_json(body, "")?)
+}
+
+fn actor(actor: String) -> Result<String, ApiError> {
+    let a = actor.trim();
+    if a.is_empty() || a.len() > 200 || a.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "actor: name who does this (1-200 printable characters)",
+        ));
+    }
+    Ok(a.to_owned())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionBody {
+    actor: String,
+    comment: Option<String>,
+}
+
+/// `POST /api/v1/incidents/{id}/{acknowledge|resolve|reopen|hold|close}`.
+pub async fn act(
+    State(state): State<AppState>,
+    Path((id, action)): Path<(i64, String)>,
+    JsonText(body): JsonText,
+) -> Result<Json<IncidentDetail>, ApiError> {
+    let action = IncidentAction::parse(&action).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "unknown action {action:?}: acknowledge, resolve, reopen, hold or close"
+        ))
+    })?;
+    let b: ActionBody = parse_body(&body)?;
+    state
+        .store
+        .act(id, action, actor(b.actor)?, b.comment)
+        .await?;
+    detail(&state, id).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssignBody {
+    actor: String,
+    /// `null` unassigns.
+    assignee: Option<String>,
+}
+
+pub async fn assign(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    JsonText(body): JsonText,
+) -> Result<Json<IncidentDetail>, ApiError> {
+    let b: AssignBody = parse_body(&body)?;
+    let assignee = b
+        .assignee
+        .map(|a| a.trim().to_owned())
+        .filter(|a| !a.is_empty());
+    state.store.assign(id, assignee, actor(b.actor)?).await?;
+    detail(&state, id).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoteBody {
+    actor: String,
+    text: String,
+}
+
+pub async fn note(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    JsonText(body): JsonText,
+) -> Result<(StatusCode, Json<IncidentDetail>), ApiError> {
+    let b: NoteBody = parse_body(&body)?;
+    if b.text.trim().is_empty() {
+        return Err(ApiError::bad_request("text: a note needs text"));
+    }
+    state.store.note(id, b.text, actor(b.actor)?).await?;
+    Ok((StatusCode::CREATED, detail(&state, id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PriorityBody {
+    actor: String,
+    priority: String,
+    comment: Option<String>,
+}
+
+pub async fn priority(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    JsonText(body): JsonText,
+) -> Result<Json<IncidentDetail>, ApiError> {
+    let b: PriorityBody = parse_body(&body)?;
+    let p = Priority::parse(&b.priority).ok_or_else(|| {
+        ApiError::bad_request(format!("priority: expected P1 to P5, got {:?}", b.priority))
+    })?;
+    state
+        .store
+        .set_priority(id, p, actor(b.actor)?, b.comment)
+        .await?;
+    detail(&state, id).await
+}
+
+fn parse_query(raw: &str) -> Result<IncidentQuery, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw)
+        .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))?;
+    let mut q = IncidentQuery {
+        limit: DEFAULT_LIMIT,
+        ..Default::default()
+    };
+    for (key, value) in pairs {
+        let bad = |msg: String| {
+            ApiError::bad_request(format!("{key}: {msg}")).with_detail(json!({ "parameter": key }))
+        };
+        let time = |v: &str| {
+            v.parse::<jiff::Timestamp>()
+                .map_err(|e| bad(format!("expected an RFC 3339 time, got {v:?}: {e}")))
+        };
+        match key.as_str() {
+            "state" => {
+                for v in value.split(',').filter(|v| !v.is_empty()) {
+                    q.states.push(IncidentState::parse(v).ok_or_else(|| {
+                        bad(format!("unknown state {v:?}: triggered, acknowledged, on_hold, resolved, closed"))
+                    })?);
+                }
+            }
+            "priority" => {
+                for v in value.split(',').filter(|v| !v.is_empty()) {
+                    q.priorities.push(
+                        Priority::parse(v)
+                            .ok_or_else(|| bad(format!("expected P1 to P5, got {v:?}")))?,
+                    );
+                }
+            }
+            "service" => q.service = Some(value),
+            "assignee" => q.assignee = Some(value),
+            "rule" => q.rule = Some(value),
+            "since" => q.since = Some(time(&value)?),
+            "until" => q.until = Some(time(&value)?),
+            "sort" => {
+                q.sort = match value.as_str() {
+                    "-created_at" => IncidentSort::CreatedDesc,
+                    "created_at" => IncidentSort::CreatedAsc,
+                    "priority" => IncidentSort::Priority,
+                    "-updated_at" => IncidentSort::UpdatedDesc,
+                    other => {
+                        return Err(bad(format!(
+                            "unknown sort {other:?}: -created_at, created_at, priority, -updated_at"
+                        )));
+                    }
+                }
+            }
+            "limit" => {
+                q.limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "expected a number from 1 to {MAX_LIMIT}, got {value:?}"
+                        ))
+                    })?
+            }
+            "cursor" => {
+                q.offset = value
+                    .parse()
+                    .map_err(|_| bad(format!("not a cursor from a previous page: {value:?}")))?
+            }
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter {key:?}; known: state, priority, service, assignee, rule, since, until, sort, limit, cursor"
+                )));
+            }
+        }
+    }
+    Ok(q)
+}

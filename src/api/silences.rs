@@ -1,0 +1,130 @@
+//! Silences: `POST /api/v1/silences`, `GET /api/v1/silences`,
+//! `DELETE /api/v1/silences/{id}` (expire).
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use super::body::JsonText;
+use super::error::ApiError;
+use crate::engine::silence::Silence;
+use crate::rules::matcher::parse_matchers;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct NewSilence {
+    matchers: Vec<String>,
+    starts_at: Option<String>,
+    ends_at: String,
+    created_by: String,
+    #[serde(default)]
+    comment: String,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    JsonText(body): JsonText,
+) -> Result<(StatusCode, Json<Silence>), ApiError> {
+    let b: NewSilence = crate::ingest::from_json(&body, "")?;
+    let mut problems = Vec::new();
+    let mut matchers = Vec::new();
+    for (i, m) in b.matchers.iter().enumerate() {
+        match parse_matchers(m) {
+            Ok(ms) => matchers.extend(ms),
+            Err(e) => {
+                problems.push(json!({ "path": format!("matchers[{i}]"), "message": e.to_string() }))
+            }
+        }
+    }
+    if b.matchers.is_empty() {
+        problems
+            .push(json!({ "path": "matchers", "message": "a silence needs at least one matcher" }));
+    }
+    let now = crate::clock::now();
+    let time = |v: &str, path: &str, problems: &mut Vec<serde_json::Value>| {
+        match crate::ingest::parse_time(v) {
+            Ok(Some(t)) => Some(t),
+            Ok(None) => None,
+            Err(e) => {
+                problems.push(json!({ "path": path, "message": e }));
+                None
+            }
+        }
+    };
+    let starts_at = b
+        .starts_at
+        .as_deref()
+        .and_then(|v| time(v, "startsAt", &mut problems))
+        .unwrap_or(now)
+        .max(now);
+    let ends_at = time(&b.ends_at, "endsAt", &mut problems);
+    if let Some(end) = ends_at
+        && end <= starts_at
+    {
+        problems.push(json!({ "path": "endsAt", "message": "endsAt must be after startsAt and in the future" }));
+    }
+    if b.created_by.trim().is_empty() {
+        problems.push(json!({ "path": "createdBy", "message": "name who creates the silence" }));
+    }
+    if !problems.is_empty() || ends_at.is_none() {
+        return Err(
+            ApiError::bad_request("invalid silence").with_detail(json!({ "errors": problems }))
+        );
+    }
+    let silence = state
+        .store
+        .create_silence(
+            matchers,
+            starts_at,
+            ends_at.expect("checked"),
+            b.created_by,
+            b.comment,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(silence)))
+}
+
+/// `?expired=true` includes silences that have ended.
+pub async fn list(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))?;
+    let mut expired = false;
+    for (k, v) in pairs {
+        match (k.as_str(), v.as_str()) {
+            ("expired", "true") => expired = true,
+            ("expired", "false") => expired = false,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter {k}={v:?}; known: expired=true|false"
+                )));
+            }
+        }
+    }
+    let now = crate::clock::now();
+    let silences: Vec<serde_json::Value> = state
+        .store
+        .list_silences(expired)
+        .await?
+        .into_iter()
+        .map(|s| {
+            let mut v = serde_json::to_value(&s).unwrap_or_default();
+            v["state"] = json!(s.state(now));
+            v
+        })
+        .collect();
+    Ok(Json(json!({ "silences": silences })))
+}
+
+pub async fn expire(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    state.store.expire_silence(id).await?;
+    Ok(Json(json!({ "status": "expired", "id": id })))
+}
