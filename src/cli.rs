@@ -32,6 +32,16 @@ enum Command {
         #[command(flatten)]
         client: crate::client::ClientArgs,
     },
+    /// Incidents of a running gateway: list, show, ack, resolve, note, ...
+    Incidents {
+        #[command(subcommand)]
+        command: crate::client::IncidentsCommand,
+        #[command(flatten)]
+        client: crate::client::ClientArgs,
+    },
+    /// Show what the rules would do with the alerts of a payload file (like
+    /// `amtool config routes test`): rule, group key, priority, muting.
+    Replay(crate::replay::ReplayArgs),
 }
 
 #[derive(Args)]
@@ -72,6 +82,8 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Check(args) => check(args),
         Command::Alerts { command, client } => crate::client::run_alerts(&client, command),
+        Command::Incidents { command, client } => crate::client::run_incidents(&client, command),
+        Command::Replay(args) => crate::replay::run(args),
     }
 }
 

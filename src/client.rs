@@ -44,7 +44,69 @@ pub enum AlertsCommand {
     Show { fingerprint: String },
 }
 
-pub fn run_alerts(args: &ClientArgs, cmd: AlertsCommand) -> ExitCode {
+#[derive(Subcommand)]
+pub enum IncidentsCommand {
+    /// List incidents, newest first.
+    List {
+        /// triggered, acknowledged, on_hold, resolved, closed (comma-separated).
+        #[arg(long)]
+        state: Option<String>,
+        /// P1 to P5 (comma-separated).
+        #[arg(long)]
+        priority: Option<String>,
+        #[arg(long)]
+        service: Option<String>,
+        #[arg(long)]
+        assignee: Option<String>,
+        /// -created_at, created_at, priority, -updated_at.
+        #[arg(long)]
+        sort: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Show an incident with its alerts and timeline.
+    Show { id: i64 },
+    /// Acknowledge: someone is on it.
+    Ack(ActionArgs),
+    /// Resolve: the problem is gone.
+    Resolve(ActionArgs),
+    /// Reopen a resolved incident.
+    Reopen(ActionArgs),
+    /// Put on hold (waiting on someone else).
+    Hold(ActionArgs),
+    /// Close a resolved incident for good.
+    Close(ActionArgs),
+    /// Add a note to the timeline.
+    Note {
+        id: i64,
+        text: String,
+        /// Who (default: $ALERTGATE_ACTOR, else $USER).
+        #[arg(long, env = "ALERTGATE_ACTOR")]
+        actor: Option<String>,
+    },
+}
+
+#[derive(Args)]
+pub struct ActionArgs {
+    id: i64,
+    /// Why, for the timeline.
+    #[arg(long, short = 'm')]
+    comment: Option<String>,
+    /// Who (default: $ALERTGATE_ACTOR, else $USER).
+    #[arg(long, env = "ALERTGATE_ACTOR")]
+    actor: Option<String>,
+}
+
+fn actor(given: Option<String>) -> String {
+    given
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|a| !a.trim().is_empty())
+        .unwrap_or_else(|| "cli".to_owned())
+}
+
+fn block_on(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -55,7 +117,7 @@ pub fn run_alerts(args: &ClientArgs, cmd: AlertsCommand) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(alerts(args, cmd)) {
+    match runtime.block_on(fut) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("alertgate: {e:#}");
@@ -64,18 +126,38 @@ pub fn run_alerts(args: &ClientArgs, cmd: AlertsCommand) -> ExitCode {
     }
 }
 
+pub fn run_alerts(args: &ClientArgs, cmd: AlertsCommand) -> ExitCode {
+    block_on(alerts(args, cmd))
+}
+
+pub fn run_incidents(args: &ClientArgs, cmd: IncidentsCommand) -> ExitCode {
+    block_on(incidents(args, cmd))
+}
+
 async fn get_json(
     args: &ClientArgs,
     path: &str,
     query: &[(&str, String)],
 ) -> anyhow::Result<Value> {
+    send(args, reqwest::Method::GET, path, query, None).await
+}
+
+async fn send(
+    args: &ClientArgs,
+    method: reqwest::Method,
+    path: &str,
+    query: &[(&str, String)],
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()?;
     let url = format!("{}{}", args.url.trim_end_matches('/'), path);
-    let resp = client
-        .get(&url)
-        .query(query)
+    let mut req = client.request(method, &url).query(query);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req
         .send()
         .await
         .map_err(|e| anyhow::anyhow!("cannot reach the gateway at {}: {e}", args.url))?;
@@ -163,7 +245,7 @@ fn text(v: &Value) -> String {
     }
 }
 
-fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+pub(crate) fn print_table(headers: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -182,4 +264,161 @@ fn print_table(headers: &[&str], rows: &[Vec<String>]) {
     for row in rows {
         line(row.iter().map(String::as_str).collect());
     }
+}
+
+async fn incidents(args: &ClientArgs, cmd: IncidentsCommand) -> anyhow::Result<()> {
+    let (id, action, a) = match cmd {
+        IncidentsCommand::List {
+            state,
+            priority,
+            service,
+            assignee,
+            sort,
+            limit,
+            cursor,
+        } => {
+            let mut q: Vec<(&str, String)> = vec![("limit", limit.to_string())];
+            q.extend(state.map(|v| ("state", v)));
+            q.extend(priority.map(|v| ("priority", v)));
+            q.extend(service.map(|v| ("service", v)));
+            q.extend(assignee.map(|v| ("assignee", v)));
+            q.extend(sort.map(|v| ("sort", v)));
+            q.extend(cursor.map(|v| ("cursor", v)));
+            let page = get_json(args, "/api/v1/incidents", &q).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&page)?);
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = page["incidents"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|i| {
+                    vec![
+                        text(&i["id"]),
+                        text(&i["priority"]),
+                        text(&i["state"]),
+                        text(&i["service"]),
+                        format!("{}/{}", text(&i["firingCount"]), text(&i["alertCount"])),
+                        text(&i["assignee"]),
+                        text(&i["createdAt"]),
+                        text(&i["title"]),
+                    ]
+                })
+                .collect();
+            print_table(
+                &[
+                    "ID", "PRIO", "STATE", "SERVICE", "FIRING", "ASSIGNEE", "CREATED", "TITLE",
+                ],
+                &rows,
+            );
+            if let Some(next) = page["nextCursor"].as_str() {
+                println!("(more: --cursor {next})");
+            }
+            return Ok(());
+        }
+        IncidentsCommand::Show { id } => {
+            let d = get_json(args, &format!("/api/v1/incidents/{id}"), &[]).await?;
+            print_incident(args, &d)?;
+            return Ok(());
+        }
+        IncidentsCommand::Note {
+            id,
+            text,
+            actor: who,
+        } => {
+            let body = serde_json::json!({ "actor": actor(who), "text": text });
+            let d = send(
+                args,
+                reqwest::Method::POST,
+                &format!("/api/v1/incidents/{id}/notes"),
+                &[],
+                Some(body),
+            )
+            .await?;
+            print_incident(args, &d)?;
+            return Ok(());
+        }
+        IncidentsCommand::Ack(a) => (a.id, "acknowledge", a),
+        IncidentsCommand::Resolve(a) => (a.id, "resolve", a),
+        IncidentsCommand::Reopen(a) => (a.id, "reopen", a),
+        IncidentsCommand::Hold(a) => (a.id, "hold", a),
+        IncidentsCommand::Close(a) => (a.id, "close", a),
+    };
+    let body = serde_json::json!({ "actor": actor(a.actor), "comment": a.comment });
+    let d = send(
+        args,
+        reqwest::Method::POST,
+        &format!("/api/v1/incidents/{id}/{action}"),
+        &[],
+        Some(body),
+    )
+    .await?;
+    print_incident(args, &d)
+}
+
+fn print_incident(args: &ClientArgs, d: &Value) -> anyhow::Result<()> {
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(d)?);
+        return Ok(());
+    }
+    println!(
+        "#{} [{}] {} — {}",
+        text(&d["id"]),
+        text(&d["priority"]),
+        text(&d["title"]),
+        text(&d["state"])
+    );
+    println!(
+        "  service {}  rule {}  impact {}  urgency {}  assignee {}",
+        text(&d["service"]),
+        text(&d["rule"]),
+        text(&d["impact"]),
+        text(&d["urgency"]),
+        text(&d["assignee"])
+    );
+    println!(
+        "  created {}  acknowledged {}  resolved {}",
+        text(&d["createdAt"]),
+        text(&d["acknowledgedAt"]),
+        text(&d["resolvedAt"])
+    );
+    println!("\nalerts:");
+    let alerts: Vec<Vec<String>> = d["alerts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|a| {
+            vec![
+                text(&a["fingerprint"]),
+                text(&a["status"]),
+                text(&a["labels"]["alertname"]),
+                text(&a["startsAt"]),
+                text(&a["annotations"]["summary"]),
+            ]
+        })
+        .collect();
+    print_table(
+        &["FINGERPRINT", "STATUS", "ALERTNAME", "STARTS", "SUMMARY"],
+        &alerts,
+    );
+    println!("\ntimeline:");
+    let events: Vec<Vec<String>> = d["timeline"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|e| {
+            vec![
+                text(&e["at"]),
+                text(&e["actor"]),
+                text(&e["kind"]),
+                text(&e["message"]),
+            ]
+        })
+        .collect();
+    print_table(&["AT", "ACTOR", "EVENT", "MESSAGE"], &events);
+    Ok(())
 }
