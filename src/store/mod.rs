@@ -243,6 +243,11 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", true)?;
         conn.pragma_update(None, "cache_size", -16_000)?; // KiB
         schema::migrate(&mut conn)?;
+        // Checkpoints run on their own thread (see `checkpointer`), so the
+        // writer never stalls copying the WAL into a large database.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpoints = Connection::open(&path)?;
+        checkpoints.pragma_update(None, "busy_timeout", 5000)?;
 
         let mut readers = Vec::with_capacity(cfg.read_connections);
         for _ in 0..cfg.read_connections {
@@ -257,10 +262,22 @@ impl Store {
             readers.push(r);
         }
 
+        let (stop_checkpoints, stopped) = std::sync::mpsc::channel::<()>();
+        let checkpointer = std::thread::Builder::new()
+            .name("store-checkpoint".into())
+            .spawn(move || checkpointer(checkpoints, stopped))
+            .map_err(|e| StoreError::Corrupt(format!("cannot start the checkpoint thread: {e}")))?;
         let (tx, rx) = mpsc::channel(4096);
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer::run(conn, rx, rules))
+            .spawn(move || {
+                // The last checkpoint at close must not race the background one.
+                let stop = move || {
+                    let _ = stop_checkpoints.send(());
+                    let _ = checkpointer.join();
+                };
+                writer::run(conn, rx, rules, stop)
+            })
             .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
         Ok(Store {
             writer: tx,
@@ -488,6 +505,27 @@ impl Store {
             Ok((firing, resolved))
         })
         .await
+    }
+}
+
+/// WAL size past which a checkpoint waits for the writer to pause, so the
+/// WAL cannot grow without bound under a constant write load.
+const WAL_RESTART_BYTES: u64 = 256 << 20;
+
+/// Copy the WAL into the database in the background, once a second: a
+/// passive checkpoint never blocks the writer or readers.
+fn checkpointer(conn: Connection, stop: std::sync::mpsc::Receiver<()>) {
+    let wal = conn.path().map(|p| PathBuf::from(format!("{p}-wal")));
+    loop {
+        match stop.recv_timeout(std::time::Duration::from_secs(1)) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+        let size = wal.as_ref().and_then(|p| std::fs::metadata(p).ok()).map_or(0, |m| m.len());
+        let mode = if size > WAL_RESTART_BYTES { "RESTART" } else { "PASSIVE" };
+        if let Err(e) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
+            tracing::warn!(error = %e, "background checkpoint failed");
+        }
     }
 }
 

@@ -99,7 +99,12 @@ impl Op {
     }
 }
 
-pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Request>, rules: SharedRules) {
+pub(super) fn run(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<Request>,
+    rules: SharedRules,
+    stop_checkpoints: impl FnOnce(),
+) {
     let current = rules.read().expect("rules lock").clone();
     let mut engine = match Engine::load(&conn, current, crate::clock::now()) {
         Ok(e) => e,
@@ -146,6 +151,7 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Request>, rules: 
             let _ = reply.send(Err(StoreError::Closed));
         }
     }
+    stop_checkpoints();
     if let Err(e) = conn.execute_batch("PRAGMA optimize; PRAGMA wal_checkpoint(TRUNCATE);") {
         tracing::warn!(error = %e, "checkpoint at close failed");
     }
