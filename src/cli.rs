@@ -104,10 +104,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     init_tracing(config.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("alertgate: cannot start the runtime: {e}");
@@ -125,11 +122,7 @@ fn serve(args: ServeArgs) -> ExitCode {
 }
 
 fn check(args: CheckArgs) -> ExitCode {
-    let overrides = Overrides {
-        config_file: args.config,
-        rules_dir: args.rules,
-        ..Default::default()
-    };
+    let overrides = Overrides { config_file: args.config, rules_dir: args.rules, ..Default::default() };
     let mut failed = false;
     let config = match Config::load(&overrides) {
         Ok(c) => Some(c),
@@ -141,11 +134,8 @@ fn check(args: CheckArgs) -> ExitCode {
             None
         }
     };
-    let rules_dir = config
-        .as_ref()
-        .map(|c| c.rules_dir.clone())
-        .or(overrides.rules_dir)
-        .unwrap_or_else(|| "rules".into());
+    let rules_dir =
+        config.as_ref().map(|c| c.rules_dir.clone()).or(overrides.rules_dir).unwrap_or_else(|| "rules".into());
     match crate::rules::RuleSet::load_dir(&rules_dir) {
         Ok(set) => {
             if !failed {
@@ -164,20 +154,13 @@ fn check(args: CheckArgs) -> ExitCode {
             failed = true;
         }
     }
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
 
 fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_env("ALERTGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let filter = EnvFilter::try_from_env("ALERTGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

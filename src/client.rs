@@ -8,12 +8,7 @@ use serde_json::Value;
 #[derive(Args)]
 pub struct ClientArgs {
     /// The gateway's base URL.
-    #[arg(
-        long,
-        global = true,
-        env = "ALERTGATE_URL",
-        default_value = "http://127.0.0.1:9797"
-    )]
+    #[arg(long, global = true, env = "ALERTGATE_URL", default_value = "http://127.0.0.1:9797")]
     url: String,
     /// Print the JSON answer instead of a table.
     #[arg(long, global = true)]
@@ -100,17 +95,11 @@ pub struct ActionArgs {
 }
 
 fn actor(given: Option<String>) -> String {
-    given
-        .or_else(|| std::env::var("USER").ok())
-        .filter(|a| !a.trim().is_empty())
-        .unwrap_or_else(|| "cli".to_owned())
+    given.or_else(|| std::env::var("USER").ok()).filter(|a| !a.trim().is_empty()).unwrap_or_else(|| "cli".to_owned())
 }
 
 fn block_on(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("alertgate: {e}");
@@ -134,11 +123,7 @@ pub fn run_incidents(args: &ClientArgs, cmd: IncidentsCommand) -> ExitCode {
     block_on(incidents(args, cmd))
 }
 
-async fn get_json(
-    args: &ClientArgs,
-    path: &str,
-    query: &[(&str, String)],
-) -> anyhow::Result<Value> {
+async fn get_json(args: &ClientArgs, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
     send(args, reqwest::Method::GET, path, query, None).await
 }
 
@@ -149,25 +134,17 @@ async fn send(
     query: &[(&str, String)],
     body: Option<Value>,
 ) -> anyhow::Result<Value> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()?;
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
     let url = format!("{}{}", args.url.trim_end_matches('/'), path);
     let mut req = client.request(method, &url).query(query);
     if let Some(b) = body {
         req = req.json(&b);
     }
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot reach the gateway at {}: {e}", args.url))?;
+    let resp = req.send().await.map_err(|e| anyhow::anyhow!("cannot reach the gateway at {}: {e}", args.url))?;
     let status = resp.status();
     let body: Value = resp.json().await.unwrap_or(Value::Null);
     if !status.is_success() {
-        let msg = body
-            .get("error")
-            .and_then(Value::as_str)
-            .unwrap_or("no error message");
+        let msg = body.get("error").and_then(Value::as_str).unwrap_or("no error message");
         anyhow::bail!("{status}: {msg}");
     }
     Ok(body)
@@ -175,13 +152,7 @@ async fn send(
 
 async fn alerts(args: &ClientArgs, cmd: AlertsCommand) -> anyhow::Result<()> {
     match cmd {
-        AlertsCommand::List {
-            state,
-            source,
-            filters,
-            limit,
-            cursor,
-        } => {
+        AlertsCommand::List { state, source, filters, limit, cursor } => {
             let mut q: Vec<(&str, String)> = vec![("limit", limit.to_string())];
             q.extend(state.map(|s| ("state", s)));
             q.extend(source.map(|s| ("source", s)));
@@ -213,18 +184,7 @@ async fn alerts(args: &ClientArgs, cmd: AlertsCommand) -> anyhow::Result<()> {
                     ]
                 })
                 .collect();
-            print_table(
-                &[
-                    "FINGERPRINT",
-                    "STATUS",
-                    "SOURCE",
-                    "ALERTNAME",
-                    "STARTS",
-                    "COUNT",
-                    "LABELS",
-                ],
-                &rows,
-            );
+            print_table(&["FINGERPRINT", "STATUS", "SOURCE", "ALERTNAME", "STARTS", "COUNT", "LABELS"], &rows);
             if let Some(next) = page["nextCursor"].as_str() {
                 println!("(more: --cursor {next})");
             }
@@ -253,11 +213,7 @@ pub(crate) fn print_table(headers: &[&str], rows: &[Vec<String>]) {
         }
     }
     let line = |cells: Vec<&str>| {
-        let parts: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
+        let parts: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
         println!("{}", parts.join("  ").trim_end());
     };
     line(headers.to_vec());
@@ -268,15 +224,7 @@ pub(crate) fn print_table(headers: &[&str], rows: &[Vec<String>]) {
 
 async fn incidents(args: &ClientArgs, cmd: IncidentsCommand) -> anyhow::Result<()> {
     let (id, action, a) = match cmd {
-        IncidentsCommand::List {
-            state,
-            priority,
-            service,
-            assignee,
-            sort,
-            limit,
-            cursor,
-        } => {
+        IncidentsCommand::List { state, priority, service, assignee, sort, limit, cursor } => {
             let mut q: Vec<(&str, String)> = vec![("limit", limit.to_string())];
             q.extend(state.map(|v| ("state", v)));
             q.extend(priority.map(|v| ("priority", v)));
@@ -307,12 +255,7 @@ async fn incidents(args: &ClientArgs, cmd: IncidentsCommand) -> anyhow::Result<(
                     ]
                 })
                 .collect();
-            print_table(
-                &[
-                    "ID", "PRIO", "STATE", "SERVICE", "FIRING", "ASSIGNEE", "CREATED", "TITLE",
-                ],
-                &rows,
-            );
+            print_table(&["ID", "PRIO", "STATE", "SERVICE", "FIRING", "ASSIGNEE", "CREATED", "TITLE"], &rows);
             if let Some(next) = page["nextCursor"].as_str() {
                 println!("(more: --cursor {next})");
             }
@@ -323,20 +266,10 @@ async fn incidents(args: &ClientArgs, cmd: IncidentsCommand) -> anyhow::Result<(
             print_incident(args, &d)?;
             return Ok(());
         }
-        IncidentsCommand::Note {
-            id,
-            text,
-            actor: who,
-        } => {
+        IncidentsCommand::Note { id, text, actor: who } => {
             let body = serde_json::json!({ "actor": actor(who), "text": text });
-            let d = send(
-                args,
-                reqwest::Method::POST,
-                &format!("/api/v1/incidents/{id}/notes"),
-                &[],
-                Some(body),
-            )
-            .await?;
+            let d =
+                send(args, reqwest::Method::POST, &format!("/api/v1/incidents/{id}/notes"), &[], Some(body)).await?;
             print_incident(args, &d)?;
             return Ok(());
         }
@@ -347,14 +280,7 @@ async fn incidents(args: &ClientArgs, cmd: IncidentsCommand) -> anyhow::Result<(
         IncidentsCommand::Close(a) => (a.id, "close", a),
     };
     let body = serde_json::json!({ "actor": actor(a.actor), "comment": a.comment });
-    let d = send(
-        args,
-        reqwest::Method::POST,
-        &format!("/api/v1/incidents/{id}/{action}"),
-        &[],
-        Some(body),
-    )
-    .await?;
+    let d = send(args, reqwest::Method::POST, &format!("/api/v1/incidents/{id}/{action}"), &[], Some(body)).await?;
     print_incident(args, &d)
 }
 
@@ -363,13 +289,7 @@ fn print_incident(args: &ClientArgs, d: &Value) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(d)?);
         return Ok(());
     }
-    println!(
-        "#{} [{}] {} — {}",
-        text(&d["id"]),
-        text(&d["priority"]),
-        text(&d["title"]),
-        text(&d["state"])
-    );
+    println!("#{} [{}] {} — {}", text(&d["id"]), text(&d["priority"]), text(&d["title"]), text(&d["state"]));
     println!(
         "  service {}  rule {}  impact {}  urgency {}  assignee {}",
         text(&d["service"]),
@@ -400,24 +320,14 @@ fn print_incident(args: &ClientArgs, d: &Value) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    print_table(
-        &["FINGERPRINT", "STATUS", "ALERTNAME", "STARTS", "SUMMARY"],
-        &alerts,
-    );
+    print_table(&["FINGERPRINT", "STATUS", "ALERTNAME", "STARTS", "SUMMARY"], &alerts);
     println!("\ntimeline:");
     let events: Vec<Vec<String>> = d["timeline"]
         .as_array()
         .cloned()
         .unwrap_or_default()
         .iter()
-        .map(|e| {
-            vec![
-                text(&e["at"]),
-                text(&e["actor"]),
-                text(&e["kind"]),
-                text(&e["message"]),
-            ]
-        })
+        .map(|e| vec![text(&e["at"]), text(&e["actor"]), text(&e["kind"]), text(&e["message"])])
         .collect();
     print_table(&["AT", "ACTOR", "EVENT", "MESSAGE"], &events);
     Ok(())

@@ -90,10 +90,7 @@ pub struct Overrides {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{}", .0.join("\n"))]
     Invalid(Vec<String>),
 }
@@ -104,10 +101,8 @@ impl Config {
         let (file, base, file_name) = match &o.config_file {
             None => (FileConfig::default(), PathBuf::new(), String::new()),
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
                 let file: FileConfig = crate::yaml::from_str(&text).map_err(|e| {
                     let at = e.line.map(|l| format!(":{l}")).unwrap_or_default();
                     ConfigError::Invalid(vec![format!("{}{at}: {}", path.display(), e.message)])
@@ -120,15 +115,9 @@ impl Config {
         // Paths in the file are relative to the file, as in Prometheus.
         let from_file = |p: Option<PathBuf>| p.map(|p| base.join(p));
 
-        let listen_text = o
-            .listen
-            .clone()
-            .or(file.listen)
-            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen_text = o.listen.clone().or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
         let listen = listen_text.parse().unwrap_or_else(|_| {
-            problems.push(format!(
-                "{file_name}listen: {listen_text:?} is not an address like 127.0.0.1:9797"
-            ));
+            problems.push(format!("{file_name}listen: {listen_text:?} is not an address like 127.0.0.1:9797"));
             DEFAULT_LISTEN.parse().expect("default address parses")
         });
 
@@ -140,25 +129,17 @@ impl Config {
             None => file.max_body.map(|b| b.0).unwrap_or(DEFAULT_MAX_BODY),
         };
         if max_body < 1024 {
-            problems.push(format!(
-                "{file_name}max_body: {max_body} bytes is too small (at least 1KiB)"
-            ));
+            problems.push(format!("{file_name}max_body: {max_body} bytes is too small (at least 1KiB)"));
         }
 
         let read_connections = file.store.read_connections.unwrap_or(4);
         if !(1..=64).contains(&read_connections) {
-            problems.push(format!(
-                "{file_name}store.read_connections: must be 1 to 64"
-            ));
+            problems.push(format!("{file_name}store.read_connections: must be 1 to 64"));
         }
 
         let mut generic = BTreeMap::new();
         for (name, spec) in file.generic {
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
                 problems.push(format!(
                     "{file_name}generic.{name}: mapping names may use letters, digits, '-', '_' and '.'"
                 ));
@@ -168,10 +149,7 @@ impl Config {
                 Ok(m) => {
                     generic.insert(name, m);
                 }
-                Err(errs) => problems.extend(
-                    errs.into_iter()
-                        .map(|e| format!("{file_name}generic.{name}.{e}")),
-                ),
+                Err(errs) => problems.extend(errs.into_iter().map(|e| format!("{file_name}generic.{name}.{e}"))),
             }
         }
 
@@ -180,22 +158,11 @@ impl Config {
         }
         Ok(Config {
             listen,
-            data_dir: o
-                .data_dir
-                .clone()
-                .or(from_file(file.data_dir))
-                .unwrap_or_else(|| "data".into()),
-            rules_dir: o
-                .rules_dir
-                .clone()
-                .or(from_file(file.rules_dir))
-                .unwrap_or_else(|| "rules".into()),
+            data_dir: o.data_dir.clone().or(from_file(file.data_dir)).unwrap_or_else(|| "data".into()),
+            rules_dir: o.rules_dir.clone().or(from_file(file.rules_dir)).unwrap_or_else(|| "rules".into()),
             max_body,
             resolve_timeout: file.resolve_timeout.unwrap_or(Duration::from_secs(300)),
-            store: StoreConfig {
-                synchronous: file.store.synchronous.unwrap_or(Synchronous::Full),
-                read_connections,
-            },
+            store: StoreConfig { synchronous: file.store.synchronous.unwrap_or(Synchronous::Full), read_connections },
             log_format: o.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
             generic,
         })
@@ -213,9 +180,7 @@ impl std::str::FromStr for ByteSize {
         let t = s.trim();
         let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
-        let n: usize = num
-            .parse()
-            .map_err(|_| format!("{s:?} is not a size like 4MiB"))?;
+        let n: usize = num.parse().map_err(|_| format!("{s:?} is not a size like 4MiB"))?;
         let mult: usize = match unit.trim() {
             "" | "B" => 1,
             "KiB" | "K" | "k" => 1 << 10,
@@ -225,14 +190,10 @@ impl std::str::FromStr for ByteSize {
             "MB" => 1_000_000,
             "GB" => 1_000_000_000,
             other => {
-                return Err(format!(
-                    "{s:?}: unknown unit {other:?} (use B, KiB, MiB, GiB)"
-                ));
+                return Err(format!("{s:?}: unknown unit {other:?} (use B, KiB, MiB, GiB)"));
             }
         };
-        n.checked_mul(mult)
-            .map(ByteSize)
-            .ok_or_else(|| format!("{s:?} is too large"))
+        n.checked_mul(mult).map(ByteSize).ok_or_else(|| format!("{s:?} is too large"))
     }
 }
 
@@ -274,14 +235,9 @@ mod tests {
     #[test]
     fn flags_beat_the_file_and_file_paths_are_relative_to_it() {
         let dir = tempfile::tempdir().unwrap();
-        let p = write(
-            dir.path(),
-            "listen: 127.0.0.1:1234\ndata_dir: d\nmax_body: 1MiB\nstore: {synchronous: normal}\n",
-        );
-        let mut o = Overrides {
-            config_file: Some(p),
-            ..Default::default()
-        };
+        let p =
+            write(dir.path(), "listen: 127.0.0.1:1234\ndata_dir: d\nmax_body: 1MiB\nstore: {synchronous: normal}\n");
+        let mut o = Overrides { config_file: Some(p), ..Default::default() };
         let c = Config::load(&o).unwrap();
         assert_eq!(c.listen.port(), 1234);
         assert_eq!(c.data_dir, dir.path().join("d"));
@@ -301,14 +257,8 @@ mod tests {
             dir.path(),
             "listen: nowhere\nmax_body: 10\nstore: {read_connections: 0}\ngeneric:\n  x: {labels: {a: nope}}\n",
         );
-        let err = Config::load(&Overrides {
-            config_file: Some(p),
-            ..Default::default()
-        })
-        .unwrap_err();
-        let ConfigError::Invalid(problems) = err else {
-            panic!()
-        };
+        let err = Config::load(&Overrides { config_file: Some(p), ..Default::default() }).unwrap_err();
+        let ConfigError::Invalid(problems) = err else { panic!() };
         assert_eq!(problems.len(), 4, "{problems:#?}");
         assert!(problems[0].contains("listen"));
         assert!(problems[3].contains("generic.x.labels.a"));
@@ -318,11 +268,7 @@ mod tests {
     fn unknown_keys_are_errors_with_a_line() {
         let dir = tempfile::tempdir().unwrap();
         let p = write(dir.path(), "listen: 127.0.0.1:1\nlisten_adress: x\n");
-        let err = Config::load(&Overrides {
-            config_file: Some(p),
-            ..Default::default()
-        })
-        .unwrap_err();
+        let err = Config::load(&Overrides { config_file: Some(p), ..Default::default() }).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("alertgate.yml:2"), "{msg}");
         assert!(msg.contains("listen_adress"), "{msg}");

@@ -59,36 +59,19 @@ fn detect(body: &str) -> Format {
     match serde_json::from_str::<Value>(body) {
         Ok(Value::Array(_)) => Format::Prometheus,
         Ok(Value::Object(o)) if o.contains_key("event_action") => Format::Pagerduty,
-        Ok(Value::Object(o)) if o.contains_key("orgId") || o.contains_key("title") => {
-            Format::Grafana
-        }
+        Ok(Value::Object(o)) if o.contains_key("orgId") || o.contains_key("title") => Format::Grafana,
         _ => Format::Alertmanager,
     }
 }
 
 fn replay(args: &ReplayArgs) -> anyhow::Result<Vec<Value>> {
-    let body = std::fs::read_to_string(&args.file)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file.display()))?;
-    let rules = RuleSet::load_dir(&args.rules).map_err(|errors| {
-        anyhow::anyhow!(
-            "{}",
-            errors
-                .iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    })?;
+    let body =
+        std::fs::read_to_string(&args.file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file.display()))?;
+    let rules = RuleSet::load_dir(&args.rules)
+        .map_err(|errors| anyhow::anyhow!("{}", errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")))?;
     let defaults = Config::load(&Overrides::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let ctx = IngestContext {
-        now: crate::clock::now(),
-        resolve_timeout: defaults.resolve_timeout.signed(),
-    };
-    let format = if args.format == Format::Auto {
-        detect(&body)
-    } else {
-        args.format
-    };
+    let ctx = IngestContext { now: crate::clock::now(), resolve_timeout: defaults.resolve_timeout.signed() };
+    let format = if args.format == Format::Auto { detect(&body) } else { args.format };
     let updates = match format {
         Format::Alertmanager | Format::Auto => ingest::alertmanager::parse(&body, &ctx),
         Format::Prometheus => ingest::prometheus::parse(&body, &ctx),
@@ -124,10 +107,7 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<Vec<Value>> {
         };
         for rule in crate::engine::route(&rules, &a.labels) {
             let (impact, urgency, priority) = rule.priority(&rules.priority_matrix, &a.labels);
-            let title = rules
-                .templates
-                .render(&rule.title_template, &a.labels, &a.annotations)
-                .unwrap_or_default();
+            let title = rules.templates.render(&rule.title_template, &a.labels, &a.annotations).unwrap_or_default();
             rows.push(serde_json::json!({
                 "fingerprint": a.fingerprint,
                 "alertname": a.labels.get("alertname"),
@@ -148,9 +128,7 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<Vec<Value>> {
 }
 
 fn fetch_silences(url: &str) -> anyhow::Result<Vec<Silence>> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let body: Value = runtime.block_on(async {
         let resp = reqwest::get(format!("{}/api/v1/silences", url.trim_end_matches('/')))
             .await
@@ -208,16 +186,7 @@ fn print(args: &ReplayArgs, rows: &[Value]) {
         })
         .collect();
     crate::client::print_table(
-        &[
-            "FINGERPRINT",
-            "ALERTNAME",
-            "STATUS",
-            "RULE",
-            "GROUP KEY",
-            "PRIO",
-            "MUTED",
-            "TITLE",
-        ],
+        &["FINGERPRINT", "ALERTNAME", "STATUS", "RULE", "GROUP KEY", "PRIO", "MUTED", "TITLE"],
         &table,
     );
 }

@@ -22,10 +22,7 @@ pub enum ServeError {
     #[error("rules in {dir} are invalid:\n{}", .errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
     Rules { dir: String, errors: Vec<RuleError> },
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: std::net::SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("server failed: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -42,10 +39,8 @@ pub async fn serve_until(
     config: Config,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let rules = RuleSet::load_dir(&config.rules_dir).map_err(|errors| ServeError::Rules {
-        dir: config.rules_dir.display().to_string(),
-        errors,
-    })?;
+    let rules = RuleSet::load_dir(&config.rules_dir)
+        .map_err(|errors| ServeError::Rules { dir: config.rules_dir.display().to_string(), errors })?;
     tracing::info!(
         dir = %config.rules_dir.display(),
         files = rules.files.len(),
@@ -56,12 +51,8 @@ pub async fn serve_until(
     let store = Store::open(&config.data_dir, config.store, rules.clone())?;
     tracing::info!(path = %store.path().display(), "database open");
 
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+    let listener =
+        TcpListener::bind(config.listen).await.map_err(|source| ServeError::Bind { addr: config.listen, source })?;
     let addr = listener.local_addr()?;
     let state = AppState::new(store.clone(), Arc::new(config), rules);
     let reloader = spawn_reload_on_hangup(state.clone())?;
@@ -72,15 +63,12 @@ pub async fn serve_until(
 
     let expiry = tokio::spawn(tick_loop(store.clone()));
     let app = api::router(state);
-    let result = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
-        tracing::info!("shutting down: finishing in-flight requests");
-    })
-    .await;
+    let result = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+        })
+        .await;
     expiry.abort();
     reloader.abort();
     store.close().await;

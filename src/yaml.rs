@@ -23,10 +23,7 @@ fn plain_message(rendered: &str) -> String {
     m = m.strip_prefix("error: ").unwrap_or(m);
     if let Some(rest) = m.strip_prefix("line ")
         && let Some((_, after)) = rest.split_once(": ")
-        && rest
-            .split(':')
-            .next()
-            .is_some_and(|loc| loc.contains("column"))
+        && rest.split(':').next().is_some_and(|loc| loc.contains("column"))
     {
         m = after;
     }

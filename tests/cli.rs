@@ -24,11 +24,7 @@ impl Run {
 
 impl std::fmt::Display for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
+        write!(f, "exit {:?}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr)
     }
 }
 
@@ -41,11 +37,7 @@ fn alertgate(args: &[&str], env: &[(&str, &str)]) -> Run {
             cmd.env_remove(key);
         }
     }
-    cmd.envs(env.iter().copied())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.envs(env.iter().copied()).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn alertgate");
     let drain = |mut r: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
@@ -68,20 +60,13 @@ fn alertgate(args: &[&str], env: &[(&str, &str)]) -> Run {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    Run {
-        code: status.code(),
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
+    Run { code: status.code(), stdout: out.join().unwrap(), stderr: err.join().unwrap() }
 }
 
 /// The same, off the async runtime.
 async fn alertgate_async(args: &[&str], env: &[(&str, &str)]) -> Run {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let env: Vec<(String, String)> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -116,37 +101,25 @@ fn table(stdout: &str) -> Table {
         rows.insert(fp, status);
         row_count += 1;
     }
-    Table {
-        header,
-        rows,
-        row_count,
-        more,
-    }
+    Table { header, rows, row_count, more }
 }
 
 #[test]
 fn version_is_the_crate_version() {
     let run = alertgate(&["--version"], &[]);
     assert!(run.ok(), "{run}");
-    assert_eq!(
-        run.stdout.trim(),
-        format!("alertgate {}", env!("CARGO_PKG_VERSION"))
-    );
+    assert_eq!(run.stdout.trim(), format!("alertgate {}", env!("CARGO_PKG_VERSION")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_list_and_show_against_a_running_gateway() {
     let g = Gateway::start();
     // 2 firing alerts from Alertmanager, 3 firing and 2 resolved from Prometheus.
-    let (status, body) = post(
-        &g.url("/api/v1/ingest/alertmanager"),
-        &fixture("alertmanager_webhook_firing.json"),
-    )
-    .await;
+    let (status, body) =
+        post(&g.url("/api/v1/ingest/alertmanager"), &fixture("alertmanager_webhook_firing.json")).await;
     assert_eq!(status, 200, "{body}");
-    let mut push: Vec<Value> = (0..3)
-        .map(|i| json!({"labels": {"alertname": "CliFiring", "n": i.to_string(), "team": "ops"}}))
-        .collect();
+    let mut push: Vec<Value> =
+        (0..3).map(|i| json!({"labels": {"alertname": "CliFiring", "n": i.to_string(), "team": "ops"}})).collect();
     push.extend((0..2).map(|i| {
         json!({"labels": {"alertname": "CliResolved", "n": i.to_string()},
                "startsAt": "2026-01-01T00:00:00Z", "endsAt": "2026-01-01T00:10:00Z"})
@@ -156,12 +129,7 @@ async fn alerts_list_and_show_against_a_running_gateway() {
     let stored: BTreeMap<String, String> = all_alerts(&g, "")
         .await
         .iter()
-        .map(|a| {
-            (
-                a["fingerprint"].as_str().unwrap().to_string(),
-                a["status"].as_str().unwrap().to_string(),
-            )
-        })
+        .map(|a| (a["fingerprint"].as_str().unwrap().to_string(), a["status"].as_str().unwrap().to_string()))
         .collect();
     assert_eq!(stored.len(), 7);
     let url = format!("http://{}", g.addr);
@@ -184,52 +152,23 @@ async fn alerts_list_and_show_against_a_running_gateway() {
     assert_eq!(page["alerts"].as_array().unwrap().len(), 7, "{run}");
 
     // Filters.
-    let run = alertgate_async(
-        &["alerts", "list", "--url", &url, "--state", "resolved"],
-        &[],
-    )
-    .await;
+    let run = alertgate_async(&["alerts", "list", "--url", &url, "--state", "resolved"], &[]).await;
     assert!(run.ok(), "{run}");
     let t = table(&run.stdout);
     assert_eq!(t.row_count, 2, "{run}");
     assert!(t.rows.values().all(|s| s == "resolved"), "{run}");
-    let run = alertgate_async(
-        &[
-            "alerts", "list", "--url", &url, "--state", "resolved", "--json",
-        ],
-        &[],
-    )
-    .await;
+    let run = alertgate_async(&["alerts", "list", "--url", &url, "--state", "resolved", "--json"], &[]).await;
     let page: Value = serde_json::from_str(&run.stdout).expect("JSON output");
     let alerts = page["alerts"].as_array().unwrap();
     assert_eq!(alerts.len(), 2, "{run}");
     assert!(alerts.iter().all(|a| a["status"] == "resolved"));
-    let run = alertgate_async(
-        &[
-            "alerts",
-            "list",
-            "--url",
-            &url,
-            "-f",
-            r#"alertname="CliFiring""#,
-        ],
-        &[],
-    )
-    .await;
+    let run = alertgate_async(&["alerts", "list", "--url", &url, "-f", r#"alertname="CliFiring""#], &[]).await;
     assert!(run.ok(), "{run}");
     assert_eq!(table(&run.stdout).row_count, 3, "{run}");
-    let run = alertgate_async(
-        &["alerts", "list", "--url", &url, "--source", "alertmanager"],
-        &[],
-    )
-    .await;
+    let run = alertgate_async(&["alerts", "list", "--url", &url, "--source", "alertmanager"], &[]).await;
     assert!(run.ok(), "{run}");
     assert_eq!(table(&run.stdout).row_count, 2, "{run}");
-    let run = alertgate_async(
-        &["alerts", "list", "--url", &url, "--state", "burning"],
-        &[],
-    )
-    .await;
+    let run = alertgate_async(&["alerts", "list", "--url", &url, "--state", "burning"], &[]).await;
     assert!(!run.ok(), "{run}");
     assert!(run.stderr.contains("400"), "{run}");
 
@@ -281,10 +220,7 @@ fn an_unreachable_gateway_is_a_clear_error() {
         l.local_addr().unwrap().port()
     };
     let url = format!("http://127.0.0.1:{port}");
-    for args in [
-        vec!["alerts", "list", "--url", &url],
-        vec!["alerts", "show", "abc", "--url", &url],
-    ] {
+    for args in [vec!["alerts", "list", "--url", &url], vec!["alerts", "show", "abc", "--url", &url]] {
         let run = alertgate(&args, &[]);
         assert!(!run.ok(), "{run}");
         assert_ne!(run.code, None, "exited, not killed: {run}");
@@ -312,25 +248,14 @@ fn check_names_file_and_line_of_every_problem() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     std::fs::write(dir.join("a.yaml"), "incident_rules: []\n").unwrap();
-    std::fs::write(
-        dir.join("b.yaml"),
-        "incident_rules: []\ninhibit_rulez: []\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("c.yml"),
-        "# wrong type\nincident_rules:\n  - name: x\ninhibit_rules: 5\n",
-    )
-    .unwrap();
+    std::fs::write(dir.join("b.yaml"), "incident_rules: []\ninhibit_rulez: []\n").unwrap();
+    std::fs::write(dir.join("c.yml"), "# wrong type\nincident_rules:\n  - name: x\ninhibit_rules: 5\n").unwrap();
     let run = alertgate(&["check", "--rules", &dir.display().to_string()], &[]);
     assert_eq!(run.code, Some(1), "{run}");
     assert!(!run.stdout.starts_with("ok"), "{run}");
     for (file, line) in [("b.yaml", 2), ("c.yml", 4)] {
         let at = format!("{}:{line}: ", dir.join(file).display());
-        assert!(
-            run.stdout.lines().any(|l| l.starts_with(&at)),
-            "no line starting with {at:?}: {run}"
-        );
+        assert!(run.stdout.lines().any(|l| l.starts_with(&at)), "no line starting with {at:?}: {run}");
     }
     assert!(run.stdout.contains("inhibit_rulez"), "{run}");
     assert!(!run.stdout.contains("a.yaml"), "{run}");
@@ -339,16 +264,7 @@ fn check_names_file_and_line_of_every_problem() {
     let cfg = dir.join("alertgate.yml");
     std::fs::write(&cfg, "listen: 127.0.0.1:9797\nmax_bodyy: 1MiB\n").unwrap();
     let rules = repo_path("rules").display().to_string();
-    let run = alertgate(
-        &[
-            "check",
-            "--rules",
-            &rules,
-            "--config",
-            &cfg.display().to_string(),
-        ],
-        &[],
-    );
+    let run = alertgate(&["check", "--rules", &rules, "--config", &cfg.display().to_string()], &[]);
     assert_eq!(run.code, Some(1), "{run}");
     assert!(run.stdout.contains("max_bodyy"), "{run}");
     assert!(run.stdout.contains("alertgate.yml:2"), "{run}");

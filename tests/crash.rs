@@ -66,15 +66,7 @@ fn labels_for(cycle: usize, task: usize, req: usize, i: usize) -> BTreeMap<Strin
         ("cycle", cycle.to_string()),
         ("task", task.to_string()),
         ("seq", format!("c{cycle}-t{task}-r{req}-a{i}")),
-        (
-            "severity",
-            if i.is_multiple_of(7) {
-                "critical"
-            } else {
-                "warning"
-            }
-            .to_string(),
-        ),
+        ("severity", if i.is_multiple_of(7) { "critical" } else { "warning" }.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -85,12 +77,7 @@ fn fingerprint(labels: &BTreeMap<String, String>) -> String {
     Fingerprint::of_labels(labels).as_str().to_string()
 }
 
-fn webhook(
-    status: &str,
-    alerts: &[SentAlert],
-    starts: Timestamp,
-    ends: Option<Timestamp>,
-) -> Value {
+fn webhook(status: &str, alerts: &[SentAlert], starts: Timestamp, ends: Option<Timestamp>) -> Value {
     let items: Vec<Value> = alerts
         .iter()
         .map(|a| {
@@ -145,10 +132,7 @@ async fn sender(
     mut to_resolve: Vec<SentAlert>,
     counters: Arc<Counters>,
 ) -> (Vec<Sent>, Vec<SentAlert>) {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
     let mut sent = Vec::new();
     for req in 0..MAX_REQUESTS_PER_TASK {
         let (kind, endpoint, alerts, body) = if req % 3 == 2 && to_resolve.len() >= BATCH {
@@ -159,10 +143,7 @@ async fn sender(
             let alerts: Vec<SentAlert> = (0..BATCH)
                 .map(|i| {
                     let labels = labels_for(cycle, task, req, i);
-                    SentAlert {
-                        fp: fingerprint(&labels),
-                        labels,
-                    }
+                    SentAlert { fp: fingerprint(&labels), labels }
                 })
                 .collect();
             if (req + task).is_multiple_of(2) {
@@ -193,12 +174,7 @@ async fn sender(
             counters.acked.fetch_add(1, Ordering::SeqCst);
         }
         let stop = matches!(outcome, Outcome::NoAnswer(_));
-        sent.push(Sent {
-            kind,
-            endpoint,
-            alerts,
-            outcome,
-        });
+        sent.push(Sent { kind, endpoint, alerts, outcome });
         if stop {
             break;
         }
@@ -217,17 +193,10 @@ fn inspect_crash_image(data: &Path) -> HashMap<String, String> {
         }
     }
     let conn = rusqlite::Connection::open(copy.path().join("alertgate.db")).unwrap();
-    let check: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
+    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(check, "ok", "integrity_check of the crash image");
-    let mut stmt = conn
-        .prepare("SELECT fingerprint, status FROM alerts")
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    let mut stmt = conn.prepare("SELECT fingerprint, status FROM alerts").unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,18 +223,13 @@ async fn every_acknowledged_alert_survives_kill_9() {
             })
             .collect();
         let c = counters.clone();
-        wait_for(
-            Duration::from_secs(120),
-            "requests to be acknowledged under load",
-            || {
-                let c = c.clone();
-                async move {
-                    (c.acked.load(Ordering::SeqCst) >= ACKED_BEFORE_KILL
-                        && c.in_flight.load(Ordering::SeqCst) > 0)
-                        .then_some(())
-                }
-            },
-        )
+        wait_for(Duration::from_secs(120), "requests to be acknowledged under load", || {
+            let c = c.clone();
+            async move {
+                (c.acked.load(Ordering::SeqCst) >= ACKED_BEFORE_KILL && c.in_flight.load(Ordering::SeqCst) > 0)
+                    .then_some(())
+            }
+        })
         .await;
         let in_flight = counters.in_flight.load(Ordering::SeqCst);
         tokio::task::block_in_place(|| g.kill9());
@@ -289,10 +253,7 @@ async fn every_acknowledged_alert_survives_kill_9() {
             })
             .collect();
         assert!(refused.is_empty(), "refused under load: {refused:#?}");
-        let acked = cycle_sent
-            .iter()
-            .filter(|s| matches!(s.outcome, Outcome::Acked))
-            .count();
+        let acked = cycle_sent.iter().filter(|s| matches!(s.outcome, Outcome::Acked)).count();
         let no_answer: Vec<&str> = cycle_sent
             .iter()
             .filter_map(|s| match &s.outcome {
@@ -312,9 +273,7 @@ async fn every_acknowledged_alert_survives_kill_9() {
         // The crash image, read directly with SQLite.
         let image = inspect_crash_image(&data);
         let committed_unanswered = check_against(&all_sent, &image, "crash image");
-        eprintln!(
-            "after cycle {cycle}: {committed_unanswered} unanswered requests so far were committed anyway"
-        );
+        eprintln!("after cycle {cycle}: {committed_unanswered} unanswered requests so far were committed anyway");
 
         // The gateway recovers the same state and serves again.
         tokio::task::block_in_place(|| g.restart());
@@ -326,23 +285,15 @@ async fn every_acknowledged_alert_survives_kill_9() {
             .into_iter()
             .map(|a| {
                 let fp = a["fingerprint"].as_str().unwrap().to_string();
-                let labels: BTreeMap<String, String> =
-                    serde_json::from_value(a["labels"].clone()).unwrap();
+                let labels: BTreeMap<String, String> = serde_json::from_value(a["labels"].clone()).unwrap();
                 assert_eq!(fingerprint(&labels), fp, "stored labels match: {a}");
                 (fp, a["status"].as_str().unwrap().to_string())
             })
             .collect();
         check_against(&all_sent, &listed, "after restart");
-        assert_eq!(
-            listed, image,
-            "the restarted gateway shows exactly the crash image"
-        );
+        assert_eq!(listed, image, "the restarted gateway shows exactly the crash image");
         // Acknowledged alerts one by one, through the fingerprint endpoint.
-        for s in all_sent
-            .iter()
-            .filter(|s| matches!(s.outcome, Outcome::Acked))
-            .step_by(7)
-        {
+        for s in all_sent.iter().filter(|s| matches!(s.outcome, Outcome::Acked)).step_by(7) {
             for a in [&s.alerts[0], &s.alerts[BATCH - 1]] {
                 let (status, body) = get(&g.url(&format!("/api/v1/alerts/{}", a.fp))).await;
                 assert_eq!(status, 200, "{} {body}", a.fp);
@@ -355,11 +306,7 @@ async fn every_acknowledged_alert_survives_kill_9() {
 
         // Ingest works again.
         let labels = json!({"alertname": "AfterCrash", "cycle": cycle.to_string()});
-        let (status, body) = post(
-            &g.url("/api/v2/alerts"),
-            &json!([{ "labels": labels }]).to_string(),
-        )
-        .await;
+        let (status, body) = post(&g.url("/api/v2/alerts"), &json!([{ "labels": labels }]).to_string()).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["outcome"]["created"], 1, "{body}");
         let fp = fingerprint(&serde_json::from_value(labels).unwrap());
@@ -370,17 +317,10 @@ async fn every_acknowledged_alert_survives_kill_9() {
     // After the final kill, the database file itself is sound.
     tokio::task::block_in_place(|| g.kill9());
     let conn = rusqlite::Connection::open(data.join("alertgate.db")).unwrap();
-    let check: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
+    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(check, "ok");
-    let stored: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM alerts WHERE labels LIKE '%CrashTest%'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let stored: i64 =
+        conn.query_row("SELECT count(*) FROM alerts WHERE labels LIKE '%CrashTest%'", [], |r| r.get(0)).unwrap();
     let acked: HashSet<&str> = all_sent
         .iter()
         .filter(|s| s.kind == Kind::Create && matches!(s.outcome, Outcome::Acked))
@@ -404,12 +344,8 @@ fn check_against(sent: &[Sent], stored: &HashMap<String, String>, what: &str) ->
         let present = s.alerts.iter().filter(applied).count();
         let acked = matches!(s.outcome, Outcome::Acked);
         if acked {
-            let missing: Vec<&str> = s
-                .alerts
-                .iter()
-                .filter(|a| !applied(a))
-                .map(|a| a.labels["seq"].as_str())
-                .collect();
+            let missing: Vec<&str> =
+                s.alerts.iter().filter(|a| !applied(a)).map(|a| a.labels["seq"].as_str()).collect();
             assert_eq!(
                 present,
                 s.alerts.len(),
@@ -434,10 +370,7 @@ fn check_against(sent: &[Sent], stored: &HashMap<String, String>, what: &str) ->
         }
         known.extend(s.alerts.iter().map(|a| a.fp.as_str()));
     }
-    let unknown = stored
-        .keys()
-        .filter(|fp| !known.contains(fp.as_str()))
-        .count();
+    let unknown = stored.keys().filter(|fp| !known.contains(fp.as_str())).count();
     // The only other alerts are the one-per-cycle probes posted after each restart.
     assert!(unknown <= CYCLES, "{what}: {unknown} alerts never sent");
     applied_unanswered

@@ -53,8 +53,7 @@ impl Alertmanager {
     /// until it is ready. If another process takes the port between probing
     /// and binding, Alertmanager exits and is started again on another port.
     async fn start(name: &str, config: &str) -> Alertmanager {
-        let bin = std::env::var("ALERTGATE_TEST_ALERTMANAGER")
-            .unwrap_or_else(|_| ALERTMANAGER_BIN.to_string());
+        let bin = std::env::var("ALERTGATE_TEST_ALERTMANAGER").unwrap_or_else(|_| ALERTMANAGER_BIN.to_string());
         assert!(
             Path::new(&bin).exists(),
             "{bin} is missing: install Debian's prometheus-alertmanager to run this test"
@@ -81,13 +80,7 @@ impl Alertmanager {
                 .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
             let mut proc = Proc(child);
             if wait_ready(&mut proc, &addr, &log).await {
-                return Alertmanager {
-                    _proc: proc,
-                    name: name.to_string(),
-                    addr,
-                    log,
-                    _tmp: tmp,
-                };
+                return Alertmanager { _proc: proc, name: name.to_string(), addr, log, _tmp: tmp };
             }
             drop(proc);
             logs.push_str(&format!(
@@ -116,11 +109,7 @@ impl Alertmanager {
     async fn alerts(&self) -> BTreeMap<String, Value> {
         let (status, body) = get(&self.url("/api/v2/alerts")).await;
         assert_eq!(status, 200, "{body}");
-        body.as_array()
-            .expect("an array of alerts")
-            .iter()
-            .map(|a| (a["labels"].to_string(), a.clone()))
-            .collect()
+        body.as_array().expect("an array of alerts").iter().map(|a| (a["labels"].to_string(), a.clone())).collect()
     }
 }
 
@@ -132,31 +121,20 @@ async fn wait_ready(proc: &mut Proc, addr: &str, log: &Path) -> bool {
         if let Ok(Some(_)) = proc.0.try_wait() {
             return false;
         }
-        if let Ok(r) = common::client()
-            .get(&url)
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await
+        if let Ok(r) = common::client().get(&url).timeout(Duration::from_secs(2)).send().await
             && r.status() == 200
         {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!(
-        "Alertmanager on {addr} not ready after {WAIT:?}:\n{}",
-        std::fs::read_to_string(log).unwrap_or_default()
-    );
+    panic!("Alertmanager on {addr} not ready after {WAIT:?}:\n{}", std::fs::read_to_string(log).unwrap_or_default());
 }
 
 /// A loopback port free right now. The listener is dropped before the
 /// caller binds, so a retry covers the port being taken meanwhile.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind 127.0.0.1:0")
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().unwrap().port()
 }
 
 /// Every group goes to both webhook receivers: two child routes without
@@ -165,16 +143,9 @@ fn alertmanager_config(gateway: &Gateway) -> String {
     let url = gateway.url("/api/v1/ingest/alertmanager");
     let receivers: String = RECEIVERS
         .iter()
-        .map(|r| {
-            format!(
-                "  - name: {r}\n    webhook_configs:\n      - url: {url}\n        send_resolved: true\n"
-            )
-        })
+        .map(|r| format!("  - name: {r}\n    webhook_configs:\n      - url: {url}\n        send_resolved: true\n"))
         .collect();
-    let routes: String = RECEIVERS
-        .iter()
-        .map(|r| format!("    - receiver: {r}\n      continue: true\n"))
-        .collect();
+    let routes: String = RECEIVERS.iter().map(|r| format!("    - receiver: {r}\n      continue: true\n")).collect();
     format!(
         "route:\n  receiver: {first}\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n  routes:\n{routes}receivers:\n{receivers}",
         first = RECEIVERS[0],
@@ -199,12 +170,7 @@ fn diagnostics(g: &Gateway, ams: &[Alertmanager]) -> String {
     for am in ams {
         // At debug level Alertmanager logs every group tick; keep the rest
         // (alerts received, notifications sent or failed, errors).
-        let log: String = am
-            .log()
-            .lines()
-            .filter(|l| !l.contains("msg=flushing"))
-            .map(|l| format!("{l}\n"))
-            .collect();
+        let log: String = am.log().lines().filter(|l| !l.contains("msg=flushing")).map(|l| format!("{l}\n")).collect();
         out.push_str(&format!(
             "=== {} ({}) log, without the per-tick \"flushing\" lines:\n{}\n",
             am.name,
@@ -229,10 +195,7 @@ where
             Err(state) => state,
         };
         if Instant::now() > deadline {
-            panic!(
-                "timed out after {WAIT:?} waiting for {what}; last state: {last}\n{}",
-                diagnostics(g, ams)
-            );
+            panic!("timed out after {WAIT:?} waiting for {what}; last state: {last}\n{}", diagnostics(g, ams));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -272,11 +235,7 @@ fn now_s() -> jiff::Timestamp {
 
 /// The stored alerts by label set, or a description of why they are not
 /// (yet) what `ok` wants.
-async fn stored_when(
-    g: &Gateway,
-    want: usize,
-    ok: impl Fn(&Value) -> bool,
-) -> Result<BTreeMap<String, Value>, String> {
+async fn stored_when(g: &Gateway, want: usize, ok: impl Fn(&Value) -> bool) -> Result<BTreeMap<String, Value>, String> {
     let stored = all_alerts(g, "").await;
     let summary = || {
         stored
@@ -284,10 +243,7 @@ async fn stored_when(
             .map(|a| {
                 format!(
                     "{} {} {} x{}",
-                    a["labels"]["alertname"],
-                    a["labels"]["instance"],
-                    a["status"],
-                    a["occurrences"]
+                    a["labels"]["alertname"], a["labels"]["instance"], a["status"], a["occurrences"]
                 )
             })
             .collect::<Vec<_>>()
@@ -296,10 +252,7 @@ async fn stored_when(
     if stored.len() != want || !stored.iter().all(&ok) {
         return Err(format!("{} stored: [{}]", stored.len(), summary()));
     }
-    Ok(stored
-        .into_iter()
-        .map(|a| (a["labels"].to_string(), a))
-        .collect())
+    Ok(stored.into_iter().map(|a| (a["labels"].to_string(), a)).collect())
 }
 
 #[tokio::test]
@@ -323,27 +276,15 @@ async fn alerts_through_two_alertmanagers_and_two_receivers_are_stored_once() {
 
     // Each Alertmanager sends each group to each receiver: at least
     // PEERS × receivers deliveries of every alert, and still one row each.
-    let stored = wait_until(
-        &g,
-        &ams,
-        "all alerts firing, delivered by every receiver of every Alertmanager",
-        || {
-            stored_when(&g, posted.len(), |a| {
-                a["status"] == "firing" && a["occurrences"].as_u64().unwrap_or(0) >= COPIES
-            })
-        },
-    )
+    let stored = wait_until(&g, &ams, "all alerts firing, delivered by every receiver of every Alertmanager", || {
+        stored_when(&g, posted.len(), |a| a["status"] == "firing" && a["occurrences"].as_u64().unwrap_or(0) >= COPIES)
+    })
     .await;
-    let firing_copies: Vec<u64> = stored
-        .values()
-        .map(|a| a["occurrences"].as_u64().unwrap())
-        .collect();
+    let firing_copies: Vec<u64> = stored.values().map(|a| a["occurrences"].as_u64().unwrap()).collect();
 
     for want in &posted {
         let key = want["labels"].to_string();
-        let a = stored
-            .get(&key)
-            .unwrap_or_else(|| panic!("{key} not stored: {stored:?}"));
+        let a = stored.get(&key).unwrap_or_else(|| panic!("{key} not stored: {stored:?}"));
         assert_eq!(a["source"], "alertmanager", "{a}");
         assert_eq!(a["annotations"], want["annotations"], "{a}");
         assert_eq!(a["generatorURL"], want["generatorURL"], "{a}");
@@ -358,17 +299,11 @@ async fn alerts_through_two_alertmanagers_and_two_receivers_are_stored_once() {
         let held = am.alerts().await;
         assert_eq!(held.len(), posted.len(), "{}: {held:?}", am.name);
         for (key, a) in &stored {
-            let h = held
-                .get(key)
-                .unwrap_or_else(|| panic!("{} does not hold {key}: {held:?}", am.name));
+            let h = held.get(key).unwrap_or_else(|| panic!("{} does not hold {key}: {held:?}", am.name));
             assert_eq!(a["fingerprint"], h["fingerprint"], "{}: {h}", am.name);
             assert_eq!(h["status"]["state"], "active", "{}: {h}", am.name);
-            let mut receivers: Vec<&str> = h["receivers"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| r["name"].as_str().unwrap())
-                .collect();
+            let mut receivers: Vec<&str> =
+                h["receivers"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
             receivers.sort();
             assert_eq!(receivers, RECEIVERS, "{}: {h}", am.name);
         }
@@ -380,16 +315,11 @@ async fn alerts_through_two_alertmanagers_and_two_receivers_are_stored_once() {
     for am in &ams {
         am.push(&resolved).await;
     }
-    let stored = wait_until(
-        &g,
-        &ams,
-        "all alerts resolved, delivered by every receiver of every Alertmanager",
-        || {
-            stored_when(&g, posted.len(), |a| {
-                a["status"] == "resolved" && a["occurrences"].as_u64().unwrap_or(0) >= 2 * COPIES
-            })
-        },
-    )
+    let stored = wait_until(&g, &ams, "all alerts resolved, delivered by every receiver of every Alertmanager", || {
+        stored_when(&g, posted.len(), |a| {
+            a["status"] == "resolved" && a["occurrences"].as_u64().unwrap_or(0) >= 2 * COPIES
+        })
+    })
     .await;
     for a in stored.values() {
         assert_eq!(a["source"], "alertmanager", "{a}");
@@ -400,10 +330,7 @@ async fn alerts_through_two_alertmanagers_and_two_receivers_are_stored_once() {
     }
     // Nothing arrives afterwards that makes a second row.
     assert_eq!(all_alerts(&g, "").await.len(), posted.len());
-    let resolved_copies: Vec<u64> = stored
-        .values()
-        .map(|a| a["occurrences"].as_u64().unwrap())
-        .collect();
+    let resolved_copies: Vec<u64> = stored.values().map(|a| a["occurrences"].as_u64().unwrap()).collect();
     eprintln!(
         "deliveries per alert: firing {firing_copies:?}, after resolve {resolved_copies:?}; took {:?}",
         started.elapsed()

@@ -9,11 +9,7 @@ use serde_json::{Value, json};
 #[tokio::test]
 async fn health_and_readiness() {
     let g = Gateway::start();
-    let resp = common::client()
-        .get(g.url("/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let resp = common::client().get(g.url("/healthz")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let (status, body) = get(&g.url("/readyz")).await;
     assert_eq!(status, 200, "{body}");
@@ -113,9 +109,7 @@ async fn prometheus_push_and_expiry() {
     .await;
     assert_eq!(
         a["endsAt"].as_str().unwrap(),
-        jiff::Timestamp::from_millisecond(ends.as_millisecond())
-            .unwrap()
-            .to_string()
+        jiff::Timestamp::from_millisecond(ends.as_millisecond()).unwrap().to_string()
     );
 
     // The same alert from Alertmanager's webhook and from Prometheus folds into one.
@@ -131,24 +125,12 @@ async fn prometheus_push_and_expiry() {
 #[tokio::test]
 async fn grafana_webhook() {
     let g = Gateway::start();
-    let (status, body) = post(
-        &g.url("/api/v1/ingest/grafana"),
-        &fixture("grafana_webhook.json"),
-    )
-    .await;
+    let (status, body) = post(&g.url("/api/v1/ingest/grafana"), &fixture("grafana_webhook.json")).await;
     assert_eq!(status, 200, "{body}");
     let alerts = all_alerts(&g, "&source=grafana").await;
     assert!(!alerts.is_empty());
-    assert!(
-        alerts
-            .iter()
-            .all(|a| a["annotations"]["silence_url"].is_string())
-    );
-    assert!(
-        alerts
-            .iter()
-            .all(|a| a["annotations"]["value_string"].is_string())
-    );
+    assert!(alerts.iter().all(|a| a["annotations"]["silence_url"].is_string()));
+    assert!(alerts.iter().all(|a| a["annotations"]["value_string"].is_string()));
     assert!(alerts.iter().all(|a| a["raw"]["values"].is_object()));
 }
 
@@ -183,11 +165,7 @@ async fn pagerduty_events_answer_like_pagerduty() {
     let (_, a) = get(&g.url(&format!("/api/v1/alerts/{key}"))).await;
     assert_eq!(a["status"], "resolved");
 
-    let (status, body) = post(
-        &url,
-        r#"{"routing_key":"k","event_action":"snooze","dedup_key":"x"}"#,
-    )
-    .await;
+    let (status, body) = post(&url, r#"{"routing_key":"k","event_action":"snooze","dedup_key":"x"}"#).await;
     assert_eq!(status, 400);
     assert_eq!(body["status"], "invalid event");
     assert!(body["errors"][0].as_str().unwrap().contains("snooze"));
@@ -204,12 +182,10 @@ generic:
     status: {field: /heartbeat/status, firing: ["0"], resolved: ["1"]}
     fingerprint: /monitor/id
 "#;
-    let g = Gateway::start_with(Options {
-        config: Some(config.into()),
-        ..Default::default()
-    });
+    let g = Gateway::start_with(Options { config: Some(config.into()), ..Default::default() });
     let url = g.url("/api/v1/ingest/generic/kuma");
-    let down = json!({"monitor": {"id": 7, "name": "web", "url": "http://web"}, "msg": "down", "heartbeat": {"status": 0}});
+    let down =
+        json!({"monitor": {"id": 7, "name": "web", "url": "http://web"}, "msg": "down", "heartbeat": {"status": 0}});
     let (status, body) = post(&url, &down.to_string()).await;
     assert_eq!(status, 200, "{body}");
     let (_, a) = get(&g.url("/api/v1/alerts/7")).await;
@@ -232,10 +208,7 @@ generic:
 
 #[tokio::test]
 async fn bad_input_is_refused_clearly_and_stores_nothing() {
-    let g = Gateway::start_with(Options {
-        extra: vec!["--max-body".into(), "64KiB".into()],
-        ..Default::default()
-    });
+    let g = Gateway::start_with(Options { extra: vec!["--max-body".into(), "64KiB".into()], ..Default::default() });
     let am = g.url("/api/v1/ingest/alertmanager");
     let good = fixture("alertmanager_webhook_firing.json");
     assert_eq!(post(&am, &good).await.0, 200);
@@ -246,43 +219,26 @@ async fn bad_input_is_refused_clearly_and_stores_nothing() {
     assert_eq!(status, 400);
     assert!(body["error"].as_str().unwrap().contains("EOF"), "{body}");
     // Wrong type, with the path.
-    let (status, body) = post(
-        &am,
-        r#"{"alerts":[{"status":"firing","labels":{"a":"1"}},{"status":"firing","labels":["x"]}]}"#,
-    )
-    .await;
+    let (status, body) =
+        post(&am, r#"{"alerts":[{"status":"firing","labels":{"a":"1"}},{"status":"firing","labels":["x"]}]}"#).await;
     assert_eq!(status, 400);
     assert_eq!(body["detail"]["errors"][0]["path"], "alerts[1].labels");
     // One bad alert in a batch refuses the whole batch: the good one is not stored either.
-    let (status, body) = post(&am, r#"{"alerts":[{"status":"firing","labels":{"new":"1"}},{"status":"maybe","labels":{"a":"1"}}]}"#).await;
+    let (status, body) =
+        post(&am, r#"{"alerts":[{"status":"firing","labels":{"new":"1"}},{"status":"maybe","labels":{"a":"1"}}]}"#)
+            .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["detail"]["errors"][0]["path"], "alerts[1].status");
     // Missing required fields.
     let (status, body) = post(&g.url("/api/v2/alerts"), r#"[{"annotations":{}}]"#).await;
     assert_eq!(status, 400);
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("missing field `labels`")
-    );
+    assert!(body["error"].as_str().unwrap().contains("missing field `labels`"));
     // Wrong content type.
-    let resp = common::client()
-        .post(&am)
-        .header("content-type", "text/plain")
-        .body(good.clone())
-        .send()
-        .await
-        .unwrap();
+    let resp = common::client().post(&am).header("content-type", "text/plain").body(good.clone()).send().await.unwrap();
     assert_eq!(resp.status(), 415);
     let body: Value = resp.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("application/json"));
-    let resp = common::client()
-        .post(&am)
-        .body(good.clone())
-        .send()
-        .await
-        .unwrap();
+    let resp = common::client().post(&am).body(good.clone()).send().await.unwrap();
     assert_eq!(resp.status(), 415);
     // Over the body limit.
     let huge = format!(r#"{{"alerts":[],"pad":"{}"}}"#, "x".repeat(100 * 1024));
@@ -315,7 +271,8 @@ async fn listing_filters_and_pages() {
         .map(|i| json!({"labels": {"alertname": "Paged", "n": i.to_string(), "severity": if i % 5 == 0 {"critical"} else {"warning"}}}))
         .collect();
     post(&g.url("/api/v2/alerts"), &Value::Array(alerts).to_string()).await;
-    let resolved = json!([{"labels": {"alertname": "Old"}, "startsAt": "2026-01-01T00:00:00Z", "endsAt": "2026-01-01T01:00:00Z"}]);
+    let resolved =
+        json!([{"labels": {"alertname": "Old"}, "startsAt": "2026-01-01T00:00:00Z", "endsAt": "2026-01-01T01:00:00Z"}]);
     post(&g.url("/api/v2/alerts"), &resolved.to_string()).await;
 
     let mut seen = Vec::new();
@@ -328,11 +285,7 @@ async fn listing_filters_and_pages() {
         let (_, page) = get(&url).await;
         let batch = page["alerts"].as_array().unwrap();
         assert!(batch.len() <= 10);
-        seen.extend(
-            batch
-                .iter()
-                .map(|a| a["labels"]["n"].as_str().unwrap().to_string()),
-        );
+        seen.extend(batch.iter().map(|a| a["labels"]["n"].as_str().unwrap().to_string()));
         match page["nextCursor"].as_str() {
             Some(c) => cursor = Some(c.into()),
             None => break,
@@ -342,21 +295,8 @@ async fn listing_filters_and_pages() {
     seen.dedup();
     assert_eq!(seen.len(), 25);
 
-    assert_eq!(
-        all_alerts(&g, "&filter=severity%3D%22critical%22")
-            .await
-            .len(),
-        5
-    );
-    assert_eq!(
-        all_alerts(
-            &g,
-            "&filter=%7Balertname%3D%22Paged%22%2Cseverity%21%3D%22critical%22%7D"
-        )
-        .await
-        .len(),
-        20
-    );
+    assert_eq!(all_alerts(&g, "&filter=severity%3D%22critical%22").await.len(), 5);
+    assert_eq!(all_alerts(&g, "&filter=%7Balertname%3D%22Paged%22%2Cseverity%21%3D%22critical%22%7D").await.len(), 20);
     assert_eq!(all_alerts(&g, "&state=resolved").await.len(), 1);
     assert_eq!(all_alerts(&g, "&state=firing").await.len(), 25);
     let (status, body) = get(&g.url("/api/v1/alerts?filter=severity%3D~%22%28%22")).await;

@@ -32,12 +32,8 @@ fn alertgate() -> Command {
 
 /// Run to exit, failing the test if it takes longer than `timeout`.
 fn run_to_exit(cmd: &mut Command, timeout: Duration) -> (ExitStatus, String, String) {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn alertgate");
+    let mut child =
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn alertgate");
     let drain = |mut r: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
             let mut s = String::new();
@@ -68,10 +64,7 @@ fn wait_exit(child: &mut Child, timeout: Duration) -> ExitStatus {
 }
 
 fn signal(pid: u32, sig: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{sig}"), &pid.to_string()])
-        .status()
-        .expect("kill");
+    let status = Command::new("kill").args([&format!("-{sig}"), &pid.to_string()]).status().expect("kill");
     assert!(status.success(), "kill -{sig} {pid}");
 }
 
@@ -84,12 +77,8 @@ struct Server {
 impl Server {
     /// Spawn and wait for the "listening" line.
     fn spawn(cmd: &mut Command) -> Server {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn alertgate");
+        let mut child =
+            cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn alertgate");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -142,18 +131,12 @@ struct Sent {
 
 /// Post batches until the gateway stops answering 2xx.
 async fn sender(addr: String, id: usize, counters: Arc<Counters>) -> Vec<Sent> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
     let mut sent = Vec::new();
     for req in 0..MAX_REQUESTS_PER_SENDER {
         let seqs: Vec<String> = (0..BATCH).map(|i| format!("s{id}-r{req}-a{i}")).collect();
         let (path, body) = if req.is_multiple_of(2) {
-            let alerts: Vec<Value> = seqs
-                .iter()
-                .map(|s| json!({"labels": {"alertname": "Drain", "seq": s}}))
-                .collect();
+            let alerts: Vec<Value> = seqs.iter().map(|s| json!({"labels": {"alertname": "Drain", "seq": s}})).collect();
             ("/api/v2/alerts", Value::Array(alerts))
         } else {
             let alerts: Vec<Value> = seqs
@@ -164,10 +147,7 @@ async fn sender(addr: String, id: usize, counters: Arc<Counters>) -> Vec<Sent> {
                        "endsAt": "0001-01-01T00:00:00Z"})
                 })
                 .collect();
-            (
-                "/api/v1/ingest/alertmanager",
-                json!({"version": "4", "status": "firing", "alerts": alerts}),
-            )
+            ("/api/v1/ingest/alertmanager", json!({"version": "4", "status": "firing", "alerts": alerts}))
         };
         counters.in_flight.fetch_add(1, Ordering::SeqCst);
         let acked = client
@@ -190,32 +170,23 @@ async fn sender(addr: String, id: usize, counters: Arc<Counters>) -> Vec<Sent> {
 }
 
 fn wal_len(data: &Path) -> Option<u64> {
-    std::fs::metadata(data.join("alertgate.db-wal"))
-        .ok()
-        .map(|m| m.len())
+    std::fs::metadata(data.join("alertgate.db-wal")).ok().map(|m| m.len())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_requests_and_closes_the_database() {
     let mut g = Gateway::start();
     let counters = Arc::new(Counters::default());
-    let senders: Vec<_> = (0..SENDERS)
-        .map(|id| tokio::spawn(sender(g.addr.clone(), id, counters.clone())))
-        .collect();
+    let senders: Vec<_> = (0..SENDERS).map(|id| tokio::spawn(sender(g.addr.clone(), id, counters.clone()))).collect();
     let c = counters.clone();
-    wait_for(
-        Duration::from_secs(120),
-        "requests to be acknowledged under load",
-        || {
-            let c = c.clone();
-            async move {
-                // Every sender has a request out: some are mid-commit.
-                (c.acked.load(Ordering::SeqCst) >= ACKED_BEFORE_SIGNAL
-                    && c.in_flight.load(Ordering::SeqCst) == SENDERS)
-                    .then_some(())
-            }
-        },
-    )
+    wait_for(Duration::from_secs(120), "requests to be acknowledged under load", || {
+        let c = c.clone();
+        async move {
+            // Every sender has a request out: some are mid-commit.
+            (c.acked.load(Ordering::SeqCst) >= ACKED_BEFORE_SIGNAL && c.in_flight.load(Ordering::SeqCst) == SENDERS)
+                .then_some(())
+        }
+    })
     .await;
     let in_flight = counters.in_flight.load(Ordering::SeqCst);
     let acked_before_signal = counters.acked.load(Ordering::SeqCst);
@@ -229,10 +200,7 @@ async fn sigterm_drains_requests_and_closes_the_database() {
     }
     let stderr = g.stderr();
     assert!(status.success(), "exit status {status:?}\n{stderr}");
-    assert!(
-        stderr.contains("database closed cleanly"),
-        "no clean close in the log:\n{stderr}"
-    );
+    assert!(stderr.contains("database closed cleanly"), "no clean close in the log:\n{stderr}");
     let acked = sent.iter().filter(|s| s.acked).count();
     eprintln!(
         "{} requests, {acked} answered 2xx, {in_flight} in flight at SIGTERM, \
@@ -241,10 +209,7 @@ async fn sigterm_drains_requests_and_closes_the_database() {
         acked - acked_before_signal
     );
     // Requests being served when the signal came are finished, not dropped.
-    assert!(
-        acked > acked_before_signal,
-        "none of the {in_flight} requests in flight at SIGTERM was answered"
-    );
+    assert!(acked > acked_before_signal, "none of the {in_flight} requests in flight at SIGTERM was answered");
 
     // Start again on the same data directory: every 2xx is there.
     tokio::task::block_in_place(|| g.restart());
@@ -264,11 +229,7 @@ async fn sigterm_drains_requests_and_closes_the_database() {
             assert!(present == 0 || present == s.seqs.len(), "torn request");
         }
     }
-    let (status, _) = post(
-        &g.url("/api/v2/alerts"),
-        r#"[{"labels":{"alertname":"AfterRestart"}}]"#,
-    )
-    .await;
+    let (status, _) = post(&g.url("/api/v2/alerts"), r#"[{"labels":{"alertname":"AfterRestart"}}]"#).await;
     assert_eq!(status, 200);
 }
 
@@ -307,18 +268,11 @@ fn sigterm_right_after_the_listening_line_is_graceful() {
     assert_eq!(runs.len(), 3, "{stdout}\n{stderr}");
     for run in runs {
         let mut parts = run.splitn(3, ' ');
-        let (i, code, line) = (
-            parts.next().unwrap(),
-            parts.next().unwrap(),
-            parts.next().unwrap_or(""),
-        );
+        let (i, code, line) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap_or(""));
         let log = std::fs::read_to_string(tmp.path().join(format!("err{i}"))).unwrap();
         assert!(line.starts_with("alertgate listening on "), "{run}\n{log}");
         // 143 is 128 + SIGTERM: killed by the signal's default action.
-        assert_eq!(
-            code, "0",
-            "run {i}: exit code {code}, not a clean shutdown\n{log}"
-        );
+        assert_eq!(code, "0", "run {i}: exit code {code}, not a clean shutdown\n{log}");
         assert!(log.contains("database closed cleanly"), "run {i}:\n{log}");
     }
 }
@@ -326,11 +280,7 @@ fn sigterm_right_after_the_listening_line_is_graceful() {
 #[tokio::test]
 async fn sigint_also_shuts_down_cleanly() {
     let mut g = Gateway::start();
-    let (status, _) = post(
-        &g.url("/api/v2/alerts"),
-        r#"[{"labels":{"alertname":"BeforeSigint"}}]"#,
-    )
-    .await;
+    let (status, _) = post(&g.url("/api/v2/alerts"), r#"[{"labels":{"alertname":"BeforeSigint"}}]"#).await;
     assert_eq!(status, 200);
     // Nothing else runs on this runtime: blocking here is fine.
     signal(g.child.id(), "INT");
@@ -339,51 +289,32 @@ async fn sigint_also_shuts_down_cleanly() {
     assert!(g.stderr().contains("database closed cleanly"));
     // The file alone, opened directly, holds the alert.
     let conn = rusqlite::Connection::open(g.dir.join("data/alertgate.db")).unwrap();
-    let n: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM alerts WHERE labels LIKE '%BeforeSigint%'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let n: i64 =
+        conn.query_row("SELECT count(*) FROM alerts WHERE labels LIKE '%BeforeSigint%'", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 1);
 }
 
 #[tokio::test]
 async fn a_clean_shutdown_leaves_the_wal_checkpointed() {
     let mut g = Gateway::start();
-    let alerts: Vec<Value> = (0..200)
-        .map(|i| json!({"labels": {"alertname": "Checkpoint", "n": i.to_string()}}))
-        .collect();
+    let alerts: Vec<Value> =
+        (0..200).map(|i| json!({"labels": {"alertname": "Checkpoint", "n": i.to_string()}})).collect();
     let (status, _) = post(&g.url("/api/v2/alerts"), &Value::Array(alerts).to_string()).await;
     assert_eq!(status, 200);
     let data = g.dir.join("data");
-    assert!(
-        wal_len(&data).unwrap_or(0) > 0,
-        "writes go to the WAL first"
-    );
+    assert!(wal_len(&data).unwrap_or(0) > 0, "writes go to the WAL first");
     // Nothing else runs on this runtime: blocking here is fine.
     signal(g.child.id(), "TERM");
     let status = wait_exit(&mut g.child, Duration::from_secs(30));
     assert!(status.success(), "{status:?}\n{}", g.stderr());
-    assert!(
-        g.stderr().contains("database closed cleanly"),
-        "{}",
-        g.stderr()
-    );
+    assert!(g.stderr().contains("database closed cleanly"), "{}", g.stderr());
     let wal = wal_len(&data);
-    assert_eq!(
-        wal.unwrap_or(0),
-        0,
-        "after a clean shutdown the WAL is empty or absent, found {wal:?} bytes"
-    );
+    assert_eq!(wal.unwrap_or(0), 0, "after a clean shutdown the WAL is empty or absent, found {wal:?} bytes");
     // The main file alone holds everything.
     let copy = tempfile::tempdir().unwrap();
     std::fs::copy(data.join("alertgate.db"), copy.path().join("alertgate.db")).unwrap();
     let conn = rusqlite::Connection::open(copy.path().join("alertgate.db")).unwrap();
-    let n: i64 = conn
-        .query_row("SELECT count(*) FROM alerts", [], |r| r.get(0))
-        .unwrap();
+    let n: i64 = conn.query_row("SELECT count(*) FROM alerts", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 200);
 }
 
@@ -393,11 +324,7 @@ fn refuses_to_start_with_a_broken_rules_dir() {
     let rules = tmp.path().join("rules");
     std::fs::create_dir(&rules).unwrap();
     std::fs::write(rules.join("good.yaml"), "incident_rules: []\n").unwrap();
-    std::fs::write(
-        rules.join("broken.yaml"),
-        "incident_rules: []\ninhibit_rulez: []\n",
-    )
-    .unwrap();
+    std::fs::write(rules.join("broken.yaml"), "incident_rules: []\ninhibit_rulez: []\n").unwrap();
     let (status, stdout, stderr) = run_to_exit(
         alertgate().args([
             "serve",
@@ -438,10 +365,7 @@ fn refuses_to_start_with_an_unknown_config_key() {
     assert_eq!(status.code(), Some(2), "{stdout}\n{stderr}");
     assert!(stderr.contains("resolve_timout"), "{stderr}");
     assert!(stderr.contains("alertgate.yml:2"), "{stderr}");
-    assert!(
-        !tmp.path().join("data").exists(),
-        "no database for a bad config"
-    );
+    assert!(!tmp.path().join("data").exists(), "no database for a bad config");
 }
 
 #[test]

@@ -15,69 +15,45 @@ const MAX_LIMIT: usize = 1000;
 /// Query parameters: `state` (or `status`) = firing|resolved, `source`,
 /// `fingerprint`, `filter` (repeatable, Alertmanager matchers such as
 /// `severity=~"crit.*"` or `{a="1",b!="2"}`), `limit` (1-1000), `cursor`.
-pub async fn list(
-    State(state): State<AppState>,
-    RawQuery(query): RawQuery,
-) -> Result<Json<AlertPage>, ApiError> {
+pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<AlertPage>, ApiError> {
     let q = parse_query(query.as_deref().unwrap_or(""))?;
     Ok(Json(state.store.list_alerts(q).await?))
 }
 
-pub async fn get(
-    State(state): State<AppState>,
-    Path(fp): Path<String>,
-) -> Result<Json<AlertRecord>, ApiError> {
-    let fp =
-        Fingerprint::parse(&fp).map_err(|e| ApiError::bad_request(format!("fingerprint: {e}")))?;
+pub async fn get(State(state): State<AppState>, Path(fp): Path<String>) -> Result<Json<AlertRecord>, ApiError> {
+    let fp = Fingerprint::parse(&fp).map_err(|e| ApiError::bad_request(format!("fingerprint: {e}")))?;
     match state.store.get_alert(fp.clone()).await? {
         Some(a) => Ok(Json(a)),
-        None => Err(ApiError::not_found(format!(
-            "no alert with fingerprint {fp}"
-        ))),
+        None => Err(ApiError::not_found(format!("no alert with fingerprint {fp}"))),
     }
 }
 
 fn parse_query(raw: &str) -> Result<AlertQuery, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw)
-        .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))?;
-    let mut q = AlertQuery {
-        limit: DEFAULT_LIMIT,
-        ..Default::default()
-    };
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(raw).map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))?;
+    let mut q = AlertQuery { limit: DEFAULT_LIMIT, ..Default::default() };
     for (key, value) in pairs {
-        let bad = |msg: String| {
-            ApiError::bad_request(format!("{key}: {msg}")).with_detail(json!({ "parameter": key }))
-        };
+        let bad = |msg: String| ApiError::bad_request(format!("{key}: {msg}")).with_detail(json!({ "parameter": key }));
         match key.as_str() {
             "state" | "status" => {
-                q.status =
-                    Some(AlertStatus::parse(&value).ok_or_else(|| {
-                        bad(format!("expected firing or resolved, got {value:?}"))
-                    })?)
+                q.status = Some(
+                    AlertStatus::parse(&value)
+                        .ok_or_else(|| bad(format!("expected firing or resolved, got {value:?}")))?,
+                )
             }
             "source" => q.source = Some(value),
-            "fingerprint" => {
-                q.fingerprint = Some(Fingerprint::parse(&value).map_err(|e| bad(e.to_string()))?)
-            }
-            "filter" | "matcher" => q
-                .matchers
-                .extend(parse_matchers(&value).map_err(|e| bad(e.to_string()))?),
+            "fingerprint" => q.fingerprint = Some(Fingerprint::parse(&value).map_err(|e| bad(e.to_string()))?),
+            "filter" | "matcher" => q.matchers.extend(parse_matchers(&value).map_err(|e| bad(e.to_string()))?),
             "limit" => {
                 q.limit = value
                     .parse()
                     .ok()
                     .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| {
-                        bad(format!(
-                            "expected a number from 1 to {MAX_LIMIT}, got {value:?}"
-                        ))
-                    })?
+                    .ok_or_else(|| bad(format!("expected a number from 1 to {MAX_LIMIT}, got {value:?}")))?
             }
             "cursor" => {
                 q.before =
-                    Some(value.parse().map_err(|_| {
-                        bad(format!("not a cursor from a previous page: {value:?}"))
-                    })?)
+                    Some(value.parse().map_err(|_| bad(format!("not a cursor from a previous page: {value:?}")))?)
             }
             _ => {
                 return Err(ApiError::bad_request(format!(
@@ -95,22 +71,13 @@ mod tests {
 
     #[test]
     fn query_parameters() {
-        let q = parse_query(
-            "state=firing&filter=%7Bseverity%3D%22critical%22%7D&filter=job!%3Dx&limit=5&cursor=42",
-        )
-        .unwrap();
+        let q = parse_query("state=firing&filter=%7Bseverity%3D%22critical%22%7D&filter=job!%3Dx&limit=5&cursor=42")
+            .unwrap();
         assert_eq!(q.status, Some(AlertStatus::Firing));
         assert_eq!(q.matchers.len(), 2);
         assert_eq!(q.limit, 5);
         assert_eq!(q.before, Some(42));
-        for bad in [
-            "state=burning",
-            "limit=0",
-            "limit=5000",
-            "filter=a%3D%22",
-            "cursor=x",
-            "colour=red",
-        ] {
+        for bad in ["state=burning", "limit=0", "limit=5000", "filter=a%3D%22", "cursor=x", "colour=red"] {
             assert!(parse_query(bad).is_err(), "{bad}");
         }
     }

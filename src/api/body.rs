@@ -14,18 +14,9 @@ impl<S: Send + Sync> FromRequest<S> for JsonText {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let ct = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
+        let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
         if !is_json(&ct) {
-            let got = if ct.is_empty() {
-                "none".to_owned()
-            } else {
-                format!("{ct:?}")
-            };
+            let got = if ct.is_empty() { "none".to_owned() } else { format!("{ct:?}") };
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 format!("expected Content-Type: application/json, got {got}"),
@@ -33,10 +24,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonText {
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| match e {
             BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "request body is larger than the limit (--max-body)",
-                )
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body is larger than the limit (--max-body)")
             }
             other => ApiError::bad_request(format!("cannot read request body: {other}")),
         })?;
@@ -49,12 +37,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonText {
 }
 
 fn is_json(content_type: &str) -> bool {
-    let mime = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 

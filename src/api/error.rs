@@ -16,11 +16,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, error: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            error: error.into(),
-            detail: Value::Null,
-        }
+        ApiError { status, error: error.into(), detail: Value::Null }
     }
 
     pub fn with_detail(mut self, detail: Value) -> Self {
@@ -49,8 +45,7 @@ impl IntoResponse for ApiError {
 
 impl From<IngestError> for ApiError {
     fn from(e: IngestError) -> Self {
-        ApiError::bad_request(format!("invalid payload: {e}"))
-            .with_detail(json!({ "errors": e.errors }))
+        ApiError::bad_request(format!("invalid payload: {e}")).with_detail(json!({ "errors": e.errors }))
     }
 }
 
@@ -64,16 +59,10 @@ impl From<StoreError> for ApiError {
         }
         if e.is_unavailable() {
             tracing::warn!(error = %e, "store unavailable");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("storage unavailable, nothing was stored: {e}"),
-            )
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("storage unavailable, nothing was stored: {e}"))
         } else {
             tracing::error!(error = %e, "store error");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("storage error, nothing was stored: {e}"),
-            )
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("storage error, nothing was stored: {e}"))
         }
     }
 }

@@ -21,10 +21,6 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_js
         "database": match &db { Ok(()) => "ok".to_owned(), Err(e) => e.to_string() },
         "rules": { "files": rules.files.len(), "incident_rules": rules.incident_rules.len() },
     });
-    let code = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, Json(body))
 }

@@ -18,18 +18,12 @@ const MAX_LIMIT: usize = 500;
 /// `service`, `assignee`, `rule`, `since`/`until` (RFC 3339, on creation
 /// time), `sort` (`-created_at` default, `created_at`, `priority`,
 /// `-updated_at`), `limit` (1-500), `cursor`.
-pub async fn list(
-    State(state): State<AppState>,
-    RawQuery(query): RawQuery,
-) -> Result<Json<IncidentPage>, ApiError> {
+pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<IncidentPage>, ApiError> {
     let q = parse_query(query.as_deref().unwrap_or(""))?;
     Ok(Json(state.store.list_incidents(q).await?))
 }
 
-pub async fn get(
-    State(state): State<AppState>,
-    Path(id): Path<i64>,
-) -> Result<Json<IncidentDetail>, ApiError> {
+pub async fn get(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<IncidentDetail>, ApiError> {
     detail(&state, id).await
 }
 
@@ -47,9 +41,7 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, ApiError>
 fn actor(actor: String) -> Result<String, ApiError> {
     let a = actor.trim();
     if a.is_empty() || a.len() > 200 || a.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "actor: name who does this (1-200 printable characters)",
-        ));
+        return Err(ApiError::bad_request("actor: name who does this (1-200 printable characters)"));
     }
     Ok(a.to_owned())
 }
@@ -68,15 +60,10 @@ pub async fn act(
     JsonText(body): JsonText,
 ) -> Result<Json<IncidentDetail>, ApiError> {
     let action = IncidentAction::parse(&action).ok_or_else(|| {
-        ApiError::not_found(format!(
-            "unknown action {action:?}: acknowledge, resolve, reopen, hold or close"
-        ))
+        ApiError::not_found(format!("unknown action {action:?}: acknowledge, resolve, reopen, hold or close"))
     })?;
     let b: ActionBody = parse_body(&body)?;
-    state
-        .store
-        .act(id, action, actor(b.actor)?, b.comment)
-        .await?;
+    state.store.act(id, action, actor(b.actor)?, b.comment).await?;
     detail(&state, id).await
 }
 
@@ -94,10 +81,7 @@ pub async fn assign(
     JsonText(body): JsonText,
 ) -> Result<Json<IncidentDetail>, ApiError> {
     let b: AssignBody = parse_body(&body)?;
-    let assignee = b
-        .assignee
-        .map(|a| a.trim().to_owned())
-        .filter(|a| !a.is_empty());
+    let assignee = b.assignee.map(|a| a.trim().to_owned()).filter(|a| !a.is_empty());
     state.store.assign(id, assignee, actor(b.actor)?).await?;
     detail(&state, id).await
 }
@@ -136,30 +120,20 @@ pub async fn priority(
     JsonText(body): JsonText,
 ) -> Result<Json<IncidentDetail>, ApiError> {
     let b: PriorityBody = parse_body(&body)?;
-    let p = Priority::parse(&b.priority).ok_or_else(|| {
-        ApiError::bad_request(format!("priority: expected P1 to P5, got {:?}", b.priority))
-    })?;
-    state
-        .store
-        .set_priority(id, p, actor(b.actor)?, b.comment)
-        .await?;
+    let p = Priority::parse(&b.priority)
+        .ok_or_else(|| ApiError::bad_request(format!("priority: expected P1 to P5, got {:?}", b.priority)))?;
+    state.store.set_priority(id, p, actor(b.actor)?, b.comment).await?;
     detail(&state, id).await
 }
 
 fn parse_query(raw: &str) -> Result<IncidentQuery, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw)
-        .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))?;
-    let mut q = IncidentQuery {
-        limit: DEFAULT_LIMIT,
-        ..Default::default()
-    };
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(raw).map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))?;
+    let mut q = IncidentQuery { limit: DEFAULT_LIMIT, ..Default::default() };
     for (key, value) in pairs {
-        let bad = |msg: String| {
-            ApiError::bad_request(format!("{key}: {msg}")).with_detail(json!({ "parameter": key }))
-        };
+        let bad = |msg: String| ApiError::bad_request(format!("{key}: {msg}")).with_detail(json!({ "parameter": key }));
         let time = |v: &str| {
-            v.parse::<jiff::Timestamp>()
-                .map_err(|e| bad(format!("expected an RFC 3339 time, got {v:?}: {e}")))
+            v.parse::<jiff::Timestamp>().map_err(|e| bad(format!("expected an RFC 3339 time, got {v:?}: {e}")))
         };
         match key.as_str() {
             "state" => {
@@ -171,10 +145,7 @@ fn parse_query(raw: &str) -> Result<IncidentQuery, ApiError> {
             }
             "priority" => {
                 for v in value.split(',').filter(|v| !v.is_empty()) {
-                    q.priorities.push(
-                        Priority::parse(v)
-                            .ok_or_else(|| bad(format!("expected P1 to P5, got {v:?}")))?,
-                    );
+                    q.priorities.push(Priority::parse(v).ok_or_else(|| bad(format!("expected P1 to P5, got {v:?}")))?);
                 }
             }
             "service" => q.service = Some(value),
@@ -200,16 +171,10 @@ fn parse_query(raw: &str) -> Result<IncidentQuery, ApiError> {
                     .parse()
                     .ok()
                     .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| {
-                        bad(format!(
-                            "expected a number from 1 to {MAX_LIMIT}, got {value:?}"
-                        ))
-                    })?
+                    .ok_or_else(|| bad(format!("expected a number from 1 to {MAX_LIMIT}, got {value:?}")))?
             }
             "cursor" => {
-                q.offset = value
-                    .parse()
-                    .map_err(|_| bad(format!("not a cursor from a previous page: {value:?}")))?
+                q.offset = value.parse().map_err(|_| bad(format!("not a cursor from a previous page: {value:?}")))?
             }
             _ => {
                 return Err(ApiError::bad_request(format!(

@@ -14,41 +14,25 @@ use crate::ingest::{self, IngestError};
 use crate::model::AlertUpdate;
 use crate::store::IngestOutcome;
 
-async fn commit(
-    state: &AppState,
-    updates: Vec<AlertUpdate>,
-    now: jiff::Timestamp,
-) -> Result<Response, ApiError> {
+async fn commit(state: &AppState, updates: Vec<AlertUpdate>, now: jiff::Timestamp) -> Result<Response, ApiError> {
     let received = updates.len();
     let outcome: IngestOutcome = state.store.ingest(updates, now).await?;
-    Ok(
-        Json(json!({ "status": "success", "received": received, "outcome": outcome }))
-            .into_response(),
-    )
+    Ok(Json(json!({ "status": "success", "received": received, "outcome": outcome })).into_response())
 }
 
-pub async fn alertmanager(
-    State(state): State<AppState>,
-    JsonText(body): JsonText,
-) -> Result<Response, ApiError> {
+pub async fn alertmanager(State(state): State<AppState>, JsonText(body): JsonText) -> Result<Response, ApiError> {
     let ctx = state.ingest_context();
     let updates = ingest::alertmanager::parse(&body, &ctx)?;
     commit(&state, updates, ctx.now).await
 }
 
-pub async fn prometheus(
-    State(state): State<AppState>,
-    JsonText(body): JsonText,
-) -> Result<Response, ApiError> {
+pub async fn prometheus(State(state): State<AppState>, JsonText(body): JsonText) -> Result<Response, ApiError> {
     let ctx = state.ingest_context();
     let updates = ingest::prometheus::parse(&body, &ctx)?;
     commit(&state, updates, ctx.now).await
 }
 
-pub async fn grafana(
-    State(state): State<AppState>,
-    JsonText(body): JsonText,
-) -> Result<Response, ApiError> {
+pub async fn grafana(State(state): State<AppState>, JsonText(body): JsonText) -> Result<Response, ApiError> {
     let ctx = state.ingest_context();
     let updates = ingest::grafana::parse(&body, &ctx)?;
     commit(&state, updates, ctx.now).await
@@ -61,10 +45,8 @@ pub async fn generic(
 ) -> Result<Response, ApiError> {
     let Some(mapping) = state.config.generic.get(&name) else {
         let known: Vec<_> = state.config.generic.keys().collect();
-        return Err(ApiError::not_found(format!(
-            "no generic mapping named {name:?} in the config"
-        ))
-        .with_detail(json!({ "known": known })));
+        return Err(ApiError::not_found(format!("no generic mapping named {name:?} in the config"))
+            .with_detail(json!({ "known": known })));
     };
     let ctx = state.ingest_context();
     let updates = mapping.parse(&body, &ctx)?;
@@ -74,10 +56,7 @@ pub async fn generic(
 /// PagerDuty answers `202 {"status":"success","message":"Event processed","dedup_key":...}`
 /// and `400 {"status":"invalid event","message":"Event object is invalid","errors":[...]}`;
 /// so do we, plus our own `error`/`detail` fields on errors.
-pub async fn pagerduty(
-    State(state): State<AppState>,
-    JsonText(body): JsonText,
-) -> Result<Response, ApiError> {
+pub async fn pagerduty(State(state): State<AppState>, JsonText(body): JsonText) -> Result<Response, ApiError> {
     let ctx = state.ingest_context();
     let event = match ingest::pagerduty::parse(&body, &ctx) {
         Ok(e) => e,
@@ -92,11 +71,7 @@ pub async fn pagerduty(
 }
 
 fn pagerduty_invalid(e: IngestError) -> Response {
-    let messages: Vec<String> = e
-        .errors
-        .iter()
-        .map(|f| format!("{}: {}", f.path, f.message))
-        .collect();
+    let messages: Vec<String> = e.errors.iter().map(|f| format!("{}: {}", f.path, f.message)).collect();
     (
         StatusCode::BAD_REQUEST,
         Json(json!({

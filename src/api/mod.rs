@@ -29,11 +29,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(store: Store, config: Arc<Config>, rules: SharedRules) -> Self {
-        AppState {
-            store,
-            config,
-            rules,
-        }
+        AppState { store, config, rules }
     }
 
     /// Load the rules directory again and swap the new set in whole; a
@@ -41,11 +37,7 @@ impl AppState {
     pub fn reload_rules(&self) -> Result<Arc<RuleSet>, Vec<crate::rules::RuleError>> {
         let set = Arc::new(RuleSet::load_dir(&self.config.rules_dir)?);
         *self.rules.write().expect("rules lock") = set.clone();
-        tracing::info!(
-            files = set.files.len(),
-            incident_rules = set.incident_rules.len(),
-            "rules reloaded"
-        );
+        tracing::info!(files = set.files.len(), incident_rules = set.incident_rules.len(), "rules reloaded");
         Ok(set)
     }
 
@@ -54,17 +46,12 @@ impl AppState {
     }
 
     fn ingest_context(&self) -> IngestContext {
-        IngestContext {
-            now: crate::clock::now(),
-            resolve_timeout: self.config.resolve_timeout.signed(),
-        }
+        IngestContext { now: crate::clock::now(), resolve_timeout: self.config.resolve_timeout.signed() }
     }
 }
 
 /// `POST /-/reload`, as in Prometheus and Alertmanager.
-async fn reload(
-    State(state): State<AppState>,
-) -> Result<axum::Json<serde_json::Value>, error::ApiError> {
+async fn reload(State(state): State<AppState>) -> Result<axum::Json<serde_json::Value>, error::ApiError> {
     match state.reload_rules() {
         Ok(set) => Ok(axum::Json(serde_json::json!({
             "status": "reloaded",
@@ -75,10 +62,8 @@ async fn reload(
         Err(errors) => {
             let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
             tracing::warn!(errors = ?lines, "rule reload refused; the old rules keep running");
-            Err(
-                error::ApiError::bad_request("rule reload refused; the old rules keep running")
-                    .with_detail(serde_json::json!({ "errors": lines })),
-            )
+            Err(error::ApiError::bad_request("rule reload refused; the old rules keep running")
+                .with_detail(serde_json::json!({ "errors": lines })))
         }
     }
 }
@@ -99,15 +84,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/incidents/{id}", get(incidents::get))
         .route("/api/v1/incidents/{id}/assign", post(incidents::assign))
         .route("/api/v1/incidents/{id}/notes", post(incidents::note))
-        .route(
-            "/api/v1/incidents/{id}/priority",
-            patch(incidents::priority),
-        )
+        .route("/api/v1/incidents/{id}/priority", patch(incidents::priority))
         .route("/api/v1/incidents/{id}/{action}", post(incidents::act))
-        .route(
-            "/api/v1/silences",
-            post(silences::create).get(silences::list),
-        )
+        .route("/api/v1/silences", post(silences::create).get(silences::list))
         .route("/api/v1/silences/{id}", delete(silences::expire))
         .route("/-/reload", post(reload))
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })

@@ -33,32 +33,22 @@ pub async fn create(
     for (i, m) in b.matchers.iter().enumerate() {
         match parse_matchers(m) {
             Ok(ms) => matchers.extend(ms),
-            Err(e) => {
-                problems.push(json!({ "path": format!("matchers[{i}]"), "message": e.to_string() }))
-            }
+            Err(e) => problems.push(json!({ "path": format!("matchers[{i}]"), "message": e.to_string() })),
         }
     }
     if b.matchers.is_empty() {
-        problems
-            .push(json!({ "path": "matchers", "message": "a silence needs at least one matcher" }));
+        problems.push(json!({ "path": "matchers", "message": "a silence needs at least one matcher" }));
     }
     let now = crate::clock::now();
-    let time = |v: &str, path: &str, problems: &mut Vec<serde_json::Value>| {
-        match crate::ingest::parse_time(v) {
-            Ok(Some(t)) => Some(t),
-            Ok(None) => None,
-            Err(e) => {
-                problems.push(json!({ "path": path, "message": e }));
-                None
-            }
+    let time = |v: &str, path: &str, problems: &mut Vec<serde_json::Value>| match crate::ingest::parse_time(v) {
+        Ok(Some(t)) => Some(t),
+        Ok(None) => None,
+        Err(e) => {
+            problems.push(json!({ "path": path, "message": e }));
+            None
         }
     };
-    let starts_at = b
-        .starts_at
-        .as_deref()
-        .and_then(|v| time(v, "startsAt", &mut problems))
-        .unwrap_or(now)
-        .max(now);
+    let starts_at = b.starts_at.as_deref().and_then(|v| time(v, "startsAt", &mut problems)).unwrap_or(now).max(now);
     let ends_at = time(&b.ends_at, "endsAt", &mut problems);
     if let Some(end) = ends_at
         && end <= starts_at
@@ -69,20 +59,10 @@ pub async fn create(
         problems.push(json!({ "path": "createdBy", "message": "name who creates the silence" }));
     }
     if !problems.is_empty() || ends_at.is_none() {
-        return Err(
-            ApiError::bad_request("invalid silence").with_detail(json!({ "errors": problems }))
-        );
+        return Err(ApiError::bad_request("invalid silence").with_detail(json!({ "errors": problems })));
     }
-    let silence = state
-        .store
-        .create_silence(
-            matchers,
-            starts_at,
-            ends_at.expect("checked"),
-            b.created_by,
-            b.comment,
-        )
-        .await?;
+    let silence =
+        state.store.create_silence(matchers, starts_at, ends_at.expect("checked"), b.created_by, b.comment).await?;
     Ok((StatusCode::CREATED, Json(silence)))
 }
 
@@ -91,9 +71,8 @@ pub async fn list(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-            .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))?;
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))?;
     let mut expired = false;
     for (k, v) in pairs {
         match (k.as_str(), v.as_str()) {
@@ -121,10 +100,7 @@ pub async fn list(
     Ok(Json(json!({ "silences": silences })))
 }
 
-pub async fn expire(
-    State(state): State<AppState>,
-    Path(id): Path<i64>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn expire(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<serde_json::Value>, ApiError> {
     state.store.expire_silence(id).await?;
     Ok(Json(json!({ "status": "expired", "id": id })))
 }

@@ -22,19 +22,11 @@ fn key(rule: &InhibitRule, labels: &LabelSet) -> Vec<Option<String>> {
 
 impl InhibitIndex {
     pub fn new(rules: &[InhibitRule]) -> Self {
-        InhibitIndex {
-            sources: rules.iter().map(|_| HashMap::new()).collect(),
-        }
+        InhibitIndex { sources: rules.iter().map(|_| HashMap::new()).collect() }
     }
 
     /// Record an alert's current status.
-    pub fn update(
-        &mut self,
-        rules: &[InhibitRule],
-        fp: &Fingerprint,
-        labels: &LabelSet,
-        firing: bool,
-    ) {
+    pub fn update(&mut self, rules: &[InhibitRule], fp: &Fingerprint, labels: &LabelSet, firing: bool) {
         for (rule, map) in rules.iter().zip(self.sources.iter_mut()) {
             if !rule.source_matchers.iter().all(|m| m.matches(labels)) {
                 continue;
@@ -55,16 +47,11 @@ impl InhibitIndex {
     pub fn inhibits(&self, rules: &[InhibitRule], fp: &Fingerprint, labels: &LabelSet) -> bool {
         rules.iter().zip(self.sources.iter()).any(|(rule, map)| {
             rule.target_matchers.iter().all(|m| m.matches(labels))
-                && map
-                    .get(&key(rule, labels))
-                    .is_some_and(|set| set.iter().any(|s| s != fp))
+                && map.get(&key(rule, labels)).is_some_and(|set| set.iter().any(|s| s != fp))
         })
     }
 
     pub fn sources(&self) -> usize {
-        self.sources
-            .iter()
-            .map(|m| m.values().map(HashSet::len).sum::<usize>())
-            .sum()
+        self.sources.iter().map(|m| m.values().map(HashSet::len).sum::<usize>()).sum()
     }
 }

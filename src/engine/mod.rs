@@ -80,12 +80,7 @@ pub enum FiringDecision {
 /// Decide for a firing alert under one rule. `newly_fired` is true when
 /// the alert was just created or went from resolved to firing, false for a
 /// repeat of an alert that was firing already.
-pub fn firing(
-    rule: &IncidentRule,
-    group: &GroupView,
-    newly_fired: bool,
-    now: Timestamp,
-) -> FiringDecision {
+pub fn firing(rule: &IncidentRule, group: &GroupView, newly_fired: bool, now: Timestamp) -> FiringDecision {
     if let Some(own) = group.own_incident {
         if own.state.is_open() {
             return FiringDecision::AlreadyIn(own.id);
@@ -109,31 +104,15 @@ pub fn firing(
         return FiringDecision::Join(latest.id);
     }
     let (first_fired_at, firing) = match group.pending {
-        Some(p) => (
-            p.first_fired_at,
-            if p.contains_alert {
-                p.firing
-            } else {
-                p.firing + 1
-            },
-        ),
+        Some(p) => (p.first_fired_at, if p.contains_alert { p.firing } else { p.firing + 1 }),
         None => (now, 1),
     };
-    if qualifies(rule, first_fired_at, firing, now) {
-        FiringDecision::Open
-    } else {
-        FiringDecision::Hold
-    }
+    if qualifies(rule, first_fired_at, firing, now) { FiringDecision::Open } else { FiringDecision::Hold }
 }
 
 /// A pending group opens its incident once it has `min_alerts` firing
 /// alerts, or once its first alert has fired for `min_duration`.
-pub fn qualifies(
-    rule: &IncidentRule,
-    first_fired_at: Timestamp,
-    firing: u32,
-    now: Timestamp,
-) -> bool {
+pub fn qualifies(rule: &IncidentRule, first_fired_at: Timestamp, firing: u32, now: Timestamp) -> bool {
     if firing >= rule.min_alerts && rule.min_duration.as_millis() == 0 {
         return true;
     }
@@ -146,10 +125,7 @@ pub fn qualifies(
 
 /// When an incident whose alerts are all resolved resolves itself; `None`
 /// when the rule says `never`.
-pub fn auto_resolve_at(
-    rule: Option<&IncidentRule>,
-    all_resolved_at: Timestamp,
-) -> Option<Timestamp> {
+pub fn auto_resolve_at(rule: Option<&IncidentRule>, all_resolved_at: Timestamp) -> Option<Timestamp> {
     let after = match rule {
         Some(r) => r.auto_resolve_after?,
         None => crate::model::Duration::ZERO,

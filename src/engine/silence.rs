@@ -47,10 +47,6 @@ impl Silence {
 }
 
 /// The first active silence that mutes these labels.
-pub fn silenced_by<'s>(
-    silences: &'s [Silence],
-    labels: &LabelSet,
-    now: Timestamp,
-) -> Option<&'s Silence> {
+pub fn silenced_by<'s>(silences: &'s [Silence], labels: &LabelSet, now: Timestamp) -> Option<&'s Silence> {
     silences.iter().find(|s| s.mutes(labels, now))
 }

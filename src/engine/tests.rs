@@ -13,10 +13,7 @@ fn rules(yaml: &str) -> RuleSet {
 }
 
 fn labels(pairs: &[(&str, &str)]) -> LabelSet {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 const T0: &str = "2026-11-24T10:00:00Z";
@@ -26,12 +23,7 @@ fn at(offset_secs: i64) -> Timestamp {
 }
 
 fn incident(id: i64, state: IncidentState, created: i64, resolved: Option<i64>) -> IncidentView {
-    IncidentView {
-        id,
-        state,
-        created_at: at(created),
-        resolved_at: resolved.map(at),
-    }
+    IncidentView { id, state, created_at: at(created), resolved_at: resolved.map(at) }
 }
 
 const RULES: &str = "
@@ -56,16 +48,8 @@ incident_rules:
 #[test]
 fn routing_stops_at_the_first_match_unless_continue() {
     let set = rules(RULES);
-    let names = |l: &LabelSet| {
-        route(&set, l)
-            .iter()
-            .map(|r| r.name.clone())
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(
-        names(&labels(&[("team", "a"), ("severity", "critical")])),
-        ["first", "second"]
-    );
+    let names = |l: &LabelSet| route(&set, l).iter().map(|r| r.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&labels(&[("team", "a"), ("severity", "critical")])), ["first", "second"]);
     assert_eq!(names(&labels(&[("team", "a")])), ["first", "third"]);
     assert_eq!(names(&labels(&[("severity", "critical")])), ["second"]);
     assert_eq!(names(&labels(&[("x", "y")])), ["third"]);
@@ -78,40 +62,25 @@ fn grouping_window_and_resolved_incidents() {
     let none = GroupView::default();
     assert_eq!(firing(rule, &none, true, at(0)), FiringDecision::Open);
 
-    let open = GroupView {
-        latest_for_key: Some(incident(1, IncidentState::Triggered, 0, None)),
-        ..Default::default()
-    };
+    let open = GroupView { latest_for_key: Some(incident(1, IncidentState::Triggered, 0, None)), ..Default::default() };
     assert_eq!(firing(rule, &open, true, at(3599)), FiringDecision::Join(1));
     assert_eq!(firing(rule, &open, true, at(3600)), FiringDecision::Join(1));
     // Past the window a new incident starts.
     assert_eq!(firing(rule, &open, true, at(3601)), FiringDecision::Open);
     // Acknowledged and on-hold incidents still absorb alerts.
-    let acked = GroupView {
-        latest_for_key: Some(incident(1, IncidentState::OnHold, 0, None)),
-        ..Default::default()
-    };
+    let acked = GroupView { latest_for_key: Some(incident(1, IncidentState::OnHold, 0, None)), ..Default::default() };
     assert_eq!(firing(rule, &acked, true, at(60)), FiringDecision::Join(1));
     // A resolved incident never absorbs a new alert.
-    let resolved = GroupView {
-        latest_for_key: Some(incident(1, IncidentState::Resolved, 0, Some(60))),
-        ..Default::default()
-    };
+    let resolved =
+        GroupView { latest_for_key: Some(incident(1, IncidentState::Resolved, 0, Some(60))), ..Default::default() };
     assert_eq!(firing(rule, &resolved, true, at(120)), FiringDecision::Open);
     // An alert already in an open incident stays there.
-    let mine = GroupView {
-        own_incident: Some(incident(4, IncidentState::Acknowledged, 0, None)),
-        ..Default::default()
-    };
-    assert_eq!(
-        firing(rule, &mine, true, at(99_999)),
-        FiringDecision::AlreadyIn(4)
-    );
+    let mine =
+        GroupView { own_incident: Some(incident(4, IncidentState::Acknowledged, 0, None)), ..Default::default() };
+    assert_eq!(firing(rule, &mine, true, at(99_999)), FiringDecision::AlreadyIn(4));
     // A re-send of an alert whose incident someone resolved changes nothing.
-    let done = GroupView {
-        own_incident: Some(incident(4, IncidentState::Resolved, 0, Some(60))),
-        ..Default::default()
-    };
+    let done =
+        GroupView { own_incident: Some(incident(4, IncidentState::Resolved, 0, Some(60))), ..Default::default() };
     assert_eq!(firing(rule, &done, false, at(120)), FiringDecision::Ignore);
 }
 
@@ -119,53 +88,28 @@ fn grouping_window_and_resolved_incidents() {
 fn flapping_reopens_within_the_window_only() {
     let set = rules(RULES);
     let rule = &set.incident_rules[0];
-    let mine = GroupView {
-        own_incident: Some(incident(7, IncidentState::Resolved, 0, Some(100))),
-        ..Default::default()
-    };
-    assert_eq!(
-        firing(rule, &mine, true, at(100 + 600)),
-        FiringDecision::Reopen(7)
-    );
-    assert_eq!(
-        firing(rule, &mine, true, at(100 + 601)),
-        FiringDecision::Open
-    );
-    let closed = GroupView {
-        own_incident: Some(incident(7, IncidentState::Closed, 0, Some(100))),
-        ..Default::default()
-    };
+    let mine =
+        GroupView { own_incident: Some(incident(7, IncidentState::Resolved, 0, Some(100))), ..Default::default() };
+    assert_eq!(firing(rule, &mine, true, at(100 + 600)), FiringDecision::Reopen(7));
+    assert_eq!(firing(rule, &mine, true, at(100 + 601)), FiringDecision::Open);
+    let closed =
+        GroupView { own_incident: Some(incident(7, IncidentState::Closed, 0, Some(100))), ..Default::default() };
     assert_eq!(firing(rule, &closed, true, at(110)), FiringDecision::Open);
 }
 
 #[test]
 fn min_alerts_holds_until_enough_fire() {
     let set = rules(RULES);
-    let rule = set
-        .incident_rules
-        .iter()
-        .find(|r| r.name == "quorum")
-        .unwrap();
-    assert_eq!(
-        firing(rule, &GroupView::default(), true, at(0)),
-        FiringDecision::Hold
-    );
+    let rule = set.incident_rules.iter().find(|r| r.name == "quorum").unwrap();
+    assert_eq!(firing(rule, &GroupView::default(), true, at(0)), FiringDecision::Hold);
     let two = GroupView {
-        pending: Some(PendingView {
-            first_fired_at: at(0),
-            firing: 2,
-            contains_alert: false,
-        }),
+        pending: Some(PendingView { first_fired_at: at(0), firing: 2, contains_alert: false }),
         ..Default::default()
     };
     assert_eq!(firing(rule, &two, true, at(10)), FiringDecision::Open);
     // A repeat of an alert already counted does not count twice.
     let two_incl = GroupView {
-        pending: Some(PendingView {
-            first_fired_at: at(0),
-            firing: 2,
-            contains_alert: true,
-        }),
+        pending: Some(PendingView { first_fired_at: at(0), firing: 2, contains_alert: true }),
         ..Default::default()
     };
     assert_eq!(firing(rule, &two_incl, true, at(10)), FiringDecision::Hold);
@@ -174,21 +118,11 @@ fn min_alerts_holds_until_enough_fire() {
 #[test]
 fn min_duration_holds_transient_alerts() {
     let set = rules(RULES);
-    let rule = set
-        .incident_rules
-        .iter()
-        .find(|r| r.name == "persistent")
-        .unwrap();
-    assert_eq!(
-        firing(rule, &GroupView::default(), true, at(0)),
-        FiringDecision::Hold
-    );
+    let rule = set.incident_rules.iter().find(|r| r.name == "persistent").unwrap();
+    assert_eq!(firing(rule, &GroupView::default(), true, at(0)), FiringDecision::Hold);
     assert!(!qualifies(rule, at(0), 1, at(299)));
     assert!(qualifies(rule, at(0), 1, at(300)));
-    assert!(
-        !qualifies(rule, at(0), 0, at(600)),
-        "a group whose alerts all resolved never opens"
-    );
+    assert!(!qualifies(rule, at(0), 0, at(600)), "a group whose alerts all resolved never opens");
 }
 
 #[test]
@@ -196,20 +130,10 @@ fn auto_resolve_times() {
     let set = rules(
         "incident_rules:\n  - {name: a, auto_resolve_after: 5m}\n  - {name: b, auto_resolve_after: never}\n  - {name: c}\n",
     );
-    assert_eq!(
-        auto_resolve_at(Some(&set.incident_rules[0]), at(0)),
-        Some(at(300))
-    );
+    assert_eq!(auto_resolve_at(Some(&set.incident_rules[0]), at(0)), Some(at(300)));
     assert_eq!(auto_resolve_at(Some(&set.incident_rules[1]), at(0)), None);
-    assert_eq!(
-        auto_resolve_at(Some(&set.incident_rules[2]), at(0)),
-        Some(at(0))
-    );
-    assert_eq!(
-        auto_resolve_at(None, at(0)),
-        Some(at(0)),
-        "a rule removed by a reload resolves at once"
-    );
+    assert_eq!(auto_resolve_at(Some(&set.incident_rules[2]), at(0)), Some(at(0)));
+    assert_eq!(auto_resolve_at(None, at(0)), Some(at(0)), "a rule removed by a reload resolves at once");
 }
 
 #[test]
@@ -219,41 +143,17 @@ fn inhibition_needs_a_firing_source_with_equal_labels() {
     );
     let r = &set.inhibit_rules;
     let mut idx = InhibitIndex::new(r);
-    let crit = labels(&[
-        ("alertname", "Disk"),
-        ("cluster", "eu"),
-        ("severity", "critical"),
-    ]);
-    let warn_eu = labels(&[
-        ("alertname", "Disk"),
-        ("cluster", "eu"),
-        ("severity", "warning"),
-    ]);
-    let warn_us = labels(&[
-        ("alertname", "Disk"),
-        ("cluster", "us"),
-        ("severity", "warning"),
-    ]);
-    let (fc, fw) = (
-        Fingerprint::of_labels(&crit),
-        Fingerprint::of_labels(&warn_eu),
-    );
+    let crit = labels(&[("alertname", "Disk"), ("cluster", "eu"), ("severity", "critical")]);
+    let warn_eu = labels(&[("alertname", "Disk"), ("cluster", "eu"), ("severity", "warning")]);
+    let warn_us = labels(&[("alertname", "Disk"), ("cluster", "us"), ("severity", "warning")]);
+    let (fc, fw) = (Fingerprint::of_labels(&crit), Fingerprint::of_labels(&warn_eu));
     assert!(!idx.inhibits(r, &fw, &warn_eu));
     idx.update(r, &fc, &crit, true);
     assert!(idx.inhibits(r, &fw, &warn_eu));
-    assert!(
-        !idx.inhibits(r, &Fingerprint::of_labels(&warn_us), &warn_us),
-        "different cluster"
-    );
-    assert!(
-        !idx.inhibits(r, &fc, &crit),
-        "a source does not mute itself"
-    );
+    assert!(!idx.inhibits(r, &Fingerprint::of_labels(&warn_us), &warn_us), "different cluster");
+    assert!(!idx.inhibits(r, &fc, &crit), "a source does not mute itself");
     idx.update(r, &fc, &crit, false);
-    assert!(
-        !idx.inhibits(r, &fw, &warn_eu),
-        "a resolved source mutes nothing"
-    );
+    assert!(!idx.inhibits(r, &fw, &warn_eu), "a resolved source mutes nothing");
     assert_eq!(idx.sources(), 0);
 }
 
@@ -273,12 +173,5 @@ fn silences_mute_only_while_active() {
     assert!(silenced_by(&silences, &l, at(-1)).is_none(), "not started");
     assert_eq!(silenced_by(&silences, &l, at(0)).map(|s| s.id), Some(1));
     assert!(silenced_by(&silences, &l, at(3600)).is_none(), "expired");
-    assert!(
-        silenced_by(
-            &silences,
-            &labels(&[("alertname", "Disk"), ("cluster", "ap")]),
-            at(10)
-        )
-        .is_none()
-    );
+    assert!(silenced_by(&silences, &labels(&[("alertname", "Disk"), ("cluster", "ap")]), at(10)).is_none());
 }

@@ -36,18 +36,14 @@ pub fn parse(body: &str, ctx: &IngestContext) -> Result<Vec<AlertUpdate>, Ingest
     if let Some(v) = hook.version.as_deref()
         && v != "4"
     {
-        errors.push(
-            "version",
-            format!("unsupported webhook version {v:?}, expected \"4\""),
-        );
+        errors.push("version", format!("unsupported webhook version {v:?}, expected \"4\""));
     }
     let mut updates = Vec::with_capacity(hook.alerts.len());
     for (i, raw) in hook.alerts.into_iter().enumerate() {
         let path = format!("alerts[{i}]");
         match from_json::<WebhookAlert>(raw.get(), &path) {
             Ok(a) => {
-                if let Some(alert) = convert(a, raw, Source::Alertmanager, &path, ctx, &mut errors)
-                {
+                if let Some(alert) = convert(a, raw, Source::Alertmanager, &path, ctx, &mut errors) {
                     updates.push(AlertUpdate::Observe(alert));
                 }
             }
@@ -69,20 +65,12 @@ pub(crate) fn convert(
     let before = errors.0.len();
     let status = AlertStatus::parse(&a.status);
     if status.is_none() {
-        errors.push(
-            format!("{path}.status"),
-            format!("expected \"firing\" or \"resolved\", got {:?}", a.status),
-        );
+        errors.push(format!("{path}.status"), format!("expected \"firing\" or \"resolved\", got {:?}", a.status));
     }
     check_labels(&a.labels, &format!("{path}.labels"), errors);
     let starts_at = time_field(a.starts_at.as_deref(), &format!("{path}.startsAt"), errors);
     let ends_at = time_field(a.ends_at.as_deref(), &format!("{path}.endsAt"), errors);
-    let fp = fingerprint(
-        a.fingerprint.as_deref(),
-        &a.labels,
-        &format!("{path}.fingerprint"),
-        errors,
-    );
+    let fp = fingerprint(a.fingerprint.as_deref(), &a.labels, &format!("{path}.fingerprint"), errors);
     if errors.0.len() > before {
         return None;
     }
@@ -112,11 +100,7 @@ pub(crate) fn convert(
     })
 }
 
-pub(crate) fn time_field(
-    value: Option<&str>,
-    path: &str,
-    errors: &mut Errors,
-) -> Option<jiff::Timestamp> {
+pub(crate) fn time_field(value: Option<&str>, path: &str, errors: &mut Errors) -> Option<jiff::Timestamp> {
     match value.map(parse_time).transpose() {
         Ok(t) => t.flatten(),
         Err(msg) => {
@@ -172,31 +156,16 @@ mod tests {
         ]}"#;
         let e = parse(body, &ctx()).unwrap_err();
         let paths: Vec<_> = e.errors.iter().map(|e| e.path.as_str()).collect();
-        assert_eq!(
-            paths,
-            [
-                "alerts[1].status",
-                "alerts[1].labels",
-                "alerts[2].endsAt",
-                "alerts[3].startsAt"
-            ]
-        );
+        assert_eq!(paths, ["alerts[1].status", "alerts[1].labels", "alerts[2].endsAt", "alerts[3].startsAt"]);
     }
 
     #[test]
     fn wrong_types_and_versions_are_refused() {
-        let e = parse(
-            r#"{"alerts":[{"status":"firing","labels":{"a":1}}]}"#,
-            &ctx(),
-        )
-        .unwrap_err();
+        let e = parse(r#"{"alerts":[{"status":"firing","labels":{"a":1}}]}"#, &ctx()).unwrap_err();
         assert_eq!(e.errors[0].path, "alerts[0].labels.a");
         let e = parse(r#"{"version":"3","alerts":[]}"#, &ctx()).unwrap_err();
         assert_eq!(e.errors[0].path, "version");
         let e = parse(r#"{"version":"4"}"#, &ctx()).unwrap_err();
-        assert!(
-            e.errors[0].message.contains("missing field `alerts`"),
-            "{e}"
-        );
+        assert!(e.errors[0].message.contains("missing field `alerts`"), "{e}");
     }
 }

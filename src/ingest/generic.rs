@@ -25,10 +25,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::{
-    Errors, IngestContext, IngestError, check_labels, fingerprint, from_json, parse_time,
-    truncate_ms,
-};
+use super::{Errors, IngestContext, IngestError, check_labels, fingerprint, from_json, parse_time, truncate_ms};
 use crate::model::{Alert, AlertStatus, AlertUpdate, Annotations, LabelSet, Source};
 
 /// A mapping as written in the config file.
@@ -74,9 +71,7 @@ impl Mapping {
         let mut problems = Vec::new();
         let mut pointer = |what: String, p: &str| {
             if !(p.is_empty() || p.starts_with('/')) {
-                problems.push(format!(
-                    "{what}: {p:?} is not a JSON pointer (it must start with '/')"
-                ));
+                problems.push(format!("{what}: {p:?} is not a JSON pointer (it must start with '/')"));
             }
         };
         pointer("alerts".into(), &spec.alerts);
@@ -101,13 +96,10 @@ impl Mapping {
         if let Some(s) = &spec.status {
             pointer("status.field".into(), &s.field);
             if s.resolved.is_empty() {
-                problems
-                    .push("status.resolved: list at least one value that means resolved".into());
+                problems.push("status.resolved: list at least one value that means resolved".into());
             }
             if let Some(v) = s.firing.iter().find(|v| s.resolved.contains(v)) {
-                problems.push(format!(
-                    "status: {v:?} is listed as both firing and resolved"
-                ));
+                problems.push(format!("status: {v:?} is listed as both firing and resolved"));
             }
         }
         if spec.labels.is_empty()
@@ -115,19 +107,9 @@ impl Mapping {
             && spec.static_labels.is_empty()
             && spec.fingerprint.is_none()
         {
-            problems.push(
-                "give labels, labels_from, static_labels or fingerprint: alerts need an identity"
-                    .into(),
-            );
+            problems.push("give labels, labels_from, static_labels or fingerprint: alerts need an identity".into());
         }
-        if problems.is_empty() {
-            Ok(Mapping {
-                name: name.to_owned(),
-                spec,
-            })
-        } else {
-            Err(problems)
-        }
+        if problems.is_empty() { Ok(Mapping { name: name.to_owned(), spec }) } else { Err(problems) }
     }
 
     pub fn name(&self) -> &str {
@@ -137,23 +119,14 @@ impl Mapping {
     pub fn parse(&self, body: &str, ctx: &IngestContext) -> Result<Vec<AlertUpdate>, IngestError> {
         let doc: Value = from_json(body, "")?;
         let mut errors = Errors::default();
-        let root = if self.spec.alerts.is_empty() {
-            Some(&doc)
-        } else {
-            doc.pointer(&self.spec.alerts)
-        };
+        let root = if self.spec.alerts.is_empty() { Some(&doc) } else { doc.pointer(&self.spec.alerts) };
         let items: Vec<(String, &Value)> = match root {
-            Some(Value::Array(items)) => items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (format!("{}/{i}", self.spec.alerts), v))
-                .collect(),
+            Some(Value::Array(items)) => {
+                items.iter().enumerate().map(|(i, v)| (format!("{}/{i}", self.spec.alerts), v)).collect()
+            }
             Some(v @ Value::Object(_)) => vec![(self.spec.alerts.clone(), v)],
             _ => {
-                errors.push(
-                    self.spec.alerts.clone(),
-                    "expected an alert object or an array of them here",
-                );
+                errors.push(self.spec.alerts.clone(), "expected an alert object or an array of them here");
                 vec![]
             }
         };
@@ -166,13 +139,7 @@ impl Mapping {
         errors.finish(updates)
     }
 
-    fn alert(
-        &self,
-        item: &Value,
-        path: &str,
-        ctx: &IngestContext,
-        errors: &mut Errors,
-    ) -> Option<Alert> {
+    fn alert(&self, item: &Value, path: &str, ctx: &IngestContext, errors: &mut Errors) -> Option<Alert> {
         let before = errors.0.len();
         let s = &self.spec;
         let mut labels: LabelSet = s.static_labels.clone();
@@ -215,20 +182,9 @@ impl Mapping {
         if fp_text.is_none() {
             check_labels(&labels, &format!("{path} (mapped labels)"), errors);
         }
-        let fp = fingerprint(
-            fp_text.as_deref(),
-            &labels,
-            &format!("{path} (fingerprint)"),
-            errors,
-        );
-        let starts_at = s
-            .starts_at
-            .as_deref()
-            .and_then(|p| time_at(item, p, path, errors));
-        let ends_at = s
-            .ends_at
-            .as_deref()
-            .and_then(|p| time_at(item, p, path, errors));
+        let fp = fingerprint(fp_text.as_deref(), &labels, &format!("{path} (fingerprint)"), errors);
+        let starts_at = s.starts_at.as_deref().and_then(|p| time_at(item, p, path, errors));
+        let ends_at = s.ends_at.as_deref().and_then(|p| time_at(item, p, path, errors));
         if errors.0.len() > before {
             return None;
         }
@@ -260,13 +216,7 @@ fn text_at(item: &Value, pointer: &str) -> Option<String> {
     }
 }
 
-fn collect_object(
-    item: &Value,
-    pointer: &str,
-    path: &str,
-    into: &mut BTreeMap<String, String>,
-    errors: &mut Errors,
-) {
+fn collect_object(item: &Value, pointer: &str, path: &str, into: &mut BTreeMap<String, String>, errors: &mut Errors) {
     match item.pointer(pointer) {
         None | Some(Value::Null) => {}
         Some(Value::Object(map)) => {
@@ -290,15 +240,9 @@ fn time_at(item: &Value, pointer: &str, path: &str, errors: &mut Errors) -> Opti
             let secs = n.as_f64().unwrap_or(f64::NAN);
             // Numbers past 1e11 are taken as milliseconds: seconds that
             // large are thousands of years away.
-            let ms = if secs.abs() > 1e11 {
-                secs
-            } else {
-                secs * 1000.0
-            };
+            let ms = if secs.abs() > 1e11 { secs } else { secs * 1000.0 };
             if ms.is_finite() {
-                Timestamp::from_millisecond(ms as i64)
-                    .map(|t| Some(truncate_ms(t)))
-                    .map_err(|e| e.to_string())
+                Timestamp::from_millisecond(ms as i64).map(|t| Some(truncate_ms(t))).map_err(|e| e.to_string())
             } else {
                 Err(format!("{n} is not a time"))
             }
@@ -347,12 +291,7 @@ starts_at: /time
             {"monitor":{"id":42,"name":"web","url":"http://x"},"tags":{"team":"a","prio":1},
              "msg":"down","status":0,"time":1764000000},
             {"monitor":{"id":43,"name":"api"},"status":1,"time":"2026-11-24T10:00:00Z"}]}"#;
-        let alerts: Vec<_> = m
-            .parse(body, &ctx())
-            .unwrap()
-            .into_iter()
-            .map(observe)
-            .collect();
+        let alerts: Vec<_> = m.parse(body, &ctx()).unwrap().into_iter().map(observe).collect();
         assert_eq!(alerts.len(), 2);
         let a = &alerts[0];
         assert_eq!(a.fingerprint.as_str(), "42");
@@ -371,9 +310,7 @@ starts_at: /time
     #[test]
     fn unknown_status_values_and_bad_shapes_are_refused() {
         let m = mapping(KUMA);
-        let e = m
-            .parse(r#"{"items":[{"monitor":{"id":1},"status":7}]}"#, &ctx())
-            .unwrap_err();
+        let e = m.parse(r#"{"items":[{"monitor":{"id":1},"status":7}]}"#, &ctx()).unwrap_err();
         assert_eq!(e.errors[0].path, "/items/0/status");
         let e = m.parse(r#"{"items":"nope"}"#, &ctx()).unwrap_err();
         assert_eq!(e.errors[0].path, "/items");
@@ -383,10 +320,8 @@ starts_at: /time
 
     #[test]
     fn compile_reports_every_problem() {
-        let spec: MappingSpec = crate::yaml::from_str(
-            "labels: {a: 'monitor'}\nstatus: {field: x, firing: [a], resolved: [a]}\n",
-        )
-        .unwrap();
+        let spec: MappingSpec =
+            crate::yaml::from_str("labels: {a: 'monitor'}\nstatus: {field: x, firing: [a], resolved: [a]}\n").unwrap();
         let problems = Mapping::compile("m", spec).unwrap_err();
         assert_eq!(problems.len(), 3, "{problems:?}");
         let bad: Result<MappingSpec, _> = crate::yaml::from_str("labelz: {}\n");

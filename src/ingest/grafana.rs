@@ -72,9 +72,7 @@ mod tests {
         let updates = parse(&fixture("grafana_webhook.json"), &ctx()).unwrap();
         assert!(!updates.is_empty());
         for u in updates {
-            let AlertUpdate::Observe(a) = u else {
-                panic!("{u:?}")
-            };
+            let AlertUpdate::Observe(a) = u else { panic!("{u:?}") };
             assert_eq!(a.source, Source::Grafana);
             assert!(!a.labels.is_empty());
             assert!(a.raw.get().contains("values") || a.raw.get().contains("valueString"));
@@ -87,9 +85,7 @@ mod tests {
             "annotations":{"summary":"hot"},"dashboardURL":"http://g/d/1","panelURL":"",
             "silenceURL":"http://g/s","valueString":"[ var='A' value=97 ]","values":{"A":97}}]}"#;
         let updates = parse(body, &ctx()).unwrap();
-        let AlertUpdate::Observe(a) = &updates[0] else {
-            panic!()
-        };
+        let AlertUpdate::Observe(a) = &updates[0] else { panic!() };
         assert_eq!(a.annotations["dashboard_url"], "http://g/d/1");
         assert_eq!(a.annotations["silence_url"], "http://g/s");
         assert_eq!(a.annotations["value_string"], "[ var='A' value=97 ]");

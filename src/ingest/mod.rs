@@ -56,12 +56,7 @@ impl fmt::Display for IngestError {
 
 impl IngestError {
     pub fn single(path: impl Into<String>, message: impl Into<String>) -> Self {
-        IngestError {
-            errors: vec![FieldError {
-                path: path.into(),
-                message: message.into(),
-            }],
-        }
+        IngestError { errors: vec![FieldError { path: path.into(), message: message.into() }] }
     }
 }
 
@@ -71,10 +66,7 @@ pub(crate) struct Errors(Vec<FieldError>);
 
 impl Errors {
     pub(crate) fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldError {
-            path: path.into(),
-            message: message.into(),
-        });
+        self.0.push(FieldError { path: path.into(), message: message.into() });
     }
 
     pub(crate) fn extend(&mut self, e: IngestError) {
@@ -82,11 +74,7 @@ impl Errors {
     }
 
     pub(crate) fn finish<T>(self, value: T) -> Result<T, IngestError> {
-        if self.0.is_empty() {
-            Ok(value)
-        } else {
-            Err(IngestError { errors: self.0 })
-        }
+        if self.0.is_empty() { Ok(value) } else { Err(IngestError { errors: self.0 }) }
     }
 }
 
@@ -128,9 +116,7 @@ pub(crate) fn parse_time(s: &str) -> Result<Option<Timestamp>, String> {
     if s.is_empty() || s.starts_with("0001-01-01T00:00:00") {
         return Ok(None);
     }
-    let ts: Timestamp = s
-        .parse()
-        .map_err(|e| format!("expected an RFC 3339 time, got {s:?}: {e}"))?;
+    let ts: Timestamp = s.parse().map_err(|e| format!("expected an RFC 3339 time, got {s:?}: {e}"))?;
     Ok(Some(truncate_ms(ts)))
 }
 
@@ -148,21 +134,13 @@ pub(crate) fn check_labels(labels: &LabelSet, path: &str, errors: &mut Errors) {
         if name.is_empty() {
             errors.push(path, "label name is empty");
         } else if name.chars().any(char::is_control) {
-            errors.push(
-                format!("{path}.{name:?}"),
-                "label name contains a control character",
-            );
+            errors.push(format!("{path}.{name:?}"), "label name contains a control character");
         }
     }
 }
 
 /// The sender's fingerprint if it gave a usable one, else the label hash.
-pub(crate) fn fingerprint(
-    given: Option<&str>,
-    labels: &LabelSet,
-    path: &str,
-    errors: &mut Errors,
-) -> Fingerprint {
+pub(crate) fn fingerprint(given: Option<&str>, labels: &LabelSet, path: &str, errors: &mut Errors) -> Fingerprint {
     match given.filter(|s| !s.is_empty()) {
         Some(s) => Fingerprint::parse(s).unwrap_or_else(|e| {
             errors.push(path, e.to_string());
@@ -177,16 +155,12 @@ pub(crate) mod test_support {
     use super::*;
 
     pub fn ctx() -> IngestContext {
-        IngestContext {
-            now: "2026-11-24T12:00:00Z".parse().unwrap(),
-            resolve_timeout: SignedDuration::from_mins(5),
-        }
+        IngestContext { now: "2026-11-24T12:00:00Z".parse().unwrap(), resolve_timeout: SignedDuration::from_mins(5) }
     }
 
     pub fn fixture(name: &str) -> String {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
-        std::fs::read_to_string(format!("{path}{name}"))
-            .unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+        std::fs::read_to_string(format!("{path}{name}")).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
     }
 }
 
@@ -221,9 +195,7 @@ mod tests {
     fn times_parse_to_milliseconds_and_go_zero_is_none() {
         assert_eq!(parse_time("0001-01-01T00:00:00Z"), Ok(None));
         assert_eq!(parse_time(""), Ok(None));
-        let t = parse_time("2026-11-24T10:00:00.123456789+01:00")
-            .unwrap()
-            .unwrap();
+        let t = parse_time("2026-11-24T10:00:00.123456789+01:00").unwrap().unwrap();
         assert_eq!(t.to_string(), "2026-11-24T09:00:00.123Z");
         assert!(parse_time("yesterday").unwrap_err().contains("RFC 3339"));
     }

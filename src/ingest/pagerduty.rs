@@ -68,10 +68,7 @@ pub fn parse(body: &str, ctx: &IngestContext) -> Result<Enqueued, IngestError> {
             let alert = trigger(event, body, ctx, &mut errors);
             errors.finish(())?;
             let alert = alert.expect("no errors means an alert");
-            Ok(Enqueued {
-                dedup_key: alert.fingerprint.clone(),
-                update: AlertUpdate::Observe(alert),
-            })
+            Ok(Enqueued { dedup_key: alert.fingerprint.clone(), update: AlertUpdate::Observe(alert) })
         }
         "acknowledge" | "resolve" => {
             let key = match event.dedup_key.as_deref().filter(|k| !k.is_empty()) {
@@ -79,25 +76,16 @@ pub fn parse(body: &str, ctx: &IngestContext) -> Result<Enqueued, IngestError> {
                     errors.push("dedup_key", format!("dedup_key is required for {action}"));
                     None
                 }
-                Some(k) => Fingerprint::parse(k)
-                    .map_err(|e| errors.push("dedup_key", e.to_string()))
-                    .ok(),
+                Some(k) => Fingerprint::parse(k).map_err(|e| errors.push("dedup_key", e.to_string())).ok(),
             };
             errors.finish(())?;
             let fingerprint = key.expect("no errors means a key");
             let update = if action == "resolve" {
-                AlertUpdate::Resolve {
-                    fingerprint: fingerprint.clone(),
-                }
+                AlertUpdate::Resolve { fingerprint: fingerprint.clone() }
             } else {
-                AlertUpdate::Acknowledge {
-                    fingerprint: fingerprint.clone(),
-                }
+                AlertUpdate::Acknowledge { fingerprint: fingerprint.clone() }
             };
-            Ok(Enqueued {
-                update,
-                dedup_key: fingerprint,
-            })
+            Ok(Enqueued { update, dedup_key: fingerprint })
         }
         "" => {
             errors.push("event_action", "event_action is required");
@@ -121,10 +109,9 @@ fn trigger(event: Event, body: &str, ctx: &IngestContext, errors: &mut Errors) -
     let summary = non_empty(p.summary);
     match &summary {
         None => errors.push("payload.summary", "payload.summary is required"),
-        Some(s) if s.chars().count() > MAX_SUMMARY => errors.push(
-            "payload.summary",
-            format!("longer than {MAX_SUMMARY} characters"),
-        ),
+        Some(s) if s.chars().count() > MAX_SUMMARY => {
+            errors.push("payload.summary", format!("longer than {MAX_SUMMARY} characters"))
+        }
         Some(_) => {}
     }
     let source = non_empty(p.source);
@@ -134,10 +121,8 @@ fn trigger(event: Event, body: &str, ctx: &IngestContext, errors: &mut Errors) -
     let severity = non_empty(p.severity);
     match severity.as_deref() {
         None => errors.push("payload.severity", "payload.severity is required"),
-        Some(s) if !SEVERITIES.contains(&s) => errors.push(
-            "payload.severity",
-            format!("unknown severity {s:?}: expected critical, error, warning or info"),
-        ),
+        Some(s) if !SEVERITIES.contains(&s) => errors
+            .push("payload.severity", format!("unknown severity {s:?}: expected critical, error, warning or info")),
         Some(_) => {}
     }
     let starts_at = time_field(p.timestamp.as_deref(), "payload.timestamp", errors);
@@ -215,9 +200,7 @@ mod tests {
     #[test]
     fn trigger_maps_fields_to_labels_and_annotations() {
         let e = parse(&fixture("pagerduty_trigger.json"), &ctx()).unwrap();
-        let AlertUpdate::Observe(a) = &e.update else {
-            panic!("{e:?}")
-        };
+        let AlertUpdate::Observe(a) = &e.update else { panic!("{e:?}") };
         assert_eq!(a.source, Source::PagerDuty);
         assert_eq!(a.fingerprint, e.dedup_key);
         assert!(a.labels.contains_key("alertname"));
@@ -253,28 +236,12 @@ mod tests {
         let e = parse(r#"{"routing_key":"k","event_action":"explode"}"#, &ctx()).unwrap_err();
         assert_eq!(e.errors[0].path, "event_action");
         assert!(e.errors[0].message.contains("explode"));
-        let e = parse(
-            r#"{"event_action":"trigger","payload":{"summary":"","severity":"fatal"}}"#,
-            &ctx(),
-        )
-        .unwrap_err();
+        let e = parse(r#"{"event_action":"trigger","payload":{"summary":"","severity":"fatal"}}"#, &ctx()).unwrap_err();
         let paths: Vec<_> = e.errors.iter().map(|e| e.path.as_str()).collect();
-        assert_eq!(
-            paths,
-            [
-                "routing_key",
-                "payload.summary",
-                "payload.source",
-                "payload.severity"
-            ]
-        );
+        assert_eq!(paths, ["routing_key", "payload.summary", "payload.source", "payload.severity"]);
         let e = parse(r#"{"routing_key":"k","event_action":"resolve"}"#, &ctx()).unwrap_err();
         assert_eq!(e.errors[0].path, "dedup_key");
-        let e = parse(
-            r#"{"routing_key":"k","event_action":"trigger","payload":[]}"#,
-            &ctx(),
-        )
-        .unwrap_err();
+        let e = parse(r#"{"routing_key":"k","event_action":"trigger","payload":[]}"#, &ctx()).unwrap_err();
         assert_eq!(e.errors[0].path, "payload");
     }
 }

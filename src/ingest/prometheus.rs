@@ -39,11 +39,7 @@ pub fn parse(body: &str, ctx: &IngestContext) -> Result<Vec<AlertUpdate>, Ingest
         };
         let before = errors.0.len();
         check_labels(&a.labels, &format!("{path}.labels"), &mut errors);
-        let starts_at = time_field(
-            a.starts_at.as_deref(),
-            &format!("{path}.startsAt"),
-            &mut errors,
-        );
+        let starts_at = time_field(a.starts_at.as_deref(), &format!("{path}.startsAt"), &mut errors);
         let ends_at = time_field(a.ends_at.as_deref(), &format!("{path}.endsAt"), &mut errors);
         if let (Some(s), Some(e)) = (starts_at, ends_at)
             && e < s
@@ -57,15 +53,7 @@ pub fn parse(body: &str, ctx: &IngestContext) -> Result<Vec<AlertUpdate>, Ingest
         let (status, ends_at, expires_at) = match ends_at {
             Some(end) if end <= ctx.now => (AlertStatus::Resolved, Some(end), None),
             Some(end) => (AlertStatus::Firing, None, Some(end)),
-            None => (
-                AlertStatus::Firing,
-                None,
-                Some(
-                    ctx.now
-                        .saturating_add(ctx.resolve_timeout)
-                        .unwrap_or(ctx.now),
-                ),
-            ),
+            None => (AlertStatus::Firing, None, Some(ctx.now.saturating_add(ctx.resolve_timeout).unwrap_or(ctx.now))),
         };
         updates.push(AlertUpdate::Observe(Alert {
             fingerprint: Fingerprint::of_labels(&a.labels),
@@ -122,21 +110,12 @@ mod tests {
         ]"#,
         );
         assert_eq!(parsed[0].status, AlertStatus::Firing);
-        assert_eq!(
-            parsed[0].expires_at.unwrap().to_string(),
-            "2026-11-24T12:04:00Z"
-        );
+        assert_eq!(parsed[0].expires_at.unwrap().to_string(), "2026-11-24T12:04:00Z");
         assert_eq!(parsed[1].status, AlertStatus::Resolved);
-        assert_eq!(
-            parsed[1].ends_at.unwrap().to_string(),
-            "2026-11-24T11:59:00Z"
-        );
+        assert_eq!(parsed[1].ends_at.unwrap().to_string(), "2026-11-24T11:59:00Z");
         assert_eq!(parsed[2].status, AlertStatus::Firing);
         assert_eq!(parsed[2].starts_at, ctx().now);
-        assert_eq!(
-            parsed[2].expires_at.unwrap().to_string(),
-            "2026-11-24T12:05:00Z"
-        );
+        assert_eq!(parsed[2].expires_at.unwrap().to_string(), "2026-11-24T12:05:00Z");
     }
 
     #[test]

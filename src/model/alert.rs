@@ -116,9 +116,7 @@ impl AlertUpdate {
     pub fn fingerprint(&self) -> &Fingerprint {
         match self {
             AlertUpdate::Observe(a) => &a.fingerprint,
-            AlertUpdate::Acknowledge { fingerprint } | AlertUpdate::Resolve { fingerprint } => {
-                fingerprint
-            }
+            AlertUpdate::Acknowledge { fingerprint } | AlertUpdate::Resolve { fingerprint } => fingerprint,
         }
     }
 }
@@ -184,11 +182,7 @@ pub fn observe(stored: Option<&AlertState>, incoming: &Alert) -> Observation {
             // A sender that keeps repeating an alert we expired is still
             // firing it; a sender that resolved it does not un-resolve the
             // same episode.
-            if same_episode && !stored.expired {
-                Observation::Stale
-            } else {
-                Observation::Refired
-            }
+            if same_episode && !stored.expired { Observation::Stale } else { Observation::Refired }
         }
     }
 }
@@ -244,12 +238,7 @@ mod tests {
     }
 
     fn state(status: AlertStatus, starts: &str, ends: Option<&str>, expired: bool) -> AlertState {
-        AlertState {
-            status,
-            starts_at: ts(starts),
-            ends_at: ends.map(ts),
-            expired,
-        }
+        AlertState { status, starts_at: ts(starts), ends_at: ends.map(ts), expired }
     }
 
     const T0: &str = "2026-01-01T10:00:00Z";
@@ -260,30 +249,10 @@ mod tests {
     fn table_of_observations() {
         use AlertStatus::*;
         let cases = [
-            (
-                "new alert",
-                None,
-                alert(Firing, T0, None),
-                Observation::Created,
-            ),
-            (
-                "new resolved alert is still stored",
-                None,
-                alert(Resolved, T0, Some(T1)),
-                Observation::Created,
-            ),
-            (
-                "firing repeat",
-                Some(state(Firing, T0, None, false)),
-                alert(Firing, T0, None),
-                Observation::Repeated,
-            ),
-            (
-                "resolve",
-                Some(state(Firing, T0, None, false)),
-                alert(Resolved, T0, Some(T1)),
-                Observation::Resolved,
-            ),
+            ("new alert", None, alert(Firing, T0, None), Observation::Created),
+            ("new resolved alert is still stored", None, alert(Resolved, T0, Some(T1)), Observation::Created),
+            ("firing repeat", Some(state(Firing, T0, None, false)), alert(Firing, T0, None), Observation::Repeated),
+            ("resolve", Some(state(Firing, T0, None, false)), alert(Resolved, T0, Some(T1)), Observation::Resolved),
             (
                 "resolved repeat",
                 Some(state(Resolved, T0, Some(T1), false)),

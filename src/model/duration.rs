@@ -36,10 +36,7 @@ impl FromStr for Duration {
     type Err = DurationError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = |reason| DurationError {
-            input: s.to_owned(),
-            reason,
-        };
+        let err = |reason| DurationError { input: s.to_owned(), reason };
         if s == "0" {
             return Ok(Duration::ZERO);
         }
@@ -64,9 +61,7 @@ impl FromStr for Duration {
             if digits == 0 {
                 return Err(err("expected a number"));
             }
-            let n: i64 = rest[..digits]
-                .parse()
-                .map_err(|_| err("number too large"))?;
+            let n: i64 = rest[..digits].parse().map_err(|_| err("number too large"))?;
             rest = &rest[digits..];
             // Try "ms" before "m".
             let (idx, (unit, ms)) = units
@@ -79,10 +74,7 @@ impl FromStr for Duration {
             }
             last_unit = Some(idx);
             rest = &rest[unit.len()..];
-            total = n
-                .checked_mul(*ms)
-                .and_then(|v| total.checked_add(v))
-                .ok_or_else(|| err("too large"))?;
+            total = n.checked_mul(*ms).and_then(|v| total.checked_add(v)).ok_or_else(|| err("too large"))?;
         }
         Ok(Duration(SignedDuration::from_millis(total)))
     }
@@ -94,13 +86,7 @@ impl fmt::Display for Duration {
         if ms == 0 {
             return f.write_str("0s");
         }
-        for (unit, size) in [
-            ("d", 86_400_000),
-            ("h", 3_600_000),
-            ("m", 60_000),
-            ("s", 1_000),
-            ("ms", 1),
-        ] {
+        for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
             if ms >= size {
                 write!(f, "{}{unit}", ms / size)?;
                 ms %= size;

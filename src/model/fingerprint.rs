@@ -85,18 +85,12 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> LabelSet {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn empty_label_set_hashes_to_the_fnv_offset() {
-        assert_eq!(
-            Fingerprint::of_labels(&LabelSet::new()).as_str(),
-            "cbf29ce484222325"
-        );
+        assert_eq!(Fingerprint::of_labels(&LabelSet::new()).as_str(), "cbf29ce484222325");
     }
 
     #[test]
@@ -104,11 +98,7 @@ mod tests {
         // Values from Prometheus' model/signature_test.go (TestLabelsToSignature
         // uses the same hash as LabelSet.Fingerprint).
         assert_eq!(
-            Fingerprint::of_labels(&labels(&[
-                ("name", "garland, briggs"),
-                ("fear", "love is not enough")
-            ]))
-            .as_str(),
+            Fingerprint::of_labels(&labels(&[("name", "garland, briggs"), ("fear", "love is not enough")])).as_str(),
             format!("{:016x}", 5799056148416392346u64)
         );
     }
@@ -126,33 +116,15 @@ mod tests {
                 ][..],
                 "6b094fb1f4f1ca1e",
             ),
+            (&[("alertname", "AlwaysFiring"), ("severity", "warning")][..], "15a37193dce72bab"),
+            (&[("alertname", "High memory usage"), ("team", "blue"), ("zone", "us-1")][..], "b4ab7c4e8d6676fb"),
             (
-                &[("alertname", "AlwaysFiring"), ("severity", "warning")][..],
-                "15a37193dce72bab",
-            ),
-            (
-                &[
-                    ("alertname", "High memory usage"),
-                    ("team", "blue"),
-                    ("zone", "us-1"),
-                ][..],
-                "b4ab7c4e8d6676fb",
-            ),
-            (
-                &[
-                    ("alertname", "DiskFull"),
-                    ("instance", "db-1"),
-                    ("mountpoint", "/var/lib/données"),
-                ][..],
+                &[("alertname", "DiskFull"), ("instance", "db-1"), ("mountpoint", "/var/lib/données")][..],
                 "76c08bc5e18f559a",
             ),
         ];
         for (pairs, want) in cases {
-            assert_eq!(
-                Fingerprint::of_labels(&labels(pairs)).as_str(),
-                want,
-                "{pairs:?}"
-            );
+            assert_eq!(Fingerprint::of_labels(&labels(pairs)).as_str(), want, "{pairs:?}");
         }
     }
 
@@ -175,17 +147,8 @@ mod tests {
     #[test]
     fn sender_fingerprints_are_checked() {
         assert_eq!(Fingerprint::parse(""), Err(FingerprintError::Empty));
-        assert_eq!(
-            Fingerprint::parse(&"x".repeat(256)),
-            Err(FingerprintError::TooLong)
-        );
-        assert_eq!(
-            Fingerprint::parse("a\nb"),
-            Err(FingerprintError::ControlCharacter)
-        );
-        assert_eq!(
-            Fingerprint::parse("srv01/disk").unwrap().as_str(),
-            "srv01/disk"
-        );
+        assert_eq!(Fingerprint::parse(&"x".repeat(256)), Err(FingerprintError::TooLong));
+        assert_eq!(Fingerprint::parse("a\nb"), Err(FingerprintError::ControlCharacter));
+        assert_eq!(Fingerprint::parse("srv01/disk").unwrap().as_str(), "srv01/disk");
     }
 }

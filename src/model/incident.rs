@@ -100,10 +100,7 @@ names!(IncidentState {
 impl IncidentState {
     /// Open incidents absorb new alerts of their key.
     pub fn is_open(self) -> bool {
-        matches!(
-            self,
-            IncidentState::Triggered | IncidentState::Acknowledged | IncidentState::OnHold
-        )
+        matches!(self, IncidentState::Triggered | IncidentState::Acknowledged | IncidentState::OnHold)
     }
 }
 
@@ -145,10 +142,7 @@ fn hint(action: IncidentAction, state: IncidentState) -> &'static str {
 }
 
 /// The one transition function of the incident lifecycle.
-pub fn transition(
-    state: IncidentState,
-    action: IncidentAction,
-) -> Result<IncidentState, TransitionError> {
+pub fn transition(state: IncidentState, action: IncidentAction) -> Result<IncidentState, TransitionError> {
     use IncidentAction as A;
     use IncidentState as S;
     let next = match (state, action) {
@@ -219,20 +213,11 @@ mod tests {
             (S::Resolved, A::Reopen, S::Triggered),
             (S::Resolved, A::Close, S::Closed),
         ];
-        let states = [
-            S::Triggered,
-            S::Acknowledged,
-            S::OnHold,
-            S::Resolved,
-            S::Closed,
-        ];
+        let states = [S::Triggered, S::Acknowledged, S::OnHold, S::Resolved, S::Closed];
         let actions = [A::Acknowledge, A::Hold, A::Resolve, A::Reopen, A::Close];
         for s in states {
             for a in actions {
-                let want = allowed
-                    .iter()
-                    .find(|(fs, fa, _)| *fs == s && *fa == a)
-                    .map(|t| t.2);
+                let want = allowed.iter().find(|(fs, fa, _)| *fs == s && *fa == a).map(|t| t.2);
                 match (transition(s, a), want) {
                     (Ok(got), Some(w)) => assert_eq!(got, w, "{s} {a}"),
                     (Err(e), None) => assert!(e.to_string().contains(s.as_str()), "{e}"),
@@ -245,10 +230,7 @@ mod tests {
     #[test]
     fn errors_name_the_state_and_a_way_out() {
         let e = transition(S::Acknowledged, A::Close).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "cannot close an incident that is acknowledged (resolve it first)"
-        );
+        assert_eq!(e.to_string(), "cannot close an incident that is acknowledged (resolve it first)");
         let e = transition(S::Closed, A::Reopen).unwrap_err();
         assert!(e.to_string().contains("closed incidents are final"));
     }

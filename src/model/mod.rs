@@ -4,9 +4,6 @@ pub mod duration;
 pub mod fingerprint;
 pub mod incident;
 
-pub use alert::{
-    Alert, AlertRecord, AlertState, AlertStatus, AlertUpdate, Annotations, LabelSet, Observation,
-    Source,
-};
+pub use alert::{Alert, AlertRecord, AlertState, AlertStatus, AlertUpdate, Annotations, LabelSet, Observation, Source};
 pub use duration::Duration;
 pub use fingerprint::Fingerprint;

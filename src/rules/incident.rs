@@ -64,26 +64,16 @@ pub enum GroupBy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UrgencySpec {
     Fixed(Urgency),
-    FromLabel {
-        label: String,
-        map: BTreeMap<String, Urgency>,
-        default: Urgency,
-    },
+    FromLabel { label: String, map: BTreeMap<String, Urgency>, default: Urgency },
 }
 
 impl UrgencySpec {
     pub fn urgency(&self, labels: &LabelSet) -> Urgency {
         match self {
             UrgencySpec::Fixed(u) => *u,
-            UrgencySpec::FromLabel {
-                label,
-                map,
-                default,
-            } => labels
-                .get(label)
-                .and_then(|v| map.get(v))
-                .copied()
-                .unwrap_or(*default),
+            UrgencySpec::FromLabel { label, map, default } => {
+                labels.get(label).and_then(|v| map.get(v)).copied().unwrap_or(*default)
+            }
         }
     }
 }
@@ -140,11 +130,7 @@ impl IncidentRule {
         key
     }
 
-    pub fn priority(
-        &self,
-        matrix: &PriorityMatrix,
-        labels: &LabelSet,
-    ) -> (Impact, Urgency, Priority) {
+    pub fn priority(&self, matrix: &PriorityMatrix, labels: &LabelSet) -> (Impact, Urgency, Priority) {
         let urgency = self.urgency.urgency(labels);
         (self.impact, urgency, matrix.priority(self.impact, urgency))
     }
@@ -180,12 +166,7 @@ fn matchers(raw: &[String], what: &str, problems: &mut Vec<String>) -> Vec<Match
     out
 }
 
-fn duration(
-    raw: &Option<String>,
-    what: &str,
-    default: Duration,
-    problems: &mut Vec<String>,
-) -> Duration {
+fn duration(raw: &Option<String>, what: &str, default: Duration, problems: &mut Vec<String>) -> Duration {
     match raw.as_deref() {
         None => default,
         Some(s) => s.parse().unwrap_or_else(|e| {
@@ -195,12 +176,7 @@ fn duration(
     }
 }
 
-fn level<T>(
-    raw: &str,
-    what: &str,
-    parse: fn(&str) -> Option<T>,
-    problems: &mut Vec<String>,
-) -> Option<T> {
+fn level<T>(raw: &str, what: &str, parse: fn(&str) -> Option<T>, problems: &mut Vec<String>) -> Option<T> {
     let v = parse(raw);
     if v.is_none() {
         problems.push(format!("{what}: {raw:?} is not one of high, medium, low"));
@@ -214,11 +190,7 @@ impl RawIncidentRule {
     }
 
     /// Compile, reporting every problem of the rule.
-    pub(super) fn compile(
-        self,
-        index: usize,
-        templates: &mut TemplateBuilder,
-    ) -> Result<IncidentRule, Vec<String>> {
+    pub(super) fn compile(self, index: usize, templates: &mut TemplateBuilder) -> Result<IncidentRule, Vec<String>> {
         let mut p = Vec::new();
         if self.name.trim().is_empty() {
             p.push("name must not be empty".into());
@@ -226,36 +198,18 @@ impl RawIncidentRule {
         let ms = matchers(&self.matchers, "matchers", &mut p);
         let group_by = if self.group_by.iter().any(|g| g == "...") {
             if self.group_by.len() > 1 {
-                p.push(
-                    "group_by: '...' groups by all labels and cannot be combined with others"
-                        .into(),
-                );
+                p.push("group_by: '...' groups by all labels and cannot be combined with others".into());
             }
             GroupBy::All
         } else {
             GroupBy::Labels(self.group_by.clone())
         };
-        let group_window = duration(
-            &self.group_window,
-            "group_window",
-            Duration::from_secs(4 * 3600),
-            &mut p,
-        );
+        let group_window = duration(&self.group_window, "group_window", Duration::from_secs(4 * 3600), &mut p);
         let min_duration = duration(&self.min_duration, "min_duration", Duration::ZERO, &mut p);
-        let flap_window = duration(
-            &self.flap_window,
-            "flap_window",
-            Duration::from_secs(600),
-            &mut p,
-        );
+        let flap_window = duration(&self.flap_window, "flap_window", Duration::from_secs(600), &mut p);
         let auto_resolve_after = match self.auto_resolve_after.as_deref() {
             Some("never") => None,
-            other => Some(duration(
-                &other.map(str::to_owned),
-                "auto_resolve_after",
-                Duration::ZERO,
-                &mut p,
-            )),
+            other => Some(duration(&other.map(str::to_owned), "auto_resolve_after", Duration::ZERO, &mut p)),
         };
         let impact = match &self.impact {
             None => Impact::Medium,
@@ -266,44 +220,32 @@ impl RawIncidentRule {
                 p.push("give either urgency or urgency_from, not both".into());
                 UrgencySpec::Fixed(Urgency::Medium)
             }
-            (Some(u), None) => UrgencySpec::Fixed(
-                level(u, "urgency", Urgency::parse, &mut p).unwrap_or(Urgency::Medium),
-            ),
+            (Some(u), None) => {
+                UrgencySpec::Fixed(level(u, "urgency", Urgency::parse, &mut p).unwrap_or(Urgency::Medium))
+            }
             (None, None) => UrgencySpec::Fixed(Urgency::Medium),
             (None, Some(f)) => {
                 let mut map = BTreeMap::new();
                 for (value, u) in &f.map {
-                    if let Some(u) = level(
-                        u,
-                        &format!("urgency_from.map.{value}"),
-                        Urgency::parse,
-                        &mut p,
-                    ) {
+                    if let Some(u) = level(u, &format!("urgency_from.map.{value}"), Urgency::parse, &mut p) {
                         map.insert(value.clone(), u);
                     }
                 }
                 let default = match &f.default {
                     None => Urgency::Low,
-                    Some(d) => level(d, "urgency_from.default", Urgency::parse, &mut p)
-                        .unwrap_or(Urgency::Low),
+                    Some(d) => level(d, "urgency_from.default", Urgency::parse, &mut p).unwrap_or(Urgency::Low),
                 };
                 if f.label.is_empty() {
                     p.push("urgency_from.label must name a label".into());
                 }
-                UrgencySpec::FromLabel {
-                    label: f.label,
-                    map,
-                    default,
-                }
+                UrgencySpec::FromLabel { label: f.label, map, default }
             }
         };
         if self.min_alerts == Some(0) {
             p.push("min_alerts must be at least 1".into());
         }
         let title_template = format!("incident_rules[{index}].title");
-        let title = self
-            .title
-            .unwrap_or_else(|| "{{ labels.alertname }}".to_owned());
+        let title = self.title.unwrap_or_else(|| "{{ labels.alertname }}".to_owned());
         if let Err(e) = templates.add(title_template.clone(), title) {
             p.push(format!("title: {e}"));
         }
@@ -344,43 +286,27 @@ impl RawInhibitRule {
         if self.source_matchers.is_empty() || self.target_matchers.is_empty() {
             p.push("give both source_matchers and target_matchers: an empty list would match every alert".into());
         }
-        if p.is_empty() {
-            Ok(InhibitRule {
-                source_matchers,
-                target_matchers,
-                equal: self.equal,
-            })
-        } else {
-            Err(p)
-        }
+        if p.is_empty() { Ok(InhibitRule { source_matchers, target_matchers, equal: self.equal }) } else { Err(p) }
     }
 }
 
 /// `impact -> urgency -> priority`; cells not given keep the default.
-pub(super) fn compile_matrix(
-    raw: &BTreeMap<String, BTreeMap<String, String>>,
-) -> Result<PriorityMatrix, Vec<String>> {
+pub(super) fn compile_matrix(raw: &BTreeMap<String, BTreeMap<String, String>>) -> Result<PriorityMatrix, Vec<String>> {
     let mut m = PriorityMatrix::default();
     let mut p = Vec::new();
     for (impact, row) in raw {
         let Some(i) = Impact::parse(impact) else {
-            p.push(format!(
-                "priority_matrix: unknown impact {impact:?} (high, medium, low)"
-            ));
+            p.push(format!("priority_matrix: unknown impact {impact:?} (high, medium, low)"));
             continue;
         };
         for (urgency, prio) in row {
             let Some(u) = Urgency::parse(urgency) else {
-                p.push(format!(
-                    "priority_matrix.{impact}: unknown urgency {urgency:?} (high, medium, low)"
-                ));
+                p.push(format!("priority_matrix.{impact}: unknown urgency {urgency:?} (high, medium, low)"));
                 continue;
             };
             match Priority::parse(prio) {
                 Some(pr) => m.set(i, u, pr),
-                None => p.push(format!(
-                    "priority_matrix.{impact}.{urgency}: undefined priority {prio:?} (P1 to P5)"
-                )),
+                None => p.push(format!("priority_matrix.{impact}.{urgency}: undefined priority {prio:?} (P1 to P5)")),
             }
         }
     }

@@ -49,17 +49,12 @@ impl Matcher {
             return Err("label name is empty".into());
         }
         let regex = match op {
-            MatchOp::Regex | MatchOp::NotRegex => Some(
-                Regex::new(&format!("^(?:{value})$")).map_err(|e| format!("invalid regex: {e}"))?,
-            ),
+            MatchOp::Regex | MatchOp::NotRegex => {
+                Some(Regex::new(&format!("^(?:{value})$")).map_err(|e| format!("invalid regex: {e}"))?)
+            }
             _ => None,
         };
-        Ok(Matcher {
-            name: name.to_owned(),
-            op,
-            value: value.to_owned(),
-            regex,
-        })
+        Ok(Matcher { name: name.to_owned(), op, value: value.to_owned(), regex })
     }
 
     pub fn matches(&self, labels: &LabelSet) -> bool {
@@ -86,25 +81,15 @@ impl std::str::FromStr for Matcher {
         let mut p = Parser { s, pos: 0 };
         let m = p.matcher().and_then(|m| {
             p.skip_ws();
-            if p.pos == s.len() {
-                Ok(m)
-            } else {
-                Err(format!("unexpected {:?} after the matcher", &s[p.pos..]))
-            }
+            if p.pos == s.len() { Ok(m) } else { Err(format!("unexpected {:?} after the matcher", &s[p.pos..])) }
         });
-        m.map_err(|reason| MatcherError {
-            input: s.to_owned(),
-            reason,
-        })
+        m.map_err(|reason| MatcherError { input: s.to_owned(), reason })
     }
 }
 
 /// Parse a list such as `{alertname="X", severity=~"crit|warn"}` (braces optional).
 pub fn parse_matchers(s: &str) -> Result<Vec<Matcher>, MatcherError> {
-    let err = |reason: String| MatcherError {
-        input: s.to_owned(),
-        reason,
-    };
+    let err = |reason: String| MatcherError { input: s.to_owned(), reason };
     let mut p = Parser { s, pos: 0 };
     p.skip_ws();
     let braced = p.eat('{');
@@ -166,10 +151,7 @@ impl Parser<'_> {
             self.quoted()?
         } else {
             let start = self.pos;
-            while self
-                .peek()
-                .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.' || c == ':')
-            {
+            while self.peek().is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.' || c == ':') {
                 self.pos += self.peek().map_or(1, char::len_utf8);
             }
             self.s[start..self.pos].to_owned()
@@ -245,19 +227,12 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> LabelSet {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn table_of_matches() {
-        let l = labels(&[
-            ("alertname", "KubePodCrashLooping"),
-            ("namespace", "prod-eu"),
-            ("env", "dev"),
-        ]);
+        let l = labels(&[("alertname", "KubePodCrashLooping"), ("namespace", "prod-eu"), ("env", "dev")]);
         let cases = [
             (r#"alertname="KubePodCrashLooping""#, true),
             (r#"alertname = "KubePodCrashLooping""#, true),

@@ -75,21 +75,14 @@ impl RuleSet {
     /// Load every `*.yaml` / `*.yml` file of `dir`, in name order, and
     /// report every error of every file.
     pub fn load_dir(dir: &Path) -> Result<RuleSet, Vec<RuleError>> {
-        let err =
-            |file: &Path, line: Option<usize>, rule: Option<String>, message: String| RuleError {
-                file: file.to_path_buf(),
-                line,
-                rule,
-                message,
-            };
-        let entries = std::fs::read_dir(dir).map_err(|e| {
-            vec![err(
-                dir,
-                None,
-                None,
-                format!("cannot read rules directory: {e}"),
-            )]
-        })?;
+        let err = |file: &Path, line: Option<usize>, rule: Option<String>, message: String| RuleError {
+            file: file.to_path_buf(),
+            line,
+            rule,
+            message,
+        };
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| vec![err(dir, None, None, format!("cannot read rules directory: {e}"))])?;
         let mut files: Vec<PathBuf> = entries
             .filter_map(Result::ok)
             .map(|e| e.path())
@@ -134,11 +127,9 @@ impl RuleSet {
                 names.insert(name.clone(), (file.clone(), line));
                 match raw.compile(set.incident_rules.len(), &mut templates) {
                     Ok(rule) => set.incident_rules.push(rule),
-                    Err(problems) => errors.extend(
-                        problems
-                            .into_iter()
-                            .map(|m| err(file, Some(line), Some(name.clone()), m)),
-                    ),
+                    Err(problems) => {
+                        errors.extend(problems.into_iter().map(|m| err(file, Some(line), Some(name.clone()), m)))
+                    }
                 }
             }
             for (i, spanned) in rf.inhibit_rules.into_iter().enumerate() {
@@ -146,9 +137,7 @@ impl RuleSet {
                 match spanned.value.compile() {
                     Ok(rule) => set.inhibit_rules.push(rule),
                     Err(problems) => errors.extend(
-                        problems
-                            .into_iter()
-                            .map(|m| err(file, Some(line), Some(format!("inhibit_rules[{i}]")), m)),
+                        problems.into_iter().map(|m| err(file, Some(line), Some(format!("inhibit_rules[{i}]")), m)),
                     ),
                 }
             }
@@ -165,21 +154,13 @@ impl RuleSet {
                 matrix_from = Some((file.clone(), line));
                 match incident::compile_matrix(&m.value) {
                     Ok(matrix) => set.priority_matrix = matrix,
-                    Err(problems) => errors.extend(
-                        problems
-                            .into_iter()
-                            .map(|msg| err(file, Some(line), None, msg)),
-                    ),
+                    Err(problems) => errors.extend(problems.into_iter().map(|msg| err(file, Some(line), None, msg))),
                 }
             }
         }
         set.files = files;
         set.templates = templates.finish();
-        if errors.is_empty() {
-            Ok(set)
-        } else {
-            Err(errors)
-        }
+        if errors.is_empty() { Ok(set) } else { Err(errors) }
     }
 }
 
@@ -193,21 +174,14 @@ mod tests {
         let set = RuleSet::load_dir(&dir).unwrap();
         assert!(!set.files.is_empty());
         let last = set.incident_rules.last().expect("incident rules");
-        assert!(
-            last.matchers.is_empty(),
-            "the shipped rules end with a catch-all"
-        );
+        assert!(last.matchers.is_empty(), "the shipped rules end with a catch-all");
     }
 
     #[test]
     fn errors_name_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.yaml"), "incident_rules: []\n").unwrap();
-        std::fs::write(
-            dir.path().join("b.yaml"),
-            "incident_rules: []\ninhibit_rulez: []\n",
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("b.yaml"), "incident_rules: []\ninhibit_rulez: []\n").unwrap();
         std::fs::write(dir.path().join("c.yml"), "incident_rules: [\n").unwrap();
         std::fs::write(dir.path().join("notes.txt"), "not a rule file").unwrap();
         let errs = RuleSet::load_dir(dir.path()).unwrap_err();
@@ -250,10 +224,7 @@ inhibit_rules:
             ("r.yaml:4: rule broken: matchers:", "invalid regex"),
             ("r.yaml:4: rule broken: group_window:", "invalid duration"),
             ("r.yaml:4: rule broken: impact:", "huge"),
-            (
-                "r.yaml:4: rule broken: urgency_from.map.critical:",
-                "urgent",
-            ),
+            ("r.yaml:4: rule broken: urgency_from.map.critical:", "urgent"),
             ("r.yaml:4: rule broken: min_alerts", "at least 1"),
             ("r.yaml:4: rule broken: title:", "syntax error"),
             ("r.yaml:14: rule inhibit_rules[0]:", "source_matchers"),
@@ -274,17 +245,9 @@ inhibit_rules:
         let b = "incident_rules:\n  - name: y\n  - name: x\npriority_matrix: {low: {low: P5}}\n";
         let errs = load(&[("a.yaml", a), ("b.yaml", b)]).unwrap_err();
         assert_eq!(errs.len(), 2, "{errs:?}");
-        assert!(
-            errs[0]
-                .to_string()
-                .contains("duplicate rule name (first defined at")
-        );
+        assert!(errs[0].to_string().contains("duplicate rule name (first defined at"));
         assert!(errs[0].to_string().contains("b.yaml:3: rule x"));
-        assert!(
-            errs[1]
-                .to_string()
-                .contains("priority_matrix is already defined")
-        );
+        assert!(errs[1].to_string().contains("priority_matrix is already defined"));
     }
 
     #[test]
@@ -312,20 +275,11 @@ priority_matrix:
         ]
         .into();
         assert!(r.matches(&labels));
-        assert_eq!(
-            r.group_key(&labels),
-            r#"crashloops{alertname="KubePodCrashLooping",namespace="prod-eu"}"#
-        );
-        assert_eq!(
-            r.priority(&set.priority_matrix, &labels),
-            (Impact::High, Urgency::Medium, Priority::P1)
-        );
+        assert_eq!(r.group_key(&labels), r#"crashloops{alertname="KubePodCrashLooping",namespace="prod-eu"}"#);
+        assert_eq!(r.priority(&set.priority_matrix, &labels), (Impact::High, Urgency::Medium, Priority::P1));
         assert_eq!(r.auto_resolve_after, None);
         assert!(r.continue_matching);
-        let title = set
-            .templates
-            .render(&r.title_template, &labels, &Default::default())
-            .unwrap();
+        let title = set.templates.render(&r.title_template, &labels, &Default::default()).unwrap();
         assert_eq!(title, "KubePodCrashLooping in prod-eu");
     }
 

@@ -22,9 +22,7 @@ impl std::fmt::Debug for Templates {
 
 impl Default for Templates {
     fn default() -> Self {
-        Templates {
-            env: Arc::new(Environment::new()),
-        }
+        Templates { env: Arc::new(Environment::new()) }
     }
 }
 
@@ -56,30 +54,21 @@ impl TemplateBuilder {
     }
 
     pub fn finish(self) -> Templates {
-        Templates {
-            env: Arc::new(self.env),
-        }
+        Templates { env: Arc::new(self.env) }
     }
 }
 
 impl Templates {
     /// Render a template over an alert's labels and annotations. Missing
     /// labels render as empty text.
-    pub fn render(
-        &self,
-        name: &str,
-        labels: &LabelSet,
-        annotations: &Annotations,
-    ) -> Result<String, String> {
+    pub fn render(&self, name: &str, labels: &LabelSet, annotations: &Annotations) -> Result<String, String> {
         let t = self.env.get_template(name).map_err(|e| e.to_string())?;
         let ctx: BTreeMap<&str, minijinja::Value> = [
             ("labels", minijinja::Value::from_serialize(labels)),
             ("annotations", minijinja::Value::from_serialize(annotations)),
         ]
         .into();
-        t.render(ctx)
-            .map(|s| s.trim().to_owned())
-            .map_err(|e| e.to_string())
+        t.render(ctx).map(|s| s.trim().to_owned()).map_err(|e| e.to_string())
     }
 }
 
@@ -90,31 +79,21 @@ mod tests {
     #[test]
     fn renders_labels_as_data() {
         let mut b = TemplateBuilder::default();
-        b.add(
-            "t".into(),
-            "{{ labels.alertname }} in {{ labels.namespace }}".into(),
-        )
-        .unwrap();
+        b.add("t".into(), "{{ labels.alertname }} in {{ labels.namespace }}".into()).unwrap();
         let t = b.finish();
-        let labels: LabelSet = [
-            ("alertname".to_string(), "{{ 7*7 }}<b>".to_string()),
-            ("namespace".to_string(), "prod".to_string()),
-        ]
-        .into();
+        let labels: LabelSet =
+            [("alertname".to_string(), "{{ 7*7 }}<b>".to_string()), ("namespace".to_string(), "prod".to_string())]
+                .into();
         let out = t.render("t", &labels, &Annotations::new()).unwrap();
         assert_eq!(out, "{{ 7*7 }}<b> in prod");
-        let out = t
-            .render("t", &LabelSet::new(), &Annotations::new())
-            .unwrap();
+        let out = t.render("t", &LabelSet::new(), &Annotations::new()).unwrap();
         assert_eq!(out, "in");
     }
 
     #[test]
     fn syntax_errors_are_caught_at_compile_time() {
         let mut b = TemplateBuilder::default();
-        let e = b
-            .add("t".into(), "{{ labels.alertname ".into())
-            .unwrap_err();
+        let e = b.add("t".into(), "{{ labels.alertname ".into()).unwrap_err();
         assert!(e.contains("syntax error"), "{e}");
     }
 }

@@ -35,16 +35,8 @@ pub(super) struct AlertRef<'a> {
 
 impl Engine {
     /// Rebuild the in-memory state from the store.
-    pub fn load(
-        conn: &Connection,
-        rules: Arc<RuleSet>,
-        now: Timestamp,
-    ) -> Result<Engine, StoreError> {
-        let mut e = Engine {
-            rules,
-            inhibit: InhibitIndex::default(),
-            silences: Vec::new(),
-        };
+    pub fn load(conn: &Connection, rules: Arc<RuleSet>, now: Timestamp) -> Result<Engine, StoreError> {
+        let mut e = Engine { rules, inhibit: InhibitIndex::default(), silences: Vec::new() };
         e.silences = super::reader::silences(conn, Some(now), None)?;
         e.rebuild_inhibit(conn)?;
         Ok(e)
@@ -61,16 +53,13 @@ impl Engine {
         if rules.inhibit_rules.is_empty() {
             return Ok(());
         }
-        let mut stmt =
-            conn.prepare("SELECT fingerprint, labels FROM alerts WHERE status = 'firing'")?;
+        let mut stmt = conn.prepare("SELECT fingerprint, labels FROM alerts WHERE status = 'firing'")?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         for row in rows {
             let (fp, labels) = row?;
-            let labels: LabelSet =
-                serde_json::from_str(&labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let labels: LabelSet = serde_json::from_str(&labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let fp = Fingerprint::parse(&fp).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            self.inhibit
-                .update(&rules.inhibit_rules, &fp, &labels, true);
+            self.inhibit.update(&rules.inhibit_rules, &fp, &labels, true);
         }
         Ok(())
     }
@@ -84,15 +73,31 @@ impl Engine {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let rules = self.rules.clone();
-        self.inhibit
-            .update(&rules.inhibit_rules, a.fingerprint, a.labels, true);
+        self.inhibit.update(&rules.inhibit_rules, a.fingerprint, a.labels, true);
+        // The hot path: a sender re-sends an alert that already belongs to
+        // open incidents (Prometheus does so every minute for every firing
+        // alert). Its routing was decided when it joined; nothing to redo.
+        if !newly_fired {
+            let open: Vec<(i64, bool)> = tx
+                .prepare_cached(
+                    "SELECT ia.incident_id, ia.firing FROM incident_alerts ia JOIN incidents i ON i.id = ia.incident_id
+                     WHERE ia.alert_id = ?1 AND i.state IN ('triggered', 'acknowledged', 'on_hold')",
+                )?
+                .query_map([a.id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            if !open.is_empty() {
+                for (id, firing) in open {
+                    if !firing {
+                        set_alert_firing(tx, id, a, true, now)?;
+                    }
+                }
+                return Ok(());
+            }
+        }
         self.silences.retain(|s| s.ends_at > now);
         let muted = match silenced_by(&self.silences, a.labels, now) {
             Some(s) => Some(format!("silence:{}", s.id)),
-            None if self
-                .inhibit
-                .inhibits(&rules.inhibit_rules, a.fingerprint, a.labels) =>
-            {
+            None if self.inhibit.inhibits(&rules.inhibit_rules, a.fingerprint, a.labels) => {
                 Some("inhibited".to_owned())
             }
             None => None,
@@ -123,33 +128,29 @@ impl Engine {
                 FiringDecision::Join(id) => link_alert(tx, id, rule, a, now)?,
                 FiringDecision::Reopen(id) => {
                     act(tx, id, IncidentAction::Reopen, SYSTEM, None, now)?;
-                    tx.prepare_cached(
-                        "UPDATE incidents SET flap_count = flap_count + 1 WHERE id = ?1",
-                    )?
-                    .execute([id])?;
+                    tx.prepare_cached("UPDATE incidents SET flap_count = flap_count + 1 WHERE id = ?1")?
+                        .execute([id])?;
                     event(
                         tx,
                         id,
                         now,
                         SYSTEM,
                         "flapping",
-                        &format!(
-                            "alert {} fired again within the flap window ({})",
-                            a.fingerprint, rule.flap_window
-                        ),
+                        &format!("alert {} fired again within the flap window ({})", a.fingerprint, rule.flap_window),
                         json!({ "fingerprint": a.fingerprint }),
                     )?;
                     set_alert_firing(tx, id, a, true, now)?;
                 }
                 FiringDecision::Hold => {
-                    let due = (rule.min_duration.as_millis() > 0)
-                        .then(|| ms(now) + rule.min_duration.as_millis());
+                    let due = (rule.min_duration.as_millis() > 0).then(|| ms(now) + rule.min_duration.as_millis());
                     tx.prepare_cached(
                         "INSERT OR IGNORE INTO pending_groups (rule, group_key, first_fired_at, due_at) VALUES (?1, ?2, ?3, ?4)",
                     )?
                     .execute(params![rule.name, key, ms(now), due])?;
-                    tx.prepare_cached("INSERT OR IGNORE INTO pending_alerts (rule, group_key, alert_id) VALUES (?1, ?2, ?3)")?
-                        .execute(params![rule.name, key, a.id])?;
+                    tx.prepare_cached(
+                        "INSERT OR IGNORE INTO pending_alerts (rule, group_key, alert_id) VALUES (?1, ?2, ?3)",
+                    )?
+                    .execute(params![rule.name, key, a.id])?;
                 }
                 FiringDecision::Open => {
                     self.open_incident(tx, rule, &key, a, now)?;
@@ -174,11 +175,7 @@ impl Engine {
             String::new()
         });
         let title = if title.is_empty() {
-            first
-                .labels
-                .get("alertname")
-                .cloned()
-                .unwrap_or_else(|| rule.name.clone())
+            first.labels.get("alertname").cloned().unwrap_or_else(|| rule.name.clone())
         } else {
             title
         };
@@ -188,8 +185,7 @@ impl Engine {
             .and_then(|name| t.render(name, first.labels, first.annotations).ok())
             .filter(|s| !s.is_empty());
         let (impact, urgency, priority) = rule.priority(&self.rules.priority_matrix, first.labels);
-        let labels =
-            serde_json::to_string(first.labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let labels = serde_json::to_string(first.labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         tx.prepare_cached(
             "INSERT INTO incidents (rule, group_key, title, service, impact, urgency, priority, state, assignee,
                 labels, alert_count, firing_count, created_at, updated_at)
@@ -219,15 +215,7 @@ impl Engine {
             json!({ "rule": rule.name, "group_key": key, "impact": impact, "urgency": urgency, "priority": priority }),
         )?;
         if let Some(a) = &rule.assign_to {
-            event(
-                tx,
-                id,
-                now,
-                SYSTEM,
-                "assigned",
-                &format!("assigned to {a}"),
-                json!({ "assignee": a }),
-            )?;
+            event(tx, id, now, SYSTEM, "assigned", &format!("assigned to {a}"), json!({ "assignee": a }))?;
         }
         link_alert(tx, id, rule, first, now)?;
         // The alerts that waited in the pending group join it.
@@ -240,16 +228,10 @@ impl Engine {
             .collect::<Result<_, _>>()?;
         for (alert_id, fp, labels, annotations) in held {
             let fp = Fingerprint::parse(&fp).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let labels: LabelSet =
-                serde_json::from_str(&labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let annotations: Annotations = serde_json::from_str(&annotations)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let a = AlertRef {
-                id: alert_id,
-                fingerprint: &fp,
-                labels: &labels,
-                annotations: &annotations,
-            };
+            let labels: LabelSet = serde_json::from_str(&labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let annotations: Annotations =
+                serde_json::from_str(&annotations).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let a = AlertRef { id: alert_id, fingerprint: &fp, labels: &labels, annotations: &annotations };
             link_alert(tx, id, rule, &a, now)?;
         }
         tx.prepare_cached("DELETE FROM pending_alerts WHERE rule = ?1 AND group_key = ?2")?
@@ -261,19 +243,11 @@ impl Engine {
 
     /// A resolved alert: mark it in its incidents, auto-resolve those left
     /// with no firing alert, and drop it from pending groups.
-    pub fn on_resolved(
-        &mut self,
-        tx: &Connection,
-        a: &AlertRef<'_>,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
+    pub fn on_resolved(&mut self, tx: &Connection, a: &AlertRef<'_>, now: Timestamp) -> Result<(), StoreError> {
         let rules = self.rules.clone();
-        self.inhibit
-            .update(&rules.inhibit_rules, a.fingerprint, a.labels, false);
+        self.inhibit.update(&rules.inhibit_rules, a.fingerprint, a.labels, false);
         let linked: Vec<i64> = tx
-            .prepare_cached(
-                "SELECT incident_id FROM incident_alerts WHERE alert_id = ?1 AND firing = 1",
-            )?
+            .prepare_cached("SELECT incident_id FROM incident_alerts WHERE alert_id = ?1 AND firing = 1")?
             .query_map([a.id], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         for id in linked {
@@ -286,29 +260,18 @@ impl Engine {
                 let rule = rules.incident_rules.iter().find(|r| r.name == rule);
                 match engine::auto_resolve_at(rule, now) {
                     Some(at) if at <= now => {
-                        act(
-                            tx,
-                            id,
-                            IncidentAction::Resolve,
-                            SYSTEM,
-                            Some("every alert is resolved"),
-                            now,
-                        )?;
+                        act(tx, id, IncidentAction::Resolve, SYSTEM, Some("every alert is resolved"), now)?;
                     }
                     Some(at) => {
-                        tx.prepare_cached(
-                            "UPDATE incidents SET auto_resolve_at = ?2 WHERE id = ?1",
-                        )?
-                        .execute(params![id, ms(at)])?;
+                        tx.prepare_cached("UPDATE incidents SET auto_resolve_at = ?2 WHERE id = ?1")?
+                            .execute(params![id, ms(at)])?;
                     }
                     None => {}
                 }
             }
         }
         let groups: Vec<(String, String)> = tx
-            .prepare_cached(
-                "DELETE FROM pending_alerts WHERE alert_id = ?1 RETURNING rule, group_key",
-            )?
+            .prepare_cached("DELETE FROM pending_alerts WHERE alert_id = ?1 RETURNING rule, group_key")?
             .query_map([a.id], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?;
         for (rule, key) in groups {
@@ -325,9 +288,7 @@ impl Engine {
     /// incidents due to resolve themselves.
     pub fn tick(&mut self, tx: &Connection, now: Timestamp) -> Result<(), StoreError> {
         let due: Vec<(String, String, i64)> = tx
-            .prepare_cached(
-                "SELECT rule, group_key, first_fired_at FROM pending_groups WHERE due_at <= ?1",
-            )?
+            .prepare_cached("SELECT rule, group_key, first_fired_at FROM pending_groups WHERE due_at <= ?1")?
             .query_map([ms(now)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<Result<_, _>>()?;
         let rules = self.rules.clone();
@@ -341,34 +302,22 @@ impl Engine {
                 .optional()?;
             let rule = rules.incident_rules.iter().find(|r| r.name == rule_name);
             match (rule, first_alert) {
-                (Some(rule), Some((id, fp, labels, annotations)))
-                    if engine::qualifies(rule, ts(first)?, 1, now) =>
-                {
-                    let fp =
-                        Fingerprint::parse(&fp).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                    let labels: LabelSet = serde_json::from_str(&labels)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                    let annotations: Annotations = serde_json::from_str(&annotations)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                    let a = AlertRef {
-                        id,
-                        fingerprint: &fp,
-                        labels: &labels,
-                        annotations: &annotations,
-                    };
+                (Some(rule), Some((id, fp, labels, annotations))) if engine::qualifies(rule, ts(first)?, 1, now) => {
+                    let fp = Fingerprint::parse(&fp).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    let labels: LabelSet =
+                        serde_json::from_str(&labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    let annotations: Annotations =
+                        serde_json::from_str(&annotations).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    let a = AlertRef { id, fingerprint: &fp, labels: &labels, annotations: &annotations };
                     self.open_incident(tx, rule, &key, &a, now)?;
                 }
                 (Some(_), Some(_)) => {}
                 _ => {
                     // The rule is gone (reload) or no alert of the group fires.
-                    tx.prepare_cached(
-                        "DELETE FROM pending_alerts WHERE rule = ?1 AND group_key = ?2",
-                    )?
-                    .execute(params![rule_name, key])?;
-                    tx.prepare_cached(
-                        "DELETE FROM pending_groups WHERE rule = ?1 AND group_key = ?2",
-                    )?
-                    .execute(params![rule_name, key])?;
+                    tx.prepare_cached("DELETE FROM pending_alerts WHERE rule = ?1 AND group_key = ?2")?
+                        .execute(params![rule_name, key])?;
+                    tx.prepare_cached("DELETE FROM pending_groups WHERE rule = ?1 AND group_key = ?2")?
+                        .execute(params![rule_name, key])?;
                 }
             }
         }
@@ -377,35 +326,18 @@ impl Engine {
             .query_map([ms(now)], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         for id in resolving {
-            let state: String =
-                tx.query_row("SELECT state FROM incidents WHERE id = ?1", [id], |r| {
-                    r.get(0)
-                })?;
+            let state: String = tx.query_row("SELECT state FROM incidents WHERE id = ?1", [id], |r| r.get(0))?;
             if IncidentState::parse(&state).is_some_and(IncidentState::is_open) {
-                act(
-                    tx,
-                    id,
-                    IncidentAction::Resolve,
-                    SYSTEM,
-                    Some("every alert is resolved"),
-                    now,
-                )?;
+                act(tx, id, IncidentAction::Resolve, SYSTEM, Some("every alert is resolved"), now)?;
             } else {
-                tx.execute(
-                    "UPDATE incidents SET auto_resolve_at = NULL WHERE id = ?1",
-                    [id],
-                )?;
+                tx.execute("UPDATE incidents SET auto_resolve_at = NULL WHERE id = ?1", [id])?;
             }
         }
         Ok(())
     }
 }
 
-fn own_incident(
-    tx: &Connection,
-    alert_id: i64,
-    rule: &str,
-) -> Result<Option<(IncidentView, bool)>, StoreError> {
+fn own_incident(tx: &Connection, alert_id: i64, rule: &str) -> Result<Option<(IncidentView, bool)>, StoreError> {
     tx.prepare_cached(
         "SELECT i.id, i.state, i.created_at, i.resolved_at, ia.firing FROM incident_alerts ia
          JOIN incidents i ON i.id = ia.incident_id
@@ -421,17 +353,11 @@ fn own_incident(
         ))
     })
     .optional()?
-    .map(|(id, state, created, resolved, firing)| {
-        Ok((view(id, &state, created, resolved)?, firing))
-    })
+    .map(|(id, state, created, resolved, firing)| Ok((view(id, &state, created, resolved)?, firing)))
     .transpose()
 }
 
-fn latest_for_key(
-    tx: &Connection,
-    rule: &str,
-    key: &str,
-) -> Result<Option<IncidentView>, StoreError> {
+fn latest_for_key(tx: &Connection, rule: &str, key: &str) -> Result<Option<IncidentView>, StoreError> {
     tx.prepare_cached(
         "SELECT id, state, created_at, resolved_at FROM incidents WHERE rule = ?1 AND group_key = ?2 ORDER BY id DESC LIMIT 1",
     )?
@@ -443,16 +369,9 @@ fn latest_for_key(
     .transpose()
 }
 
-fn pending(
-    tx: &Connection,
-    rule: &str,
-    key: &str,
-    alert_id: i64,
-) -> Result<Option<PendingView>, StoreError> {
+fn pending(tx: &Connection, rule: &str, key: &str, alert_id: i64) -> Result<Option<PendingView>, StoreError> {
     let Some(first) = tx
-        .prepare_cached(
-            "SELECT first_fired_at FROM pending_groups WHERE rule = ?1 AND group_key = ?2",
-        )?
+        .prepare_cached("SELECT first_fired_at FROM pending_groups WHERE rule = ?1 AND group_key = ?2")?
         .query_row(params![rule, key], |r| r.get::<_, i64>(0))
         .optional()?
     else {
@@ -464,23 +383,13 @@ fn pending(
              WHERE p.rule = ?1 AND p.group_key = ?2 AND a.status = 'firing'",
         )?
         .query_row(params![rule, key, alert_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(Some(PendingView {
-        first_fired_at: ts(first)?,
-        firing: firing as u32,
-        contains_alert: contains,
-    }))
+    Ok(Some(PendingView { first_fired_at: ts(first)?, firing: firing as u32, contains_alert: contains }))
 }
 
-fn view(
-    id: i64,
-    state: &str,
-    created: i64,
-    resolved: Option<i64>,
-) -> Result<IncidentView, StoreError> {
+fn view(id: i64, state: &str, created: i64, resolved: Option<i64>) -> Result<IncidentView, StoreError> {
     Ok(IncidentView {
         id,
-        state: IncidentState::parse(state)
-            .ok_or_else(|| StoreError::Corrupt(format!("incident state {state:?}")))?,
+        state: IncidentState::parse(state).ok_or_else(|| StoreError::Corrupt(format!("incident state {state:?}")))?,
         created_at: ts(created)?,
         resolved_at: resolved.map(ts).transpose()?,
     })
@@ -503,11 +412,9 @@ fn link_alert(
     if inserted == 0 {
         return set_alert_firing(tx, id, a, true, now);
     }
-    let labels: String = tx
-        .prepare_cached("SELECT labels FROM incidents WHERE id = ?1")?
-        .query_row([id], |r| r.get(0))?;
-    let mut common: LabelSet =
-        serde_json::from_str(&labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let labels: String =
+        tx.prepare_cached("SELECT labels FROM incidents WHERE id = ?1")?.query_row([id], |r| r.get(0))?;
+    let mut common: LabelSet = serde_json::from_str(&labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     common.retain(|k, v| a.labels.get(k) == Some(v));
     let common = serde_json::to_string(&common).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     tx.prepare_cached(
@@ -536,7 +443,9 @@ fn set_alert_firing(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     let changed = tx
-        .prepare_cached("UPDATE incident_alerts SET firing = ?3 WHERE incident_id = ?1 AND alert_id = ?2 AND firing != ?3")?
+        .prepare_cached(
+            "UPDATE incident_alerts SET firing = ?3 WHERE incident_id = ?1 AND alert_id = ?2 AND firing != ?3",
+        )?
         .execute(params![id, a.id, firing])?;
     if changed == 0 {
         return Ok(());
@@ -547,20 +456,8 @@ fn set_alert_firing(
             auto_resolve_at = CASE WHEN ?2 > 0 THEN NULL ELSE auto_resolve_at END WHERE id = ?1",
     )?
     .execute(params![id, delta, ms(now)])?;
-    let (kind, verb) = if firing {
-        ("alert_refired", "fired again")
-    } else {
-        ("alert_resolved", "resolved")
-    };
-    event(
-        tx,
-        id,
-        now,
-        SYSTEM,
-        kind,
-        &format!("alert {} {verb}", describe(a)),
-        json!({ "fingerprint": a.fingerprint }),
-    )
+    let (kind, verb) = if firing { ("alert_refired", "fired again") } else { ("alert_resolved", "resolved") };
+    event(tx, id, now, SYSTEM, kind, &format!("alert {} {verb}", describe(a)), json!({ "fingerprint": a.fingerprint }))
 }
 
 fn describe(a: &AlertRef<'_>) -> String {
@@ -580,8 +477,10 @@ pub(super) fn event(
     message: &str,
     data: serde_json::Value,
 ) -> Result<(), StoreError> {
-    tx.prepare_cached("INSERT INTO incident_events (incident_id, at, actor, kind, message, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
-        .execute(params![id, ms(at), actor, kind, message, data.to_string()])?;
+    tx.prepare_cached(
+        "INSERT INTO incident_events (incident_id, at, actor, kind, message, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![id, ms(at), actor, kind, message, data.to_string()])?;
     Ok(())
 }
 
@@ -591,8 +490,7 @@ fn current_state(tx: &Connection, id: i64) -> Result<IncidentState, StoreError> 
         .query_row([id], |r| r.get(0))
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("no incident {id}")))?;
-    IncidentState::parse(&state)
-        .ok_or_else(|| StoreError::Corrupt(format!("incident state {state:?}")))
+    IncidentState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("incident state {state:?}")))
 }
 
 /// A lifecycle action by a person or the gateway, through the one
@@ -644,41 +542,18 @@ pub(super) fn assign(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     current_state(tx, id)?;
-    let before: Option<String> =
-        tx.query_row("SELECT assignee FROM incidents WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })?;
-    tx.execute(
-        "UPDATE incidents SET assignee = ?2, updated_at = ?3 WHERE id = ?1",
-        params![id, assignee, ms(now)],
-    )?;
+    let before: Option<String> = tx.query_row("SELECT assignee FROM incidents WHERE id = ?1", [id], |r| r.get(0))?;
+    tx.execute("UPDATE incidents SET assignee = ?2, updated_at = ?3 WHERE id = ?1", params![id, assignee, ms(now)])?;
     let message = match assignee {
         Some(a) => format!("assigned to {a}"),
         None => "unassigned".to_owned(),
     };
-    event(
-        tx,
-        id,
-        now,
-        actor,
-        "assigned",
-        &message,
-        json!({ "before": before, "after": assignee }),
-    )
+    event(tx, id, now, actor, "assigned", &message, json!({ "before": before, "after": assignee }))
 }
 
-pub(super) fn note(
-    tx: &Connection,
-    id: i64,
-    text: &str,
-    actor: &str,
-    now: Timestamp,
-) -> Result<(), StoreError> {
+pub(super) fn note(tx: &Connection, id: i64, text: &str, actor: &str, now: Timestamp) -> Result<(), StoreError> {
     current_state(tx, id)?;
-    tx.execute(
-        "UPDATE incidents SET updated_at = ?2 WHERE id = ?1",
-        params![id, ms(now)],
-    )?;
+    tx.execute("UPDATE incidents SET updated_at = ?2 WHERE id = ?1", params![id, ms(now)])?;
     event(tx, id, now, actor, "note", text, json!({}))
 }
 
@@ -691,10 +566,7 @@ pub(super) fn set_priority(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     current_state(tx, id)?;
-    let before: String =
-        tx.query_row("SELECT priority FROM incidents WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })?;
+    let before: String = tx.query_row("SELECT priority FROM incidents WHERE id = ?1", [id], |r| r.get(0))?;
     tx.execute(
         "UPDATE incidents SET priority = ?2, updated_at = ?3 WHERE id = ?1",
         params![id, priority.as_str(), ms(now)],

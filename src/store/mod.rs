@@ -42,13 +42,8 @@ pub enum StoreError {
     #[error("the disk is full: {0}")]
     DiskFull(String),
     #[error("cannot create data directory {path}: {source}")]
-    DataDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "database schema version {found} is newer than this build supports ({supported}); upgrade alertgate"
-    )]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("database schema version {found} is newer than this build supports ({supported}); upgrade alertgate")]
     TooNew { found: usize, supported: usize },
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
@@ -76,10 +71,7 @@ impl StoreError {
         if let rusqlite::Error::SqliteFailure(f, msg) = &e
             && f.code == rusqlite::ErrorCode::DiskFull
         {
-            return StoreError::DiskFull(
-                msg.clone()
-                    .unwrap_or_else(|| "database or disk is full".into()),
-            );
+            return StoreError::DiskFull(msg.clone().unwrap_or_else(|| "database or disk is full".into()));
         }
         StoreError::Sqlite(e)
     }
@@ -116,11 +108,7 @@ impl IngestOutcome {
     }
 
     fn count_known(&mut self, known: bool, o: Observation) {
-        if known {
-            self.count(o)
-        } else {
-            self.unknown += 1
-        }
+        if known { self.count(o) } else { self.unknown += 1 }
     }
 
     pub fn total(&self) -> u64 {
@@ -219,15 +207,9 @@ struct ReadPool {
 impl Store {
     /// Open (creating if needed) the database under `data_dir`, apply
     /// migrations and start the writer thread.
-    pub fn open(
-        data_dir: &Path,
-        cfg: StoreConfig,
-        rules: SharedRules,
-    ) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
-            path: data_dir.to_path_buf(),
-            source,
-        })?;
+    pub fn open(data_dir: &Path, cfg: StoreConfig, rules: SharedRules) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|source| StoreError::DataDir { path: data_dir.to_path_buf(), source })?;
         let path = data_dir.join(DB_FILE);
         let mut conn = Connection::open(&path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -253,9 +235,7 @@ impl Store {
         for _ in 0..cfg.read_connections {
             let r = Connection::open_with_flags(
                 &path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY
-                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                    | OpenFlags::SQLITE_OPEN_URI,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
             )?;
             r.pragma_update(None, "busy_timeout", 5000)?;
             r.pragma_update(None, "cache_size", -4_000)?;
@@ -281,10 +261,7 @@ impl Store {
             .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
         Ok(Store {
             writer: tx,
-            readers: Arc::new(ReadPool {
-                permits: Semaphore::new(readers.len()),
-                conns: Mutex::new(readers),
-            }),
+            readers: Arc::new(ReadPool { permits: Semaphore::new(readers.len()), conns: Mutex::new(readers) }),
             path: Arc::new(path),
         })
     }
@@ -295,20 +272,13 @@ impl Store {
 
     async fn write(&self, op: writer::Op) -> Result<writer::Reply, StoreError> {
         let (reply, rx) = oneshot::channel();
-        self.writer
-            .send(writer::Request::Write { op, reply })
-            .await
-            .map_err(|_| StoreError::Closed)?;
+        self.writer.send(writer::Request::Write { op, reply }).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Deduplicate and durably commit a request's alerts. Returns once they
     /// are on disk; nothing of the request is stored on error.
-    pub async fn ingest(
-        &self,
-        updates: Vec<AlertUpdate>,
-        now: Timestamp,
-    ) -> Result<IngestOutcome, StoreError> {
+    pub async fn ingest(&self, updates: Vec<AlertUpdate>, now: Timestamp) -> Result<IngestOutcome, StoreError> {
         match self.write(writer::Op::Ingest { updates, now }).await? {
             writer::Reply::Ingest(o) => Ok(o),
             _ => unreachable!("ingest answers with an outcome"),
@@ -335,39 +305,15 @@ impl Store {
         actor: String,
         comment: Option<String>,
     ) -> Result<(), StoreError> {
-        self.done(writer::Op::Act {
-            id,
-            action,
-            actor,
-            comment,
-            now: crate::clock::now(),
-        })
-        .await
+        self.done(writer::Op::Act { id, action, actor, comment, now: crate::clock::now() }).await
     }
 
-    pub async fn assign(
-        &self,
-        id: i64,
-        assignee: Option<String>,
-        actor: String,
-    ) -> Result<(), StoreError> {
-        self.done(writer::Op::Assign {
-            id,
-            assignee,
-            actor,
-            now: crate::clock::now(),
-        })
-        .await
+    pub async fn assign(&self, id: i64, assignee: Option<String>, actor: String) -> Result<(), StoreError> {
+        self.done(writer::Op::Assign { id, assignee, actor, now: crate::clock::now() }).await
     }
 
     pub async fn note(&self, id: i64, text: String, actor: String) -> Result<(), StoreError> {
-        self.done(writer::Op::Note {
-            id,
-            text,
-            actor,
-            now: crate::clock::now(),
-        })
-        .await
+        self.done(writer::Op::Note { id, text, actor, now: crate::clock::now() }).await
     }
 
     pub async fn set_priority(
@@ -377,14 +323,7 @@ impl Store {
         actor: String,
         comment: Option<String>,
     ) -> Result<(), StoreError> {
-        self.done(writer::Op::SetPriority {
-            id,
-            priority,
-            actor,
-            comment,
-            now: crate::clock::now(),
-        })
-        .await
+        self.done(writer::Op::SetPriority { id, priority, actor, comment, now: crate::clock::now() }).await
     }
 
     pub async fn create_silence(
@@ -395,14 +334,8 @@ impl Store {
         created_by: String,
         comment: String,
     ) -> Result<Silence, StoreError> {
-        let op = writer::Op::CreateSilence {
-            matchers,
-            starts_at,
-            ends_at,
-            created_by,
-            comment,
-            now: crate::clock::now(),
-        };
+        let op =
+            writer::Op::CreateSilence { matchers, starts_at, ends_at, created_by, comment, now: crate::clock::now() };
         match self.write(op).await? {
             writer::Reply::Silence(s) => Ok(s),
             _ => unreachable!("creating a silence answers with it"),
@@ -410,11 +343,7 @@ impl Store {
     }
 
     pub async fn expire_silence(&self, id: i64) -> Result<(), StoreError> {
-        self.done(writer::Op::ExpireSilence {
-            id,
-            now: crate::clock::now(),
-        })
-        .await
+        self.done(writer::Op::ExpireSilence { id, now: crate::clock::now() }).await
     }
 
     pub async fn list_incidents(&self, q: IncidentQuery) -> Result<IncidentPage, StoreError> {
@@ -428,19 +357,13 @@ impl Store {
 
     pub async fn list_silences(&self, include_expired: bool) -> Result<Vec<Silence>, StoreError> {
         let now = crate::clock::now();
-        self.read(move |c| reader::silences(c, (!include_expired).then_some(now), Some(10_000)))
-            .await
+        self.read(move |c| reader::silences(c, (!include_expired).then_some(now), Some(10_000))).await
     }
 
     /// Finish every queued write, checkpoint and close the database.
     pub async fn close(&self) {
         let (done, rx) = oneshot::channel();
-        if self
-            .writer
-            .send(writer::Request::Close { done })
-            .await
-            .is_ok()
-        {
+        if self.writer.send(writer::Request::Close { done }).await.is_ok() {
             let _ = rx.await;
         }
     }
@@ -450,20 +373,10 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let _permit = self
-            .readers
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| StoreError::Closed)?;
+        let _permit = self.readers.permits.acquire().await.map_err(|_| StoreError::Closed)?;
         let pool = self.readers.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = pool
-                .conns
-                .lock()
-                .expect("reader pool lock")
-                .pop()
-                .ok_or(StoreError::Closed)?;
+            let conn = pool.conns.lock().expect("reader pool lock").pop().ok_or(StoreError::Closed)?;
             let result = f(&conn);
             pool.conns.lock().expect("reader pool lock").push(conn);
             result
@@ -474,11 +387,7 @@ impl Store {
 
     /// True when the database answers a query.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.read(|c| {
-            Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
-                .map(|_| ())?)
-        })
-        .await
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?)).await
     }
 
     pub async fn list_alerts(&self, q: AlertQuery) -> Result<AlertPage, StoreError> {
@@ -492,16 +401,8 @@ impl Store {
     /// How many alerts are stored, by status.
     pub async fn count_alerts(&self) -> Result<(u64, u64), StoreError> {
         self.read(|c| {
-            let firing = c.query_row(
-                "SELECT count(*) FROM alerts WHERE status = 'firing'",
-                [],
-                |r| r.get(0),
-            )?;
-            let resolved = c.query_row(
-                "SELECT count(*) FROM alerts WHERE status = 'resolved'",
-                [],
-                |r| r.get(0),
-            )?;
+            let firing = c.query_row("SELECT count(*) FROM alerts WHERE status = 'firing'", [], |r| r.get(0))?;
+            let resolved = c.query_row("SELECT count(*) FROM alerts WHERE status = 'resolved'", [], |r| r.get(0))?;
             Ok((firing, resolved))
         })
         .await

@@ -3,15 +3,13 @@ use rusqlite::{Connection, OptionalExtension, Row, params_from_iter, types::Valu
 use serde_json::value::RawValue;
 
 use super::{
-    AlertPage, AlertQuery, IncidentAlert, IncidentDetail, IncidentPage, IncidentQuery,
-    IncidentSort, StoreError, ms, ts,
+    AlertPage, AlertQuery, IncidentAlert, IncidentDetail, IncidentPage, IncidentQuery, IncidentSort, StoreError, ms, ts,
 };
 use crate::engine::silence::Silence;
 use crate::model::incident::{Impact, Incident, IncidentState, Priority, TimelineEvent, Urgency};
 use crate::model::{AlertRecord, AlertStatus, Fingerprint, Source};
 
-const COLUMNS: &str =
-    "id, fingerprint, source, status, labels, annotations, starts_at, ends_at, expires_at,
+const COLUMNS: &str = "id, fingerprint, source, status, labels, annotations, starts_at, ends_at, expires_at,
     generator_url, first_seen, last_seen, occurrences, acknowledged_at, raw, muted_by";
 
 /// Rows fetched per round while label matchers filter in memory.
@@ -35,11 +33,7 @@ pub(super) fn list_alerts(c: &Connection, q: &AlertQuery) -> Result<AlertPage, S
         args.push(Value::Text(f.as_str().into()));
         sql.push_str(&format!(" AND fingerprint = ?{}", args.len()));
     }
-    let chunk = if q.matchers.is_empty() {
-        q.limit + 1
-    } else {
-        CHUNK
-    };
+    let chunk = if q.matchers.is_empty() { q.limit + 1 } else { CHUNK };
     sql.push_str(&format!(" ORDER BY id DESC LIMIT {chunk}"));
     let mut stmt = c.prepare_cached(&sql)?;
 
@@ -48,18 +42,14 @@ pub(super) fn list_alerts(c: &Connection, q: &AlertQuery) -> Result<AlertPage, S
     let mut cursor = q.before.unwrap_or(i64::MAX);
     loop {
         args[0] = Value::Integer(cursor);
-        let rows: Vec<(i64, AlertRecord)> = stmt
-            .query_map(params_from_iter(args.iter()), row_to_alert)?
-            .collect::<Result<_, _>>()?;
+        let rows: Vec<(i64, AlertRecord)> =
+            stmt.query_map(params_from_iter(args.iter()), row_to_alert)?.collect::<Result<_, _>>()?;
         let exhausted = rows.len() < chunk;
         for (id, alert) in rows {
             scanned += 1;
             if alerts.len() == q.limit {
                 // One more match exists past the page: there is a next page.
-                return Ok(AlertPage {
-                    alerts,
-                    next_cursor: Some(cursor.to_string()),
-                });
+                return Ok(AlertPage { alerts, next_cursor: Some(cursor.to_string()) });
             }
             cursor = id;
             if q.matchers.iter().all(|m| m.matches(&alert.labels)) {
@@ -67,43 +57,24 @@ pub(super) fn list_alerts(c: &Connection, q: &AlertQuery) -> Result<AlertPage, S
             }
         }
         if exhausted {
-            return Ok(AlertPage {
-                alerts,
-                next_cursor: None,
-            });
+            return Ok(AlertPage { alerts, next_cursor: None });
         }
         if scanned >= MAX_SCAN {
-            return Ok(AlertPage {
-                alerts,
-                next_cursor: Some(cursor.to_string()),
-            });
+            return Ok(AlertPage { alerts, next_cursor: Some(cursor.to_string()) });
         }
     }
 }
 
-pub(super) fn get_alert(
-    c: &Connection,
-    fp: &Fingerprint,
-) -> Result<Option<AlertRecord>, StoreError> {
+pub(super) fn get_alert(c: &Connection, fp: &Fingerprint) -> Result<Option<AlertRecord>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM alerts WHERE fingerprint = ?1");
-    Ok(c.prepare_cached(&sql)?
-        .query_row([fp.as_str()], row_to_alert)
-        .optional()?
-        .map(|(_, a)| a))
+    Ok(c.prepare_cached(&sql)?.query_row([fp.as_str()], row_to_alert).optional()?.map(|(_, a)| a))
 }
 
 fn row_to_alert(r: &Row<'_>) -> rusqlite::Result<(i64, AlertRecord)> {
-    let bad = |i: usize, e: String| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
-    };
-    let time = |i: usize| -> rusqlite::Result<jiff::Timestamp> {
-        ts(r.get(i)?).map_err(|e| bad(i, e.to_string()))
-    };
+    let bad = |i: usize, e: String| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into());
+    let time = |i: usize| -> rusqlite::Result<jiff::Timestamp> { ts(r.get(i)?).map_err(|e| bad(i, e.to_string())) };
     let opt_time = |i: usize| -> rusqlite::Result<Option<jiff::Timestamp>> {
-        r.get::<_, Option<i64>>(i)?
-            .map(ts)
-            .transpose()
-            .map_err(|e| bad(i, e.to_string()))
+        r.get::<_, Option<i64>>(i)?.map(ts).transpose().map_err(|e| bad(i, e.to_string()))
     };
     let fingerprint: String = r.get(1)?;
     let source: String = r.get(2)?;
@@ -115,10 +86,8 @@ fn row_to_alert(r: &Row<'_>) -> rusqlite::Result<(i64, AlertRecord)> {
         r.get(0)?,
         AlertRecord {
             fingerprint: Fingerprint::parse(&fingerprint).map_err(|e| bad(1, e.to_string()))?,
-            source: Source::parse(&source)
-                .ok_or_else(|| bad(2, format!("unknown source {source:?}")))?,
-            status: AlertStatus::parse(&status)
-                .ok_or_else(|| bad(3, format!("unknown status {status:?}")))?,
+            source: Source::parse(&source).ok_or_else(|| bad(2, format!("unknown source {source:?}")))?,
+            status: AlertStatus::parse(&status).ok_or_else(|| bad(3, format!("unknown status {status:?}")))?,
             labels: serde_json::from_str(&labels).map_err(|e| bad(4, e.to_string()))?,
             annotations: serde_json::from_str(&annotations).map_err(|e| bad(5, e.to_string()))?,
             starts_at: time(6)?,
@@ -140,17 +109,10 @@ const INCIDENT_COLUMNS: &str = "id, title, service, rule, group_key, impact, urg
     auto_resolve_at";
 
 fn row_to_incident(r: &Row<'_>) -> rusqlite::Result<Incident> {
-    let bad = |i: usize, e: String| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
-    };
-    let time = |i: usize| -> rusqlite::Result<jiff::Timestamp> {
-        ts(r.get(i)?).map_err(|e| bad(i, e.to_string()))
-    };
+    let bad = |i: usize, e: String| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into());
+    let time = |i: usize| -> rusqlite::Result<jiff::Timestamp> { ts(r.get(i)?).map_err(|e| bad(i, e.to_string())) };
     let opt_time = |i: usize| -> rusqlite::Result<Option<jiff::Timestamp>> {
-        r.get::<_, Option<i64>>(i)?
-            .map(ts)
-            .transpose()
-            .map_err(|e| bad(i, e.to_string()))
+        r.get::<_, Option<i64>>(i)?.map(ts).transpose().map_err(|e| bad(i, e.to_string()))
     };
     let text = |i: usize| -> rusqlite::Result<String> { r.get(i) };
     let labels = text(13)?;
@@ -178,10 +140,7 @@ fn row_to_incident(r: &Row<'_>) -> rusqlite::Result<Incident> {
     })
 }
 
-pub(super) fn list_incidents(
-    c: &Connection,
-    q: &IncidentQuery,
-) -> Result<IncidentPage, StoreError> {
+pub(super) fn list_incidents(c: &Connection, q: &IncidentQuery) -> Result<IncidentPage, StoreError> {
     let mut sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE 1 = 1");
     let mut args: Vec<Value> = Vec::new();
     let any_of = |sql: &mut String, column: &str, values: Vec<String>, args: &mut Vec<Value>| {
@@ -195,23 +154,9 @@ pub(super) fn list_incidents(
         }
         sql.push_str(&format!(" AND {column} IN ({})", marks.join(", ")));
     };
-    any_of(
-        &mut sql,
-        "state",
-        q.states.iter().map(|s| s.as_str().to_owned()).collect(),
-        &mut args,
-    );
-    any_of(
-        &mut sql,
-        "priority",
-        q.priorities.iter().map(|p| p.as_str().to_owned()).collect(),
-        &mut args,
-    );
-    for (column, value) in [
-        ("service", &q.service),
-        ("assignee", &q.assignee),
-        ("rule", &q.rule),
-    ] {
+    any_of(&mut sql, "state", q.states.iter().map(|s| s.as_str().to_owned()).collect(), &mut args);
+    any_of(&mut sql, "priority", q.priorities.iter().map(|p| p.as_str().to_owned()).collect(), &mut args);
+    for (column, value) in [("service", &q.service), ("assignee", &q.assignee), ("rule", &q.rule)] {
         if let Some(v) = value {
             args.push(Value::Text(v.clone()));
             sql.push_str(&format!(" AND {column} = ?{}", args.len()));
@@ -232,33 +177,22 @@ pub(super) fn list_incidents(
         IncidentSort::UpdatedDesc => " ORDER BY updated_at DESC, id DESC",
     });
     sql.push_str(&format!(" LIMIT {} OFFSET {}", q.limit + 1, q.offset));
-    let mut incidents: Vec<Incident> = c
-        .prepare(&sql)?
-        .query_map(params_from_iter(args.iter()), row_to_incident)?
-        .collect::<Result<_, _>>()?;
+    let mut incidents: Vec<Incident> =
+        c.prepare(&sql)?.query_map(params_from_iter(args.iter()), row_to_incident)?.collect::<Result<_, _>>()?;
     let next_cursor = (incidents.len() > q.limit).then(|| (q.offset + q.limit).to_string());
     incidents.truncate(q.limit);
-    Ok(IncidentPage {
-        incidents,
-        next_cursor,
-    })
+    Ok(IncidentPage { incidents, next_cursor })
 }
 
 pub(super) fn get_incident(c: &Connection, id: i64) -> Result<Option<IncidentDetail>, StoreError> {
     let Some(incident) = c
-        .prepare_cached(&format!(
-            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?1"
-        ))?
+        .prepare_cached(&format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?1"))?
         .query_row([id], row_to_incident)
         .optional()?
     else {
         return Ok(None);
     };
-    let alert_columns: String = COLUMNS
-        .split(',')
-        .map(|c| format!("a.{}", c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let alert_columns: String = COLUMNS.split(',').map(|c| format!("a.{}", c.trim())).collect::<Vec<_>>().join(", ");
     let alerts = c
         .prepare_cached(&format!(
             "SELECT {alert_columns}, ia.joined_at FROM incident_alerts ia JOIN alerts a ON a.id = ia.alert_id
@@ -275,9 +209,17 @@ pub(super) fn get_incident(c: &Connection, id: i64) -> Result<Option<IncidentDet
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     let timeline = c
-        .prepare_cached("SELECT at, actor, kind, message, data FROM incident_events WHERE incident_id = ?1 ORDER BY id")?
+        .prepare_cached(
+            "SELECT at, actor, kind, message, data FROM incident_events WHERE incident_id = ?1 ORDER BY id",
+        )?
         .query_map([id], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, Option<String>>(4)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ))
         })?
         .map(|row| {
             let (at, actor, kind, message, data) = row?;
@@ -290,11 +232,7 @@ pub(super) fn get_incident(c: &Connection, id: i64) -> Result<Option<IncidentDet
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-    Ok(Some(IncidentDetail {
-        incident,
-        alerts,
-        timeline,
-    }))
+    Ok(Some(IncidentDetail { incident, alerts, timeline }))
 }
 
 /// Silences, newest first; with `not_ended_at`, only those still pending or
@@ -312,41 +250,24 @@ pub(super) fn silences(
     let after = not_ended_at.map(ms).unwrap_or(i64::MIN);
     let rows: Vec<(i64, String, i64, i64, String, String, i64)> = c
         .prepare_cached(&sql)?
-        .query_map([after], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-            ))
-        })?
+        .query_map([after], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))?
         .collect::<Result<_, _>>()?;
     rows.into_iter()
-        .map(
-            |(id, matchers, starts, ends, created_by, comment, created)| {
-                let texts: Vec<String> = serde_json::from_str(&matchers)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                let matchers = texts
-                    .iter()
-                    .map(|t| {
-                        t.parse().map_err(|e: crate::rules::matcher::MatcherError| {
-                            StoreError::Corrupt(e.to_string())
-                        })
-                    })
-                    .collect::<Result<_, _>>()?;
-                Ok(Silence {
-                    id,
-                    matchers,
-                    starts_at: ts(starts)?,
-                    ends_at: ts(ends)?,
-                    created_by,
-                    comment,
-                    created_at: ts(created)?,
-                })
-            },
-        )
+        .map(|(id, matchers, starts, ends, created_by, comment, created)| {
+            let texts: Vec<String> = serde_json::from_str(&matchers).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let matchers = texts
+                .iter()
+                .map(|t| t.parse().map_err(|e: crate::rules::matcher::MatcherError| StoreError::Corrupt(e.to_string())))
+                .collect::<Result<_, _>>()?;
+            Ok(Silence {
+                id,
+                matchers,
+                starts_at: ts(starts)?,
+                ends_at: ts(ends)?,
+                created_by,
+                comment,
+                created_at: ts(created)?,
+            })
+        })
         .collect()
 }

@@ -110,13 +110,9 @@ const MIGRATIONS: &[&str] = &[
 pub const VERSION: usize = MIGRATIONS.len();
 
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let current: usize =
-        conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+    let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
     if current > VERSION {
-        return Err(StoreError::TooNew {
-            found: current,
-            supported: VERSION,
-        });
+        return Err(StoreError::TooNew { found: current, supported: VERSION });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         let tx = conn.transaction()?;

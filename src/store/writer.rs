@@ -15,9 +15,7 @@ use super::{IngestOutcome, SharedRules, StoreError, ms, ts};
 use crate::engine::silence::Silence;
 use crate::model::alert::observe;
 use crate::model::incident::{IncidentAction, Priority};
-use crate::model::{
-    Alert, AlertState, AlertStatus, AlertUpdate, Annotations, Fingerprint, LabelSet, Observation,
-};
+use crate::model::{Alert, AlertState, AlertStatus, AlertUpdate, Annotations, Fingerprint, LabelSet, Observation};
 use crate::rules::matcher::Matcher;
 
 /// Most requests, and most alerts, one transaction takes.
@@ -81,13 +79,8 @@ pub(super) enum Reply {
 }
 
 pub(super) enum Request {
-    Write {
-        op: Op,
-        reply: oneshot::Sender<Result<Reply, StoreError>>,
-    },
-    Close {
-        done: oneshot::Sender<()>,
-    },
+    Write { op: Op, reply: oneshot::Sender<Result<Reply, StoreError>> },
+    Close { done: oneshot::Sender<()> },
 }
 
 impl Op {
@@ -230,9 +223,7 @@ fn apply(tx: &Connection, engine: &mut Engine, op: &Op) -> Result<Reply, StoreEr
                             (Observation::Created | Observation::Refired, AlertStatus::Firing) => {
                                 engine.on_firing(tx, &a, true, *now)?
                             }
-                            (Observation::Repeated, AlertStatus::Firing) => {
-                                engine.on_firing(tx, &a, false, *now)?
-                            }
+                            (Observation::Repeated, AlertStatus::Firing) => engine.on_firing(tx, &a, false, *now)?,
                             (_, AlertStatus::Resolved) => {}
                         }
                     }
@@ -253,19 +244,13 @@ fn apply(tx: &Connection, engine: &mut Engine, op: &Op) -> Result<Reply, StoreEr
                                  expired = 0, last_seen = ?2, occurrences = occurrences + 1
                                  WHERE fingerprint = ?1 AND status = 'firing' RETURNING id, labels, annotations",
                             )?
-                            .query_map(params![fingerprint.as_str(), ms(*now)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                            .query_map(params![fingerprint.as_str(), ms(*now)], |r| {
+                                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                            })?
                             .collect::<Result<_, _>>()?;
                         if let Some((id, labels, annotations)) = resolved.into_iter().next() {
                             outcome.count(Observation::Resolved);
-                            resolve_stored(
-                                tx,
-                                engine,
-                                id,
-                                fingerprint,
-                                &labels,
-                                &annotations,
-                                *now,
-                            )?;
+                            resolve_stored(tx, engine, id, fingerprint, &labels, &annotations, *now)?;
                         } else {
                             // Already resolved, or never seen: PagerDuty
                             // accepts both without effect; so do we, but a
@@ -299,52 +284,23 @@ fn apply(tx: &Connection, engine: &mut Engine, op: &Op) -> Result<Reply, StoreEr
             engine.tick(tx, *now)?;
             Ok(Reply::Tick(expired.len()))
         }
-        Op::Act {
-            id,
-            action,
-            actor,
-            comment,
-            now,
-        } => {
+        Op::Act { id, action, actor, comment, now } => {
             incidents::act(tx, *id, *action, actor, comment.as_deref(), *now)?;
             Ok(Reply::Done)
         }
-        Op::Assign {
-            id,
-            assignee,
-            actor,
-            now,
-        } => {
+        Op::Assign { id, assignee, actor, now } => {
             incidents::assign(tx, *id, assignee.as_deref(), actor, *now)?;
             Ok(Reply::Done)
         }
-        Op::Note {
-            id,
-            text,
-            actor,
-            now,
-        } => {
+        Op::Note { id, text, actor, now } => {
             incidents::note(tx, *id, text, actor, *now)?;
             Ok(Reply::Done)
         }
-        Op::SetPriority {
-            id,
-            priority,
-            actor,
-            comment,
-            now,
-        } => {
+        Op::SetPriority { id, priority, actor, comment, now } => {
             incidents::set_priority(tx, *id, *priority, actor, comment.as_deref(), *now)?;
             Ok(Reply::Done)
         }
-        Op::CreateSilence {
-            matchers,
-            starts_at,
-            ends_at,
-            created_by,
-            comment,
-            now,
-        } => {
+        Op::CreateSilence { matchers, starts_at, ends_at, created_by, comment, now } => {
             let texts: Vec<String> = matchers.iter().map(|m| m.to_string()).collect();
             tx.prepare_cached(
                 "INSERT INTO silences (matchers, starts_at, ends_at, created_by, comment, created_at)
@@ -376,11 +332,8 @@ fn apply(tx: &Connection, engine: &mut Engine, op: &Op) -> Result<Reply, StoreEr
                 .prepare_cached("UPDATE silences SET ends_at = ?2 WHERE id = ?1 AND ends_at > ?2")?
                 .execute(params![id, ms(*now)])?;
             if n == 0 {
-                let exists: bool = tx.query_row(
-                    "SELECT count(*) > 0 FROM silences WHERE id = ?1",
-                    [id],
-                    |r| r.get(0),
-                )?;
+                let exists: bool =
+                    tx.query_row("SELECT count(*) > 0 FROM silences WHERE id = ?1", [id], |r| r.get(0))?;
                 if !exists {
                     return Err(StoreError::NotFound(format!("no silence {id}")));
                 }
@@ -402,28 +355,15 @@ fn resolve_stored(
     annotations: &str,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let labels: LabelSet =
-        serde_json::from_str(labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let annotations: Annotations =
-        serde_json::from_str(annotations).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let a = AlertRef {
-        id,
-        fingerprint,
-        labels: &labels,
-        annotations: &annotations,
-    };
+    let labels: LabelSet = serde_json::from_str(labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let annotations: Annotations = serde_json::from_str(annotations).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let a = AlertRef { id, fingerprint, labels: &labels, annotations: &annotations };
     engine.on_resolved(tx, &a, now)
 }
 
-fn observe_alert(
-    tx: &Connection,
-    a: &Alert,
-    now: Timestamp,
-) -> Result<(i64, Observation), StoreError> {
+fn observe_alert(tx: &Connection, a: &Alert, now: Timestamp) -> Result<(i64, Observation), StoreError> {
     let stored = tx
-        .prepare_cached(
-            "SELECT id, status, starts_at, ends_at, expired FROM alerts WHERE fingerprint = ?1",
-        )?
+        .prepare_cached("SELECT id, status, starts_at, ends_at, expired FROM alerts WHERE fingerprint = ?1")?
         .query_row([a.fingerprint.as_str()], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
@@ -445,10 +385,8 @@ fn observe_alert(
         }),
     };
     let obs = observe(state.as_ref(), a);
-    let labels =
-        serde_json::to_string(&a.labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let annotations =
-        serde_json::to_string(&a.annotations).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let labels = serde_json::to_string(&a.labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let annotations = serde_json::to_string(&a.annotations).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let source = a.source.to_string();
     let raw = a.raw.get();
     let id = match (obs, stored) {
@@ -474,10 +412,8 @@ fn observe_alert(
             tx.last_insert_rowid()
         }
         (Observation::Stale, Some((id, ..))) => {
-            tx.prepare_cached(
-                "UPDATE alerts SET last_seen = ?2, occurrences = occurrences + 1 WHERE id = ?1",
-            )?
-            .execute(params![id, ms(now)])?;
+            tx.prepare_cached("UPDATE alerts SET last_seen = ?2, occurrences = occurrences + 1 WHERE id = ?1")?
+                .execute(params![id, ms(now)])?;
             id
         }
         (obs, Some((id, _, stored_starts, ..))) => {

@@ -51,10 +51,7 @@ impl Gateway {
             "--data-dir".into(),
             dir.join("data").display().to_string(),
             "--rules".into(),
-            opts.rules_dir
-                .unwrap_or_else(|| repo_path("rules"))
-                .display()
-                .to_string(),
+            opts.rules_dir.unwrap_or_else(|| repo_path("rules")).display().to_string(),
         ];
         if let Some(cfg) = opts.config {
             let p = dir.join("alertgate.yml");
@@ -64,24 +61,14 @@ impl Gateway {
         }
         args.extend(opts.extra);
         let (child, addr, stderr_log) = spawn(&dir, &args);
-        Gateway {
-            child,
-            addr,
-            dir,
-            args,
-            _tmp: Some(tmp),
-            stderr_log,
-        }
+        Gateway { child, addr, dir, args, _tmp: Some(tmp), stderr_log }
     }
 }
 
 fn spawn(dir: &Path, args: &[String]) -> (Child, String, PathBuf) {
     let stderr_log = dir.join(format!(
         "stderr-{}.log",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
     ));
     let err = std::fs::File::create(&stderr_log).unwrap();
     let mut child = Command::new(BIN)
@@ -106,10 +93,7 @@ fn spawn(dir: &Path, args: &[String]) -> (Child, String, PathBuf) {
         Ok(l) => l,
         Err(_) => {
             let _ = child.kill();
-            panic!(
-                "alertgate did not start: {}",
-                std::fs::read_to_string(&stderr_log).unwrap_or_default()
-            );
+            panic!("alertgate did not start: {}", std::fs::read_to_string(&stderr_log).unwrap_or_default());
         }
     };
     let addr = line
@@ -137,10 +121,7 @@ impl Gateway {
     /// SIGTERM and wait for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
+        Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
         self.child.wait().expect("wait")
     }
 
@@ -162,10 +143,7 @@ impl Drop for Gateway {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
 }
 
 /// POST a JSON text; returns status and parsed body (Null when not JSON).
