@@ -19,16 +19,7 @@ use crate::rules::incident::IncidentRule;
 /// The rules an alert's labels route to: the first match, and any further
 /// matches while the matched rules say `continue: true`.
 pub fn route<'r>(rules: &'r RuleSet, labels: &crate::model::LabelSet) -> Vec<&'r IncidentRule> {
-    let mut out = Vec::new();
-    for rule in &rules.incident_rules {
-        if rule.matches(labels) {
-            out.push(rule);
-            if !rule.continue_matching {
-                break;
-            }
-        }
-    }
-    out
+    rules.route(labels)
 }
 
 /// An incident as the engine needs to see it.

@@ -175,3 +175,46 @@ fn silences_mute_only_while_active() {
     assert!(silenced_by(&silences, &l, at(3600)).is_none(), "expired");
     assert!(silenced_by(&silences, &labels(&[("alertname", "Disk"), ("cluster", "ap")]), at(10)).is_none());
 }
+
+#[test]
+fn the_route_index_agrees_with_a_linear_scan() {
+    let mut yaml = String::from("incident_rules:\n");
+    for i in 0..60 {
+        let m = match i % 4 {
+            0 => format!("['alertname=\"A{}\"']", i % 7),
+            1 => format!("['job=~\"j{}.*\"', 'severity=\"critical\"']", i % 5),
+            2 => format!("['team=\"\"', 'alertname!=\"A{}\"']", i % 3),
+            _ => "['severity=\"warning\"']".to_string(),
+        };
+        let cont = if i % 6 == 0 { "true" } else { "false" };
+        yaml.push_str(&format!("  - {{name: r{i}, matchers: {m}, continue: {cont}}}\n"));
+    }
+    let set = rules(&yaml);
+    let linear = |l: &LabelSet| {
+        let mut out = Vec::new();
+        for r in &set.incident_rules {
+            if r.matches(l) {
+                out.push(r.name.clone());
+                if !r.continue_matching {
+                    break;
+                }
+            }
+        }
+        out
+    };
+    for a in 0..8 {
+        for j in 0..6 {
+            for sev in ["critical", "warning", "info"] {
+                for team in ["", "x"] {
+                    let mut l =
+                        labels(&[("alertname", &format!("A{a}")), ("job", &format!("j{j}x")), ("severity", sev)]);
+                    if !team.is_empty() {
+                        l.insert("team".into(), team.into());
+                    }
+                    let indexed: Vec<String> = route(&set, &l).iter().map(|r| r.name.clone()).collect();
+                    assert_eq!(indexed, linear(&l), "{l:?}");
+                }
+            }
+        }
+    }
+}

@@ -47,6 +47,56 @@ pub struct RuleSet {
     pub inhibit_rules: Vec<InhibitRule>,
     pub priority_matrix: PriorityMatrix,
     pub templates: Templates,
+    index: RouteIndex,
+}
+
+/// Which incident rules can match an alert at all, found without testing
+/// every rule: each rule with an equality matcher is filed under that
+/// label's value, the others are always candidates. With a thousand rules an
+/// alert is tested against the few that name its labels.
+#[derive(Debug, Default, Clone)]
+struct RouteIndex {
+    by_label: std::collections::HashMap<String, std::collections::HashMap<String, Vec<usize>>>,
+    always: Vec<usize>,
+}
+
+impl RouteIndex {
+    fn build(rules: &[IncidentRule]) -> Self {
+        let mut idx = RouteIndex::default();
+        for (i, rule) in rules.iter().enumerate() {
+            let key = rule.matchers.iter().find(|m| m.op == matcher::MatchOp::Equal && !m.value.is_empty());
+            match key {
+                Some(m) => idx.by_label.entry(m.name.clone()).or_default().entry(m.value.clone()).or_default().push(i),
+                None => idx.always.push(i),
+            }
+        }
+        idx
+    }
+}
+
+impl RuleSet {
+    /// The incident rules an alert routes to, in rule order: the first
+    /// match, and further matches while the matched rules say `continue`.
+    pub fn route(&self, labels: &crate::model::LabelSet) -> Vec<&IncidentRule> {
+        let mut candidates: Vec<usize> = self.index.always.clone();
+        for (name, values) in &self.index.by_label {
+            if let Some(found) = labels.get(name).and_then(|v| values.get(v)) {
+                candidates.extend_from_slice(found);
+            }
+        }
+        candidates.sort_unstable();
+        let mut out = Vec::new();
+        for i in candidates {
+            let rule = &self.incident_rules[i];
+            if rule.matches(labels) {
+                out.push(rule);
+                if !rule.continue_matching {
+                    break;
+                }
+            }
+        }
+        out
+    }
 }
 
 /// One problem in a rule file, located as precisely as known.
@@ -160,6 +210,7 @@ impl RuleSet {
         }
         set.files = files;
         set.templates = templates.finish();
+        set.index = RouteIndex::build(&set.incident_rules);
         if errors.is_empty() { Ok(set) } else { Err(errors) }
     }
 }
