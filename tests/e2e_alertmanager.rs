@@ -2,20 +2,23 @@
 //! Alertmanager reach alertgate through its webhook receiver and are stored
 //! once each, even when two receivers of one Alertmanager, and two
 //! unclustered Alertmanagers (an HA pair without gossip), all deliver the
-//! same group.
+//! same group. With the rules of `tests/fixtures/rules-e2e`, each group
+//! becomes one incident with the priority its severity gives, and the
+//! incidents, an acknowledged one too, resolve themselves when Alertmanager
+//! sends the alerts resolved.
 //!
 //! Everything listens on 127.0.0.1 with ephemeral ports; every process is
 //! killed on drop, also when the test panics.
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Gateway, all_alerts, get, post};
+use common::{Gateway, Options, all_alerts, get, post};
 use serde_json::{Value, json};
 
 const ALERTMANAGER_BIN: &str = "/usr/bin/prometheus-alertmanager";
@@ -201,7 +204,8 @@ where
     }
 }
 
-/// The test's alerts: three in one group, one in another.
+/// The test's alerts: three in one group (critical), one in another
+/// (warning).
 fn alerts(starts_at: jiff::Timestamp, ends_at: jiff::Timestamp) -> Value {
     let mut out = Vec::new();
     for i in 1..=3 {
@@ -219,7 +223,13 @@ fn alerts(starts_at: jiff::Timestamp, ends_at: jiff::Timestamp) -> Value {
         }));
     }
     out.push(json!({
-        "labels": {"alertname": "E2EDiskFull", "instance": "db-1", "mountpoint": "/var/lib/données"},
+        "labels": {
+            "alertname": "E2EDiskFull",
+            "instance": "db-1",
+            "job": "node",
+            "mountpoint": "/var/lib/données",
+            "severity": "warning",
+        },
         "annotations": {"summary": "Disk full on db-1"},
         "startsAt": starts_at.to_string(),
         "endsAt": ends_at.to_string(),
@@ -255,10 +265,172 @@ async fn stored_when(g: &Gateway, want: usize, ok: impl Fn(&Value) -> bool) -> R
     Ok(stored.into_iter().map(|a| (a["labels"].to_string(), a)).collect())
 }
 
+/// What one Alertmanager group becomes under `tests/fixtures/rules-e2e`:
+/// impact high, urgency from `severity`, priority by the default matrix.
+struct WantIncident {
+    alertname: &'static str,
+    title: &'static str,
+    service: &'static str,
+    urgency: &'static str,
+    priority: &'static str,
+}
+
+const WANT_INCIDENTS: [WantIncident; 2] = [
+    WantIncident {
+        alertname: "E2EHighLatency",
+        title: "E2EHighLatency on api",
+        service: "api",
+        urgency: "high",
+        priority: "P1",
+    },
+    WantIncident {
+        alertname: "E2EDiskFull",
+        title: "E2EDiskFull on node",
+        service: "node",
+        urgency: "medium",
+        priority: "P2",
+    },
+];
+
+/// Every incident, in one page.
+async fn all_incidents(g: &Gateway) -> Vec<Value> {
+    let (status, body) = get(&g.url("/api/v1/incidents?limit=500&sort=created_at")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["nextCursor"].is_null(), "more incidents than one page: {body}");
+    body["incidents"].as_array().expect("an array of incidents").clone()
+}
+
+/// Exactly one incident per group, each with its alerts and timeline, by
+/// alertname; or a description of why they are not (yet) what `ok` wants.
+async fn incidents_when(g: &Gateway, ok: impl Fn(&Value) -> bool) -> Result<BTreeMap<String, Value>, String> {
+    let list = all_incidents(g).await;
+    let summary = || {
+        list.iter()
+            .map(|i| {
+                format!(
+                    "#{} rule {} {} {} {} firing {}/{}",
+                    i["id"], i["rule"], i["title"], i["state"], i["priority"], i["firingCount"], i["alertCount"]
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if list.len() != WANT_INCIDENTS.len() || !list.iter().all(&ok) {
+        return Err(format!("{} incidents: [{}]", list.len(), summary()));
+    }
+    let mut out = BTreeMap::new();
+    for i in &list {
+        let (status, detail) = get(&g.url(&format!("/api/v1/incidents/{}", i["id"]))).await;
+        assert_eq!(status, 200, "{detail}");
+        let name = detail["labels"]["alertname"].as_str().unwrap_or_default().to_string();
+        if out.insert(name.clone(), detail).is_some() {
+            return Err(format!("two incidents of alertname {name:?}: [{}]", summary()));
+        }
+    }
+    Ok(out)
+}
+
+/// The stored alerts of one group (one alertname).
+fn group_of<'a>(stored: &'a BTreeMap<String, Value>, alertname: &str) -> Vec<&'a Value> {
+    stored.values().filter(|a| a["labels"]["alertname"] == alertname).collect()
+}
+
+fn fingerprints<'a>(alerts: impl IntoIterator<Item = &'a Value>) -> BTreeSet<String> {
+    alerts.into_iter().map(|a| a["fingerprint"].as_str().expect("a fingerprint").to_string()).collect()
+}
+
+fn timeline(incident: &Value) -> &[Value] {
+    incident["timeline"].as_array().expect("a timeline")
+}
+
+fn kinds(events: &[Value]) -> Vec<&str> {
+    events.iter().map(|e| e["kind"].as_str().unwrap_or("?")).collect()
+}
+
+/// The fingerprints timeline entries are about.
+fn event_fingerprints(events: &[Value]) -> BTreeSet<String> {
+    events.iter().map(|e| e["data"]["fingerprint"].as_str().unwrap_or("none").to_string()).collect()
+}
+
+/// An incident whose group fires: the rule's title, service and priority,
+/// every alert of the group and only those, the labels they share, and a
+/// timeline of its creation and of each alert joining once, however often
+/// the alert was delivered.
+fn check_triggered(inc: &Value, want: &WantIncident, group: &[&Value]) {
+    let n = group.len() as u64;
+    let ctx = format!("incident of {}: {inc:#}", want.alertname);
+    assert_eq!(inc["rule"], "e2e", "{ctx}");
+    assert_eq!(inc["title"], want.title, "{ctx}");
+    assert_eq!(inc["service"], want.service, "{ctx}");
+    assert_eq!(inc["impact"], "high", "{ctx}");
+    assert_eq!(inc["urgency"], want.urgency, "{ctx}");
+    assert_eq!(inc["priority"], want.priority, "{ctx}");
+    assert_eq!(inc["state"], "triggered", "{ctx}");
+    assert_eq!(inc["alertCount"], n, "{ctx}");
+    assert_eq!(inc["firingCount"], n, "{ctx}");
+    assert_eq!(inc["flapCount"], 0, "{ctx}");
+    assert!(inc["assignee"].is_null(), "{ctx}");
+    assert!(inc["acknowledgedAt"].is_null(), "{ctx}");
+    assert!(inc["resolvedAt"].is_null(), "{ctx}");
+    // The labels every alert of the group has, with the same value.
+    let mut common = group[0]["labels"].as_object().unwrap().clone();
+    common.retain(|k, v| group.iter().all(|a| a["labels"][k] == *v));
+    assert_eq!(inc["labels"], Value::Object(common), "{ctx}");
+
+    let alerts = inc["alerts"].as_array().expect("the incident's alerts");
+    assert_eq!(fingerprints(alerts), fingerprints(group.iter().copied()), "{ctx}");
+    assert!(alerts.iter().all(|a| a["status"] == "firing"), "{ctx}");
+
+    let events = timeline(inc);
+    assert_eq!(kinds(events), [vec!["created"], vec!["alert_joined"; group.len()]].concat(), "{ctx}");
+    assert!(events.iter().all(|e| e["actor"] == "alertgate"), "{ctx}");
+    assert_eq!(events[0]["data"]["priority"], want.priority, "{ctx}");
+    assert_eq!(event_fingerprints(&events[1..]), fingerprints(group.iter().copied()), "{ctx}");
+}
+
+/// The same incident once Alertmanager sent its alerts resolved: resolved
+/// by the gateway itself, nothing firing, the same alerts and priority, and
+/// `before` (its timeline up to then) followed by each alert resolving once
+/// and the resolution.
+fn check_resolved(inc: &Value, want: &WantIncident, group: &[&Value], before: &Value) {
+    let n = group.len() as u64;
+    let ctx = format!("incident of {}: {inc:#}", want.alertname);
+    assert_eq!(inc["id"], before["id"], "{ctx}");
+    assert_eq!(inc["state"], "resolved", "{ctx}");
+    assert_eq!(inc["priority"], want.priority, "{ctx}");
+    assert_eq!(inc["title"], want.title, "{ctx}");
+    assert_eq!(inc["alertCount"], n, "{ctx}");
+    assert_eq!(inc["firingCount"], 0, "{ctx}");
+    assert_eq!(inc["flapCount"], 0, "{ctx}");
+    assert_eq!(inc["acknowledgedAt"], before["acknowledgedAt"], "{ctx}");
+    assert!(inc["resolvedAt"].is_string(), "{ctx}");
+    assert!(inc.get("autoResolveAt").is_none(), "{ctx}");
+
+    let alerts = inc["alerts"].as_array().expect("the incident's alerts");
+    assert_eq!(fingerprints(alerts), fingerprints(group.iter().copied()), "{ctx}");
+    assert!(alerts.iter().all(|a| a["status"] == "resolved"), "{ctx}");
+
+    let earlier = timeline(before);
+    let events = timeline(inc);
+    assert!(events.len() > earlier.len(), "{ctx}");
+    assert_eq!(&events[..earlier.len()], earlier, "the timeline so far is kept: {ctx}");
+    let added = &events[earlier.len()..];
+    assert_eq!(kinds(added), [vec!["alert_resolved"; group.len()], vec!["resolved"]].concat(), "{ctx}");
+    assert_eq!(event_fingerprints(&added[..group.len()]), fingerprints(group.iter().copied()), "{ctx}");
+    let last = added.last().unwrap();
+    assert!(added.iter().all(|e| e["actor"] == "alertgate"), "{ctx}");
+    assert_eq!(last["data"]["from"], before["state"], "{ctx}");
+    assert_eq!(last["data"]["to"], "resolved", "{ctx}");
+    assert_eq!(last["data"]["action"], "resolve", "{ctx}");
+}
+
 #[tokio::test]
-async fn alerts_through_two_alertmanagers_and_two_receivers_are_stored_once() {
+async fn two_alertmanagers_two_receivers_store_each_alert_once_and_open_one_incident_per_group() {
     let started = Instant::now();
-    let g = Gateway::start();
+    let g = Gateway::start_with(Options {
+        rules_dir: Some(common::repo_path("tests/fixtures/rules-e2e")),
+        ..Default::default()
+    });
     let config = alertmanager_config(&g);
     let mut ams = Vec::new();
     for i in 0..PEERS {
@@ -309,6 +481,48 @@ async fn alerts_through_two_alertmanagers_and_two_receivers_are_stored_once() {
         }
     }
 
+    // Each group is one incident, however many copies of it arrived.
+    let triggered = wait_until(&g, &ams, "one triggered incident per group with all its alerts firing", || {
+        incidents_when(&g, |i| i["state"] == "triggered" && i["firingCount"] == i["alertCount"])
+    })
+    .await;
+    for want in &WANT_INCIDENTS {
+        let inc = triggered
+            .get(want.alertname)
+            .unwrap_or_else(|| panic!("no incident of {}: {triggered:#?}", want.alertname));
+        check_triggered(inc, want, &group_of(&stored, want.alertname));
+    }
+
+    // Someone takes the P1.
+    let p1 = &triggered[WANT_INCIDENTS[0].alertname];
+    let (status, acked) = post(
+        &g.url(&format!("/api/v1/incidents/{}/acknowledge", p1["id"])),
+        &json!({"actor": "e2e", "comment": "on it"}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{acked}");
+    assert_eq!(acked["id"], p1["id"], "{acked}");
+    assert_eq!(acked["state"], "acknowledged", "{acked}");
+    assert!(acked["acknowledgedAt"].is_string(), "{acked}");
+    let events = timeline(&acked);
+    assert_eq!(&events[..events.len() - 1], timeline(p1), "{acked}");
+    let ack = events.last().unwrap();
+    assert_eq!((&ack["actor"], &ack["kind"]), (&json!("e2e"), &json!("acknowledged")), "{acked}");
+    assert_eq!(ack["data"]["comment"], "on it", "{acked}");
+    let states: BTreeMap<String, Value> = all_incidents(&g)
+        .await
+        .into_iter()
+        .map(|i| (i["title"].as_str().unwrap().to_string(), i["state"].clone()))
+        .collect();
+    assert_eq!(
+        states,
+        BTreeMap::from([
+            (WANT_INCIDENTS[0].title.to_string(), json!("acknowledged")),
+            (WANT_INCIDENTS[1].title.to_string(), json!("triggered")),
+        ])
+    );
+    let before_resolve = [acked, triggered[WANT_INCIDENTS[1].alertname].clone()];
+
     // Resolved: the same alerts again, ended a second ago, to both.
     let ends_at = now_s() - jiff::SignedDuration::from_secs(1);
     let resolved = alerts(starts_at, ends_at);
@@ -328,8 +542,22 @@ async fn alerts_through_two_alertmanagers_and_two_receivers_are_stored_once() {
         assert_eq!(a["raw"]["status"], "resolved", "{a}");
         assert!(a["firstSeen"].as_str().unwrap() <= a["lastSeen"].as_str().unwrap());
     }
-    // Nothing arrives afterwards that makes a second row.
+    // With their last alert, both incidents resolved themselves (the rule
+    // says `auto_resolve_after: 0s`), the acknowledged one included.
+    let resolved_incidents = wait_until(&g, &ams, "both incidents resolved with nothing firing", || {
+        incidents_when(&g, |i| i["state"] == "resolved" && i["firingCount"] == 0)
+    })
+    .await;
+    for (want, before) in WANT_INCIDENTS.iter().zip(&before_resolve) {
+        let inc = resolved_incidents
+            .get(want.alertname)
+            .unwrap_or_else(|| panic!("no incident of {}: {resolved_incidents:#?}", want.alertname));
+        check_resolved(inc, want, &group_of(&stored, want.alertname), before);
+    }
+
+    // Nothing arrives afterwards that makes a second row or incident.
     assert_eq!(all_alerts(&g, "").await.len(), posted.len());
+    assert_eq!(all_incidents(&g).await.len(), WANT_INCIDENTS.len());
     let resolved_copies: Vec<u64> = stored.values().map(|a| a["occurrences"].as_u64().unwrap()).collect();
     eprintln!(
         "deliveries per alert: firing {firing_copies:?}, after resolve {resolved_copies:?}; took {:?}",
