@@ -5,9 +5,9 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::AppState;
 use super::body::JsonText;
 use super::error::ApiError;
+use super::{AppState, Id};
 use crate::model::incident::{IncidentAction, IncidentState, Priority};
 use crate::store::{IncidentDetail, IncidentPage, IncidentQuery, IncidentSort};
 
@@ -23,7 +23,7 @@ pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> R
     Ok(Json(state.store.list_incidents(q).await?))
 }
 
-pub async fn get(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<IncidentDetail>, ApiError> {
+pub async fn get(State(state): State<AppState>, Id(id): Id) -> Result<Json<IncidentDetail>, ApiError> {
     detail(&state, id).await
 }
 
@@ -56,10 +56,12 @@ struct ActionBody {
 /// `POST /api/v1/incidents/{id}/{acknowledge|resolve|reopen|hold|close}`.
 pub async fn act(
     State(state): State<AppState>,
-    Path((id, action)): Path<(i64, String)>,
+    Id(id): Id,
+    Path(params): Path<std::collections::HashMap<String, String>>,
     JsonText(body): JsonText,
 ) -> Result<Json<IncidentDetail>, ApiError> {
-    let action = IncidentAction::parse(&action).ok_or_else(|| {
+    let action = params.get("action").map(String::as_str).unwrap_or_default();
+    let action = IncidentAction::parse(action).ok_or_else(|| {
         ApiError::not_found(format!("unknown action {action:?}: acknowledge, resolve, reopen, hold or close"))
     })?;
     let b: ActionBody = parse_body(&body)?;
@@ -77,7 +79,7 @@ struct AssignBody {
 
 pub async fn assign(
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     JsonText(body): JsonText,
 ) -> Result<Json<IncidentDetail>, ApiError> {
     let b: AssignBody = parse_body(&body)?;
@@ -95,7 +97,7 @@ struct NoteBody {
 
 pub async fn note(
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     JsonText(body): JsonText,
 ) -> Result<(StatusCode, Json<IncidentDetail>), ApiError> {
     let b: NoteBody = parse_body(&body)?;
@@ -116,7 +118,7 @@ struct PriorityBody {
 
 pub async fn priority(
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     JsonText(body): JsonText,
 ) -> Result<Json<IncidentDetail>, ApiError> {
     let b: PriorityBody = parse_body(&body)?;

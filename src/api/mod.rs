@@ -20,6 +20,21 @@ use crate::ingest::IngestContext;
 use crate::rules::RuleSet;
 use crate::store::{SharedRules, Store};
 
+/// A numeric `{id}` path parameter; anything else is a JSON 400.
+pub struct Id(pub i64);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Id {
+    type Rejection = error::ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let params = axum::extract::RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|e| error::ApiError::bad_request(e.to_string()))?;
+        let raw = params.iter().find(|(k, _)| *k == "id").map(|(_, v)| v.to_owned()).unwrap_or_default();
+        raw.parse().map(Id).map_err(|_| error::ApiError::bad_request(format!("id: expected a number, got {raw:?}")))
+    }
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,

@@ -1,14 +1,14 @@
 //! Silences: `POST /api/v1/silences`, `GET /api/v1/silences`,
 //! `DELETE /api/v1/silences/{id}` (expire).
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::AppState;
 use super::body::JsonText;
 use super::error::ApiError;
+use super::{AppState, Id};
 use crate::engine::silence::Silence;
 use crate::rules::matcher::parse_matchers;
 
@@ -100,7 +100,7 @@ pub async fn list(
     Ok(Json(json!({ "silences": silences })))
 }
 
-pub async fn expire(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn expire(State(state): State<AppState>, Id(id): Id) -> Result<Json<serde_json::Value>, ApiError> {
     state.store.expire_silence(id).await?;
     Ok(Json(json!({ "status": "expired", "id": id })))
 }

@@ -95,16 +95,11 @@ impl Engine {
             }
         }
         self.silences.retain(|s| s.ends_at > now);
-        let muted = match silenced_by(&self.silences, a.labels, now) {
-            Some(s) => Some(format!("silence:{}", s.id)),
-            None if self.inhibit.inhibits(&rules.inhibit_rules, a.fingerprint, a.labels) => {
-                Some("inhibited".to_owned())
-            }
-            None => None,
-        };
+        let muted = self.mute_reason(a.fingerprint, a.labels, now);
         tx.prepare_cached("UPDATE alerts SET muted_by = ?2 WHERE id = ?1 AND muted_by IS NOT ?2")?
             .execute(params![a.id, muted])?;
         if muted.is_some() {
+            leave_pending(tx, a.id)?;
             return Ok(());
         }
         for rule in engine::route(&rules, a.labels) {
@@ -118,6 +113,7 @@ impl Engine {
                 continue;
             }
             let key = rule.group_key(a.labels);
+            self.prune_muted_pending(tx, &rule.name, &key, now)?;
             let group = GroupView {
                 own_incident: own.map(|(v, _)| v),
                 latest_for_key: latest_for_key(tx, &rule.name, &key)?,
@@ -270,16 +266,35 @@ impl Engine {
                 }
             }
         }
-        let groups: Vec<(String, String)> = tx
-            .prepare_cached("DELETE FROM pending_alerts WHERE alert_id = ?1 RETURNING rule, group_key")?
-            .query_map([a.id], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
-        for (rule, key) in groups {
-            tx.prepare_cached(
-                "DELETE FROM pending_groups WHERE rule = ?1 AND group_key = ?2
-                 AND NOT EXISTS (SELECT 1 FROM pending_alerts WHERE rule = ?1 AND group_key = ?2)",
+        leave_pending(tx, a.id)
+    }
+
+    /// Why an alert opens no incident now, if it is muted.
+    fn mute_reason(&self, fp: &Fingerprint, labels: &LabelSet, now: Timestamp) -> Option<String> {
+        match silenced_by(&self.silences, labels, now) {
+            Some(s) => Some(format!("silence:{}", s.id)),
+            None if self.inhibit.inhibits(&self.rules.inhibit_rules, fp, labels) => Some("inhibited".to_owned()),
+            None => None,
+        }
+    }
+
+    /// Alerts muted since they were held (a silence was created or a source
+    /// alert began firing meanwhile) leave their pending group.
+    fn prune_muted_pending(&self, tx: &Connection, rule: &str, key: &str, now: Timestamp) -> Result<(), StoreError> {
+        let held: Vec<(i64, String, String)> = tx
+            .prepare_cached(
+                "SELECT a.id, a.fingerprint, a.labels FROM pending_alerts p JOIN alerts a ON a.id = p.alert_id
+                 WHERE p.rule = ?1 AND p.group_key = ?2 AND a.status = 'firing'",
             )?
-            .execute(params![rule, key])?;
+            .query_map(params![rule, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        for (id, fp, labels) in held {
+            let fp = Fingerprint::parse(&fp).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let labels: LabelSet = serde_json::from_str(&labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if let Some(reason) = self.mute_reason(&fp, &labels, now) {
+                tx.prepare_cached("UPDATE alerts SET muted_by = ?2 WHERE id = ?1")?.execute(params![id, reason])?;
+                leave_pending(tx, id)?;
+            }
         }
         Ok(())
     }
@@ -293,6 +308,7 @@ impl Engine {
             .collect::<Result<_, _>>()?;
         let rules = self.rules.clone();
         for (rule_name, key, first) in due {
+            self.prune_muted_pending(tx, &rule_name, &key, now)?;
             let first_alert: Option<(i64, String, String, String)> = tx
                 .prepare_cached(
                     "SELECT a.id, a.fingerprint, a.labels, a.annotations FROM pending_alerts p JOIN alerts a ON a.id = p.alert_id
@@ -335,6 +351,22 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// Take an alert out of every pending group; a group left empty goes too.
+fn leave_pending(tx: &Connection, alert_id: i64) -> Result<(), StoreError> {
+    let groups: Vec<(String, String)> = tx
+        .prepare_cached("DELETE FROM pending_alerts WHERE alert_id = ?1 RETURNING rule, group_key")?
+        .query_map([alert_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (rule, key) in groups {
+        tx.prepare_cached(
+            "DELETE FROM pending_groups WHERE rule = ?1 AND group_key = ?2
+             AND NOT EXISTS (SELECT 1 FROM pending_alerts WHERE rule = ?1 AND group_key = ?2)",
+        )?
+        .execute(params![rule, key])?;
+    }
+    Ok(())
 }
 
 fn own_incident(tx: &Connection, alert_id: i64, rule: &str) -> Result<Option<(IncidentView, bool)>, StoreError> {

@@ -189,6 +189,9 @@ pub struct IncidentAlert {
     #[serde(flatten)]
     pub alert: AlertRecord,
     pub joined_at: Timestamp,
+    /// False once the alert resolved (the alert's own `status` may have
+    /// moved on since, if it fired again into another incident).
+    pub firing: bool,
 }
 
 /// A cheap, cloneable handle on the store.

@@ -195,17 +195,18 @@ pub(super) fn get_incident(c: &Connection, id: i64) -> Result<Option<IncidentDet
     let alert_columns: String = COLUMNS.split(',').map(|c| format!("a.{}", c.trim())).collect::<Vec<_>>().join(", ");
     let alerts = c
         .prepare_cached(&format!(
-            "SELECT {alert_columns}, ia.joined_at FROM incident_alerts ia JOIN alerts a ON a.id = ia.alert_id
+            "SELECT {alert_columns}, ia.joined_at, ia.firing FROM incident_alerts ia JOIN alerts a ON a.id = ia.alert_id
              WHERE ia.incident_id = ?1 ORDER BY ia.joined_at, a.id LIMIT 1000"
         ))?
         .query_map([id], |r| {
             let (_, alert) = row_to_alert(r)?;
             let joined: i64 = r.get(16)?;
-            Ok((alert, joined))
+            let firing: bool = r.get(17)?;
+            Ok((alert, joined, firing))
         })?
         .map(|row| {
-            let (alert, joined) = row?;
-            Ok(IncidentAlert { alert, joined_at: ts(joined)? })
+            let (alert, joined, firing) = row?;
+            Ok(IncidentAlert { alert, joined_at: ts(joined)?, firing })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     let timeline = c

@@ -329,7 +329,9 @@ fn apply(tx: &Connection, engine: &mut Engine, op: &Op) -> Result<Reply, StoreEr
         }
         Op::ExpireSilence { id, now } => {
             let n = tx
-                .prepare_cached("UPDATE silences SET ends_at = ?2 WHERE id = ?1 AND ends_at > ?2")?
+                .prepare_cached(
+                    "UPDATE silences SET ends_at = ?2, starts_at = MIN(starts_at, ?2) WHERE id = ?1 AND ends_at > ?2",
+                )?
                 .execute(params![id, ms(*now)])?;
             if n == 0 {
                 let exists: bool =
@@ -340,6 +342,7 @@ fn apply(tx: &Connection, engine: &mut Engine, op: &Op) -> Result<Reply, StoreEr
             }
             for s in engine.silences.iter_mut().filter(|s| s.id == *id) {
                 s.ends_at = s.ends_at.min(*now);
+                s.starts_at = s.starts_at.min(*now);
             }
             Ok(Reply::Done)
         }
