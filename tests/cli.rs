@@ -269,3 +269,108 @@ fn check_names_file_and_line_of_every_problem() {
     assert!(run.stdout.contains("max_bodyy"), "{run}");
     assert!(run.stdout.contains("alertgate.yml:2"), "{run}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incidents_commands_against_a_running_gateway() {
+    let g = Gateway::start();
+    let (status, _) = post(&g.url("/api/v1/ingest/alertmanager"), &fixture("alertmanager_webhook_firing.json")).await;
+    assert_eq!(status, 200);
+    let url = format!("http://{}", g.addr);
+    let env = [("ALERTGATE_URL", url.as_str()), ("ALERTGATE_ACTOR", "carol")];
+
+    let run = alertgate_async(&["incidents", "list"], &env).await;
+    assert!(run.ok(), "{run}");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(lines[0].starts_with("ID") && lines[0].contains("PRIO") && lines[0].contains("TITLE"), "{run}");
+    assert_eq!(lines.len(), 2, "one incident: {run}");
+    let id = lines[1].split_whitespace().next().unwrap().to_string();
+    assert!(lines[1].contains("triggered") && lines[1].contains("2/2"), "{run}");
+
+    let run = alertgate_async(&["incidents", "ack", &id, "-m", "on it"], &env).await;
+    assert!(run.ok(), "{run}");
+    assert!(run.stdout.contains("acknowledged"), "{run}");
+    let run = alertgate_async(&["incidents", "note", &id, "restarted the pod"], &env).await;
+    assert!(run.ok(), "{run}");
+    let run = alertgate_async(&["incidents", "close", &id], &env).await;
+    assert!(!run.ok(), "closing an acknowledged incident is refused: {run}");
+    assert!(run.stderr.contains("409") && run.stderr.contains("acknowledged"), "{run}");
+    let run = alertgate_async(&["incidents", "resolve", &id, "-m", "fixed"], &env).await;
+    assert!(run.ok(), "{run}");
+
+    let run = alertgate_async(&["incidents", "show", &id, "--json"], &env).await;
+    assert!(run.ok(), "{run}");
+    let d: Value = serde_json::from_str(&run.stdout).expect("json");
+    assert_eq!(d["state"], "resolved");
+    let kinds: Vec<(&str, &str)> = d["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .collect();
+    assert!(kinds.contains(&("acknowledged", "carol")), "{kinds:?}");
+    assert!(kinds.contains(&("note", "carol")), "{kinds:?}");
+    assert!(kinds.contains(&("resolved", "carol")), "{kinds:?}");
+
+    let run = alertgate_async(&["incidents", "show", &id], &env).await;
+    assert!(run.ok(), "{run}");
+    assert!(run.stdout.contains("timeline:") && run.stdout.contains("restarted the pod"), "{run}");
+    let run = alertgate_async(&["incidents", "list", "--state", "triggered"], &env).await;
+    assert_eq!(run.stdout.lines().count(), 1, "only the header: {run}");
+}
+
+#[test]
+fn replay_shows_rule_key_priority_and_muting() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("r.yaml"),
+        r#"
+incident_rules:
+  - name: latency
+    matchers: ['alertname="HighLatency"']
+    group_by: [alertname, job]
+    title: "{{ labels.alertname }} in {{ labels.job }}"
+    impact: high
+    urgency_from: {label: severity, map: {critical: high}}
+  - name: rest
+    matchers: []
+inhibit_rules:
+  - source_matchers: ['severity="critical"']
+    target_matchers: ['severity="warning"']
+    equal: [alertname]
+"#,
+    )
+    .unwrap();
+    let payload = dir.path().join("payload.json");
+    let body = json!([
+        {"labels": {"alertname": "HighLatency", "job": "api", "severity": "critical"}},
+        {"labels": {"alertname": "HighLatency", "job": "web", "severity": "warning"}},
+        {"labels": {"alertname": "DiskFull", "severity": "warning"}}
+    ]);
+    std::fs::write(&payload, body.to_string()).unwrap();
+    let rules = dir.path().display().to_string();
+    let run = alertgate(&["replay", payload.to_str().unwrap(), "--rules", &rules, "--json"], &[]);
+    assert!(run.ok(), "{run}");
+    let rows: Vec<Value> = serde_json::from_str(&run.stdout).expect("json");
+    assert_eq!(rows.len(), 3, "{run}");
+    assert_eq!(rows[0]["rule"], "latency");
+    assert_eq!(rows[0]["priority"], "P1");
+    assert_eq!(rows[0]["title"], "HighLatency in api");
+    assert_eq!(rows[0]["groupKey"], r#"latency{alertname="HighLatency",job="api"}"#);
+    assert_eq!(rows[0]["mutedBy"], Value::Null);
+    assert_eq!(rows[1]["mutedBy"], "inhibited", "the critical alert inhibits the warning of the same alertname");
+    assert_eq!(rows[2]["rule"], "rest");
+    assert_eq!(rows[2]["mutedBy"], Value::Null);
+    // The table form, from Alertmanager's webhook format (detected).
+    let run = alertgate(
+        &["replay", repo_path("tests/fixtures/alertmanager_webhook_firing.json").to_str().unwrap(), "--rules", &rules],
+        &[],
+    );
+    assert!(run.ok(), "{run}");
+    assert!(run.stdout.lines().next().unwrap().contains("GROUP KEY"), "{run}");
+    assert_eq!(run.stdout.lines().filter(|l| l.contains("latency")).count(), 2, "{run}");
+    // A file that is no payload is a clear error.
+    std::fs::write(&payload, "{\"alerts\": 5}").unwrap();
+    let run = alertgate(&["replay", payload.to_str().unwrap(), "--rules", &rules], &[]);
+    assert!(!run.ok());
+    assert!(run.stderr.contains("payload.json"), "{run}");
+}

@@ -47,6 +47,9 @@ pub enum StoreError {
     TooNew { found: usize, supported: usize },
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
+    /// The transaction holding this request could not be committed.
+    #[error("commit failed: {0}")]
+    CommitFailed(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -63,7 +66,8 @@ impl StoreError {
             StoreError::Closed => StoreError::Closed,
             StoreError::NotFound(m) => StoreError::NotFound(m.clone()),
             StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
-            other => StoreError::Corrupt(other.to_string()),
+            StoreError::Corrupt(m) => StoreError::Corrupt(m.clone()),
+            other => StoreError::CommitFailed(other.to_string()),
         }
     }
 
@@ -78,7 +82,7 @@ impl StoreError {
 
     /// True when the request may succeed if tried again later.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::DiskFull(_) | StoreError::Closed)
+        matches!(self, StoreError::DiskFull(_) | StoreError::Closed | StoreError::CommitFailed(_))
             || matches!(self, StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
                 if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
     }
