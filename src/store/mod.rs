@@ -230,7 +230,7 @@ impl Store {
         )?;
         conn.pragma_update(None, "busy_timeout", 5000)?;
         conn.pragma_update(None, "foreign_keys", true)?;
-        conn.pragma_update(None, "cache_size", -16_000)?; // KiB
+        conn.pragma_update(None, "cache_size", -16_000)?; // KiB; larger caches cost more at each commit than they save
         schema::migrate(&mut conn)?;
         // Checkpoints run on their own thread (see `checkpointer`), so the
         // writer never stalls copying the WAL into a large database.
@@ -286,7 +286,17 @@ impl Store {
     /// Deduplicate and durably commit a request's alerts. Returns once they
     /// are on disk; nothing of the request is stored on error.
     pub async fn ingest(&self, updates: Vec<AlertUpdate>, now: Timestamp) -> Result<IngestOutcome, StoreError> {
-        match self.write(writer::Op::Ingest { updates, now }).await? {
+        let encoded = updates
+            .iter()
+            .map(|u| match u {
+                AlertUpdate::Observe(a) => Some((
+                    serde_json::to_string(&a.labels).unwrap_or_else(|_| "{}".into()),
+                    serde_json::to_string(&a.annotations).unwrap_or_else(|_| "{}".into()),
+                )),
+                _ => None,
+            })
+            .collect();
+        match self.write(writer::Op::Ingest { updates, encoded, now }).await? {
             writer::Reply::Ingest(o) => Ok(o),
             _ => unreachable!("ingest answers with an outcome"),
         }

@@ -25,6 +25,9 @@ const MAX_BATCH_ALERTS: usize = 20_000;
 pub(super) enum Op {
     Ingest {
         updates: Vec<AlertUpdate>,
+        /// Labels and annotations of each observed alert as JSON, encoded
+        /// by the caller so the writer thread spends no time on it.
+        encoded: Vec<Option<(String, String)>>,
         now: Timestamp,
     },
     /// Expire alerts past their end, and run the engine's timers.
@@ -204,12 +207,14 @@ fn commit_batch(conn: &mut Connection, engine: &mut Engine, batch: &mut Vec<Pend
 
 fn apply(tx: &Connection, engine: &mut Engine, op: &Op) -> Result<Reply, StoreError> {
     match op {
-        Op::Ingest { updates, now } => {
+        Op::Ingest { updates, encoded, now } => {
             let mut outcome = IngestOutcome::default();
-            for u in updates {
+            for (u, enc) in updates.iter().zip(encoded) {
                 match u {
                     AlertUpdate::Observe(alert) => {
-                        let (id, obs) = observe_alert(tx, alert, *now)?;
+                        let (labels, annotations) =
+                            enc.as_ref().map(|(l, a)| (l.as_str(), a.as_str())).unwrap_or_default();
+                        let (id, obs) = observe_alert(tx, alert, labels, annotations, *now)?;
                         outcome.count(obs);
                         let a = AlertRef {
                             id,
@@ -364,7 +369,13 @@ fn resolve_stored(
     engine.on_resolved(tx, &a, now)
 }
 
-fn observe_alert(tx: &Connection, a: &Alert, now: Timestamp) -> Result<(i64, Observation), StoreError> {
+fn observe_alert(
+    tx: &Connection,
+    a: &Alert,
+    labels: &str,
+    annotations: &str,
+    now: Timestamp,
+) -> Result<(i64, Observation), StoreError> {
     let stored = tx
         .prepare_cached("SELECT id, status, starts_at, ends_at, expired FROM alerts WHERE fingerprint = ?1")?
         .query_row([a.fingerprint.as_str()], |r| {
@@ -388,8 +399,6 @@ fn observe_alert(tx: &Connection, a: &Alert, now: Timestamp) -> Result<(i64, Obs
         }),
     };
     let obs = observe(state.as_ref(), a);
-    let labels = serde_json::to_string(&a.labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let annotations = serde_json::to_string(&a.annotations).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let source = a.source.to_string();
     let raw = a.raw.get();
     let id = match (obs, stored) {
@@ -417,6 +426,27 @@ fn observe_alert(tx: &Connection, a: &Alert, now: Timestamp) -> Result<(i64, Obs
         (Observation::Stale, Some((id, ..))) => {
             tx.prepare_cached("UPDATE alerts SET last_seen = ?2, occurrences = occurrences + 1 WHERE id = ?1")?
                 .execute(params![id, ms(now)])?;
+            id
+        }
+        (Observation::Repeated, Some((id, _, stored_starts, ..))) if a.status == AlertStatus::Firing => {
+            // The hot path: a sender re-sends a firing alert. Only columns
+            // that can change are written, so the status and source indexes
+            // are left alone; the source stays that of the first delivery.
+            tx.prepare_cached(
+                "UPDATE alerts SET labels = ?2, annotations = ?3, starts_at = ?4, expires_at = ?5,
+                    generator_url = COALESCE(?6, generator_url), last_seen = ?7, occurrences = occurrences + 1, raw = ?8
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                id,
+                labels,
+                annotations,
+                stored_starts.min(ms(a.starts_at)),
+                a.expires_at.map(ms),
+                a.generator_url,
+                ms(now),
+                raw,
+            ])?;
             id
         }
         (obs, Some((id, _, stored_starts, ..))) => {
