@@ -190,7 +190,7 @@ async fn alerts(args: &ClientArgs, cmd: AlertsCommand) -> anyhow::Result<()> {
             }
         }
         AlertsCommand::Show { fingerprint } => {
-            let a = get_json(args, &format!("/api/v1/alerts/{fingerprint}"), &[]).await?;
+            let a = get_json(args, &format!("/api/v1/alerts/{}", encode_segment(&fingerprint)), &[]).await?;
             println!("{}", serde_json::to_string_pretty(&a)?);
         }
     }
@@ -331,4 +331,14 @@ fn print_incident(args: &ClientArgs, d: &Value) -> anyhow::Result<()> {
         .collect();
     print_table(&["AT", "ACTOR", "EVENT", "MESSAGE"], &events);
     Ok(())
+}
+
+/// Percent-encode a path segment (PagerDuty dedup keys may hold `/`, `?`, `#`).
+fn encode_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

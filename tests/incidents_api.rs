@@ -951,9 +951,9 @@ inhibit_rules:
         ])
     );
 
-    // Once the critical alert resolves, the warning's next repeat is news.
+    // Once the critical alert resolves, the warning opens its incident at
+    // once, without waiting for its sender's next re-send.
     push(g, json!([resolved(crit.clone(), &t0)])).await;
-    push(g, json!([firing(warn.clone(), &t0)])).await;
     assert!(stored(g, &warn).await.get("mutedBy").is_none());
     let list = incidents(g, "&state=triggered").await;
     assert!(list.iter().any(|i| i["title"] == "DiskFull warning in eu"), "{list:#?}");
@@ -1415,5 +1415,89 @@ async fn non_numeric_ids_get_a_json_400() {
         assert_eq!(resp.status(), 400, "{method} {path}");
         let body: serde_json::Value = resp.json().await.unwrap();
         assert!(body["error"].as_str().unwrap().contains("expected a number"), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn expiring_a_silence_opens_the_incidents_it_held_back_at_once() {
+    let env = Env::start("incident_rules:\n  - {name: all, group_by: [alertname]}\n");
+    let g = &env.g;
+    let (status, silence) = call(
+        Method::POST,
+        &g.url("/api/v1/silences"),
+        Some(json!({"matchers": ["alertname=\"Quiet\""], "endsAt": (now() + SignedDuration::from_hours(1)).to_string(), "createdBy": "t"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{silence}");
+    let quiet = json!({"alertname": "Quiet"});
+    push(g, json!([firing(quiet.clone(), &ago(10))])).await;
+    assert!(incidents(g, "").await.is_empty());
+    let (status, _) = call(Method::DELETE, &g.url(&format!("/api/v1/silences/{}", silence["id"])), None).await;
+    assert_eq!(status, 200);
+    // No re-send of the alert: the expiry itself routes it.
+    let list = incidents(g, "").await;
+    assert_eq!(list.len(), 1, "{list:#?}");
+    assert!(stored(g, &quiet).await.get("mutedBy").is_none());
+}
+
+#[tokio::test]
+async fn silences_that_match_everything_are_refused() {
+    let g = Gateway::start();
+    let ends = (now() + SignedDuration::from_hours(1)).to_string();
+    for matchers in [json!([""]), json!(["{}"]), json!(["alertname=~\".*\""]), json!(["team=\"\""])] {
+        let (status, body) = call(
+            Method::POST,
+            &g.url("/api/v1/silences"),
+            Some(json!({"matchers": matchers, "endsAt": ends, "createdBy": "t"})),
+        )
+        .await;
+        assert_eq!(status, 400, "{matchers}: {body}");
+        assert_eq!(body["detail"]["errors"][0]["path"], "matchers", "{body}");
+    }
+}
+
+#[tokio::test]
+async fn a_pending_group_dates_from_its_oldest_firing_alert() {
+    let env = Env::start("incident_rules:\n  - {name: slow, group_by: [alertname], min_duration: 3s}\n");
+    let g = &env.g;
+    let a = json!({"alertname": "Slow", "n": "a"});
+    let b = json!({"alertname": "Slow", "n": "b"});
+    let t0 = ago(5);
+    push(g, json!([firing(a.clone(), &t0)])).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    push(g, json!([firing(b.clone(), &t0)])).await;
+    // The first alert was transient: the group now dates from b.
+    push(g, json!([resolved(a.clone(), &t0)])).await;
+    let held_from = now();
+    let list = wait_for(TIMER_WAIT, "the group to open its incident", || async {
+        let list = incidents(g, "").await;
+        (!list.is_empty()).then_some(list)
+    })
+    .await;
+    assert!(
+        now().duration_since(held_from) >= SignedDuration::from_millis(2500),
+        "opened too early: the transient first alert still dated the group"
+    );
+    let inc = incident(g, id(&list[0])).await;
+    assert_eq!(fingerprints(&inc).len(), 1, "only b: {inc:#}");
+}
+
+#[tokio::test]
+async fn pages_do_not_shift_when_incidents_open_between_them() {
+    let env = Env::start("incident_rules:\n  - {name: each, group_by: [n]}\n");
+    let g = &env.g;
+    let batch: Vec<Value> = (0..6).map(|n| firing(json!({"alertname": "P", "n": n.to_string()}), &ago(5))).collect();
+    push(g, Value::Array(batch)).await;
+    for sort in ["-created_at", "created_at", "priority", "-updated_at"] {
+        let (_, first) = get(&g.url(&format!("/api/v1/incidents?limit=3&sort={sort}"))).await;
+        let cursor = first["nextCursor"].as_str().expect("a next page").to_string();
+        // Another incident opens between the two page fetches.
+        push(g, json!([firing(json!({"alertname": "P", "n": format!("new-{sort}")}), &ago(1))])).await;
+        let (status, second) =
+            get(&g.url(&format!("/api/v1/incidents?limit=3&sort={sort}&cursor={}", enc(&cursor)))).await;
+        assert_eq!(status, 200, "{second}");
+        let a = id_set(first["incidents"].as_array().unwrap());
+        let b = id_set(second["incidents"].as_array().unwrap());
+        assert!(a.is_disjoint(&b), "{sort}: page 2 repeats page 1: {a:?} {b:?}");
     }
 }

@@ -50,19 +50,21 @@ impl From<IngestError> for ApiError {
 }
 
 impl From<StoreError> for ApiError {
+    /// Callers see a fixed message per kind of failure; the details (SQLite's
+    /// own text) go to the log only.
     fn from(e: StoreError) -> Self {
-        if let StoreError::NotFound(m) = &e {
-            return ApiError::not_found(m.clone());
-        }
-        if let StoreError::Conflict(m) = &e {
-            return ApiError::new(StatusCode::CONFLICT, m.clone());
-        }
-        if e.is_unavailable() {
-            tracing::warn!(error = %e, "store unavailable");
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("storage unavailable, nothing was stored: {e}"))
-        } else {
-            tracing::error!(error = %e, "store error");
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("storage error, nothing was stored: {e}"))
+        let unavailable = |msg: &str| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, msg);
+        match &e {
+            StoreError::NotFound(m) => ApiError::not_found(m.clone()),
+            StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m.clone()),
+            _ if e.is_unavailable() => {
+                tracing::warn!(error = %e, "store unavailable");
+                unavailable(e.public_message())
+            }
+            _ => {
+                tracing::error!(error = %e, "store error");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.public_message())
+            }
         }
     }
 }

@@ -18,7 +18,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_js
     let ready = db.is_ok();
     let body = json!({
         "status": if ready { "ready" } else { "not ready" },
-        "database": match &db { Ok(()) => "ok".to_owned(), Err(e) => e.to_string() },
+        "database": match &db { Ok(()) => "ok", Err(e) => e.public_message() },
         "rules": { "files": rules.files.len(), "incident_rules": rules.incident_rules.len() },
     });
     let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

@@ -9,7 +9,7 @@ use super::body::JsonText;
 use super::error::ApiError;
 use super::{AppState, Id};
 use crate::model::incident::{IncidentAction, IncidentState, Priority};
-use crate::store::{IncidentDetail, IncidentPage, IncidentQuery, IncidentSort};
+use crate::store::{IncidentCursor, IncidentDetail, IncidentPage, IncidentQuery, IncidentSort};
 
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 500;
@@ -176,7 +176,10 @@ fn parse_query(raw: &str) -> Result<IncidentQuery, ApiError> {
                     .ok_or_else(|| bad(format!("expected a number from 1 to {MAX_LIMIT}, got {value:?}")))?
             }
             "cursor" => {
-                q.offset = value.parse().map_err(|_| bad(format!("not a cursor from a previous page: {value:?}")))?
+                q.cursor = Some(
+                    IncidentCursor::parse(&value)
+                        .ok_or_else(|| bad(format!("not a cursor from a previous page: {value:?}")))?,
+                )
             }
             _ => {
                 return Err(ApiError::bad_request(format!(

@@ -36,8 +36,13 @@ pub async fn create(
             Err(e) => problems.push(json!({ "path": format!("matchers[{i}]"), "message": e.to_string() })),
         }
     }
-    if b.matchers.is_empty() {
+    if matchers.is_empty() {
         problems.push(json!({ "path": "matchers", "message": "a silence needs at least one matcher" }));
+    } else if problems.is_empty() && matchers.iter().all(|m| m.matches(&crate::model::LabelSet::new())) {
+        // As in Alertmanager: such a silence would mute every alert.
+        problems.push(
+            json!({ "path": "matchers", "message": "these matchers match every alert; name at least one label value" }),
+        );
     }
     let now = crate::clock::now();
     let time = |v: &str, path: &str, problems: &mut Vec<serde_json::Value>| match crate::ingest::parse_time(v) {

@@ -10,37 +10,63 @@ use std::collections::{HashMap, HashSet};
 use crate::model::{Fingerprint, LabelSet};
 use crate::rules::incident::InhibitRule;
 
+/// The values of a rule's `equal` labels: sources and targets with equal
+/// keys meet.
+type EqualKey = Vec<Option<String>>;
+
 #[derive(Debug, Default)]
 pub struct InhibitIndex {
     /// One map per inhibit rule: equal-label values -> firing sources.
-    sources: Vec<HashMap<Vec<Option<String>>, HashSet<Fingerprint>>>,
+    sources: Vec<HashMap<EqualKey, HashSet<Fingerprint>>>,
+    /// Where each source is filed, so it can be removed even when its
+    /// labels changed under the same fingerprint (a PagerDuty dedup key).
+    filed: HashMap<Fingerprint, Vec<(usize, EqualKey)>>,
 }
 
-fn key(rule: &InhibitRule, labels: &LabelSet) -> Vec<Option<String>> {
+fn key(rule: &InhibitRule, labels: &LabelSet) -> EqualKey {
     rule.equal.iter().map(|n| labels.get(n).cloned()).collect()
 }
 
 impl InhibitIndex {
     pub fn new(rules: &[InhibitRule]) -> Self {
-        InhibitIndex { sources: rules.iter().map(|_| HashMap::new()).collect() }
+        InhibitIndex { sources: rules.iter().map(|_| HashMap::new()).collect(), filed: HashMap::new() }
     }
 
-    /// Record an alert's current status.
-    pub fn update(&mut self, rules: &[InhibitRule], fp: &Fingerprint, labels: &LabelSet, firing: bool) {
-        for (rule, map) in rules.iter().zip(self.sources.iter_mut()) {
-            if !rule.source_matchers.iter().all(|m| m.matches(labels)) {
-                continue;
-            }
-            let k = key(rule, labels);
-            if firing {
-                map.entry(k).or_default().insert(fp.clone());
-            } else if let Some(set) = map.get_mut(&k) {
-                set.remove(fp);
-                if set.is_empty() {
-                    map.remove(&k);
+    /// Record an alert's current labels and status. Returns true when some
+    /// group of equal labels lost its last firing source, so the alerts it
+    /// muted may open incidents now.
+    pub fn update(&mut self, rules: &[InhibitRule], fp: &Fingerprint, labels: &LabelSet, firing: bool) -> bool {
+        let mut places = Vec::new();
+        if firing {
+            for (i, rule) in rules.iter().enumerate() {
+                if rule.source_matchers.iter().all(|m| m.matches(labels)) {
+                    places.push((i, key(rule, labels)));
                 }
             }
         }
+        let before = self.filed.get(fp);
+        if before.map(Vec::as_slice).unwrap_or_default() == places.as_slice() {
+            return false;
+        }
+        let mut emptied = false;
+        if let Some(old) = self.filed.remove(fp) {
+            for (i, k) in old {
+                if let Some(set) = self.sources[i].get_mut(&k) {
+                    set.remove(fp);
+                    if set.is_empty() {
+                        self.sources[i].remove(&k);
+                        emptied |= !places.contains(&(i, k));
+                    }
+                }
+            }
+        }
+        if !places.is_empty() {
+            for (i, k) in &places {
+                self.sources[*i].entry(k.clone()).or_default().insert(fp.clone());
+            }
+            self.filed.insert(fp.clone(), places);
+        }
+        emptied
     }
 
     /// True when a firing source alert (other than the target itself) mutes `labels`.

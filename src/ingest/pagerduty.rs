@@ -173,7 +173,10 @@ fn trigger(event: Event, body: &str, ctx: &IngestContext, errors: &mut Errors) -
         annotations.insert("client_url".to_owned(), u.clone());
     }
     let fp = fingerprint(event.dedup_key.as_deref(), &labels, "dedup_key", errors);
-    let raw = RawValue::from_string(body.to_owned()).ok()?;
+    // The routing key is a credential: the stored event keeps everything else.
+    let mut event_json: serde_json::Map<String, Value> = serde_json::from_str(body).ok()?;
+    event_json.remove("routing_key");
+    let raw = RawValue::from_string(Value::Object(event_json).to_string()).ok()?;
     Some(Alert {
         fingerprint: fp,
         source: Source::PagerDuty,
@@ -210,6 +213,7 @@ mod tests {
         assert!(!a.raw.get().is_empty());
         let raw: Value = serde_json::from_str(a.raw.get()).unwrap();
         assert_eq!(raw["event_action"], "trigger");
+        assert!(raw.get("routing_key").is_none(), "the credential is not stored");
     }
 
     #[test]

@@ -114,7 +114,11 @@ impl IncidentRule {
             if !key.ends_with('{') {
                 key.push(',');
             }
-            key.push_str(k);
+            if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                key.push_str(k);
+            } else {
+                key.push_str(&format!("{k:?}"));
+            }
             key.push('=');
             key.push_str(&format!("{v:?}"));
         };
@@ -283,7 +287,7 @@ impl RawInhibitRule {
         let mut p = Vec::new();
         let source_matchers = matchers(&self.source_matchers, "source_matchers", &mut p);
         let target_matchers = matchers(&self.target_matchers, "target_matchers", &mut p);
-        if self.source_matchers.is_empty() || self.target_matchers.is_empty() {
+        if source_matchers.is_empty() || target_matchers.is_empty() {
             p.push("give both source_matchers and target_matchers: an empty list would match every alert".into());
         }
         if p.is_empty() { Ok(InhibitRule { source_matchers, target_matchers, equal: self.equal }) } else { Err(p) }

@@ -140,8 +140,8 @@ impl Parser<'_> {
     }
 
     fn skip_ws(&mut self) {
-        while self.peek().is_some_and(char::is_whitespace) {
-            self.pos += 1;
+        while let Some(c) = self.peek().filter(|c| c.is_whitespace()) {
+            self.pos += c.len_utf8();
         }
     }
 
@@ -287,6 +287,13 @@ mod tests {
             }
             assert!(msg.contains(part), "{s}: {msg}");
         }
+    }
+
+    #[test]
+    fn non_ascii_whitespace_does_not_panic() {
+        let m: Matcher = "\u{a0}a\u{3000}=\u{a0}\"b\"".parse().unwrap();
+        assert_eq!((m.name.as_str(), m.value.as_str()), ("a", "b"));
+        assert!(parse_matchers("{\u{a0}a=\"b\",\u{3000}}").is_ok());
     }
 
     #[test]

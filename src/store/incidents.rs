@@ -94,7 +94,6 @@ impl Engine {
                 return Ok(());
             }
         }
-        self.silences.retain(|s| s.ends_at > now);
         let muted = self.mute_reason(a.fingerprint, a.labels, now);
         tx.prepare_cached("UPDATE alerts SET muted_by = ?2 WHERE id = ?1 AND muted_by IS NOT ?2")?
             .execute(params![a.id, muted])?;
@@ -144,9 +143,9 @@ impl Engine {
                     )?
                     .execute(params![rule.name, key, ms(now), due])?;
                     tx.prepare_cached(
-                        "INSERT OR IGNORE INTO pending_alerts (rule, group_key, alert_id) VALUES (?1, ?2, ?3)",
+                        "INSERT OR IGNORE INTO pending_alerts (rule, group_key, alert_id, held_at) VALUES (?1, ?2, ?3, ?4)",
                     )?
-                    .execute(params![rule.name, key, a.id])?;
+                    .execute(params![rule.name, key, a.id, ms(now)])?;
                 }
                 FiringDecision::Open => {
                     self.open_incident(tx, rule, &key, a, now)?;
@@ -241,7 +240,7 @@ impl Engine {
     /// with no firing alert, and drop it from pending groups.
     pub fn on_resolved(&mut self, tx: &Connection, a: &AlertRef<'_>, now: Timestamp) -> Result<(), StoreError> {
         let rules = self.rules.clone();
-        self.inhibit.update(&rules.inhibit_rules, a.fingerprint, a.labels, false);
+        let sources_changed = self.inhibit.update(&rules.inhibit_rules, a.fingerprint, a.labels, false);
         let linked: Vec<i64> = tx
             .prepare_cached("SELECT incident_id FROM incident_alerts WHERE alert_id = ?1 AND firing = 1")?
             .query_map([a.id], |r| r.get(0))?
@@ -266,7 +265,32 @@ impl Engine {
                 }
             }
         }
-        leave_pending(tx, a.id)
+        leave_pending(tx, a.id)?;
+        if sources_changed {
+            // A source alert resolved: what it inhibited may open incidents now.
+            self.recheck_muted(tx, "inhibited", now)?;
+        }
+        Ok(())
+    }
+
+    /// Route again the firing alerts muted by `reason` (`silence:ID` or
+    /// `inhibited`): their silence ended or an inhibiting alert resolved.
+    pub fn recheck_muted(&mut self, tx: &Connection, reason: &str, now: Timestamp) -> Result<(), StoreError> {
+        let muted: Vec<(i64, String, String, String)> = tx
+            .prepare_cached(
+                "SELECT id, fingerprint, labels, annotations FROM alerts WHERE muted_by = ?1 AND status = 'firing'",
+            )?
+            .query_map([reason], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<Result<_, _>>()?;
+        for (id, fp, labels, annotations) in muted {
+            let fp = Fingerprint::parse(&fp).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let labels: LabelSet = serde_json::from_str(&labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let annotations: Annotations =
+                serde_json::from_str(&annotations).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let a = AlertRef { id, fingerprint: &fp, labels: &labels, annotations: &annotations };
+            self.on_firing(tx, &a, false, now)?;
+        }
+        Ok(())
     }
 
     /// Why an alert opens no incident now, if it is muted.
@@ -302,6 +326,11 @@ impl Engine {
     /// Timers: pending groups whose first alert has fired long enough, and
     /// incidents due to resolve themselves.
     pub fn tick(&mut self, tx: &Connection, now: Timestamp) -> Result<(), StoreError> {
+        let ended: Vec<i64> = self.silences.iter().filter(|s| s.ends_at <= now).map(|s| s.id).collect();
+        self.silences.retain(|s| s.ends_at > now);
+        for id in ended {
+            self.recheck_muted(tx, &format!("silence:{id}"), now)?;
+        }
         let due: Vec<(String, String, i64)> = tx
             .prepare_cached("SELECT rule, group_key, first_fired_at FROM pending_groups WHERE due_at <= ?1")?
             .query_map([ms(now)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
@@ -353,7 +382,9 @@ impl Engine {
     }
 }
 
-/// Take an alert out of every pending group; a group left empty goes too.
+/// Take an alert out of every pending group. A group left empty goes; a
+/// group that lost its oldest alert now dates from its oldest remaining
+/// one, so a transient first alert cannot make a later one look persistent.
 fn leave_pending(tx: &Connection, alert_id: i64) -> Result<(), StoreError> {
     let groups: Vec<(String, String)> = tx
         .prepare_cached("DELETE FROM pending_alerts WHERE alert_id = ?1 RETURNING rule, group_key")?
@@ -363,6 +394,14 @@ fn leave_pending(tx: &Connection, alert_id: i64) -> Result<(), StoreError> {
         tx.prepare_cached(
             "DELETE FROM pending_groups WHERE rule = ?1 AND group_key = ?2
              AND NOT EXISTS (SELECT 1 FROM pending_alerts WHERE rule = ?1 AND group_key = ?2)",
+        )?
+        .execute(params![rule, key])?;
+        tx.prepare_cached(
+            "UPDATE pending_groups SET
+                due_at = due_at - first_fired_at
+                    + (SELECT min(held_at) FROM pending_alerts WHERE rule = ?1 AND group_key = ?2),
+                first_fired_at = (SELECT min(held_at) FROM pending_alerts WHERE rule = ?1 AND group_key = ?2)
+             WHERE rule = ?1 AND group_key = ?2",
         )?
         .execute(params![rule, key])?;
     }

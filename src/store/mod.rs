@@ -80,6 +80,19 @@ impl StoreError {
         StoreError::Sqlite(e)
     }
 
+    /// What a client is told; no SQLite internals.
+    pub fn public_message(&self) -> &'static str {
+        match self {
+            StoreError::DiskFull(_) => "storage is full: the request was not applied; retry later",
+            StoreError::Closed => "the gateway is shutting down: the request was not applied; retry",
+            StoreError::CommitFailed(_) => "storage commit failed: the request was not applied; retry later",
+            StoreError::NotFound(_) => "not found",
+            StoreError::Conflict(_) => "conflict",
+            _ if self.is_unavailable() => "storage is busy: the request was not applied; retry",
+            _ => "internal storage error; see the gateway's log",
+        }
+    }
+
     /// True when the request may succeed if tried again later.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, StoreError::DiskFull(_) | StoreError::Closed | StoreError::CommitFailed(_))
@@ -154,8 +167,35 @@ pub struct IncidentQuery {
     /// Created before.
     pub until: Option<Timestamp>,
     pub sort: IncidentSort,
-    pub offset: usize,
+    /// Where the previous page ended: its last row's sort key and id
+    /// (`next_cursor` of that page). Pages do not shift when incidents open
+    /// meanwhile.
+    pub cursor: Option<IncidentCursor>,
     pub limit: usize,
+}
+
+/// A position in an incident listing: the sort key and id of the last row
+/// seen. Written as `ID` (creation order), `P2:ID` (priority) or
+/// `MILLIS:ID` (update time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IncidentCursor {
+    pub key: i64,
+    pub id: i64,
+}
+
+impl IncidentCursor {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.split_once(':') {
+            None => Some(IncidentCursor { key: 0, id: s.parse().ok()? }),
+            Some((k, id)) => {
+                let key = match Priority::parse(k) {
+                    Some(p) => p as i64,
+                    None => k.parse().ok()?,
+                };
+                Some(IncidentCursor { key, id: id.parse().ok()? })
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -208,7 +248,7 @@ pub struct Store {
 
 struct ReadPool {
     conns: Mutex<Vec<Connection>>,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
 }
 
 impl Store {
@@ -249,6 +289,10 @@ impl Store {
             readers.push(r);
         }
 
+        // Load the writer's in-memory state here, so a store that cannot
+        // start fails `open` instead of every write later.
+        let current = rules.read().expect("rules lock").clone();
+        let engine = incidents::Engine::load(&conn, current, crate::clock::now())?;
         let (stop_checkpoints, stopped) = std::sync::mpsc::channel::<()>();
         let checkpointer = std::thread::Builder::new()
             .name("store-checkpoint".into())
@@ -263,12 +307,15 @@ impl Store {
                     let _ = stop_checkpoints.send(());
                     let _ = checkpointer.join();
                 };
-                writer::run(conn, rx, rules, stop)
+                writer::run(conn, engine, rx, rules, stop)
             })
             .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
         Ok(Store {
             writer: tx,
-            readers: Arc::new(ReadPool { permits: Semaphore::new(readers.len()), conns: Mutex::new(readers) }),
+            readers: Arc::new(ReadPool {
+                permits: Arc::new(Semaphore::new(readers.len())),
+                conns: Mutex::new(readers),
+            }),
             path: Arc::new(path),
         })
     }
@@ -390,9 +437,12 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let _permit = self.readers.permits.acquire().await.map_err(|_| StoreError::Closed)?;
+        // The permit moves into the blocking task: if the caller goes away
+        // the connection is still in use until the task gives it back.
+        let permit = self.readers.permits.clone().acquire_owned().await.map_err(|_| StoreError::Closed)?;
         let pool = self.readers.clone();
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let conn = pool.conns.lock().expect("reader pool lock").pop().ok_or(StoreError::Closed)?;
             let result = f(&conn);
             pool.conns.lock().expect("reader pool lock").push(conn);
@@ -404,6 +454,9 @@ impl Store {
 
     /// True when the database answers a query.
     pub async fn ping(&self) -> Result<(), StoreError> {
+        if self.writer.is_closed() {
+            return Err(StoreError::Closed);
+        }
         self.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?)).await
     }
 

@@ -170,17 +170,44 @@ pub(super) fn list_incidents(c: &Connection, q: &IncidentQuery) -> Result<Incide
         args.push(Value::Integer(ms(t)));
         sql.push_str(&format!(" AND created_at < ?{}", args.len()));
     }
+    if let Some(cur) = q.cursor {
+        // Keyset paging: continue after the last row of the previous page.
+        let (k, i) = (args.len() + 1, args.len() + 2);
+        match q.sort {
+            IncidentSort::CreatedDesc => sql.push_str(&format!(" AND id < ?{i}")),
+            IncidentSort::CreatedAsc => sql.push_str(&format!(" AND id > ?{i}")),
+            IncidentSort::Priority => {
+                sql.push_str(&format!(" AND (priority > ?{k} OR (priority = ?{k} AND id < ?{i}))"))
+            }
+            IncidentSort::UpdatedDesc => {
+                sql.push_str(&format!(" AND (updated_at < ?{k} OR (updated_at = ?{k} AND id < ?{i}))"))
+            }
+        }
+        let key = match q.sort {
+            IncidentSort::Priority => {
+                Value::Text(Priority::ALL.get(cur.key as usize).map(|p| p.as_str()).unwrap_or("P5").to_owned())
+            }
+            _ => Value::Integer(cur.key),
+        };
+        args.push(key);
+        args.push(Value::Integer(cur.id));
+    }
     sql.push_str(match q.sort {
         IncidentSort::CreatedDesc => " ORDER BY id DESC",
         IncidentSort::CreatedAsc => " ORDER BY id ASC",
         IncidentSort::Priority => " ORDER BY priority ASC, id DESC",
         IncidentSort::UpdatedDesc => " ORDER BY updated_at DESC, id DESC",
     });
-    sql.push_str(&format!(" LIMIT {} OFFSET {}", q.limit + 1, q.offset));
+    sql.push_str(&format!(" LIMIT {}", q.limit + 1));
     let mut incidents: Vec<Incident> =
         c.prepare(&sql)?.query_map(params_from_iter(args.iter()), row_to_incident)?.collect::<Result<_, _>>()?;
-    let next_cursor = (incidents.len() > q.limit).then(|| (q.offset + q.limit).to_string());
+    let more = incidents.len() > q.limit;
     incidents.truncate(q.limit);
+    let next_cursor = incidents.last().filter(|_| more).map(|last| match q.sort {
+        IncidentSort::CreatedDesc | IncidentSort::CreatedAsc => last.id.to_string(),
+        IncidentSort::Priority => format!("{}:{}", last.priority, last.id),
+        IncidentSort::UpdatedDesc => format!("{}:{}", last.updated_at.as_millisecond(), last.id),
+    });
     Ok(IncidentPage { incidents, next_cursor })
 }
 

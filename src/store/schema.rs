@@ -104,6 +104,15 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX silences_ends ON silences (ends_at);
     "#,
+    // 3: find muted alerts when their silence ends or their inhibitor
+    // resolves; when each alert joined its pending group.
+    r#"
+    CREATE INDEX alerts_muted ON alerts (muted_by) WHERE muted_by IS NOT NULL;
+    ALTER TABLE pending_alerts ADD COLUMN held_at INTEGER NOT NULL DEFAULT 0;
+    UPDATE pending_alerts SET held_at = (
+        SELECT g.first_fired_at FROM pending_groups g WHERE g.rule = pending_alerts.rule AND g.group_key = pending_alerts.group_key
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

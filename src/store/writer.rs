@@ -87,6 +87,12 @@ pub(super) enum Request {
 }
 
 impl Op {
+    /// Whether applying this op can change the writer's in-memory state
+    /// (inhibit index, silences), which a rollback must then restore.
+    fn touches_engine(&self) -> bool {
+        matches!(self, Op::Ingest { .. } | Op::Tick { .. } | Op::CreateSilence { .. } | Op::ExpireSilence { .. })
+    }
+
     fn weight(&self) -> usize {
         match self {
             Op::Ingest { updates, .. } => updates.len().max(1),
@@ -97,19 +103,11 @@ impl Op {
 
 pub(super) fn run(
     mut conn: Connection,
+    mut engine: Engine,
     mut rx: mpsc::Receiver<Request>,
     rules: SharedRules,
     stop_checkpoints: impl FnOnce(),
 ) {
-    let current = rules.read().expect("rules lock").clone();
-    let mut engine = match Engine::load(&conn, current, crate::clock::now()) {
-        Ok(e) => e,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot load the engine state; the store is closing");
-            rx.close();
-            return;
-        }
-    };
     let mut batch = Vec::new();
     let mut close: Option<oneshot::Sender<()>> = None;
     while close.is_none() {
@@ -164,6 +162,7 @@ type Pending = (Op, oneshot::Sender<Result<Reply, StoreError>>);
 
 fn commit_batch(conn: &mut Connection, engine: &mut Engine, batch: &mut Vec<Pending>) {
     let mut results: Vec<Result<Reply, StoreError>> = Vec::with_capacity(batch.len());
+    let mut engine_touched_by_failure = false;
     let outcome = (|| -> Result<(), StoreError> {
         let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for (op, _) in batch.iter() {
@@ -175,7 +174,14 @@ fn commit_batch(conn: &mut Connection, engine: &mut Engine, batch: &mut Vec<Pend
                     results.push(Ok(reply));
                 }
                 Err(e) => {
+                    engine_touched_by_failure |= op.touches_engine();
                     drop(sp); // rolls back this request only
+                    // Some errors (disk full, I/O) make SQLite roll back the
+                    // whole transaction; a later savepoint would then commit
+                    // on its own. The whole batch fails instead.
+                    if tx.is_autocommit() {
+                        return Err(e);
+                    }
                     results.push(Err(e));
                 }
             }
@@ -183,7 +189,7 @@ fn commit_batch(conn: &mut Connection, engine: &mut Engine, batch: &mut Vec<Pend
         tx.commit()?;
         Ok(())
     })();
-    if results.iter().any(Result::is_err) || outcome.is_err() {
+    if engine_touched_by_failure || outcome.is_err() {
         // A rolled-back request may have touched the in-memory state.
         match Engine::load(conn, engine.rules.clone(), crate::clock::now()) {
             Ok(fresh) => *engine = fresh,
@@ -345,10 +351,10 @@ fn apply(tx: &Connection, engine: &mut Engine, op: &Op) -> Result<Reply, StoreEr
                     return Err(StoreError::NotFound(format!("no silence {id}")));
                 }
             }
-            for s in engine.silences.iter_mut().filter(|s| s.id == *id) {
-                s.ends_at = s.ends_at.min(*now);
-                s.starts_at = s.starts_at.min(*now);
-            }
+            // The alerts it muted are routed again at once, not at their
+            // sender's next re-send (hours away for an Alertmanager group).
+            engine.silences.retain(|s| s.id != *id);
+            engine.recheck_muted(tx, &format!("silence:{id}"), *now)?;
             Ok(Reply::Done)
         }
     }
