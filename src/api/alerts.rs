@@ -44,13 +44,7 @@ fn parse_query(raw: &str) -> Result<AlertQuery, ApiError> {
             "source" => q.source = Some(value),
             "fingerprint" => q.fingerprint = Some(Fingerprint::parse(&value).map_err(|e| bad(e.to_string()))?),
             "filter" | "matcher" => q.matchers.extend(parse_matchers(&value).map_err(|e| bad(e.to_string()))?),
-            "limit" => {
-                q.limit = value
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| bad(format!("expected a number from 1 to {MAX_LIMIT}, got {value:?}")))?
-            }
+            "limit" => q.limit = super::parse_limit(&key, &value, MAX_LIMIT)?,
             "cursor" => {
                 q.before =
                     Some(value.parse().map_err(|_| bad(format!("not a cursor from a previous page: {value:?}")))?)

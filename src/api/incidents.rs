@@ -168,13 +168,7 @@ fn parse_query(raw: &str) -> Result<IncidentQuery, ApiError> {
                     }
                 }
             }
-            "limit" => {
-                q.limit = value
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| bad(format!("expected a number from 1 to {MAX_LIMIT}, got {value:?}")))?
-            }
+            "limit" => q.limit = super::parse_limit(&key, &value, MAX_LIMIT)?,
             "cursor" => {
                 q.cursor = Some(
                     IncidentCursor::parse(&value)

@@ -20,6 +20,14 @@ use crate::ingest::IngestContext;
 use crate::rules::RuleSet;
 use crate::store::{SharedRules, Store};
 
+/// A page size from the query string, 1 to `max`.
+fn parse_limit(key: &str, value: &str, max: usize) -> Result<usize, error::ApiError> {
+    value.parse().ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| {
+        error::ApiError::bad_request(format!("{key}: expected a number from 1 to {max}, got {value:?}"))
+            .with_detail(serde_json::json!({ "parameter": key }))
+    })
+}
+
 /// A numeric `{id}` path parameter; anything else is a JSON 400.
 pub struct Id(pub i64);
 

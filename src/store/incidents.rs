@@ -33,6 +33,39 @@ pub(super) struct AlertRef<'a> {
     pub annotations: &'a Annotations,
 }
 
+/// An alert read back from its row, owning what an [`AlertRef`] borrows.
+pub(super) struct StoredAlert {
+    id: i64,
+    fingerprint: Fingerprint,
+    labels: LabelSet,
+    annotations: Annotations,
+}
+
+impl StoredAlert {
+    pub fn from_row(id: i64, fingerprint: &str, labels: &str, annotations: &str) -> Result<Self, StoreError> {
+        let corrupt = |e: String| StoreError::Corrupt(format!("alert {id}: {e}"));
+        Ok(StoredAlert {
+            id,
+            fingerprint: Fingerprint::parse(fingerprint).map_err(|e| corrupt(e.to_string()))?,
+            labels: serde_json::from_str(labels).map_err(|e| corrupt(e.to_string()))?,
+            annotations: serde_json::from_str(annotations).map_err(|e| corrupt(e.to_string()))?,
+        })
+    }
+
+    pub fn as_ref(&self) -> AlertRef<'_> {
+        AlertRef { id: self.id, fingerprint: &self.fingerprint, labels: &self.labels, annotations: &self.annotations }
+    }
+}
+
+/// `message`, then `: comment` when a comment was given.
+fn with_comment(mut message: String, comment: Option<&str>) -> String {
+    if let Some(c) = comment.filter(|c| !c.is_empty()) {
+        message.push_str(": ");
+        message.push_str(c);
+    }
+    message
+}
+
 impl Engine {
     /// Rebuild the in-memory state from the store.
     pub fn load(conn: &Connection, rules: Arc<RuleSet>, now: Timestamp) -> Result<Engine, StoreError> {
@@ -222,12 +255,8 @@ impl Engine {
             .query_map(params![rule.name, key, first.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
             .collect::<Result<_, _>>()?;
         for (alert_id, fp, labels, annotations) in held {
-            let fp = Fingerprint::parse(&fp).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let labels: LabelSet = serde_json::from_str(&labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let annotations: Annotations =
-                serde_json::from_str(&annotations).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let a = AlertRef { id: alert_id, fingerprint: &fp, labels: &labels, annotations: &annotations };
-            link_alert(tx, id, rule, &a, now)?;
+            let held = StoredAlert::from_row(alert_id, &fp, &labels, &annotations)?;
+            link_alert(tx, id, rule, &held.as_ref(), now)?;
         }
         tx.prepare_cached("DELETE FROM pending_alerts WHERE rule = ?1 AND group_key = ?2")?
             .execute(params![rule.name, key])?;
@@ -283,12 +312,8 @@ impl Engine {
             .query_map([reason], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
             .collect::<Result<_, _>>()?;
         for (id, fp, labels, annotations) in muted {
-            let fp = Fingerprint::parse(&fp).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let labels: LabelSet = serde_json::from_str(&labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let annotations: Annotations =
-                serde_json::from_str(&annotations).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let a = AlertRef { id, fingerprint: &fp, labels: &labels, annotations: &annotations };
-            self.on_firing(tx, &a, false, now)?;
+            let alert = StoredAlert::from_row(id, &fp, &labels, &annotations)?;
+            self.on_firing(tx, &alert.as_ref(), false, now)?;
         }
         Ok(())
     }
@@ -348,13 +373,8 @@ impl Engine {
             let rule = rules.incident_rules.iter().find(|r| r.name == rule_name);
             match (rule, first_alert) {
                 (Some(rule), Some((id, fp, labels, annotations))) if engine::qualifies(rule, ts(first)?, 1, now) => {
-                    let fp = Fingerprint::parse(&fp).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                    let labels: LabelSet =
-                        serde_json::from_str(&labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                    let annotations: Annotations =
-                        serde_json::from_str(&annotations).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                    let a = AlertRef { id, fingerprint: &fp, labels: &labels, annotations: &annotations };
-                    self.open_incident(tx, rule, &key, &a, now)?;
+                    let first = StoredAlert::from_row(id, &fp, &labels, &annotations)?;
+                    self.open_incident(tx, rule, &key, &first.as_ref(), now)?;
                 }
                 (Some(_), Some(_)) => {}
                 _ => {
@@ -588,11 +608,7 @@ pub(super) fn act(
         params![id, to.as_str(), ms(now)],
     )?;
     tracing::info!(incident = id, from = %from, to = %to, actor, "incident state changed");
-    let mut message = format!("{from} → {to}");
-    if let Some(c) = comment.filter(|c| !c.is_empty()) {
-        message.push_str(": ");
-        message.push_str(c);
-    }
+    let message = with_comment(format!("{from} → {to}"), comment);
     event(
         tx,
         id,
@@ -642,11 +658,7 @@ pub(super) fn set_priority(
         "UPDATE incidents SET priority = ?2, updated_at = ?3 WHERE id = ?1",
         params![id, priority.as_str(), ms(now)],
     )?;
-    let mut message = format!("priority {before} → {priority}");
-    if let Some(c) = comment.filter(|c| !c.is_empty()) {
-        message.push_str(": ");
-        message.push_str(c);
-    }
+    let message = with_comment(format!("priority {before} → {priority}"), comment);
     event(
         tx,
         id,

@@ -10,12 +10,12 @@ use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::incidents::{self, AlertRef, Engine};
+use super::incidents::{self, AlertRef, Engine, StoredAlert};
 use super::{IngestOutcome, SharedRules, StoreError, ms, ts};
 use crate::engine::silence::Silence;
 use crate::model::alert::observe;
 use crate::model::incident::{IncidentAction, Priority};
-use crate::model::{Alert, AlertState, AlertStatus, AlertUpdate, Annotations, Fingerprint, LabelSet, Observation};
+use crate::model::{Alert, AlertState, AlertStatus, AlertUpdate, Observation};
 use crate::rules::matcher::Matcher;
 
 /// Most requests, and most alerts, one transaction takes.
@@ -261,7 +261,7 @@ fn apply(tx: &Connection, engine: &mut Engine, op: &Op) -> Result<Reply, StoreEr
                             .collect::<Result<_, _>>()?;
                         if let Some((id, labels, annotations)) = resolved.into_iter().next() {
                             outcome.count(Observation::Resolved);
-                            resolve_stored(tx, engine, id, fingerprint, &labels, &annotations, *now)?;
+                            resolve_stored(tx, engine, id, fingerprint.as_str(), &labels, &annotations, *now)?;
                         } else {
                             // Already resolved, or never seen: PagerDuty
                             // accepts both without effect; so do we, but a
@@ -289,8 +289,7 @@ fn apply(tx: &Connection, engine: &mut Engine, op: &Op) -> Result<Reply, StoreEr
                 .query_map(params![ms(*now)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
                 .collect::<Result<_, _>>()?;
             for (id, fp, labels, annotations) in &expired {
-                let fp = Fingerprint::parse(fp).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                resolve_stored(tx, engine, *id, &fp, labels, annotations, *now)?;
+                resolve_stored(tx, engine, *id, fp, labels, annotations, *now)?;
             }
             engine.tick(tx, *now)?;
             Ok(Reply::Tick(expired.len()))
@@ -364,15 +363,13 @@ fn resolve_stored(
     tx: &Connection,
     engine: &mut Engine,
     id: i64,
-    fingerprint: &Fingerprint,
+    fingerprint: &str,
     labels: &str,
     annotations: &str,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let labels: LabelSet = serde_json::from_str(labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let annotations: Annotations = serde_json::from_str(annotations).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let a = AlertRef { id, fingerprint, labels: &labels, annotations: &annotations };
-    engine.on_resolved(tx, &a, now)
+    let alert = StoredAlert::from_row(id, fingerprint, labels, annotations)?;
+    engine.on_resolved(tx, &alert.as_ref(), now)
 }
 
 fn observe_alert(
