@@ -154,6 +154,12 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     preload: u64,
 
+    /// Before measuring, post every alert of the measured set once, unmeasured,
+    /// so the measured phase sees them all open (the steady state of a
+    /// Prometheus that re-sends its firing alerts every minute).
+    #[arg(long)]
+    warmup: bool,
+
     /// Alerts per request during preload.
     #[arg(long, default_value_t = 1000)]
     preload_batch: usize,
@@ -987,6 +993,24 @@ async fn load_server(
     } else {
         None
     };
+    if args.warmup {
+        let bodies = BodyGen::new(formats[0], 0, plan.fingerprints, args.batch, false, false);
+        let max_requests = bodies.requests_for_all();
+        let warm = run_phase(Phase {
+            server: name.to_string(),
+            phase: "warmup".into(),
+            base_url: url.to_string(),
+            pid,
+            bodies: Arc::new(bodies),
+            concurrency: args.concurrency,
+            max_requests,
+            time_limit: Duration::from_secs_f64(args.preload_timeout),
+            request_timeout,
+            clk_tck: plan.clk_tck,
+        })
+        .await?;
+        eprintln!("[loadgen] {name} warmup: {} alerts sent once", warm.alerts_accepted);
+    }
     let mut runs = Vec::new();
     for &format in formats {
         let bodies = BodyGen::new(format, 0, plan.fingerprints, args.batch, true, true);

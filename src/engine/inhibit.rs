@@ -37,12 +37,33 @@ impl InhibitIndex {
     /// muted may open incidents now.
     pub fn update(&mut self, rules: &[InhibitRule], fp: &Fingerprint, labels: &LabelSet, firing: bool) -> bool {
         let mut places = Vec::new();
-        if firing {
-            for (i, rule) in rules.iter().enumerate() {
-                if rule.source_matchers.iter().all(|m| m.matches(labels)) {
-                    places.push((i, key(rule, labels)));
+        for (i, rule) in rules.iter().enumerate() {
+            if rule.source_matchers.iter().all(|m| m.matches(labels)) {
+                places.push((i, key(rule, labels)));
+            }
+        }
+        // An alert whose fingerprint is its label hash cannot change labels,
+        // so where it is filed follows from its labels; only alerts with a
+        // sender's fingerprint need a record of where they were filed.
+        // (That record would otherwise cost memory for every source alert.)
+        if *fp == Fingerprint::of_labels(labels) {
+            let mut changed_emptied = false;
+            for (i, k) in places {
+                let map = &mut self.sources[i];
+                if firing {
+                    map.entry(k).or_default().insert(fp.clone());
+                } else if let Some(set) = map.get_mut(&k)
+                    && set.remove(fp)
+                    && set.is_empty()
+                {
+                    map.remove(&k);
+                    changed_emptied = true;
                 }
             }
+            return changed_emptied;
+        }
+        if !firing {
+            places.clear();
         }
         let before = self.filed.get(fp);
         if before.map(Vec::as_slice).unwrap_or_default() == places.as_slice() {

@@ -33,7 +33,42 @@ pub struct Matcher {
     pub name: String,
     pub op: MatchOp,
     pub value: String,
-    regex: Option<Regex>,
+    pattern: Option<Pattern>,
+}
+
+/// A regex value, with the shapes rule files use most answered without the
+/// regex engine: `a|b|c` and `prefix.*`. Alertmanager users write these by
+/// the hundred; each check is then a string comparison.
+#[derive(Debug, Clone)]
+enum Pattern {
+    Literals(Vec<String>),
+    Prefix(String),
+    Regex(Regex),
+}
+
+impl Pattern {
+    fn compile(value: &str) -> Result<Pattern, String> {
+        // Compile anyway, so an invalid value is refused whatever its shape.
+        let regex = Regex::new(&format!("^(?:{value})$")).map_err(|e| format!("invalid regex: {e}"))?;
+        let plain = |s: &str| !s.contains(|c: char| "\\.+*?()|[]{}^$".contains(c));
+        if let Some(prefix) = value.strip_suffix(".*")
+            && plain(prefix)
+        {
+            return Ok(Pattern::Prefix(prefix.to_owned()));
+        }
+        if value.split('|').all(plain) {
+            return Ok(Pattern::Literals(value.split('|').map(str::to_owned).collect()));
+        }
+        Ok(Pattern::Regex(regex))
+    }
+
+    fn is_match(&self, v: &str) -> bool {
+        match self {
+            Pattern::Literals(options) => options.iter().any(|o| o == v),
+            Pattern::Prefix(p) => v.starts_with(p.as_str()) && !v[p.len()..].contains('\n'),
+            Pattern::Regex(r) => r.is_match(v),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,13 +83,11 @@ impl Matcher {
         if name.is_empty() {
             return Err("label name is empty".into());
         }
-        let regex = match op {
-            MatchOp::Regex | MatchOp::NotRegex => {
-                Some(Regex::new(&format!("^(?:{value})$")).map_err(|e| format!("invalid regex: {e}"))?)
-            }
+        let pattern = match op {
+            MatchOp::Regex | MatchOp::NotRegex => Some(Pattern::compile(value)?),
             _ => None,
         };
-        Ok(Matcher { name: name.to_owned(), op, value: value.to_owned(), regex })
+        Ok(Matcher { name: name.to_owned(), op, value: value.to_owned(), pattern })
     }
 
     pub fn matches(&self, labels: &LabelSet) -> bool {
@@ -62,8 +95,8 @@ impl Matcher {
         match self.op {
             MatchOp::Equal => v == self.value,
             MatchOp::NotEqual => v != self.value,
-            MatchOp::Regex => self.regex.as_ref().is_some_and(|r| r.is_match(v)),
-            MatchOp::NotRegex => !self.regex.as_ref().is_some_and(|r| r.is_match(v)),
+            MatchOp::Regex => self.pattern.as_ref().is_some_and(|p| p.is_match(v)),
+            MatchOp::NotRegex => !self.pattern.as_ref().is_some_and(|p| p.is_match(v)),
         }
     }
 }
@@ -287,6 +320,22 @@ mod tests {
             }
             assert!(msg.contains(part), "{s}: {msg}");
         }
+    }
+
+    #[test]
+    fn literal_shortcuts_agree_with_the_regex_engine() {
+        let values = ["", "a", "ab", "abc", "prod-eu", "prod-", "prod", "x\nprod-", "prod-\nx", "b|c", "c"];
+        for pattern in ["a|b|c", "prod-.*", "ab", "", "a|", "prod-eu|prod-us", ".*", "a.c", "p.*d"] {
+            let fast = Pattern::compile(pattern).unwrap();
+            let slow = Regex::new(&format!("^(?:{pattern})$")).unwrap();
+            for v in values {
+                assert_eq!(fast.is_match(v), slow.is_match(v), "{pattern:?} on {v:?}");
+            }
+        }
+        assert!(matches!(Pattern::compile("prod-.*").unwrap(), Pattern::Prefix(_)));
+        assert!(matches!(Pattern::compile("a|b").unwrap(), Pattern::Literals(_)));
+        assert!(matches!(Pattern::compile("a.c").unwrap(), Pattern::Regex(_)));
+        assert!(Pattern::compile("a|(").is_err());
     }
 
     #[test]

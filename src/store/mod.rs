@@ -481,7 +481,7 @@ impl Store {
 
 /// WAL size past which a checkpoint waits for the writer to pause, so the
 /// WAL cannot grow without bound under a constant write load.
-const WAL_RESTART_BYTES: u64 = 256 << 20;
+const WAL_RESTART_BYTES: u64 = 64 << 20;
 
 /// Copy the WAL into the database in the background, once a second: a
 /// passive checkpoint never blocks the writer or readers.
