@@ -940,6 +940,11 @@ inhibit_rules:
     assert!(stored(g, &crit).await.get("mutedBy").is_none());
     assert!(stored(g, &warn_us).await.get("mutedBy").is_none());
     assert!(stored(g, &other).await.get("mutedBy").is_none());
+    let muted = all_alerts(g, "&muted=true").await;
+    assert_eq!(muted.len(), 1, "{muted:#?}");
+    assert_eq!(muted[0]["labels"]["cluster"], "eu");
+    assert_eq!(muted[0]["labels"]["severity"], "warning");
+    assert_eq!(all_alerts(g, "&muted=false").await.len(), 3);
     let titles: BTreeSet<String> =
         incidents(g, "").await.iter().map(|i| i["title"].as_str().unwrap().to_string()).collect();
     assert_eq!(

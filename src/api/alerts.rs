@@ -43,6 +43,13 @@ fn parse_query(raw: &str) -> Result<AlertQuery, ApiError> {
             }
             "source" => q.source = Some(value),
             "fingerprint" => q.fingerprint = Some(Fingerprint::parse(&value).map_err(|e| bad(e.to_string()))?),
+            "muted" => {
+                q.muted = Some(match value.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(bad(format!("expected true or false, got {value:?}"))),
+                })
+            }
             "filter" | "matcher" => q.matchers.extend(parse_matchers(&value).map_err(|e| bad(e.to_string()))?),
             "limit" => q.limit = super::parse_limit(&key, &value, MAX_LIMIT)?,
             "cursor" => {
@@ -51,7 +58,7 @@ fn parse_query(raw: &str) -> Result<AlertQuery, ApiError> {
             }
             _ => {
                 return Err(ApiError::bad_request(format!(
-                    "unknown query parameter {key:?}; known: state, source, fingerprint, filter, limit, cursor"
+                    "unknown query parameter {key:?}; known: state, source, fingerprint, muted, filter, limit, cursor"
                 )));
             }
         }

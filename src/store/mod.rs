@@ -139,6 +139,9 @@ pub struct AlertQuery {
     pub status: Option<AlertStatus>,
     pub source: Option<String>,
     pub fingerprint: Option<Fingerprint>,
+    /// Only alerts a silence or an inhibition keeps from incidents (true),
+    /// or only the others (false).
+    pub muted: Option<bool>,
     pub matchers: Vec<Matcher>,
     /// Continue below this row id (from a previous page's cursor).
     pub before: Option<i64>,

@@ -33,6 +33,11 @@ pub(super) fn list_alerts(c: &Connection, q: &AlertQuery) -> Result<AlertPage, S
         args.push(Value::Text(f.as_str().into()));
         sql.push_str(&format!(" AND fingerprint = ?{}", args.len()));
     }
+    match q.muted {
+        Some(true) => sql.push_str(" AND muted_by IS NOT NULL"),
+        Some(false) => sql.push_str(" AND muted_by IS NULL"),
+        None => {}
+    }
     let chunk = if q.matchers.is_empty() { q.limit + 1 } else { CHUNK };
     sql.push_str(&format!(" ORDER BY id DESC LIMIT {chunk}"));
     let mut stmt = c.prepare_cached(&sql)?;
