@@ -3,11 +3,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use common::{BIN, Gateway, all_alerts, fixture, post, repo_path};
+use common::{BIN, Gateway, all_alerts, fixture, post, repo_path, run_to_exit};
 use serde_json::{Value, json};
 
 struct Run {
@@ -37,30 +36,9 @@ fn alertgate(args: &[&str], env: &[(&str, &str)]) -> Run {
             cmd.env_remove(key);
         }
     }
-    cmd.envs(env.iter().copied()).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn alertgate");
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = r.read_to_string(&mut s);
-            s
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().unwrap()));
-    let err = drain(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("try_wait") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("alertgate {args:?} did not exit within 60s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Run { code: status.code(), stdout: out.join().unwrap(), stderr: err.join().unwrap() }
+    cmd.envs(env.iter().copied()).args(args);
+    let (status, stdout, stderr) = run_to_exit(&mut cmd, Duration::from_secs(60));
+    Run { code: status.code(), stdout, stderr }
 }
 
 /// The same, off the async runtime.

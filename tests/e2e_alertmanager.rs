@@ -540,7 +540,8 @@ async fn two_alertmanagers_two_receivers_store_each_alert_once_and_open_one_inci
         assert_eq!(a["startsAt"], starts_at.to_string(), "{a}");
         assert_eq!(a["endsAt"], ends_at.to_string(), "{a}");
         assert_eq!(a["raw"]["status"], "resolved", "{a}");
-        assert!(a["firstSeen"].as_str().unwrap() <= a["lastSeen"].as_str().unwrap());
+        let seen = |k: &str| a[k].as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+        assert!(seen("firstSeen") <= seen("lastSeen"), "{a}");
     }
     // With their last alert, both incidents resolved themselves (the rule
     // says `auto_resolve_after: 0s`), the acknowledged one included.

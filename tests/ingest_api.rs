@@ -41,7 +41,8 @@ async fn alertmanager_webhook_is_stored_once_per_fingerprint() {
         assert_eq!(a["occurrences"], 2);
         assert_eq!(a["labels"]["alertname"], "HighLatency");
         assert!(a["raw"]["fingerprint"].is_string(), "raw payload kept: {a}");
-        assert!(a["firstSeen"].as_str().unwrap() <= a["lastSeen"].as_str().unwrap());
+        let seen = |k: &str| a[k].as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+        assert!(seen("firstSeen") <= seen("lastSeen"), "{a}");
     }
 
     let (status, body) = post(&url, &fixture("alertmanager_webhook_resolved.json")).await;

@@ -3,14 +3,13 @@
 mod common;
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{BIN, Gateway, all_alerts, get, post, repo_path, wait_for};
+use common::{BIN, Gateway, all_alerts, get, listening_addr, post, repo_path, run_to_exit, wait_exit, wait_for};
 use serde_json::{Value, json};
 
 const SENDERS: usize = 8;
@@ -30,39 +29,6 @@ fn alertgate() -> Command {
     cmd
 }
 
-/// Run to exit, failing the test if it takes longer than `timeout`.
-fn run_to_exit(cmd: &mut Command, timeout: Duration) -> (ExitStatus, String, String) {
-    let mut child =
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn alertgate");
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = r.read_to_string(&mut s);
-            s
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().unwrap()));
-    let err = drain(Box::new(child.stderr.take().unwrap()));
-    let status = wait_exit(&mut child, timeout);
-    (status, out.join().unwrap(), err.join().unwrap())
-}
-
-/// Wait for the process to exit; kill it and fail after `timeout`.
-fn wait_exit(child: &mut Child, timeout: Duration) -> ExitStatus {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("alertgate did not exit within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn signal(pid: u32, sig: &str) {
     let status = Command::new("kill").args([&format!("-{sig}"), &pid.to_string()]).status().expect("kill");
     assert!(status.success(), "kill -{sig} {pid}");
@@ -79,27 +45,11 @@ impl Server {
     fn spawn(cmd: &mut Command) -> Server {
         let mut child =
             cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn alertgate");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            for _ in lines {}
-        });
-        let line = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(l) => l,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("alertgate printed no listening line");
-            }
+        let Some(addr) = listening_addr(&mut child) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("alertgate printed no listening line");
         };
-        let addr = line
-            .strip_prefix("alertgate listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
         Server { child, addr }
     }
 

@@ -2,9 +2,9 @@
 //! its own temporary data directory, and talk to it over HTTP.
 #![allow(dead_code)] // each test binary uses a different part of this
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -17,6 +17,61 @@ pub fn repo_path(rel: &str) -> PathBuf {
 
 pub fn fixture(name: &str) -> String {
     std::fs::read_to_string(repo_path("tests/fixtures").join(name)).expect("fixture")
+}
+
+/// Run a command to its exit, failing the test after `timeout`; returns the
+/// status, stdout and stderr.
+pub fn run_to_exit(cmd: &mut Command, timeout: Duration) -> (ExitStatus, String, String) {
+    let mut child =
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn alertgate");
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let status = wait_exit(&mut child, timeout);
+    (status, out.join().unwrap(), err.join().unwrap())
+}
+
+/// Wait for the process to exit; kill it and fail after `timeout`.
+pub fn wait_exit(child: &mut Child, timeout: Duration) -> ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("alertgate did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The address from a server's first stdout line, `alertgate listening on
+/// ADDR`; the rest of stdout is drained so the server never blocks on it.
+/// `None` when no such line comes within 30 s.
+pub fn listening_addr(child: &mut Child) -> Option<String> {
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(line)) = lines.next() {
+            let _ = tx.send(line);
+        }
+        for _ in lines {}
+    });
+    let line = rx.recv_timeout(Duration::from_secs(30)).ok()?;
+    Some(
+        line.strip_prefix("alertgate listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string(),
+    )
 }
 
 /// A running gateway. Killed on drop.
@@ -79,27 +134,11 @@ fn spawn(dir: &Path, args: &[String]) -> (Child, String, PathBuf) {
         .stderr(err)
         .spawn()
         .expect("start alertgate");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        if let Some(Ok(line)) = lines.next() {
-            let _ = tx.send(line);
-        }
-        // Keep draining so the child never blocks on a full pipe.
-        for _ in lines {}
-    });
-    let line = match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(l) => l,
-        Err(_) => {
-            let _ = child.kill();
-            panic!("alertgate did not start: {}", std::fs::read_to_string(&stderr_log).unwrap_or_default());
-        }
+    let Some(addr) = listening_addr(&mut child) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("alertgate did not start: {}", std::fs::read_to_string(&stderr_log).unwrap_or_default());
     };
-    let addr = line
-        .strip_prefix("alertgate listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
     (child, addr, stderr_log)
 }
 
