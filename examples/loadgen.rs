@@ -971,34 +971,12 @@ async fn load_server(
     formats: &[Format],
 ) -> Result<(Option<PhaseResult>, Vec<PhaseResult>)> {
     let request_timeout = Duration::from_secs_f64(args.request_timeout);
-    let preload = if args.preload > 0 {
-        // Disjoint fingerprint indices: plan.fingerprints.. upwards.
-        let bodies = BodyGen::new(formats[0], plan.fingerprints, args.preload, args.preload_batch, false, false);
+    // Send every alert of `bodies` once, as fast as possible, unmeasured.
+    let send_all_once = |phase: &str, bodies: BodyGen| {
         let max_requests = bodies.requests_for_all();
-        Some(
-            run_phase(Phase {
-                server: name.to_string(),
-                phase: "preload".into(),
-                base_url: url.to_string(),
-                pid,
-                bodies: Arc::new(bodies),
-                concurrency: args.concurrency,
-                max_requests,
-                time_limit: Duration::from_secs_f64(args.preload_timeout),
-                request_timeout,
-                clk_tck: plan.clk_tck,
-            })
-            .await?,
-        )
-    } else {
-        None
-    };
-    if args.warmup {
-        let bodies = BodyGen::new(formats[0], 0, plan.fingerprints, args.batch, false, false);
-        let max_requests = bodies.requests_for_all();
-        let warm = run_phase(Phase {
+        run_phase(Phase {
             server: name.to_string(),
-            phase: "warmup".into(),
+            phase: phase.into(),
             base_url: url.to_string(),
             pid,
             bodies: Arc::new(bodies),
@@ -1008,7 +986,17 @@ async fn load_server(
             request_timeout,
             clk_tck: plan.clk_tck,
         })
-        .await?;
+    };
+    let preload = if args.preload > 0 {
+        // Disjoint fingerprint indices: plan.fingerprints.. upwards.
+        let bodies = BodyGen::new(formats[0], plan.fingerprints, args.preload, args.preload_batch, false, false);
+        Some(send_all_once("preload", bodies).await?)
+    } else {
+        None
+    };
+    if args.warmup {
+        let bodies = BodyGen::new(formats[0], 0, plan.fingerprints, args.batch, false, false);
+        let warm = send_all_once("warmup", bodies).await?;
         eprintln!("[loadgen] {name} warmup: {} alerts sent once", warm.alerts_accepted);
     }
     let mut runs = Vec::new();
