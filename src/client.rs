@@ -197,7 +197,8 @@ async fn alerts(args: &ClientArgs, cmd: AlertsCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn text(v: &Value) -> String {
+/// A JSON value as a table cell: strings bare, null as `-`.
+pub(crate) fn text(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
         Value::String(s) => s.clone(),

@@ -165,11 +165,7 @@ fn print(args: &ReplayArgs, rows: &[Value]) {
         println!("{}", serde_json::to_string_pretty(rows).unwrap_or_default());
         return;
     }
-    let t = |v: &Value| match v {
-        Value::Null => "-".to_owned(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
+    let t = crate::client::text;
     let table: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {

@@ -42,6 +42,10 @@ impl InhibitIndex {
                 places.push((i, key(rule, labels)));
             }
         }
+        // Most alerts are no source and never were: nothing to file or unfile.
+        if places.is_empty() && !self.filed.contains_key(fp) {
+            return false;
+        }
         // An alert whose fingerprint is its label hash cannot change labels,
         // so where it is filed follows from its labels; only alerts with a
         // sender's fingerprint need a record of where they were filed.
