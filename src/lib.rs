@@ -18,5 +18,6 @@ pub mod model;
 pub mod replay;
 pub mod rules;
 pub mod server;
+pub mod sla;
 pub mod store;
 pub mod yaml;

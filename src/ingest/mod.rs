@@ -3,6 +3,7 @@
 //! and reports every invalid field of a request at once, so a sender fixing
 //! its payload sees all problems in one 400.
 pub mod alertmanager;
+pub mod change;
 pub mod generic;
 pub mod grafana;
 pub mod pagerduty;
@@ -122,6 +123,13 @@ pub(crate) fn parse_time(s: &str) -> Result<Option<Timestamp>, String> {
 
 pub(crate) fn truncate_ms(ts: Timestamp) -> Timestamp {
     Timestamp::from_millisecond(ts.as_millisecond()).unwrap_or(ts)
+}
+
+/// Check label names, allowing an empty set.
+pub(crate) fn check_labels_optional(labels: &LabelSet, path: &str, errors: &mut Errors) {
+    if !labels.is_empty() {
+        check_labels(labels, path, errors);
+    }
 }
 
 /// Check a label set: at least one label, names non-empty and free of

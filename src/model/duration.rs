@@ -19,6 +19,14 @@ pub struct DurationError {
 impl Duration {
     pub const ZERO: Duration = Duration(SignedDuration::ZERO);
 
+    pub const fn from_mins(m: i64) -> Self {
+        Duration(SignedDuration::from_secs(m * 60))
+    }
+
+    pub fn from_millis(ms: i64) -> Self {
+        Duration(SignedDuration::from_millis(ms))
+    }
+
     pub fn from_secs(s: i64) -> Self {
         Duration(SignedDuration::from_secs(s))
     }

@@ -29,6 +29,10 @@ pub(super) struct RawIncidentRule {
     auto_resolve_after: Option<String>,
     flap_window: Option<String>,
     assign_to: Option<String>,
+    sla_policy: Option<String>,
+    escalation: Option<String>,
+    #[serde(default)]
+    notify: Vec<String>,
     #[serde(default, rename = "continue")]
     continue_matching: bool,
 }
@@ -96,6 +100,12 @@ pub struct IncidentRule {
     pub auto_resolve_after: Option<Duration>,
     pub flap_window: Duration,
     pub assign_to: Option<String>,
+    /// Overrides the first matching SLA policy (checked to exist).
+    pub sla_policy: Option<String>,
+    /// The escalation policy its incidents follow (checked to exist).
+    pub escalation: Option<String>,
+    /// Notifiers told of its incidents' events.
+    pub notify: Vec<String>,
     pub continue_matching: bool,
 }
 
@@ -277,6 +287,9 @@ impl RawIncidentRule {
             auto_resolve_after,
             flap_window,
             assign_to: self.assign_to.filter(|a| !a.is_empty()),
+            sla_policy: self.sla_policy,
+            escalation: self.escalation,
+            notify: self.notify,
             continue_matching: self.continue_matching,
         })
     }

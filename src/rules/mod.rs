@@ -4,25 +4,29 @@
 //! its file, line and rule name. `alertgate check` runs this same code.
 pub mod incident;
 pub mod matcher;
+pub mod policy;
 pub mod template;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use serde_json::Value;
 
+use crate::model::Duration;
 use crate::model::incident::PriorityMatrix;
+use crate::sla::calendar::{Calendar, RawCalendar};
 use crate::yaml::{Spanned, line_of};
 use incident::{IncidentRule, InhibitRule, RawIncidentRule, RawInhibitRule};
+use policy::{
+    EscalationPolicy, ProblemRule, RawChangeCorrelation, RawEscalationPolicy, RawProblemRule, RawSlaPolicy, SlaPolicy,
+};
 use template::{TemplateBuilder, Templates};
 
 /// The top level of one rule file. Unknown keys are errors: a typo in a
 /// section name must not silently disable it.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)] // the SLA, escalation and problem sections are shape-checked until their engines land
 struct RuleFile {
     #[serde(default)]
     incident_rules: Vec<Spanned<RawIncidentRule>>,
@@ -30,24 +34,51 @@ struct RuleFile {
     #[serde(default)]
     inhibit_rules: Vec<Spanned<RawInhibitRule>>,
     #[serde(default)]
-    calendars: serde_json::Map<String, Value>,
+    calendars: BTreeMap<String, Spanned<RawCalendar>>,
     #[serde(default)]
-    sla_policies: Vec<Value>,
+    sla_policies: Vec<Spanned<RawSlaPolicy>>,
     #[serde(default)]
-    escalation_policies: Vec<Value>,
+    escalation_policies: Vec<Spanned<RawEscalationPolicy>>,
     #[serde(default)]
-    problem_rules: Vec<Value>,
+    problem_rules: Vec<Spanned<RawProblemRule>>,
+    change_correlation: Option<Spanned<RawChangeCorrelation>>,
 }
 
 /// All rule files of a directory, compiled.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct RuleSet {
     pub files: Vec<PathBuf>,
     pub incident_rules: Vec<IncidentRule>,
     pub inhibit_rules: Vec<InhibitRule>,
     pub priority_matrix: PriorityMatrix,
     pub templates: Templates,
+    /// By name; always holds the built-in `24x7`.
+    pub calendars: HashMap<String, Calendar>,
+    /// In order: the first whose matchers match an incident applies.
+    pub sla_policies: Vec<SlaPolicy>,
+    pub escalation_policies: HashMap<String, EscalationPolicy>,
+    pub problem_rules: Vec<ProblemRule>,
+    /// How long after a change an incident of its service lists it.
+    pub change_window: Duration,
     index: RouteIndex,
+}
+
+impl Default for RuleSet {
+    fn default() -> Self {
+        RuleSet {
+            files: Vec::new(),
+            incident_rules: Vec::new(),
+            inhibit_rules: Vec::new(),
+            priority_matrix: PriorityMatrix::default(),
+            templates: Templates::default(),
+            calendars: HashMap::from([(Calendar::ALWAYS.to_owned(), Calendar::always())]),
+            sla_policies: Vec::new(),
+            escalation_policies: HashMap::new(),
+            problem_rules: Vec::new(),
+            change_window: policy::DEFAULT_CHANGE_WINDOW,
+            index: RouteIndex::default(),
+        }
+    }
 }
 
 /// Which incident rules can match an alert at all, found without testing
@@ -144,6 +175,16 @@ impl RuleSet {
         let mut errors = Vec::new();
         let mut matrix_from: Option<(PathBuf, usize)> = None;
         let mut names: BTreeMap<String, (PathBuf, usize)> = BTreeMap::new();
+        // Every other named section: (section, name) -> where first defined.
+        let mut defined: BTreeMap<(&str, String), (PathBuf, usize)> = BTreeMap::new();
+        let mut duplicate = |section: &'static str, name: &str, file: &Path, line: usize| -> Option<String> {
+            let first = defined.get(&(section, name.to_owned())).cloned();
+            defined.entry((section, name.to_owned())).or_insert((file.to_path_buf(), line));
+            first.map(|(f, l)| format!("duplicate {section} name (first defined at {}:{l})", f.display()))
+        };
+        // References to check once every file is read: (file, line, rule, what, name).
+        let mut references: Vec<(PathBuf, usize, String, &str, String)> = Vec::new();
+        let mut change_from: Option<(PathBuf, usize)> = None;
         for file in &files {
             let text = match std::fs::read_to_string(file) {
                 Ok(t) => t,
@@ -176,7 +217,15 @@ impl RuleSet {
                 }
                 names.insert(name.clone(), (file.clone(), line));
                 match raw.compile(set.incident_rules.len(), &mut templates) {
-                    Ok(rule) => set.incident_rules.push(rule),
+                    Ok(rule) => {
+                        if let Some(p) = &rule.sla_policy {
+                            references.push((file.clone(), line, name.clone(), "sla_policy", p.clone()));
+                        }
+                        if let Some(p) = &rule.escalation {
+                            references.push((file.clone(), line, name.clone(), "escalation", p.clone()));
+                        }
+                        set.incident_rules.push(rule)
+                    }
                     Err(problems) => {
                         errors.extend(problems.into_iter().map(|m| err(file, Some(line), Some(name.clone()), m)))
                     }
@@ -189,6 +238,86 @@ impl RuleSet {
                     Err(problems) => errors.extend(
                         problems.into_iter().map(|m| err(file, Some(line), Some(format!("inhibit_rules[{i}]")), m)),
                     ),
+                }
+            }
+            for (name, spanned) in rf.calendars {
+                let line = line_of(&spanned);
+                let who = Some(format!("calendars.{name}"));
+                if name == Calendar::ALWAYS {
+                    errors.push(err(file, Some(line), who, format!("{name} is built in and cannot be redefined")));
+                    continue;
+                }
+                if let Some(m) = duplicate("calendar", &name, file, line) {
+                    errors.push(err(file, Some(line), who.clone(), m));
+                }
+                match Calendar::compile(&name, &spanned.value) {
+                    Ok(c) => {
+                        set.calendars.insert(name, c);
+                    }
+                    Err(problems) => errors.extend(problems.into_iter().map(|m| err(file, Some(line), who.clone(), m))),
+                }
+            }
+            for spanned in rf.sla_policies {
+                let line = line_of(&spanned);
+                let name = spanned.value.name().to_owned();
+                let who = Some(format!("sla_policies.{name}"));
+                if let Some(m) = duplicate("sla policy", &name, file, line) {
+                    errors.push(err(file, Some(line), who.clone(), m));
+                }
+                match spanned.value.compile() {
+                    Ok(p) => {
+                        references.push((
+                            file.clone(),
+                            line,
+                            format!("sla_policies.{name}"),
+                            "calendar",
+                            p.calendar.clone(),
+                        ));
+                        set.sla_policies.push(p);
+                    }
+                    Err(problems) => errors.extend(problems.into_iter().map(|m| err(file, Some(line), who.clone(), m))),
+                }
+            }
+            for spanned in rf.escalation_policies {
+                let line = line_of(&spanned);
+                let name = spanned.value.name().to_owned();
+                let who = Some(format!("escalation_policies.{name}"));
+                if let Some(m) = duplicate("escalation policy", &name, file, line) {
+                    errors.push(err(file, Some(line), who.clone(), m));
+                }
+                match spanned.value.compile() {
+                    Ok(p) => {
+                        set.escalation_policies.insert(name, p);
+                    }
+                    Err(problems) => errors.extend(problems.into_iter().map(|m| err(file, Some(line), who.clone(), m))),
+                }
+            }
+            for spanned in rf.problem_rules {
+                let line = line_of(&spanned);
+                let name = spanned.value.name().to_owned();
+                let who = Some(format!("problem_rules.{name}"));
+                if let Some(m) = duplicate("problem rule", &name, file, line) {
+                    errors.push(err(file, Some(line), who.clone(), m));
+                }
+                match spanned.value.compile() {
+                    Ok(r) => set.problem_rules.push(r),
+                    Err(problems) => errors.extend(problems.into_iter().map(|m| err(file, Some(line), who.clone(), m))),
+                }
+            }
+            if let Some(c) = rf.change_correlation {
+                let line = line_of(&c);
+                if let Some((f, l)) = &change_from {
+                    errors.push(err(
+                        file,
+                        Some(line),
+                        None,
+                        format!("change_correlation is already defined at {}:{l}", f.display()),
+                    ));
+                }
+                change_from = Some((file.clone(), line));
+                match c.value.compile() {
+                    Ok(w) => set.change_window = w,
+                    Err(problems) => errors.extend(problems.into_iter().map(|m| err(file, Some(line), None, m))),
                 }
             }
             if let Some(m) = rf.priority_matrix {
@@ -206,6 +335,21 @@ impl RuleSet {
                     Ok(matrix) => set.priority_matrix = matrix,
                     Err(problems) => errors.extend(problems.into_iter().map(|msg| err(file, Some(line), None, msg))),
                 }
+            }
+        }
+        for (file, line, who, what, name) in references {
+            let known = match what {
+                "calendar" => set.calendars.contains_key(&name),
+                "sla_policy" => set.sla_policies.iter().any(|p| p.name == name),
+                _ => set.escalation_policies.contains_key(&name),
+            };
+            if !known {
+                let section = match what {
+                    "calendar" => "calendars",
+                    "sla_policy" => "sla_policies",
+                    _ => "escalation_policies",
+                };
+                errors.push(err(&file, Some(line), Some(who), format!("{what}: no {name:?} in {section}")));
             }
         }
         set.files = files;

@@ -10,10 +10,13 @@ use super::{StoreError, ms, ts};
 use crate::engine::inhibit::InhibitIndex;
 use crate::engine::silence::{Silence, silenced_by};
 use crate::engine::{self, FiringDecision, GroupView, IncidentView, PendingView};
+use crate::model::change::Change;
 use crate::model::incident::{IncidentAction, IncidentState, Priority, transition};
 use crate::model::{Annotations, Fingerprint, LabelSet};
 use crate::rules::RuleSet;
 use crate::rules::incident::IncidentRule;
+use crate::rules::policy::incident_fields;
+use crate::sla::timers::{TimerKey, Timers};
 
 /// The actor the gateway records for what it does by itself.
 pub const SYSTEM: &str = "alertgate";
@@ -23,6 +26,13 @@ pub(super) struct Engine {
     pub rules: Arc<RuleSet>,
     pub inhibit: InhibitIndex,
     pub silences: Vec<Silence>,
+    /// Suppressing changes not yet ended.
+    pub maintenance: Vec<Change>,
+    /// Every pending SLA milestone and escalation step.
+    pub timers: Timers,
+    /// Timer changes of the request being applied: kept only if its
+    /// savepoint commits, so a rolled-back request leaves no timer behind.
+    staged: Vec<(TimerKey, Option<Timestamp>)>,
 }
 
 /// The alert a decision is about.
@@ -69,15 +79,78 @@ fn with_comment(mut message: String, comment: Option<&str>) -> String {
 impl Engine {
     /// Rebuild the in-memory state from the store.
     pub fn load(conn: &Connection, rules: Arc<RuleSet>, now: Timestamp) -> Result<Engine, StoreError> {
-        let mut e = Engine { rules, inhibit: InhibitIndex::default(), silences: Vec::new() };
+        let mut e = Engine {
+            rules,
+            inhibit: InhibitIndex::default(),
+            silences: Vec::new(),
+            maintenance: Vec::new(),
+            timers: Timers::default(),
+            staged: Vec::new(),
+        };
         e.silences = super::reader::silences(conn, Some(now), None)?;
+        e.maintenance = super::changes::maintenance(conn, now)?;
         e.rebuild_inhibit(conn)?;
+        e.load_timers(conn)?;
         Ok(e)
     }
 
+    /// The timers are the rows with a due time; only those are read.
+    fn load_timers(&mut self, conn: &Connection) -> Result<(), StoreError> {
+        self.timers = Timers::default();
+        for (sql, clock) in [
+            ("SELECT id, due_at FROM sla_clocks WHERE due_at IS NOT NULL", true),
+            ("SELECT incident_id, due_at FROM escalations WHERE due_at IS NOT NULL", false),
+        ] {
+            let mut stmt = conn.prepare(sql)?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+            for row in rows {
+                let (id, due) = row?;
+                let key = if clock { TimerKey::Clock(id) } else { TimerKey::Escalation(id) };
+                self.timers.set(key, Some(ts(due)?));
+            }
+        }
+        Ok(())
+    }
+
     pub fn set_rules(&mut self, conn: &Connection, rules: Arc<RuleSet>) -> Result<(), StoreError> {
+        let calendars_changed = rules.calendars != self.rules.calendars;
         self.rules = rules;
-        self.rebuild_inhibit(conn)
+        self.rebuild_inhibit(conn)?;
+        if calendars_changed {
+            self.reschedule_clocks(conn)?;
+        }
+        Ok(())
+    }
+
+    /// Working hours changed: every running clock's next milestone moves.
+    fn reschedule_clocks(&mut self, conn: &Connection) -> Result<(), StoreError> {
+        let ids: Vec<i64> = conn
+            .prepare("SELECT id FROM sla_clocks WHERE due_at IS NOT NULL")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let tx = conn.unchecked_transaction()?;
+        for id in ids {
+            self.fire_clock(&tx, id, crate::clock::now())?;
+        }
+        tx.commit()?;
+        self.commit_staged();
+        Ok(())
+    }
+
+    /// Schedule (or cancel) a timer once the current request commits.
+    pub(super) fn schedule(&mut self, key: TimerKey, due: Option<Timestamp>) {
+        self.staged.push((key, due));
+    }
+
+    /// The current request committed: its timer changes take effect.
+    pub fn commit_staged(&mut self) {
+        for (key, due) in self.staged.drain(..) {
+            self.timers.set(key, due);
+        }
+    }
+
+    pub fn discard_staged(&mut self) {
+        self.staged.clear();
     }
 
     fn rebuild_inhibit(&mut self, conn: &Connection) -> Result<(), StoreError> {
@@ -127,14 +200,15 @@ impl Engine {
                 return Ok(());
             }
         }
-        let muted = self.mute_reason(a.fingerprint, a.labels, now);
+        let routes = engine::route(&rules, a.labels);
+        let muted = self.mute_reason(a.fingerprint, a.labels, now).or_else(|| self.in_maintenance(&routes, a, now));
         tx.prepare_cached("UPDATE alerts SET muted_by = ?2 WHERE id = ?1 AND muted_by IS NOT ?2")?
             .execute(params![a.id, muted])?;
         if muted.is_some() {
             leave_pending(tx, a.id)?;
             return Ok(());
         }
-        for rule in engine::route(&rules, a.labels) {
+        for rule in routes {
             let own = own_incident(tx, a.id, &rule.name)?;
             if let Some((view, firing)) = own
                 && view.state.is_open()
@@ -155,7 +229,7 @@ impl Engine {
                 FiringDecision::AlreadyIn(_) | FiringDecision::Ignore => {}
                 FiringDecision::Join(id) => link_alert(tx, id, rule, a, now)?,
                 FiringDecision::Reopen(id) => {
-                    act(tx, id, IncidentAction::Reopen, SYSTEM, None, now)?;
+                    self.act(tx, id, IncidentAction::Reopen, SYSTEM, None, now)?;
                     tx.prepare_cached("UPDATE incidents SET flap_count = flap_count + 1 WHERE id = ?1")?
                         .execute([id])?;
                     event(
@@ -188,9 +262,27 @@ impl Engine {
         Ok(())
     }
 
+    /// `change:ID` when a route's service is in a maintenance window.
+    fn in_maintenance(&self, routes: &[&IncidentRule], a: &AlertRef<'_>, now: Timestamp) -> Option<String> {
+        if self.maintenance.is_empty() {
+            return None;
+        }
+        routes.iter().find_map(|rule| {
+            let service = self.service_of(rule, a)?;
+            self.maintenance_of(&service, now).map(|id| format!("change:{id}"))
+        })
+    }
+
+    fn service_of(&self, rule: &IncidentRule, a: &AlertRef<'_>) -> Option<String> {
+        rule.service_template
+            .as_ref()
+            .and_then(|name| self.rules.templates.render(name, a.labels, a.annotations).ok())
+            .filter(|s| !s.is_empty())
+    }
+
     /// Open an incident for `first` and every firing alert held in its pending group.
     fn open_incident(
-        &self,
+        &mut self,
         tx: &Connection,
         rule: &IncidentRule,
         key: &str,
@@ -207,11 +299,7 @@ impl Engine {
         } else {
             title
         };
-        let service = rule
-            .service_template
-            .as_ref()
-            .and_then(|name| t.render(name, first.labels, first.annotations).ok())
-            .filter(|s| !s.is_empty());
+        let service = self.service_of(rule, first);
         let (impact, urgency, priority) = rule.priority(&self.rules.priority_matrix, first.labels);
         let labels = serde_json::to_string(first.labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         tx.prepare_cached(
@@ -233,7 +321,7 @@ impl Engine {
         ])?;
         let id = tx.last_insert_rowid();
         tracing::info!(incident = id, rule = %rule.name, %priority, title = %title, "incident triggered");
-        event(
+        let created = event(
             tx,
             id,
             now,
@@ -262,6 +350,28 @@ impl Engine {
             .execute(params![rule.name, key])?;
         tx.prepare_cached("DELETE FROM pending_groups WHERE rule = ?1 AND group_key = ?2")?
             .execute(params![rule.name, key])?;
+        // The ITSM layer: clocks, escalation, suspected changes, problems.
+        let common: String =
+            tx.prepare_cached("SELECT labels FROM incidents WHERE id = ?1")?.query_row([id], |r| r.get(0))?;
+        let common: LabelSet = serde_json::from_str(&common).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let fields = incident_fields(
+            &common,
+            &[
+                ("rule", &rule.name),
+                ("service", service.as_deref().unwrap_or("")),
+                ("priority", priority.as_str()),
+                ("impact", impact.as_str()),
+                ("urgency", urgency.as_str()),
+                ("title", &title),
+            ],
+        );
+        self.start_clocks(tx, id, rule.sla_policy.as_deref(), &fields, priority, now)?;
+        self.correlate_changes(tx, id, service.as_deref(), now)?;
+        self.link_problems(tx, id, &title, &fields, now)?;
+        self.notify_incident(tx, id, "incident.triggered", created, json!({}), None, now)?;
+        if let Some(policy) = &rule.escalation {
+            self.start_escalation(tx, id, policy, now)?;
+        }
         Ok(id)
     }
 
@@ -284,7 +394,7 @@ impl Engine {
                 let rule = rules.incident_rules.iter().find(|r| r.name == rule);
                 match engine::auto_resolve_at(rule, now) {
                     Some(at) if at <= now => {
-                        act(tx, id, IncidentAction::Resolve, SYSTEM, Some("every alert is resolved"), now)?;
+                        self.act(tx, id, IncidentAction::Resolve, SYSTEM, Some("every alert is resolved"), now)?;
                     }
                     Some(at) => {
                         tx.prepare_cached("UPDATE incidents SET auto_resolve_at = ?2 WHERE id = ?1")?
@@ -351,6 +461,13 @@ impl Engine {
     /// Timers: pending groups whose first alert has fired long enough, and
     /// incidents due to resolve themselves.
     pub fn tick(&mut self, tx: &Connection, now: Timestamp) -> Result<(), StoreError> {
+        for key in self.timers.take_due(now) {
+            match key {
+                TimerKey::Clock(id) => self.fire_clock(tx, id, now)?,
+                TimerKey::Escalation(id) => self.fire_escalation(tx, id, now)?,
+            }
+        }
+        self.end_maintenance(tx, now)?;
         let ended: Vec<i64> = self.silences.iter().filter(|s| s.ends_at <= now).map(|s| s.id).collect();
         self.silences.retain(|s| s.ends_at > now);
         for id in ended {
@@ -393,7 +510,7 @@ impl Engine {
         for id in resolving {
             let state: String = tx.query_row("SELECT state FROM incidents WHERE id = ?1", [id], |r| r.get(0))?;
             if IncidentState::parse(&state).is_some_and(IncidentState::is_open) {
-                act(tx, id, IncidentAction::Resolve, SYSTEM, Some("every alert is resolved"), now)?;
+                self.act(tx, id, IncidentAction::Resolve, SYSTEM, Some("every alert is resolved"), now)?;
             } else {
                 tx.execute("UPDATE incidents SET auto_resolve_at = NULL WHERE id = ?1", [id])?;
             }
@@ -523,7 +640,8 @@ fn link_alert(
         "alert_joined",
         &format!("alert {} joined", describe(a)),
         json!({ "fingerprint": a.fingerprint }),
-    )
+    )?;
+    Ok(())
 }
 
 fn set_alert_firing(
@@ -548,7 +666,16 @@ fn set_alert_firing(
     )?
     .execute(params![id, delta, ms(now)])?;
     let (kind, verb) = if firing { ("alert_refired", "fired again") } else { ("alert_resolved", "resolved") };
-    event(tx, id, now, SYSTEM, kind, &format!("alert {} {verb}", describe(a)), json!({ "fingerprint": a.fingerprint }))
+    event(
+        tx,
+        id,
+        now,
+        SYSTEM,
+        kind,
+        &format!("alert {} {verb}", describe(a)),
+        json!({ "fingerprint": a.fingerprint }),
+    )?;
+    Ok(())
 }
 
 fn describe(a: &AlertRef<'_>) -> String {
@@ -558,7 +685,7 @@ fn describe(a: &AlertRef<'_>) -> String {
     }
 }
 
-/// Append to an incident's timeline.
+/// Append to an incident's timeline; returns the entry's id.
 pub(super) fn event(
     tx: &Connection,
     id: i64,
@@ -567,15 +694,15 @@ pub(super) fn event(
     kind: &str,
     message: &str,
     data: serde_json::Value,
-) -> Result<(), StoreError> {
+) -> Result<i64, StoreError> {
     tx.prepare_cached(
         "INSERT INTO incident_events (incident_id, at, actor, kind, message, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![id, ms(at), actor, kind, message, data.to_string()])?;
-    Ok(())
+    Ok(tx.last_insert_rowid())
 }
 
-fn current_state(tx: &Connection, id: i64) -> Result<IncidentState, StoreError> {
+pub(super) fn current_state(tx: &Connection, id: i64) -> Result<IncidentState, StoreError> {
     let state: String = tx
         .prepare_cached("SELECT state FROM incidents WHERE id = ?1")?
         .query_row([id], |r| r.get(0))
@@ -584,88 +711,120 @@ fn current_state(tx: &Connection, id: i64) -> Result<IncidentState, StoreError> 
     IncidentState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("incident state {state:?}")))
 }
 
-/// A lifecycle action by a person or the gateway, through the one
-/// transition function; recorded in the timeline.
-pub(super) fn act(
-    tx: &Connection,
-    id: i64,
-    action: IncidentAction,
-    actor: &str,
-    comment: Option<&str>,
-    now: Timestamp,
-) -> Result<IncidentState, StoreError> {
-    let from = current_state(tx, id)?;
-    let to = transition(from, action).map_err(|e| StoreError::Conflict(e.to_string()))?;
-    let column = match action {
-        IncidentAction::Acknowledge => ", acknowledged_at = COALESCE(acknowledged_at, ?3)",
-        IncidentAction::Resolve => ", resolved_at = ?3, auto_resolve_at = NULL",
-        IncidentAction::Reopen => ", resolved_at = NULL, closed_at = NULL",
-        IncidentAction::Close => ", closed_at = ?3",
-        IncidentAction::Hold => "",
-    };
-    tx.execute(
-        &format!("UPDATE incidents SET state = ?2, updated_at = ?3{column} WHERE id = ?1"),
-        params![id, to.as_str(), ms(now)],
-    )?;
-    tracing::info!(incident = id, from = %from, to = %to, actor, "incident state changed");
-    let message = with_comment(format!("{from} → {to}"), comment);
-    event(
-        tx,
-        id,
-        now,
-        actor,
-        to.as_str(),
-        &message,
-        json!({ "from": from, "to": to, "action": action, "comment": comment }),
-    )?;
-    Ok(to)
-}
+impl Engine {
+    /// A lifecycle action by a person or the gateway, through the one
+    /// transition function; recorded in the timeline. The SLA clocks follow the
+    /// new state; acknowledging or resolving stops the escalation, reopening
+    /// starts it again.
+    pub(super) fn act(
+        &mut self,
+        tx: &Connection,
+        id: i64,
+        action: IncidentAction,
+        actor: &str,
+        comment: Option<&str>,
+        now: Timestamp,
+    ) -> Result<IncidentState, StoreError> {
+        let from = current_state(tx, id)?;
+        let to = transition(from, action).map_err(|e| StoreError::Conflict(e.to_string()))?;
+        let column = match action {
+            IncidentAction::Acknowledge => ", acknowledged_at = COALESCE(acknowledged_at, ?3)",
+            IncidentAction::Resolve => ", resolved_at = ?3, auto_resolve_at = NULL",
+            IncidentAction::Reopen => ", resolved_at = NULL, closed_at = NULL",
+            IncidentAction::Close => ", closed_at = ?3",
+            IncidentAction::Hold => "",
+        };
+        tx.execute(
+            &format!("UPDATE incidents SET state = ?2, updated_at = ?3{column} WHERE id = ?1"),
+            params![id, to.as_str(), ms(now)],
+        )?;
+        tracing::info!(incident = id, from = %from, to = %to, actor, "incident state changed");
+        let message = with_comment(format!("{from} → {to}"), comment);
+        let data = json!({ "from": from, "to": to, "action": action, "comment": comment, "actor": actor });
+        let event_id = event(tx, id, now, actor, to.as_str(), &message, data.clone())?;
+        self.clocks_follow(tx, id, to, now)?;
+        match action {
+            IncidentAction::Acknowledge => self.stop_escalation(tx, id, &format!("acknowledged by {actor}"), now)?,
+            IncidentAction::Hold => self.stop_escalation(tx, id, &format!("put on hold by {actor}"), now)?,
+            IncidentAction::Resolve | IncidentAction::Close => self.stop_escalation(tx, id, "resolved", now)?,
+            IncidentAction::Reopen => {
+                let rule: String = tx.query_row("SELECT rule FROM incidents WHERE id = ?1", [id], |r| r.get(0))?;
+                let policy =
+                    self.rules.incident_rules.iter().find(|r| r.name == rule).and_then(|r| r.escalation.clone());
+                if let Some(policy) = policy {
+                    self.start_escalation(tx, id, &policy, now)?;
+                }
+            }
+        }
+        let notice = match action {
+            IncidentAction::Acknowledge => Some("incident.acknowledged"),
+            IncidentAction::Resolve => Some("incident.resolved"),
+            IncidentAction::Reopen => Some("incident.reopened"),
+            IncidentAction::Hold | IncidentAction::Close => None,
+        };
+        if let Some(name) = notice {
+            self.notify_incident(tx, id, name, event_id, data, None, now)?;
+        }
+        Ok(to)
+    }
 
-pub(super) fn assign(
-    tx: &Connection,
-    id: i64,
-    assignee: Option<&str>,
-    actor: &str,
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    current_state(tx, id)?;
-    let before: Option<String> = tx.query_row("SELECT assignee FROM incidents WHERE id = ?1", [id], |r| r.get(0))?;
-    tx.execute("UPDATE incidents SET assignee = ?2, updated_at = ?3 WHERE id = ?1", params![id, assignee, ms(now)])?;
-    let message = match assignee {
-        Some(a) => format!("assigned to {a}"),
-        None => "unassigned".to_owned(),
-    };
-    event(tx, id, now, actor, "assigned", &message, json!({ "before": before, "after": assignee }))
-}
+    pub(super) fn assign(
+        tx: &Connection,
+        id: i64,
+        assignee: Option<&str>,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        current_state(tx, id)?;
+        let before: Option<String> =
+            tx.query_row("SELECT assignee FROM incidents WHERE id = ?1", [id], |r| r.get(0))?;
+        tx.execute(
+            "UPDATE incidents SET assignee = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, assignee, ms(now)],
+        )?;
+        let message = match assignee {
+            Some(a) => format!("assigned to {a}"),
+            None => "unassigned".to_owned(),
+        };
+        event(tx, id, now, actor, "assigned", &message, json!({ "before": before, "after": assignee }))?;
+        Ok(())
+    }
 
-pub(super) fn note(tx: &Connection, id: i64, text: &str, actor: &str, now: Timestamp) -> Result<(), StoreError> {
-    current_state(tx, id)?;
-    tx.execute("UPDATE incidents SET updated_at = ?2 WHERE id = ?1", params![id, ms(now)])?;
-    event(tx, id, now, actor, "note", text, json!({}))
-}
+    pub(super) fn note(tx: &Connection, id: i64, text: &str, actor: &str, now: Timestamp) -> Result<(), StoreError> {
+        current_state(tx, id)?;
+        tx.execute("UPDATE incidents SET updated_at = ?2 WHERE id = ?1", params![id, ms(now)])?;
+        event(tx, id, now, actor, "note", text, json!({}))?;
+        Ok(())
+    }
 
-pub(super) fn set_priority(
-    tx: &Connection,
-    id: i64,
-    priority: Priority,
-    actor: &str,
-    comment: Option<&str>,
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    current_state(tx, id)?;
-    let before: String = tx.query_row("SELECT priority FROM incidents WHERE id = ?1", [id], |r| r.get(0))?;
-    tx.execute(
-        "UPDATE incidents SET priority = ?2, updated_at = ?3 WHERE id = ?1",
-        params![id, priority.as_str(), ms(now)],
-    )?;
-    let message = with_comment(format!("priority {before} → {priority}"), comment);
-    event(
-        tx,
-        id,
-        now,
-        actor,
-        "priority_changed",
-        &message,
-        json!({ "before": before, "after": priority, "comment": comment }),
-    )
+    pub(super) fn set_priority(
+        &mut self,
+        tx: &Connection,
+        id: i64,
+        priority: Priority,
+        actor: &str,
+        comment: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let state = current_state(tx, id)?;
+        let before: String = tx.query_row("SELECT priority FROM incidents WHERE id = ?1", [id], |r| r.get(0))?;
+        tx.execute(
+            "UPDATE incidents SET priority = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, priority.as_str(), ms(now)],
+        )?;
+        let message = with_comment(format!("priority {before} → {priority}"), comment);
+        event(
+            tx,
+            id,
+            now,
+            actor,
+            "priority_changed",
+            &message,
+            json!({ "before": before, "after": priority, "comment": comment }),
+        )?;
+        if before != priority.as_str() {
+            self.retarget_clocks(tx, id, priority, state, now)?;
+        }
+        Ok(())
+    }
 }

@@ -5,9 +5,13 @@
 //! connections serves queries. SQLite runs in WAL mode with
 //! `synchronous=FULL` by default, so an answered write survives a crash or a
 //! power cut. Everything else calls the typed methods of [`Store`].
+mod changes;
 mod incidents;
+mod outbox;
+mod problems;
 mod reader;
 mod schema;
+mod sla;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -20,13 +24,17 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::config::{StoreConfig, Synchronous};
 use crate::engine::silence::Silence;
+use crate::model::change::{Change, NewChange};
 use crate::model::incident::{Incident, IncidentAction, IncidentState, Priority, TimelineEvent};
+use crate::model::problem::Problem;
 use crate::model::{AlertRecord, AlertStatus, AlertUpdate, Fingerprint, Observation};
 use crate::rules::RuleSet;
 use crate::rules::matcher::Matcher;
 
 pub use incidents::SYSTEM as SYSTEM_ACTOR;
+pub use problems::{LinkedIncident, NewProblem, ProblemDetail, ProblemQuery, ProblemUpdate};
 pub use schema::VERSION as SCHEMA_VERSION;
+pub use sla::{ClockView, EscalationView, SlaView};
 
 /// The rules in force, swapped whole on reload; the writer picks up a new
 /// set at its next batch.
@@ -169,6 +177,8 @@ pub struct IncidentQuery {
     pub since: Option<Timestamp>,
     /// Created before.
     pub until: Option<Timestamp>,
+    /// Incidents with a clock in this SLA condition.
+    pub sla: Option<SlaFilter>,
     pub sort: IncidentSort,
     /// Where the previous page ended: its last row's sort key and id
     /// (`next_cursor` of that page). Pages do not shift when incidents open
@@ -201,6 +211,40 @@ impl IncidentCursor {
     }
 }
 
+/// `?sla=`: incidents with at least one clock that is...
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlaFilter {
+    Breached,
+    /// Running or paused, past a warning, not breached.
+    AtRisk,
+    Running,
+    Paused,
+    Met,
+}
+
+impl SlaFilter {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "breached" => SlaFilter::Breached,
+            "at_risk" => SlaFilter::AtRisk,
+            "running" => SlaFilter::Running,
+            "paused" => SlaFilter::Paused,
+            "met" => SlaFilter::Met,
+            _ => return None,
+        })
+    }
+
+    fn condition(self) -> &'static str {
+        match self {
+            SlaFilter::Breached => "s.breached_at IS NOT NULL",
+            SlaFilter::AtRisk => "s.breached_at IS NULL AND s.stopped_at IS NULL AND s.warned != '[]'",
+            SlaFilter::Running => "s.breached_at IS NULL AND s.stopped_at IS NULL AND s.running_since IS NOT NULL",
+            SlaFilter::Paused => "s.breached_at IS NULL AND s.stopped_at IS NULL AND s.running_since IS NULL",
+            SlaFilter::Met => "s.breached_at IS NULL AND s.stopped_at IS NOT NULL",
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub enum IncidentSort {
     /// Newest first.
@@ -225,6 +269,17 @@ pub struct IncidentPage {
 pub struct IncidentDetail {
     #[serde(flatten)]
     pub incident: Incident,
+    /// Absent when no SLA policy applies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sla: Option<SlaView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<EscalationView>,
+    /// The workaround of the known error this incident is linked to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workaround: Option<String>,
+    pub problems: Vec<Problem>,
+    /// Changes of its service it started during or soon after.
+    pub suspected_changes: Vec<Change>,
     pub alerts: Vec<IncidentAlert>,
     pub timeline: Vec<TimelineEvent>,
 }
@@ -245,6 +300,8 @@ pub struct IncidentAlert {
 #[derive(Clone)]
 pub struct Store {
     writer: mpsc::Sender<writer::Request>,
+    /// For what reads compute at request time (SLA clocks need calendars).
+    rules: SharedRules,
     readers: Arc<ReadPool>,
     path: Arc<PathBuf>,
 }
@@ -302,6 +359,7 @@ impl Store {
             .spawn(move || checkpointer(checkpoints, stopped))
             .map_err(|e| StoreError::Corrupt(format!("cannot start the checkpoint thread: {e}")))?;
         let (tx, rx) = mpsc::channel(4096);
+        let writer_rules = rules.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
@@ -310,11 +368,12 @@ impl Store {
                     let _ = stop_checkpoints.send(());
                     let _ = checkpointer.join();
                 };
-                writer::run(conn, engine, rx, rules, stop)
+                writer::run(conn, engine, rx, writer_rules, stop)
             })
             .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
         Ok(Store {
             writer: tx,
+            rules,
             readers: Arc::new(ReadPool {
                 permits: Arc::new(Semaphore::new(readers.len())),
                 conns: Mutex::new(readers),
@@ -417,9 +476,51 @@ impl Store {
         self.read(move |c| reader::list_incidents(c, &q)).await
     }
 
-    /// An incident with its alerts and timeline.
+    /// An incident with its SLA clocks, problems, suspected changes,
+    /// alerts and timeline.
     pub async fn get_incident(&self, id: i64) -> Result<Option<IncidentDetail>, StoreError> {
-        self.read(move |c| reader::get_incident(c, id)).await
+        let rules = self.rules.read().expect("rules lock").clone();
+        self.read(move |c| reader::get_incident(c, id, &rules, crate::clock::now())).await
+    }
+
+    /// Record a change or deploy (a maintenance window when it suppresses).
+    pub async fn record_change(&self, change: NewChange) -> Result<Change, StoreError> {
+        match self.write(writer::Op::RecordChange { change, now: crate::clock::now() }).await? {
+            writer::Reply::Change(c) => Ok(c),
+            _ => unreachable!("recording a change answers with it"),
+        }
+    }
+
+    pub async fn list_changes(
+        &self,
+        service: Option<String>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Change>, StoreError> {
+        self.read(move |c| changes::list(c, service.as_deref(), before, limit)).await
+    }
+
+    pub async fn create_problem(&self, problem: NewProblem, actor: String) -> Result<i64, StoreError> {
+        match self.write(writer::Op::CreateProblem { problem, actor, now: crate::clock::now() }).await? {
+            writer::Reply::Id(id) => Ok(id),
+            _ => unreachable!("creating a problem answers with its id"),
+        }
+    }
+
+    pub async fn update_problem(&self, id: i64, update: ProblemUpdate, actor: String) -> Result<(), StoreError> {
+        self.done(writer::Op::UpdateProblem { id, update, actor, now: crate::clock::now() }).await
+    }
+
+    pub async fn link_incidents(&self, problem: i64, incidents: Vec<i64>, actor: String) -> Result<(), StoreError> {
+        self.done(writer::Op::LinkIncidents { problem, incidents, actor, now: crate::clock::now() }).await
+    }
+
+    pub async fn list_problems(&self, q: ProblemQuery) -> Result<Vec<Problem>, StoreError> {
+        self.read(move |c| problems::list(c, &q)).await
+    }
+
+    pub async fn get_problem(&self, id: i64) -> Result<Option<ProblemDetail>, StoreError> {
+        self.read(move |c| problems::detail(c, id)).await
     }
 
     pub async fn list_silences(&self, include_expired: bool) -> Result<Vec<Silence>, StoreError> {

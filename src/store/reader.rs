@@ -175,6 +175,12 @@ pub(super) fn list_incidents(c: &Connection, q: &IncidentQuery) -> Result<Incide
         args.push(Value::Integer(ms(t)));
         sql.push_str(&format!(" AND created_at < ?{}", args.len()));
     }
+    if let Some(f) = q.sla {
+        sql.push_str(&format!(
+            " AND EXISTS (SELECT 1 FROM sla_clocks s WHERE s.incident_id = incidents.id AND {})",
+            f.condition()
+        ));
+    }
     if let Some(cur) = q.cursor {
         // Keyset paging: continue after the last row of the previous page.
         let (k, i) = (args.len() + 1, args.len() + 2);
@@ -216,7 +222,12 @@ pub(super) fn list_incidents(c: &Connection, q: &IncidentQuery) -> Result<Incide
     Ok(IncidentPage { incidents, next_cursor })
 }
 
-pub(super) fn get_incident(c: &Connection, id: i64) -> Result<Option<IncidentDetail>, StoreError> {
+pub(super) fn get_incident(
+    c: &Connection,
+    id: i64,
+    rules: &crate::rules::RuleSet,
+    now: jiff::Timestamp,
+) -> Result<Option<IncidentDetail>, StoreError> {
     let Some(incident) = c
         .prepare_cached(&format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?1"))?
         .query_row([id], row_to_incident)
@@ -265,7 +276,21 @@ pub(super) fn get_incident(c: &Connection, id: i64) -> Result<Option<IncidentDet
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-    Ok(Some(IncidentDetail { incident, alerts, timeline }))
+    let problems = super::problems::of_incident(c, id)?;
+    let workaround = problems
+        .iter()
+        .find(|p| p.state == crate::model::problem::ProblemState::KnownError)
+        .and_then(|p| p.workaround.clone());
+    Ok(Some(IncidentDetail {
+        incident,
+        sla: super::sla::sla_view(c, id, rules, now)?,
+        escalation: super::sla::escalation_view(c, id)?,
+        workaround,
+        problems,
+        suspected_changes: super::changes::of_incident(c, id)?,
+        alerts,
+        timeline,
+    }))
 }
 
 /// Silences, newest first; with `not_ended_at`, only those still pending or

@@ -113,6 +113,116 @@ const MIGRATIONS: &[&str] = &[
         SELECT g.first_fired_at FROM pending_groups g WHERE g.rule = pending_alerts.rule AND g.group_key = pending_alerts.group_key
     );
     "#,
+    // 4: SLA clocks, escalations, problems, changes and the notification
+    // outbox. Rows of `sla_clocks` and `escalations` with a `due_at` are the
+    // timers the writer keeps in memory, rebuilt from these at start.
+    r#"
+    CREATE TABLE sla_clocks (
+        id            INTEGER PRIMARY KEY,
+        incident_id   INTEGER NOT NULL REFERENCES incidents (id),
+        kind          TEXT    NOT NULL CHECK (kind IN ('respond', 'resolve')),
+        policy        TEXT    NOT NULL,
+        calendar      TEXT    NOT NULL,
+        target_ms     INTEGER NOT NULL,
+        warn_at       TEXT    NOT NULL,
+        pause_in      TEXT    NOT NULL,
+        used_ms       INTEGER NOT NULL,
+        running_since INTEGER,
+        stopped_at    INTEGER,
+        warned        TEXT    NOT NULL,
+        breached_at   INTEGER,
+        due_at        INTEGER,
+        UNIQUE (incident_id, kind)
+    );
+    CREATE INDEX sla_clocks_due ON sla_clocks (due_at) WHERE due_at IS NOT NULL;
+    CREATE INDEX sla_clocks_breached ON sla_clocks (breached_at) WHERE breached_at IS NOT NULL;
+    CREATE TABLE escalations (
+        incident_id   INTEGER PRIMARY KEY REFERENCES incidents (id),
+        policy        TEXT    NOT NULL,
+        round         INTEGER NOT NULL,
+        step          INTEGER NOT NULL,
+        round_started INTEGER NOT NULL,
+        due_at        INTEGER
+    );
+    CREATE INDEX escalations_due ON escalations (due_at) WHERE due_at IS NOT NULL;
+    CREATE TABLE problems (
+        id          INTEGER PRIMARY KEY,
+        title       TEXT    NOT NULL,
+        key         TEXT,
+        rule        TEXT,
+        state       TEXT    NOT NULL,
+        root_cause  TEXT,
+        workaround  TEXT,
+        created_by  TEXT    NOT NULL,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        resolved_at INTEGER,
+        closed_at   INTEGER
+    );
+    CREATE INDEX problems_key ON problems (key, id) WHERE key IS NOT NULL;
+    CREATE INDEX problems_state ON problems (state, id);
+    CREATE TABLE problem_incidents (
+        problem_id  INTEGER NOT NULL REFERENCES problems (id),
+        incident_id INTEGER NOT NULL REFERENCES incidents (id),
+        linked_at   INTEGER NOT NULL,
+        linked_by   TEXT    NOT NULL,
+        PRIMARY KEY (problem_id, incident_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX problem_incidents_incident ON problem_incidents (incident_id);
+    CREATE TABLE problem_events (
+        id         INTEGER PRIMARY KEY,
+        problem_id INTEGER NOT NULL REFERENCES problems (id),
+        at         INTEGER NOT NULL,
+        actor      TEXT    NOT NULL,
+        kind       TEXT    NOT NULL,
+        message    TEXT    NOT NULL,
+        data       TEXT
+    );
+    CREATE INDEX problem_events_problem ON problem_events (problem_id, id);
+    CREATE TABLE incident_problem_keys (
+        key         TEXT    NOT NULL,
+        incident_id INTEGER NOT NULL REFERENCES incidents (id),
+        created_at  INTEGER NOT NULL,
+        PRIMARY KEY (key, created_at, incident_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE changes (
+        id         INTEGER PRIMARY KEY,
+        service    TEXT,
+        summary    TEXT    NOT NULL,
+        starts_at  INTEGER NOT NULL,
+        ends_at    INTEGER,
+        link       TEXT,
+        labels     TEXT    NOT NULL,
+        source     TEXT    NOT NULL,
+        suppress   INTEGER NOT NULL DEFAULT 0,
+        created_by TEXT    NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX changes_service ON changes (service, starts_at);
+    CREATE INDEX changes_suppress ON changes (ends_at) WHERE suppress = 1;
+    CREATE TABLE incident_changes (
+        incident_id INTEGER NOT NULL REFERENCES incidents (id),
+        change_id   INTEGER NOT NULL REFERENCES changes (id),
+        PRIMARY KEY (incident_id, change_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE notifications (
+        id              INTEGER PRIMARY KEY,
+        event           TEXT    NOT NULL,
+        incident_id     INTEGER REFERENCES incidents (id),
+        problem_id      INTEGER REFERENCES problems (id),
+        notifier        TEXT    NOT NULL,
+        idempotency_key TEXT    NOT NULL UNIQUE,
+        payload         TEXT    NOT NULL,
+        state           TEXT    NOT NULL CHECK (state IN ('pending', 'sent', 'failed')),
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        created_at      INTEGER NOT NULL,
+        next_attempt_at INTEGER,
+        last_error      TEXT,
+        sent_at         INTEGER
+    );
+    CREATE INDEX notifications_due ON notifications (next_attempt_at) WHERE state = 'pending';
+    CREATE INDEX notifications_state ON notifications (state, id);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -10,10 +10,12 @@ use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::incidents::{self, AlertRef, Engine, StoredAlert};
+use super::incidents::{AlertRef, Engine, StoredAlert};
+use super::problems::{NewProblem, ProblemUpdate};
 use super::{IngestOutcome, SharedRules, StoreError, ms, ts};
 use crate::engine::silence::Silence;
 use crate::model::alert::observe;
+use crate::model::change::{Change, NewChange};
 use crate::model::incident::{IncidentAction, Priority};
 use crate::model::{Alert, AlertState, AlertStatus, AlertUpdate, Observation};
 use crate::rules::matcher::Matcher;
@@ -72,6 +74,27 @@ pub(super) enum Op {
         id: i64,
         now: Timestamp,
     },
+    RecordChange {
+        change: NewChange,
+        now: Timestamp,
+    },
+    CreateProblem {
+        problem: NewProblem,
+        actor: String,
+        now: Timestamp,
+    },
+    UpdateProblem {
+        id: i64,
+        update: ProblemUpdate,
+        actor: String,
+        now: Timestamp,
+    },
+    LinkIncidents {
+        problem: i64,
+        incidents: Vec<i64>,
+        actor: String,
+        now: Timestamp,
+    },
 }
 
 pub(super) enum Reply {
@@ -79,6 +102,8 @@ pub(super) enum Reply {
     Tick(usize),
     Done,
     Silence(Silence),
+    Change(Change),
+    Id(i64),
 }
 
 pub(super) enum Request {
@@ -90,7 +115,14 @@ impl Op {
     /// Whether applying this op can change the writer's in-memory state
     /// (inhibit index, silences), which a rollback must then restore.
     fn touches_engine(&self) -> bool {
-        matches!(self, Op::Ingest { .. } | Op::Tick { .. } | Op::CreateSilence { .. } | Op::ExpireSilence { .. })
+        matches!(
+            self,
+            Op::Ingest { .. }
+                | Op::Tick { .. }
+                | Op::CreateSilence { .. }
+                | Op::ExpireSilence { .. }
+                | Op::RecordChange { .. }
+        )
     }
 
     fn weight(&self) -> usize {
@@ -171,9 +203,11 @@ fn commit_batch(conn: &mut Connection, engine: &mut Engine, batch: &mut Vec<Pend
             match r {
                 Ok(reply) => {
                     sp.commit()?;
+                    engine.commit_staged();
                     results.push(Ok(reply));
                 }
                 Err(e) => {
+                    engine.discard_staged();
                     engine_touched_by_failure |= op.touches_engine();
                     drop(sp); // rolls back this request only
                     // Some errors (disk full, I/O) make SQLite roll back the
@@ -295,19 +329,19 @@ fn apply(tx: &Connection, engine: &mut Engine, op: &Op) -> Result<Reply, StoreEr
             Ok(Reply::Tick(expired.len()))
         }
         Op::Act { id, action, actor, comment, now } => {
-            incidents::act(tx, *id, *action, actor, comment.as_deref(), *now)?;
+            engine.act(tx, *id, *action, actor, comment.as_deref(), *now)?;
             Ok(Reply::Done)
         }
         Op::Assign { id, assignee, actor, now } => {
-            incidents::assign(tx, *id, assignee.as_deref(), actor, *now)?;
+            Engine::assign(tx, *id, assignee.as_deref(), actor, *now)?;
             Ok(Reply::Done)
         }
         Op::Note { id, text, actor, now } => {
-            incidents::note(tx, *id, text, actor, *now)?;
+            Engine::note(tx, *id, text, actor, *now)?;
             Ok(Reply::Done)
         }
         Op::SetPriority { id, priority, actor, comment, now } => {
-            incidents::set_priority(tx, *id, *priority, actor, comment.as_deref(), *now)?;
+            engine.set_priority(tx, *id, *priority, actor, comment.as_deref(), *now)?;
             Ok(Reply::Done)
         }
         Op::CreateSilence { matchers, starts_at, ends_at, created_by, comment, now } => {
@@ -354,6 +388,16 @@ fn apply(tx: &Connection, engine: &mut Engine, op: &Op) -> Result<Reply, StoreEr
             // sender's next re-send (hours away for an Alertmanager group).
             engine.silences.retain(|s| s.id != *id);
             engine.recheck_muted(tx, &format!("silence:{id}"), *now)?;
+            Ok(Reply::Done)
+        }
+        Op::RecordChange { change, now } => Ok(Reply::Change(engine.record_change(tx, change, *now)?)),
+        Op::CreateProblem { problem, actor, now } => Ok(Reply::Id(engine.create_problem(tx, problem, actor, *now)?)),
+        Op::UpdateProblem { id, update, actor, now } => {
+            engine.update_problem(tx, *id, update, actor, *now)?;
+            Ok(Reply::Done)
+        }
+        Op::LinkIncidents { problem, incidents, actor, now } => {
+            engine.link_incidents(tx, *problem, incidents, actor, *now)?;
             Ok(Reply::Done)
         }
     }

@@ -1,0 +1,192 @@
+//! Changes: recording them, linking incidents that start during or soon
+//! after a change of their service, and maintenance windows.
+use jiff::Timestamp;
+use rusqlite::{Connection, params};
+use serde_json::json;
+
+use super::incidents::{Engine, SYSTEM, event};
+use super::{StoreError, ms, ts};
+use crate::model::change::{Change, NewChange};
+
+const COLUMNS: &str =
+    "id, service, summary, starts_at, ends_at, link, labels, source, suppress, created_by, created_at";
+
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Change, StoreError>> {
+    let (id, service, summary, starts, ends, link, labels, source, suppress, created_by, created): (
+        i64,
+        Option<String>,
+        String,
+        i64,
+        Option<i64>,
+        Option<String>,
+        String,
+        String,
+        bool,
+        String,
+        i64,
+    ) = (
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
+    );
+    Ok((|| {
+        Ok(Change {
+            id,
+            service,
+            summary,
+            starts_at: ts(starts)?,
+            ends_at: ends.map(ts).transpose()?,
+            link,
+            labels: serde_json::from_str(&labels).map_err(|e| StoreError::Corrupt(format!("change {id}: {e}")))?,
+            source,
+            suppress,
+            created_by,
+            created_at: ts(created)?,
+        })
+    })())
+}
+
+/// Changes, newest start first; of one service when given.
+pub(super) fn list(
+    c: &Connection,
+    service: Option<&str>,
+    before: Option<i64>,
+    limit: usize,
+) -> Result<Vec<Change>, StoreError> {
+    let rows: Vec<Result<Change, StoreError>> = c
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM changes WHERE (?1 IS NULL OR service = ?1) AND (?2 IS NULL OR id < ?2)
+             ORDER BY id DESC LIMIT ?3"
+        ))?
+        .query_map(params![service, before, limit as i64], from_row)?
+        .collect::<Result<_, _>>()?;
+    rows.into_iter().collect()
+}
+
+/// The changes an incident lists as suspected causes.
+pub(super) fn of_incident(c: &Connection, incident_id: i64) -> Result<Vec<Change>, StoreError> {
+    let rows: Vec<Result<Change, StoreError>> = c
+        .prepare_cached(&format!(
+            "SELECT {} FROM incident_changes ic JOIN changes c ON c.id = ic.change_id WHERE ic.incident_id = ?1
+             ORDER BY c.starts_at DESC",
+            COLUMNS.split(", ").map(|col| format!("c.{col}")).collect::<Vec<_>>().join(", ")
+        ))?
+        .query_map([incident_id], from_row)?
+        .collect::<Result<_, _>>()?;
+    rows.into_iter().collect()
+}
+
+/// Suppressing changes that have not ended by `now`.
+pub(super) fn maintenance(c: &Connection, now: Timestamp) -> Result<Vec<Change>, StoreError> {
+    let rows: Vec<Result<Change, StoreError>> = c
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM changes WHERE suppress = 1 AND ends_at > ?1"))?
+        .query_map([ms(now)], from_row)?
+        .collect::<Result<_, _>>()?;
+    rows.into_iter().collect()
+}
+
+impl Engine {
+    pub(super) fn record_change(
+        &mut self,
+        tx: &Connection,
+        c: &NewChange,
+        now: Timestamp,
+    ) -> Result<Change, StoreError> {
+        let labels = serde_json::to_string(&c.labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        tx.prepare_cached(
+            "INSERT INTO changes (service, summary, starts_at, ends_at, link, labels, source, suppress, created_by, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?
+        .execute(params![
+            c.service,
+            c.summary,
+            ms(c.starts_at),
+            c.ends_at.map(ms),
+            c.link,
+            labels,
+            c.source,
+            c.suppress,
+            c.created_by,
+            ms(now)
+        ])?;
+        let change = Change {
+            id: tx.last_insert_rowid(),
+            service: c.service.clone(),
+            summary: c.summary.clone(),
+            starts_at: c.starts_at,
+            ends_at: c.ends_at,
+            link: c.link.clone(),
+            labels: c.labels.clone(),
+            source: c.source.clone(),
+            suppress: c.suppress,
+            created_by: c.created_by.clone(),
+            created_at: now,
+        };
+        if change.suppress && change.ends_at.is_some_and(|e| e > now) {
+            self.maintenance.push(change.clone());
+        }
+        tracing::info!(change = change.id, service = ?change.service, suppress = change.suppress, "change recorded");
+        Ok(change)
+    }
+
+    /// Link a new incident to the changes of its service that it may
+    /// follow from: begun by now, and ended no longer than the window ago.
+    pub(super) fn correlate_changes(
+        &self,
+        tx: &Connection,
+        incident_id: i64,
+        service: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let Some(service) = service else { return Ok(()) };
+        let window = self.rules.change_window.as_millis();
+        let suspects: Vec<(i64, String, i64)> = tx
+            .prepare_cached(
+                "SELECT id, summary, starts_at FROM changes WHERE service = ?1 AND starts_at <= ?2
+                 AND COALESCE(ends_at, starts_at) >= ?2 - ?3 ORDER BY starts_at DESC LIMIT 20",
+            )?
+            .query_map(params![service, ms(now), window], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        for (change_id, summary, _) in suspects {
+            tx.prepare_cached("INSERT OR IGNORE INTO incident_changes (incident_id, change_id) VALUES (?1, ?2)")?
+                .execute(params![incident_id, change_id])?;
+            event(
+                tx,
+                incident_id,
+                now,
+                SYSTEM,
+                "change_suspected",
+                &format!("suspected cause: change {change_id} of {service}: {summary}"),
+                json!({ "change": change_id }),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The maintenance window (a suppressing change) of `service` at `now`.
+    pub(super) fn maintenance_of(&self, service: &str, now: Timestamp) -> Option<i64> {
+        self.maintenance.iter().find(|c| c.service.as_deref() == Some(service) && c.suppresses(now)).map(|c| c.id)
+    }
+
+    /// Maintenance windows that ended: what they muted is routed again.
+    pub(super) fn end_maintenance(&mut self, tx: &Connection, now: Timestamp) -> Result<(), StoreError> {
+        let ended: Vec<i64> =
+            self.maintenance.iter().filter(|c| c.ends_at.is_none_or(|e| e <= now)).map(|c| c.id).collect();
+        if ended.is_empty() {
+            return Ok(());
+        }
+        self.maintenance.retain(|c| !ended.contains(&c.id));
+        for id in ended {
+            self.recheck_muted(tx, &format!("change:{id}"), now)?;
+        }
+        Ok(())
+    }
+}

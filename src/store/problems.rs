@@ -1,0 +1,449 @@
+//! Problems: formed by problem rules from recurring incidents or opened by
+//! hand, linked to their incidents, and edited through their lifecycle.
+use jiff::Timestamp;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::incidents::{Engine, SYSTEM, event};
+use super::{StoreError, ms, outbox, ts};
+use crate::model::LabelSet;
+use crate::model::incident::TimelineEvent;
+use crate::model::problem::{Problem, ProblemState, transition};
+
+const COLUMNS: &str = "p.id, p.title, p.key, p.rule, p.state, p.root_cause, p.workaround, p.created_by, p.created_at,
+    p.updated_at, p.resolved_at, p.closed_at,
+    (SELECT count(*) FROM problem_incidents pi WHERE pi.problem_id = p.id),
+    (SELECT min(i.created_at) FROM problem_incidents pi JOIN incidents i ON i.id = pi.incident_id WHERE pi.problem_id = p.id),
+    (SELECT max(i.created_at) FROM problem_incidents pi JOIN incidents i ON i.id = pi.incident_id WHERE pi.problem_id = p.id)";
+
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Problem, StoreError>> {
+    let state: String = r.get(4)?;
+    let times: [Option<i64>; 6] = [r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?, r.get(13)?, r.get(14)?];
+    let (id, title, key, rule, root_cause, workaround, created_by, count) =
+        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get::<_, i64>(12)?);
+    Ok((|| {
+        let t = |i: usize| times[i].map(ts).transpose();
+        Ok(Problem {
+            id,
+            title,
+            key,
+            rule,
+            state: ProblemState::parse(&state)
+                .ok_or_else(|| StoreError::Corrupt(format!("problem state {state:?}")))?,
+            root_cause,
+            workaround,
+            incident_count: count as u64,
+            first_occurrence: t(4)?,
+            last_occurrence: t(5)?,
+            created_by,
+            created_at: t(0)?.unwrap_or_default(),
+            updated_at: t(1)?.unwrap_or_default(),
+            resolved_at: t(2)?,
+            closed_at: t(3)?,
+        })
+    })())
+}
+
+/// Filters for listing problems.
+#[derive(Debug, Default, Clone)]
+pub struct ProblemQuery {
+    pub states: Vec<ProblemState>,
+    pub before: Option<i64>,
+    pub limit: usize,
+}
+
+/// An incident as a problem lists it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkedIncident {
+    pub id: i64,
+    pub title: String,
+    pub state: String,
+    pub priority: String,
+    pub service: Option<String>,
+    pub created_at: Timestamp,
+    pub linked_at: Timestamp,
+    pub linked_by: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProblemDetail {
+    #[serde(flatten)]
+    pub problem: Problem,
+    pub incidents: Vec<LinkedIncident>,
+    pub timeline: Vec<TimelineEvent>,
+}
+
+pub(super) fn list(c: &Connection, q: &ProblemQuery) -> Result<Vec<Problem>, StoreError> {
+    let states: Vec<&str> = q.states.iter().map(|s| s.as_str()).collect();
+    let states = serde_json::to_string(&states).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let rows: Vec<Result<Problem, StoreError>> = c
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM problems p
+             WHERE (?1 = '[]' OR p.state IN (SELECT value FROM json_each(?1))) AND (?2 IS NULL OR p.id < ?2)
+             ORDER BY p.id DESC LIMIT ?3"
+        ))?
+        .query_map(params![states, q.before, q.limit as i64], from_row)?
+        .collect::<Result<_, _>>()?;
+    rows.into_iter().collect()
+}
+
+pub(super) fn get(c: &Connection, id: i64) -> Result<Option<Problem>, StoreError> {
+    c.prepare_cached(&format!("SELECT {COLUMNS} FROM problems p WHERE p.id = ?1"))?
+        .query_row([id], from_row)
+        .optional()?
+        .transpose()
+}
+
+pub(super) fn detail(c: &Connection, id: i64) -> Result<Option<ProblemDetail>, StoreError> {
+    let Some(problem) = get(c, id)? else { return Ok(None) };
+    let incidents = c
+        .prepare_cached(
+            "SELECT i.id, i.title, i.state, i.priority, i.service, i.created_at, pi.linked_at, pi.linked_by
+             FROM problem_incidents pi JOIN incidents i ON i.id = pi.incident_id WHERE pi.problem_id = ?1
+             ORDER BY i.id DESC LIMIT 1000",
+        )?
+        .query_map([id], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, i64>(6)?,
+                r.get(7)?,
+            ))
+        })?
+        .map(|row| {
+            let (id, title, state, priority, service, created, linked, linked_by) = row?;
+            Ok(LinkedIncident {
+                id,
+                title,
+                state,
+                priority,
+                service,
+                created_at: ts(created)?,
+                linked_at: ts(linked)?,
+                linked_by,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let timeline = c
+        .prepare_cached("SELECT at, actor, kind, message, data FROM problem_events WHERE problem_id = ?1 ORDER BY id")?
+        .query_map([id], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, Option<String>>(4)?))
+        })?
+        .map(|row| {
+            let (at, actor, kind, message, data) = row?;
+            Ok(TimelineEvent {
+                at: ts(at)?,
+                actor,
+                kind,
+                message,
+                data: data.and_then(|d| serde_json::from_str(&d).ok()).unwrap_or(Value::Null),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(Some(ProblemDetail { problem, incidents, timeline }))
+}
+
+/// The problems an incident is linked to, newest first.
+pub(super) fn of_incident(c: &Connection, incident_id: i64) -> Result<Vec<Problem>, StoreError> {
+    let rows: Vec<Result<Problem, StoreError>> = c
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM problems p JOIN problem_incidents x ON x.problem_id = p.id
+             WHERE x.incident_id = ?1 ORDER BY p.id DESC"
+        ))?
+        .query_map([incident_id], from_row)?
+        .collect::<Result<_, _>>()?;
+    rows.into_iter().collect()
+}
+
+fn problem_event(
+    tx: &Connection,
+    id: i64,
+    at: Timestamp,
+    actor: &str,
+    kind: &str,
+    message: &str,
+    data: Value,
+) -> Result<i64, StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO problem_events (problem_id, at, actor, kind, message, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![id, ms(at), actor, kind, message, data.to_string()])?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// A problem as submitted by hand.
+#[derive(Debug, Clone, Default)]
+pub struct NewProblem {
+    pub title: String,
+    pub key: Option<String>,
+    pub root_cause: Option<String>,
+    pub workaround: Option<String>,
+    pub incidents: Vec<i64>,
+}
+
+/// An edit; absent fields stay as they are.
+#[derive(Debug, Clone, Default)]
+pub struct ProblemUpdate {
+    pub title: Option<String>,
+    pub root_cause: Option<String>,
+    pub workaround: Option<String>,
+    pub state: Option<ProblemState>,
+}
+
+impl Engine {
+    /// A new incident: record its key under every problem rule it matches,
+    /// link it to the active problem of that key, or open one when the key
+    /// has recurred often enough within the rule's window.
+    pub(super) fn link_problems(
+        &mut self,
+        tx: &Connection,
+        incident_id: i64,
+        title: &str,
+        fields: &LabelSet,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let rules = self.rules.clone();
+        for rule in rules.problem_rules.iter().filter(|r| r.matches(fields)) {
+            let key = rule.key(fields);
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO incident_problem_keys (key, incident_id, created_at) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![key, incident_id, ms(now)])?;
+            let active: Option<i64> = tx
+                .prepare_cached(
+                    "SELECT id FROM problems WHERE key = ?1 AND state IN ('open', 'known_error') ORDER BY id DESC LIMIT 1",
+                )?
+                .query_row([&key], |r| r.get(0))
+                .optional()?;
+            if let Some(pid) = active {
+                self.link(tx, pid, incident_id, SYSTEM, now)?;
+                continue;
+            }
+            let since = ms(now) - rule.window.as_millis();
+            let recurring: Vec<i64> = tx
+                .prepare_cached(
+                    "SELECT incident_id FROM incident_problem_keys WHERE key = ?1 AND created_at >= ?2 ORDER BY incident_id",
+                )?
+                .query_map(params![key, since], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            if recurring.len() < rule.min_incidents as usize {
+                continue;
+            }
+            let problem_title = format!("Recurring: {title}");
+            tx.prepare_cached(
+                "INSERT INTO problems (title, key, rule, state, created_by, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?5)",
+            )?
+            .execute(params![problem_title, key, rule.name, SYSTEM, ms(now)])?;
+            let pid = tx.last_insert_rowid();
+            let message = format!(
+                "opened by problem rule {}: {} incidents of {key} within {}",
+                rule.name,
+                recurring.len(),
+                rule.window
+            );
+            let event_id =
+                problem_event(tx, pid, now, SYSTEM, "opened", &message, json!({ "rule": rule.name, "key": key }))?;
+            tracing::info!(problem = pid, rule = %rule.name, %key, "problem opened");
+            for iid in recurring {
+                self.link(tx, pid, iid, SYSTEM, now)?;
+            }
+            self.notify_problem(tx, pid, "problem.opened", event_id, now)?;
+        }
+        Ok(())
+    }
+
+    /// Link an incident to a problem (once); a known error's workaround is
+    /// written into the incident's timeline.
+    pub(super) fn link(
+        &self,
+        tx: &Connection,
+        problem_id: i64,
+        incident_id: i64,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let n = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO problem_incidents (problem_id, incident_id, linked_at, linked_by) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![problem_id, incident_id, ms(now), actor])?;
+        if n == 0 {
+            return Ok(false);
+        }
+        let (title, state, workaround): (String, String, Option<String>) = tx
+            .prepare_cached("SELECT title, state, workaround FROM problems WHERE id = ?1")?
+            .query_row([problem_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        let message = match (state.as_str(), &workaround) {
+            ("known_error", Some(w)) => format!("known error {problem_id} ({title}); workaround: {w}"),
+            _ => format!("linked to problem {problem_id} ({title})"),
+        };
+        event(
+            tx,
+            incident_id,
+            now,
+            actor,
+            "problem_linked",
+            &message,
+            json!({ "problem": problem_id, "state": state, "workaround": workaround }),
+        )?;
+        problem_event(
+            tx,
+            problem_id,
+            now,
+            actor,
+            "incident_linked",
+            &format!("incident {incident_id} linked"),
+            json!({ "incident": incident_id }),
+        )?;
+        tx.prepare_cached("UPDATE problems SET updated_at = ?2 WHERE id = ?1")?
+            .execute(params![problem_id, ms(now)])?;
+        Ok(true)
+    }
+
+    pub(super) fn create_problem(
+        &mut self,
+        tx: &Connection,
+        p: &NewProblem,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<i64, StoreError> {
+        for iid in &p.incidents {
+            super::incidents::current_state(tx, *iid)?;
+        }
+        tx.prepare_cached(
+            "INSERT INTO problems (title, key, rule, state, root_cause, workaround, created_by, created_at, updated_at)
+             VALUES (?1, ?2, NULL, 'open', ?3, ?4, ?5, ?6, ?6)",
+        )?
+        .execute(params![p.title, p.key, p.root_cause, p.workaround, actor, ms(now)])?;
+        let pid = tx.last_insert_rowid();
+        let event_id = problem_event(tx, pid, now, actor, "opened", "opened by hand", json!({ "key": p.key }))?;
+        for iid in &p.incidents {
+            self.link(tx, pid, *iid, actor, now)?;
+        }
+        self.notify_problem(tx, pid, "problem.opened", event_id, now)?;
+        Ok(pid)
+    }
+
+    pub(super) fn update_problem(
+        &mut self,
+        tx: &Connection,
+        id: i64,
+        u: &ProblemUpdate,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let before = get(tx, id)?.ok_or_else(|| StoreError::NotFound(format!("no problem {id}")))?;
+        let state = match u.state {
+            Some(to) if to != before.state => {
+                transition(before.state, to).map_err(|e| StoreError::Conflict(e.to_string()))?
+            }
+            _ => before.state,
+        };
+        let column = match state {
+            _ if state == before.state => "",
+            ProblemState::Resolved => ", resolved_at = ?6",
+            ProblemState::Closed => ", closed_at = ?6",
+            ProblemState::Open => ", resolved_at = NULL",
+            ProblemState::KnownError => "",
+        };
+        tx.execute(
+            &format!(
+                "UPDATE problems SET title = ?2, root_cause = ?3, workaround = ?4, state = ?5, updated_at = ?6{column}
+                 WHERE id = ?1"
+            ),
+            params![
+                id,
+                u.title.as_ref().unwrap_or(&before.title),
+                u.root_cause.as_ref().or(before.root_cause.as_ref()),
+                u.workaround.as_ref().or(before.workaround.as_ref()),
+                state.as_str(),
+                ms(now)
+            ],
+        )?;
+        let mut changed = serde_json::Map::new();
+        let mut record = |field: &str, old: Option<&String>, new: Option<&String>| {
+            if new.is_some() && new != old {
+                changed.insert(field.to_owned(), json!({ "before": old, "after": new }));
+            }
+        };
+        record("title", Some(&before.title), u.title.as_ref());
+        record("rootCause", before.root_cause.as_ref(), u.root_cause.as_ref());
+        record("workaround", before.workaround.as_ref(), u.workaround.as_ref());
+        if state != before.state {
+            changed.insert("state".into(), json!({ "before": before.state, "after": state }));
+        }
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<&str> = changed.keys().map(String::as_str).collect();
+        let message = if state != before.state {
+            format!("{} → {state}; changed {}", before.state, names.join(", "))
+        } else {
+            format!("changed {}", names.join(", "))
+        };
+        let event_id = problem_event(tx, id, now, actor, "updated", &message, Value::Object(changed))?;
+        tracing::info!(problem = id, from = %before.state, to = %state, actor, "problem updated");
+        if state == ProblemState::KnownError && before.state != ProblemState::KnownError {
+            self.notify_problem(tx, id, "problem.known_error", event_id, now)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn link_incidents(
+        &mut self,
+        tx: &Connection,
+        problem_id: i64,
+        incidents: &[i64],
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let p = get(tx, problem_id)?.ok_or_else(|| StoreError::NotFound(format!("no problem {problem_id}")))?;
+        if p.state == ProblemState::Closed {
+            return Err(StoreError::Conflict(format!("problem {problem_id} is closed")));
+        }
+        for iid in incidents {
+            super::incidents::current_state(tx, *iid)?;
+            self.link(tx, problem_id, *iid, actor, now)?;
+        }
+        Ok(())
+    }
+
+    /// Problem events go to the notifiers of its incidents' rules.
+    fn notify_problem(
+        &self,
+        tx: &Connection,
+        problem_id: i64,
+        name: &str,
+        event_id: i64,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let rules: Vec<String> = tx
+            .prepare_cached(
+                "SELECT DISTINCT i.rule FROM problem_incidents pi JOIN incidents i ON i.id = pi.incident_id
+                 WHERE pi.problem_id = ?1",
+            )?
+            .query_map([problem_id], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let targets: Vec<String> = self
+            .rules
+            .incident_rules
+            .iter()
+            .filter(|r| rules.contains(&r.name))
+            .flat_map(|r| r.notify.iter().cloned())
+            .collect();
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let problem = get(tx, problem_id)?.ok_or_else(|| StoreError::NotFound(format!("no problem {problem_id}")))?;
+        let payload = json!({ "event": name, "problem": problem });
+        let origin = format!("problem-{problem_id}-event-{event_id}");
+        outbox::enqueue(tx, name, None, Some(problem_id), &origin, &targets, &payload, now)
+    }
+}
