@@ -11,6 +11,8 @@ use crate::config::Config;
 use crate::rules::{RuleError, RuleSet};
 use crate::store::{Store, StoreError};
 
+/// How often the tick loop looks at the writer's earliest timer.
+const TIMER_POLL: StdDuration = StdDuration::from_millis(100);
 /// How often firing alerts past their `endsAt` are resolved and the
 /// correlation timers (min_duration, auto_resolve_after) run.
 const EXPIRY_INTERVAL: StdDuration = StdDuration::from_secs(1);
@@ -102,15 +104,22 @@ fn spawn_reload_on_hangup(state: AppState) -> std::io::Result<tokio::task::JoinH
 }
 
 async fn tick_loop(store: Store) {
-    let mut tick = tokio::time::interval(EXPIRY_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = tokio::time::Instant::now();
     loop {
-        tick.tick().await;
-        match store.tick(crate::clock::now()).await {
+        tokio::time::sleep(TIMER_POLL).await;
+        let now = crate::clock::now();
+        // An SLA milestone or escalation step due now ticks at once; the
+        // regular round expires alerts and runs the grouping timers.
+        let timer_due = store.next_timer().is_some_and(|due| due <= now);
+        if !timer_due && last.elapsed() < EXPIRY_INTERVAL {
+            continue;
+        }
+        last = tokio::time::Instant::now();
+        match store.tick(now).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(alerts = n, "resolved alerts past their endsAt"),
             Err(StoreError::Closed) => return,
-            Err(e) => tracing::warn!(error = %e, "expiring alerts failed"),
+            Err(e) => tracing::warn!(error = %e, "the timer tick failed"),
         }
     }
 }

@@ -9,14 +9,14 @@ use super::body::JsonText;
 use super::error::ApiError;
 use super::{AppState, Id};
 use crate::model::incident::{IncidentAction, IncidentState, Priority};
-use crate::store::{IncidentCursor, IncidentDetail, IncidentPage, IncidentQuery, IncidentSort};
+use crate::store::{IncidentCursor, IncidentDetail, IncidentPage, IncidentQuery, IncidentSort, SlaFilter};
 
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 500;
 
 /// Query parameters: `state`, `priority` (repeatable or comma-separated),
 /// `service`, `assignee`, `rule`, `since`/`until` (RFC 3339, on creation
-/// time), `sort` (`-created_at` default, `created_at`, `priority`,
+/// time), `sla` (`breached`, `at_risk`, `running`, `paused`, `met`), `sort` (`-created_at` default, `created_at`, `priority`,
 /// `-updated_at`), `limit` (1-500), `cursor`.
 pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<IncidentPage>, ApiError> {
     let q = parse_query(query.as_deref().unwrap_or(""))?;
@@ -155,6 +155,11 @@ fn parse_query(raw: &str) -> Result<IncidentQuery, ApiError> {
             "rule" => q.rule = Some(value),
             "since" => q.since = Some(time(&value)?),
             "until" => q.until = Some(time(&value)?),
+            "sla" => {
+                q.sla = Some(SlaFilter::parse(&value).ok_or_else(|| {
+                    bad(format!("unknown SLA condition {value:?}: breached, at_risk, running, paused, met"))
+                })?)
+            }
             "sort" => {
                 q.sort = match value.as_str() {
                     "-created_at" => IncidentSort::CreatedDesc,
@@ -177,7 +182,7 @@ fn parse_query(raw: &str) -> Result<IncidentQuery, ApiError> {
             }
             _ => {
                 return Err(ApiError::bad_request(format!(
-                    "unknown query parameter {key:?}; known: state, priority, service, assignee, rule, since, until, sort, limit, cursor"
+                    "unknown query parameter {key:?}; known: state, priority, service, assignee, rule, since, until, sla, sort, limit, cursor"
                 )));
             }
         }

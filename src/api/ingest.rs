@@ -70,7 +70,7 @@ pub async fn pagerduty(State(state): State<AppState>, JsonText(body): JsonText) 
         .into_response())
 }
 
-fn pagerduty_invalid(e: IngestError) -> Response {
+pub(super) fn pagerduty_invalid(e: IngestError) -> Response {
     let messages: Vec<String> = e.errors.iter().map(|f| format!("{}: {}", f.path, f.message)).collect();
     (
         StatusCode::BAD_REQUEST,

@@ -2,10 +2,12 @@
 //! answers in one place (`error`).
 mod alerts;
 mod body;
+mod changes;
 pub mod error;
 mod health;
 mod incidents;
 mod ingest;
+mod problems;
 mod silences;
 
 use std::sync::Arc;
@@ -111,6 +113,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/incidents/{id}/{action}", post(incidents::act))
         .route("/api/v1/silences", post(silences::create).get(silences::list))
         .route("/api/v1/silences/{id}", delete(silences::expire))
+        .route("/api/v1/problems", post(problems::create).get(problems::list))
+        .route("/api/v1/problems/{id}", get(problems::get).patch(problems::update))
+        .route("/api/v1/problems/{id}/incidents", post(problems::link))
+        .route("/api/v1/changes", post(changes::create).get(changes::list))
+        .route("/v2/change/enqueue", post(changes::pagerduty))
         .route("/-/reload", post(reload))
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(max_body))

@@ -15,6 +15,7 @@ mod sla;
 mod writer;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use jiff::Timestamp;
@@ -266,6 +267,7 @@ pub struct IncidentPage {
 }
 
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct IncidentDetail {
     #[serde(flatten)]
     pub incident: Incident,
@@ -302,6 +304,8 @@ pub struct Store {
     writer: mpsc::Sender<writer::Request>,
     /// For what reads compute at request time (SLA clocks need calendars).
     rules: SharedRules,
+    /// The writer's earliest timer in epoch milliseconds (`i64::MAX`: none).
+    next_timer: Arc<AtomicI64>,
     readers: Arc<ReadPool>,
     path: Arc<PathBuf>,
 }
@@ -360,6 +364,8 @@ impl Store {
             .map_err(|e| StoreError::Corrupt(format!("cannot start the checkpoint thread: {e}")))?;
         let (tx, rx) = mpsc::channel(4096);
         let writer_rules = rules.clone();
+        let next_timer = Arc::new(AtomicI64::new(engine.timers.next_due().map_or(i64::MAX, ms)));
+        let writer_next_timer = next_timer.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
@@ -368,12 +374,13 @@ impl Store {
                     let _ = stop_checkpoints.send(());
                     let _ = checkpointer.join();
                 };
-                writer::run(conn, engine, rx, writer_rules, stop)
+                writer::run(conn, engine, rx, writer_rules, writer_next_timer, stop)
             })
             .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
         Ok(Store {
             writer: tx,
             rules,
+            next_timer,
             readers: Arc::new(ReadPool {
                 permits: Arc::new(Semaphore::new(readers.len())),
                 conns: Mutex::new(readers),
@@ -417,6 +424,15 @@ impl Store {
         match self.write(writer::Op::Tick { now }).await? {
             writer::Reply::Tick(n) => Ok(n),
             _ => unreachable!("tick answers with a count"),
+        }
+    }
+
+    /// When the earliest SLA milestone or escalation step falls due, so the
+    /// caller can tick then rather than on its next regular round.
+    pub fn next_timer(&self) -> Option<Timestamp> {
+        match self.next_timer.load(Ordering::Relaxed) {
+            i64::MAX => None,
+            v => Timestamp::from_millisecond(v).ok(),
         }
     }
 

@@ -84,7 +84,7 @@ fn json_text<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
 
 /// `7m30s` for a millisecond count.
 fn human(ms_count: i64) -> String {
-    let rounded = if ms_count >= 1000 { ms_count / 1000 * 1000 } else { ms_count };
+    let rounded = if ms_count >= 60_000 { ms_count / 1000 * 1000 } else { ms_count };
     Duration::from_millis(rounded.max(0)).to_string()
 }
 

@@ -138,6 +138,7 @@ pub(super) fn run(
     mut engine: Engine,
     mut rx: mpsc::Receiver<Request>,
     rules: SharedRules,
+    next_timer: Arc<std::sync::atomic::AtomicI64>,
     stop_checkpoints: impl FnOnce(),
 ) {
     let mut batch = Vec::new();
@@ -169,6 +170,7 @@ pub(super) fn run(
         if !batch.is_empty() {
             commit_batch(&mut conn, &mut engine, &mut batch);
         }
+        next_timer.store(engine.timers.next_due().map_or(i64::MAX, ms), std::sync::atomic::Ordering::Relaxed);
     }
     // Answer what is still queued: the store is closing.
     rx.close();

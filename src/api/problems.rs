@@ -1,0 +1,180 @@
+//! Problems: `GET/POST /api/v1/problems`, `GET/PATCH /api/v1/problems/{id}`,
+//! `POST /api/v1/problems/{id}/incidents`.
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::body::JsonText;
+use super::error::ApiError;
+use super::{AppState, Id};
+use crate::model::problem::{Problem, ProblemState};
+use crate::store::{NewProblem, ProblemDetail, ProblemQuery, ProblemUpdate};
+
+const DEFAULT_LIMIT: usize = 50;
+const MAX_LIMIT: usize = 500;
+const MAX_TEXT: usize = 10_000;
+
+fn text(value: Option<String>, path: &str, required: bool) -> Result<Option<String>, ApiError> {
+    let v = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    match &v {
+        None if required => Err(ApiError::bad_request(format!("{path}: required"))),
+        Some(s) if s.chars().count() > MAX_TEXT => {
+            Err(ApiError::bad_request(format!("{path}: longer than {MAX_TEXT} characters")))
+        }
+        _ => Ok(v),
+    }
+}
+
+fn actor(a: Option<String>) -> Result<String, ApiError> {
+    let a = a.unwrap_or_default();
+    let a = a.trim();
+    if a.is_empty() || a.len() > 200 || a.chars().any(char::is_control) {
+        return Err(ApiError::bad_request("actor: name who does this (1-200 printable characters)"));
+    }
+    Ok(a.to_owned())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewBody {
+    actor: Option<String>,
+    title: Option<String>,
+    key: Option<String>,
+    #[serde(alias = "rootCause")]
+    root_cause: Option<String>,
+    workaround: Option<String>,
+    #[serde(default)]
+    incidents: Vec<i64>,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    JsonText(body): JsonText,
+) -> Result<(StatusCode, Json<ProblemDetail>), ApiError> {
+    let b: NewBody = crate::ingest::from_json(&body, "")?;
+    let p = NewProblem {
+        title: text(b.title, "title", true)?.unwrap_or_default(),
+        key: text(b.key, "key", false)?,
+        root_cause: text(b.root_cause, "root_cause", false)?,
+        workaround: text(b.workaround, "workaround", false)?,
+        incidents: b.incidents,
+    };
+    let id = state.store.create_problem(p, actor(b.actor)?).await?;
+    Ok((StatusCode::CREATED, detail(&state, id).await?))
+}
+
+pub async fn get(State(state): State<AppState>, Id(id): Id) -> Result<Json<ProblemDetail>, ApiError> {
+    detail(&state, id).await
+}
+
+async fn detail(state: &AppState, id: i64) -> Result<Json<ProblemDetail>, ApiError> {
+    match state.store.get_problem(id).await? {
+        Some(d) => Ok(Json(d)),
+        None => Err(ApiError::not_found(format!("no problem {id}"))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    actor: Option<String>,
+    title: Option<String>,
+    #[serde(alias = "rootCause")]
+    root_cause: Option<String>,
+    workaround: Option<String>,
+    state: Option<String>,
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Id(id): Id,
+    JsonText(body): JsonText,
+) -> Result<Json<ProblemDetail>, ApiError> {
+    let b: PatchBody = crate::ingest::from_json(&body, "")?;
+    let new_state = match &b.state {
+        None => None,
+        Some(s) => Some(ProblemState::parse(s).ok_or_else(|| {
+            ApiError::bad_request(format!("state: unknown state {s:?}: open, known_error, resolved, closed"))
+        })?),
+    };
+    let u = ProblemUpdate {
+        title: text(b.title, "title", false)?,
+        root_cause: text(b.root_cause, "root_cause", false)?,
+        workaround: text(b.workaround, "workaround", false)?,
+        state: new_state,
+    };
+    if new_state == Some(ProblemState::KnownError) && u.workaround.is_none() {
+        // A known error is one with a documented workaround; check the
+        // stored one before refusing.
+        let stored = state.store.get_problem(id).await?.and_then(|d| d.problem.workaround);
+        if stored.is_none() {
+            return Err(ApiError::bad_request("workaround: a known error needs a workaround"));
+        }
+    }
+    state.store.update_problem(id, u, actor(b.actor)?).await?;
+    detail(&state, id).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkBody {
+    actor: Option<String>,
+    incidents: Vec<i64>,
+}
+
+pub async fn link(
+    State(state): State<AppState>,
+    Id(id): Id,
+    JsonText(body): JsonText,
+) -> Result<Json<ProblemDetail>, ApiError> {
+    let b: LinkBody = crate::ingest::from_json(&body, "")?;
+    if b.incidents.is_empty() {
+        return Err(ApiError::bad_request("incidents: name at least one incident id"));
+    }
+    state.store.link_incidents(id, b.incidents, actor(b.actor)?).await?;
+    detail(&state, id).await
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProblemPage {
+    problems: Vec<Problem>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+/// `state` (repeatable or comma-separated), `limit`, `cursor`.
+pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<ProblemPage>, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))?;
+    let mut q = ProblemQuery { limit: DEFAULT_LIMIT, ..Default::default() };
+    for (key, value) in pairs {
+        let bad = |msg: String| ApiError::bad_request(format!("{key}: {msg}")).with_detail(json!({ "parameter": key }));
+        match key.as_str() {
+            "state" => {
+                for v in value.split(',').filter(|v| !v.is_empty()) {
+                    q.states.push(
+                        ProblemState::parse(v)
+                            .ok_or_else(|| bad(format!("unknown state {v:?}: open, known_error, resolved, closed")))?,
+                    );
+                }
+            }
+            "limit" => q.limit = super::parse_limit(&key, &value, MAX_LIMIT)?,
+            "cursor" => q.before = Some(value.parse().map_err(|_| bad(format!("not a cursor: {value:?}")))?),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter {key:?}; known: state, limit, cursor"
+                )));
+            }
+        }
+    }
+    let limit = q.limit;
+    q.limit += 1;
+    let mut problems = state.store.list_problems(q).await?;
+    let more = problems.len() > limit;
+    problems.truncate(limit);
+    let next_cursor = problems.last().filter(|_| more).map(|p| p.id.to_string());
+    Ok(Json(ProblemPage { problems, next_cursor }))
+}
