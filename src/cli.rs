@@ -39,6 +39,20 @@ enum Command {
         #[command(flatten)]
         client: crate::client::ClientArgs,
     },
+    /// Problems of a running gateway: list, show.
+    Problems {
+        #[command(subcommand)]
+        command: crate::client::ProblemsCommand,
+        #[command(flatten)]
+        client: crate::client::ClientArgs,
+    },
+    /// Changes and deploys: add, list.
+    Changes {
+        #[command(subcommand)]
+        command: crate::client::ChangesCommand,
+        #[command(flatten)]
+        client: crate::client::ClientArgs,
+    },
     /// Show what the rules would do with the alerts of a payload file (like
     /// `amtool config routes test`): rule, group key, priority, muting.
     Replay(crate::replay::ReplayArgs),
@@ -83,6 +97,8 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check(args),
         Command::Alerts { command, client } => crate::client::run_alerts(&client, command),
         Command::Incidents { command, client } => crate::client::run_incidents(&client, command),
+        Command::Problems { command, client } => crate::client::run_problems(&client, command),
+        Command::Changes { command, client } => crate::client::run_changes(&client, command),
         Command::Replay(args) => crate::replay::run(args),
     }
 }
@@ -140,10 +156,13 @@ fn check(args: CheckArgs) -> ExitCode {
         Ok(set) => {
             if !failed {
                 println!(
-                    "ok: {} rule file(s), {} incident rule(s), {} inhibit rule(s)",
+                    "ok: {} rule file(s), {} incident rule(s), {} inhibit rule(s), {} SLA policies, {} escalation policies, {} problem rule(s)",
                     set.files.len(),
                     set.incident_rules.len(),
-                    set.inhibit_rules.len()
+                    set.inhibit_rules.len(),
+                    set.sla_policies.len(),
+                    set.escalation_policies.len(),
+                    set.problem_rules.len()
                 );
             }
         }

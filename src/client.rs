@@ -1,4 +1,6 @@
 //! The client side of the command line: talks to a running gateway.
+mod itsm;
+
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -53,6 +55,9 @@ pub enum IncidentsCommand {
         service: Option<String>,
         #[arg(long)]
         assignee: Option<String>,
+        /// breached, at_risk, running, paused or met: incidents with such an SLA clock.
+        #[arg(long)]
+        sla: Option<String>,
         /// -created_at, created_at, priority, -updated_at.
         #[arg(long)]
         sort: Option<String>,
@@ -61,7 +66,7 @@ pub enum IncidentsCommand {
         #[arg(long)]
         cursor: Option<String>,
     },
-    /// Show an incident with its alerts and timeline.
+    /// Show an incident with its SLA clocks, alerts and timeline.
     Show { id: i64 },
     /// Acknowledge: someone is on it.
     Ack(ActionArgs),
@@ -121,6 +126,16 @@ pub fn run_alerts(args: &ClientArgs, cmd: AlertsCommand) -> ExitCode {
 
 pub fn run_incidents(args: &ClientArgs, cmd: IncidentsCommand) -> ExitCode {
     block_on(incidents(args, cmd))
+}
+
+pub use itsm::{ChangesCommand, ProblemsCommand};
+
+pub fn run_problems(args: &ClientArgs, cmd: ProblemsCommand) -> ExitCode {
+    block_on(itsm::problems(args, cmd))
+}
+
+pub fn run_changes(args: &ClientArgs, cmd: ChangesCommand) -> ExitCode {
+    block_on(itsm::changes(args, cmd))
 }
 
 async fn get_json(args: &ClientArgs, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
@@ -225,12 +240,13 @@ pub(crate) fn print_table(headers: &[&str], rows: &[Vec<String>]) {
 
 async fn incidents(args: &ClientArgs, cmd: IncidentsCommand) -> anyhow::Result<()> {
     let (id, action, a) = match cmd {
-        IncidentsCommand::List { state, priority, service, assignee, sort, limit, cursor } => {
+        IncidentsCommand::List { state, priority, service, assignee, sla, sort, limit, cursor } => {
             let mut q: Vec<(&str, String)> = vec![("limit", limit.to_string())];
             q.extend(state.map(|v| ("state", v)));
             q.extend(priority.map(|v| ("priority", v)));
             q.extend(service.map(|v| ("service", v)));
             q.extend(assignee.map(|v| ("assignee", v)));
+            q.extend(sla.map(|v| ("sla", v)));
             q.extend(sort.map(|v| ("sort", v)));
             q.extend(cursor.map(|v| ("cursor", v)));
             let page = get_json(args, "/api/v1/incidents", &q).await?;
@@ -322,15 +338,8 @@ fn print_incident(args: &ClientArgs, d: &Value) -> anyhow::Result<()> {
         })
         .collect();
     print_table(&["FINGERPRINT", "STATUS", "ALERTNAME", "STARTS", "SUMMARY"], &alerts);
-    println!("\ntimeline:");
-    let events: Vec<Vec<String>> = d["timeline"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|e| vec![text(&e["at"]), text(&e["actor"]), text(&e["kind"]), text(&e["message"])])
-        .collect();
-    print_table(&["AT", "ACTOR", "EVENT", "MESSAGE"], &events);
+    itsm::print_itsm(d);
+    itsm::print_timeline(&d["timeline"]);
     Ok(())
 }
 

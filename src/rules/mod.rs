@@ -479,6 +479,64 @@ priority_matrix:
     }
 
     #[test]
+    fn itsm_sections_compile_and_cross_references_are_checked() {
+        let a = "calendars:
+  business-eu:
+    timezone: Europe/Berlin
+    hours: {mon-fri: \"09:00-17:00\"}
+sla_policies:
+  - name: biz
+    calendar: business-eu
+    targets: {P1: {respond: 15m}}
+escalation_policies:
+  - name: pay
+    steps: [{after: 0m, notify: [oncall]}]
+problem_rules:
+  - name: recurring
+    group_by: [rule, service]
+change_correlation: {window: 2h}
+incident_rules:
+  - name: payments
+    sla_policy: biz
+    escalation: pay
+    notify: [chatops]
+";
+        let set = load(&[("a.yaml", a)]).unwrap();
+        assert_eq!(set.sla_policies[0].calendar, "business-eu");
+        assert!(set.calendars.contains_key("business-eu") && set.calendars.contains_key("24x7"));
+        assert_eq!(set.escalation_policies["pay"].steps.len(), 1);
+        assert_eq!(set.problem_rules[0].min_incidents, 3);
+        assert_eq!(set.change_window, Duration::from_secs(7200));
+        assert_eq!(set.incident_rules[0].notify, ["chatops"]);
+
+        let b = "sla_policies:
+  - name: biz
+    calendar: business-us
+    targets: {P1: {respond: 15m}}
+  - name: biz
+    targets: {P1: {respond: 15m}}
+calendars:
+  24x7: {}
+incident_rules:
+  - name: payments
+    sla_policy: nope
+    escalation: missing
+";
+        let errs: Vec<String> = load(&[("b.yaml", b)]).unwrap_err().iter().map(|e| e.to_string()).collect();
+        let want = [
+            "b.yaml:5: rule sla_policies.biz: duplicate sla policy name",
+            "calendars.24x7: 24x7 is built in",
+            "b.yaml:2: rule sla_policies.biz: calendar: no \"business-us\" in calendars",
+            "b.yaml:10: rule payments: sla_policy: no \"nope\" in sla_policies",
+            "b.yaml:10: rule payments: escalation: no \"missing\" in escalation_policies",
+        ];
+        for w in want {
+            assert!(errs.iter().any(|e| e.contains(w)), "no {w:?} in {errs:#?}");
+        }
+        assert_eq!(errs.len(), want.len(), "{errs:#?}");
+    }
+
+    #[test]
     fn a_missing_directory_is_an_error() {
         let errs = RuleSet::load_dir(Path::new("/nonexistent/rules")).unwrap_err();
         assert!(errs[0].message.contains("cannot read rules directory"));
