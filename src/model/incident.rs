@@ -187,7 +187,12 @@ pub struct Incident {
 /// One timeline entry: who did what, when.
 #[derive(Debug, Clone, Serialize)]
 pub struct TimelineEvent {
+    /// When it happened: an SLA deadline that passed while the gateway was
+    /// down is dated at the deadline.
     pub at: jiff::Timestamp,
+    /// When the gateway wrote it down, where that differs from `at`.
+    #[serde(rename = "recordedAt", skip_serializing_if = "Option::is_none")]
+    pub recorded_at: Option<jiff::Timestamp>,
     pub actor: String,
     pub kind: String,
     pub message: String,

@@ -12,31 +12,13 @@ const COLUMNS: &str =
     "id, service, summary, starts_at, ends_at, link, labels, source, suppress, created_by, created_at";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Change, StoreError>> {
-    let (id, service, summary, starts, ends, link, labels, source, suppress, created_by, created): (
-        i64,
-        Option<String>,
-        String,
-        i64,
-        Option<i64>,
-        Option<String>,
-        String,
-        String,
-        bool,
-        String,
-        i64,
-    ) = (
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-        r.get(9)?,
-        r.get(10)?,
-    );
+    let id: i64 = r.get(0)?;
+    let starts: i64 = r.get(3)?;
+    let ends: Option<i64> = r.get(4)?;
+    let labels: String = r.get(6)?;
+    let created: i64 = r.get(10)?;
+    let (service, summary, link, source, suppress, created_by) =
+        (r.get(1)?, r.get(2)?, r.get(5)?, r.get(7)?, r.get(8)?, r.get(9)?);
     Ok((|| {
         Ok(Change {
             id,

@@ -696,9 +696,10 @@ pub(super) fn event(
     data: serde_json::Value,
 ) -> Result<i64, StoreError> {
     tx.prepare_cached(
-        "INSERT INTO incident_events (incident_id, at, actor, kind, message, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO incident_events (incident_id, at, actor, kind, message, data, recorded_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute(params![id, ms(at), actor, kind, message, data.to_string()])?;
+    .execute(params![id, ms(at), actor, kind, message, data.to_string(), ms(crate::clock::now())])?;
     Ok(tx.last_insert_rowid())
 }
 

@@ -395,7 +395,7 @@ impl Store {
 
     async fn write(&self, op: writer::Op) -> Result<writer::Reply, StoreError> {
         let (reply, rx) = oneshot::channel();
-        self.writer.send(writer::Request::Write { op, reply }).await.map_err(|_| StoreError::Closed)?;
+        self.writer.send(writer::Request::Write { op: Box::new(op), reply }).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 

@@ -139,6 +139,7 @@ pub(super) fn detail(c: &Connection, id: i64) -> Result<Option<ProblemDetail>, S
             let (at, actor, kind, message, data) = row?;
             Ok(TimelineEvent {
                 at: ts(at)?,
+                recorded_at: None,
                 actor,
                 kind,
                 message,

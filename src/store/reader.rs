@@ -254,7 +254,7 @@ pub(super) fn get_incident(
         .collect::<Result<Vec<_>, StoreError>>()?;
     let timeline = c
         .prepare_cached(
-            "SELECT at, actor, kind, message, data FROM incident_events WHERE incident_id = ?1 ORDER BY id",
+            "SELECT at, actor, kind, message, data, recorded_at FROM incident_events WHERE incident_id = ?1 ORDER BY id",
         )?
         .query_map([id], |r| {
             Ok((
@@ -263,12 +263,16 @@ pub(super) fn get_incident(
                 r.get::<_, String>(2)?,
                 r.get::<_, String>(3)?,
                 r.get::<_, Option<String>>(4)?,
+                r.get::<_, Option<i64>>(5)?,
             ))
         })?
         .map(|row| {
-            let (at, actor, kind, message, data) = row?;
+            let (at, actor, kind, message, data, recorded) = row?;
+            // Shown only where it says something: a fact recorded late.
+            let recorded = recorded.filter(|r| (r - at).abs() >= 1000).map(ts).transpose()?;
             Ok(TimelineEvent {
                 at: ts(at)?,
+                recorded_at: recorded,
                 actor,
                 kind,
                 message,

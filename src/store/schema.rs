@@ -117,6 +117,7 @@ const MIGRATIONS: &[&str] = &[
     // outbox. Rows of `sla_clocks` and `escalations` with a `due_at` are the
     // timers the writer keeps in memory, rebuilt from these at start.
     r#"
+    ALTER TABLE incident_events ADD COLUMN recorded_at INTEGER;
     CREATE TABLE sla_clocks (
         id            INTEGER PRIMARY KEY,
         incident_id   INTEGER NOT NULL REFERENCES incidents (id),

@@ -263,9 +263,11 @@ impl Engine {
             };
             let Some(target) = target else { continue };
             match rows.iter().find(|r| r.clock.kind == kind) {
-                Some(row) if row.clock.target_ms == target.as_millis() => {}
+                // A stopped clock's result is settled; a new priority does not rewrite it.
+                Some(row) if row.clock.target_ms == target.as_millis() || row.clock.stopped_at.is_some() => {}
                 Some(row) => {
-                    let mut row = ClockRow { clock: row.clock.clone(), pause_in: row.pause_in.clone(), ..*row };
+                    let mut row =
+                        ClockRow { id: row.id, incident_id, clock: row.clock.clone(), pause_in: row.pause_in.clone() };
                     let cal = self.calendar(&row.clock.calendar);
                     let old = row.clock.target_ms;
                     let passed = row.clock.retarget(target.as_millis(), &cal, now);
@@ -281,15 +283,12 @@ impl Engine {
                     self.record_passed(tx, &row, &passed, now)?;
                     self.save_clock(tx, &row)?;
                 }
-                None if state.is_open() || kind == ClockKind::Resolve => {
+                // A promise the old priority did not make starts now, if it is still open.
+                None if state == IncidentState::Triggered
+                    || (state == IncidentState::OnHold && kind == ClockKind::Respond)
+                    || (state.is_open() && kind == ClockKind::Resolve) =>
+                {
                     self.insert_clock(tx, incident_id, kind, policy, target, state, now)?;
-                    let row = clocks_of(tx, incident_id)?.into_iter().find(|r| r.clock.kind == kind);
-                    if let Some(mut row) = row {
-                        // Started late, the clock takes the state the incident is in.
-                        let cal = self.calendar(&row.clock.calendar);
-                        row.clock.follow(state, &row.pause_in.clone(), &cal, now);
-                        self.save_clock(tx, &row)?;
-                    }
                     event(
                         tx,
                         incident_id,

@@ -107,7 +107,7 @@ pub(super) enum Reply {
 }
 
 pub(super) enum Request {
-    Write { op: Op, reply: oneshot::Sender<Result<Reply, StoreError>> },
+    Write { op: Box<Op>, reply: oneshot::Sender<Result<Reply, StoreError>> },
     Close { done: oneshot::Sender<()> },
 }
 
@@ -153,7 +153,7 @@ pub(super) fn run(
             match req {
                 Request::Write { op, reply } => {
                     weight += op.weight();
-                    batch.push((op, reply));
+                    batch.push((*op, reply));
                 }
                 Request::Close { done } => close = Some(done),
             }
