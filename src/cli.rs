@@ -53,6 +53,11 @@ enum Command {
         #[command(flatten)]
         client: crate::client::ClientArgs,
     },
+    /// Notifiers: `notify test NAME` sends a test notification through one.
+    Notify {
+        #[command(subcommand)]
+        command: NotifyCommand,
+    },
     /// Show what the rules would do with the alerts of a payload file (like
     /// `amtool config routes test`): rule, group key, priority, muting.
     Replay(crate::replay::ReplayArgs),
@@ -80,6 +85,18 @@ struct ServeArgs {
     log_format: Option<LogFormat>,
 }
 
+#[derive(Subcommand)]
+enum NotifyCommand {
+    /// Send a test notification through the notifier NAME of the config
+    /// file and report the outcome.
+    Test {
+        name: String,
+        /// YAML config file that defines the notifier.
+        #[arg(long, env = "ALERTGATE_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+}
+
 #[derive(Args)]
 struct CheckArgs {
     /// Directory of rule files.
@@ -100,6 +117,7 @@ pub fn main() -> ExitCode {
         Command::Problems { command, client } => crate::client::run_problems(&client, command),
         Command::Changes { command, client } => crate::client::run_changes(&client, command),
         Command::Replay(args) => crate::replay::run(args),
+        Command::Notify { command: NotifyCommand::Test { name, config } } => notify_test(&name, config),
     }
 }
 
@@ -152,7 +170,8 @@ fn check(args: CheckArgs) -> ExitCode {
     };
     let rules_dir =
         config.as_ref().map(|c| c.rules_dir.clone()).or(overrides.rules_dir).unwrap_or_else(|| "rules".into());
-    match crate::rules::RuleSet::load_dir(&rules_dir) {
+    let notifiers = config.as_ref().map(|c| c.notifiers.clone()).unwrap_or_default();
+    match crate::config::load_rules(&rules_dir, &notifiers) {
         Ok(set) => {
             if !failed {
                 println!(
@@ -174,6 +193,47 @@ fn check(args: CheckArgs) -> ExitCode {
         }
     }
     if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+fn notify_test(name: &str, config: Option<PathBuf>) -> ExitCode {
+    let config = match Config::load(&Overrides { config_file: config, ..Default::default() }) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("alertgate: invalid configuration:\n{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(n) = config.notifiers.get(name).cloned() else {
+        let known = config.notifiers.names();
+        eprintln!(
+            "alertgate: no notifier named {name:?} in the config (known: {})",
+            if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+        );
+        return ExitCode::from(2);
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("alertgate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let delivery = crate::notify::test_delivery(&n.name);
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap_or_default();
+    match runtime.block_on(crate::notify::deliver(&n, &delivery, &http)) {
+        crate::notify::Outcome::Sent => {
+            println!("sent: a test notification through {} notifier {name}", n.kind_name());
+            ExitCode::SUCCESS
+        }
+        crate::notify::Outcome::Transient(e) => {
+            println!("failed (would be retried): {e}");
+            ExitCode::FAILURE
+        }
+        crate::notify::Outcome::Permanent(e) => {
+            println!("failed (would not be retried): {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn init_tracing(format: LogFormat) {

@@ -28,6 +28,8 @@ pub struct Config {
     pub store: StoreConfig,
     pub log_format: LogFormat,
     pub generic: BTreeMap<String, Mapping>,
+    pub notifiers: crate::notify::Notifiers,
+    pub outbox: crate::notify::OutboxSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +69,10 @@ struct FileConfig {
     store: FileStore,
     #[serde(default)]
     generic: BTreeMap<String, MappingSpec>,
+    #[serde(default)]
+    notifiers: Vec<crate::notify::RawNotifier>,
+    #[serde(default)]
+    outbox: crate::notify::RawOutbox,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -153,6 +159,22 @@ impl Config {
             }
         }
 
+        let mut notifiers = crate::notify::Notifiers::default();
+        for (i, raw) in file.notifiers.into_iter().enumerate() {
+            match raw.compile(&base) {
+                Ok(n) => {
+                    if notifiers.get(&n.name).is_some() {
+                        problems.push(format!("{file_name}notifiers[{i}]: duplicate notifier name {:?}", n.name));
+                    }
+                    notifiers.list.push(std::sync::Arc::new(n));
+                }
+                Err(errs) => problems.extend(errs.into_iter().map(|e| format!("{file_name}notifiers[{i}].{e}"))),
+            }
+        }
+        let mut outbox_problems = Vec::new();
+        let outbox = file.outbox.compile(&mut outbox_problems);
+        problems.extend(outbox_problems.into_iter().map(|e| format!("{file_name}{e}")));
+
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems));
         }
@@ -165,8 +187,33 @@ impl Config {
             store: StoreConfig { synchronous: file.store.synchronous.unwrap_or(Synchronous::Full), read_connections },
             log_format: o.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
             generic,
+            notifiers,
+            outbox,
         })
     }
+}
+
+impl Config {
+    /// Load the rules directory and check that every notifier the rules
+    /// name is configured.
+    pub fn load_rules(&self) -> Result<crate::rules::RuleSet, Vec<crate::rules::RuleError>> {
+        load_rules(&self.rules_dir, &self.notifiers)
+    }
+}
+
+pub fn load_rules(
+    dir: &Path,
+    notifiers: &crate::notify::Notifiers,
+) -> Result<crate::rules::RuleSet, Vec<crate::rules::RuleError>> {
+    let set = crate::rules::RuleSet::load_dir(dir)?;
+    let problems = notifiers.check_references(&set);
+    if problems.is_empty() {
+        return Ok(set);
+    }
+    Err(problems
+        .into_iter()
+        .map(|message| crate::rules::RuleError { file: dir.to_path_buf(), line: None, rule: None, message })
+        .collect())
 }
 
 /// A size in bytes: `4194304`, `512KiB`, `4MiB`, `4MB`.

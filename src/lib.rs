@@ -15,6 +15,7 @@ pub mod config;
 pub mod engine;
 pub mod ingest;
 pub mod model;
+pub mod notify;
 pub mod replay;
 pub mod rules;
 pub mod server;

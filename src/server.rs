@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
 use crate::config::Config;
-use crate::rules::{RuleError, RuleSet};
+use crate::rules::RuleError;
 use crate::store::{Store, StoreError};
 
 /// How often the tick loop looks at the writer's earliest timer.
@@ -41,7 +41,8 @@ pub async fn serve_until(
     config: Config,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let rules = RuleSet::load_dir(&config.rules_dir)
+    let rules = config
+        .load_rules()
         .map_err(|errors| ServeError::Rules { dir: config.rules_dir.display().to_string(), errors })?;
     tracing::info!(
         dir = %config.rules_dir.display(),
@@ -50,7 +51,7 @@ pub async fn serve_until(
         "rules loaded"
     );
     let rules: crate::store::SharedRules = Arc::new(std::sync::RwLock::new(Arc::new(rules)));
-    let store = Store::open(&config.data_dir, config.store, rules.clone())?;
+    let store = Store::open(&config.data_dir, config.store, rules.clone(), config.notifiers.subscriptions())?;
     tracing::info!(path = %store.path().display(), "database open");
 
     let listener =
@@ -64,6 +65,8 @@ pub async fn serve_until(
     tracing::info!(%addr, "listening");
 
     let expiry = tokio::spawn(tick_loop(store.clone()));
+    let outbox =
+        tokio::spawn(crate::notify::worker::run(store.clone(), state.config.notifiers.clone(), state.config.outbox));
     let app = api::router(state);
     let result = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(async move {
@@ -72,6 +75,7 @@ pub async fn serve_until(
         })
         .await;
     expiry.abort();
+    outbox.abort();
     reloader.abort();
     store.close().await;
     result?;

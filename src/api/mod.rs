@@ -7,6 +7,7 @@ pub mod error;
 mod health;
 mod incidents;
 mod ingest;
+mod notifications;
 mod problems;
 mod silences;
 
@@ -60,7 +61,7 @@ impl AppState {
     /// Load the rules directory again and swap the new set in whole; a
     /// broken set is refused and the old rules keep running.
     pub fn reload_rules(&self) -> Result<Arc<RuleSet>, Vec<crate::rules::RuleError>> {
-        let set = Arc::new(RuleSet::load_dir(&self.config.rules_dir)?);
+        let set = Arc::new(self.config.load_rules()?);
         *self.rules.write().expect("rules lock") = set.clone();
         tracing::info!(files = set.files.len(), incident_rules = set.incident_rules.len(), "rules reloaded");
         Ok(set)
@@ -118,6 +119,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/problems/{id}/incidents", post(problems::link))
         .route("/api/v1/changes", post(changes::create).get(changes::list))
         .route("/v2/change/enqueue", post(changes::pagerduty))
+        .route("/api/v1/notifications", get(notifications::list))
+        .route("/api/v1/notifications/{id}/retry", post(notifications::retry))
         .route("/-/reload", post(reload))
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(max_body))

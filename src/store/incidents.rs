@@ -30,6 +30,11 @@ pub(super) struct Engine {
     pub maintenance: Vec<Change>,
     /// Every pending SLA milestone and escalation step.
     pub timers: Timers,
+    /// Which events each notifier takes.
+    pub subscriptions: crate::notify::Subscriptions,
+    /// Set when a request queued a notification, so the worker is woken
+    /// once the batch commits.
+    pub outbox_dirty: std::cell::Cell<bool>,
     /// Timer changes of the request being applied: kept only if its
     /// savepoint commits, so a rolled-back request leaves no timer behind.
     staged: Vec<(TimerKey, Option<Timestamp>)>,
@@ -78,9 +83,16 @@ fn with_comment(mut message: String, comment: Option<&str>) -> String {
 
 impl Engine {
     /// Rebuild the in-memory state from the store.
-    pub fn load(conn: &Connection, rules: Arc<RuleSet>, now: Timestamp) -> Result<Engine, StoreError> {
+    pub fn load(
+        conn: &Connection,
+        rules: Arc<RuleSet>,
+        subscriptions: crate::notify::Subscriptions,
+        now: Timestamp,
+    ) -> Result<Engine, StoreError> {
         let mut e = Engine {
             rules,
+            subscriptions,
+            outbox_dirty: std::cell::Cell::new(false),
             inhibit: InhibitIndex::default(),
             silences: Vec::new(),
             maintenance: Vec::new(),

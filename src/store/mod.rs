@@ -33,6 +33,7 @@ use crate::rules::RuleSet;
 use crate::rules::matcher::Matcher;
 
 pub use incidents::SYSTEM as SYSTEM_ACTOR;
+pub use outbox::{DeliveryRecord, NotificationView};
 pub use problems::{LinkedIncident, NewProblem, ProblemDetail, ProblemQuery, ProblemUpdate};
 pub use schema::VERSION as SCHEMA_VERSION;
 pub use sla::{ClockView, EscalationView, SlaView};
@@ -306,6 +307,8 @@ pub struct Store {
     rules: SharedRules,
     /// The writer's earliest timer in epoch milliseconds (`i64::MAX`: none).
     next_timer: Arc<AtomicI64>,
+    /// Woken after each commit that queued a notification.
+    outbox_wakeup: Arc<tokio::sync::Notify>,
     readers: Arc<ReadPool>,
     path: Arc<PathBuf>,
 }
@@ -318,7 +321,12 @@ struct ReadPool {
 impl Store {
     /// Open (creating if needed) the database under `data_dir`, apply
     /// migrations and start the writer thread.
-    pub fn open(data_dir: &Path, cfg: StoreConfig, rules: SharedRules) -> Result<Store, StoreError> {
+    pub fn open(
+        data_dir: &Path,
+        cfg: StoreConfig,
+        rules: SharedRules,
+        subscriptions: crate::notify::Subscriptions,
+    ) -> Result<Store, StoreError> {
         std::fs::create_dir_all(data_dir)
             .map_err(|source| StoreError::DataDir { path: data_dir.to_path_buf(), source })?;
         let path = data_dir.join(DB_FILE);
@@ -356,7 +364,7 @@ impl Store {
         // Load the writer's in-memory state here, so a store that cannot
         // start fails `open` instead of every write later.
         let current = rules.read().expect("rules lock").clone();
-        let engine = incidents::Engine::load(&conn, current, crate::clock::now())?;
+        let engine = incidents::Engine::load(&conn, current, subscriptions, crate::clock::now())?;
         let (stop_checkpoints, stopped) = std::sync::mpsc::channel::<()>();
         let checkpointer = std::thread::Builder::new()
             .name("store-checkpoint".into())
@@ -366,6 +374,8 @@ impl Store {
         let writer_rules = rules.clone();
         let next_timer = Arc::new(AtomicI64::new(engine.timers.next_due().map_or(i64::MAX, ms)));
         let writer_next_timer = next_timer.clone();
+        let outbox_wakeup = Arc::new(tokio::sync::Notify::new());
+        let writer_wakeup = outbox_wakeup.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
@@ -374,13 +384,14 @@ impl Store {
                     let _ = stop_checkpoints.send(());
                     let _ = checkpointer.join();
                 };
-                writer::run(conn, engine, rx, writer_rules, writer_next_timer, stop)
+                writer::run(conn, engine, rx, writer_rules, writer_next_timer, writer_wakeup, stop)
             })
             .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
         Ok(Store {
             writer: tx,
             rules,
             next_timer,
+            outbox_wakeup,
             readers: Arc::new(ReadPool {
                 permits: Arc::new(Semaphore::new(readers.len())),
                 conns: Mutex::new(readers),
@@ -434,6 +445,59 @@ impl Store {
             i64::MAX => None,
             v => Timestamp::from_millisecond(v).ok(),
         }
+    }
+
+    pub fn outbox_wakeup(&self) -> Arc<tokio::sync::Notify> {
+        self.outbox_wakeup.clone()
+    }
+
+    /// When the earliest pending notification is due.
+    pub async fn next_notification_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.read(|c| {
+            let due: Option<i64> =
+                c.query_row("SELECT min(next_attempt_at) FROM notifications WHERE state = 'pending'", [], |r| {
+                    r.get(0)
+                })?;
+            due.map(ts).transpose()
+        })
+        .await
+    }
+
+    pub async fn claim_notifications(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<crate::notify::OutboxItem>, StoreError> {
+        match self.write(writer::Op::ClaimNotifications { now, lease_until, limit }).await? {
+            writer::Reply::Claimed(items) => Ok(items),
+            _ => unreachable!("a claim answers with rows"),
+        }
+    }
+
+    pub async fn record_deliveries(&self, results: Vec<(i64, DeliveryRecord)>) -> Result<(), StoreError> {
+        self.done(writer::Op::RecordDeliveries { results, now: crate::clock::now() }).await
+    }
+
+    /// Send a failed (dead-letter) notification again now.
+    pub async fn retry_notification(&self, id: i64) -> Result<(), StoreError> {
+        self.done(writer::Op::RetryNotification { id, now: crate::clock::now() }).await
+    }
+
+    pub async fn list_notifications(
+        &self,
+        state: Option<String>,
+        notifier: Option<String>,
+        incident: Option<i64>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<NotificationView>, StoreError> {
+        self.read(move |c| outbox::list(c, state.as_deref(), notifier.as_deref(), incident, before, limit)).await
+    }
+
+    /// Pending notifications and the age of the oldest, in seconds.
+    pub async fn outbox_depth(&self) -> Result<(u64, Option<f64>), StoreError> {
+        self.read(|c| outbox::depth(c, crate::clock::now())).await
     }
 
     async fn done(&self, op: writer::Op) -> Result<(), StoreError> {

@@ -27,6 +27,7 @@ pub const EVENTS: &[&str] = &[
 #[allow(clippy::too_many_arguments)]
 pub(super) fn enqueue(
     tx: &Connection,
+    subscriptions: Option<&crate::notify::Subscriptions>,
     event: &str,
     incident_id: Option<i64>,
     problem_id: Option<i64>,
@@ -38,7 +39,7 @@ pub(super) fn enqueue(
     debug_assert!(EVENTS.contains(&event), "unknown event {event}");
     let mut seen: Vec<&str> = Vec::new();
     for notifier in targets {
-        if seen.contains(&notifier.as_str()) {
+        if seen.contains(&notifier.as_str()) || subscriptions.is_some_and(|s| !s.allows(notifier, event)) {
             continue;
         }
         seen.push(notifier);
@@ -92,4 +93,198 @@ pub(super) fn incident_snapshot(tx: &Connection, id: i64) -> Result<Value, Store
         row["knownError"] = json!({ "problemId": pid, "title": title, "workaround": workaround });
     }
     Ok(row)
+}
+
+/// How a delivery of a row ended, as the worker reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryRecord {
+    /// Delivered; `covered_by` names the digest that carried it.
+    Sent {
+        covered_by: Option<String>,
+    },
+    Retry {
+        at: Timestamp,
+        error: String,
+    },
+    /// Dead letter: refused for good, or too old.
+    Dead {
+        error: String,
+    },
+}
+
+const ITEM_COLUMNS: &str = "id, event, incident_id, problem_id, notifier, idempotency_key, payload, attempts,
+    COALESCE(retried_at, created_at)";
+
+fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<crate::notify::OutboxItem, StoreError>> {
+    let payload: String = r.get(6)?;
+    let age_from: i64 = r.get(8)?;
+    let (id, event, incident_id, problem_id, notifier, key, attempts) =
+        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get::<_, i64>(7)?);
+    Ok((|| {
+        Ok(crate::notify::OutboxItem {
+            id,
+            event,
+            incident_id,
+            problem_id,
+            notifier,
+            idempotency_key: key,
+            payload: serde_json::from_str(&payload)
+                .map_err(|e| StoreError::Corrupt(format!("notification {id}: {e}")))?,
+            attempts: attempts as u32,
+            age_from: super::ts(age_from)?,
+        })
+    })())
+}
+
+/// Take up to `limit` due rows, leasing them until `lease_until`: a worker
+/// that dies mid-delivery leaves them due again when the lease ends.
+pub(super) fn claim(
+    tx: &Connection,
+    now: Timestamp,
+    lease_until: Timestamp,
+    limit: usize,
+) -> Result<Vec<crate::notify::OutboxItem>, StoreError> {
+    let rows: Vec<Result<crate::notify::OutboxItem, StoreError>> = tx
+        .prepare_cached(&format!(
+            "UPDATE notifications SET next_attempt_at = ?2 WHERE id IN (
+                SELECT id FROM notifications WHERE state = 'pending' AND next_attempt_at <= ?1
+                ORDER BY next_attempt_at, id LIMIT ?3)
+             RETURNING {ITEM_COLUMNS}"
+        ))?
+        .query_map(params![ms(now), ms(lease_until), limit as i64], item_from_row)?
+        .collect::<Result<_, _>>()?;
+    let mut items: Vec<_> = rows.into_iter().collect::<Result<_, _>>()?;
+    // RETURNING gives no order; deliver in the order the events happened.
+    items.sort_by_key(|i: &crate::notify::OutboxItem| i.id);
+    Ok(items)
+}
+
+pub(super) fn record(tx: &Connection, results: &[(i64, DeliveryRecord)], now: Timestamp) -> Result<(), StoreError> {
+    for (id, r) in results {
+        match r {
+            DeliveryRecord::Sent { covered_by } => tx
+                .prepare_cached(
+                    "UPDATE notifications SET state = 'sent', sent_at = ?2, attempts = attempts + 1,
+                        next_attempt_at = NULL, covered_by = ?3, last_error = NULL
+                     WHERE id = ?1 AND state = 'pending'",
+                )?
+                .execute(params![id, ms(now), covered_by])?,
+            DeliveryRecord::Retry { at, error } => tx
+                .prepare_cached(
+                    "UPDATE notifications SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3
+                     WHERE id = ?1 AND state = 'pending'",
+                )?
+                .execute(params![id, ms(*at), error])?,
+            DeliveryRecord::Dead { error } => tx
+                .prepare_cached(
+                    "UPDATE notifications SET state = 'failed', attempts = attempts + 1, next_attempt_at = NULL,
+                        last_error = ?2 WHERE id = ?1 AND state = 'pending'",
+                )?
+                .execute(params![id, error])?,
+        };
+    }
+    Ok(())
+}
+
+/// A dead letter (or a pending row) goes out again now; its age counts anew.
+pub(super) fn retry(tx: &Connection, id: i64, now: Timestamp) -> Result<(), StoreError> {
+    let n = tx
+        .prepare_cached(
+            "UPDATE notifications SET state = 'pending', next_attempt_at = ?2, retried_at = ?2
+             WHERE id = ?1 AND state IN ('failed', 'pending')",
+        )?
+        .execute(params![id, ms(now)])?;
+    if n == 0 {
+        let state: Option<String> = tx
+            .prepare_cached("SELECT state FROM notifications WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?;
+        return Err(match state {
+            None => StoreError::NotFound(format!("no notification {id}")),
+            Some(s) => {
+                StoreError::Conflict(format!("notification {id} is {s}; only failed or pending ones are retried"))
+            }
+        });
+    }
+    Ok(())
+}
+
+/// A notification as the API lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationView {
+    pub id: i64,
+    pub event: String,
+    pub incident_id: Option<i64>,
+    pub problem_id: Option<i64>,
+    pub notifier: String,
+    pub idempotency_key: String,
+    pub state: String,
+    pub attempts: u32,
+    pub created_at: Timestamp,
+    pub next_attempt_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub sent_at: Option<Timestamp>,
+    /// The digest that carried it, when rate limiting coalesced it.
+    pub covered_by: Option<String>,
+}
+
+pub(super) fn list(
+    c: &Connection,
+    state: Option<&str>,
+    notifier: Option<&str>,
+    incident: Option<i64>,
+    before: Option<i64>,
+    limit: usize,
+) -> Result<Vec<NotificationView>, StoreError> {
+    let rows = c
+        .prepare_cached(
+            "SELECT id, event, incident_id, problem_id, notifier, idempotency_key, state, attempts, created_at,
+                    next_attempt_at, last_error, sent_at, covered_by
+             FROM notifications WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR notifier = ?2)
+               AND (?3 IS NULL OR incident_id = ?3) AND (?4 IS NULL OR id < ?4)
+             ORDER BY id DESC LIMIT ?5",
+        )?
+        .query_map(params![state, notifier, incident, before, limit as i64], |r| {
+            Ok((
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?),
+                (r.get::<_, i64>(7)?, r.get::<_, i64>(8)?, r.get::<_, Option<i64>>(9)?, r.get(10)?),
+                (r.get::<_, Option<i64>>(11)?, r.get(12)?),
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(
+            |(
+                (id, event, incident_id, problem_id, notifier, idempotency_key, state),
+                (attempts, created, next, err),
+                (sent, covered),
+            )| {
+                Ok(NotificationView {
+                    id,
+                    event,
+                    incident_id,
+                    problem_id,
+                    notifier,
+                    idempotency_key,
+                    state,
+                    attempts: attempts as u32,
+                    created_at: super::ts(created)?,
+                    next_attempt_at: next.map(super::ts).transpose()?,
+                    last_error: err,
+                    sent_at: sent.map(super::ts).transpose()?,
+                    covered_by: covered,
+                })
+            },
+        )
+        .collect()
+}
+
+/// Rows waiting for delivery, and the age of the oldest.
+pub(super) fn depth(c: &Connection, now: Timestamp) -> Result<(u64, Option<f64>), StoreError> {
+    let (n, oldest): (i64, Option<i64>) =
+        c.query_row("SELECT count(*), min(created_at) FROM notifications WHERE state = 'pending'", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    Ok((n as u64, oldest.map(|o| (ms(now) - o) as f64 / 1000.0)))
 }

@@ -445,6 +445,7 @@ impl Engine {
         let problem = get(tx, problem_id)?.ok_or_else(|| StoreError::NotFound(format!("no problem {problem_id}")))?;
         let payload = json!({ "event": name, "problem": problem });
         let origin = format!("problem-{problem_id}-event-{event_id}");
-        outbox::enqueue(tx, name, None, Some(problem_id), &origin, &targets, &payload, now)
+        self.outbox_dirty.set(true);
+        outbox::enqueue(tx, Some(&self.subscriptions), name, None, Some(problem_id), &origin, &targets, &payload, now)
     }
 }

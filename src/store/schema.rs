@@ -219,7 +219,9 @@ const MIGRATIONS: &[&str] = &[
         created_at      INTEGER NOT NULL,
         next_attempt_at INTEGER,
         last_error      TEXT,
-        sent_at         INTEGER
+        sent_at         INTEGER,
+        retried_at      INTEGER,
+        covered_by      TEXT
     );
     CREATE INDEX notifications_due ON notifications (next_attempt_at) WHERE state = 'pending';
     CREATE INDEX notifications_state ON notifications (state, id);

@@ -369,6 +369,7 @@ impl Engine {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let rule_targets;
+        let explicit = targets.is_some();
         let targets = match targets {
             Some(t) => t,
             None => {
@@ -385,7 +386,11 @@ impl Engine {
         let mut payload = json!({ "event": name, "incident": outbox::incident_snapshot(tx, incident_id)? });
         payload["data"] = data;
         let origin = format!("incident-{incident_id}-event-{event_id}");
-        outbox::enqueue(tx, name, Some(incident_id), None, &origin, targets, &payload, now)
+        // Named targets (an escalation step) are told whatever they take;
+        // a rule's notifiers only the events they subscribe to.
+        let filter = explicit.then_some(()).map_or(Some(&self.subscriptions), |_| None);
+        self.outbox_dirty.set(true);
+        outbox::enqueue(tx, filter, name, Some(incident_id), None, &origin, targets, &payload, now)
     }
 
     // Escalation.

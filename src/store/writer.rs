@@ -11,6 +11,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::incidents::{AlertRef, Engine, StoredAlert};
+use super::outbox::{self, DeliveryRecord};
 use super::problems::{NewProblem, ProblemUpdate};
 use super::{IngestOutcome, SharedRules, StoreError, ms, ts};
 use crate::engine::silence::Silence;
@@ -95,6 +96,19 @@ pub(super) enum Op {
         actor: String,
         now: Timestamp,
     },
+    ClaimNotifications {
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: usize,
+    },
+    RecordDeliveries {
+        results: Vec<(i64, DeliveryRecord)>,
+        now: Timestamp,
+    },
+    RetryNotification {
+        id: i64,
+        now: Timestamp,
+    },
 }
 
 pub(super) enum Reply {
@@ -104,6 +118,7 @@ pub(super) enum Reply {
     Silence(Silence),
     Change(Change),
     Id(i64),
+    Claimed(Vec<crate::notify::OutboxItem>),
 }
 
 pub(super) enum Request {
@@ -139,6 +154,7 @@ pub(super) fn run(
     mut rx: mpsc::Receiver<Request>,
     rules: SharedRules,
     next_timer: Arc<std::sync::atomic::AtomicI64>,
+    outbox_wakeup: Arc<tokio::sync::Notify>,
     stop_checkpoints: impl FnOnce(),
 ) {
     let mut batch = Vec::new();
@@ -171,6 +187,9 @@ pub(super) fn run(
             commit_batch(&mut conn, &mut engine, &mut batch);
         }
         next_timer.store(engine.timers.next_due().map_or(i64::MAX, ms), std::sync::atomic::Ordering::Relaxed);
+        if engine.outbox_dirty.take() {
+            outbox_wakeup.notify_one();
+        }
     }
     // Answer what is still queued: the store is closing.
     rx.close();
@@ -227,7 +246,7 @@ fn commit_batch(conn: &mut Connection, engine: &mut Engine, batch: &mut Vec<Pend
     })();
     if engine_touched_by_failure || outcome.is_err() {
         // A rolled-back request may have touched the in-memory state.
-        match Engine::load(conn, engine.rules.clone(), crate::clock::now()) {
+        match Engine::load(conn, engine.rules.clone(), engine.subscriptions.clone(), crate::clock::now()) {
             Ok(fresh) => *engine = fresh,
             Err(e) => tracing::error!(error = %e, "reloading the engine state failed"),
         }
@@ -400,6 +419,18 @@ fn apply(tx: &Connection, engine: &mut Engine, op: &Op) -> Result<Reply, StoreEr
         }
         Op::LinkIncidents { problem, incidents, actor, now } => {
             engine.link_incidents(tx, *problem, incidents, actor, *now)?;
+            Ok(Reply::Done)
+        }
+        Op::ClaimNotifications { now, lease_until, limit } => {
+            Ok(Reply::Claimed(outbox::claim(tx, *now, *lease_until, *limit)?))
+        }
+        Op::RecordDeliveries { results, now } => {
+            outbox::record(tx, results, *now)?;
+            Ok(Reply::Done)
+        }
+        Op::RetryNotification { id, now } => {
+            outbox::retry(tx, *id, *now)?;
+            engine.outbox_dirty.set(true);
             Ok(Reply::Done)
         }
     }

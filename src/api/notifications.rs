@@ -1,0 +1,64 @@
+//! The outbox over HTTP: `GET /api/v1/notifications`,
+//! `POST /api/v1/notifications/{id}/retry`.
+use axum::Json;
+use axum::extract::{RawQuery, State};
+
+use super::error::ApiError;
+use super::{AppState, Id};
+use crate::store::NotificationView;
+
+const DEFAULT_LIMIT: usize = 50;
+const MAX_LIMIT: usize = 500;
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationPage {
+    notifications: Vec<NotificationView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+/// `state` (`pending`, `sent`, `failed`), `notifier`, `incident`, `limit`, `cursor`; newest first.
+pub async fn list(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<NotificationPage>, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))?;
+    let (mut st, mut notifier, mut incident, mut before, mut limit) = (None, None, None, None, DEFAULT_LIMIT);
+    for (key, value) in pairs {
+        let number = |v: &str| {
+            v.parse::<i64>().map_err(|_| ApiError::bad_request(format!("{key}: expected a number, got {v:?}")))
+        };
+        match key.as_str() {
+            "state" => {
+                if !["pending", "sent", "failed"].contains(&value.as_str()) {
+                    return Err(ApiError::bad_request(format!(
+                        "state: unknown state {value:?}: pending, sent, failed"
+                    )));
+                }
+                st = Some(value);
+            }
+            "notifier" => notifier = Some(value),
+            "incident" => incident = Some(number(&value)?),
+            "cursor" => before = Some(number(&value)?),
+            "limit" => limit = super::parse_limit(&key, &value, MAX_LIMIT)?,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter {key:?}; known: state, notifier, incident, limit, cursor"
+                )));
+            }
+        }
+    }
+    let mut notifications = state.store.list_notifications(st, notifier, incident, before, limit + 1).await?;
+    let more = notifications.len() > limit;
+    notifications.truncate(limit);
+    let next_cursor = notifications.last().filter(|_| more).map(|n| n.id.to_string());
+    Ok(Json(NotificationPage { notifications, next_cursor }))
+}
+
+pub async fn retry(State(state): State<AppState>, Id(id): Id) -> Result<Json<NotificationView>, ApiError> {
+    state.store.retry_notification(id).await?;
+    let found = state.store.list_notifications(None, None, None, Some(id + 1), 1).await?;
+    found.into_iter().find(|n| n.id == id).map(Json).ok_or_else(|| ApiError::not_found(format!("no notification {id}")))
+}

@@ -1,0 +1,453 @@
+//! Notifiers as the config file declares them, checked into typed values at
+//! load: secrets read from their files or environment variables (and never
+//! shown by `Debug`), templates compiled, events known.
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::template::{NotifierTemplates, TemplateKind};
+use crate::model::Duration;
+
+/// Every event a notifier can subscribe to.
+pub const EVENTS: &[&str] = &[
+    "incident.triggered",
+    "incident.acknowledged",
+    "incident.resolved",
+    "incident.reopened",
+    "incident.escalated",
+    "sla.warning",
+    "sla.breached",
+    "problem.opened",
+    "problem.known_error",
+];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotifier {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    events: Option<Vec<String>>,
+    rate_limit: Option<RawRateLimit>,
+    timeout: Option<Duration>,
+    #[serde(default)]
+    templates: BTreeMap<String, String>,
+    // email
+    smtp: Option<RawSmtp>,
+    from: Option<String>,
+    to: Option<Vec<String>>,
+    // webhook
+    url: Option<String>,
+    method: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    secret: Option<String>,
+    secret_env: Option<String>,
+    secret_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    host: String,
+    port: Option<u16>,
+    tls: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    password_file: Option<String>,
+    password_env: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRateLimit {
+    per_minute: u32,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutbox {
+    max_age: Option<Duration>,
+    initial_backoff: Option<Duration>,
+    max_backoff: Option<Duration>,
+}
+
+/// A secret's text. `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: String) -> Self {
+        Secret(s)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain SMTP (a relay on loopback or a trusted network).
+    None,
+    /// Plain connection upgraded with STARTTLS, required (port 587).
+    StartTls,
+    /// TLS from the first byte (port 465).
+    Tls,
+}
+
+#[derive(Debug, Clone)]
+pub struct EmailSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub credentials: Option<(String, Secret)>,
+    pub from: lettre::message::Mailbox,
+    pub to: Vec<lettre::message::Mailbox>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    pub url: reqwest::Url,
+    pub method: reqwest::Method,
+    pub headers: Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>,
+    /// Signs each body with HMAC-SHA256 when set.
+    pub secret: Option<Secret>,
+}
+
+#[derive(Debug, Clone)]
+pub enum NotifierKind {
+    Email(EmailSettings),
+    Webhook(WebhookSettings),
+}
+
+#[derive(Debug, Clone)]
+pub struct Notifier {
+    pub name: String,
+    pub kind: NotifierKind,
+    pub events: BTreeSet<String>,
+    /// Deliveries per minute; past it, events coalesce into a digest.
+    pub per_minute: Option<u32>,
+    pub timeout: Duration,
+    pub templates: NotifierTemplates,
+}
+
+impl Notifier {
+    pub fn subscribes(&self, event: &str) -> bool {
+        self.events.contains(event)
+    }
+
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            NotifierKind::Email(_) => "email",
+            NotifierKind::Webhook(_) => "webhook",
+        }
+    }
+}
+
+/// Retry policy of the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxSettings {
+    /// A notification not delivered within this time of its event (or of
+    /// a manual retry) goes to the dead letters.
+    pub max_age: Duration,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        OutboxSettings {
+            max_age: Duration::from_secs(24 * 3600),
+            initial_backoff: Duration::from_secs(10),
+            max_backoff: Duration::from_secs(600),
+        }
+    }
+}
+
+impl RawOutbox {
+    pub fn compile(self, problems: &mut Vec<String>) -> OutboxSettings {
+        let d = OutboxSettings::default();
+        let s = OutboxSettings {
+            max_age: self.max_age.unwrap_or(d.max_age),
+            initial_backoff: self.initial_backoff.unwrap_or(d.initial_backoff),
+            max_backoff: self.max_backoff.unwrap_or(d.max_backoff),
+        };
+        if s.initial_backoff == Duration::ZERO || s.max_backoff < s.initial_backoff {
+            problems.push("outbox: initial_backoff must be above 0 and at most max_backoff".into());
+        }
+        if s.max_age == Duration::ZERO {
+            problems.push("outbox.max_age: must be above 0".into());
+        }
+        s
+    }
+}
+
+/// Read a secret given inline, by environment variable or by file (one of them).
+fn secret(
+    inline: Option<String>,
+    env: Option<String>,
+    file: Option<String>,
+    base: &Path,
+    what: &str,
+    p: &mut Vec<String>,
+) -> Option<Secret> {
+    let given = [inline.is_some(), env.is_some(), file.is_some()].iter().filter(|g| **g).count();
+    if given > 1 {
+        p.push(format!("{what}: give one of {what}, {what}_env and {what}_file"));
+        return None;
+    }
+    if let Some(s) = inline {
+        return Some(Secret(s));
+    }
+    if let Some(var) = env {
+        return match std::env::var(&var) {
+            Ok(v) if !v.is_empty() => Some(Secret(v)),
+            _ => {
+                p.push(format!("{what}_env: environment variable {var} is not set"));
+                None
+            }
+        };
+    }
+    if let Some(f) = file {
+        let path = base.join(&f);
+        return match std::fs::read_to_string(&path) {
+            // A trailing newline in a secret file is an editor's, not the secret's.
+            Ok(v) => Some(Secret(v.trim_end_matches(['\n', '\r']).to_owned())),
+            Err(e) => {
+                p.push(format!("{what}_file: cannot read {}: {e}", path.display()));
+                None
+            }
+        };
+    }
+    None
+}
+
+fn mailbox(s: &str, what: &str, p: &mut Vec<String>) -> Option<lettre::message::Mailbox> {
+    s.parse().map_err(|e| p.push(format!("{what}: {s:?} is not an email address: {e}"))).ok()
+}
+
+impl RawNotifier {
+    /// Check and compile; `base` is the config file's directory, against
+    /// which secret and template files resolve.
+    pub fn compile(self, base: &Path) -> Result<Notifier, Vec<String>> {
+        let mut p = Vec::new();
+        if self.name.is_empty() || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            p.push("name: use letters, digits, '-', '_' and '.'".to_owned());
+        }
+        let events: BTreeSet<String> = match self.events {
+            None => EVENTS.iter().map(|e| (*e).to_owned()).collect(),
+            Some(list) => list
+                .into_iter()
+                .filter(|e| {
+                    let known = EVENTS.contains(&e.as_str());
+                    if !known {
+                        p.push(format!("events: unknown event {e:?} (known: {})", EVENTS.join(", ")));
+                    }
+                    known
+                })
+                .collect(),
+        };
+        let per_minute = self.rate_limit.map(|r| r.per_minute);
+        if per_minute == Some(0) {
+            p.push("rate_limit.per_minute: must be at least 1".into());
+        }
+        let timeout = self.timeout.unwrap_or(Duration::from_secs(10));
+        if timeout == Duration::ZERO {
+            p.push("timeout: must be above 0".into());
+        }
+        let not_for = |field: &str, given: bool, kind: &str, p: &mut Vec<String>| {
+            if given {
+                p.push(format!("{field}: not a setting of {kind} notifiers"));
+            }
+        };
+        let kind = match self.kind.as_str() {
+            "email" => {
+                not_for("url", self.url.is_some(), "email", &mut p);
+                not_for("method", self.method.is_some(), "email", &mut p);
+                not_for("headers", !self.headers.is_empty(), "email", &mut p);
+                not_for(
+                    "secret",
+                    self.secret.is_some() || self.secret_env.is_some() || self.secret_file.is_some(),
+                    "email",
+                    &mut p,
+                );
+                let from = match &self.from {
+                    Some(f) => mailbox(f, "from", &mut p),
+                    None => {
+                        p.push("from: required for email notifiers".into());
+                        None
+                    }
+                };
+                let to: Vec<_> = self.to.unwrap_or_default().iter().filter_map(|t| mailbox(t, "to", &mut p)).collect();
+                if to.is_empty() {
+                    p.push("to: name at least one recipient".into());
+                }
+                match self.smtp {
+                    None => {
+                        p.push("smtp: required for email notifiers".into());
+                        None
+                    }
+                    Some(s) => {
+                        let tls = match s.tls.as_deref().unwrap_or("starttls") {
+                            "none" => SmtpTls::None,
+                            "starttls" => SmtpTls::StartTls,
+                            "tls" => SmtpTls::Tls,
+                            other => {
+                                p.push(format!("smtp.tls: {other:?} is not one of none, starttls, tls"));
+                                SmtpTls::StartTls
+                            }
+                        };
+                        let port = s.port.unwrap_or(match tls {
+                            SmtpTls::None => 25,
+                            SmtpTls::StartTls => 587,
+                            SmtpTls::Tls => 465,
+                        });
+                        let password =
+                            secret(s.password, s.password_env, s.password_file, base, "smtp.password", &mut p);
+                        let credentials = match (s.username, password) {
+                            (Some(u), Some(pw)) => Some((u, pw)),
+                            (None, None) => None,
+                            _ => {
+                                p.push("smtp: give both username and a password, or neither".into());
+                                None
+                            }
+                        };
+                        if s.host.is_empty() {
+                            p.push("smtp.host: required".into());
+                        }
+                        from.map(|from| {
+                            NotifierKind::Email(EmailSettings { host: s.host, port, tls, credentials, from, to })
+                        })
+                    }
+                }
+            }
+            "webhook" => {
+                not_for("smtp", self.smtp.is_some(), "webhook", &mut p);
+                not_for("from", self.from.is_some(), "webhook", &mut p);
+                not_for("to", self.to.is_some(), "webhook", &mut p);
+                let url = match self.url.as_deref().map(reqwest::Url::parse) {
+                    None => {
+                        p.push("url: required for webhook notifiers".into());
+                        None
+                    }
+                    Some(Err(e)) => {
+                        p.push(format!("url: {e}"));
+                        None
+                    }
+                    Some(Ok(u)) if !matches!(u.scheme(), "http" | "https") => {
+                        p.push(format!("url: {u} is not http or https"));
+                        None
+                    }
+                    Some(Ok(u)) => Some(u),
+                };
+                let method = match self.method.as_deref().unwrap_or("POST").to_ascii_uppercase().as_str() {
+                    "POST" => reqwest::Method::POST,
+                    "PUT" => reqwest::Method::PUT,
+                    "PATCH" => reqwest::Method::PATCH,
+                    other => {
+                        p.push(format!("method: {other:?} is not one of POST, PUT, PATCH"));
+                        reqwest::Method::POST
+                    }
+                };
+                let mut headers = Vec::new();
+                for (k, v) in &self.headers {
+                    match (reqwest::header::HeaderName::try_from(k.as_str()), reqwest::header::HeaderValue::try_from(v))
+                    {
+                        (Ok(name), Ok(mut value)) => {
+                            value.set_sensitive(true);
+                            headers.push((name, value));
+                        }
+                        _ => p.push(format!("headers.{k}: not a valid HTTP header")),
+                    }
+                }
+                let secret = secret(self.secret, self.secret_env, self.secret_file, base, "secret", &mut p);
+                url.map(|url| NotifierKind::Webhook(WebhookSettings { url, method, headers, secret }))
+            }
+            other => {
+                p.push(format!("type: {other:?} is not one of email, webhook"));
+                None
+            }
+        };
+        let template_kind = match kind {
+            Some(NotifierKind::Webhook(_)) => TemplateKind::Webhook,
+            _ => TemplateKind::Email,
+        };
+        let templates = NotifierTemplates::load(template_kind, &self.templates, base).unwrap_or_else(|errs| {
+            p.extend(errs);
+            NotifierTemplates::defaults(template_kind)
+        });
+        match kind {
+            Some(kind) if p.is_empty() => {
+                Ok(Notifier { name: self.name, kind, events, per_minute, timeout, templates })
+            }
+            _ => Err(p),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(yaml: &str) -> Result<Notifier, Vec<String>> {
+        crate::yaml::from_str::<RawNotifier>(yaml).unwrap().compile(Path::new("."))
+    }
+
+    #[test]
+    fn an_email_notifier_with_defaults() {
+        let n = compile(
+            "name: oncall-email\ntype: email\nsmtp: {host: 127.0.0.1, tls: none}\nfrom: \"alertgate <ag@example.org>\"\nto: [oncall@example.org]\n",
+        )
+        .unwrap();
+        let NotifierKind::Email(e) = &n.kind else { panic!() };
+        assert_eq!(e.port, 25);
+        assert_eq!(e.tls, SmtpTls::None);
+        assert_eq!(n.events.len(), EVENTS.len(), "every event by default");
+        assert_eq!(n.timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_webhook_notifier_reads_its_secret_and_hides_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("hmac"), "s3cret\n").unwrap();
+        let n = crate::yaml::from_str::<RawNotifier>(
+            "name: chatops\ntype: webhook\nurl: http://127.0.0.1:1/hook\nsecret_file: hmac\ntimeout: 5s\nrate_limit: {per_minute: 30}\nevents: [incident.triggered]\nheaders: {X-Team: sre}\n",
+        )
+        .unwrap()
+        .compile(dir.path())
+        .unwrap();
+        let NotifierKind::Webhook(w) = &n.kind else { panic!() };
+        assert_eq!(w.secret.as_ref().map(Secret::expose), Some("s3cret"), "relative to the config, newline trimmed");
+        assert!(!format!("{n:?}").contains("s3cret"), "Debug shows no secret");
+        assert_eq!(n.per_minute, Some(30));
+        assert!(n.subscribes("incident.triggered") && !n.subscribes("sla.breached"));
+        let errs =
+            compile("name: c\ntype: webhook\nurl: http://127.0.0.1:1/\nsecret_env: ALERTGATE_TEST_UNSET_VARIABLE\n")
+                .unwrap_err();
+        assert!(errs[0].contains("ALERTGATE_TEST_UNSET_VARIABLE is not set"), "{errs:?}");
+    }
+
+    #[test]
+    fn every_mistake_is_named() {
+        let errs = compile(
+            "name: bad name\ntype: webhook\nurl: ftp://x\nmethod: GET\nsmtp: {host: x}\nevents: [incident.exploded]\nrate_limit: {per_minute: 0}\nsecret: a\nsecret_file: b\n",
+        )
+        .unwrap_err();
+        for want in ["name:", "url:", "method:", "smtp: not a setting", "incident.exploded", "per_minute", "secret:"] {
+            assert!(errs.iter().any(|e| e.contains(want)), "{want:?} not in {errs:#?}");
+        }
+        let errs = compile("name: m\ntype: email\nto: [not-an-address]\n").unwrap_err();
+        for want in ["from: required", "to:", "smtp: required"] {
+            assert!(errs.iter().any(|e| e.contains(want)), "{want:?} not in {errs:#?}");
+        }
+        assert!(compile("name: x\ntype: pager\n").unwrap_err()[0].contains("email, webhook"));
+    }
+}

@@ -1,0 +1,262 @@
+//! The outbox worker: claims due rows from the store, feeds each notifier
+//! its own queue, and records how each delivery ended.
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use jiff::{SignedDuration, Timestamp};
+use tokio::sync::mpsc;
+
+use super::{Delivery, Notifier, Notifiers, OutboxItem, OutboxSettings, Outcome, deliver};
+use crate::store::{DeliveryRecord, Store, StoreError};
+
+/// How long a claimed row is ours; past it, a worker that died mid-delivery
+/// leaves it due again (at-least-once).
+const LEASE: SignedDuration = SignedDuration::from_secs(300);
+/// Rows claimed per round.
+const CLAIM: usize = 200;
+/// How often the worker looks for rows due by time (retries), besides
+/// being woken by every commit that queues one.
+const POLL: StdDuration = StdDuration::from_millis(500);
+
+/// When a failed delivery is tried again: exponential from
+/// `initial_backoff`, capped at `max_backoff`, with ±25 % jitter so a
+/// recovering receiver is not hit by every retry at once.
+pub fn backoff(s: &OutboxSettings, attempts: u32, seed: u64) -> SignedDuration {
+    let base = s.initial_backoff.as_millis().max(1);
+    let max = s.max_backoff.as_millis().max(base);
+    let exp = base.saturating_mul(1i64 << attempts.min(30)).min(max);
+    // A cheap, well-spread hash; this needs no cryptographic randomness.
+    let mut x = seed.wrapping_add(u64::from(attempts)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^= x >> 31;
+    let jitter = (x % 501) as i64 - 250; // -250..=250 thousandths of a half
+    let ms = exp + exp * jitter / 1000;
+    SignedDuration::from_millis(ms.clamp(1, max + max / 4))
+}
+
+/// What a delivery's outcome means for each row it carried.
+pub fn records(
+    s: &OutboxSettings,
+    items: &[OutboxItem],
+    outcome: &Outcome,
+    digest: Option<&str>,
+    now: Timestamp,
+) -> Vec<(i64, DeliveryRecord)> {
+    items
+        .iter()
+        .map(|i| {
+            let r = match outcome {
+                Outcome::Sent => DeliveryRecord::Sent { covered_by: digest.map(str::to_owned) },
+                Outcome::Permanent(e) => DeliveryRecord::Dead { error: e.clone() },
+                Outcome::Transient(e) => {
+                    let next = now.checked_add(backoff(s, i.attempts, i.id as u64)).unwrap_or(Timestamp::MAX);
+                    let give_up = i.age_from.checked_add(s.max_age.signed()).unwrap_or(Timestamp::MAX);
+                    if next > give_up {
+                        DeliveryRecord::Dead {
+                            error: format!("gave up after {} attempts over {}: {e}", i.attempts + 1, s.max_age),
+                        }
+                    } else {
+                        DeliveryRecord::Retry { at: next, error: e.clone() }
+                    }
+                }
+            };
+            (i.id, r)
+        })
+        .collect()
+}
+
+/// Run until the store closes.
+pub async fn run(store: Store, notifiers: Notifiers, settings: OutboxSettings) {
+    let http = match reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the HTTP client; notifications are not delivered");
+            return;
+        }
+    };
+    let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
+    let mut queues: HashMap<String, mpsc::UnboundedSender<OutboxItem>> = HashMap::new();
+    for n in &notifiers.list {
+        let (tx, rx) = mpsc::unbounded_channel();
+        queues.insert(n.name.clone(), tx);
+        tokio::spawn(notifier_task(n.clone(), rx, store.clone(), http.clone(), settings, in_flight.clone()));
+    }
+    let wake = store.outbox_wakeup();
+    loop {
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(POLL) => {}
+        }
+        loop {
+            let now = crate::clock::now();
+            match store.next_notification_due().await {
+                Ok(Some(due)) if due <= now => {}
+                Ok(_) => break,
+                Err(StoreError::Closed) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the outbox failed");
+                    break;
+                }
+            }
+            let lease_until = now.checked_add(LEASE).unwrap_or(Timestamp::MAX);
+            let items = match store.claim_notifications(now, lease_until, CLAIM).await {
+                Ok(items) => items,
+                Err(StoreError::Closed) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming notifications failed");
+                    break;
+                }
+            };
+            if items.is_empty() {
+                break;
+            }
+            let mut dead = Vec::new();
+            for item in items {
+                if !in_flight.lock().expect("in-flight lock").insert(item.id) {
+                    continue; // still queued from an earlier claim
+                }
+                match queues.get(&item.notifier) {
+                    Some(q) => {
+                        let _ = q.send(item);
+                    }
+                    None => {
+                        in_flight.lock().expect("in-flight lock").remove(&item.id);
+                        let error = format!("no notifier named {:?} in the config", item.notifier);
+                        dead.push((item.id, DeliveryRecord::Dead { error }));
+                    }
+                }
+            }
+            if !dead.is_empty() && store.record_deliveries(dead).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+async fn notifier_task(
+    n: Arc<Notifier>,
+    mut rx: mpsc::UnboundedReceiver<OutboxItem>,
+    store: Store,
+    http: reqwest::Client,
+    settings: OutboxSettings,
+    in_flight: Arc<Mutex<HashSet<i64>>>,
+) {
+    let limiter: Option<DefaultDirectRateLimiter> =
+        n.per_minute.and_then(NonZeroU32::new).map(|p| RateLimiter::direct(Quota::per_minute(p)));
+    while let Some(first) = rx.recv().await {
+        let mut queue = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            queue.push(more);
+        }
+        let mut overflow = Vec::new();
+        for item in queue {
+            let allowed = limiter.as_ref().is_none_or(|l| l.check().is_ok());
+            if allowed && overflow.is_empty() {
+                send(&n, vec![item], &store, &http, &settings, &in_flight).await;
+            } else {
+                overflow.push(item);
+            }
+        }
+        if overflow.is_empty() {
+            continue;
+        }
+        // Over the limit: wait for the next permit, take everything that
+        // arrived meanwhile too, and send it all as one digest.
+        if let Some(l) = &limiter {
+            l.until_ready().await;
+        }
+        while let Ok(more) = rx.try_recv() {
+            overflow.push(more);
+        }
+        tracing::info!(notifier = %n.name, events = overflow.len(), "rate limit reached; sending a digest");
+        send(&n, overflow, &store, &http, &settings, &in_flight).await;
+    }
+}
+
+async fn send(
+    n: &Notifier,
+    items: Vec<OutboxItem>,
+    store: &Store,
+    http: &reqwest::Client,
+    settings: &OutboxSettings,
+    in_flight: &Mutex<HashSet<i64>>,
+) {
+    let delivery = Delivery { items };
+    let outcome = deliver(n, &delivery, http).await;
+    let digest = delivery.is_digest().then(|| delivery.idempotency_key());
+    match &outcome {
+        Outcome::Sent => {
+            tracing::info!(notifier = %n.name, key = %delivery.idempotency_key(), events = delivery.items.len(), "notification sent")
+        }
+        Outcome::Transient(e) | Outcome::Permanent(e) => {
+            tracing::warn!(notifier = %n.name, key = %delivery.idempotency_key(), error = %e, "notification failed")
+        }
+    }
+    let recs = records(settings, &delivery.items, &outcome, digest.as_deref(), crate::clock::now());
+    if let Err(e) = store.record_deliveries(recs).await {
+        // The lease runs out and the rows are delivered again: at least once.
+        tracing::warn!(notifier = %n.name, error = %e, "recording a delivery failed");
+    }
+    let mut set = in_flight.lock().expect("in-flight lock");
+    for i in &delivery.items {
+        set.remove(&i.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Duration;
+
+    fn settings() -> OutboxSettings {
+        OutboxSettings {
+            max_age: Duration::from_secs(3600),
+            initial_backoff: Duration::from_secs(10),
+            max_backoff: Duration::from_secs(600),
+        }
+    }
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let s = settings();
+        let secs = |a: u32, seed: u64| backoff(&s, a, seed).as_secs_f64();
+        for seed in 0..50 {
+            assert!((7.5..=12.5).contains(&secs(0, seed)), "{}", secs(0, seed));
+            assert!((15.0..=25.0).contains(&secs(1, seed)));
+            assert!((450.0..=750.0).contains(&secs(20, seed)), "capped near max_backoff");
+        }
+        let spread: HashSet<i64> = (0..50).map(|seed| backoff(&s, 3, seed).as_millis() as i64).collect();
+        assert!(spread.len() > 10, "jitter spreads retries");
+    }
+
+    fn item(id: i64, attempts: u32, age_from: Timestamp) -> OutboxItem {
+        OutboxItem {
+            id,
+            event: "incident.triggered".into(),
+            incident_id: Some(1),
+            problem_id: None,
+            notifier: "n".into(),
+            idempotency_key: format!("k{id}"),
+            payload: serde_json::json!({}),
+            attempts,
+            age_from,
+        }
+    }
+
+    #[test]
+    fn outcomes_become_records() {
+        let s = settings();
+        let now: Timestamp = "2026-11-24T10:00:00Z".parse().unwrap();
+        let fresh = item(1, 0, now);
+        let old = item(2, 9, "2026-11-24T09:00:30Z".parse().unwrap());
+        let r = records(&s, &[fresh.clone(), old], &Outcome::Transient("503".into()), None, now);
+        assert!(matches!(&r[0].1, DeliveryRecord::Retry { at, .. } if *at > now));
+        assert!(matches!(&r[1].1, DeliveryRecord::Dead { error } if error.contains("gave up after 10 attempts")));
+        let r = records(&s, std::slice::from_ref(&fresh), &Outcome::Permanent("404".into()), None, now);
+        assert_eq!(r[0].1, DeliveryRecord::Dead { error: "404".into() });
+        let r = records(&s, &[fresh], &Outcome::Sent, Some("digest-2-1-2"), now);
+        assert_eq!(r[0].1, DeliveryRecord::Sent { covered_by: Some("digest-2-1-2".into()) });
+    }
+}
