@@ -92,8 +92,61 @@ pub(super) fn incident_snapshot(tx: &Connection, id: i64) -> Result<Value, Store
     if let Some((pid, title, workaround)) = known_error {
         row["knownError"] = json!({ "problemId": pid, "title": title, "workaround": workaround });
     }
+    // The alerts (the first ones of a large incident) with what a responder
+    // needs: labels, annotations (summary, runbook and dashboard links), source.
+    let alerts: Vec<Value> = tx
+        .prepare_cached(
+            "SELECT a.fingerprint, a.status, a.labels, a.annotations, a.generator_url, a.starts_at, ia.firing
+             FROM incident_alerts ia JOIN alerts a ON a.id = ia.alert_id WHERE ia.incident_id = ?1
+             ORDER BY ia.joined_at, a.id LIMIT ?2",
+        )?
+        .query_map(params![id, SNAPSHOT_ALERTS], |r| {
+            let labels: String = r.get(2)?;
+            let annotations: String = r.get(3)?;
+            Ok(json!({
+                "fingerprint": r.get::<_, String>(0)?,
+                "status": if r.get::<_, bool>(6)? { r.get::<_, String>(1)? } else { "resolved".to_owned() },
+                "labels": serde_json::from_str::<Value>(&labels).unwrap_or(Value::Null),
+                "annotations": serde_json::from_str::<Value>(&annotations).unwrap_or(Value::Null),
+                "generatorURL": r.get::<_, Option<String>>(4)?,
+                "startsAt": super::ts(r.get(5)?).map(|t| t.to_string()).unwrap_or_default(),
+            }))
+        })?
+        .collect::<Result<_, _>>()?;
+    row["alerts"] = Value::Array(alerts);
+    let mut sla = serde_json::Map::new();
+    let clocks: Vec<(String, i64, Option<i64>, Option<i64>, Option<i64>, Option<i64>)> = tx
+        .prepare_cached(
+            "SELECT kind, target_ms, running_since, stopped_at, breached_at, due_at FROM sla_clocks WHERE incident_id = ?1",
+        )?
+        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?
+        .collect::<Result<_, _>>()?;
+    for (kind, target, running, stopped, breached, due) in clocks {
+        let state = match (breached, stopped, running) {
+            (Some(_), _, _) => "breached",
+            (None, Some(_), _) => "met",
+            (None, None, Some(_)) => "running",
+            _ => "paused",
+        };
+        let time = |v: Option<i64>| v.and_then(|v| super::ts(v).ok()).map(|t| t.to_string());
+        sla.insert(
+            kind,
+            json!({
+                "state": state,
+                "target": crate::model::Duration::from_millis(target).to_string(),
+                "dueAt": time(due),
+                "breachedAt": time(breached),
+            }),
+        );
+    }
+    if !sla.is_empty() {
+        row["sla"] = Value::Object(sla);
+    }
     Ok(row)
 }
+
+/// Alerts a notification lists; the incident's page has them all.
+const SNAPSHOT_ALERTS: i64 = 20;
 
 /// How a delivery of a row ended, as the worker reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
