@@ -14,28 +14,58 @@ use crate::ingest::{self, IngestError};
 use crate::model::AlertUpdate;
 use crate::store::IngestOutcome;
 
-async fn commit(state: &AppState, updates: Vec<AlertUpdate>, now: jiff::Timestamp) -> Result<Response, ApiError> {
+/// `(source, status)` of each update, for `alertgate_alerts_received_total`.
+fn received_labels(updates: &[AlertUpdate], source: &'static str) -> Vec<(&'static str, &'static str)> {
+    updates
+        .iter()
+        .map(|u| match u {
+            AlertUpdate::Observe(a) => (source, a.status.as_str()),
+            AlertUpdate::Acknowledge { .. } => (source, "acknowledge"),
+            AlertUpdate::Resolve { .. } => (source, "resolved"),
+        })
+        .collect()
+}
+
+/// Count what a committed request brought.
+fn count(labels: &[(&'static str, &'static str)], outcome: &IngestOutcome) {
+    let m = crate::metrics::metrics();
+    for (source, status) in labels {
+        m.alerts_received.with_label_values(&[source, status]).inc();
+    }
+    if let Some((source, _)) = labels.first() {
+        m.alerts_deduplicated.with_label_values(&[source]).inc_by(outcome.repeated + outcome.stale);
+    }
+}
+
+async fn commit(
+    state: &AppState,
+    updates: Vec<AlertUpdate>,
+    source: &'static str,
+    now: jiff::Timestamp,
+) -> Result<Response, ApiError> {
     let received = updates.len();
+    let labels = received_labels(&updates, source);
     let outcome: IngestOutcome = state.store.ingest(updates, now).await?;
+    count(&labels, &outcome);
     Ok(Json(json!({ "status": "success", "received": received, "outcome": outcome })).into_response())
 }
 
 pub async fn alertmanager(State(state): State<AppState>, JsonText(body): JsonText) -> Result<Response, ApiError> {
     let ctx = state.ingest_context();
     let updates = ingest::alertmanager::parse(&body, &ctx)?;
-    commit(&state, updates, ctx.now).await
+    commit(&state, updates, "alertmanager", ctx.now).await
 }
 
 pub async fn prometheus(State(state): State<AppState>, JsonText(body): JsonText) -> Result<Response, ApiError> {
     let ctx = state.ingest_context();
     let updates = ingest::prometheus::parse(&body, &ctx)?;
-    commit(&state, updates, ctx.now).await
+    commit(&state, updates, "prometheus", ctx.now).await
 }
 
 pub async fn grafana(State(state): State<AppState>, JsonText(body): JsonText) -> Result<Response, ApiError> {
     let ctx = state.ingest_context();
     let updates = ingest::grafana::parse(&body, &ctx)?;
-    commit(&state, updates, ctx.now).await
+    commit(&state, updates, "grafana", ctx.now).await
 }
 
 pub async fn generic(
@@ -50,7 +80,7 @@ pub async fn generic(
     };
     let ctx = state.ingest_context();
     let updates = mapping.parse(&body, &ctx)?;
-    commit(&state, updates, ctx.now).await
+    commit(&state, updates, "generic", ctx.now).await
 }
 
 /// PagerDuty answers `202 {"status":"success","message":"Event processed","dedup_key":...}`
@@ -62,7 +92,9 @@ pub async fn pagerduty(State(state): State<AppState>, JsonText(body): JsonText) 
         Ok(e) => e,
         Err(e) => return Ok(pagerduty_invalid(e)),
     };
-    state.store.ingest(vec![event.update], ctx.now).await?;
+    let labels = received_labels(std::slice::from_ref(&event.update), "pagerduty");
+    let outcome = state.store.ingest(vec![event.update], ctx.now).await?;
+    count(&labels, &outcome);
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "status": "success", "message": "Event processed", "dedup_key": event.dedup_key })),

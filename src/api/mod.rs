@@ -7,6 +7,7 @@ pub mod error;
 mod health;
 mod incidents;
 mod ingest;
+mod metrics;
 mod notifications;
 mod problems;
 mod silences;
@@ -98,6 +99,7 @@ pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body;
     Router::new()
         .route("/healthz", get(health::healthz))
+        .route("/metrics", get(metrics::scrape))
         .route("/readyz", get(health::readyz))
         .route("/api/v1/ingest/alertmanager", post(ingest::alertmanager))
         .route("/api/v2/alerts", post(ingest::prometheus))
@@ -124,5 +126,6 @@ pub fn router(state: AppState) -> Router {
         .route("/-/reload", post(reload))
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(max_body))
+        .route_layer(axum::middleware::from_fn(metrics::observe))
         .with_state(state)
 }

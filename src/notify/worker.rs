@@ -195,6 +195,15 @@ async fn send(
         }
     }
     let recs = records(settings, &delivery.items, &outcome, digest.as_deref(), crate::clock::now());
+    let m = crate::metrics::metrics();
+    for (_, r) in &recs {
+        let label = match r {
+            DeliveryRecord::Sent { .. } => "sent",
+            DeliveryRecord::Retry { .. } => "retried",
+            DeliveryRecord::Dead { .. } => "dead",
+        };
+        m.notifications.with_label_values(&[n.name.as_str(), label]).inc();
+    }
     if let Err(e) = store.record_deliveries(recs).await {
         // The lease runs out and the rows are delivered again: at least once.
         tracing::warn!(notifier = %n.name, error = %e, "recording a delivery failed");

@@ -35,6 +35,8 @@ pub(super) struct Engine {
     /// Set when a request queued a notification, so the worker is woken
     /// once the batch commits.
     pub outbox_dirty: std::cell::Cell<bool>,
+    /// Facts for the metrics, counted once their transaction commits.
+    pub facts: Vec<crate::metrics::Fact>,
     /// Timer changes of the request being applied: kept only if its
     /// savepoint commits, so a rolled-back request leaves no timer behind.
     staged: Vec<(TimerKey, Option<Timestamp>)>,
@@ -93,6 +95,7 @@ impl Engine {
             rules,
             subscriptions,
             outbox_dirty: std::cell::Cell::new(false),
+            facts: Vec::new(),
             inhibit: InhibitIndex::default(),
             silences: Vec::new(),
             maintenance: Vec::new(),
@@ -146,6 +149,9 @@ impl Engine {
         }
         tx.commit()?;
         self.commit_staged();
+        for fact in self.facts.drain(..) {
+            fact.count();
+        }
         Ok(())
     }
 
@@ -214,9 +220,18 @@ impl Engine {
         }
         let routes = engine::route(&rules, a.labels);
         let muted = self.mute_reason(a.fingerprint, a.labels, now).or_else(|| self.in_maintenance(&routes, a, now));
-        tx.prepare_cached("UPDATE alerts SET muted_by = ?2 WHERE id = ?1 AND muted_by IS NOT ?2")?
+        let changed = tx
+            .prepare_cached("UPDATE alerts SET muted_by = ?2 WHERE id = ?1 AND muted_by IS NOT ?2")?
             .execute(params![a.id, muted])?;
-        if muted.is_some() {
+        if let Some(reason) = &muted {
+            if changed > 0 {
+                let reason = match reason.split(':').next() {
+                    Some("silence") => "silenced",
+                    Some("change") => "maintenance",
+                    _ => "inhibited",
+                };
+                self.facts.push(crate::metrics::Fact::Muted { reason });
+            }
             leave_pending(tx, a.id)?;
             return Ok(());
         }
@@ -244,6 +259,7 @@ impl Engine {
                     self.act(tx, id, IncidentAction::Reopen, SYSTEM, None, now)?;
                     tx.prepare_cached("UPDATE incidents SET flap_count = flap_count + 1 WHERE id = ?1")?
                         .execute([id])?;
+                    self.facts.push(crate::metrics::Fact::Flapping { rule: rule.name.clone() });
                     event(
                         tx,
                         id,
@@ -333,6 +349,11 @@ impl Engine {
         ])?;
         let id = tx.last_insert_rowid();
         tracing::info!(incident = id, rule = %rule.name, %priority, title = %title, "incident triggered");
+        self.facts.push(crate::metrics::Fact::IncidentCreated {
+            rule: rule.name.clone(),
+            priority: priority.as_str(),
+            service: service.clone().unwrap_or_default(),
+        });
         let created = event(
             tx,
             id,
@@ -697,6 +718,34 @@ fn describe(a: &AlertRef<'_>) -> String {
     }
 }
 
+impl Engine {
+    /// Reopens, and the time to acknowledge (first acknowledgement) and to
+    /// resolve, for the metrics.
+    fn count_transition(
+        &mut self,
+        tx: &Connection,
+        id: i64,
+        action: IncidentAction,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        use crate::metrics::Fact;
+        let (rule, priority, service, created, acked): (String, String, Option<String>, i64, Option<i64>) = tx
+            .prepare_cached("SELECT rule, priority, service, created_at, acknowledged_at FROM incidents WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
+        let service = service.unwrap_or_default();
+        let seconds = (ms(now) - created).max(0) as f64 / 1000.0;
+        match action {
+            IncidentAction::Acknowledge if acked.is_none() => {
+                self.facts.push(Fact::Acknowledged { priority, service, seconds })
+            }
+            IncidentAction::Resolve => self.facts.push(Fact::Resolved { priority, service, seconds }),
+            IncidentAction::Reopen => self.facts.push(Fact::Reopened { rule }),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
 /// Append to an incident's timeline; returns the entry's id.
 pub(super) fn event(
     tx: &Connection,
@@ -740,6 +789,7 @@ impl Engine {
     ) -> Result<IncidentState, StoreError> {
         let from = current_state(tx, id)?;
         let to = transition(from, action).map_err(|e| StoreError::Conflict(e.to_string()))?;
+        self.count_transition(tx, id, action, now)?;
         let column = match action {
             IncidentAction::Acknowledge => ", acknowledged_at = COALESCE(acknowledged_at, ?3)",
             IncidentAction::Resolve => ", resolved_at = ?3, auto_resolve_at = NULL",

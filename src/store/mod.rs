@@ -6,6 +6,7 @@
 //! `synchronous=FULL` by default, so an answered write survives a crash or a
 //! power cut. Everything else calls the typed methods of [`Store`].
 mod changes;
+mod gauges;
 mod incidents;
 mod outbox;
 mod problems;
@@ -493,6 +494,13 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<NotificationView>, StoreError> {
         self.read(move |c| outbox::list(c, state.as_deref(), notifier.as_deref(), incident, before, limit)).await
+    }
+
+    /// Set the gauges of stored state (open incidents, clocks, compliance,
+    /// problems, outbox, database size) for a scrape.
+    pub async fn update_gauges(&self) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        self.read(move |c| gauges::update(c, &path, crate::clock::now())).await
     }
 
     /// Pending notifications and the age of the oldest, in seconds.

@@ -325,6 +325,19 @@ impl Engine {
     ) -> Result<(), StoreError> {
         let c = &row.clock;
         let mut last = None;
+        if !passed.is_empty() {
+            let (priority, service): (String, Option<String>) = tx
+                .prepare_cached("SELECT priority, service FROM incidents WHERE id = ?1")?
+                .query_row([row.incident_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let service = service.unwrap_or_default();
+            for p in passed {
+                let (priority, service, kind) = (priority.clone(), service.clone(), c.kind.as_str());
+                self.facts.push(match p.milestone {
+                    Milestone::Warning(_) => crate::metrics::Fact::SlaWarning { kind, priority, service },
+                    Milestone::Breach => crate::metrics::Fact::SlaBreach { kind, priority, service },
+                });
+            }
+        }
         for p in passed {
             let (kind, message) = match p.milestone {
                 Milestone::Warning(pct) => (

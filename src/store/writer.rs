@@ -214,7 +214,9 @@ pub(super) fn run(
 type Pending = (Op, oneshot::Sender<Result<Reply, StoreError>>);
 
 fn commit_batch(conn: &mut Connection, engine: &mut Engine, batch: &mut Vec<Pending>) {
+    let started = std::time::Instant::now();
     let mut results: Vec<Result<Reply, StoreError>> = Vec::with_capacity(batch.len());
+    let mut facts = Vec::new();
     let mut engine_touched_by_failure = false;
     let outcome = (|| -> Result<(), StoreError> {
         let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -225,10 +227,12 @@ fn commit_batch(conn: &mut Connection, engine: &mut Engine, batch: &mut Vec<Pend
                 Ok(reply) => {
                     sp.commit()?;
                     engine.commit_staged();
+                    facts.append(&mut engine.facts);
                     results.push(Ok(reply));
                 }
                 Err(e) => {
                     engine.discard_staged();
+                    engine.facts.clear();
                     engine_touched_by_failure |= op.touches_engine();
                     drop(sp); // rolls back this request only
                     // Some errors (disk full, I/O) make SQLite roll back the
@@ -251,13 +255,20 @@ fn commit_batch(conn: &mut Connection, engine: &mut Engine, batch: &mut Vec<Pend
             Err(e) => tracing::error!(error = %e, "reloading the engine state failed"),
         }
     }
+    let m = crate::metrics::metrics();
+    m.commit_duration.observe(started.elapsed().as_secs_f64());
+    m.commit_batch_size.observe(batch.len() as f64);
     match outcome {
         Ok(()) => {
+            for fact in &facts {
+                fact.count();
+            }
             for ((_, reply), result) in batch.drain(..).zip(results) {
                 let _ = reply.send(result);
             }
         }
         Err(e) => {
+            m.commits_failed.inc();
             tracing::error!(error = %e, requests = batch.len(), "commit failed; nothing of this batch is stored");
             for (_, reply) in batch.drain(..) {
                 let _ = reply.send(Err(e.duplicate()));
