@@ -115,7 +115,8 @@ pub(super) fn incident_snapshot(tx: &Connection, id: i64) -> Result<Value, Store
         .collect::<Result<_, _>>()?;
     row["alerts"] = Value::Array(alerts);
     let mut sla = serde_json::Map::new();
-    let clocks: Vec<(String, i64, Option<i64>, Option<i64>, Option<i64>, Option<i64>)> = tx
+    type ClockRow = (String, i64, Option<i64>, Option<i64>, Option<i64>, Option<i64>);
+    let clocks: Vec<ClockRow> = tx
         .prepare_cached(
             "SELECT kind, target_ms, running_since, stopped_at, breached_at, due_at FROM sla_clocks WHERE incident_id = ?1",
         )?
