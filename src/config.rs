@@ -205,15 +205,7 @@ pub fn load_rules(
     dir: &Path,
     notifiers: &crate::notify::Notifiers,
 ) -> Result<crate::rules::RuleSet, Vec<crate::rules::RuleError>> {
-    let set = crate::rules::RuleSet::load_dir(dir)?;
-    let problems = notifiers.check_references(&set);
-    if problems.is_empty() {
-        return Ok(set);
-    }
-    Err(problems
-        .into_iter()
-        .map(|message| crate::rules::RuleError { file: dir.to_path_buf(), line: None, rule: None, message })
-        .collect())
+    crate::rules::RuleSet::load_dir_with(dir, Some(&notifiers.names()))
 }
 
 /// A size in bytes: `4194304`, `512KiB`, `4MiB`, `4MB`.

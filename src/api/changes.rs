@@ -46,7 +46,7 @@ pub struct ChangePage {
     next_cursor: Option<String>,
 }
 
-/// `service`, `limit`, `cursor`; newest first.
+/// `service`, `limit`, `cursor`; most recently recorded first.
 pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<ChangePage>, ApiError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))?;

@@ -10,6 +10,7 @@ mod ingest;
 mod metrics;
 mod notifications;
 mod problems;
+mod reports;
 mod silences;
 
 use std::sync::Arc;
@@ -121,6 +122,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/problems/{id}/incidents", post(problems::link))
         .route("/api/v1/changes", post(changes::create).get(changes::list))
         .route("/v2/change/enqueue", post(changes::pagerduty))
+        .route("/api/v1/reports/sla", get(reports::sla))
         .route("/api/v1/notifications", get(notifications::list))
         .route("/api/v1/notifications/{id}/retry", post(notifications::retry))
         .route("/-/reload", post(reload))

@@ -40,34 +40,6 @@ impl Notifiers {
     pub fn subscriptions(&self) -> Subscriptions {
         Subscriptions(Arc::new(self.list.iter().map(|n| (n.name.clone(), n.events.clone())).collect()))
     }
-
-    /// Problems with the notifier names rules refer to (`notify:` of
-    /// incident rules, escalation steps).
-    pub fn check_references(&self, rules: &crate::rules::RuleSet) -> Vec<String> {
-        let mut problems = Vec::new();
-        let known = self.names();
-        let mut check = |who: String, name: &str| {
-            if self.get(name).is_none() {
-                let known = if known.is_empty() { "none are configured".to_owned() } else { known.join(", ") };
-                problems.push(format!("{who}: no notifier {name:?} in the config (known: {known})"));
-            }
-        };
-        for r in &rules.incident_rules {
-            for n in &r.notify {
-                check(format!("rule {}: notify", r.name), n);
-            }
-        }
-        let mut policies: Vec<_> = rules.escalation_policies.values().collect();
-        policies.sort_by(|a, b| a.name.cmp(&b.name));
-        for p in policies {
-            for (i, step) in p.steps.iter().enumerate() {
-                for n in &step.notify {
-                    check(format!("escalation_policies.{}: steps[{i}].notify", p.name), n);
-                }
-            }
-        }
-        problems
-    }
 }
 
 /// Notifier name → the events it takes. A name not listed (a notifier

@@ -156,6 +156,13 @@ impl RuleSet {
     /// Load every `*.yaml` / `*.yml` file of `dir`, in name order, and
     /// report every error of every file.
     pub fn load_dir(dir: &Path) -> Result<RuleSet, Vec<RuleError>> {
+        Self::load_dir_with(dir, None)
+    }
+
+    /// As [`RuleSet::load_dir`], and every notifier the rules name
+    /// (`notify:` of incident rules and escalation steps) must be one of
+    /// `notifiers` when given.
+    pub fn load_dir_with(dir: &Path, notifiers: Option<&[&str]>) -> Result<RuleSet, Vec<RuleError>> {
         let err = |file: &Path, line: Option<usize>, rule: Option<String>, message: String| RuleError {
             file: file.to_path_buf(),
             line,
@@ -224,6 +231,9 @@ impl RuleSet {
                         if let Some(p) = &rule.escalation {
                             references.push((file.clone(), line, name.clone(), "escalation", p.clone()));
                         }
+                        for n in &rule.notify {
+                            references.push((file.clone(), line, name.clone(), "notify", n.clone()));
+                        }
                         set.incident_rules.push(rule)
                     }
                     Err(problems) => {
@@ -287,6 +297,12 @@ impl RuleSet {
                 }
                 match spanned.value.compile() {
                     Ok(p) => {
+                        for (i, step) in p.steps.iter().enumerate() {
+                            for n in &step.notify {
+                                let who = format!("escalation_policies.{name}");
+                                references.push((file.clone(), line, who, "notify", format!("{i}:{n}")));
+                            }
+                        }
                         set.escalation_policies.insert(name, p);
                     }
                     Err(problems) => errors.extend(problems.into_iter().map(|m| err(file, Some(line), who.clone(), m))),
@@ -338,6 +354,24 @@ impl RuleSet {
             }
         }
         for (file, line, who, what, name) in references {
+            if what == "notify" {
+                let Some(known) = notifiers else { continue };
+                // Escalation steps carry their index: `STEP:NAME`.
+                let (field, name) = match (who.starts_with("escalation_policies."), name.split_once(':')) {
+                    (true, Some((step, n))) => (format!("steps[{step}].notify"), n.to_owned()),
+                    _ => ("notify".to_owned(), name),
+                };
+                if !known.contains(&name.as_str()) {
+                    let list = if known.is_empty() { "none are configured".to_owned() } else { known.join(", ") };
+                    errors.push(err(
+                        &file,
+                        Some(line),
+                        Some(who),
+                        format!("{field}: no notifier {name:?} in the config (known: {list})"),
+                    ));
+                }
+                continue;
+            }
             let known = match what {
                 "calendar" => set.calendars.contains_key(&name),
                 "sla_policy" => set.sla_policies.iter().any(|p| p.name == name),

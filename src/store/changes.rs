@@ -36,7 +36,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Change, StoreError
     })())
 }
 
-/// Changes, newest start first; of one service when given.
+/// Changes, most recently recorded first; of one service when given.
 pub(super) fn list(
     c: &Connection,
     service: Option<&str>,

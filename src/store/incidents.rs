@@ -37,6 +37,9 @@ pub(super) struct Engine {
     pub outbox_dirty: std::cell::Cell<bool>,
     /// Facts for the metrics, counted once their transaction commits.
     pub facts: Vec<crate::metrics::Fact>,
+    /// Whether alerts muted by a silence or maintenance window that ended
+    /// while the gateway was down have been routed again since the load.
+    ended_mutes_released: bool,
     /// Timer changes of the request being applied: kept only if its
     /// savepoint commits, so a rolled-back request leaves no timer behind.
     staged: Vec<(TimerKey, Option<Timestamp>)>,
@@ -96,6 +99,7 @@ impl Engine {
             subscriptions,
             outbox_dirty: std::cell::Cell::new(false),
             facts: Vec::new(),
+            ended_mutes_released: false,
             inhibit: InhibitIndex::default(),
             silences: Vec::new(),
             maintenance: Vec::new(),
@@ -461,6 +465,30 @@ impl Engine {
         Ok(())
     }
 
+    /// Alerts still muted by a silence or a maintenance window that ended
+    /// while the gateway was down (the in-memory lists hold only those not
+    /// ended at load) are routed again.
+    fn release_ended_mutes(&mut self, tx: &Connection, now: Timestamp) -> Result<(), StoreError> {
+        let reasons: Vec<String> = tx
+            .prepare_cached(
+                "SELECT DISTINCT muted_by FROM alerts WHERE muted_by IS NOT NULL AND status = 'firing'
+                 AND (muted_by LIKE 'silence:%' OR muted_by LIKE 'change:%')",
+            )?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for reason in reasons {
+            let active = match reason.split_once(':') {
+                Some(("silence", id)) => self.silences.iter().any(|s| s.id.to_string() == id && s.ends_at > now),
+                Some(("change", id)) => self.maintenance.iter().any(|c| c.id.to_string() == id && c.suppresses(now)),
+                _ => true,
+            };
+            if !active {
+                self.recheck_muted(tx, &reason, now)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Why an alert opens no incident now, if it is muted.
     fn mute_reason(&self, fp: &Fingerprint, labels: &LabelSet, now: Timestamp) -> Option<String> {
         match silenced_by(&self.silences, labels, now) {
@@ -501,6 +529,10 @@ impl Engine {
             }
         }
         self.end_maintenance(tx, now)?;
+        if !self.ended_mutes_released {
+            self.release_ended_mutes(tx, now)?;
+            self.ended_mutes_released = true;
+        }
         let ended: Vec<i64> = self.silences.iter().filter(|s| s.ends_at <= now).map(|s| s.id).collect();
         self.silences.retain(|s| s.ends_at > now);
         for id in ended {

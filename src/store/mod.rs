@@ -11,6 +11,7 @@ mod incidents;
 mod outbox;
 mod problems;
 mod reader;
+mod reports;
 mod schema;
 mod sla;
 mod writer;
@@ -36,6 +37,7 @@ use crate::rules::matcher::Matcher;
 pub use incidents::SYSTEM as SYSTEM_ACTOR;
 pub use outbox::{DeliveryRecord, NotificationView};
 pub use problems::{LinkedIncident, NewProblem, ProblemDetail, ProblemQuery, ProblemUpdate};
+pub use reports::{RecurringProblem, ReportGroup, ReportRow, SlaReport};
 pub use schema::VERSION as SCHEMA_VERSION;
 pub use sla::{ClockView, EscalationView, SlaView};
 
@@ -501,6 +503,16 @@ impl Store {
     pub async fn update_gauges(&self) -> Result<(), StoreError> {
         let path = self.path.clone();
         self.read(move |c| gauges::update(c, &path, crate::clock::now())).await
+    }
+
+    /// The SLA report of incidents created in `[from, to)`.
+    pub async fn sla_report(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        group: ReportGroup,
+    ) -> Result<SlaReport, StoreError> {
+        self.read(move |c| reports::sla(c, from, to, group)).await
     }
 
     /// Pending notifications and the age of the oldest, in seconds.
