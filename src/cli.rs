@@ -53,6 +53,13 @@ enum Command {
         #[command(flatten)]
         client: crate::client::ClientArgs,
     },
+    /// Reports of a running gateway: `report sla --from --to`.
+    Report {
+        #[command(subcommand)]
+        command: crate::client::ReportCommand,
+        #[command(flatten)]
+        client: crate::client::ClientArgs,
+    },
     /// Notifiers: `notify test NAME` sends a test notification through one.
     Notify {
         #[command(subcommand)]
@@ -116,6 +123,7 @@ pub fn main() -> ExitCode {
         Command::Incidents { command, client } => crate::client::run_incidents(&client, command),
         Command::Problems { command, client } => crate::client::run_problems(&client, command),
         Command::Changes { command, client } => crate::client::run_changes(&client, command),
+        Command::Report { command, client } => crate::client::run_report(&client, command),
         Command::Replay(args) => crate::replay::run(args),
         Command::Notify { command: NotifyCommand::Test { name, config } } => notify_test(&name, config),
     }

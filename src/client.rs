@@ -128,7 +128,11 @@ pub fn run_incidents(args: &ClientArgs, cmd: IncidentsCommand) -> ExitCode {
     block_on(incidents(args, cmd))
 }
 
-pub use itsm::{ChangesCommand, ProblemsCommand};
+pub use itsm::{ChangesCommand, ProblemsCommand, ReportCommand};
+
+pub fn run_report(args: &ClientArgs, cmd: ReportCommand) -> ExitCode {
+    block_on(itsm::report(args, cmd))
+}
 
 pub fn run_problems(args: &ClientArgs, cmd: ProblemsCommand) -> ExitCode {
     block_on(itsm::problems(args, cmd))
@@ -136,6 +140,29 @@ pub fn run_problems(args: &ClientArgs, cmd: ProblemsCommand) -> ExitCode {
 
 pub fn run_changes(args: &ClientArgs, cmd: ChangesCommand) -> ExitCode {
     block_on(itsm::changes(args, cmd))
+}
+
+/// A non-JSON answer (CSV), as text.
+async fn get_text(args: &ClientArgs, path: &str, query: &[(&str, String)], accept: &str) -> anyhow::Result<String> {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+    let url = format!("{}{}", args.url.trim_end_matches('/'), path);
+    let resp = client
+        .get(&url)
+        .query(query)
+        .header(reqwest::header::ACCEPT, accept)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach the gateway at {}: {e}", args.url))?;
+    let status = resp.status();
+    let body = resp.text().await.unwrap_or_default();
+    if !status.is_success() {
+        let msg = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or_else(|| "no error message".into());
+        anyhow::bail!("{status}: {msg}");
+    }
+    Ok(body)
 }
 
 async fn get_json(args: &ClientArgs, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {

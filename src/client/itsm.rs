@@ -21,6 +21,25 @@ pub enum ProblemsCommand {
 }
 
 #[derive(Subcommand)]
+pub enum ReportCommand {
+    /// SLA compliance, MTTA and MTTR of the incidents created in a range.
+    Sla {
+        /// RFC 3339 (default: 30 days before --to).
+        #[arg(long)]
+        from: Option<String>,
+        /// RFC 3339 (default: now).
+        #[arg(long)]
+        to: Option<String>,
+        /// service, priority or rule.
+        #[arg(long, default_value = "service")]
+        group_by: String,
+        /// Print CSV instead of a table.
+        #[arg(long)]
+        csv: bool,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum ChangesCommand {
     /// Record a change or deploy.
     Add {
@@ -170,6 +189,51 @@ pub async fn changes(args: &ClientArgs, cmd: ChangesCommand) -> anyhow::Result<(
         }
     }
     Ok(())
+}
+
+pub async fn report(args: &ClientArgs, cmd: ReportCommand) -> anyhow::Result<()> {
+    let ReportCommand::Sla { from, to, group_by, csv } = cmd;
+    let mut q: Vec<(&str, String)> = vec![("group_by", group_by)];
+    q.extend(from.map(|v| ("from", v)));
+    q.extend(to.map(|v| ("to", v)));
+    if csv {
+        print!("{}", super::get_text(args, "/api/v1/reports/sla", &q, "text/csv").await?);
+        return Ok(());
+    }
+    let r = get_json(args, "/api/v1/reports/sla", &q).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    println!("SLA report {} to {}, by {}", text(&r["from"]), text(&r["to"]), text(&r["groupBy"]));
+    let row = |g: &Value| {
+        vec![
+            text(&g["key"]),
+            text(&g["incidents"]),
+            seconds(&g["mttaSeconds"]),
+            seconds(&g["mttrSeconds"]),
+            percent(&g["respondCompliancePercent"]),
+            percent(&g["resolveCompliancePercent"]),
+            format!("{}/{}", text(&g["respondBreaches"]), text(&g["resolveBreaches"])),
+        ]
+    };
+    let mut rows: Vec<Vec<String>> = r["groups"].as_array().cloned().unwrap_or_default().iter().map(row).collect();
+    rows.push(row(&r["total"]));
+    print_table(&["GROUP", "INCIDENTS", "MTTA", "MTTR", "RESPOND OK", "RESOLVE OK", "BREACHES R/R"], &rows);
+    let problems = r["topProblems"].as_array().cloned().unwrap_or_default();
+    if !problems.is_empty() {
+        println!("\ntop recurring problems:");
+        let rows: Vec<Vec<String>> = problems
+            .iter()
+            .map(|p| vec![text(&p["id"]), text(&p["state"]), text(&p["incidents"]), text(&p["title"])])
+            .collect();
+        print_table(&["ID", "STATE", "INCIDENTS", "TITLE"], &rows);
+    }
+    Ok(())
+}
+
+fn percent(v: &Value) -> String {
+    v.as_f64().map(|p| format!("{p:.1}%")).unwrap_or_else(|| "-".into())
 }
 
 pub(super) fn print_timeline(timeline: &Value) {
