@@ -1,0 +1,1064 @@
+//! Notifications end to end, against real receivers: a real SMTP server
+//! (aiosmtpd, writing a maildir) and a webhook receiver inside the test that
+//! records every request and answers with a programmable sequence of
+//! statuses, or hangs. Covers threading of incident mail, webhook signing,
+//! subscriptions, retries with backoff, dead letters and manual retry,
+//! rate-limit digests, isolation of a hung receiver, durability across a
+//! `kill -9`, `alertgate notify test` and `alertgate check`.
+//!
+//! Every test runs its own gateway on its own config and rules directory.
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{BIN, Gateway, Options, get, post, run_to_exit, wait_for};
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+/// Bound for every wait on something the gateway does by itself.
+const WAIT: Duration = Duration::from_secs(15);
+
+// ---- the gateway ------------------------------------------------------------
+
+/// A gateway on a config file and rules directory of its own (in `dir`, so
+/// paths in the config resolve against it and survive a restart).
+struct Env {
+    g: Gateway,
+    _dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn start(config: &str, rules: &str) -> Env {
+        Env::start_with_files(config, rules, &[])
+    }
+
+    /// With extra files (secrets, templates) next to the config file.
+    fn start_with_files(config: &str, rules: &str, files: &[(&str, &str)]) -> Env {
+        let dir = write_setup(config, rules, files);
+        let g = Gateway::start_with(Options {
+            rules_dir: Some(dir.path().join("rules")),
+            extra: vec!["--config".into(), dir.path().join("alertgate.yml").display().to_string()],
+            ..Default::default()
+        });
+        Env { g, _dir: dir }
+    }
+}
+
+/// `alertgate.yml`, `rules/rules.yaml` and `files` in a new tempdir.
+fn write_setup(config: &str, rules: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("alertgate.yml"), config).unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("rules/rules.yaml"), rules).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    dir
+}
+
+/// One incident rule: an incident per alertname, P1 (impact and urgency
+/// high), notifying `notify`.
+fn rules(notify: &[&str]) -> String {
+    format!(
+        r#"incident_rules:
+  - name: all
+    matchers: []
+    group_by: [alertname]
+    title: "{{{{ labels.alertname }}}} on {{{{ labels.instance }}}}"
+    impact: high
+    urgency: high
+    notify: [{}]
+"#,
+        notify.join(", ")
+    )
+}
+
+/// Fast retries for tests: 1 s doubling to 2 s.
+const OUTBOX: &str = "outbox: {initial_backoff: 1s, max_backoff: 2s, max_age: 1h}\n";
+
+/// A webhook notifier to `url`, with extra YAML flow-mapping fields.
+fn webhook(name: &str, url: &str, extra: &str) -> String {
+    let extra = if extra.is_empty() { String::new() } else { format!(", {extra}") };
+    format!("  - {{name: {name}, type: webhook, url: \"{url}\"{extra}}}\n")
+}
+
+/// A firing alert with an instance label and two annotations.
+fn alert(name: &str) -> Value {
+    json!({
+        "labels": {"alertname": name, "instance": "db-1", "severity": "critical"},
+        "annotations": {"summary": format!("{name} is burning"), "runbook_url": "https://runbooks.example/x"},
+        "startsAt": Timestamp::now().to_string(),
+    })
+}
+
+/// Push alerts as Prometheus does; expects 200.
+async fn fire(g: &Gateway, alerts: &[Value]) {
+    let (status, body) = post(&g.url("/api/v2/alerts"), &Value::Array(alerts.to_vec()).to_string()).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// The incident titled `title` (waits until it exists).
+async fn incident_titled(g: &Gateway, title: &str) -> Value {
+    wait_for(WAIT, &format!("incident {title:?}"), || async move {
+        let (status, body) = get(&g.url("/api/v1/incidents?limit=500")).await;
+        assert_eq!(status, 200, "{body}");
+        body["incidents"].as_array().unwrap().iter().find(|i| i["title"] == title).cloned()
+    })
+    .await
+}
+
+fn id(v: &Value) -> i64 {
+    v["id"].as_i64().unwrap_or_else(|| panic!("no id in {v}"))
+}
+
+/// `POST /api/v1/incidents/{id}/{action}` as `alice`; expects 200.
+async fn act(g: &Gateway, incident: i64, action: &str) {
+    let (status, body) =
+        post(&g.url(&format!("/api/v1/incidents/{incident}/{action}")), &json!({"actor": "alice"}).to_string()).await;
+    assert_eq!(status, 200, "{action}: {body}");
+}
+
+/// `GET /api/v1/notifications` with `query` (starting with `&`).
+async fn notifications(g: &Gateway, query: &str) -> Vec<Value> {
+    let (status, body) = get(&g.url(&format!("/api/v1/notifications?limit=500{query}"))).await;
+    assert_eq!(status, 200, "{query}: {body}");
+    body["notifications"].as_array().expect("notifications").clone()
+}
+
+/// Wait until the notifications of `query` satisfy `ok`; returns them.
+async fn wait_notifications(g: &Gateway, query: &str, what: &str, ok: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let ok = &ok;
+    let last = Arc::new(Mutex::new(Vec::new()));
+    let seen = last.clone();
+    let found = tokio::time::timeout(WAIT + Duration::from_secs(1), async {
+        wait_for(WAIT, what, || {
+            let seen = seen.clone();
+            async move {
+                let list = notifications(g, query).await;
+                *seen.lock().unwrap() = list.clone();
+                ok(&list).then_some(list)
+            }
+        })
+        .await
+    })
+    .await;
+    found.unwrap_or_else(|_| panic!("timed out waiting for {what}: {:#?}", last.lock().unwrap()))
+}
+
+// ---- the webhook receiver ---------------------------------------------------
+
+/// How the receiver answers a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reply {
+    Status(u16),
+    /// Never answer within any notifier's timeout.
+    Hang,
+}
+
+/// One request the receiver saw.
+#[derive(Debug, Clone)]
+struct Hit {
+    at: Instant,
+    path: String,
+    /// Lower-case names.
+    headers: BTreeMap<String, String>,
+    body: String,
+}
+
+impl Hit {
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str).unwrap_or_else(|| {
+            panic!("no {name} header in {:#?}", self.headers);
+        })
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
+    }
+}
+
+struct ReceiverState {
+    hits: Vec<Hit>,
+    /// Replies for the next requests, in order; then `otherwise`.
+    script: VecDeque<Reply>,
+    otherwise: Reply,
+}
+
+/// An HTTP server on 127.0.0.1:0 that records every request.
+struct Receiver {
+    addr: SocketAddr,
+    state: Arc<Mutex<ReceiverState>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn receive(
+    axum::extract::State(state): axum::extract::State<Arc<Mutex<ReceiverState>>>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::http::StatusCode {
+    let reply = {
+        let mut s = state.lock().unwrap();
+        s.hits.push(Hit {
+            at: Instant::now(),
+            path: uri.path().to_string(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .collect(),
+            body: String::from_utf8_lossy(&body).into_owned(),
+        });
+        let otherwise = s.otherwise;
+        s.script.pop_front().unwrap_or(otherwise)
+    };
+    match reply {
+        Reply::Status(code) => axum::http::StatusCode::from_u16(code).unwrap(),
+        Reply::Hang => {
+            tokio::time::sleep(Duration::from_secs(120)).await;
+            axum::http::StatusCode::OK
+        }
+    }
+}
+
+impl Receiver {
+    async fn start(otherwise: Reply) -> Receiver {
+        let state = Arc::new(Mutex::new(ReceiverState { hits: Vec::new(), script: VecDeque::new(), otherwise }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the receiver");
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().fallback(receive).with_state(state.clone());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("receiver");
+        });
+        Receiver { addr, state, task }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Answer the next requests with `replies`, then as before.
+    fn script(&self, replies: &[Reply]) {
+        self.state.lock().unwrap().script.extend(replies.iter().copied());
+    }
+
+    /// Answer every further request with `reply`.
+    fn set(&self, reply: Reply) {
+        let mut s = self.state.lock().unwrap();
+        s.script.clear();
+        s.otherwise = reply;
+    }
+
+    fn hits(&self) -> Vec<Hit> {
+        self.state.lock().unwrap().hits.clone()
+    }
+
+    fn hits_on(&self, path: &str) -> Vec<Hit> {
+        self.hits().into_iter().filter(|h| h.path == path).collect()
+    }
+
+    /// Wait until the requests to `path` satisfy `ok`.
+    async fn wait(&self, path: &str, what: &str, timeout: Duration, ok: impl Fn(&[Hit]) -> bool) -> Vec<Hit> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let hits = self.hits_on(path);
+            if ok(&hits) {
+                return hits;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {what}; the receiver saw on {path}: {hits:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A port nobody listens on (bound, then released).
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+// ---- the SMTP server ----------------------------------------------------------
+
+const PYTHON: &str = "/usr/bin/python3";
+
+/// aiosmtpd writing every message it accepts to a maildir. Killed on drop.
+struct Smtp {
+    child: Child,
+    port: u16,
+    root: tempfile::TempDir,
+}
+
+impl Smtp {
+    fn start() -> Smtp {
+        let probe = Command::new(PYTHON)
+            .args(["-c", "import aiosmtpd"])
+            .env_remove("PYTHONPATH")
+            .env_remove("PYTHONHOME")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        assert!(
+            matches!(probe, Ok(s) if s.success()),
+            "the email tests need a real SMTP server: `{PYTHON} -c 'import aiosmtpd'` failed; \
+             install python3-aiosmtpd (apt-get install python3-aiosmtpd)"
+        );
+        let mut last_log = String::new();
+        // The port is free when chosen; another process may take it before
+        // aiosmtpd binds it, so a server that exits at once is started again.
+        for _ in 0..5 {
+            let root = tempfile::tempdir().expect("tempdir");
+            let maildir = root.path().join("mail");
+            let log_path = root.path().join("aiosmtpd.log");
+            let log = std::fs::File::create(&log_path).unwrap();
+            let port = closed_port();
+            let mut child = Command::new(PYTHON)
+                .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+                .arg(&maildir)
+                .env_remove("PYTHONPATH")
+                .env_remove("PYTHONHOME")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("start aiosmtpd");
+            let deadline = Instant::now() + Duration::from_secs(15);
+            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+            loop {
+                if child.try_wait().unwrap().is_some() {
+                    last_log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                    break;
+                }
+                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() && maildir.join("new").is_dir()
+                {
+                    return Smtp { child, port, root };
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "aiosmtpd did not listen on {addr} within 15 s: {}",
+                        std::fs::read_to_string(&log_path).unwrap_or_default()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        panic!("aiosmtpd would not start: {last_log}");
+    }
+
+    fn maildir(&self) -> PathBuf {
+        self.root.path().join("mail")
+    }
+
+    /// Every message delivered so far, oldest first.
+    fn messages(&self) -> Vec<Mail> {
+        let mut files: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(self.maildir().join("new"))
+            .expect("maildir new/")
+            .map(|e| e.unwrap().path())
+            .map(|p| (std::fs::metadata(&p).and_then(|m| m.modified()).unwrap(), p))
+            .collect();
+        files.sort();
+        files.into_iter().map(|(_, p)| Mail::parse(&std::fs::read_to_string(&p).expect("read a message"))).collect()
+    }
+
+    /// Wait until `n` messages arrived; returns them.
+    async fn wait_messages(&self, n: usize, what: &str) -> Vec<Mail> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let mails = self.messages();
+            if mails.len() >= n {
+                return mails;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {what}: {} message(s) arrived: {mails:#?}", mails.len());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An email message: unfolded headers and the raw body.
+#[derive(Debug, Clone)]
+struct Mail {
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Mail {
+    fn parse(raw: &str) -> Mail {
+        let raw = raw.replace("\r\n", "\n");
+        let (head, body) = raw.split_once("\n\n").unwrap_or((&raw, ""));
+        let mut headers: Vec<(String, String)> = Vec::new();
+        for line in head.lines() {
+            if line.starts_with([' ', '\t']) {
+                if let Some((_, v)) = headers.last_mut() {
+                    v.push(' ');
+                    v.push_str(line.trim());
+                }
+            } else if let Some((k, v)) = line.split_once(':') {
+                headers.push((k.trim().to_string(), v.trim().to_string()));
+            }
+        }
+        Mail { headers, body: body.to_string() }
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    fn must(&self, name: &str) -> &str {
+        self.header(name).unwrap_or_else(|| panic!("no {name} header in {:#?}", self.headers))
+    }
+
+    /// The leaf parts: (content type, decoded text).
+    fn parts(&self) -> Vec<(String, String)> {
+        let ctype = self.header("content-type").unwrap_or("text/plain").to_string();
+        if !ctype.to_ascii_lowercase().starts_with("multipart/") {
+            let cte = self.header("content-transfer-encoding").unwrap_or("7bit");
+            return vec![(ctype, decode_body(&self.body, cte))];
+        }
+        let boundary = param(&ctype, "boundary").unwrap_or_else(|| panic!("no boundary in {ctype}"));
+        let open = format!("--{boundary}");
+        let mut parts = Vec::new();
+        let mut current: Option<Vec<&str>> = None;
+        for line in self.body.lines() {
+            if line.trim_end() == open || line.trim_end() == format!("{open}--") {
+                if let Some(lines) = current.take() {
+                    parts.extend(Mail::parse(&lines.join("\n")).parts());
+                }
+                if line.trim_end() == open {
+                    current = Some(Vec::new());
+                }
+            } else if let Some(lines) = current.as_mut() {
+                lines.push(line);
+            }
+        }
+        parts
+    }
+
+    /// The decoded text of the first part of this type.
+    fn part(&self, ctype: &str) -> String {
+        let parts = self.parts();
+        parts
+            .iter()
+            .find(|(t, _)| t.to_ascii_lowercase().starts_with(ctype))
+            .map(|(_, text)| text.clone())
+            .unwrap_or_else(|| panic!("no {ctype} part in {parts:#?}"))
+    }
+}
+
+/// A parameter of a header value like `multipart/alternative; boundary="x"`.
+fn param(value: &str, name: &str) -> Option<String> {
+    value.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim().trim_matches('"').to_string())
+    })
+}
+
+fn decode_body(body: &str, cte: &str) -> String {
+    match cte.trim().to_ascii_lowercase().as_str() {
+        "base64" => String::from_utf8_lossy(&base64_decode(body)).into_owned(),
+        "quoted-printable" => String::from_utf8_lossy(&qp_decode(body)).into_owned(),
+        _ => body.to_string(),
+    }
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in text.bytes().filter_map(value) {
+        acc = (acc << 6) | c;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+fn qp_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'=' {
+            if bytes.get(i + 1) == Some(&b'\n') {
+                i += 2; // soft line break
+                continue;
+            }
+            if let Some(hex) = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok())
+                && let Ok(b) = u8::from_str_radix(hex, 16)
+            {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Character references replaced by their characters.
+fn html_unescape(html: &str) -> String {
+    let mut out = String::new();
+    let mut rest = html;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let Some(end) = rest.find(';').filter(|e| *e <= 10) else {
+            out.push('&');
+            rest = &rest[1..];
+            continue;
+        };
+        let entity = &rest[1..end];
+        let c = match entity {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            _ => entity
+                .strip_prefix("#x")
+                .or_else(|| entity.strip_prefix("#X"))
+                .map(|h| u32::from_str_radix(h, 16))
+                .or_else(|| entity.strip_prefix('#').map(str::parse))
+                .and_then(Result::ok)
+                .and_then(char::from_u32),
+        };
+        match c {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn email_config(smtp_port: u16, extra: &str) -> String {
+    format!(
+        r#"notifiers:
+  - name: oncall-email
+    type: email
+    smtp: {{host: 127.0.0.1, port: {smtp_port}, tls: none}}
+    from: "alertgate <alertgate@example.org>"
+    to: [oncall@example.org]
+    events: [incident.triggered, incident.acknowledged, incident.resolved, sla.breached]
+    timeout: 5s
+{extra}{OUTBOX}"#
+    )
+}
+
+// ---- 1. email ---------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn email_threads_an_incident_and_carries_its_alerts() {
+    let smtp = Smtp::start();
+    let env = Env::start(&email_config(smtp.port, ""), &rules(&["oncall-email"]));
+    let g = &env.g;
+
+    fire(g, &[alert("DiskFull")]).await;
+    let inc = incident_titled(g, "DiskFull on db-1").await;
+    let inc_id = id(&inc);
+    assert_eq!(inc["priority"], "P1", "{inc:#}");
+
+    let mails = smtp.wait_messages(1, "the triggered mail").await;
+    assert_eq!(mails.len(), 1, "{mails:#?}");
+    let first = &mails[0];
+    assert_eq!(first.must("Subject"), format!("[P1] Incident triggered: #{inc_id} DiskFull on db-1"));
+    let from = first.must("From");
+    assert!(
+        from.ends_with("<alertgate@example.org>") && from.trim_matches('"').starts_with("alertgate"),
+        "From: {from}"
+    );
+    assert!(first.must("To").contains("oncall@example.org"), "To: {}", first.must("To"));
+    let root = format!("<incident-{inc_id}.oncall-email@example.org>");
+    assert_eq!(first.must("Message-ID"), root, "the triggered mail is the thread root");
+    assert!(first.header("In-Reply-To").is_none(), "{:#?}", first.headers);
+    assert!(
+        first.must("Content-Type").to_ascii_lowercase().starts_with("multipart/alternative"),
+        "{}",
+        first.must("Content-Type")
+    );
+
+    act(g, inc_id, "acknowledge").await;
+    let mails = smtp.wait_messages(2, "the acknowledged mail").await;
+    assert_eq!(mails.len(), 2, "{mails:#?}");
+    let ack = mails.iter().find(|m| m.header("Message-ID") != Some(&root)).expect("a second message");
+    assert_eq!(ack.must("Subject"), format!("[P1] Incident acknowledged: #{inc_id} DiskFull on db-1"));
+    assert_eq!(ack.must("In-Reply-To"), root, "{:#?}", ack.headers);
+    assert_eq!(ack.must("References"), root, "{:#?}", ack.headers);
+
+    // The API lists both, sent at the first attempt; the later mail's id is
+    // derived from its idempotency key.
+    let rows = wait_notifications(g, &format!("&incident={inc_id}"), "both notifications sent", |l| {
+        l.len() == 2 && l.iter().all(|n| n["state"] == "sent")
+    })
+    .await;
+    for n in &rows {
+        assert_eq!(n["notifier"], "oncall-email", "{n:#}");
+        assert_eq!(n["attempts"], 1, "{n:#}");
+        assert_eq!(n["incidentId"], inc_id, "{n:#}");
+        assert!(n["lastError"].is_null() && n["sentAt"].is_string() && n["coveredBy"].is_null(), "{n:#}");
+    }
+    let events: BTreeSet<&str> = rows.iter().map(|n| n["event"].as_str().unwrap()).collect();
+    assert_eq!(events, BTreeSet::from(["incident.triggered", "incident.acknowledged"]));
+    let ack_row = rows.iter().find(|n| n["event"] == "incident.acknowledged").unwrap();
+    assert_eq!(ack.must("Message-ID"), format!("<{}@example.org>", ack_row["idempotencyKey"].as_str().unwrap()));
+
+    // Both bodies say what fired: the alert's labels and annotations.
+    let text = first.part("text/plain");
+    // Entities in the HTML (minijinja writes `/` as `&#x2f;`) mean their characters.
+    let html = html_unescape(&first.part("text/html"));
+    for want in [
+        "DiskFull",
+        "instance=db-1",
+        "severity=critical",
+        "summary: DiskFull is burning",
+        "runbook_url: https://runbooks.example/x",
+    ] {
+        assert!(text.contains(want), "{want:?} not in the text part of the triggered mail:\n{text}");
+    }
+    for want in ["db-1", "DiskFull is burning", r#"<a href="https://runbooks.example/x">"#] {
+        assert!(html.contains(want), "{want:?} not in the html part of the triggered mail:\n{html}");
+    }
+}
+
+// ---- 2. webhook signature and headers -----------------------------------------
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_webhook_is_signed_and_carries_its_headers() {
+    let rx = Receiver::start(Reply::Status(200)).await;
+    let config = format!(
+        "notifiers:\n{}{OUTBOX}",
+        webhook("chatops", &rx.url("/hook"), "secret_file: hmac.txt, headers: {X-Team: sre}, timeout: 2s")
+    );
+    // The secret file is relative to the config; its trailing newline is not part of the secret.
+    let env = Env::start_with_files(&config, &rules(&["chatops"]), &[("hmac.txt", "s3cret-key\n")]);
+    let g = &env.g;
+
+    fire(g, &[alert("HighLatency")]).await;
+    let inc_id = id(&incident_titled(g, "HighLatency on db-1").await);
+    let hits = rx.wait("/hook", "the webhook", WAIT, |h| !h.is_empty()).await;
+    assert_eq!(hits.len(), 1, "{hits:#?}");
+    let hit = &hits[0];
+
+    let ts: i64 = hit.header("X-Alertgate-Timestamp").parse().expect("unix seconds");
+    let now = Timestamp::now().as_second();
+    assert!((ts - now).abs() <= 60, "timestamp {ts} is not within 60 s of {now}");
+    let sig = hit.header("X-Alertgate-Signature");
+    let hex_sig = sig.strip_prefix("sha256=").unwrap_or_else(|| panic!("{sig}"));
+    let mut mac = <HmacSha256 as hmac::KeyInit>::new_from_slice(b"s3cret-key").unwrap();
+    hmac::Mac::update(&mut mac, format!("{ts}.{}", hit.body).as_bytes());
+    hmac::Mac::verify_slice(mac, &hex::decode(hex_sig).expect("hex"))
+        .unwrap_or_else(|_| panic!("bad signature {sig} over {ts}.{}", hit.body));
+
+    assert_eq!(hit.header("X-Team"), "sre");
+    assert!(hit.header("Content-Type").starts_with("application/json"), "{:#?}", hit.headers);
+    let body = hit.json();
+    assert_eq!(body["version"], "1", "{body:#}");
+    assert_eq!(body["event"], "incident.triggered", "{body:#}");
+    assert_eq!(body["incident"]["title"], "HighLatency on db-1", "{body:#}");
+    assert_eq!(body["incident"]["id"], inc_id, "{body:#}");
+    assert_eq!(body["incident"]["priority"], "P1", "{body:#}");
+    assert!(body["digest"].is_null(), "{body:#}");
+
+    let rows =
+        wait_notifications(g, "&notifier=chatops", "the webhook row sent", |l| l.len() == 1 && l[0]["state"] == "sent")
+            .await;
+    let key = rows[0]["idempotencyKey"].as_str().unwrap();
+    assert_eq!(hit.header("Idempotency-Key"), key);
+    assert_eq!(body["idempotencyKey"], key, "{body:#}");
+}
+
+// ---- 3. subscriptions -----------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_notifier_gets_only_the_events_it_subscribes_to() {
+    let rx = Receiver::start(Reply::Status(200)).await;
+    let config = format!(
+        "notifiers:\n{}{}{OUTBOX}",
+        webhook("everything", &rx.url("/everything"), ""),
+        webhook("resolutions", &rx.url("/resolutions"), "events: [incident.resolved]"),
+    );
+    let env = Env::start(&config, &rules(&["everything", "resolutions"]));
+    let g = &env.g;
+
+    fire(g, &[alert("QueueStuck")]).await;
+    let inc_id = id(&incident_titled(g, "QueueStuck on db-1").await);
+    // Rows are written with the event: none for the notifier that does not take it.
+    rx.wait("/everything", "the triggered message", WAIT, |h| h.len() == 1).await;
+    assert_eq!(notifications(g, "&notifier=resolutions").await, Vec::<Value>::new());
+    assert!(rx.hits_on("/resolutions").is_empty(), "{:#?}", rx.hits_on("/resolutions"));
+
+    act(g, inc_id, "resolve").await;
+    let hits = rx.wait("/resolutions", "the resolved message", WAIT, |h| !h.is_empty()).await;
+    rx.wait("/everything", "the resolved message to everything", WAIT, |h| h.len() == 2).await;
+    let rows = wait_notifications(g, "&notifier=resolutions", "the resolved row sent", |l| {
+        l.iter().all(|n| n["state"] == "sent")
+    })
+    .await;
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0]["event"], "incident.resolved");
+    let hits_now = rx.hits_on("/resolutions");
+    assert_eq!(hits_now.len(), 1, "{hits_now:#?}");
+    assert_eq!(hits[0].json()["event"], "incident.resolved");
+    assert_eq!(hits[0].json()["incident"]["state"], "resolved");
+}
+
+// ---- 4. retries -------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transient_failures_are_retried_with_the_same_idempotency_key() {
+    let rx = Receiver::start(Reply::Status(200)).await;
+    rx.script(&[Reply::Status(503), Reply::Status(503)]);
+    let config = format!("notifiers:\n{}{OUTBOX}", webhook("chatops", &rx.url("/hook"), "timeout: 2s"));
+    let env = Env::start(&config, &rules(&["chatops"]));
+    let g = &env.g;
+
+    fire(g, &[alert("Flaky")]).await;
+    let pending = wait_notifications(g, "&notifier=chatops", "a pending row with the last error", |l| {
+        l.len() == 1 && l[0]["state"] == "pending" && l[0]["lastError"].as_str().is_some_and(|e| e.contains("503"))
+    })
+    .await;
+    assert!(pending[0]["attempts"].as_u64().unwrap() >= 1, "{pending:#?}");
+    assert!(pending[0]["nextAttemptAt"].is_string() && pending[0]["sentAt"].is_null(), "{pending:#?}");
+
+    let rows =
+        wait_notifications(g, "&notifier=chatops", "the row sent", |l| l.len() == 1 && l[0]["state"] == "sent").await;
+    let row = &rows[0];
+    assert_eq!(row["attempts"], 3, "{row:#}");
+    assert!(row["lastError"].is_null(), "{row:#}");
+    let hits = rx.hits_on("/hook");
+    assert_eq!(hits.len(), 3, "{hits:#?}");
+    let keys: BTreeSet<&str> = hits.iter().map(|h| h.header("Idempotency-Key")).collect();
+    assert_eq!(keys, BTreeSet::from([row["idempotencyKey"].as_str().unwrap()]), "one key for every attempt");
+    let bodies: BTreeSet<&str> = hits.iter().map(|h| h.body.as_str()).collect();
+    assert_eq!(bodies.len(), 1, "the same message each time: {bodies:#?}");
+    // Backoff: 1 s, then 2 s, each within ±25 %.
+    let (gap1, gap2) = (hits[1].at - hits[0].at, hits[2].at - hits[1].at);
+    assert!(gap1 >= Duration::from_millis(700), "first retry after {gap1:?}");
+    assert!(gap2 >= Duration::from_millis(1400), "second retry after {gap2:?}");
+}
+
+// ---- 5. dead letter and manual retry -------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_notification_is_a_dead_letter_until_retried_by_hand() {
+    let rx = Receiver::start(Reply::Status(404)).await;
+    let config = format!("notifiers:\n{}{OUTBOX}", webhook("chatops", &rx.url("/hook"), "timeout: 2s"));
+    let env = Env::start(&config, &rules(&["chatops"]));
+    let g = &env.g;
+
+    fire(g, &[alert("Refused")]).await;
+    let rows =
+        wait_notifications(g, "&notifier=chatops", "the dead letter", |l| l.len() == 1 && l[0]["state"] == "failed")
+            .await;
+    let row = &rows[0];
+    assert_eq!(row["attempts"], 1, "a 404 is not retried: {row:#}");
+    assert!(row["lastError"].as_str().is_some_and(|e| e.contains("404")), "{row:#}");
+    assert!(row["sentAt"].is_null() && row["nextAttemptAt"].is_null(), "{row:#}");
+    let nid = id(row);
+    let failed = notifications(g, "&state=failed").await;
+    assert_eq!(failed.iter().map(id).collect::<Vec<_>>(), [nid]);
+    assert!(notifications(g, "&state=pending").await.is_empty());
+
+    rx.set(Reply::Status(200));
+    let (status, body) = post(&g.url(&format!("/api/v1/notifications/{nid}/retry")), "").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(id(&body), nid, "{body:#}");
+    assert_ne!(body["state"], "failed", "{body:#}");
+    let rows =
+        wait_notifications(g, "&notifier=chatops", "the retried row sent", |l| l.len() == 1 && l[0]["state"] == "sent")
+            .await;
+    assert_eq!(rows[0]["attempts"], 2, "{:#}", rows[0]);
+    assert!(rows[0]["lastError"].is_null(), "{:#}", rows[0]);
+    let hits = rx.hits_on("/hook");
+    assert_eq!(hits.len(), 2, "{hits:#?}");
+    assert_eq!(hits[0].header("Idempotency-Key"), hits[1].header("Idempotency-Key"));
+
+    let (status, body) = post(&g.url(&format!("/api/v1/notifications/{nid}/retry")), "").await;
+    assert_eq!(status, 409, "retrying a sent notification: {body}");
+    let (status, body) = post(&g.url("/api/v1/notifications/987654/retry"), "").await;
+    assert_eq!(status, 404, "retrying an unknown notification: {body}");
+    assert_eq!(rx.hits_on("/hook").len(), 2, "nothing more was sent");
+}
+
+// ---- 6. rate limit digest -------------------------------------------------------
+
+/// How many events a message covers.
+fn covered(body: &Value) -> usize {
+    match body["digest"]["count"].as_u64() {
+        Some(n) => n as usize,
+        None => 1,
+    }
+}
+
+/// The rate limit frees its next permit 60 / `per_minute` = 30 s after the
+/// first two messages; the digest goes then, so this test takes ~30 s.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_storm_past_the_rate_limit_becomes_one_digest() {
+    let rx = Receiver::start(Reply::Status(200)).await;
+    let config = format!("notifiers:\n{}{OUTBOX}", webhook("chatops", &rx.url("/hook"), "rate_limit: {per_minute: 2}"));
+    let env = Env::start(&config, &rules(&["chatops"]));
+    let g = &env.g;
+
+    let names: Vec<String> = (0..10).map(|i| format!("Storm{i:02}")).collect();
+    let alerts: Vec<Value> = names.iter().map(|n| alert(n)).collect();
+    fire(g, &alerts).await;
+    let incidents: BTreeSet<i64> =
+        notifications(g, "&notifier=chatops").await.iter().map(|n| n["incidentId"].as_i64().unwrap()).collect();
+    assert_eq!(incidents.len(), 10, "one incident and one row per alertname");
+
+    let hits = rx
+        .wait("/hook", "messages covering all 10 events", Duration::from_secs(45), |h| {
+            h.iter().map(|h| covered(&h.json())).sum::<usize>() >= 10
+        })
+        .await;
+    assert!(hits.len() <= 3, "at most 3 messages for 10 events at 2 per minute: {hits:#?}");
+    let bodies: Vec<Value> = hits.iter().map(Hit::json).collect();
+    assert_eq!(bodies.iter().map(covered).sum::<usize>(), 10, "{bodies:#?}");
+    let digests: Vec<(&Hit, &Value)> = hits.iter().zip(&bodies).filter(|(_, b)| !b["digest"].is_null()).collect();
+    assert_eq!(digests.len(), 1, "one digest: {bodies:#?}");
+    let (digest_hit, digest) = digests[0];
+    let count = covered(digest);
+    assert_eq!(count, 10 - (hits.len() - 1), "the digest covers the rest: {digest:#}");
+    let key = digest["idempotencyKey"].as_str().unwrap();
+    assert_eq!(digest_hit.header("Idempotency-Key"), key);
+    assert!(key.starts_with(&format!("digest-{count}-")), "{key}");
+    let events = digest["events"].as_array().unwrap();
+    assert_eq!(events.len(), count, "{digest:#}");
+    assert!(events.iter().all(|e| e["event"] == "incident.triggered"), "{digest:#}");
+    let mut seen: BTreeSet<i64> = events.iter().map(|e| e["incident"]["id"].as_i64().unwrap()).collect();
+    seen.extend(bodies.iter().filter(|b| b["digest"].is_null()).map(|b| b["incident"]["id"].as_i64().unwrap()));
+    assert_eq!(seen, incidents, "every incident told exactly once");
+
+    let rows =
+        wait_notifications(g, "&notifier=chatops", "all 10 rows sent", |l| l.iter().all(|n| n["state"] == "sent"))
+            .await;
+    assert_eq!(rows.len(), 10);
+    let by_digest: Vec<&Value> = rows.iter().filter(|n| n["coveredBy"] == key).collect();
+    assert_eq!(by_digest.len(), count, "{rows:#?}");
+    for n in rows.iter().filter(|n| n["coveredBy"].is_null()) {
+        let k = n["idempotencyKey"].as_str().unwrap();
+        assert!(hits.iter().any(|h| h.header("Idempotency-Key") == k), "{k} sent on its own: {n:#}");
+    }
+    assert_eq!(rows.iter().filter(|n| n["coveredBy"].is_null()).count(), hits.len() - 1, "{rows:#?}");
+}
+
+// ---- 7. a hung receiver harms nobody ----------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hung_receiver_delays_only_its_own_notifier() {
+    let slow = Receiver::start(Reply::Hang).await;
+    let fast = Receiver::start(Reply::Status(200)).await;
+    let config = format!(
+        "notifiers:\n{}{}{OUTBOX}",
+        webhook("slow", &slow.url("/hook"), "timeout: 2s"),
+        webhook("fast", &fast.url("/hook"), "timeout: 2s"),
+    );
+    let env = Env::start(&config, &rules(&["slow", "fast"]));
+    let g = &env.g;
+
+    let started = Instant::now();
+    fire(g, &[alert("Hung00")]).await;
+    let hits = fast.wait("/hook", "the fast receiver's message", Duration::from_secs(5), |h| !h.is_empty()).await;
+    let took = hits[0].at - started;
+    assert!(took < Duration::from_millis(1900), "fast got its message after {took:?}, behind the hung receiver");
+    slow.wait("/hook", "the slow receiver's request", WAIT, |h| !h.is_empty()).await;
+
+    // While the slow receiver hangs, ingest answers promptly and the fast
+    // notifier keeps up.
+    let n = 20;
+    for i in 1..=n {
+        let t = Instant::now();
+        fire(g, &[alert(&format!("Hung{i:02}"))]).await;
+        let took = t.elapsed();
+        assert!(took < Duration::from_secs(1), "ingest request {i} took {took:?}");
+    }
+    fast.wait("/hook", "every message to the fast receiver", Duration::from_secs(5), |h| h.len() > n).await;
+    let fast_rows = wait_notifications(g, "&notifier=fast", "every fast row sent", |l| {
+        l.len() == n + 1 && l.iter().all(|r| r["state"] == "sent")
+    })
+    .await;
+    assert!(fast_rows.iter().all(|r| r["attempts"] == 1), "{fast_rows:#?}");
+    // The hung receiver's rows wait for it, with the timeout as their error.
+    let slow_rows = wait_notifications(g, "&notifier=slow", "a slow row timed out", |l| {
+        l.iter().any(|r| r["state"] == "pending" && r["attempts"].as_u64() >= Some(1))
+    })
+    .await;
+    assert!(slow_rows.iter().all(|r| r["state"] == "pending"), "{slow_rows:#?}");
+    let timed_out = slow_rows.iter().find(|r| r["attempts"].as_u64() >= Some(1)).unwrap();
+    assert!(timed_out["lastError"].as_str().is_some_and(|e| e.contains("2s")), "{timed_out:#}");
+}
+
+// ---- 8. durability across restart --------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pending_notification_survives_kill_and_restart() {
+    let rx = Receiver::start(Reply::Status(503)).await;
+    let config = format!(
+        "notifiers:\n{}outbox: {{initial_backoff: 2s, max_backoff: 2s, max_age: 1h}}\n",
+        webhook("chatops", &rx.url("/hook"), "timeout: 2s")
+    );
+    let mut env = Env::start(&config, &rules(&["chatops"]));
+
+    fire(&env.g, &[alert("Durable")]).await;
+    // Kill between attempts (not while one is in flight): the row waits for
+    // its retry, due within the backoff.
+    let rows = wait_notifications(&env.g, "&notifier=chatops", "a failed first attempt", |l| {
+        l.len() == 1 && l[0]["state"] == "pending" && l[0]["lastError"].as_str().is_some_and(|e| e.contains("503")) && {
+            let next: Timestamp = l[0]["nextAttemptAt"].as_str().unwrap().parse().unwrap();
+            let left = next.duration_since(Timestamp::now());
+            left > jiff::SignedDuration::from_millis(300) && left < jiff::SignedDuration::from_secs(10)
+        }
+    })
+    .await;
+    env.g.kill9();
+    let before = rows[0].clone();
+    let hits_before = rx.hits_on("/hook").len();
+    assert!(hits_before >= 1);
+
+    rx.set(Reply::Status(200));
+    env.g.restart();
+    let g = &env.g;
+    let rows = wait_notifications(g, "&notifier=chatops", "the row sent after the restart", |l| {
+        l.len() == 1 && l[0]["state"] == "sent"
+    })
+    .await;
+    assert_eq!(rows[0]["id"], before["id"]);
+    assert_eq!(rows[0]["idempotencyKey"], before["idempotencyKey"]);
+    assert!(rows[0]["attempts"].as_u64().unwrap() > before["attempts"].as_u64().unwrap(), "{:#}", rows[0]);
+    let hits = rx.hits_on("/hook");
+    assert!(hits.len() > hits_before, "{hits:#?}");
+    let keys: BTreeSet<&str> = hits.iter().map(|h| h.header("Idempotency-Key")).collect();
+    assert_eq!(keys, BTreeSet::from([before["idempotencyKey"].as_str().unwrap()]));
+}
+
+// ---- 9. notify test ---------------------------------------------------------------
+
+/// Run the binary without any ALERTGATE_* variable of the environment.
+fn run(args: &[&str]) -> (Option<i32>, String, String) {
+    let mut cmd = Command::new(BIN);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("ALERTGATE_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.args(args);
+    let (status, out, err) = run_to_exit(&mut cmd, Duration::from_secs(60));
+    (status.code(), out, err)
+}
+
+fn path_arg(p: &Path) -> String {
+    p.display().to_string()
+}
+
+#[test]
+fn notify_test_sends_a_sample_or_reports_the_failure() {
+    let smtp = Smtp::start();
+    let dead = closed_port();
+    let config = email_config(smtp.port, &webhook("deadhook", &format!("http://127.0.0.1:{dead}/hook"), "timeout: 2s"));
+    let dir = write_setup(&config, "incident_rules: []\n", &[]);
+    let cfg = path_arg(&dir.path().join("alertgate.yml"));
+
+    let (code, out, err) = run(&["notify", "test", "oncall-email", "--config", &cfg]);
+    assert_eq!(code, Some(0), "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("sent"), "{out}");
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 1, "{mails:#?}");
+    assert!(mails[0].must("Subject").contains("Test notification"), "{:#?}", mails[0].headers);
+    assert!(mails[0].must("To").contains("oncall@example.org"), "{:#?}", mails[0].headers);
+
+    let (code, out, err) = run(&["notify", "test", "deadhook", "--config", &cfg]);
+    assert_eq!(code, Some(1), "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("failed"), "{out}");
+
+    let (code, out, err) = run(&["notify", "test", "nobody", "--config", &cfg]);
+    assert!(code.is_some_and(|c| c != 0), "an unknown notifier: {code:?}\nstdout: {out}\nstderr: {err}");
+    assert!(format!("{out}{err}").contains("nobody"), "stdout: {out}\nstderr: {err}");
+    assert_eq!(smtp.messages().len(), 1, "nothing more was mailed");
+}
+
+// ---- 10. check ---------------------------------------------------------------------
+
+#[test]
+fn check_names_unknown_notifiers_and_broken_templates() {
+    let check = |config: &str, rules: &str, files: &[(&str, &str)]| {
+        let dir = write_setup(config, rules, files);
+        let (code, out, err) = run(&[
+            "check",
+            "--rules",
+            &path_arg(&dir.path().join("rules")),
+            "--config",
+            &path_arg(&dir.path().join("alertgate.yml")),
+        ]);
+        (code, format!("{out}{err}"))
+    };
+    let chatops = format!("notifiers:\n{}", webhook("chatops", "http://127.0.0.1:9/hook", ""));
+
+    let (code, out) = check(&chatops, &rules(&["chatops"]), &[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("ok"), "{out}");
+
+    let (code, out) = check(&chatops, &rules(&["chatops", "nope"]), &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("\"nope\"") && out.contains("no notifier"), "{out}");
+    assert!(!out.starts_with("ok"), "{out}");
+
+    let bad = r#"notifiers:
+  - name: mail
+    type: email
+    smtp: {host: 127.0.0.1, port: 2525, tls: none}
+    from: alertgate@example.org
+    to: [oncall@example.org]
+    templates: {subject: bad.j2}
+"#;
+    let (code, out) = check(bad, &rules(&[]), &[("bad.j2", "[{{ incident.priority }}] {{ incident.title\n")]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("templates.subject"), "{out}");
+    assert!(!out.starts_with("ok"), "{out}");
+
+    // The same template, fixed, is fine.
+    let (code, out) = check(bad, &rules(&[]), &[("bad.j2", "[{{ incident.priority }}] {{ incident.title }}\n")]);
+    assert_eq!(code, Some(0), "{out}");
+}
