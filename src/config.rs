@@ -36,6 +36,21 @@ pub struct Config {
 pub struct StoreConfig {
     pub synchronous: Synchronous,
     pub read_connections: usize,
+    /// The database may not grow past this many bytes: writes beyond it
+    /// fail cleanly (503) instead of filling the disk.
+    pub max_size: Option<usize>,
+    pub integrity_check: IntegrityCheck,
+}
+
+/// What `serve` checks of the database before it opens for business.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum IntegrityCheck {
+    /// `PRAGMA quick_check`: structure and indexes' order, in linear time.
+    Quick,
+    /// `PRAGMA integrity_check`: everything, slower on a large database.
+    Full,
+    Off,
 }
 
 /// SQLite's `synchronous` setting for the WAL.
@@ -80,6 +95,8 @@ struct FileConfig {
 struct FileStore {
     synchronous: Option<Synchronous>,
     read_connections: Option<usize>,
+    max_size: Option<ByteSize>,
+    integrity_check: Option<IntegrityCheck>,
 }
 
 /// What the command line (and its environment variables) says.
@@ -91,6 +108,7 @@ pub struct Overrides {
     pub rules_dir: Option<PathBuf>,
     pub max_body: Option<String>,
     pub log_format: Option<LogFormat>,
+    pub integrity_check: Option<IntegrityCheck>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +156,10 @@ impl Config {
             problems.push(format!("{file_name}max_body: {max_body} bytes is too small (at least 1KiB)"));
         }
 
+        let max_size = file.store.max_size.map(|b| b.0);
+        if max_size.is_some_and(|m| m < 1 << 20) {
+            problems.push(format!("{file_name}store.max_size: at least 1MiB"));
+        }
         let read_connections = file.store.read_connections.unwrap_or(4);
         if !(1..=64).contains(&read_connections) {
             problems.push(format!("{file_name}store.read_connections: must be 1 to 64"));
@@ -184,7 +206,12 @@ impl Config {
             rules_dir: o.rules_dir.clone().or(from_file(file.rules_dir)).unwrap_or_else(|| "rules".into()),
             max_body,
             resolve_timeout: file.resolve_timeout.unwrap_or(Duration::from_secs(300)),
-            store: StoreConfig { synchronous: file.store.synchronous.unwrap_or(Synchronous::Full), read_connections },
+            store: StoreConfig {
+                synchronous: file.store.synchronous.unwrap_or(Synchronous::Full),
+                read_connections,
+                max_size,
+                integrity_check: o.integrity_check.or(file.store.integrity_check).unwrap_or(IntegrityCheck::Quick),
+            },
             log_format: o.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
             generic,
             notifiers,

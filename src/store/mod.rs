@@ -346,7 +346,14 @@ impl Store {
         conn.pragma_update(None, "busy_timeout", 5000)?;
         conn.pragma_update(None, "foreign_keys", true)?;
         conn.pragma_update(None, "cache_size", -16_000)?; // KiB; larger caches cost more at each commit than they save
+        check_integrity(&conn, cfg.integrity_check)?;
         schema::migrate(&mut conn)?;
+        if let Some(max) = cfg.max_size {
+            let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+            let pages = (max as i64 / page).max(1);
+            // Never below what the file already holds, or nothing could be written at all.
+            let _: i64 = conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| r.get(0))?;
+        }
         // Checkpoints run on their own thread (see `checkpointer`), so the
         // writer never stalls copying the WAL into a large database.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
@@ -681,6 +688,52 @@ impl Store {
         })
         .await
     }
+}
+
+/// Refuse a damaged database before anything is written to it.
+fn check_integrity(conn: &Connection, how: crate::config::IntegrityCheck) -> Result<(), StoreError> {
+    let pragma = match how {
+        crate::config::IntegrityCheck::Off => return Ok(()),
+        crate::config::IntegrityCheck::Quick => "PRAGMA quick_check(20)",
+        crate::config::IntegrityCheck::Full => "PRAGMA integrity_check(20)",
+    };
+    let started = std::time::Instant::now();
+    let problems: Vec<String> =
+        conn.prepare(pragma)?.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<_, _>>()?;
+    if problems.len() == 1 && problems[0] == "ok" {
+        tracing::info!(check = pragma, ms = started.elapsed().as_millis() as u64, "database integrity ok");
+        return Ok(());
+    }
+    Err(StoreError::Corrupt(format!(
+        "the database fails {pragma}: {}; restore a backup (alertgate backup) or repair it with sqlite3 .recover",
+        problems.join("; ")
+    )))
+}
+
+/// Copy the database at `db` to `to` while the gateway may be running: one
+/// read transaction sees a consistent state (WAL readers do not block the
+/// writer), copied with SQLite's backup API, then checked.
+pub fn backup(db: &Path, to: &Path) -> Result<u64, StoreError> {
+    if to.exists() {
+        return Err(StoreError::Conflict(format!("{} exists; choose a new file", to.display())));
+    }
+    let src = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    src.pragma_update(None, "busy_timeout", 5000)?;
+    let mut dst = Connection::open(to)?;
+    {
+        let b = rusqlite::backup::Backup::new(&src, &mut dst)?;
+        // All pages in one step: one snapshot, never restarted by concurrent writes.
+        match b.step(-1)? {
+            rusqlite::backup::StepResult::Done => {}
+            other => return Err(StoreError::CommitFailed(format!("backup did not complete: {other:?}"))),
+        }
+    }
+    let ok: String = dst.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+    if ok != "ok" {
+        return Err(StoreError::Corrupt(format!("the copy fails its check: {ok}")));
+    }
+    dst.pragma_update(None, "journal_mode", "DELETE")?;
+    Ok(std::fs::metadata(to).map(|m| m.len()).unwrap_or(0))
 }
 
 /// WAL size past which a checkpoint waits for the writer to pause, so the
