@@ -104,6 +104,9 @@ struct ServeArgs {
     /// How the database is checked before serving (default quick).
     #[arg(long, value_enum)]
     integrity_check: Option<crate::config::IntegrityCheck>,
+    /// Serve a non-loopback address although no API token is configured.
+    #[arg(long)]
+    allow_unauthenticated: bool,
 }
 
 #[derive(Subcommand)]
@@ -153,6 +156,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         max_body: args.max_body,
         log_format: args.log_format,
         integrity_check: args.integrity_check,
+        allow_unauthenticated: args.allow_unauthenticated,
     };
     let config = match Config::load(&overrides) {
         Ok(c) => c,

@@ -30,6 +30,41 @@ pub struct Config {
     pub generic: BTreeMap<String, Mapping>,
     pub notifiers: crate::notify::Notifiers,
     pub outbox: crate::notify::OutboxSettings,
+    pub auth: std::sync::Arc<crate::auth::Auth>,
+    pub tls: Option<TlsFiles>,
+    pub limits: Limits,
+    /// Serve a non-loopback address without tokens (`--allow-unauthenticated`).
+    pub allow_unauthenticated: bool,
+}
+
+/// The certificate chain and key of the HTTPS listener (PEM), read again on SIGHUP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+/// A token bucket: `per_second` sustained, `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rate {
+    pub per_second: u32,
+    pub burst: Option<u32>,
+}
+
+/// Request rates per token (or per source address without one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub ingest: Option<Rate>,
+    pub api: Option<Rate>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTls {
+    cert_file: PathBuf,
+    key_file: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +123,11 @@ struct FileConfig {
     notifiers: Vec<crate::notify::RawNotifier>,
     #[serde(default)]
     outbox: crate::notify::RawOutbox,
+    #[serde(default)]
+    auth: crate::auth::RawAuth,
+    tls: Option<FileTls>,
+    #[serde(default)]
+    limits: Limits,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -109,6 +149,7 @@ pub struct Overrides {
     pub max_body: Option<String>,
     pub log_format: Option<LogFormat>,
     pub integrity_check: Option<IntegrityCheck>,
+    pub allow_unauthenticated: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -193,6 +234,27 @@ impl Config {
                 Err(errs) => problems.extend(errs.into_iter().map(|e| format!("{file_name}notifiers[{i}].{e}"))),
             }
         }
+        let auth = file.auth.compile(&base).unwrap_or_else(|errs| {
+            problems.extend(errs.into_iter().map(|e| format!("{file_name}{e}")));
+            crate::auth::Auth::default()
+        });
+        let tls = file.tls.map(|t| TlsFiles { cert_file: base.join(t.cert_file), key_file: base.join(t.key_file) });
+        if let Some(t) = &tls {
+            for (what, path) in [("tls.cert_file", &t.cert_file), ("tls.key_file", &t.key_file)] {
+                match std::fs::read(path) {
+                    Ok(b) if !b.is_empty() => {}
+                    Ok(_) => problems.push(format!("{file_name}{what}: {} is empty", path.display())),
+                    Err(e) => problems.push(format!("{file_name}{what}: cannot read {}: {e}", path.display())),
+                }
+            }
+        }
+        for (what, rate) in [("limits.ingest", file.limits.ingest), ("limits.api", file.limits.api)] {
+            if let Some(r) = rate
+                && (r.per_second == 0 || r.burst == Some(0))
+            {
+                problems.push(format!("{file_name}{what}: per_second and burst must be at least 1"));
+            }
+        }
         let mut outbox_problems = Vec::new();
         let outbox = file.outbox.compile(&mut outbox_problems);
         problems.extend(outbox_problems.into_iter().map(|e| format!("{file_name}{e}")));
@@ -216,6 +278,10 @@ impl Config {
             generic,
             notifiers,
             outbox,
+            auth: std::sync::Arc::new(auth),
+            tls,
+            limits: file.limits,
+            allow_unauthenticated: o.allow_unauthenticated,
         })
     }
 }

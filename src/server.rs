@@ -27,6 +27,13 @@ pub enum ServeError {
     Bind { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("server failed: {0}")]
     Io(#[from] std::io::Error),
+    #[error(
+        "refusing to listen on {0} without API tokens: anyone who reaches it could post alerts and act on incidents. \
+         Configure auth.tokens, listen on a loopback address, or pass --allow-unauthenticated"
+    )]
+    Unauthenticated(std::net::SocketAddr),
+    #[error("TLS: cannot load {cert} / {key}: {source}")]
+    Tls { cert: String, key: String, source: std::io::Error },
 }
 
 /// Run until SIGTERM or SIGINT, then drain requests and close the database.
@@ -54,28 +61,78 @@ pub async fn serve_until(
     let store = Store::open(&config.data_dir, config.store, rules.clone(), config.notifiers.subscriptions())?;
     tracing::info!(path = %store.path().display(), "database open");
 
+    if config.auth.enabled() {
+        tracing::info!("API tokens configured: every call but /healthz and /readyz needs one");
+    } else if config.listen.ip().is_loopback() {
+        tracing::warn!(
+            listen = %config.listen,
+            "no API tokens configured: every local process may post alerts and act on incidents; \
+             listening on loopback only"
+        );
+    } else if config.allow_unauthenticated {
+        tracing::warn!(listen = %config.listen, "no API tokens configured and --allow-unauthenticated: anyone who reaches this address has admin rights");
+    } else {
+        return Err(ServeError::Unauthenticated(config.listen));
+    }
+    let tls = match &config.tls {
+        None => None,
+        Some(t) => {
+            // rustls needs a process-wide crypto provider; ring, as reqwest uses.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let cfg = axum_server::tls_rustls::RustlsConfig::from_pem_file(&t.cert_file, &t.key_file).await.map_err(
+                |source| ServeError::Tls {
+                    cert: t.cert_file.display().to_string(),
+                    key: t.key_file.display().to_string(),
+                    source,
+                },
+            )?;
+            Some(cfg)
+        }
+    };
     let listener =
         TcpListener::bind(config.listen).await.map_err(|source| ServeError::Bind { addr: config.listen, source })?;
     let addr = listener.local_addr()?;
     let state = AppState::new(store.clone(), Arc::new(config), rules);
-    let reloader = spawn_reload_on_hangup(state.clone())?;
+    let reloader = spawn_reload_on_hangup(state.clone(), tls.clone())?;
     // One plain line on stdout, for scripts and tests that bind port 0.
     println!("alertgate listening on {addr}");
     let _ = std::io::stdout().flush();
-    tracing::info!(%addr, "listening");
+    tracing::info!(%addr, tls = tls.is_some(), "listening");
 
     let expiry = tokio::spawn(tick_loop(store.clone()));
     let outbox =
         tokio::spawn(crate::notify::worker::run(store.clone(), state.config.notifiers.clone(), state.config.outbox));
-    let app = api::router(state);
-    let result = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: finishing in-flight requests");
-        })
-        .await;
+    let limiters = state.limiters.clone();
+    let forget = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(StdDuration::from_secs(60)).await;
+            limiters.forget_idle();
+        }
+    });
+    let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let result = match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    shutdown.await;
+                    tracing::info!("shutting down: finishing in-flight requests");
+                })
+                .await
+        }
+        Some(cfg) => {
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                tracing::info!("shutting down: finishing in-flight requests");
+                stopper.graceful_shutdown(Some(StdDuration::from_secs(30)));
+            });
+            axum_server::tls_rustls::from_tcp_rustls(listener.into_std()?, cfg)?.handle(handle).serve(app).await
+        }
+    };
     expiry.abort();
     outbox.abort();
+    forget.abort();
     reloader.abort();
     store.close().await;
     result?;
@@ -85,15 +142,30 @@ pub async fn serve_until(
 
 /// SIGHUP reloads the rules, as in Prometheus. The handler is installed
 /// before the gateway says it listens, so an early HUP cannot kill it.
-fn spawn_reload_on_hangup(state: AppState) -> std::io::Result<tokio::task::JoinHandle<()>> {
+fn spawn_reload_on_hangup(
+    state: AppState,
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     #[cfg(unix)]
     {
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
         Ok(tokio::spawn(async move {
             while hup.recv().await.is_some() {
-                if let Err(errors) = state.reload_rules() {
-                    for e in &errors {
+                let result = state.reload_rules();
+                if let Err(errors) = &result {
+                    for e in errors {
                         tracing::error!(error = %e, "rule reload refused; the old rules keep running");
+                    }
+                }
+                let detail = serde_json::json!({ "ok": result.is_ok(), "trigger": "SIGHUP" });
+                if let Err(e) = state.store.audit("rules.reload", "signal".into(), detail).await {
+                    tracing::warn!(error = %e, "recording the reload in the audit log failed");
+                }
+                // A renewed certificate is picked up without a restart.
+                if let (Some(cfg), Some(files)) = (&tls, &state.config.tls) {
+                    match cfg.reload_from_pem_file(&files.cert_file, &files.key_file).await {
+                        Ok(()) => tracing::info!("TLS certificate reloaded"),
+                        Err(e) => tracing::error!(error = %e, "TLS reload failed; the old certificate stays"),
                     }
                 }
             }
@@ -102,7 +174,7 @@ fn spawn_reload_on_hangup(state: AppState) -> std::io::Result<tokio::task::JoinH
     #[cfg(not(unix))]
     {
         Ok(tokio::spawn(async move {
-            let _ = state;
+            let _ = (state, tls);
         }))
     }
 }

@@ -1,12 +1,13 @@
 //! Changes and deploys: `POST/GET /api/v1/changes`, and PagerDuty change
 //! events at `POST /v2/change/enqueue`.
-use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde_json::json;
 
 use super::AppState;
+use super::auth::Caller;
 use super::body::JsonText;
 use super::error::ApiError;
 use crate::ingest::change;
@@ -17,20 +18,34 @@ const MAX_LIMIT: usize = 500;
 
 pub async fn create(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     JsonText(body): JsonText,
 ) -> Result<(StatusCode, Json<Change>), ApiError> {
-    let c = change::parse_api(&body, crate::clock::now())?;
-    Ok((StatusCode::CREATED, Json(state.store.record_change(c).await?)))
+    let mut c = change::parse_api(&body, crate::clock::now())?;
+    let given = Some(std::mem::take(&mut c.created_by)).filter(|a| !a.is_empty());
+    c.created_by = caller.actor(given).unwrap_or_else(|_| "api".to_owned());
+    Ok((StatusCode::CREATED, Json(state.store.from(caller.source).record_change(c).await?)))
 }
 
 /// As PagerDuty answers: `202 {"status":"success","message":"Change event processed"}`,
 /// and 400 with `status: "invalid event"` naming each problem.
-pub async fn pagerduty(State(state): State<AppState>, JsonText(body): JsonText) -> Result<Response, ApiError> {
-    let c = match change::parse_pagerduty(&body, crate::clock::now()) {
+pub async fn pagerduty(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonText(body): JsonText,
+) -> Result<Response, ApiError> {
+    let principal = match caller.principal.clone() {
+        Some(p) => p,
+        None => super::auth::by_routing_key(&state, &body)?,
+    };
+    let mut c = match change::parse_pagerduty(&body, crate::clock::now()) {
         Ok(c) => c,
         Err(e) => return Ok(super::ingest::pagerduty_invalid(e)),
     };
-    let stored = state.store.record_change(c).await?;
+    if !principal.is_anonymous() {
+        c.created_by = principal.name;
+    }
+    let stored = state.store.from(caller.source).record_change(c).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "status": "success", "message": "Change event processed", "id": stored.id })),

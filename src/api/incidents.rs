@@ -1,10 +1,11 @@
 //! Incidents: list, show, and what on-call engineers do to them.
-use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::auth::Caller;
 use super::body::JsonText;
 use super::error::ApiError;
 use super::{AppState, Id};
@@ -38,24 +39,17 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, ApiError>
     Ok(crate::ingest::from_json(body, "")?)
 }
 
-fn actor(actor: String) -> Result<String, ApiError> {
-    let a = actor.trim();
-    if a.is_empty() || a.len() > 200 || a.chars().any(char::is_control) {
-        return Err(ApiError::bad_request("actor: name who does this (1-200 printable characters)"));
-    }
-    Ok(a.to_owned())
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ActionBody {
-    actor: String,
+    actor: Option<String>,
     comment: Option<String>,
 }
 
 /// `POST /api/v1/incidents/{id}/{acknowledge|resolve|reopen|hold|close}`.
 pub async fn act(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Id(id): Id,
     Path(params): Path<std::collections::HashMap<String, String>>,
     JsonText(body): JsonText,
@@ -65,38 +59,40 @@ pub async fn act(
         ApiError::not_found(format!("unknown action {action:?}: acknowledge, resolve, reopen, hold or close"))
     })?;
     let b: ActionBody = parse_body(&body)?;
-    state.store.act(id, action, actor(b.actor)?, b.comment).await?;
+    state.store.from(caller.source).act(id, action, caller.actor(b.actor)?, b.comment).await?;
     detail(&state, id).await
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AssignBody {
-    actor: String,
+    actor: Option<String>,
     /// `null` unassigns.
     assignee: Option<String>,
 }
 
 pub async fn assign(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Id(id): Id,
     JsonText(body): JsonText,
 ) -> Result<Json<IncidentDetail>, ApiError> {
     let b: AssignBody = parse_body(&body)?;
     let assignee = b.assignee.map(|a| a.trim().to_owned()).filter(|a| !a.is_empty());
-    state.store.assign(id, assignee, actor(b.actor)?).await?;
+    state.store.from(caller.source).assign(id, assignee, caller.actor(b.actor)?).await?;
     detail(&state, id).await
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NoteBody {
-    actor: String,
+    actor: Option<String>,
     text: String,
 }
 
 pub async fn note(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Id(id): Id,
     JsonText(body): JsonText,
 ) -> Result<(StatusCode, Json<IncidentDetail>), ApiError> {
@@ -104,27 +100,28 @@ pub async fn note(
     if b.text.trim().is_empty() {
         return Err(ApiError::bad_request("text: a note needs text"));
     }
-    state.store.note(id, b.text, actor(b.actor)?).await?;
+    state.store.from(caller.source).note(id, b.text, caller.actor(b.actor)?).await?;
     Ok((StatusCode::CREATED, detail(&state, id).await?))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PriorityBody {
-    actor: String,
+    actor: Option<String>,
     priority: String,
     comment: Option<String>,
 }
 
 pub async fn priority(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Id(id): Id,
     JsonText(body): JsonText,
 ) -> Result<Json<IncidentDetail>, ApiError> {
     let b: PriorityBody = parse_body(&body)?;
     let p = Priority::parse(&b.priority)
         .ok_or_else(|| ApiError::bad_request(format!("priority: expected P1 to P5, got {:?}", b.priority)))?;
-    state.store.set_priority(id, p, actor(b.actor)?, b.comment).await?;
+    state.store.from(caller.source).set_priority(id, p, caller.actor(b.actor)?, b.comment).await?;
     detail(&state, id).await
 }
 

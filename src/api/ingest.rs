@@ -1,13 +1,14 @@
 //! The ingest endpoints: one per sender format. Each parses the whole body
 //! first (any invalid alert refuses the request, naming every problem), then
 //! answers only after the store has committed the alerts.
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde_json::json;
 
 use super::AppState;
+use super::auth::Caller;
 use super::body::JsonText;
 use super::error::ApiError;
 use crate::ingest::{self, IngestError};
@@ -86,7 +87,14 @@ pub async fn generic(
 /// PagerDuty answers `202 {"status":"success","message":"Event processed","dedup_key":...}`
 /// and `400 {"status":"invalid event","message":"Event object is invalid","errors":[...]}`;
 /// so do we, plus our own `error`/`detail` fields on errors.
-pub async fn pagerduty(State(state): State<AppState>, JsonText(body): JsonText) -> Result<Response, ApiError> {
+pub async fn pagerduty(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonText(body): JsonText,
+) -> Result<Response, ApiError> {
+    if caller.principal.is_none() {
+        super::auth::by_routing_key(&state, &body)?;
+    }
     let ctx = state.ingest_context();
     let event = match ingest::pagerduty::parse(&body, &ctx) {
         Ok(e) => e,

@@ -1,6 +1,8 @@
 //! HTTP routes. Handlers parse, call the store, and map errors to JSON
 //! answers in one place (`error`).
 mod alerts;
+mod audit;
+pub mod auth;
 mod body;
 mod changes;
 pub mod error;
@@ -53,11 +55,13 @@ pub struct AppState {
     pub store: Store,
     pub config: Arc<Config>,
     rules: SharedRules,
+    pub limiters: Arc<auth::Limiters>,
 }
 
 impl AppState {
     pub fn new(store: Store, config: Arc<Config>, rules: SharedRules) -> Self {
-        AppState { store, config, rules }
+        let limiters = Arc::new(auth::Limiters::new(&config.limits));
+        AppState { store, config, rules, limiters }
     }
 
     /// Load the rules directory again and swap the new set in whole; a
@@ -79,8 +83,17 @@ impl AppState {
 }
 
 /// `POST /-/reload`, as in Prometheus and Alertmanager.
-async fn reload(State(state): State<AppState>) -> Result<axum::Json<serde_json::Value>, error::ApiError> {
-    match state.reload_rules() {
+async fn reload(
+    State(state): State<AppState>,
+    axum::Extension(caller): axum::Extension<auth::Caller>,
+) -> Result<axum::Json<serde_json::Value>, error::ApiError> {
+    let result = state.reload_rules();
+    let detail = match &result {
+        Ok(set) => serde_json::json!({ "ok": true, "files": set.files.len() }),
+        Err(errors) => serde_json::json!({ "ok": false, "errors": errors.len() }),
+    };
+    state.store.from(caller.source).audit("rules.reload", caller.name(), detail).await?;
+    match result {
         Ok(set) => Ok(axum::Json(serde_json::json!({
             "status": "reloaded",
             "files": set.files.len(),
@@ -125,9 +138,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/reports/sla", get(reports::sla))
         .route("/api/v1/notifications", get(notifications::list))
         .route("/api/v1/notifications/{id}/retry", post(notifications::retry))
+        .route("/api/v1/audit", get(audit::list))
         .route("/-/reload", post(reload))
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(max_body))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
         .route_layer(axum::middleware::from_fn(metrics::observe))
         .with_state(state)
 }

@@ -1,8 +1,9 @@
 //! The outbox over HTTP: `GET /api/v1/notifications`,
 //! `POST /api/v1/notifications/{id}/retry`.
-use axum::Json;
 use axum::extract::{RawQuery, State};
+use axum::{Extension, Json};
 
+use super::auth::Caller;
 use super::error::ApiError;
 use super::{AppState, Id};
 use crate::store::NotificationView;
@@ -57,8 +58,12 @@ pub async fn list(
     Ok(Json(NotificationPage { notifications, next_cursor }))
 }
 
-pub async fn retry(State(state): State<AppState>, Id(id): Id) -> Result<Json<NotificationView>, ApiError> {
-    state.store.retry_notification(id).await?;
+pub async fn retry(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Id(id): Id,
+) -> Result<Json<NotificationView>, ApiError> {
+    state.store.from(caller.source).retry_notification(id, caller.name()).await?;
     let found = state.store.list_notifications(None, None, None, Some(id + 1), 1).await?;
     found.into_iter().find(|n| n.id == id).map(Json).ok_or_else(|| ApiError::not_found(format!("no notification {id}")))
 }

@@ -1,11 +1,12 @@
 //! Problems: `GET/POST /api/v1/problems`, `GET/PATCH /api/v1/problems/{id}`,
 //! `POST /api/v1/problems/{id}/incidents`.
-use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::auth::Caller;
 use super::body::JsonText;
 use super::error::ApiError;
 use super::{AppState, Id};
@@ -27,15 +28,6 @@ fn text(value: Option<String>, path: &str, required: bool) -> Result<Option<Stri
     }
 }
 
-fn actor(a: Option<String>) -> Result<String, ApiError> {
-    let a = a.unwrap_or_default();
-    let a = a.trim();
-    if a.is_empty() || a.len() > 200 || a.chars().any(char::is_control) {
-        return Err(ApiError::bad_request("actor: name who does this (1-200 printable characters)"));
-    }
-    Ok(a.to_owned())
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewBody {
@@ -51,6 +43,7 @@ struct NewBody {
 
 pub async fn create(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     JsonText(body): JsonText,
 ) -> Result<(StatusCode, Json<ProblemDetail>), ApiError> {
     let b: NewBody = crate::ingest::from_json(&body, "")?;
@@ -61,7 +54,7 @@ pub async fn create(
         workaround: text(b.workaround, "workaround", false)?,
         incidents: b.incidents,
     };
-    let id = state.store.create_problem(p, actor(b.actor)?).await?;
+    let id = state.store.from(caller.source).create_problem(p, caller.actor(b.actor)?).await?;
     Ok((StatusCode::CREATED, detail(&state, id).await?))
 }
 
@@ -89,6 +82,7 @@ struct PatchBody {
 
 pub async fn update(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Id(id): Id,
     JsonText(body): JsonText,
 ) -> Result<Json<ProblemDetail>, ApiError> {
@@ -113,7 +107,7 @@ pub async fn update(
             return Err(ApiError::bad_request("workaround: a known error needs a workaround"));
         }
     }
-    state.store.update_problem(id, u, actor(b.actor)?).await?;
+    state.store.from(caller.source).update_problem(id, u, caller.actor(b.actor)?).await?;
     detail(&state, id).await
 }
 
@@ -126,6 +120,7 @@ struct LinkBody {
 
 pub async fn link(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Id(id): Id,
     JsonText(body): JsonText,
 ) -> Result<Json<ProblemDetail>, ApiError> {
@@ -133,7 +128,7 @@ pub async fn link(
     if b.incidents.is_empty() {
         return Err(ApiError::bad_request("incidents: name at least one incident id"));
     }
-    state.store.link_incidents(id, b.incidents, actor(b.actor)?).await?;
+    state.store.from(caller.source).link_incidents(id, b.incidents, caller.actor(b.actor)?).await?;
     detail(&state, id).await
 }
 

@@ -1,11 +1,12 @@
 //! Silences: `POST /api/v1/silences`, `GET /api/v1/silences`,
 //! `DELETE /api/v1/silences/{id}` (expire).
-use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::auth::Caller;
 use super::body::JsonText;
 use super::error::ApiError;
 use super::{AppState, Id};
@@ -18,13 +19,14 @@ struct NewSilence {
     matchers: Vec<String>,
     starts_at: Option<String>,
     ends_at: String,
-    created_by: String,
+    created_by: Option<String>,
     #[serde(default)]
     comment: String,
 }
 
 pub async fn create(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     JsonText(body): JsonText,
 ) -> Result<(StatusCode, Json<Silence>), ApiError> {
     let b: NewSilence = crate::ingest::from_json(&body, "")?;
@@ -60,14 +62,18 @@ pub async fn create(
     {
         problems.push(json!({ "path": "endsAt", "message": "endsAt must be after startsAt and in the future" }));
     }
-    if b.created_by.trim().is_empty() {
+    let created_by = caller.actor(b.created_by).ok();
+    if created_by.is_none() {
         problems.push(json!({ "path": "createdBy", "message": "name who creates the silence" }));
     }
     if !problems.is_empty() || ends_at.is_none() {
         return Err(ApiError::bad_request("invalid silence").with_detail(json!({ "errors": problems })));
     }
-    let silence =
-        state.store.create_silence(matchers, starts_at, ends_at.expect("checked"), b.created_by, b.comment).await?;
+    let silence = state
+        .store
+        .from(caller.source)
+        .create_silence(matchers, starts_at, ends_at.expect("checked"), created_by.expect("checked"), b.comment)
+        .await?;
     Ok((StatusCode::CREATED, Json(silence)))
 }
 
@@ -105,7 +111,11 @@ pub async fn list(
     Ok(Json(json!({ "silences": silences })))
 }
 
-pub async fn expire(State(state): State<AppState>, Id(id): Id) -> Result<Json<serde_json::Value>, ApiError> {
-    state.store.expire_silence(id).await?;
+pub async fn expire(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Id(id): Id,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    state.store.from(caller.source).expire_silence(id, caller.name()).await?;
     Ok(Json(json!({ "status": "expired", "id": id })))
 }

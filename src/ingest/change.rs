@@ -68,8 +68,9 @@ pub fn parse_api(body: &str, now: Timestamp) -> Result<NewChange, IngestError> {
         check_text(l, "link", MAX_FIELD, false, &mut errors);
     }
     super::check_labels_optional(&c.labels, "labels", &mut errors);
-    let actor = c.actor.map(|a| a.trim().to_owned()).filter(|a| !a.is_empty()).unwrap_or_else(|| "api".into());
-    check_text(&actor, "actor", 200, true, &mut errors);
+    // Empty when not given: the API names the caller then.
+    let actor = c.actor.map(|a| a.trim().to_owned()).unwrap_or_default();
+    check_text(&actor, "actor", 200, false, &mut errors);
     errors.finish(NewChange {
         service,
         summary: c.summary.trim().to_owned(),
@@ -177,7 +178,7 @@ mod tests {
         assert_eq!(c.starts_at, now());
         assert_eq!(c.ends_at, None);
         assert_eq!(c.labels.get("version").map(String::as_str), Some("1.2.3"));
-        assert_eq!(c.created_by, "api");
+        assert_eq!(c.created_by, "", "the API names the caller");
         assert!(!c.suppress);
     }
 

@@ -5,6 +5,7 @@
 //! connections serves queries. SQLite runs in WAL mode with
 //! `synchronous=FULL` by default, so an answered write survives a crash or a
 //! power cut. Everything else calls the typed methods of [`Store`].
+mod audit;
 mod changes;
 mod gauges;
 mod incidents;
@@ -34,6 +35,7 @@ use crate::model::{AlertRecord, AlertStatus, AlertUpdate, Fingerprint, Observati
 use crate::rules::RuleSet;
 use crate::rules::matcher::Matcher;
 
+pub use audit::{AuditEntry, AuditQuery};
 pub use incidents::SYSTEM as SYSTEM_ACTOR;
 pub use outbox::{DeliveryRecord, NotificationView};
 pub use problems::{LinkedIncident, NewProblem, ProblemDetail, ProblemQuery, ProblemUpdate};
@@ -312,6 +314,8 @@ pub struct Store {
     next_timer: Arc<AtomicI64>,
     /// Woken after each commit that queued a notification.
     outbox_wakeup: Arc<tokio::sync::Notify>,
+    /// The caller's address, recorded in the audit log (see [`Store::from`]).
+    source: Option<Arc<str>>,
     readers: Arc<ReadPool>,
     path: Arc<PathBuf>,
 }
@@ -402,6 +406,7 @@ impl Store {
             rules,
             next_timer,
             outbox_wakeup,
+            source: None,
             readers: Arc::new(ReadPool {
                 permits: Arc::new(Semaphore::new(readers.len())),
                 conns: Mutex::new(readers),
@@ -414,9 +419,21 @@ impl Store {
         &self.path
     }
 
+    /// The same store, recording `source` as the caller's address of the
+    /// mutations made through it.
+    pub fn from(&self, source: Option<std::net::IpAddr>) -> Store {
+        let mut s = self.clone();
+        s.source = source.map(|ip| Arc::from(ip.to_string()));
+        s
+    }
+
     async fn write(&self, op: writer::Op) -> Result<writer::Reply, StoreError> {
         let (reply, rx) = oneshot::channel();
-        self.writer.send(writer::Request::Write { op: Box::new(op), reply }).await.map_err(|_| StoreError::Closed)?;
+        let source = self.source.as_deref().map(str::to_owned);
+        self.writer
+            .send(writer::Request::Write { op: Box::new(op), source, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -490,8 +507,17 @@ impl Store {
     }
 
     /// Send a failed (dead-letter) notification again now.
-    pub async fn retry_notification(&self, id: i64) -> Result<(), StoreError> {
-        self.done(writer::Op::RetryNotification { id, now: crate::clock::now() }).await
+    pub async fn retry_notification(&self, id: i64, actor: String) -> Result<(), StoreError> {
+        self.done(writer::Op::RetryNotification { id, actor, now: crate::clock::now() }).await
+    }
+
+    /// Record a mutation made outside the store (a rule reload) in the audit log.
+    pub async fn audit(&self, action: &str, actor: String, detail: serde_json::Value) -> Result<(), StoreError> {
+        self.done(writer::Op::Audit { action: action.to_owned(), actor, detail }).await
+    }
+
+    pub async fn list_audit(&self, q: AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        self.read(move |c| audit::list(c, &q)).await
     }
 
     pub async fn list_notifications(
@@ -575,8 +601,8 @@ impl Store {
         }
     }
 
-    pub async fn expire_silence(&self, id: i64) -> Result<(), StoreError> {
-        self.done(writer::Op::ExpireSilence { id, now: crate::clock::now() }).await
+    pub async fn expire_silence(&self, id: i64, actor: String) -> Result<(), StoreError> {
+        self.done(writer::Op::ExpireSilence { id, actor, now: crate::clock::now() }).await
     }
 
     pub async fn list_incidents(&self, q: IncidentQuery) -> Result<IncidentPage, StoreError> {

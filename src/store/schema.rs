@@ -224,6 +224,20 @@ const MIGRATIONS: &[&str] = &[
         covered_by      TEXT
     );
     CREATE INDEX notifications_due ON notifications (next_attempt_at) WHERE state = 'pending';
+    CREATE TABLE audit_log (
+        id          INTEGER PRIMARY KEY,
+        at          INTEGER NOT NULL,
+        actor       TEXT    NOT NULL,
+        source      TEXT,
+        action      TEXT    NOT NULL,
+        target_kind TEXT    NOT NULL,
+        target_id   INTEGER,
+        before      TEXT    NOT NULL,
+        after       TEXT    NOT NULL,
+        detail      TEXT    NOT NULL
+    );
+    CREATE INDEX audit_log_actor ON audit_log (actor, id);
+    CREATE INDEX audit_log_target ON audit_log (target_kind, target_id, id);
     CREATE INDEX notifications_state ON notifications (state, id);
     "#,
 ];

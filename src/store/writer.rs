@@ -73,6 +73,7 @@ pub(super) enum Op {
     },
     ExpireSilence {
         id: i64,
+        actor: String,
         now: Timestamp,
     },
     RecordChange {
@@ -107,7 +108,14 @@ pub(super) enum Op {
     },
     RetryNotification {
         id: i64,
+        actor: String,
         now: Timestamp,
+    },
+    /// A mutation outside the store (a rule reload), for the audit log only.
+    Audit {
+        action: String,
+        actor: String,
+        detail: serde_json::Value,
     },
 }
 
@@ -122,8 +130,15 @@ pub(super) enum Reply {
 }
 
 pub(super) enum Request {
-    Write { op: Box<Op>, reply: oneshot::Sender<Result<Reply, StoreError>> },
-    Close { done: oneshot::Sender<()> },
+    Write {
+        op: Box<Op>,
+        /// The caller's address, for the audit log.
+        source: Option<String>,
+        reply: oneshot::Sender<Result<Reply, StoreError>>,
+    },
+    Close {
+        done: oneshot::Sender<()>,
+    },
 }
 
 impl Op {
@@ -167,9 +182,9 @@ pub(super) fn run(
         let mut next = Some(first);
         while let Some(req) = next.take() {
             match req {
-                Request::Write { op, reply } => {
+                Request::Write { op, source, reply } => {
                     weight += op.weight();
-                    batch.push((*op, reply));
+                    batch.push((*op, source, reply));
                 }
                 Request::Close { done } => close = Some(done),
             }
@@ -211,7 +226,7 @@ pub(super) fn run(
     }
 }
 
-type Pending = (Op, oneshot::Sender<Result<Reply, StoreError>>);
+type Pending = (Op, Option<String>, oneshot::Sender<Result<Reply, StoreError>>);
 
 fn commit_batch(conn: &mut Connection, engine: &mut Engine, batch: &mut Vec<Pending>) {
     let started = std::time::Instant::now();
@@ -220,9 +235,9 @@ fn commit_batch(conn: &mut Connection, engine: &mut Engine, batch: &mut Vec<Pend
     let mut engine_touched_by_failure = false;
     let outcome = (|| -> Result<(), StoreError> {
         let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        for (op, _) in batch.iter() {
+        for (op, source, _) in batch.iter() {
             let sp = tx.savepoint()?;
-            let r = apply(&sp, engine, op);
+            let r = apply_audited(&sp, engine, op, source.as_deref());
             match r {
                 Ok(reply) => {
                     sp.commit()?;
@@ -263,18 +278,36 @@ fn commit_batch(conn: &mut Connection, engine: &mut Engine, batch: &mut Vec<Pend
             for fact in &facts {
                 fact.count();
             }
-            for ((_, reply), result) in batch.drain(..).zip(results) {
+            for ((_, _, reply), result) in batch.drain(..).zip(results) {
                 let _ = reply.send(result);
             }
         }
         Err(e) => {
             m.commits_failed.inc();
             tracing::error!(error = %e, requests = batch.len(), "commit failed; nothing of this batch is stored");
-            for (_, reply) in batch.drain(..) {
+            for (_, _, reply) in batch.drain(..) {
                 let _ = reply.send(Err(e.duplicate()));
             }
         }
     }
+}
+
+/// Apply an op; a person's mutation is written to the audit log with its
+/// target's state before and after, in the same savepoint.
+fn apply_audited(tx: &Connection, engine: &mut Engine, op: &Op, source: Option<&str>) -> Result<Reply, StoreError> {
+    let Some(a) = super::audit::audited(op) else { return apply(tx, engine, op) };
+    let before = match a.id {
+        Some(id) => super::audit::snapshot(tx, a.kind, id)?,
+        None => serde_json::Value::Null,
+    };
+    let reply = apply(tx, engine, op)?;
+    let id = a.id.or_else(|| super::audit::created_id(&reply));
+    let after = match id {
+        Some(id) => super::audit::snapshot(tx, a.kind, id)?,
+        None => serde_json::Value::Null,
+    };
+    super::audit::record(tx, crate::clock::now(), &a, id, source, &before, &after)?;
+    Ok(reply)
 }
 
 fn apply(tx: &Connection, engine: &mut Engine, op: &Op) -> Result<Reply, StoreError> {
@@ -403,7 +436,7 @@ fn apply(tx: &Connection, engine: &mut Engine, op: &Op) -> Result<Reply, StoreEr
             tracing::info!(silence = silence.id, created_by = %created_by, "silence created");
             Ok(Reply::Silence(silence))
         }
-        Op::ExpireSilence { id, now } => {
+        Op::ExpireSilence { id, now, .. } => {
             let n = tx
                 .prepare_cached(
                     "UPDATE silences SET ends_at = ?2, starts_at = MIN(starts_at, ?2) WHERE id = ?1 AND ends_at > ?2",
@@ -432,6 +465,7 @@ fn apply(tx: &Connection, engine: &mut Engine, op: &Op) -> Result<Reply, StoreEr
             engine.link_incidents(tx, *problem, incidents, actor, *now)?;
             Ok(Reply::Done)
         }
+        Op::Audit { .. } => Ok(Reply::Done),
         Op::ClaimNotifications { now, lease_until, limit } => {
             Ok(Reply::Claimed(outbox::claim(tx, *now, *lease_until, *limit)?))
         }
@@ -439,7 +473,7 @@ fn apply(tx: &Connection, engine: &mut Engine, op: &Op) -> Result<Reply, StoreEr
             outbox::record(tx, results, *now)?;
             Ok(Reply::Done)
         }
-        Op::RetryNotification { id, now } => {
+        Op::RetryNotification { id, now, .. } => {
             outbox::retry(tx, *id, *now)?;
             engine.outbox_dirty.set(true);
             Ok(Reply::Done)

@@ -1,0 +1,179 @@
+//! Authentication, authorization and rate limits, in front of every route.
+//!
+//! The caller is identified by `Authorization: Bearer <token>` (or basic
+//! auth whose password is the token); PagerDuty senders, which can only put
+//! the token in the body as `routing_key`, are identified by their handler.
+//! The route's permission is checked against the token's role, then the
+//! caller's rate (per token, or per source address without one).
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::auth::{Permission, Principal, presented_token};
+use crate::config::{Limits, Rate};
+
+/// Who called, as the handlers see it.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// `None` only on the PagerDuty routes before the body's routing key is checked.
+    pub principal: Option<Principal>,
+    pub source: Option<IpAddr>,
+}
+
+impl Caller {
+    /// The token's name, or `anonymous`.
+    pub fn name(&self) -> String {
+        self.principal.as_ref().map_or_else(|| "anonymous".to_owned(), |p| p.name.clone())
+    }
+
+    /// The name to record as the actor: the token's name; with no tokens
+    /// configured, the name the request gives.
+    pub fn actor(&self, given: Option<String>) -> Result<String, ApiError> {
+        let given = given.map(|a| a.trim().to_owned()).filter(|a| !a.is_empty());
+        if let Some(a) = &given
+            && (a.len() > 200 || a.chars().any(char::is_control))
+        {
+            return Err(ApiError::bad_request("actor: 1-200 printable characters"));
+        }
+        match (&self.principal, given) {
+            (Some(p), given) if !p.is_anonymous() => Ok(match given {
+                // A bot token acting for a person keeps both names.
+                Some(g) if g != p.name => format!("{} for {g}", p.name),
+                _ => p.name.clone(),
+            }),
+            (_, Some(g)) => Ok(g),
+            _ => Err(ApiError::bad_request("actor: name who does this (1-200 printable characters)")),
+        }
+    }
+}
+
+/// The rate limiters of ingest and of the rest of the API.
+#[derive(Default)]
+pub struct Limiters {
+    ingest: Option<DefaultKeyedRateLimiter<String>>,
+    api: Option<DefaultKeyedRateLimiter<String>>,
+}
+
+fn limiter(rate: Option<Rate>) -> Option<DefaultKeyedRateLimiter<String>> {
+    let r = rate?;
+    let per_second = NonZeroU32::new(r.per_second)?;
+    let burst = r.burst.and_then(NonZeroU32::new).unwrap_or(per_second);
+    Some(RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)))
+}
+
+impl Limiters {
+    pub fn new(l: &Limits) -> Limiters {
+        Limiters { ingest: limiter(l.ingest), api: limiter(l.api) }
+    }
+
+    /// Forget callers idle long enough to have a full bucket again, so the
+    /// tables do not grow with every address ever seen.
+    pub fn forget_idle(&self) {
+        for l in [&self.ingest, &self.api].into_iter().flatten() {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+    }
+
+    /// `Err(seconds to wait)` when the caller is over its rate.
+    fn check(&self, ingest: bool, key: &str) -> Result<(), u64> {
+        let l = if ingest { &self.ingest } else { &self.api };
+        let Some(l) = l else { return Ok(()) };
+        l.check_key(&key.to_owned()).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+        })
+    }
+}
+
+fn unauthorized(message: &str) -> Response {
+    let mut resp = ApiError::new(StatusCode::UNAUTHORIZED, message).into_response();
+    resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"alertgate\""));
+    resp
+}
+
+/// The PagerDuty routes carry their credential in the body.
+fn routing_key_route(route: &str) -> bool {
+    matches!(route, "/v2/enqueue" | "/v2/change/enqueue")
+}
+
+pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_default();
+    let source = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let auth = state.config.auth.clone();
+    let need = Permission::of(req.method().as_str(), &route, auth.public_metrics);
+    let principal = if !auth.enabled() {
+        Some(Principal::anonymous())
+    } else {
+        let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        match presented_token(header) {
+            Some(token) => match auth.identify(&token) {
+                Some(p) => Some(p),
+                None => {
+                    tracing::warn!(source = ?source, route = %route, "refused a request with an unknown token");
+                    return unauthorized("the token is not valid");
+                }
+            },
+            None if need == Permission::Open => None,
+            None if routing_key_route(&route) => None,
+            None => return unauthorized("this call needs a token: Authorization: Bearer <token>"),
+        }
+    };
+    if let Some(p) = &principal
+        && !p.role.allows(need)
+    {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("token {} (role {}) may not do this; it needs {:?} rights", p.name, p.role.as_str(), need),
+        )
+        .into_response();
+    }
+    if need != Permission::Open {
+        let key = match (&principal, source) {
+            (Some(p), _) if !p.is_anonymous() => format!("token:{}", p.name),
+            (_, Some(ip)) => format!("addr:{ip}"),
+            _ => "unknown".to_owned(),
+        };
+        if let Err(wait) = state.limiters.check(need == Permission::Ingest, &key) {
+            crate::metrics::metrics()
+                .rate_limited
+                .with_label_values(&[if need == Permission::Ingest { "ingest" } else { "api" }])
+                .inc();
+            let mut resp =
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, format!("rate limit exceeded; retry in {wait} s"))
+                    .into_response();
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait.max(1)));
+            return resp;
+        }
+    }
+    req.extensions_mut().insert(Caller { principal, source });
+    next.run(req).await
+}
+
+/// A PagerDuty sender's credential: the event's `routing_key` must be an
+/// ingest (or admin) token.
+pub fn by_routing_key(state: &AppState, body: &str) -> Result<Principal, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Key {
+        routing_key: Option<String>,
+    }
+    let auth: Arc<crate::auth::Auth> = state.config.auth.clone();
+    let key = serde_json::from_str::<Key>(body).ok().and_then(|k| k.routing_key).unwrap_or_default();
+    match auth.identify(&key) {
+        Some(p) if p.role.allows(Permission::Ingest) => Ok(p),
+        Some(p) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("token {} (role {}) may not post events", p.name, p.role.as_str()),
+        )),
+        None => Err(ApiError::new(StatusCode::UNAUTHORIZED, "the routing_key is not a valid token")),
+    }
+}
