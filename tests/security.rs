@@ -1,0 +1,314 @@
+//! Authentication, roles, rate limits, the audit log and TLS, against the
+//! real binary: strangers are refused, each role does only its part, a
+//! flooding sender does not slow another, every mutation is audited with
+//! its actor and address, and no token text leaks into logs or answers.
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{BIN, Gateway, Options, run_to_exit, wait_for};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const INGEST: &str = "ingest-token-0123456789abcdef";
+const VIEWER: &str = "viewer-token-0123456789abcdef";
+const RESPONDER: &str = "alice-token-0123456789abcdef";
+const ADMIN: &str = "root-token-0123456789abcdef";
+const OTHER_INGEST: &str = "second-sender-0123456789abcdef";
+
+fn sha(t: &str) -> String {
+    hex::encode(Sha256::digest(t.as_bytes()))
+}
+
+/// A config with one token of each role; the responder's comes from a
+/// file, the others as hashes. `extra` is appended (limits, tls).
+fn start(extra: &str) -> (Gateway, tempfile::TempDir) {
+    let secrets = tempfile::tempdir().unwrap();
+    let alice = secrets.path().join("alice");
+    std::fs::write(&alice, format!("{RESPONDER}\n")).unwrap();
+    let config = format!(
+        "auth:
+  tokens:
+    - {{name: alertmanager, role: ingest, token_sha256: \"{}\"}}
+    - {{name: ci, role: ingest, token_sha256: \"{}\"}}
+    - {{name: vic, role: viewer, token_sha256: \"{}\"}}
+    - {{name: alice, role: responder, token_file: \"{}\"}}
+    - {{name: root, role: admin, token_sha256: \"{}\"}}
+{extra}",
+        sha(INGEST),
+        sha(OTHER_INGEST),
+        sha(VIEWER),
+        alice.display(),
+        sha(ADMIN)
+    );
+    (Gateway::start_with(Options { config: Some(config), ..Default::default() }), secrets)
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+}
+
+async fn call(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let mut req = client().request(method.parse().unwrap(), url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.header("content-type", "application/json").body(b.to_string());
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+fn alert(name: &str) -> Value {
+    json!([{ "labels": { "alertname": name, "severity": "critical", "service": "payments" } }])
+}
+
+#[tokio::test]
+async fn each_role_does_its_part_and_strangers_none() {
+    let (g, _secrets) = start("");
+    let u = |p: &str| g.url(p);
+
+    // Health checks are open; everything else needs a token.
+    assert_eq!(call("GET", &u("/healthz"), None, None).await.0, 200);
+    assert_eq!(call("GET", &u("/readyz"), None, None).await.0, 200);
+    let (status, body) = call("POST", &u("/api/v2/alerts"), None, Some(alert("NoToken"))).await;
+    assert_eq!(status, 401, "{body}");
+    let resp = client().get(u("/api/v1/incidents")).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(resp.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+    assert_eq!(call("GET", &u("/metrics"), None, None).await.0, 401);
+    assert_eq!(call("POST", &u("/api/v2/alerts"), Some("not-a-token-at-all-xx"), Some(alert("Bad"))).await.0, 401);
+
+    // ingest: posts alerts, reads nothing.
+    let (status, body) = call("POST", &u("/api/v2/alerts"), Some(INGEST), Some(alert("PayDown"))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(call("GET", &u("/api/v1/incidents"), Some(INGEST), None).await.0, 403);
+    // Alertmanager's basic_auth: the password is the token.
+    let am = r#"{"version":"4","status":"firing","receiver":"alertgate","groupLabels":{},"commonLabels":{},"commonAnnotations":{},"externalURL":"http://127.0.0.1:9093","groupKey":"{}:{}","alerts":[{"status":"firing","labels":{"alertname":"AmDown","service":"payments"},"annotations":{},"startsAt":"2026-11-24T10:00:00Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"","fingerprint":"0123456789abcdef"}]}"#;
+    let resp = client()
+        .post(u("/api/v1/ingest/alertmanager"))
+        .basic_auth("alertmanager", Some(INGEST))
+        .header("content-type", "application/json")
+        .body(am)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+
+    // viewer: reads, acts on nothing.
+    let incident = wait_for(Duration::from_secs(10), "the incident", || async {
+        let (_, page) = call("GET", &u("/api/v1/incidents"), Some(VIEWER), None).await;
+        page["incidents"].as_array()?.iter().find(|i| i["title"] == "PayDown").and_then(|i| i["id"].as_i64())
+    })
+    .await;
+    assert_eq!(call("GET", &u("/metrics"), Some(VIEWER), None).await.0, 200);
+    let ack = u(&format!("/api/v1/incidents/{incident}/acknowledge"));
+    assert_eq!(call("POST", &ack, Some(VIEWER), Some(json!({}))).await.0, 403);
+    assert_eq!(call("POST", &u("/api/v2/alerts"), Some(VIEWER), Some(alert("ViewerPost"))).await.0, 403);
+
+    // responder: acknowledges, recorded under the token's name; no silences.
+    let (status, inc) = call("POST", &ack, Some(RESPONDER), Some(json!({ "comment": "on it" }))).await;
+    assert_eq!(status, 200, "{inc}");
+    let entry = inc["timeline"].as_array().unwrap().iter().find(|e| e["kind"] == "acknowledged").unwrap();
+    assert_eq!(entry["actor"], "alice");
+    let silence = json!({ "matchers": ["alertname=\"PayDown\""], "endsAt": "2099-01-01T00:00:00Z", "comment": "x" });
+    assert_eq!(call("POST", &u("/api/v1/silences"), Some(RESPONDER), Some(silence.clone())).await.0, 403);
+    assert_eq!(call("GET", &u("/api/v1/audit"), Some(RESPONDER), None).await.0, 403);
+
+    // admin: silences, reload and the audit log.
+    let (status, s) = call("POST", &u("/api/v1/silences"), Some(ADMIN), Some(silence)).await;
+    assert_eq!(status, 201, "{s}");
+    assert_eq!(s["createdBy"], "root");
+    assert_eq!(call("POST", &u("/-/reload"), Some(ADMIN), None).await.0, 200);
+    let (status, audit) = call("GET", &u("/api/v1/audit"), Some(ADMIN), None).await;
+    assert_eq!(status, 200, "{audit}");
+    let entries = audit["entries"].as_array().unwrap();
+    let acked = entries.iter().find(|e| e["action"] == "incident.acknowledge").unwrap_or_else(|| panic!("{audit:#}"));
+    assert_eq!(acked["actor"], "alice");
+    assert_eq!(acked["source"], "127.0.0.1");
+    assert_eq!(acked["target"], format!("incident:{incident}"));
+    assert_eq!(acked["before"]["state"], "triggered");
+    assert_eq!(acked["after"]["state"], "acknowledged");
+    assert_eq!(acked["detail"]["comment"], "on it");
+    let created = entries.iter().find(|e| e["action"] == "silence.create").unwrap();
+    assert_eq!(created["actor"], "root");
+    assert!(created["after"]["matchers"].is_array(), "{created}");
+    assert!(entries.iter().any(|e| e["action"] == "rules.reload" && e["actor"] == "root"));
+    let (_, only) = call("GET", &u(&format!("/api/v1/audit?target=incident:{incident}")), Some(ADMIN), None).await;
+    assert_eq!(only["entries"].as_array().unwrap().len(), 1, "{only}");
+
+    // PagerDuty senders authenticate with the routing_key.
+    let pd = |key: &str| {
+        json!({ "routing_key": key, "event_action": "trigger",
+                "payload": { "summary": "disk full", "source": "db1", "severity": "critical" } })
+    };
+    assert_eq!(call("POST", &u("/v2/enqueue"), None, Some(pd(INGEST))).await.0, 202);
+    assert_eq!(call("POST", &u("/v2/enqueue"), None, Some(pd("wrong-key-0123456789abcdef"))).await.0, 401);
+    assert_eq!(call("POST", &u("/v2/enqueue"), None, Some(pd(VIEWER))).await.0, 403);
+    let change = json!({ "routing_key": OTHER_INGEST, "payload": { "summary": "deploy", "source": "payments" } });
+    assert_eq!(call("POST", &u("/v2/change/enqueue"), None, Some(change)).await.0, 202);
+    let (_, changes) = call("GET", &u("/api/v1/changes"), Some(VIEWER), None).await;
+    assert_eq!(changes["changes"][0]["createdBy"], "ci", "the change names the token that sent it");
+
+    // No token text anywhere the gateway speaks.
+    let (_, audit) = call("GET", &u("/api/v1/audit?limit=1000"), Some(ADMIN), None).await;
+    let metrics = client().get(u("/metrics")).bearer_auth(VIEWER).send().await.unwrap().text().await.unwrap();
+    for t in [INGEST, VIEWER, RESPONDER, ADMIN, OTHER_INGEST] {
+        assert!(!g.stderr().contains(t), "the log holds a token");
+        assert!(!audit.to_string().contains(t), "the audit log holds a token");
+        assert!(!metrics.contains(t), "the metrics hold a token");
+    }
+}
+
+#[tokio::test]
+async fn a_flooding_sender_is_limited_and_does_not_slow_another() {
+    let (g, _secrets) = start("limits:\n  ingest: {per_second: 5, burst: 5}\n  api: {per_second: 50, burst: 50}\n");
+    let url = g.url("/api/v2/alerts");
+    // The flood: 60 requests at once from one token.
+    let flood: Vec<_> = (0..60)
+        .map(|i| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let resp = client()
+                    .post(&url)
+                    .bearer_auth(INGEST)
+                    .header("content-type", "application/json")
+                    .body(alert(&format!("Flood{i}")).to_string())
+                    .send()
+                    .await
+                    .unwrap();
+                (resp.status().as_u16(), resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned()))
+            })
+        })
+        .collect();
+    // Meanwhile the other sender, within its own budget.
+    let mut other = Vec::new();
+    for i in 0..5 {
+        let started = Instant::now();
+        let (status, body) = call("POST", &url, Some(OTHER_INGEST), Some(alert(&format!("Other{i}")))).await;
+        other.push((status, started.elapsed()));
+        assert_eq!(status, 200, "the second sender is not limited by the first: {body}");
+    }
+    let mut limited = 0;
+    let mut accepted = 0;
+    for f in flood {
+        let (status, retry_after) = f.await.unwrap();
+        match status {
+            200 => accepted += 1,
+            429 => {
+                limited += 1;
+                let secs: u64 = retry_after.expect("Retry-After on a 429").parse().unwrap();
+                assert!((1..=2).contains(&secs), "Retry-After {secs}");
+            }
+            s => panic!("unexpected status {s}"),
+        }
+    }
+    assert!(limited >= 40, "the flood was limited: {accepted} accepted, {limited} limited");
+    assert!(accepted >= 5, "the burst went through: {accepted}");
+    for (_, took) in &other {
+        assert!(*took < Duration::from_secs(2), "the second sender was slowed: {other:?}");
+    }
+    // Refusals are counted by class.
+    let metrics = client().get(g.url("/metrics")).bearer_auth(VIEWER).send().await.unwrap().text().await.unwrap();
+    let counted = metrics
+        .lines()
+        .find(|l| l.starts_with("alertgate_rate_limited_total{class=\"ingest\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+    assert_eq!(counted, Some(limited as f64), "{metrics}");
+}
+
+#[test]
+fn without_tokens_only_loopback_is_served() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let args = ["serve", "--listen", "0.0.0.0:0", "--data-dir", data.to_str().unwrap()];
+    let (status, out, err) = run_to_exit(
+        Command::new(BIN).args(args).arg("--rules").arg(common::repo_path("rules")),
+        Duration::from_secs(30),
+    );
+    assert!(!status.success(), "{out}");
+    assert!(err.contains("without API tokens") && err.contains("--allow-unauthenticated"), "{err}");
+    assert!(!out.contains("listening"), "{out}");
+    // The explicit flag serves anyway, saying so.
+    let log = tmp.path().join("stderr.log");
+    let mut child = Command::new(BIN)
+        .args(args)
+        .arg("--rules")
+        .arg(common::repo_path("rules"))
+        .arg("--allow-unauthenticated")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let addr = common::listening_addr(&mut child);
+    let _ = child.kill();
+    let _ = child.wait();
+    let addr = addr.expect("it serves with --allow-unauthenticated");
+    assert!(addr.starts_with("0.0.0.0:"), "{addr}");
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert!(err.contains("--allow-unauthenticated"), "it warns: {err}");
+}
+
+fn self_signed(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let cert = dir.join(format!("{name}.crt"));
+    let key = dir.join(format!("{name}.key"));
+    let status = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        // An end-entity certificate (webpki refuses a CA certificate as a server's).
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-addext", "extendedKeyUsage=serverAuth"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl (Debian package openssl) is needed for the TLS test");
+    assert!(status.success());
+    (cert, key)
+}
+
+fn https_client(ca: &Path) -> reqwest::Client {
+    let pem = std::fs::read(ca).unwrap();
+    reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn tls_serves_https_and_picks_up_a_new_certificate_on_sighup() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(tmp.path(), "live");
+    let (first_cert, _) = (cert.clone(), key.clone());
+    let first = tmp.path().join("first.crt");
+    std::fs::copy(&first_cert, &first).unwrap();
+    let (g, _secrets) =
+        start(&format!("tls: {{cert_file: \"{}\", key_file: \"{}\"}}\n", cert.display(), key.display()));
+    let url = format!("https://{}/healthz", g.addr.replace("127.0.0.1", "localhost"));
+    let resp = https_client(&first).get(&url).send().await.expect("https with the first certificate");
+    assert_eq!(resp.status(), 200);
+    // Plain HTTP on the TLS port gets nothing useful.
+    assert!(client().get(g.url("/healthz")).send().await.map(|r| r.status().as_u16() != 200).unwrap_or(true));
+
+    // A renewed certificate in place, then SIGHUP.
+    let renewed = tmp.path().join("renewed");
+    std::fs::create_dir(&renewed).unwrap();
+    let (new_cert, new_key) = self_signed(&renewed, "live");
+    std::fs::copy(&new_cert, &cert).unwrap();
+    std::fs::copy(&new_key, &key).unwrap();
+    Command::new("kill").args(["-HUP", &g.child.id().to_string()]).status().unwrap();
+    wait_for(Duration::from_secs(10), "the renewed certificate", || async {
+        https_client(&new_cert).get(&url).send().await.ok().filter(|r| r.status() == 200).map(|_| ())
+    })
+    .await;
+    assert!(https_client(&first).get(&url).send().await.is_err(), "the old certificate is no longer served");
+}
