@@ -15,6 +15,9 @@ pub struct ClientArgs {
     /// Print the JSON answer instead of a table.
     #[arg(long, global = true)]
     json: bool,
+    /// API token (sent as `Authorization: Bearer`); better given as ALERTGATE_TOKEN.
+    #[arg(long, global = true, env = "ALERTGATE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -146,13 +149,11 @@ pub fn run_changes(args: &ClientArgs, cmd: ChangesCommand) -> ExitCode {
 async fn get_text(args: &ClientArgs, path: &str, query: &[(&str, String)], accept: &str) -> anyhow::Result<String> {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
     let url = format!("{}{}", args.url.trim_end_matches('/'), path);
-    let resp = client
-        .get(&url)
-        .query(query)
-        .header(reqwest::header::ACCEPT, accept)
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot reach the gateway at {}: {e}", args.url))?;
+    let mut req = client.get(&url).query(query).header(reqwest::header::ACCEPT, accept);
+    if let Some(t) = &args.token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.map_err(|e| anyhow::anyhow!("cannot reach the gateway at {}: {e}", args.url))?;
     let status = resp.status();
     let body = resp.text().await.unwrap_or_default();
     if !status.is_success() {
@@ -179,6 +180,9 @@ async fn send(
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
     let url = format!("{}{}", args.url.trim_end_matches('/'), path);
     let mut req = client.request(method, &url).query(query);
+    if let Some(t) = &args.token {
+        req = req.bearer_auth(t);
+    }
     if let Some(b) = body {
         req = req.json(&b);
     }

@@ -130,9 +130,11 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<Vec<Value>> {
 fn fetch_silences(url: &str) -> anyhow::Result<Vec<Silence>> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let body: Value = runtime.block_on(async {
-        let resp = reqwest::get(format!("{}/api/v1/silences", url.trim_end_matches('/')))
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot reach the gateway at {url}: {e}"))?;
+        let mut req = reqwest::Client::new().get(format!("{}/api/v1/silences", url.trim_end_matches('/')));
+        if let Ok(t) = std::env::var("ALERTGATE_TOKEN") {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.map_err(|e| anyhow::anyhow!("cannot reach the gateway at {url}: {e}"))?;
         anyhow::Ok(resp.json::<Value>().await?)
     })?;
     let mut out = Vec::new();

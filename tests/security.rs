@@ -155,6 +155,20 @@ async fn each_role_does_its_part_and_strangers_none() {
     let (_, changes) = call("GET", &u("/api/v1/changes"), Some(VIEWER), None).await;
     assert_eq!(changes["changes"][0]["createdBy"], "ci", "the change names the token that sent it");
 
+    // The command line sends ALERTGATE_TOKEN.
+    let list = |token: Option<&str>| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["incidents", "list", "--url", &g.url("")]).env_remove("ALERTGATE_TOKEN");
+        if let Some(t) = token {
+            cmd.env("ALERTGATE_TOKEN", t);
+        }
+        run_to_exit(&mut cmd, Duration::from_secs(30))
+    };
+    let (status, out, err) = list(Some(VIEWER));
+    assert!(status.success() && out.contains("PayDown"), "{out}{err}");
+    let (status, _, err) = list(None);
+    assert!(!status.success() && err.contains("401"), "{err}");
+
     // No token text anywhere the gateway speaks.
     let (_, audit) = call("GET", &u("/api/v1/audit?limit=1000"), Some(ADMIN), None).await;
     let metrics = client().get(u("/metrics")).bearer_auth(VIEWER).send().await.unwrap().text().await.unwrap();
