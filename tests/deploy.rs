@@ -568,7 +568,11 @@ fn alertgate_check(config: &str, rules: &str, env: &[(&str, &str)]) {
 #[test]
 fn compose_and_kubernetes_configs_and_rules_pass_alertgate_check() {
     alertgate_check("deploy/compose/alertgate.yml", "deploy/compose/rules", &[("CHATOPS_HMAC_SECRET", "test")]);
-    alertgate_check("deploy/kubernetes/alertgate.yml", "deploy/kubernetes/rules", &[]);
+    alertgate_check(
+        "deploy/kubernetes/alertgate.yml",
+        "deploy/kubernetes/rules",
+        &[("ALERTGATE_TOKEN_INGEST", "test-ingest-token-0123456789"), ("ALERTGATE_TOKEN_ADMIN", "test-admin-token-0123456789")],
+    );
 }
 
 /// Host of a URL or of a `host:port` target.
