@@ -53,6 +53,8 @@ pub struct Metrics {
     pub commits_failed: prometheus::IntCounter,
     pub database_size: IntGaugeVec,
     pub build_info: IntGaugeVec,
+    pub reload_ok: IntGauge,
+    pub reload_time: Gauge,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -236,7 +238,61 @@ impl Metrics {
                 &["file"],
             ),
             build_info,
+            reload_ok: {
+                let g = IntGauge::new(
+                    "alertgate_rules_last_reload_successful",
+                    "1 when the last load of the rule files succeeded, 0 when it was refused.",
+                )
+                .expect("valid metric");
+                r.register(Box::new(g.clone())).expect("registered once");
+                g
+            },
+            reload_time: {
+                let g = Gauge::new(
+                    "alertgate_rules_last_reload_success_timestamp_seconds",
+                    "When the rule files last loaded successfully.",
+                )
+                .expect("valid metric");
+                r.register(Box::new(g.clone())).expect("registered once");
+                g
+            },
             registry: r,
+        }
+    }
+
+    /// Create the series of every known label value at zero, so the first
+    /// event of each shows in `rate()` and `increase()`.
+    pub fn init(&self, notifiers: &[&str]) {
+        const SOURCES: [&str; 5] = ["alertmanager", "prometheus", "grafana", "pagerduty", "generic"];
+        for source in SOURCES {
+            for status in ["firing", "resolved"] {
+                self.alerts_received.with_label_values(&[source, status]);
+            }
+            self.alerts_deduplicated.with_label_values(&[source]);
+            for reason in
+                ["invalid", "too_large", "unsupported_media_type", "unavailable", "unauthorized", "rate_limited"]
+            {
+                self.ingest_rejected.with_label_values(&[source, reason]);
+            }
+        }
+        for reason in ["silenced", "inhibited", "maintenance"] {
+            self.alerts_muted.with_label_values(&[reason]);
+        }
+        for n in notifiers {
+            for outcome in ["sent", "retried", "dead"] {
+                self.notifications.with_label_values(&[n, outcome]);
+            }
+        }
+        for class in ["ingest", "api"] {
+            self.rate_limited.with_label_values(&[class]);
+        }
+    }
+
+    /// Record how a load of the rule files went.
+    pub fn rules_loaded(&self, ok: bool) {
+        self.reload_ok.set(i64::from(ok));
+        if ok {
+            self.reload_time.set(jiff::Timestamp::now().as_millisecond() as f64 / 1000.0);
         }
     }
 

@@ -57,6 +57,9 @@ pub async fn serve_until(
         incident_rules = rules.incident_rules.len(),
         "rules loaded"
     );
+    let m = crate::metrics::metrics();
+    m.init(&config.notifiers.names());
+    m.rules_loaded(true);
     let rules: crate::store::SharedRules = Arc::new(std::sync::RwLock::new(Arc::new(rules)));
     let store = Store::open(&config.data_dir, config.store, rules.clone(), config.notifiers.subscriptions())?;
     tracing::info!(path = %store.path().display(), "database open");

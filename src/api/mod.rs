@@ -67,7 +67,9 @@ impl AppState {
     /// Load the rules directory again and swap the new set in whole; a
     /// broken set is refused and the old rules keep running.
     pub fn reload_rules(&self) -> Result<Arc<RuleSet>, Vec<crate::rules::RuleError>> {
-        let set = Arc::new(self.config.load_rules()?);
+        let loaded = self.config.load_rules();
+        crate::metrics::metrics().rules_loaded(loaded.is_ok());
+        let set = Arc::new(loaded?);
         *self.rules.write().expect("rules lock") = set.clone();
         tracing::info!(files = set.files.len(), incident_rules = set.incident_rules.len(), "rules reloaded");
         Ok(set)

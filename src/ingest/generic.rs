@@ -11,7 +11,7 @@
 //!     annotations_from: /details
 //!     status: {field: /heartbeat/status, firing: ["0", "down"], resolved: ["1", "up"]}
 //!     fingerprint: /monitor/id     # else the label hash
-//!     starts_at: /heartbeat/time   # RFC 3339, or Unix seconds / milliseconds
+//!     starts_at: /heartbeat/time   # RFC 3339, a date and time without offset (UTC), or Unix seconds / milliseconds
 //!     ends_at: /heartbeat/end
 //!     generator_url: /monitor/url
 //! ```
@@ -235,7 +235,7 @@ fn collect_object(item: &Value, pointer: &str, path: &str, into: &mut BTreeMap<S
 
 fn time_at(item: &Value, pointer: &str, path: &str, errors: &mut Errors) -> Option<Timestamp> {
     let result = match item.pointer(pointer)? {
-        Value::String(s) => parse_time(s),
+        Value::String(s) => parse_time(s).or_else(|e| civil_utc(s).ok_or(e)),
         Value::Number(n) => {
             let secs = n.as_f64().unwrap_or(f64::NAN);
             // Numbers past 1e11 are taken as milliseconds: seconds that
@@ -256,10 +256,24 @@ fn time_at(item: &Value, pointer: &str, path: &str, errors: &mut Errors) -> Opti
     })
 }
 
+/// `2024-09-24 23:51:35.527`: a date and time without an offset, as some
+/// tools (Uptime Kuma) send, is taken as UTC.
+fn civil_utc(s: &str) -> Option<Option<Timestamp>> {
+    let dt: jiff::civil::DateTime = s.trim().parse().ok()?;
+    let t = dt.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp();
+    Some(Some(truncate_ms(t)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ingest::test_support::ctx;
+
+    #[test]
+    fn times_without_an_offset_are_utc() {
+        assert_eq!(civil_utc("2024-09-24 23:51:35.527"), Some(Some("2024-09-24T23:51:35.527Z".parse().unwrap())));
+        assert_eq!(civil_utc("yesterday"), None);
+    }
 
     fn mapping(yaml: &str) -> Mapping {
         let spec: MappingSpec = crate::yaml::from_str(yaml).unwrap();
