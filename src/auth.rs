@@ -164,6 +164,9 @@ impl RawAuth {
             if t.name.is_empty() || !t.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c)) {
                 p.push(format!("{at}.name: use letters, digits, '-', '_', '.', '@'"));
             }
+            if t.name == "anonymous" {
+                p.push(format!("{at}.name: \"anonymous\" is reserved for callers without a token"));
+            }
             if tokens.iter().any(|o| o.name == t.name) {
                 p.push(format!("{at}.name: duplicate token name {:?}", t.name));
             }

@@ -1503,3 +1503,69 @@ fn check_names_file_and_line_of_undeclared_notifiers() {
     }
     assert_eq!(out.lines().filter(|l| !l.trim().is_empty()).count(), 2, "one line per problem:\n{out}");
 }
+
+// ---- review follow-ups ----------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_priority_without_a_target_drops_the_running_clock() {
+    let rules = r#"
+sla_policies:
+  - name: tiered
+    targets:
+      P1: {respond: 2s}
+incident_rules:
+  - name: pay
+    matchers: []
+    group_by: [alertname]
+    impact: high
+    urgency: high
+"#;
+    let env = Env::start(rules);
+    let g = &env.g;
+    fire(g, json!({"alertname": "Lowered"})).await;
+    let inc = opened(g, "Lowered").await;
+    let id = id(&inc);
+    assert_eq!(respond(&inc)["state"], "running");
+    let url = g.url(&format!("/api/v1/incidents/{id}/priority"));
+    let (status, inc) = call(Method::PATCH, &url, Some(json!({"actor": "alice", "priority": "P5"}))).await;
+    assert_eq!(status, 200, "{inc}");
+    assert!(inc["sla"].get("respond").is_none(), "P5 promises no response time: {inc:#}");
+    let dropped = entries(&inc, "sla_retargeted");
+    assert!(dropped.iter().any(|e| e["message"].as_str().unwrap().contains("dropped")), "{inc:#}");
+    // Past the old target: no breach.
+    sleep_until(ts(&inc["createdAt"]) + ms(3000)).await;
+    let inc = incident(g, id).await;
+    assert!(entries(&inc, "sla_breached").is_empty(), "{inc:#}");
+    // Back to P1: the promise is made again, from now.
+    let (status, inc) = call(Method::PATCH, &url, Some(json!({"actor": "alice", "priority": "P1"}))).await;
+    assert_eq!(status, 200, "{inc}");
+    assert_eq!(respond(&inc)["state"], "running", "{inc:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolved_problem_is_not_reopened_by_its_own_incidents() {
+    let env = Env::start(PROBLEM_RULES);
+    let g = &env.g;
+    for n in ["Churn1", "Churn2"] {
+        fire(g, json!({"alertname": n, "service": "checkout"})).await;
+        opened(g, n).await;
+    }
+    let list = problems(g, "").await;
+    assert_eq!(list.len(), 1, "{list:#?}");
+    let first = id(&list[0]);
+    let (status, body) = patch_problem(g, first, json!({"actor": "alice", "state": "resolved"})).await;
+    assert_eq!(status, 200, "{body}");
+    // One new incident is not a recurrence yet: the resolved problem's own
+    // incidents do not count again.
+    fire(g, json!({"alertname": "Churn3", "service": "checkout"})).await;
+    let i3 = opened(g, "Churn3").await;
+    assert!(problem_ids(&i3).is_empty(), "{i3:#}");
+    assert_eq!(problems(g, "").await.len(), 1);
+    // A second new one is.
+    fire(g, json!({"alertname": "Churn4", "service": "checkout"})).await;
+    opened(g, "Churn4").await;
+    let list = problems(g, "?state=open").await;
+    assert_eq!(list.len(), 1, "{list:#?}");
+    assert_eq!(list[0]["incidentCount"], 2, "only the new incidents: {list:#?}");
+    assert_ne!(id(&list[0]), first);
+}

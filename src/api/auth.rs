@@ -95,6 +95,20 @@ impl Limiters {
     }
 }
 
+/// `429` with `Retry-After` when `key` is over its rate.
+fn over_limit(state: &AppState, ingest: bool, key: &str) -> Option<ApiError> {
+    let wait = state.limiters.check(ingest, key).err()?;
+    crate::metrics::metrics().rate_limited.with_label_values(&[if ingest { "ingest" } else { "api" }]).inc();
+    Some(
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, format!("rate limit exceeded; retry in {wait} s"))
+            .retry_after(wait.max(1)),
+    )
+}
+
+fn addr_key(source: Option<IpAddr>) -> String {
+    source.map_or_else(|| "unknown".to_owned(), |ip| format!("addr:{ip}"))
+}
+
 fn unauthorized(message: &str) -> Response {
     let mut resp = ApiError::new(StatusCode::UNAUTHORIZED, message).into_response();
     resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"alertgate\""));
@@ -120,6 +134,10 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
                 Some(p) => Some(p),
                 None => {
                     tracing::warn!(source = ?source, route = %route, "refused a request with an unknown token");
+                    // Guessing tokens costs the guesser's address its budget.
+                    if let Some(e) = over_limit(&state, need == Permission::Ingest, &addr_key(source)) {
+                        return e.into_response();
+                    }
                     return unauthorized("the token is not valid");
                 }
             },
@@ -137,22 +155,15 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
         )
         .into_response();
     }
-    if need != Permission::Open {
-        let key = match (&principal, source) {
-            (Some(p), _) if !p.is_anonymous() => format!("token:{}", p.name),
-            (_, Some(ip)) => format!("addr:{ip}"),
-            _ => "unknown".to_owned(),
+    // A PagerDuty sender without a header is charged once its routing key
+    // names it (`by_routing_key`), not under its address.
+    if need != Permission::Open && principal.is_some() {
+        let key = match &principal {
+            Some(p) if !p.is_anonymous() => format!("token:{}", p.name),
+            _ => addr_key(source),
         };
-        if let Err(wait) = state.limiters.check(need == Permission::Ingest, &key) {
-            crate::metrics::metrics()
-                .rate_limited
-                .with_label_values(&[if need == Permission::Ingest { "ingest" } else { "api" }])
-                .inc();
-            let mut resp =
-                ApiError::new(StatusCode::TOO_MANY_REQUESTS, format!("rate limit exceeded; retry in {wait} s"))
-                    .into_response();
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait.max(1)));
-            return resp;
+        if let Some(e) = over_limit(&state, need == Permission::Ingest, &key) {
+            return e.into_response();
         }
     }
     req.extensions_mut().insert(Caller { principal, source });
@@ -161,7 +172,7 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
 
 /// A PagerDuty sender's credential: the event's `routing_key` must be an
 /// ingest (or admin) token.
-pub fn by_routing_key(state: &AppState, body: &str) -> Result<Principal, ApiError> {
+pub fn by_routing_key(state: &AppState, caller: &Caller, body: &str) -> Result<Principal, ApiError> {
     #[derive(serde::Deserialize)]
     struct Key {
         routing_key: Option<String>,
@@ -169,11 +180,15 @@ pub fn by_routing_key(state: &AppState, body: &str) -> Result<Principal, ApiErro
     let auth: Arc<crate::auth::Auth> = state.config.auth.clone();
     let key = serde_json::from_str::<Key>(body).ok().and_then(|k| k.routing_key).unwrap_or_default();
     match auth.identify(&key) {
-        Some(p) if p.role.allows(Permission::Ingest) => Ok(p),
+        Some(p) if p.role.allows(Permission::Ingest) => match over_limit(state, true, &format!("token:{}", p.name)) {
+            Some(e) => Err(e),
+            None => Ok(p),
+        },
         Some(p) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             format!("token {} (role {}) may not post events", p.name, p.role.as_str()),
         )),
-        None => Err(ApiError::new(StatusCode::UNAUTHORIZED, "the routing_key is not a valid token")),
+        None => Err(over_limit(state, true, &addr_key(caller.source))
+            .unwrap_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "the routing_key is not a valid token"))),
     }
 }

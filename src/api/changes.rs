@@ -36,7 +36,7 @@ pub async fn pagerduty(
 ) -> Result<Response, ApiError> {
     let principal = match caller.principal.clone() {
         Some(p) => p,
-        None => super::auth::by_routing_key(&state, &body)?,
+        None => super::auth::by_routing_key(&state, &caller, &body)?,
     };
     let mut c = match change::parse_pagerduty(&body, crate::clock::now()) {
         Ok(c) => c,

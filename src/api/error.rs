@@ -12,15 +12,22 @@ pub struct ApiError {
     pub status: StatusCode,
     pub error: String,
     pub detail: Value,
+    /// Seconds, for a `Retry-After` header.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, error: impl Into<String>) -> Self {
-        ApiError { status, error: error.into(), detail: Value::Null }
+        ApiError { status, error: error.into(), detail: Value::Null, retry_after: None }
     }
 
     pub fn with_detail(mut self, detail: Value) -> Self {
         self.detail = detail;
+        self
+    }
+
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
         self
     }
 
@@ -39,7 +46,11 @@ impl IntoResponse for ApiError {
         if !self.detail.is_null() {
             body["detail"] = self.detail;
         }
-        (self.status, axum::Json(body)).into_response()
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        if let Some(s) = self.retry_after {
+            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, s.into());
+        }
+        resp
     }
 }
 

@@ -15,27 +15,34 @@ use crate::ingest::{self, IngestError};
 use crate::model::AlertUpdate;
 use crate::store::IngestOutcome;
 
-/// `(source, status)` of each update, for `alertgate_alerts_received_total`.
-fn received_labels(updates: &[AlertUpdate], source: &'static str) -> Vec<(&'static str, &'static str)> {
-    updates
-        .iter()
-        .map(|u| match u {
-            AlertUpdate::Observe(a) => (source, a.status.as_str()),
-            AlertUpdate::Acknowledge { .. } => (source, "acknowledge"),
-            AlertUpdate::Resolve { .. } => (source, "resolved"),
-        })
-        .collect()
+/// What a request brought, by status, for `alertgate_alerts_received_total`.
+struct Received {
+    source: &'static str,
+    /// firing, resolved, acknowledge
+    counts: [u64; 3],
 }
 
-/// Count what a committed request brought.
-fn count(labels: &[(&'static str, &'static str)], outcome: &IngestOutcome) {
+fn received_labels(updates: &[AlertUpdate], source: &'static str) -> Received {
+    let mut counts = [0; 3];
+    for u in updates {
+        counts[match u {
+            AlertUpdate::Observe(a) if a.status == crate::model::AlertStatus::Firing => 0,
+            AlertUpdate::Observe(_) | AlertUpdate::Resolve { .. } => 1,
+            AlertUpdate::Acknowledge { .. } => 2,
+        }] += 1;
+    }
+    Received { source, counts }
+}
+
+/// Count what a committed request brought: one update per status, not per alert.
+fn count(r: &Received, outcome: &IngestOutcome) {
     let m = crate::metrics::metrics();
-    for (source, status) in labels {
-        m.alerts_received.with_label_values(&[source, status]).inc();
+    for (status, n) in ["firing", "resolved", "acknowledge"].iter().zip(r.counts) {
+        if n > 0 {
+            m.alerts_received.with_label_values(&[r.source, status]).inc_by(n);
+        }
     }
-    if let Some((source, _)) = labels.first() {
-        m.alerts_deduplicated.with_label_values(&[source]).inc_by(outcome.repeated + outcome.stale);
-    }
+    m.alerts_deduplicated.with_label_values(&[r.source]).inc_by(outcome.repeated + outcome.stale);
 }
 
 async fn commit(
@@ -93,7 +100,7 @@ pub async fn pagerduty(
     JsonText(body): JsonText,
 ) -> Result<Response, ApiError> {
     if caller.principal.is_none() {
-        super::auth::by_routing_key(&state, &body)?;
+        super::auth::by_routing_key(&state, &caller, &body)?;
     }
     let ctx = state.ingest_context();
     let event = match ingest::pagerduty::parse(&body, &ctx) {

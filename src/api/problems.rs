@@ -102,8 +102,10 @@ pub async fn update(
     if new_state == Some(ProblemState::KnownError) && u.workaround.is_none() {
         // A known error is one with a documented workaround; check the
         // stored one before refusing.
-        let stored = state.store.get_problem(id).await?.and_then(|d| d.problem.workaround);
-        if stored.is_none() {
+        let Some(found) = state.store.get_problem(id).await? else {
+            return Err(ApiError::not_found(format!("no problem {id}")));
+        };
+        if found.problem.workaround.is_none() {
             return Err(ApiError::bad_request("workaround: a known error needs a workaround"));
         }
     }

@@ -119,7 +119,14 @@ pub async fn run(store: Store, notifiers: Notifiers, settings: OutboxSettings) {
                 }
                 match queues.get(&item.notifier) {
                     Some(q) => {
-                        let _ = q.send(item);
+                        if let Err(lost) = q.send(item) {
+                            // The notifier's task is gone: due again after a pause, not stuck.
+                            let id = lost.0.id;
+                            in_flight.lock().expect("in-flight lock").remove(&id);
+                            let at = now.checked_add(SignedDuration::from_secs(60)).unwrap_or(Timestamp::MAX);
+                            let error = "the notifier's delivery task stopped".to_owned();
+                            dead.push((id, DeliveryRecord::Retry { at, error }));
+                        }
                     }
                     None => {
                         in_flight.lock().expect("in-flight lock").remove(&item.id);
@@ -152,28 +159,34 @@ async fn notifier_task(
         }
         let mut overflow = Vec::new();
         for item in queue {
-            let allowed = limiter.as_ref().is_none_or(|l| l.check().is_ok());
-            if allowed && overflow.is_empty() {
+            // Once one waits, the rest wait too: order is kept.
+            let allowed = overflow.is_empty() && limiter.as_ref().is_none_or(|l| l.check().is_ok());
+            if allowed {
                 send(&n, vec![item], &store, &http, &settings, &in_flight).await;
             } else {
                 overflow.push(item);
             }
         }
-        if overflow.is_empty() {
-            continue;
-        }
         // Over the limit: wait for the next permit, take everything that
-        // arrived meanwhile too, and send it all as one digest.
-        if let Some(l) = &limiter {
-            l.until_ready().await;
+        // arrived meanwhile too, and send it as digests of bounded size.
+        while !overflow.is_empty() {
+            if let Some(l) = &limiter {
+                l.until_ready().await;
+            }
+            while let Ok(more) = rx.try_recv() {
+                overflow.push(more);
+            }
+            let rest = overflow.split_off(overflow.len().min(MAX_DIGEST));
+            let digest = std::mem::replace(&mut overflow, rest);
+            tracing::info!(notifier = %n.name, events = digest.len(), "rate limit reached; sending a digest");
+            send(&n, digest, &store, &http, &settings, &in_flight).await;
         }
-        while let Ok(more) = rx.try_recv() {
-            overflow.push(more);
-        }
-        tracing::info!(notifier = %n.name, events = overflow.len(), "rate limit reached; sending a digest");
-        send(&n, overflow, &store, &http, &settings, &in_flight).await;
     }
 }
+
+/// Most events one digest carries: a storm becomes several digests rather
+/// than one body too large for the receiver.
+const MAX_DIGEST: usize = 50;
 
 async fn send(
     n: &Notifier,
@@ -186,6 +199,12 @@ async fn send(
     let delivery = Delivery { items };
     let outcome = deliver(n, &delivery, http).await;
     let digest = delivery.is_digest().then(|| delivery.idempotency_key());
+    // A receiver that refuses a digest (too large, say) may take its events
+    // one by one: they are retried, not dead-lettered together.
+    let outcome = match outcome {
+        Outcome::Permanent(e) if delivery.is_digest() => Outcome::Transient(format!("the digest was refused: {e}")),
+        other => other,
+    };
     match &outcome {
         Outcome::Sent => {
             tracing::info!(notifier = %n.name, key = %delivery.idempotency_key(), events = delivery.items.len(), "notification sent")

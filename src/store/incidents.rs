@@ -148,10 +148,13 @@ impl Engine {
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         let tx = conn.unchecked_transaction()?;
-        for id in ids {
-            self.fire_clock(&tx, id, crate::clock::now())?;
+        let applied = ids.into_iter().try_for_each(|id| self.fire_clock(&tx, id, crate::clock::now()));
+        if let Err(e) = applied.and_then(|()| Ok(tx.commit()?)) {
+            // Rolled back: nothing of it may take effect in memory either.
+            self.discard_staged();
+            self.facts.clear();
+            return Err(e);
         }
-        tx.commit()?;
         self.commit_staged();
         for fact in self.facts.drain(..) {
             fact.count();
@@ -222,8 +225,17 @@ impl Engine {
                 return Ok(());
             }
         }
-        let routes = engine::route(&rules, a.labels);
-        let muted = self.mute_reason(a.fingerprint, a.labels, now).or_else(|| self.in_maintenance(&routes, a, now));
+        let mut routes = engine::route(&rules, a.labels);
+        let mut muted = self.mute_reason(a.fingerprint, a.labels, now);
+        if muted.is_none() && !self.maintenance.is_empty() && !routes.is_empty() {
+            // Each route's service may be in a maintenance window: those
+            // routes are skipped; an alert all of whose routes are is muted.
+            let windows: Vec<Option<i64>> = routes.iter().map(|r| self.in_maintenance(r, a, now)).collect();
+            match windows.iter().flatten().next() {
+                Some(id) if windows.iter().all(Option::is_some) => muted = Some(format!("change:{id}")),
+                _ => routes = routes.into_iter().zip(&windows).filter(|(_, w)| w.is_none()).map(|(r, _)| r).collect(),
+            }
+        }
         let changed = tx
             .prepare_cached("UPDATE alerts SET muted_by = ?2 WHERE id = ?1 AND muted_by IS NOT ?2")?
             .execute(params![a.id, muted])?;
@@ -294,15 +306,10 @@ impl Engine {
         Ok(())
     }
 
-    /// `change:ID` when a route's service is in a maintenance window.
-    fn in_maintenance(&self, routes: &[&IncidentRule], a: &AlertRef<'_>, now: Timestamp) -> Option<String> {
-        if self.maintenance.is_empty() {
-            return None;
-        }
-        routes.iter().find_map(|rule| {
-            let service = self.service_of(rule, a)?;
-            self.maintenance_of(&service, now).map(|id| format!("change:{id}"))
-        })
+    /// The maintenance window (change id) the service of `rule` for this alert is in.
+    fn in_maintenance(&self, rule: &IncidentRule, a: &AlertRef<'_>, now: Timestamp) -> Option<i64> {
+        let service = self.service_of(rule, a)?;
+        self.maintenance_of(&service, now)
     }
 
     fn service_of(&self, rule: &IncidentRule, a: &AlertRef<'_>) -> Option<String> {

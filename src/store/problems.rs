@@ -229,7 +229,12 @@ impl Engine {
             let since = ms(now) - rule.window.as_millis();
             let recurring: Vec<i64> = tx
                 .prepare_cached(
-                    "SELECT incident_id FROM incident_problem_keys WHERE key = ?1 AND created_at >= ?2 ORDER BY incident_id",
+                    // Incidents of an earlier, resolved problem of this key
+                    // do not count again: they recur only with new ones.
+                    "SELECT incident_id FROM incident_problem_keys k WHERE key = ?1 AND created_at >= ?2
+                     AND NOT EXISTS (SELECT 1 FROM problem_incidents pi JOIN problems p ON p.id = pi.problem_id
+                                     WHERE pi.incident_id = k.incident_id AND p.key = ?1)
+                     ORDER BY incident_id",
                 )?
                 .query_map(params![key, since], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;

@@ -180,7 +180,9 @@ impl SlaReport {
     /// One line per group and a total line; RFC 4180 quoting.
     pub fn to_csv(&self) -> String {
         let quote = |s: &str| {
-            if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
+            // Text from alert labels must not run as a spreadsheet formula.
+            let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_owned() };
+            if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
         };
         let num = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_default();
         let mut out = format!(

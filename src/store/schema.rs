@@ -118,6 +118,8 @@ const MIGRATIONS: &[&str] = &[
     // timers the writer keeps in memory, rebuilt from these at start.
     r#"
     ALTER TABLE incident_events ADD COLUMN recorded_at INTEGER;
+    ALTER TABLE incidents ADD COLUMN sla_policy TEXT;
+    CREATE INDEX incidents_created ON incidents (created_at);
     CREATE TABLE sla_clocks (
         id            INTEGER PRIMARY KEY,
         incident_id   INTEGER NOT NULL REFERENCES incidents (id),

@@ -140,6 +140,8 @@ impl Engine {
             None => rules.sla_policies.iter().find(|p| p.matches(fields)),
         };
         let Some(policy) = policy else { return Ok(()) };
+        tx.prepare_cached("UPDATE incidents SET sla_policy = ?2 WHERE id = ?1")?
+            .execute(params![incident_id, policy.name])?;
         let targets = policy.targets(priority);
         let mut described = Vec::new();
         for kind in ClockKind::ALL {
@@ -250,18 +252,43 @@ impl Engine {
     ) -> Result<(), StoreError> {
         let rules = self.rules.clone();
         let rows = clocks_of(tx, incident_id)?;
-        let Some(policy_name) = rows.first().map(|r| r.clock.policy.clone()) else { return Ok(()) };
+        let policy_name: Option<String> = tx
+            .prepare_cached("SELECT sla_policy FROM incidents WHERE id = ?1")?
+            .query_row([incident_id], |r| r.get(0))?;
+        let Some(policy_name) = policy_name else { return Ok(()) };
         let Some(policy) = rules.sla_policies.iter().find(|p| p.name == policy_name) else {
             tracing::warn!(incident = incident_id, policy = %policy_name, "SLA policy gone; targets kept");
             return Ok(());
         };
         let targets = policy.targets(priority);
+        let acknowledged: bool = tx
+            .prepare_cached("SELECT acknowledged_at IS NOT NULL FROM incidents WHERE id = ?1")?
+            .query_row([incident_id], |r| r.get(0))?;
         for kind in ClockKind::ALL {
             let target = match kind {
                 ClockKind::Respond => targets.respond,
                 ClockKind::Resolve => targets.resolve,
             };
-            let Some(target) = target else { continue };
+            let Some(target) = target else {
+                // The new priority makes no such promise: a running clock goes
+                // (a settled one, met or breached, stays as the record).
+                if let Some(row) = rows.iter().find(|r| r.clock.kind == kind && r.clock.stopped_at.is_none())
+                    && row.clock.breached_at.is_none()
+                {
+                    tx.prepare_cached("DELETE FROM sla_clocks WHERE id = ?1")?.execute([row.id])?;
+                    self.schedule(TimerKey::Clock(row.id), None);
+                    event(
+                        tx,
+                        incident_id,
+                        now,
+                        SYSTEM,
+                        "sla_retargeted",
+                        &format!("{kind} clock dropped: priority {priority} has no {kind} target"),
+                        json!({ "clock": kind, "beforeMs": row.clock.target_ms, "afterMs": null, "priority": priority }),
+                    )?;
+                }
+                continue;
+            };
             match rows.iter().find(|r| r.clock.kind == kind) {
                 // A stopped clock's result is settled; a new priority does not rewrite it.
                 Some(row) if row.clock.target_ms == target.as_millis() || row.clock.stopped_at.is_some() => {}
@@ -284,9 +311,8 @@ impl Engine {
                     self.save_clock(tx, &row)?;
                 }
                 // A promise the old priority did not make starts now, if it is still open.
-                None if state == IncidentState::Triggered
-                    || (state == IncidentState::OnHold && kind == ClockKind::Respond)
-                    || (state.is_open() && kind == ClockKind::Resolve) =>
+                None if (kind == ClockKind::Respond && !acknowledged && state.is_open())
+                    || (kind == ClockKind::Resolve && state.is_open()) =>
                 {
                     self.insert_clock(tx, incident_id, kind, policy, target, state, now)?;
                     event(
@@ -462,19 +488,26 @@ impl Engine {
                 Vec::new()
             }
         };
-        for step in fired {
+        let last = fired.len().saturating_sub(1);
+        for (i, step) in fired.into_iter().enumerate() {
+            // Steps that fell due long ago (the gateway was down) are recorded
+            // but not all paged at once: only the latest is notified.
+            let stale = i < last && now.duration_since(step.at) > jiff::SignedDuration::from_secs(60);
             let message = format!(
-                "escalation {} step {} (round {}): notified {}",
+                "escalation {} step {} (round {}): {} {}",
                 esc.policy,
                 step.step + 1,
                 step.round + 1,
+                if stale { "missed while the gateway was down, not notified:" } else { "notified" },
                 step.notify.join(", ")
             );
-            let data =
-                json!({ "policy": esc.policy, "step": step.step + 1, "round": step.round + 1, "notify": step.notify });
+            let data = json!({ "policy": esc.policy, "step": step.step + 1, "round": step.round + 1,
+                               "notify": step.notify, "notified": !stale });
             let event_id = event(tx, incident_id, step.at, SYSTEM, "escalated", &message, data.clone())?;
-            tracing::info!(incident = incident_id, policy = %esc.policy, step = step.step + 1, "escalated");
-            self.notify_incident(tx, incident_id, "incident.escalated", event_id, data, Some(&step.notify), now)?;
+            tracing::info!(incident = incident_id, policy = %esc.policy, step = step.step + 1, stale, "escalated");
+            if !stale {
+                self.notify_incident(tx, incident_id, "incident.escalated", event_id, data, Some(&step.notify), now)?;
+            }
         }
         self.save_escalation(tx, incident_id, &esc)
     }
