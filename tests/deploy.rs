@@ -571,7 +571,10 @@ fn compose_and_kubernetes_configs_and_rules_pass_alertgate_check() {
     alertgate_check(
         "deploy/kubernetes/alertgate.yml",
         "deploy/kubernetes/rules",
-        &[("ALERTGATE_TOKEN_INGEST", "test-ingest-token-0123456789"), ("ALERTGATE_TOKEN_ADMIN", "test-admin-token-0123456789")],
+        &[
+            ("ALERTGATE_TOKEN_INGEST", "test-ingest-token-0123456789"),
+            ("ALERTGATE_TOKEN_ADMIN", "test-admin-token-0123456789"),
+        ],
     );
 }
 
