@@ -67,7 +67,7 @@ pub fn parse(body: &str, ctx: &IngestContext) -> Result<Enqueued, IngestError> {
         "trigger" => {
             let alert = trigger(event, body, ctx, &mut errors);
             errors.finish(())?;
-            let alert = alert.expect("no errors means an alert");
+            let alert = alert.ok_or_else(|| IngestError::single("", "the event could not be read"))?;
             Ok(Enqueued { dedup_key: alert.fingerprint.clone(), update: AlertUpdate::Observe(alert) })
         }
         "acknowledge" | "resolve" => {
@@ -174,9 +174,23 @@ fn trigger(event: Event, body: &str, ctx: &IngestContext, errors: &mut Errors) -
     }
     let fp = fingerprint(event.dedup_key.as_deref(), &labels, "dedup_key", errors);
     // The routing key is a credential: the stored event keeps everything else.
-    let mut event_json: serde_json::Map<String, Value> = serde_json::from_str(body).ok()?;
+    // Fields the typed parse skipped may still hold JSON that serde_json's
+    // `Value` refuses (a number beyond f64, a lone surrogate): name them.
+    let mut event_json: serde_json::Map<String, Value> = match serde_json::from_str(body) {
+        Ok(m) => m,
+        Err(e) => {
+            errors.push("", format!("the event holds a value that cannot be stored: {e}"));
+            return None;
+        }
+    };
     event_json.remove("routing_key");
-    let raw = RawValue::from_string(Value::Object(event_json).to_string()).ok()?;
+    let raw = match RawValue::from_string(Value::Object(event_json).to_string()) {
+        Ok(r) => r,
+        Err(e) => {
+            errors.push("", format!("the event cannot be stored: {e}"));
+            return None;
+        }
+    };
     Some(Alert {
         fingerprint: fp,
         source: Source::PagerDuty,

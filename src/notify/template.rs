@@ -171,6 +171,10 @@ impl NotifierTemplates {
                 }
                 .to_owned(),
             };
+            if let Err(e) = crate::rules::template::check_nesting(&source) {
+                p.push(format!("templates.{name}: {e}"));
+                continue;
+            }
             match env.add_template_owned(name.to_string(), source) {
                 Ok(()) => compiled.push(*name),
                 Err(e) => p.push(format!("templates.{name}: {}", error_text(&e))),

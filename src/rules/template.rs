@@ -8,6 +8,42 @@ use minijinja::Environment;
 
 use crate::model::{Annotations, LabelSet};
 
+/// Most unary signs in a row a template may hold. minijinja limits the
+/// nesting of most expressions but not of repeated unary operators, and
+/// thousands of them overflow the stack while compiling.
+const MAX_UNARY_RUN: usize = 64;
+
+/// Refuse sources that would nest deeper than the compiler can take.
+/// Only code (`{{ }}`, `{% %}`) counts; text may hold any separator line.
+pub fn check_nesting(source: &str) -> Result<(), String> {
+    let mut run = 0;
+    let mut in_code = false;
+    let mut prev = '\0';
+    for c in source.chars() {
+        match (prev, c) {
+            ('{', '{' | '%') => in_code = true,
+            ('}' | '%', '}') => in_code = false,
+            _ => {}
+        }
+        prev = c;
+        if !in_code {
+            run = 0;
+            continue;
+        }
+        match c {
+            '-' | '+' | '~' | '!' => {
+                run += 1;
+                if run > MAX_UNARY_RUN {
+                    return Err(format!("expression nested too deeply (more than {MAX_UNARY_RUN} signs in a row)"));
+                }
+            }
+            c if c.is_whitespace() => {}
+            _ => run = 0,
+        }
+    }
+    Ok(())
+}
+
 /// Every template of a rule set, by name.
 #[derive(Clone)]
 pub struct Templates {
@@ -43,6 +79,7 @@ impl Default for TemplateBuilder {
 impl TemplateBuilder {
     /// Compile `source` under `name`; the error says what is wrong.
     pub fn add(&mut self, name: String, source: String) -> Result<(), String> {
+        check_nesting(&source)?;
         self.env.add_template_owned(name, source).map_err(|e| {
             let mut msg = e.kind().to_string();
             if let Some(detail) = e.detail() {
@@ -75,6 +112,16 @@ impl Templates {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deep_unary_nesting_is_refused_but_text_may_hold_dashes() {
+        let deep = format!("{{{{ {} labels.x }}}}", "- ".repeat(5000));
+        assert!(check_nesting(&deep).unwrap_err().contains("nested too deeply"));
+        let mut b = TemplateBuilder::default();
+        assert!(b.add("t".into(), deep).is_err());
+        assert!(check_nesting(&format!("{}\n{{{{ -1 }}}}", "-".repeat(200))).is_ok());
+        assert!(check_nesting("{{ labels.a }} -- {{ - - 1 }}").is_ok());
+    }
 
     #[test]
     fn renders_labels_as_data() {
