@@ -13,12 +13,11 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Gateway, Options, all_alerts, get, post};
+use common::{Gateway, Options, Proc, all_alerts, free_port, get, post};
 use serde_json::{Value, json};
 
 const ALERTMANAGER_BIN: &str = "/usr/bin/prometheus-alertmanager";
@@ -30,16 +29,6 @@ const PEERS: usize = 2;
 const RECEIVERS: [&str; 2] = ["alertgate-a", "alertgate-b"];
 /// Webhook deliveries of each group per notification (firing, then resolved).
 const COPIES: u64 = (PEERS * RECEIVERS.len()) as u64;
-
-/// A child process, killed and reaped on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A running Alertmanager with its own storage directory and log. Killed on
 /// drop (the process goes before its directory: fields drop in order).
@@ -82,7 +71,7 @@ impl Alertmanager {
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
             let mut proc = Proc(child);
-            if wait_ready(&mut proc, &addr, &log).await {
+            if common::wait_ready(&mut proc, &addr, &log, WAIT).await {
                 return Alertmanager { _proc: proc, name: name.to_string(), addr, log, _tmp: tmp };
             }
             drop(proc);
@@ -114,30 +103,6 @@ impl Alertmanager {
         assert_eq!(status, 200, "{body}");
         body.as_array().expect("an array of alerts").iter().map(|a| (a["labels"].to_string(), a.clone())).collect()
     }
-}
-
-/// True once `GET /-/ready` answers 200; false if the process exits first.
-async fn wait_ready(proc: &mut Proc, addr: &str, log: &Path) -> bool {
-    let deadline = Instant::now() + WAIT;
-    let url = format!("http://{addr}/-/ready");
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = proc.0.try_wait() {
-            return false;
-        }
-        if let Ok(r) = common::client().get(&url).timeout(Duration::from_secs(2)).send().await
-            && r.status() == 200
-        {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("Alertmanager on {addr} not ready after {WAIT:?}:\n{}", std::fs::read_to_string(log).unwrap_or_default());
-}
-
-/// A loopback port free right now. The listener is dropped before the
-/// caller binds, so a retry covers the port being taken meanwhile.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().unwrap().port()
 }
 
 /// Every group goes to both webhook receivers: two child routes without

@@ -13,12 +13,11 @@
 mod common;
 
 use std::future::Future;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Gateway, Options, get, repo_path};
+use common::{Gateway, Options, Proc, free_port, get, repo_path};
 use serde_json::Value;
 
 const PROMETHEUS_BIN: &str = "/usr/bin/prometheus";
@@ -57,16 +56,6 @@ groups:
         annotations:
           summary: "Always firing (value {{ $value }})"
 "#;
-
-/// A child process, killed and reaped on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A running Prometheus with its own TSDB directory and log. Killed on drop
 /// (the process goes before its directory: fields drop in order).
@@ -108,7 +97,7 @@ impl Prometheus {
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
             let mut proc = Proc(child);
-            if wait_ready(&mut proc, &addr, &log).await {
+            if common::wait_ready(&mut proc, &addr, &log, WAIT).await {
                 return Prometheus { _proc: proc, addr, log, _tmp: tmp };
             }
             drop(proc);
@@ -149,30 +138,6 @@ impl Prometheus {
         assert_eq!(status, 200, "{body}");
         body["data"]["groups"].as_array().cloned().unwrap_or_default()
     }
-}
-
-/// True once `GET /-/ready` answers 200; false if the process exits first.
-async fn wait_ready(proc: &mut Proc, addr: &str, log: &Path) -> bool {
-    let deadline = Instant::now() + WAIT;
-    let url = format!("http://{addr}/-/ready");
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = proc.0.try_wait() {
-            return false;
-        }
-        if let Ok(r) = common::client().get(&url).timeout(Duration::from_secs(2)).send().await
-            && r.status() == 200
-        {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("Prometheus on {addr} not ready after {WAIT:?}:\n{}", std::fs::read_to_string(log).unwrap_or_default());
-}
-
-/// A loopback port free right now. The listener is dropped before the
-/// caller binds, so a retry covers the port being taken meanwhile.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().unwrap().port()
 }
 
 /// Prometheus: evaluate and scrape every second, push alerts to alertgate

@@ -8,18 +8,7 @@ use serde_json::{Value, json};
 
 use super::{StoreError, ms};
 
-/// The events notifiers subscribe to.
-pub const EVENTS: &[&str] = &[
-    "incident.triggered",
-    "incident.acknowledged",
-    "incident.resolved",
-    "incident.reopened",
-    "incident.escalated",
-    "sla.warning",
-    "sla.breached",
-    "problem.opened",
-    "problem.known_error",
-];
+use crate::notify::config::EVENTS;
 
 /// Queue `event` for each notifier in `targets` (duplicates dropped).
 /// `origin` names the fact that caused it (a timeline entry), so the

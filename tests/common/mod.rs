@@ -242,3 +242,39 @@ pub async fn all_alerts(g: &Gateway, query: &str) -> Vec<Value> {
         }
     }
 }
+
+/// A real peer (Prometheus, Alertmanager) started by a test; killed on drop.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// True once `GET http://ADDR/-/ready` answers 200 (Prometheus and
+/// Alertmanager both have it); false if the process exits first; panics with
+/// the peer's log after `timeout`.
+pub async fn wait_ready(proc: &mut Proc, addr: &str, log: &Path, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let url = format!("http://{addr}/-/ready");
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = proc.0.try_wait() {
+            return false;
+        }
+        if let Ok(r) = client().get(&url).timeout(Duration::from_secs(2)).send().await
+            && r.status() == 200
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{addr} not ready after {timeout:?}:\n{}", std::fs::read_to_string(log).unwrap_or_default());
+}
+
+/// A loopback port free right now. The listener is dropped before the
+/// caller binds, so a retry covers the port being taken meanwhile.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().unwrap().port()
+}
