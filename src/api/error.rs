@@ -68,6 +68,7 @@ impl From<StoreError> for ApiError {
         match &e {
             StoreError::NotFound(m) => ApiError::not_found(m.clone()),
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m.clone()),
+            StoreError::Invalid(m) => ApiError::bad_request(m.clone()),
             _ if e.is_unavailable() => {
                 tracing::warn!(error = %e, "store unavailable");
                 unavailable(e.public_message())

@@ -99,16 +99,6 @@ pub async fn update(
         workaround: text(b.workaround, "workaround", false)?,
         state: new_state,
     };
-    if new_state == Some(ProblemState::KnownError) && u.workaround.is_none() {
-        // A known error is one with a documented workaround; check the
-        // stored one before refusing.
-        let Some(found) = state.store.get_problem(id).await? else {
-            return Err(ApiError::not_found(format!("no problem {id}")));
-        };
-        if found.problem.workaround.is_none() {
-            return Err(ApiError::bad_request("workaround: a known error needs a workaround"));
-        }
-    }
     state.store.from(caller.source).update_problem(id, u, caller.actor(b.actor)?).await?;
     detail(&state, id).await
 }

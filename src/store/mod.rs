@@ -69,6 +69,9 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The request asks for something the data does not allow (a 400).
+    #[error("{0}")]
+    Invalid(String),
     #[error("the store is closed")]
     Closed,
 }
@@ -81,6 +84,7 @@ impl StoreError {
             StoreError::Closed => StoreError::Closed,
             StoreError::NotFound(m) => StoreError::NotFound(m.clone()),
             StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
+            StoreError::Invalid(m) => StoreError::Invalid(m.clone()),
             StoreError::Corrupt(m) => StoreError::Corrupt(m.clone()),
             other => StoreError::CommitFailed(other.to_string()),
         }
@@ -103,6 +107,7 @@ impl StoreError {
             StoreError::CommitFailed(_) => "storage commit failed: the request was not applied; retry later",
             StoreError::NotFound(_) => "not found",
             StoreError::Conflict(_) => "conflict",
+            StoreError::Invalid(_) => "invalid request",
             _ if self.is_unavailable() => "storage is busy: the request was not applied; retry",
             _ => "internal storage error; see the gateway's log",
         }

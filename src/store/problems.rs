@@ -352,6 +352,10 @@ impl Engine {
             }
             _ => before.state,
         };
+        // Checked here, in the writer, so a concurrent edit cannot slip between.
+        if state == ProblemState::KnownError && u.workaround.is_none() && before.workaround.is_none() {
+            return Err(StoreError::Invalid("workaround: a known error needs a workaround".into()));
+        }
         let column = match state {
             _ if state == before.state => "",
             ProblemState::Resolved => ", resolved_at = ?6",
