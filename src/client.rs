@@ -243,6 +243,11 @@ async fn alerts(args: &ClientArgs, cmd: AlertsCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The table rows of a JSON array (none when it is not one).
+pub(crate) fn rows(list: &Value, row: impl Fn(&Value) -> Vec<String>) -> Vec<Vec<String>> {
+    list.as_array().map(|items| items.iter().map(row).collect()).unwrap_or_default()
+}
+
 /// A JSON value as a table cell: strings bare, null as `-`.
 pub(crate) fn text(v: &Value) -> String {
     match v {
@@ -285,24 +290,18 @@ async fn incidents(args: &ClientArgs, cmd: IncidentsCommand) -> anyhow::Result<(
                 println!("{}", serde_json::to_string_pretty(&page)?);
                 return Ok(());
             }
-            let rows: Vec<Vec<String>> = page["incidents"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .iter()
-                .map(|i| {
-                    vec![
-                        text(&i["id"]),
-                        text(&i["priority"]),
-                        text(&i["state"]),
-                        text(&i["service"]),
-                        format!("{}/{}", text(&i["firingCount"]), text(&i["alertCount"])),
-                        text(&i["assignee"]),
-                        text(&i["createdAt"]),
-                        text(&i["title"]),
-                    ]
-                })
-                .collect();
+            let rows: Vec<Vec<String>> = rows(&page["incidents"], |i| {
+                vec![
+                    text(&i["id"]),
+                    text(&i["priority"]),
+                    text(&i["state"]),
+                    text(&i["service"]),
+                    format!("{}/{}", text(&i["firingCount"]), text(&i["alertCount"])),
+                    text(&i["assignee"]),
+                    text(&i["createdAt"]),
+                    text(&i["title"]),
+                ]
+            });
             print_table(&["ID", "PRIO", "STATE", "SERVICE", "FIRING", "ASSIGNEE", "CREATED", "TITLE"], &rows);
             if let Some(next) = page["nextCursor"].as_str() {
                 println!("(more: --cursor {next})");
@@ -353,21 +352,15 @@ fn print_incident(args: &ClientArgs, d: &Value) -> anyhow::Result<()> {
         text(&d["resolvedAt"])
     );
     println!("\nalerts:");
-    let alerts: Vec<Vec<String>> = d["alerts"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|a| {
-            vec![
-                text(&a["fingerprint"]),
-                text(&a["status"]),
-                text(&a["labels"]["alertname"]),
-                text(&a["startsAt"]),
-                text(&a["annotations"]["summary"]),
-            ]
-        })
-        .collect();
+    let alerts: Vec<Vec<String>> = rows(&d["alerts"], |a| {
+        vec![
+            text(&a["fingerprint"]),
+            text(&a["status"]),
+            text(&a["labels"]["alertname"]),
+            text(&a["startsAt"]),
+            text(&a["annotations"]["summary"]),
+        ]
+    });
     print_table(&["FINGERPRINT", "STATUS", "ALERTNAME", "STARTS", "SUMMARY"], &alerts);
     itsm::print_itsm(d);
     itsm::print_timeline(&d["timeline"]);

@@ -20,8 +20,7 @@ pub struct AuditPage {
 /// `actor`, `action` (e.g. `incident.acknowledge`), `target` (`incident:7`),
 /// `since` (RFC 3339), `limit`, `cursor`; newest first.
 pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<AuditPage>, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-        .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))?;
+    let pairs = super::query_pairs(query.as_deref())?;
     let mut q = AuditQuery { limit: DEFAULT_LIMIT, ..Default::default() };
     for (key, value) in pairs {
         match key.as_str() {
@@ -54,9 +53,6 @@ pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> R
     }
     let limit = q.limit;
     q.limit += 1;
-    let mut entries = state.store.list_audit(q).await?;
-    let more = entries.len() > limit;
-    entries.truncate(limit);
-    let next_cursor = entries.last().filter(|_| more).map(|e| e.id.to_string());
+    let (entries, next_cursor) = super::id_page(state.store.list_audit(q).await?, limit, |e| e.id);
     Ok(Json(AuditPage { entries, next_cursor }))
 }

@@ -63,8 +63,7 @@ pub struct ChangePage {
 
 /// `service`, `limit`, `cursor`; most recently recorded first.
 pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<ChangePage>, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-        .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))?;
+    let pairs = super::query_pairs(query.as_deref())?;
     let (mut service, mut before, mut limit) = (None, None, DEFAULT_LIMIT);
     for (key, value) in pairs {
         match key.as_str() {
@@ -84,9 +83,7 @@ pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> R
             }
         }
     }
-    let mut changes = state.store.list_changes(service, before, limit + 1).await?;
-    let more = changes.len() > limit;
-    changes.truncate(limit);
-    let next_cursor = changes.last().filter(|_| more).map(|c| c.id.to_string());
+    let (changes, next_cursor) =
+        super::id_page(state.store.list_changes(service, before, limit + 1).await?, limit, |c| c.id);
     Ok(Json(ChangePage { changes, next_cursor }))
 }

@@ -126,8 +126,7 @@ pub async fn priority(
 }
 
 fn parse_query(raw: &str) -> Result<IncidentQuery, ApiError> {
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(raw).map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))?;
+    let pairs = super::query_pairs(Some(raw))?;
     let mut q = IncidentQuery { limit: DEFAULT_LIMIT, ..Default::default() };
     for (key, value) in pairs {
         let bad = |msg: String| ApiError::bad_request(format!("{key}: {msg}")).with_detail(json!({ "parameter": key }));

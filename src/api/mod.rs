@@ -27,6 +27,21 @@ use crate::ingest::IngestContext;
 use crate::rules::RuleSet;
 use crate::store::{SharedRules, Store};
 
+/// The key/value pairs of a query string, in order (keys may repeat).
+fn query_pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, error::ApiError> {
+    serde_urlencoded::from_str(raw.unwrap_or(""))
+        .map_err(|e| error::ApiError::bad_request(format!("bad query string: {e}")))
+}
+
+/// Cut a list fetched with `limit + 1` rows (newest id first) to `limit`;
+/// the cursor of the next page is the last row's id when there is more.
+fn id_page<T>(mut rows: Vec<T>, limit: usize, id: impl Fn(&T) -> i64) -> (Vec<T>, Option<String>) {
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = rows.last().filter(|_| more).map(|r| id(r).to_string());
+    (rows, next)
+}
+
 /// A page size from the query string, 1 to `max`.
 fn parse_limit(key: &str, value: &str, max: usize) -> Result<usize, error::ApiError> {
     value.parse().ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| {

@@ -24,8 +24,7 @@ pub async fn list(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<NotificationPage>, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-        .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))?;
+    let pairs = super::query_pairs(query.as_deref())?;
     let (mut st, mut notifier, mut incident, mut before, mut limit) = (None, None, None, None, DEFAULT_LIMIT);
     for (key, value) in pairs {
         let number = |v: &str| {
@@ -51,10 +50,8 @@ pub async fn list(
             }
         }
     }
-    let mut notifications = state.store.list_notifications(st, notifier, incident, before, limit + 1).await?;
-    let more = notifications.len() > limit;
-    notifications.truncate(limit);
-    let next_cursor = notifications.last().filter(|_| more).map(|n| n.id.to_string());
+    let rows = state.store.list_notifications(st, notifier, incident, before, limit + 1).await?;
+    let (notifications, next_cursor) = super::id_page(rows, limit, |n| n.id);
     Ok(Json(NotificationPage { notifications, next_cursor }))
 }
 

@@ -134,8 +134,7 @@ pub struct ProblemPage {
 
 /// `state` (repeatable or comma-separated), `limit`, `cursor`.
 pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<ProblemPage>, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-        .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))?;
+    let pairs = super::query_pairs(query.as_deref())?;
     let mut q = ProblemQuery { limit: DEFAULT_LIMIT, ..Default::default() };
     for (key, value) in pairs {
         let bad = |msg: String| ApiError::bad_request(format!("{key}: {msg}")).with_detail(json!({ "parameter": key }));
@@ -159,9 +158,6 @@ pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> R
     }
     let limit = q.limit;
     q.limit += 1;
-    let mut problems = state.store.list_problems(q).await?;
-    let more = problems.len() > limit;
-    problems.truncate(limit);
-    let next_cursor = problems.last().filter(|_| more).map(|p| p.id.to_string());
+    let (problems, next_cursor) = super::id_page(state.store.list_problems(q).await?, limit, |p| p.id);
     Ok(Json(ProblemPage { problems, next_cursor }))
 }

@@ -14,8 +14,7 @@ pub async fn sla(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-        .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))?;
+    let pairs = super::query_pairs(query.as_deref())?;
     let now = crate::clock::now();
     let (mut from, mut to, mut group) = (None, None, ReportGroup::Service);
     for (key, value) in pairs {

@@ -82,8 +82,7 @@ pub async fn list(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-        .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))?;
+    let pairs = super::query_pairs(query.as_deref())?;
     let mut expired = false;
     for (k, v) in pairs {
         match (k.as_str(), v.as_str()) {

@@ -2,7 +2,7 @@
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use super::{ClientArgs, actor, get_json, print_table, send, text};
+use super::{ClientArgs, actor, get_json, print_table, rows, send, text};
 
 #[derive(Subcommand)]
 pub enum ProblemsCommand {
@@ -86,21 +86,15 @@ pub async fn problems(args: &ClientArgs, cmd: ProblemsCommand) -> anyhow::Result
                 println!("{}", serde_json::to_string_pretty(&page)?);
                 return Ok(());
             }
-            let rows: Vec<Vec<String>> = page["problems"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .iter()
-                .map(|p| {
-                    vec![
-                        text(&p["id"]),
-                        text(&p["state"]),
-                        text(&p["incidentCount"]),
-                        text(&p["lastOccurrence"]),
-                        text(&p["title"]),
-                    ]
-                })
-                .collect();
+            let rows: Vec<Vec<String>> = rows(&page["problems"], |p| {
+                vec![
+                    text(&p["id"]),
+                    text(&p["state"]),
+                    text(&p["incidentCount"]),
+                    text(&p["lastOccurrence"]),
+                    text(&p["title"]),
+                ]
+            });
             print_table(&["ID", "STATE", "INCIDENTS", "LAST", "TITLE"], &rows);
             if let Some(next) = page["nextCursor"].as_str() {
                 println!("(more: --cursor {next})");
@@ -118,21 +112,9 @@ pub async fn problems(args: &ClientArgs, cmd: ProblemsCommand) -> anyhow::Result
             println!("  root cause: {}", text(&d["rootCause"]));
             println!("  workaround: {}", text(&d["workaround"]));
             println!("\nincidents:");
-            let rows: Vec<Vec<String>> = d["incidents"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .iter()
-                .map(|i| {
-                    vec![
-                        text(&i["id"]),
-                        text(&i["priority"]),
-                        text(&i["state"]),
-                        text(&i["createdAt"]),
-                        text(&i["title"]),
-                    ]
-                })
-                .collect();
+            let rows: Vec<Vec<String>> = rows(&d["incidents"], |i| {
+                vec![text(&i["id"]), text(&i["priority"]), text(&i["state"]), text(&i["createdAt"]), text(&i["title"])]
+            });
             print_table(&["ID", "PRIO", "STATE", "CREATED", "TITLE"], &rows);
             print_timeline(&d["timeline"]);
         }
@@ -169,22 +151,16 @@ pub async fn changes(args: &ClientArgs, cmd: ChangesCommand) -> anyhow::Result<(
                 println!("{}", serde_json::to_string_pretty(&page)?);
                 return Ok(());
             }
-            let rows: Vec<Vec<String>> = page["changes"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .iter()
-                .map(|c| {
-                    vec![
-                        text(&c["id"]),
-                        text(&c["service"]),
-                        text(&c["startsAt"]),
-                        text(&c["endsAt"]),
-                        if c["suppress"].as_bool() == Some(true) { "yes".into() } else { "".into() },
-                        text(&c["summary"]),
-                    ]
-                })
-                .collect();
+            let rows: Vec<Vec<String>> = rows(&page["changes"], |c| {
+                vec![
+                    text(&c["id"]),
+                    text(&c["service"]),
+                    text(&c["startsAt"]),
+                    text(&c["endsAt"]),
+                    if c["suppress"].as_bool() == Some(true) { "yes".into() } else { "".into() },
+                    text(&c["summary"]),
+                ]
+            });
             print_table(&["ID", "SERVICE", "START", "END", "SUPPRESS", "SUMMARY"], &rows);
         }
     }
@@ -217,7 +193,7 @@ pub async fn report(args: &ClientArgs, cmd: ReportCommand) -> anyhow::Result<()>
             format!("{}/{}", text(&g["respondBreaches"]), text(&g["resolveBreaches"])),
         ]
     };
-    let mut rows: Vec<Vec<String>> = r["groups"].as_array().cloned().unwrap_or_default().iter().map(row).collect();
+    let mut rows: Vec<Vec<String>> = rows(&r["groups"], row);
     rows.push(row(&r["total"]));
     print_table(&["GROUP", "INCIDENTS", "MTTA", "MTTR", "RESPOND OK", "RESOLVE OK", "BREACHES R/R"], &rows);
     let problems = r["topProblems"].as_array().cloned().unwrap_or_default();
@@ -238,13 +214,8 @@ fn percent(v: &Value) -> String {
 
 pub(super) fn print_timeline(timeline: &Value) {
     println!("\ntimeline:");
-    let events: Vec<Vec<String>> = timeline
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|e| vec![text(&e["at"]), text(&e["actor"]), text(&e["kind"]), text(&e["message"])])
-        .collect();
+    let events: Vec<Vec<String>> =
+        rows(timeline, |e| vec![text(&e["at"]), text(&e["actor"]), text(&e["kind"]), text(&e["message"])]);
     print_table(&["AT", "ACTOR", "EVENT", "MESSAGE"], &events);
 }
 
@@ -261,11 +232,8 @@ pub(super) fn print_itsm(d: &Value) {
                 let c = &sla[*k];
                 let warned: Vec<String> = c["warned_at"]
                     .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|w| format!("{}%", text(&w["percent"])))
-                    .collect();
+                    .map(|ws| ws.iter().map(|w| format!("{}%", text(&w["percent"]))).collect())
+                    .unwrap_or_default();
                 vec![
                     k.to_string(),
                     text(&c["state"]),
