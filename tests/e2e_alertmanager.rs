@@ -14,10 +14,9 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Gateway, Options, Proc, all_alerts, free_port, get, post};
+use common::{Gateway, Options, Proc, all_alerts, get, post};
 use serde_json::{Value, json};
 
 const ALERTMANAGER_BIN: &str = "/usr/bin/prometheus-alertmanager";
@@ -55,32 +54,17 @@ impl Alertmanager {
         std::fs::write(&cfg, config).unwrap();
         let storage = tmp.path().join("data");
         std::fs::create_dir_all(&storage).unwrap();
-        let mut logs = String::new();
-        for attempt in 1..=5 {
-            let log = tmp.path().join(format!("{name}-{attempt}.log"));
-            let addr = format!("127.0.0.1:{}", free_port());
-            let child = Command::new(&bin)
-                .arg(format!("--config.file={}", cfg.display()))
-                .arg(format!("--web.listen-address={addr}"))
-                .arg("--cluster.listen-address=")
-                .arg(format!("--storage.path={}", storage.display()))
-                .arg("--log.level=debug")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).unwrap())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
-            let mut proc = Proc(child);
-            if common::wait_ready(&mut proc, &addr, &log, WAIT).await {
-                return Alertmanager { _proc: proc, name: name.to_string(), addr, log, _tmp: tmp };
-            }
-            drop(proc);
-            logs.push_str(&format!(
-                "--- attempt {attempt} on {addr}:\n{}\n",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            ));
-        }
-        panic!("Alertmanager {name} exited at start five times:\n{logs}");
+        let (proc, addr, log) = common::start_peer(&bin, tmp.path(), name, WAIT, |addr, _| {
+            vec![
+                format!("--config.file={}", cfg.display()),
+                format!("--web.listen-address={addr}"),
+                "--cluster.listen-address=".into(),
+                format!("--storage.path={}", storage.display()),
+                "--log.level=debug".into(),
+            ]
+        })
+        .await;
+        Alertmanager { _proc: proc, name: name.to_string(), addr, log, _tmp: tmp }
     }
 
     fn url(&self, path: &str) -> String {

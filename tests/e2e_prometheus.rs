@@ -14,10 +14,9 @@ mod common;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Gateway, Options, Proc, free_port, get, repo_path};
+use common::{Gateway, Options, Proc, get, repo_path};
 use serde_json::Value;
 
 const PROMETHEUS_BIN: &str = "/usr/bin/prometheus";
@@ -80,33 +79,19 @@ impl Prometheus {
         for (name, text) in rule_files {
             std::fs::write(tmp.path().join(name), text).unwrap();
         }
-        let mut logs = String::new();
-        for attempt in 1..=5 {
-            let log = tmp.path().join(format!("prometheus-{attempt}.log"));
-            let addr = format!("127.0.0.1:{}", free_port());
-            let child = Command::new(&bin)
-                .arg(format!("--config.file={}", cfg.display()))
-                .arg(format!("--storage.tsdb.path={}", tmp.path().join(format!("data-{attempt}")).display()))
-                .arg(format!("--web.listen-address={addr}"))
+        let dir = tmp.path().to_path_buf();
+        let (proc, addr, log) = common::start_peer(&bin, &dir, "prometheus", WAIT, |addr, attempt| {
+            vec![
+                format!("--config.file={}", cfg.display()),
+                format!("--storage.tsdb.path={}", dir.join(format!("data-{attempt}")).display()),
+                format!("--web.listen-address={addr}"),
                 // Re-send firing alerts every second (default 1m), so the
                 // first delivery does not wait for the next minute.
-                .arg("--rules.alert.resend-delay=1s")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).unwrap())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
-            let mut proc = Proc(child);
-            if common::wait_ready(&mut proc, &addr, &log, WAIT).await {
-                return Prometheus { _proc: proc, addr, log, _tmp: tmp };
-            }
-            drop(proc);
-            logs.push_str(&format!(
-                "--- attempt {attempt} on {addr}:\n{}\n",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            ));
-        }
-        panic!("Prometheus exited at start five times:\n{logs}");
+                "--rules.alert.resend-delay=1s".into(),
+            ]
+        })
+        .await;
+        Prometheus { _proc: proc, addr, log, _tmp: tmp }
     }
 
     fn url(&self, path: &str) -> String {

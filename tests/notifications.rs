@@ -10,7 +10,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -283,11 +283,6 @@ impl Drop for Receiver {
     }
 }
 
-/// A port nobody listens on (bound, then released).
-fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 // ---- the SMTP server ----------------------------------------------------------
 
 const PYTHON: &str = "/usr/bin/python3";
@@ -321,7 +316,7 @@ impl Smtp {
             let maildir = root.path().join("mail");
             let log_path = root.path().join("aiosmtpd.log");
             let log = std::fs::File::create(&log_path).unwrap();
-            let port = closed_port();
+            let port = common::free_port();
             let mut child = Command::new(PYTHON)
                 .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
                 .arg(&maildir)
@@ -996,7 +991,7 @@ fn path_arg(p: &Path) -> String {
 #[test]
 fn notify_test_sends_a_sample_or_reports_the_failure() {
     let smtp = Smtp::start();
-    let dead = closed_port();
+    let dead = common::free_port();
     let config = email_config(smtp.port, &webhook("deadhook", &format!("http://127.0.0.1:{dead}/hook"), "timeout: 2s"));
     let dir = write_setup(&config, "incident_rules: []\n", &[]);
     let cfg = path_arg(&dir.path().join("alertgate.yml"));

@@ -278,3 +278,38 @@ pub async fn wait_ready(proc: &mut Proc, addr: &str, log: &Path, timeout: Durati
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().unwrap().port()
 }
+
+/// Start a real peer (`bin` with `args(addr, attempt)`) on a free loopback
+/// port, its stderr in `dir/NAME-ATTEMPT.log`, and wait until it is ready.
+/// If another process takes the port between probing and binding, the peer
+/// exits and is started again on another port, five times at most.
+pub async fn start_peer(
+    bin: &str,
+    dir: &Path,
+    name: &str,
+    timeout: Duration,
+    args: impl Fn(&str, usize) -> Vec<String>,
+) -> (Proc, String, PathBuf) {
+    let mut logs = String::new();
+    for attempt in 1..=5 {
+        let log = dir.join(format!("{name}-{attempt}.log"));
+        let addr = format!("127.0.0.1:{}", free_port());
+        let child = Command::new(bin)
+            .args(args(&addr, attempt))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        let mut proc = Proc(child);
+        if wait_ready(&mut proc, &addr, &log, timeout).await {
+            return (proc, addr, log);
+        }
+        drop(proc);
+        logs.push_str(&format!(
+            "--- attempt {attempt} on {addr}:\n{}\n",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        ));
+    }
+    panic!("{name} exited at start five times:\n{logs}");
+}
