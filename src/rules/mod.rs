@@ -52,8 +52,9 @@ pub struct RuleSet {
     pub inhibit_rules: Vec<InhibitRule>,
     pub priority_matrix: PriorityMatrix,
     pub templates: Templates,
-    /// By name; always holds the built-in `24x7`.
-    pub calendars: HashMap<String, Calendar>,
+    /// By name; always holds the built-in `24x7`. Shared, as every clock
+    /// operation looks one up.
+    pub calendars: HashMap<String, std::sync::Arc<Calendar>>,
     /// In order: the first whose matchers match an incident applies.
     pub sla_policies: Vec<SlaPolicy>,
     pub escalation_policies: HashMap<String, EscalationPolicy>,
@@ -71,7 +72,7 @@ impl Default for RuleSet {
             inhibit_rules: Vec::new(),
             priority_matrix: PriorityMatrix::default(),
             templates: Templates::default(),
-            calendars: HashMap::from([(Calendar::ALWAYS.to_owned(), Calendar::always())]),
+            calendars: HashMap::from([(Calendar::ALWAYS.to_owned(), std::sync::Arc::new(Calendar::always()))]),
             sla_policies: Vec::new(),
             escalation_policies: HashMap::new(),
             problem_rules: Vec::new(),
@@ -106,6 +107,15 @@ impl RouteIndex {
 }
 
 impl RuleSet {
+    /// A calendar by name. One a reload removed counts as 24x7, so a clock
+    /// that uses it keeps running rather than stopping.
+    pub fn calendar(&self, name: &str) -> std::sync::Arc<Calendar> {
+        match self.calendars.get(name).or_else(|| self.calendars.get(Calendar::ALWAYS)) {
+            Some(c) => c.clone(),
+            None => std::sync::Arc::new(Calendar::always()),
+        }
+    }
+
     /// The incident rules an alert routes to, in rule order: the first
     /// match, and further matches while the matched rules say `continue`.
     pub fn route(&self, labels: &crate::model::LabelSet) -> Vec<&IncidentRule> {
@@ -262,7 +272,7 @@ impl RuleSet {
                 }
                 match Calendar::compile(&name, &spanned.value) {
                     Ok(c) => {
-                        set.calendars.insert(name, c);
+                        set.calendars.insert(name, std::sync::Arc::new(c));
                     }
                     Err(problems) => errors.extend(problems.into_iter().map(|m| err(file, Some(line), who.clone(), m))),
                 }

@@ -89,16 +89,12 @@ fn human(ms_count: i64) -> String {
 }
 
 impl Engine {
-    /// The calendar of a clock; one removed by a reload counts as 24x7
-    /// rather than stopping the clock.
-    pub(super) fn calendar(&self, name: &str) -> Calendar {
-        match self.rules.calendars.get(name) {
-            Some(c) => c.clone(),
-            None => {
-                tracing::warn!(calendar = name, "an SLA clock's calendar is no longer defined; counting 24x7");
-                Calendar::always()
-            }
+    /// The calendar of a clock (see [`crate::rules::RuleSet::calendar`]).
+    pub(super) fn calendar(&self, name: &str) -> std::sync::Arc<Calendar> {
+        if !self.rules.calendars.contains_key(name) {
+            tracing::warn!(calendar = name, "an SLA clock's calendar is no longer defined; counting 24x7");
         }
+        self.rules.calendar(name)
     }
 
     fn save_clock(&mut self, tx: &Connection, row: &ClockRow) -> Result<(), StoreError> {
@@ -612,7 +608,7 @@ pub(super) fn sla_view(
     };
     for row in rows {
         let c = &row.clock;
-        let cal = rules.calendars.get(&c.calendar).cloned().unwrap_or_else(Calendar::always);
+        let cal = rules.calendar(&c.calendar);
         let clock = ClockView {
             state: c.state(),
             target: human(c.target_ms),
