@@ -421,9 +421,9 @@ impl Engine {
         let mut payload = json!({ "event": name, "incident": outbox::incident_snapshot(tx, incident_id)? });
         payload["data"] = data;
         let origin = format!("incident-{incident_id}-event-{event_id}");
-        // Named targets (an escalation step) are told whatever they take;
+        // Named targets (an escalation step) are told whatever they subscribe to or not;
         // a rule's notifiers only the events they subscribe to.
-        let filter = explicit.then_some(()).map_or(Some(&self.subscriptions), |_| None);
+        let filter = if explicit { None } else { Some(&self.subscriptions) };
         self.outbox_dirty.set(true);
         outbox::enqueue(tx, filter, name, Some(incident_id), None, &origin, targets, &payload, now)
     }
