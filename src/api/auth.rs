@@ -84,11 +84,16 @@ impl Limiters {
         }
     }
 
+    /// Whether calls of this class are limited at all.
+    fn limits(&self, ingest: bool) -> bool {
+        if ingest { self.ingest.is_some() } else { self.api.is_some() }
+    }
+
     /// `Err(seconds to wait)` when the caller is over its rate.
-    fn check(&self, ingest: bool, key: &str) -> Result<(), u64> {
+    fn check(&self, ingest: bool, key: String) -> Result<(), u64> {
         let l = if ingest { &self.ingest } else { &self.api };
         let Some(l) = l else { return Ok(()) };
-        l.check_key(&key.to_owned()).map_err(|not_until| {
+        l.check_key(&key).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
         })
@@ -96,8 +101,11 @@ impl Limiters {
 }
 
 /// `429` with `Retry-After` when `key` is over its rate.
-fn over_limit(state: &AppState, ingest: bool, key: &str) -> Option<ApiError> {
-    let wait = state.limiters.check(ingest, key).err()?;
+fn over_limit(state: &AppState, ingest: bool, key: impl FnOnce() -> String) -> Option<ApiError> {
+    if !state.limiters.limits(ingest) {
+        return None;
+    }
+    let wait = state.limiters.check(ingest, key()).err()?;
     crate::metrics::metrics().rate_limited.with_label_values(&[if ingest { "ingest" } else { "api" }]).inc();
     Some(
         ApiError::new(StatusCode::TOO_MANY_REQUESTS, format!("rate limit exceeded; retry in {wait} s"))
@@ -135,7 +143,7 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
                 None => {
                     tracing::warn!(source = ?source, route = %route, "refused a request with an unknown token");
                     // Guessing tokens costs the guesser's address its budget.
-                    if let Some(e) = over_limit(&state, need == Permission::Ingest, &addr_key(source)) {
+                    if let Some(e) = over_limit(&state, need == Permission::Ingest, || addr_key(source)) {
                         return e.into_response();
                     }
                     return unauthorized("the token is not valid");
@@ -158,11 +166,11 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
     // A PagerDuty sender without a header is charged once its routing key
     // names it (`by_routing_key`), not under its address.
     if need != Permission::Open && principal.is_some() {
-        let key = match &principal {
+        let key = || match &principal {
             Some(p) if !p.is_anonymous() => format!("token:{}", p.name),
             _ => addr_key(source),
         };
-        if let Some(e) = over_limit(&state, need == Permission::Ingest, &key) {
+        if let Some(e) = over_limit(&state, need == Permission::Ingest, key) {
             return e.into_response();
         }
     }
@@ -180,7 +188,7 @@ pub fn by_routing_key(state: &AppState, caller: &Caller, body: &str) -> Result<P
     let auth: Arc<crate::auth::Auth> = state.config.auth.clone();
     let key = serde_json::from_str::<Key>(body).ok().and_then(|k| k.routing_key).unwrap_or_default();
     match auth.identify(&key) {
-        Some(p) if p.role.allows(Permission::Ingest) => match over_limit(state, true, &format!("token:{}", p.name)) {
+        Some(p) if p.role.allows(Permission::Ingest) => match over_limit(state, true, || format!("token:{}", p.name)) {
             Some(e) => Err(e),
             None => Ok(p),
         },
@@ -188,7 +196,7 @@ pub fn by_routing_key(state: &AppState, caller: &Caller, body: &str) -> Result<P
             StatusCode::FORBIDDEN,
             format!("token {} (role {}) may not post events", p.name, p.role.as_str()),
         )),
-        None => Err(over_limit(state, true, &addr_key(caller.source))
+        None => Err(over_limit(state, true, || addr_key(caller.source))
             .unwrap_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "the routing_key is not a valid token"))),
     }
 }
