@@ -33,6 +33,7 @@ pub struct Config {
     pub auth: std::sync::Arc<crate::auth::Auth>,
     pub tls: Option<TlsFiles>,
     pub limits: Limits,
+    pub metrics: MetricsConfig,
     /// Serve a non-loopback address without tokens (`--allow-unauthenticated`).
     pub allow_unauthenticated: bool,
 }
@@ -44,20 +45,120 @@ pub struct TlsFiles {
     pub key_file: PathBuf,
 }
 
-/// A token bucket: `per_second` sustained, `burst` at once.
+/// A token bucket: `per_second` requests sustained, `burst` at once; for
+/// ingest also `alerts_per_second` (and `alerts_burst`) counted in alerts,
+/// so one large request costs what its alerts cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rate {
     pub per_second: u32,
     pub burst: Option<u32>,
+    pub alerts_per_second: Option<u32>,
+    pub alerts_burst: Option<u32>,
 }
 
-/// Request rates per token (or per source address without one).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs_const(10);
+pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 64 << 20;
+pub const DEFAULT_MAX_ALERTS_PER_REQUEST: usize = 10_000;
+
+/// Rates per caller, and the bounds that keep one caller from starving the
+/// others or exhausting the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub ingest: Option<Rate>,
     pub api: Option<Rate>,
+    /// Connections open at once (never more than the open-file limit allows).
+    pub max_connections: usize,
+    /// A request head must arrive in full within this (also the idle time
+    /// of a kept-alive connection).
+    pub header_timeout: Duration,
+    /// Bytes of request bodies held in memory at once, over all requests.
+    pub max_buffered_bytes: usize,
+    /// Alerts one ingest request may carry.
+    pub max_alerts_per_request: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            ingest: None,
+            api: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
+            max_alerts_per_request: DEFAULT_MAX_ALERTS_PER_REQUEST,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    ingest: Option<Rate>,
+    api: Option<Rate>,
+    max_connections: Option<usize>,
+    header_timeout: Option<Duration>,
+    max_buffered_bytes: Option<ByteSize>,
+    max_alerts_per_request: Option<usize>,
+}
+
+impl FileLimits {
+    fn compile(self, at: &str, problems: &mut Vec<String>) -> Limits {
+        for (what, rate) in [("limits.ingest", self.ingest), ("limits.api", self.api)] {
+            let Some(r) = rate else { continue };
+            if r.per_second == 0 || r.burst == Some(0) {
+                problems.push(format!("{at}{what}: per_second and burst must be at least 1"));
+            }
+            if r.alerts_per_second == Some(0) || r.alerts_burst == Some(0) {
+                problems.push(format!("{at}{what}: alerts_per_second and alerts_burst must be at least 1"));
+            }
+            if r.alerts_burst.is_some() && r.alerts_per_second.is_none() {
+                problems.push(format!("{at}{what}: alerts_burst needs alerts_per_second"));
+            }
+        }
+        if self.api.is_some_and(|r| r.alerts_per_second.is_some()) {
+            problems.push(format!("{at}limits.api: alerts_per_second applies to limits.ingest only"));
+        }
+        let d = Limits::default();
+        let limits = Limits {
+            ingest: self.ingest,
+            api: self.api,
+            max_connections: self.max_connections.unwrap_or(d.max_connections),
+            header_timeout: self.header_timeout.unwrap_or(d.header_timeout),
+            max_buffered_bytes: self.max_buffered_bytes.map_or(d.max_buffered_bytes, |b| b.0),
+            max_alerts_per_request: self.max_alerts_per_request.unwrap_or(d.max_alerts_per_request),
+        };
+        if limits.max_connections < 16 {
+            problems.push(format!("{at}limits.max_connections: at least 16"));
+        }
+        if limits.header_timeout < Duration::from_secs(1) {
+            problems.push(format!("{at}limits.header_timeout: at least 1s"));
+        }
+        if limits.max_alerts_per_request == 0 {
+            problems.push(format!("{at}limits.max_alerts_per_request: at least 1"));
+        }
+        limits
+    }
+}
+
+/// Bounds on what `/metrics` exposes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Distinct `service` values each metric shows; the rest are `other`.
+    #[serde(default = "default_max_label_values")]
+    pub max_label_values: usize,
+}
+
+fn default_max_label_values() -> usize {
+    crate::metrics::DEFAULT_MAX_LABEL_VALUES
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { max_label_values: default_max_label_values() }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,7 +228,9 @@ struct FileConfig {
     auth: crate::auth::RawAuth,
     tls: Option<FileTls>,
     #[serde(default)]
-    limits: Limits,
+    limits: FileLimits,
+    #[serde(default)]
+    metrics: MetricsConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -248,12 +351,9 @@ impl Config {
                 }
             }
         }
-        for (what, rate) in [("limits.ingest", file.limits.ingest), ("limits.api", file.limits.api)] {
-            if let Some(r) = rate
-                && (r.per_second == 0 || r.burst == Some(0))
-            {
-                problems.push(format!("{file_name}{what}: per_second and burst must be at least 1"));
-            }
+        let limits = file.limits.compile(&file_name, &mut problems);
+        if file.metrics.max_label_values == 0 {
+            problems.push(format!("{file_name}metrics.max_label_values: at least 1"));
         }
         let mut outbox_problems = Vec::new();
         let outbox = file.outbox.compile(&mut outbox_problems);
@@ -280,7 +380,8 @@ impl Config {
             outbox,
             auth: std::sync::Arc::new(auth),
             tls,
-            limits: file.limits,
+            limits,
+            metrics: file.metrics,
             allow_unauthenticated: o.allow_unauthenticated,
         })
     }

@@ -1,13 +1,19 @@
 //! The Prometheus registry and every metric, named `alertgate_*`. Labels
 //! are of bounded cardinality only: source, rule, service, priority, kind,
 //! notifier, outcome, endpoint — never a fingerprint or an incident id.
+//! `service` comes from senders (rules template it from labels), so each
+//! metric admits at most `metrics.max_label_values` distinct services and
+//! counts the rest under `other` ([`LabelBudget`]).
 //!
 //! Counters and histograms are updated where each fact happens; facts
 //! decided inside a store transaction are staged and counted only once the
 //! transaction commits ([`Fact`]). Gauges of stored state (open incidents,
 //! running clocks, compliance, outbox depth) are read from the store at
 //! scrape time (`store::Store::gauges`).
-use std::sync::OnceLock;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -22,6 +28,58 @@ const RESPONSE_BUCKETS: &[f64] = &[
 const REQUEST_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 const COMMIT_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+
+/// The label value that stands for every value past a metric's budget.
+pub const OTHER: &str = "other";
+/// Distinct sender-derived label values a metric admits by default.
+pub const DEFAULT_MAX_LABEL_VALUES: usize = 200;
+
+/// Admits label values that come from senders, per metric, up to a limit:
+/// a value seen before keeps its series, a new one past the limit becomes
+/// [`OTHER`]. Admitted values are never released (their counters live on).
+pub struct LabelBudget {
+    limit: AtomicUsize,
+    admitted: Mutex<HashMap<&'static str, HashSet<String>>>,
+}
+
+impl LabelBudget {
+    fn new(limit: usize) -> LabelBudget {
+        LabelBudget { limit: AtomicUsize::new(limit), admitted: Mutex::default() }
+    }
+
+    pub fn set_limit(&self, limit: usize) {
+        self.limit.store(limit, Ordering::Relaxed);
+    }
+
+    /// `value` itself, or [`OTHER`] once `metric` has its fill of values.
+    pub fn admit<'a>(&self, metric: &'static str, value: &'a str) -> Cow<'a, str> {
+        let mut admitted = self.admitted.lock().expect("label budget lock");
+        let seen = admitted.entry(metric).or_default();
+        if seen.contains(value) {
+            return Cow::Borrowed(value);
+        }
+        if seen.len() < self.limit.load(Ordering::Relaxed) {
+            seen.insert(value.to_owned());
+            return Cow::Borrowed(value);
+        }
+        Cow::Borrowed(OTHER)
+    }
+}
+
+/// The request methods the duration histogram names; any other is `other`,
+/// so a client cannot create series by inventing methods.
+pub fn method_label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        _ => OTHER,
+    }
+}
 
 /// The window of `alertgate_sla_compliance_ratio`.
 pub const COMPLIANCE_WINDOW_DAYS: i64 = 30;
@@ -55,10 +113,21 @@ pub struct Metrics {
     pub build_info: IntGaugeVec,
     pub reload_ok: IntGauge,
     pub reload_time: Gauge,
+    pub connections_open: IntGauge,
+    pub connections_evicted: prometheus::IntCounter,
+    pub connections_refused: prometheus::IntCounter,
+    /// Bounds the `service` label of every metric that has one.
+    pub services: LabelBudget,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("registered once");
+    c
+}
+
+fn int_counter(r: &Registry, name: &str, help: &str) -> prometheus::IntCounter {
+    let c = prometheus::IntCounter::new(name, help).expect("valid metric");
     r.register(Box::new(c.clone())).expect("registered once");
     c
 }
@@ -256,7 +325,24 @@ impl Metrics {
                 r.register(Box::new(g.clone())).expect("registered once");
                 g
             },
+            connections_open: {
+                let g =
+                    IntGauge::new("alertgate_http_connections", "HTTP connections open now.").expect("valid metric");
+                r.register(Box::new(g.clone())).expect("registered once");
+                g
+            },
+            connections_evicted: int_counter(
+                &r,
+                "alertgate_http_connections_evicted_total",
+                "Idle connections closed to make room for a new one at limits.max_connections.",
+            ),
+            connections_refused: int_counter(
+                &r,
+                "alertgate_http_connections_refused_total",
+                "New connections closed at once: limits.max_connections reached and every connection busy.",
+            ),
             registry: r,
+            services: LabelBudget::new(DEFAULT_MAX_LABEL_VALUES),
         }
     }
 
@@ -326,24 +412,30 @@ pub enum Fact {
 impl Fact {
     pub fn count(&self) {
         let m = metrics();
+        let admit = |metric: &'static str, service: &str| m.services.admit(metric, service).into_owned();
         match self {
             Fact::Muted { reason } => m.alerts_muted.with_label_values(&[reason]).inc(),
             Fact::IncidentCreated { rule, priority, service } => {
+                let service = admit("incidents_created", service);
                 m.incidents_created.with_label_values(&[rule.as_str(), priority, service.as_str()]).inc()
             }
             Fact::Reopened { rule } => m.incidents_reopened.with_label_values(&[rule]).inc(),
             Fact::Flapping { rule } => m.incidents_flapping.with_label_values(&[rule]).inc(),
             Fact::SlaWarning { kind, priority, service } => {
+                let service = admit("sla_warnings", service);
                 m.sla_warnings.with_label_values(&[kind, priority.as_str(), service.as_str()]).inc()
             }
             Fact::SlaBreach { kind, priority, service } => {
+                let service = admit("sla_breaches", service);
                 m.sla_breaches.with_label_values(&[kind, priority.as_str(), service.as_str()]).inc()
             }
             Fact::Acknowledged { priority, service, seconds } => {
-                m.time_to_acknowledge.with_label_values(&[priority, service]).observe(*seconds)
+                let service = admit("time_to_acknowledge", service);
+                m.time_to_acknowledge.with_label_values(&[priority.as_str(), service.as_str()]).observe(*seconds)
             }
             Fact::Resolved { priority, service, seconds } => {
-                m.time_to_resolve.with_label_values(&[priority, service]).observe(*seconds)
+                let service = admit("time_to_resolve", service);
+                m.time_to_resolve.with_label_values(&[priority.as_str(), service.as_str()]).observe(*seconds)
             }
         }
     }
@@ -366,6 +458,14 @@ mod tests {
             text.contains("alertgate_time_to_acknowledge_seconds_bucket{priority=\"P1\",service=\"s\",le=\"60\"} 1")
         );
         assert!(text.contains("alertgate_build_info{version="));
+        let budget = LabelBudget::new(2);
+        assert_eq!(budget.admit("m", "a"), "a");
+        assert_eq!(budget.admit("m", "b"), "b");
+        assert_eq!(budget.admit("m", "c"), OTHER, "past the limit");
+        assert_eq!(budget.admit("m", "a"), "a", "admitted values keep their series");
+        assert_eq!(budget.admit("n", "c"), "c", "each metric has its own budget");
+        assert_eq!(method_label("GET"), "GET");
+        assert_eq!(method_label("FROBNICATE"), OTHER);
         for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
             let name = line.split_whitespace().nth(2).unwrap();
             assert!(name.starts_with("alertgate_") || name.starts_with("process_"), "{name}");

@@ -59,6 +59,7 @@ pub async fn serve_until(
     );
     let m = crate::metrics::metrics();
     m.init(&config.notifiers.names());
+    m.services.set_limit(config.metrics.max_label_values);
     m.rules_loaded(true);
     let rules: crate::store::SharedRules = Arc::new(std::sync::RwLock::new(Arc::new(rules)));
     let store = Store::open(&config.data_dir, config.store, rules.clone(), config.notifiers.subscriptions())?;
@@ -117,25 +118,39 @@ pub async fn serve_until(
             limiters.forget_idle();
         }
     });
-    let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = api::router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let limits = &state.config.limits;
+    let registry = crate::connections::Registry::new(crate::connections::effective_cap(
+        limits.max_connections,
+        crate::connections::open_file_limit(),
+    ));
+    tracing::info!(max_connections = registry.cap(), "connection cap");
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        stopper.graceful_shutdown(Some(StdDuration::from_secs(30)));
+    });
+    let bounded = crate::connections::Bounded::new(registry);
+    let mut server = axum_server::from_tcp(listener.into_std()?)?.handle(handle);
+    // A request head (the first, or the next one on a kept-alive
+    // connection) must arrive in full within the header timeout: slow or
+    // silent clients cannot hold a connection.
+    let header_timeout = limits.header_timeout.std();
+    server.http_builder().http1().header_read_timeout(Some(header_timeout));
+    server
+        .http_builder()
+        .http2()
+        .keep_alive_interval(Some(StdDuration::from_secs(30)))
+        .keep_alive_timeout(header_timeout);
+    let server = server.first_request_timeout(header_timeout);
     let result = match tls {
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    shutdown.await;
-                    tracing::info!("shutting down: finishing in-flight requests");
-                })
-                .await
-        }
+        None => server.acceptor(bounded).serve(app).await,
         Some(cfg) => {
-            let handle = axum_server::Handle::new();
-            let stopper = handle.clone();
-            tokio::spawn(async move {
-                shutdown.await;
-                tracing::info!("shutting down: finishing in-flight requests");
-                stopper.graceful_shutdown(Some(StdDuration::from_secs(30)));
-            });
-            axum_server::tls_rustls::from_tcp_rustls(listener.into_std()?, cfg)?.handle(handle).serve(app).await
+            let tls =
+                axum_server::tls_rustls::RustlsAcceptor::new(cfg).handshake_timeout(header_timeout).acceptor(bounded);
+            server.acceptor(tls).serve(app).await
         }
     };
     expiry.abort();

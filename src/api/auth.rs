@@ -61,6 +61,8 @@ impl Caller {
 pub struct Limiters {
     ingest: Option<DefaultKeyedRateLimiter<String>>,
     api: Option<DefaultKeyedRateLimiter<String>>,
+    /// Alerts per second per ingest caller (`limits.ingest.alerts_per_second`).
+    ingest_alerts: Option<DefaultKeyedRateLimiter<String>>,
 }
 
 fn limiter(rate: Option<Rate>) -> Option<DefaultKeyedRateLimiter<String>> {
@@ -70,15 +72,22 @@ fn limiter(rate: Option<Rate>) -> Option<DefaultKeyedRateLimiter<String>> {
     Some(RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)))
 }
 
+fn alert_limiter(rate: Option<Rate>) -> Option<DefaultKeyedRateLimiter<String>> {
+    let r = rate?;
+    let per_second = NonZeroU32::new(r.alerts_per_second?)?;
+    let burst = r.alerts_burst.and_then(NonZeroU32::new).unwrap_or(per_second);
+    Some(RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)))
+}
+
 impl Limiters {
     pub fn new(l: &Limits) -> Limiters {
-        Limiters { ingest: limiter(l.ingest), api: limiter(l.api) }
+        Limiters { ingest: limiter(l.ingest), api: limiter(l.api), ingest_alerts: alert_limiter(l.ingest) }
     }
 
     /// Forget callers idle long enough to have a full bucket again, so the
     /// tables do not grow with every address ever seen.
     pub fn forget_idle(&self) {
-        for l in [&self.ingest, &self.api].into_iter().flatten() {
+        for l in [&self.ingest, &self.api, &self.ingest_alerts].into_iter().flatten() {
             l.retain_recent();
             l.shrink_to_fit();
         }
@@ -111,6 +120,38 @@ fn over_limit(state: &AppState, ingest: bool, key: impl FnOnce() -> String) -> O
         ApiError::new(StatusCode::TOO_MANY_REQUESTS, format!("rate limit exceeded; retry in {wait} s"))
             .retry_after(wait.max(1)),
     )
+}
+
+/// Charge an ingest request's alerts to its caller: `429` with
+/// `Retry-After` past `limits.ingest.alerts_per_second`, `413` when the
+/// request alone is larger than the burst allows at all.
+pub fn charge_alerts(state: &AppState, caller: &Caller, alerts: usize) -> Result<(), ApiError> {
+    let Some(l) = &state.limiters.ingest_alerts else { return Ok(()) };
+    let Some(n) = u32::try_from(alerts).ok().and_then(NonZeroU32::new) else { return Ok(()) };
+    let key = match &caller.principal {
+        Some(p) if !p.is_anonymous() => format!("token:{}", p.name),
+        _ => addr_key(caller.source),
+    };
+    match l.check_key_n(&key, n) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(not_until)) => {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            crate::metrics::metrics().rate_limited.with_label_values(&["ingest"]).inc();
+            Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("alert rate limit exceeded (limits.ingest.alerts_per_second); retry in {secs} s"),
+            )
+            .retry_after(secs.max(1)))
+        }
+        Err(_) => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "this request carries {alerts} alerts, more than limits.ingest.alerts_burst allows at once; \
+                 send them in smaller requests"
+            ),
+        )),
+    }
 }
 
 fn addr_key(source: Option<IpAddr>) -> String {
@@ -185,14 +226,9 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
 
 /// A PagerDuty sender's credential: the event's `routing_key` must be an
 /// ingest (or admin) token.
-pub fn by_routing_key(state: &AppState, caller: &Caller, body: &str) -> Result<Principal, ApiError> {
-    #[derive(serde::Deserialize)]
-    struct Key {
-        routing_key: Option<String>,
-    }
+pub fn by_routing_key(state: &AppState, caller: &Caller, key: &str) -> Result<Principal, ApiError> {
     let auth: Arc<crate::auth::Auth> = state.config.auth.clone();
-    let key = serde_json::from_str::<Key>(body).ok().and_then(|k| k.routing_key).unwrap_or_default();
-    match auth.identify(&key) {
+    match auth.identify(key) {
         Some(p) if p.role.allows(Permission::Ingest) => match over_limit(state, true, || format!("token:{}", p.name)) {
             Some(e) => Err(e),
             None => Ok(p),

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::auth::Caller;
-use super::body::JsonText;
+use super::body::{JsonText, PagerDutyBody};
 use super::error::ApiError;
 use crate::ingest::change;
 use crate::model::change::Change;
@@ -32,12 +32,8 @@ pub async fn create(
 pub async fn pagerduty(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    JsonText(body): JsonText,
+    PagerDutyBody { text: body, principal }: PagerDutyBody,
 ) -> Result<Response, ApiError> {
-    let principal = match caller.principal.clone() {
-        Some(p) => p,
-        None => super::auth::by_routing_key(&state, &caller, &body)?,
-    };
     let mut c = match change::parse_pagerduty(&body, crate::clock::now()) {
         Ok(c) => c,
         Err(e) => return Ok(super::ingest::pagerduty_invalid(e)),

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::auth::Caller;
-use super::body::JsonText;
+use super::body::{JsonText, PagerDutyBody};
 use super::error::ApiError;
 use crate::ingest::{self, IngestError};
 use crate::model::AlertUpdate;
@@ -45,12 +45,31 @@ fn count(r: &Received, outcome: &IngestOutcome) {
     m.alerts_deduplicated.with_label_values(&[r.source]).inc_by(outcome.repeated + outcome.stale);
 }
 
+/// A request over `limits.max_alerts_per_request` is refused whole, and
+/// every request is charged to its caller's alert rate.
+fn admit(state: &AppState, caller: &Caller, alerts: usize) -> Result<(), ApiError> {
+    let max = state.config.limits.max_alerts_per_request;
+    if alerts > max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "this request carries {alerts} alerts; at most {max} are taken per request \
+                 (limits.max_alerts_per_request): send them in several requests"
+            ),
+        )
+        .with_detail(json!({ "alerts": alerts, "max_alerts_per_request": max })));
+    }
+    super::auth::charge_alerts(state, caller, alerts)
+}
+
 async fn commit(
     state: &AppState,
+    caller: &Caller,
     updates: Vec<AlertUpdate>,
     source: &'static str,
     now: jiff::Timestamp,
 ) -> Result<Response, ApiError> {
+    admit(state, caller, updates.len())?;
     let received = updates.len();
     let labels = received_labels(&updates, source);
     let outcome: IngestOutcome = state.store.ingest(updates, now).await?;
@@ -58,26 +77,39 @@ async fn commit(
     Ok(Json(json!({ "status": "success", "received": received, "outcome": outcome })).into_response())
 }
 
-pub async fn alertmanager(State(state): State<AppState>, JsonText(body): JsonText) -> Result<Response, ApiError> {
+pub async fn alertmanager(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonText(body): JsonText,
+) -> Result<Response, ApiError> {
     let ctx = state.ingest_context();
     let updates = ingest::alertmanager::parse(&body, &ctx)?;
-    commit(&state, updates, "alertmanager", ctx.now).await
+    commit(&state, &caller, updates, "alertmanager", ctx.now).await
 }
 
-pub async fn prometheus(State(state): State<AppState>, JsonText(body): JsonText) -> Result<Response, ApiError> {
+pub async fn prometheus(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonText(body): JsonText,
+) -> Result<Response, ApiError> {
     let ctx = state.ingest_context();
     let updates = ingest::prometheus::parse(&body, &ctx)?;
-    commit(&state, updates, "prometheus", ctx.now).await
+    commit(&state, &caller, updates, "prometheus", ctx.now).await
 }
 
-pub async fn grafana(State(state): State<AppState>, JsonText(body): JsonText) -> Result<Response, ApiError> {
+pub async fn grafana(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonText(body): JsonText,
+) -> Result<Response, ApiError> {
     let ctx = state.ingest_context();
     let updates = ingest::grafana::parse(&body, &ctx)?;
-    commit(&state, updates, "grafana", ctx.now).await
+    commit(&state, &caller, updates, "grafana", ctx.now).await
 }
 
 pub async fn generic(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     JsonText(body): JsonText,
 ) -> Result<Response, ApiError> {
@@ -88,7 +120,7 @@ pub async fn generic(
     };
     let ctx = state.ingest_context();
     let updates = mapping.parse(&body, &ctx)?;
-    commit(&state, updates, "generic", ctx.now).await
+    commit(&state, &caller, updates, "generic", ctx.now).await
 }
 
 /// PagerDuty answers `202 {"status":"success","message":"Event processed","dedup_key":...}`
@@ -97,11 +129,10 @@ pub async fn generic(
 pub async fn pagerduty(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    JsonText(body): JsonText,
+    PagerDutyBody { text: body, principal }: PagerDutyBody,
 ) -> Result<Response, ApiError> {
-    if caller.principal.is_none() {
-        super::auth::by_routing_key(&state, &caller, &body)?;
-    }
+    let caller = Caller { principal: Some(principal), ..caller };
+    admit(&state, &caller, 1)?;
     let ctx = state.ingest_context();
     let event = match ingest::pagerduty::parse(&body, &ctx) {
         Ok(e) => e,

@@ -44,14 +44,14 @@ fn rejection_reason(status: StatusCode) -> &'static str {
 /// would make the label unbounded) and count refused ingest requests.
 pub async fn observe(req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
+    let method = crate::metrics::method_label(req.method().as_str());
     let started = Instant::now();
     let resp = next.run(req).await;
     let status = resp.status();
     let endpoint = route.as_deref().unwrap_or("unmatched");
     metrics()
         .http_duration
-        .with_label_values(&[endpoint, method.as_str(), status.as_str()])
+        .with_label_values(&[endpoint, method, status.as_str()])
         .observe(started.elapsed().as_secs_f64());
     if let Some(source) = route.as_deref().and_then(ingest_source)
         && (status.is_client_error() || status.is_server_error())

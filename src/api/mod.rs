@@ -71,12 +71,14 @@ pub struct AppState {
     pub config: Arc<Config>,
     rules: SharedRules,
     pub limiters: Arc<auth::Limiters>,
+    pub body_budget: body::BodyBudget,
 }
 
 impl AppState {
     pub fn new(store: Store, config: Arc<Config>, rules: SharedRules) -> Self {
         let limiters = Arc::new(auth::Limiters::new(&config.limits));
-        AppState { store, config, rules, limiters }
+        let body_budget = body::BodyBudget::new(config.limits.max_buffered_bytes);
+        AppState { store, config, rules, limiters, body_budget }
     }
 
     /// Load the rules directory again and swap the new set in whole; a
@@ -159,6 +161,7 @@ pub fn router(state: AppState) -> Router {
         .route("/-/reload", post(reload))
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(max_body))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), body::budget))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
         .route_layer(axum::middleware::from_fn(metrics::observe))
         .with_state(state)

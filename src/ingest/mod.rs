@@ -8,6 +8,7 @@ pub mod generic;
 pub mod grafana;
 pub mod pagerduty;
 pub mod prometheus;
+pub mod scan;
 
 use std::fmt;
 

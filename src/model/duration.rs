@@ -23,6 +23,10 @@ impl Duration {
         Duration(SignedDuration::from_secs(m * 60))
     }
 
+    pub const fn from_secs_const(s: i64) -> Self {
+        Duration(SignedDuration::from_secs(s))
+    }
+
     pub fn from_millis(ms: i64) -> Self {
         Duration(SignedDuration::from_millis(ms))
     }
@@ -33,6 +37,11 @@ impl Duration {
 
     pub fn signed(self) -> SignedDuration {
         self.0
+    }
+
+    /// As a standard duration, for timers and timeouts.
+    pub fn std(self) -> std::time::Duration {
+        self.0.unsigned_abs()
     }
 
     pub fn as_millis(self) -> i64 {

@@ -1,4 +1,5 @@
 //! Gauges of stored state, read at scrape time.
+use std::collections::HashMap;
 use std::path::Path;
 
 use jiff::Timestamp;
@@ -16,8 +17,14 @@ pub(super) fn update(c: &Connection, db: &Path, now: Timestamp) -> Result<(), St
     )?;
     let rows = stmt
         .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get(3)?)))?;
+    // Services past the label budget are summed under `other`.
+    let mut open: HashMap<(String, String, String), i64> = HashMap::new();
     for row in rows {
         let (state, priority, service, n): (String, String, String, i64) = row?;
+        let service = m.services.admit("incidents_open", &service).into_owned();
+        *open.entry((state, priority, service)).or_default() += n;
+    }
+    for ((state, priority, service), n) in open {
         m.incidents_open.with_label_values(&[state.as_str(), priority.as_str(), service.as_str()]).set(n);
     }
 
@@ -39,10 +46,16 @@ pub(super) fn update(c: &Connection, db: &Path, now: Timestamp) -> Result<(), St
          FROM sla_clocks s JOIN incidents i ON i.id = s.incident_id
          WHERE i.created_at >= ?1 GROUP BY 1, 2, 3",
     )?;
+    let mut decided: HashMap<(String, String, String), (i64, i64)> = HashMap::new();
     for row in stmt.query_map(params![since], |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?))
     })? {
         let (kind, priority, service, met, breached): (String, String, String, i64, i64) = row?;
+        let service = m.services.admit("sla_compliance", &service).into_owned();
+        let sums = decided.entry((kind, priority, service)).or_default();
+        *sums = (sums.0 + met, sums.1 + breached);
+    }
+    for ((kind, priority, service), (met, breached)) in decided {
         if met + breached > 0 {
             m.sla_compliance
                 .with_label_values(&[kind.as_str(), priority.as_str(), service.as_str()])

@@ -153,6 +153,16 @@ impl IngestOutcome {
         if known { self.count(o) } else { self.unknown += 1 }
     }
 
+    /// Add the outcome of another part of the same request.
+    pub fn add(&mut self, o: &IngestOutcome) {
+        self.created += o.created;
+        self.repeated += o.repeated;
+        self.resolved += o.resolved;
+        self.refired += o.refired;
+        self.stale += o.stale;
+        self.unknown += o.unknown;
+    }
+
     pub fn total(&self) -> u64 {
         self.created + self.repeated + self.resolved + self.refired + self.stale + self.unknown
     }

@@ -167,6 +167,43 @@ impl Op {
     }
 }
 
+/// Most alerts of one request applied in one transaction. A larger
+/// request is applied in parts, one per transaction, between other
+/// requests: one sender's large batch cannot hold the writer (and every
+/// other sender) for the whole of its work. It is answered once its last
+/// part is committed; if a part fails, the parts before it stay (a retry
+/// of the whole request is idempotent: alerts deduplicate).
+const PART_ALERTS: usize = 2_000;
+
+/// Where the result of an op goes.
+enum Answer {
+    Caller(oneshot::Sender<Result<Reply, StoreError>>),
+    /// A part of the large request at the front of the queue.
+    Part,
+}
+
+/// A large ingest request not yet wholly applied.
+struct Partial {
+    updates: Vec<AlertUpdate>,
+    encoded: Vec<Option<(String, String)>>,
+    now: Timestamp,
+    source: Option<String>,
+    reply: oneshot::Sender<Result<Reply, StoreError>>,
+    outcome: IngestOutcome,
+}
+
+impl Partial {
+    /// The next part's op; the rest stays.
+    fn next_part(&mut self) -> Op {
+        let n = self.updates.len().min(PART_ALERTS);
+        Op::Ingest {
+            updates: self.updates.drain(..n).collect(),
+            encoded: self.encoded.drain(..n).collect(),
+            now: self.now,
+        }
+    }
+}
+
 pub(super) fn run(
     mut conn: Connection,
     mut engine: Engine,
@@ -176,25 +213,43 @@ pub(super) fn run(
     outbox_wakeup: Arc<tokio::sync::Notify>,
     stop_checkpoints: impl FnOnce(),
 ) {
-    let mut batch = Vec::new();
+    let mut batch: Vec<Pending> = Vec::new();
+    let mut partials: std::collections::VecDeque<Partial> = std::collections::VecDeque::new();
     let mut close: Option<oneshot::Sender<()>> = None;
-    while close.is_none() {
-        let Some(first) = rx.blocking_recv() else {
-            break;
+    // Requests already queued when a close arrives are answered; large
+    // requests under way are finished first.
+    while close.is_none() || !partials.is_empty() {
+        let mut next = match (close.is_some(), partials.is_empty()) {
+            (true, _) => None,
+            (false, true) => match rx.blocking_recv() {
+                Some(r) => Some(r),
+                None => break,
+            },
+            (false, false) => rx.try_recv().ok(),
         };
         let mut weight = 0;
-        let mut next = Some(first);
         while let Some(req) = next.take() {
             match req {
-                Request::Write { op, source, reply } => {
-                    weight += op.weight();
-                    batch.push((*op, source, reply));
-                }
+                Request::Write { op, source, reply } => match *op {
+                    Op::Ingest { updates, encoded, now } if updates.len() > PART_ALERTS => {
+                        let outcome = IngestOutcome::default();
+                        partials.push_back(Partial { updates, encoded, now, source, reply, outcome });
+                    }
+                    op => {
+                        weight += op.weight();
+                        batch.push((op, source, Answer::Caller(reply)));
+                    }
+                },
                 Request::Close { done } => close = Some(done),
             }
             if close.is_none() && batch.len() < MAX_BATCH_REQUESTS && weight < MAX_BATCH_ALERTS {
                 next = rx.try_recv().ok();
             }
+        }
+        // One part of the oldest large request rides along with the others.
+        let mut part = partials.pop_front();
+        if let Some(p) = &mut part {
+            batch.push((p.next_part(), p.source.clone(), Answer::Part));
         }
         let current = rules.read().expect("rules lock").clone();
         if !Arc::ptr_eq(&current, &engine.rules)
@@ -202,8 +257,22 @@ pub(super) fn run(
         {
             tracing::error!(error = %e, "applying reloaded rules failed");
         }
-        if !batch.is_empty() {
-            commit_batch(&mut conn, &mut engine, &mut batch);
+        let part_result = if batch.is_empty() { None } else { commit_batch(&mut conn, &mut engine, &mut batch) };
+        if let (Some(mut p), Some(result)) = (part, part_result) {
+            match result {
+                Ok(Reply::Ingest(o)) => {
+                    p.outcome.add(&o);
+                    if p.updates.is_empty() {
+                        let _ = p.reply.send(Ok(Reply::Ingest(p.outcome)));
+                    } else {
+                        partials.push_back(p);
+                    }
+                }
+                Ok(_) => unreachable!("an ingest part answers with an outcome"),
+                Err(e) => {
+                    let _ = p.reply.send(Err(e));
+                }
+            }
         }
         next_timer.store(engine.timers.next_due().map_or(i64::MAX, ms), std::sync::atomic::Ordering::Relaxed);
         if engine.outbox_dirty.take() {
@@ -237,9 +306,15 @@ pub(super) fn run(
     }
 }
 
-type Pending = (Op, Option<String>, oneshot::Sender<Result<Reply, StoreError>>);
+type Pending = (Op, Option<String>, Answer);
 
-fn commit_batch(conn: &mut Connection, engine: &mut Engine, batch: &mut Vec<Pending>) {
+/// Apply and commit a batch, answering each caller; the result of the
+/// batch's [`Answer::Part`], if it has one, is returned instead.
+fn commit_batch(
+    conn: &mut Connection,
+    engine: &mut Engine,
+    batch: &mut Vec<Pending>,
+) -> Option<Result<Reply, StoreError>> {
     let started = std::time::Instant::now();
     let mut results: Vec<Result<Reply, StoreError>> = Vec::with_capacity(batch.len());
     let mut facts = Vec::new();
@@ -284,23 +359,31 @@ fn commit_batch(conn: &mut Connection, engine: &mut Engine, batch: &mut Vec<Pend
     let m = crate::metrics::metrics();
     m.commit_duration.observe(started.elapsed().as_secs_f64());
     m.commit_batch_size.observe(batch.len() as f64);
+    let mut part = None;
+    let mut answer = |to: Answer, result: Result<Reply, StoreError>| match to {
+        Answer::Caller(reply) => {
+            let _ = reply.send(result);
+        }
+        Answer::Part => part = Some(result),
+    };
     match outcome {
         Ok(()) => {
             for fact in &facts {
                 fact.count();
             }
-            for ((_, _, reply), result) in batch.drain(..).zip(results) {
-                let _ = reply.send(result);
+            for ((_, _, to), result) in batch.drain(..).zip(results) {
+                answer(to, result);
             }
         }
         Err(e) => {
             m.commits_failed.inc();
             tracing::error!(error = %e, requests = batch.len(), "commit failed; nothing of this batch is stored");
-            for (_, _, reply) in batch.drain(..) {
-                let _ = reply.send(Err(e.duplicate()));
+            for (_, _, to) in batch.drain(..) {
+                answer(to, Err(e.duplicate()));
             }
         }
     }
+    part
 }
 
 /// Apply an op; a person's mutation is written to the audit log with its

@@ -80,6 +80,8 @@ pub struct Gateway {
     pub addr: String,
     pub dir: PathBuf,
     pub args: Vec<String>,
+    /// A program that runs the gateway (e.g. `prlimit --nofile=…`), if any.
+    pub launcher: Vec<String>,
     _tmp: Option<tempfile::TempDir>,
     stderr_log: PathBuf,
 }
@@ -89,6 +91,8 @@ pub struct Options {
     pub config: Option<String>,
     pub rules_dir: Option<PathBuf>,
     pub extra: Vec<String>,
+    /// Run the gateway through this program and its arguments.
+    pub launcher: Vec<String>,
 }
 
 impl Gateway {
@@ -115,18 +119,26 @@ impl Gateway {
             args.push(p.display().to_string());
         }
         args.extend(opts.extra);
-        let (child, addr, stderr_log) = spawn(&dir, &args);
-        Gateway { child, addr, dir, args, _tmp: Some(tmp), stderr_log }
+        let (child, addr, stderr_log) = spawn(&dir, &opts.launcher, &args);
+        Gateway { child, addr, dir, args, launcher: opts.launcher, _tmp: Some(tmp), stderr_log }
     }
 }
 
-fn spawn(dir: &Path, args: &[String]) -> (Child, String, PathBuf) {
+fn spawn(dir: &Path, launcher: &[String], args: &[String]) -> (Child, String, PathBuf) {
     let stderr_log = dir.join(format!(
         "stderr-{}.log",
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
     ));
     let err = std::fs::File::create(&stderr_log).unwrap();
-    let mut child = Command::new(BIN)
+    let mut cmd = match launcher.split_first() {
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest).arg(BIN);
+            c
+        }
+        None => Command::new(BIN),
+    };
+    let mut child = cmd
         .args(args)
         .env_remove("ALERTGATE_LISTEN")
         .env("ALERTGATE_LOG", "info")
@@ -167,7 +179,7 @@ impl Gateway {
     /// Start again on the same data directory (and a new port), after the
     /// caller stopped it its own way.
     pub fn respawn(&mut self) {
-        let (child, addr, stderr_log) = spawn(&self.dir, &self.args);
+        let (child, addr, stderr_log) = spawn(&self.dir, &self.launcher, &self.args);
         self.child = child;
         self.addr = addr;
         self.stderr_log = stderr_log;
@@ -176,7 +188,7 @@ impl Gateway {
     /// Start again on the same data directory (and a new port).
     pub fn restart(&mut self) {
         self.kill9();
-        let (child, addr, stderr_log) = spawn(&self.dir, &self.args);
+        let (child, addr, stderr_log) = spawn(&self.dir, &self.launcher, &self.args);
         self.child = child;
         self.addr = addr;
         self.stderr_log = stderr_log;
