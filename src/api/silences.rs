@@ -38,14 +38,7 @@ pub async fn create(
             Err(e) => problems.push(json!({ "path": format!("matchers[{i}]"), "message": e.to_string() })),
         }
     }
-    if matchers.is_empty() {
-        problems.push(json!({ "path": "matchers", "message": "a silence needs at least one matcher" }));
-    } else if problems.is_empty() && matchers.iter().all(|m| m.matches(&crate::model::LabelSet::new())) {
-        // As in Alertmanager: such a silence would mute every alert.
-        problems.push(
-            json!({ "path": "matchers", "message": "these matchers match every alert; name at least one label value" }),
-        );
-    }
+    let matchers_parsed = problems.is_empty();
     let now = crate::clock::now();
     let time = |v: &str, path: &str, problems: &mut Vec<serde_json::Value>| match crate::ingest::parse_time(v) {
         Ok(Some(t)) => Some(t),
@@ -57,10 +50,12 @@ pub async fn create(
     };
     let starts_at = b.starts_at.as_deref().and_then(|v| time(v, "startsAt", &mut problems)).unwrap_or(now).max(now);
     let ends_at = time(&b.ends_at, "endsAt", &mut problems);
-    if let Some(end) = ends_at
-        && end <= starts_at
-    {
-        problems.push(json!({ "path": "endsAt", "message": "endsAt must be after startsAt and in the future" }));
+    let end = ends_at.unwrap_or(jiff::Timestamp::MAX);
+    for (path, message) in crate::engine::silence::problems(&matchers, starts_at, end, now) {
+        // Only a fully parsed list can be judged as a whole.
+        if path != "matchers" || matchers_parsed {
+            problems.push(json!({ "path": path, "message": message }));
+        }
     }
     let created_by = caller.actor(b.created_by).ok();
     if created_by.is_none() {

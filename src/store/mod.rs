@@ -14,6 +14,7 @@ mod problems;
 mod reader;
 mod reports;
 mod schema;
+mod silences;
 mod sla;
 mod writer;
 
@@ -41,6 +42,7 @@ pub use outbox::{DeliveryRecord, NotificationView};
 pub use problems::{LinkedIncident, NewProblem, ProblemDetail, ProblemQuery, ProblemUpdate};
 pub use reports::{RecurringProblem, ReportGroup, ReportRow, SlaReport};
 pub use schema::VERSION as SCHEMA_VERSION;
+pub use silences::SilenceSpec;
 pub use sla::{ClockView, EscalationView, SlaView};
 
 /// The rules in force, swapped whole on reload; the writer picks up a new
@@ -598,9 +600,8 @@ impl Store {
         created_by: String,
         comment: String,
     ) -> Result<Silence, StoreError> {
-        let op =
-            writer::Op::CreateSilence { matchers, starts_at, ends_at, created_by, comment, now: crate::clock::now() };
-        match self.write(op).await? {
+        let spec = SilenceSpec { matchers, starts_at, ends_at, created_by, comment };
+        match self.write(writer::Op::CreateSilence { spec, now: crate::clock::now() }).await? {
             writer::Reply::Silence(s) => Ok(s),
             _ => unreachable!("creating a silence answers with it"),
         }
@@ -704,6 +705,11 @@ impl Store {
 
     pub async fn list_alerts(&self, q: AlertQuery) -> Result<AlertPage, StoreError> {
         self.read(move |c| reader::list_alerts(c, &q)).await
+    }
+
+    /// Every firing alert, without raw payloads.
+    pub async fn firing_alerts(&self) -> Result<Vec<AlertRecord>, StoreError> {
+        self.read(reader::firing_alerts).await
     }
 
     pub async fn get_alert(&self, fp: Fingerprint) -> Result<Option<AlertRecord>, StoreError> {

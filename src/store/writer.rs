@@ -13,13 +13,12 @@ use tokio::sync::{mpsc, oneshot};
 use super::incidents::{AlertRef, Engine, StoredAlert};
 use super::outbox::{self, DeliveryRecord};
 use super::problems::{NewProblem, ProblemUpdate};
+use super::silences::SilenceSpec;
 use super::{IngestOutcome, SharedRules, StoreError, ms, ts};
-use crate::engine::silence::Silence;
 use crate::model::alert::observe;
 use crate::model::change::{Change, NewChange};
 use crate::model::incident::{IncidentAction, Priority};
 use crate::model::{Alert, AlertState, AlertStatus, AlertUpdate, Observation};
-use crate::rules::matcher::Matcher;
 
 /// Most requests, and most alerts, one transaction takes.
 const MAX_BATCH_REQUESTS: usize = 512;
@@ -64,11 +63,13 @@ pub(super) enum Op {
         now: Timestamp,
     },
     CreateSilence {
-        matchers: Vec<Matcher>,
-        starts_at: Timestamp,
-        ends_at: Timestamp,
-        created_by: String,
-        comment: String,
+        spec: SilenceSpec,
+        now: Timestamp,
+    },
+    /// Post a silence under an existing id (Alertmanager's update).
+    UpdateSilence {
+        id: i64,
+        spec: SilenceSpec,
         now: Timestamp,
     },
     ExpireSilence {
@@ -123,7 +124,7 @@ pub(super) enum Reply {
     Ingest(IngestOutcome),
     Tick(usize),
     Done,
-    Silence(Silence),
+    Silence(crate::engine::silence::Silence),
     Change(Change),
     Id(i64),
     Claimed(Vec<crate::notify::OutboxItem>),
@@ -150,6 +151,7 @@ impl Op {
             Op::Ingest { .. }
                 | Op::Tick { .. }
                 | Op::CreateSilence { .. }
+                | Op::UpdateSilence { .. }
                 | Op::ExpireSilence { .. }
                 | Op::RecordChange { .. }
         )
@@ -409,50 +411,12 @@ fn apply(tx: &Connection, engine: &mut Engine, op: &Op) -> Result<Reply, StoreEr
             engine.set_priority(tx, *id, *priority, actor, comment.as_deref(), *now)?;
             Ok(Reply::Done)
         }
-        Op::CreateSilence { matchers, starts_at, ends_at, created_by, comment, now } => {
-            let texts: Vec<String> = matchers.iter().map(|m| m.to_string()).collect();
-            tx.prepare_cached(
-                "INSERT INTO silences (matchers, starts_at, ends_at, created_by, comment, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
-                serde_json::to_string(&texts).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                ms(*starts_at),
-                ms(*ends_at),
-                created_by,
-                comment,
-                ms(*now)
-            ])?;
-            let silence = Silence {
-                id: tx.last_insert_rowid(),
-                matchers: matchers.clone(),
-                starts_at: *starts_at,
-                ends_at: *ends_at,
-                created_by: created_by.clone(),
-                comment: comment.clone(),
-                created_at: *now,
-            };
-            engine.silences.push(silence.clone());
-            tracing::info!(silence = silence.id, created_by = %created_by, "silence created");
-            Ok(Reply::Silence(silence))
+        Op::CreateSilence { spec, now } => Ok(Reply::Silence(super::silences::insert(tx, engine, spec, *now)?)),
+        Op::UpdateSilence { id, spec, now } => {
+            Ok(Reply::Silence(super::silences::update(tx, engine, *id, spec, *now)?))
         }
         Op::ExpireSilence { id, now, .. } => {
-            let n = tx
-                .prepare_cached(
-                    "UPDATE silences SET ends_at = ?2, starts_at = MIN(starts_at, ?2) WHERE id = ?1 AND ends_at > ?2",
-                )?
-                .execute(params![id, ms(*now)])?;
-            if n == 0 {
-                let exists: bool =
-                    tx.query_row("SELECT count(*) > 0 FROM silences WHERE id = ?1", [id], |r| r.get(0))?;
-                if !exists {
-                    return Err(StoreError::NotFound(format!("no silence {id}")));
-                }
-            }
-            // The alerts it muted are routed again at once, not at their
-            // sender's next re-send (hours away for an Alertmanager group).
-            engine.silences.retain(|s| s.id != *id);
-            engine.recheck_muted(tx, &format!("silence:{id}"), *now)?;
+            super::silences::expire(tx, engine, *id, *now)?;
             Ok(Reply::Done)
         }
         Op::RecordChange { change, now } => Ok(Reply::Change(engine.record_change(tx, change, *now)?)),
