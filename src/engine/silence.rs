@@ -76,7 +76,7 @@ pub fn problems(
 /// What posting a silence under the id of an existing one does, by
 /// Alertmanager's rules (`silence.Silences.Set`): the silence is changed in
 /// place when its matchers stay the same and the times may still change
-/// (an active silence keeps its start and ends no earlier than now; a
+/// (an active silence keeps its start, to the second, and ends no earlier than now; a
 /// pending one starts no earlier than now). Otherwise a new silence
 /// replaces it, and the old one is expired unless it has ended already.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,7 +96,9 @@ pub fn plan_update(
         old.matchers.len() == matchers.len() && old.matchers.iter().zip(matchers).all(|(a, b)| a.same_as(b));
     let state = old.state(now);
     let times_allowed = match state {
-        SilenceState::Active => starts_at == old.starts_at && ends_at >= now,
+        // Whole seconds, as Alertmanager compares them: a client that
+        // rounds the start it read back still changes the silence in place.
+        SilenceState::Active => starts_at.as_second() == old.starts_at.as_second() && ends_at >= now,
         SilenceState::Pending => starts_at >= now,
         SilenceState::Expired => false,
     };

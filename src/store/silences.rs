@@ -41,7 +41,12 @@ impl Store {
     }
 }
 
-pub(super) fn insert(tx: &Connection, engine: &mut Engine, s: &SilenceSpec, now: Timestamp) -> Result<Silence, StoreError> {
+pub(super) fn insert(
+    tx: &Connection,
+    engine: &mut Engine,
+    s: &SilenceSpec,
+    now: Timestamp,
+) -> Result<Silence, StoreError> {
     let texts: Vec<String> = s.matchers.iter().map(|m| m.to_string()).collect();
     tx.prepare_cached(
         "INSERT INTO silences (matchers, starts_at, ends_at, created_by, comment, created_at)

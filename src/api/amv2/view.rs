@@ -217,9 +217,7 @@ fn route_all(rules: &RuleSet, firing: &[AlertRecord], silences: &[Silence], now:
 fn group_labels(group_by: &GroupBy, labels: &LabelSet) -> LabelSet {
     match group_by {
         GroupBy::All => labels.clone(),
-        GroupBy::Labels(names) => {
-            names.iter().filter_map(|n| labels.get(n).map(|v| (n.clone(), v.clone()))).collect()
-        }
+        GroupBy::Labels(names) => names.iter().filter_map(|n| labels.get(n).map(|v| (n.clone(), v.clone()))).collect(),
     }
 }
 
@@ -242,7 +240,9 @@ pub fn alerts(
 }
 
 /// `GET /api/v2/alerts/groups`: one group per receiver and group labels,
-/// ordered by labels, then receiver.
+/// ordered by labels, then receiver. Within groups each alert lists the
+/// receivers the `receiver` filter keeps, by name (where `/alerts` lists
+/// all, in route order), as Alertmanager does.
 pub fn groups(
     rules: &RuleSet,
     firing: &[AlertRecord],
@@ -255,9 +255,12 @@ pub fn groups(
         if !filter.keeps(&r.alert, r.maintenance) {
             continue;
         }
+        let mut alert = r.alert.clone();
+        alert.receivers.retain(|rc| filter.keeps_receiver(&rc.name));
+        alert.receivers.sort();
         for (receiver, labels) in r.alert.receivers.iter().zip(&r.groups) {
             if filter.keeps_receiver(&receiver.name) {
-                by_key.entry((labels.clone(), receiver.name.clone())).or_default().push(r.alert.clone());
+                by_key.entry((labels.clone(), receiver.name.clone())).or_default().push(alert.clone());
             }
         }
     }

@@ -130,7 +130,8 @@ fn alert_status_receivers_and_filters() {
     assert_eq!((h.status.state, h.status.silenced_by.len()), ("suppressed", 0), "a maintenance window");
 
     let only_active = AlertFilter { active: true, ..Default::default() };
-    let fps: Vec<String> = alerts(&r, &firing, &silences, &only_active, now()).into_iter().map(|a| a.fingerprint).collect();
+    let fps: Vec<String> =
+        alerts(&r, &firing, &silences, &only_active, now()).into_iter().map(|a| a.fingerprint).collect();
     assert_eq!(fps, vec![crit.fingerprint.to_string()]);
 
     let matchers = AlertFilter { matchers: parse_matchers("alertname=~\"D.*\"").unwrap(), ..all() };
@@ -163,8 +164,13 @@ fn groups_follow_each_rules_group_by() {
             ("critical".to_string(), crit_labels, 1),
         ]
     );
+    let disk = got.iter().find(|g| g.receiver.name == "critical").unwrap();
+    let names: Vec<&str> = disk.alerts[0].receivers.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["critical", "team-a"], "within groups, receivers by name");
     let team_only = AlertFilter { receiver: Some(regex::Regex::new("^(?:team-a)$").unwrap()), ..all() };
-    assert_eq!(groups(&r, &[crit, warn], &[], &team_only, now()).len(), 2);
+    let only = groups(&r, &[crit, warn], &[], &team_only, now());
+    assert_eq!(only.len(), 2);
+    assert!(only.iter().flat_map(|g| &g.alerts).all(|a| a.receivers == [Receiver { name: "team-a".into() }]));
 }
 
 #[test]
