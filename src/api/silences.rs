@@ -62,7 +62,10 @@ pub async fn create(
         problems.push(json!({ "path": "createdBy", "message": "name who creates the silence" }));
     }
     if !problems.is_empty() || ends_at.is_none() {
-        return Err(ApiError::bad_request("invalid silence").with_detail(json!({ "errors": problems })));
+        let summary: Vec<String> =
+            problems.iter().map(|p| format!("{}: {}", text(&p["path"]), text(&p["message"]))).collect();
+        return Err(ApiError::bad_request(format!("invalid silence: {}", summary.join("; ")))
+            .with_detail(json!({ "errors": problems })));
     }
     let silence = state
         .store
@@ -72,20 +75,30 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(silence)))
 }
 
-/// `?expired=true` includes silences that have ended.
+fn text(v: &serde_json::Value) -> &str {
+    v.as_str().unwrap_or_default()
+}
+
+/// `?expired=true` includes silences that have ended; `filter` (repeatable,
+/// a matcher) keeps those with an equal matcher (same label, operator and
+/// value), as Alertmanager filters silences.
 pub async fn list(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let pairs = super::query_pairs(query.as_deref())?;
     let mut expired = false;
+    let mut filter = Vec::new();
     for (k, v) in pairs {
         match (k.as_str(), v.as_str()) {
             ("expired", "true") => expired = true,
             ("expired", "false") => expired = false,
+            ("filter", m) => filter.extend(parse_matchers(m).map_err(|e| {
+                ApiError::bad_request(format!("filter: {e}")).with_detail(json!({ "parameter": "filter" }))
+            })?),
             _ => {
                 return Err(ApiError::bad_request(format!(
-                    "unknown query parameter {k}={v:?}; known: expired=true|false"
+                    "unknown query parameter {k}={v:?}; known: expired=true|false, filter=MATCHER"
                 )));
             }
         }
@@ -96,6 +109,7 @@ pub async fn list(
         .list_silences(expired)
         .await?
         .into_iter()
+        .filter(|s| filter.iter().all(|f| s.matchers.iter().any(|m| m.same_as(f))))
         .map(|s| {
             let mut v = serde_json::to_value(&s).unwrap_or_default();
             v["state"] = json!(s.state(now));

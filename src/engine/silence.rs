@@ -46,6 +46,44 @@ impl Silence {
     }
 }
 
+/// The UUID-shaped id of silence `id` in Alertmanager's API: its number
+/// in the last group, so the id round-trips between both APIs.
+pub fn silence_id(id: i64) -> String {
+    format!("00000000-0000-4000-8000-{id:012x}")
+}
+
+/// What a silence id in a request names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SilenceRef {
+    /// One of ours (or a plain number).
+    Id(i64),
+    /// A UUID that no silence of alertgate can have.
+    Unknown,
+    /// Not a silence id at all.
+    Malformed,
+}
+
+pub fn parse_silence_id(s: &str) -> SilenceRef {
+    let lower = s.trim().to_ascii_lowercase();
+    if let Some(hex) = lower.strip_prefix("00000000-0000-4000-8000-")
+        && hex.len() == 12
+        && let Ok(id) = i64::from_str_radix(hex, 16)
+    {
+        return SilenceRef::Id(id);
+    }
+    if !lower.is_empty()
+        && lower.len() <= 15
+        && lower.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(id) = lower.parse()
+    {
+        return SilenceRef::Id(id);
+    }
+    let groups: Vec<&str> = lower.split('-').collect();
+    let uuid = groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()));
+    if uuid { SilenceRef::Unknown } else { SilenceRef::Malformed }
+}
+
 /// The first active silence that mutes these labels.
 pub fn silenced_by<'s>(silences: &'s [Silence], labels: &LabelSet, now: Timestamp) -> Option<&'s Silence> {
     silences.iter().find(|s| s.mutes(labels, now))

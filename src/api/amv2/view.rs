@@ -20,6 +20,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::silence::{Silence, SilenceState};
+pub use crate::engine::silence::{SilenceRef, parse_silence_id, silence_id};
 use crate::model::{AlertRecord, LabelSet};
 use crate::rules::RuleSet;
 use crate::rules::incident::GroupBy;
@@ -38,43 +39,6 @@ const ZERO_TIME: &str = "0001-01-01T00:00:00.000Z";
 /// A time as Alertmanager writes it: UTC, milliseconds.
 pub fn time(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-}
-
-/// The UUID-shaped id of silence `id`: its number in the last group.
-pub fn silence_id(id: i64) -> String {
-    format!("00000000-0000-4000-8000-{id:012x}")
-}
-
-/// What a silence id in a request names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SilenceRef {
-    /// One of ours (or a plain number).
-    Id(i64),
-    /// A UUID that no silence of alertgate can have.
-    Unknown,
-    /// Not a silence id at all.
-    Malformed,
-}
-
-pub fn parse_silence_id(s: &str) -> SilenceRef {
-    let lower = s.trim().to_ascii_lowercase();
-    if let Some(hex) = lower.strip_prefix("00000000-0000-4000-8000-")
-        && hex.len() == 12
-        && let Ok(id) = i64::from_str_radix(hex, 16)
-    {
-        return SilenceRef::Id(id);
-    }
-    if !lower.is_empty()
-        && lower.len() <= 15
-        && lower.bytes().all(|b| b.is_ascii_digit())
-        && let Ok(id) = lower.parse()
-    {
-        return SilenceRef::Id(id);
-    }
-    let groups: Vec<&str> = lower.split('-').collect();
-    let uuid = groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
-        && groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()));
-    if uuid { SilenceRef::Unknown } else { SilenceRef::Malformed }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
