@@ -45,39 +45,63 @@ fn count(r: &Received, outcome: &IngestOutcome) {
     m.alerts_deduplicated.with_label_values(&[r.source]).inc_by(outcome.repeated + outcome.stale);
 }
 
+/// The sender's token: its static labels go onto every alert, its name
+/// is who acknowledges.
+fn sender_of(caller: &Caller) -> Option<&crate::auth::Principal> {
+    caller.principal.as_ref().filter(|p| !p.is_anonymous())
+}
+
 async fn commit(
     state: &AppState,
-    updates: Vec<AlertUpdate>,
+    caller: &Caller,
+    mut updates: Vec<AlertUpdate>,
     source: &'static str,
     now: jiff::Timestamp,
 ) -> Result<Response, ApiError> {
+    let sender = sender_of(caller);
+    if let Some(p) = sender {
+        ingest::add_sender_labels(&mut updates, &p.labels);
+    }
     let received = updates.len();
     let labels = received_labels(&updates, source);
-    let outcome: IngestOutcome = state.store.ingest(updates, now).await?;
+    let outcome: IngestOutcome = state.store.ingest_from(updates, now, sender.map(|p| p.name.clone())).await?;
     count(&labels, &outcome);
     Ok(Json(json!({ "status": "success", "received": received, "outcome": outcome })).into_response())
 }
 
-pub async fn alertmanager(State(state): State<AppState>, JsonText(body): JsonText) -> Result<Response, ApiError> {
+pub async fn alertmanager(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonText(body): JsonText,
+) -> Result<Response, ApiError> {
     let ctx = state.ingest_context();
     let updates = ingest::alertmanager::parse(&body, &ctx)?;
-    commit(&state, updates, "alertmanager", ctx.now).await
+    commit(&state, &caller, updates, "alertmanager", ctx.now).await
 }
 
-pub async fn prometheus(State(state): State<AppState>, JsonText(body): JsonText) -> Result<Response, ApiError> {
+pub async fn prometheus(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonText(body): JsonText,
+) -> Result<Response, ApiError> {
     let ctx = state.ingest_context();
     let updates = ingest::prometheus::parse(&body, &ctx)?;
-    commit(&state, updates, "prometheus", ctx.now).await
+    commit(&state, &caller, updates, "prometheus", ctx.now).await
 }
 
-pub async fn grafana(State(state): State<AppState>, JsonText(body): JsonText) -> Result<Response, ApiError> {
+pub async fn grafana(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonText(body): JsonText,
+) -> Result<Response, ApiError> {
     let ctx = state.ingest_context();
     let updates = ingest::grafana::parse(&body, &ctx)?;
-    commit(&state, updates, "grafana", ctx.now).await
+    commit(&state, &caller, updates, "grafana", ctx.now).await
 }
 
 pub async fn generic(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     JsonText(body): JsonText,
 ) -> Result<Response, ApiError> {
@@ -88,7 +112,7 @@ pub async fn generic(
     };
     let ctx = state.ingest_context();
     let updates = mapping.parse(&body, &ctx)?;
-    commit(&state, updates, "generic", ctx.now).await
+    commit(&state, &caller, updates, "generic", ctx.now).await
 }
 
 /// PagerDuty answers `202 {"status":"success","message":"Event processed","dedup_key":...}`
@@ -99,16 +123,23 @@ pub async fn pagerduty(
     Extension(caller): Extension<Caller>,
     JsonText(body): JsonText,
 ) -> Result<Response, ApiError> {
+    let mut caller = caller;
     if caller.principal.is_none() {
-        super::auth::by_routing_key(&state, &caller, &body)?;
+        caller.principal = Some(super::auth::by_routing_key(&state, &caller, &body)?);
     }
     let ctx = state.ingest_context();
-    let event = match ingest::pagerduty::parse(&body, &ctx) {
+    let mut event = match ingest::pagerduty::parse(&body, &ctx) {
         Ok(e) => e,
         Err(e) => return Ok(pagerduty_invalid(e)),
     };
+    let sender = sender_of(&caller);
+    if let Some(p) = sender {
+        ingest::add_sender_labels(std::slice::from_mut(&mut event.update), &p.labels);
+        // Without a dedup_key the key is the label hash, which the labels changed.
+        event.dedup_key = event.update.fingerprint().clone();
+    }
     let labels = received_labels(std::slice::from_ref(&event.update), "pagerduty");
-    let outcome = state.store.ingest(vec![event.update], ctx.now).await?;
+    let outcome = state.store.ingest_from(vec![event.update], ctx.now, sender.map(|p| p.name.clone())).await?;
     count(&labels, &outcome);
     Ok((
         StatusCode::ACCEPTED,

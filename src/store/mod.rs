@@ -14,6 +14,7 @@ mod problems;
 mod reader;
 mod reports;
 mod schema;
+mod sender_ack;
 mod silences;
 mod sla;
 mod writer;
@@ -447,6 +448,17 @@ impl Store {
     /// Deduplicate and durably commit a request's alerts. Returns once they
     /// are on disk; nothing of the request is stored on error.
     pub async fn ingest(&self, updates: Vec<AlertUpdate>, now: Timestamp) -> Result<IngestOutcome, StoreError> {
+        self.ingest_from(updates, now, None).await
+    }
+
+    /// [`Store::ingest`] for a named sender (its token's name), which a
+    /// PagerDuty `acknowledge` names as who acknowledged the incident.
+    pub async fn ingest_from(
+        &self,
+        updates: Vec<AlertUpdate>,
+        now: Timestamp,
+        sender: Option<String>,
+    ) -> Result<IngestOutcome, StoreError> {
         let encoded = updates
             .iter()
             .map(|u| match u {
@@ -457,7 +469,7 @@ impl Store {
                 _ => None,
             })
             .collect();
-        match self.write(writer::Op::Ingest { updates, encoded, now }).await? {
+        match self.write(writer::Op::Ingest { updates, encoded, now, sender }).await? {
             writer::Reply::Ingest(o) => Ok(o),
             _ => unreachable!("ingest answers with an outcome"),
         }

@@ -31,6 +31,8 @@ pub(super) enum Op {
         /// by the caller so the writer thread spends no time on it.
         encoded: Vec<Option<(String, String)>>,
         now: Timestamp,
+        /// Who sent them (a token's name), for what a sender's acknowledge does.
+        sender: Option<String>,
     },
     /// Expire alerts past their end, and run the engine's timers.
     Tick {
@@ -314,7 +316,7 @@ fn apply_audited(tx: &Connection, engine: &mut Engine, op: &Op, source: Option<&
 
 fn apply(tx: &Connection, engine: &mut Engine, op: &Op) -> Result<Reply, StoreError> {
     match op {
-        Op::Ingest { updates, encoded, now } => {
+        Op::Ingest { updates, encoded, now, sender } => {
             let mut outcome = IngestOutcome::default();
             for (u, enc) in updates.iter().zip(encoded) {
                 match u {
@@ -340,14 +342,18 @@ fn apply(tx: &Connection, engine: &mut Engine, op: &Op) -> Result<Reply, StoreEr
                         }
                     }
                     AlertUpdate::Acknowledge { fingerprint } => {
-                        let n = tx
+                        let acked: Option<i64> = tx
                             .prepare_cached(
                                 "UPDATE alerts SET acknowledged_at = COALESCE(acknowledged_at, ?2),
                                  last_seen = ?2, occurrences = occurrences + 1
-                                 WHERE fingerprint = ?1",
+                                 WHERE fingerprint = ?1 RETURNING id",
                             )?
-                            .execute(params![fingerprint.as_str(), ms(*now)])?;
-                        outcome.count_known(n > 0, Observation::Repeated);
+                            .query_row(params![fingerprint.as_str(), ms(*now)], |r| r.get(0))
+                            .optional()?;
+                        outcome.count_known(acked.is_some(), Observation::Repeated);
+                        if let Some(id) = acked {
+                            engine.on_sender_acknowledged(tx, id, sender.as_deref(), *now)?;
+                        }
                     }
                     AlertUpdate::Resolve { fingerprint } => {
                         let resolved: Vec<(i64, String, String)> = tx
