@@ -56,32 +56,74 @@ pub enum Permission {
     Admin,
 }
 
+/// What each method of a route needs. A method a route does not list is
+/// not served (405); `HEAD` is its `GET`. The README's permission table
+/// is this one, and a test compares them.
+pub struct RouteAccess {
+    pub route: &'static str,
+    pub methods: &'static [(&'static str, Permission)],
+}
+
+const fn route(route: &'static str, methods: &'static [(&'static str, Permission)]) -> RouteAccess {
+    RouteAccess { route, methods }
+}
+
+use Permission::{Admin as ADMIN, Ingest as INGEST, Open as OPEN, Read as READ, Respond as RESPOND};
+
+/// Every route the API serves.
+pub const ROUTES: &[RouteAccess] = &[
+    route("/healthz", &[("GET", OPEN)]),
+    route("/readyz", &[("GET", OPEN)]),
+    // Open instead when `auth.public_metrics` is set.
+    route("/metrics", &[("GET", READ)]),
+    route("/-/reload", &[("POST", ADMIN)]),
+    route("/api/v1/ingest/alertmanager", &[("POST", INGEST)]),
+    route("/api/v2/alerts", &[("POST", INGEST)]),
+    route("/api/v1/ingest/grafana", &[("POST", INGEST)]),
+    route("/v2/enqueue", &[("POST", INGEST)]),
+    route("/api/v1/ingest/generic/{name}", &[("POST", INGEST)]),
+    route("/v2/change/enqueue", &[("POST", INGEST)]),
+    route("/api/v1/alerts", &[("GET", READ)]),
+    route("/api/v1/alerts/{fingerprint}", &[("GET", READ)]),
+    route("/api/v1/incidents", &[("GET", READ)]),
+    route("/api/v1/incidents/{id}", &[("GET", READ)]),
+    route("/api/v1/incidents/{id}/{action}", &[("POST", RESPOND)]),
+    route("/api/v1/incidents/{id}/assign", &[("POST", RESPOND)]),
+    route("/api/v1/incidents/{id}/notes", &[("POST", RESPOND)]),
+    route("/api/v1/incidents/{id}/priority", &[("PATCH", RESPOND)]),
+    route("/api/v1/silences", &[("GET", READ), ("POST", ADMIN)]),
+    route("/api/v1/silences/{id}", &[("DELETE", ADMIN)]),
+    route("/api/v1/problems", &[("GET", READ), ("POST", ADMIN)]),
+    route("/api/v1/problems/{id}", &[("GET", READ), ("PATCH", ADMIN)]),
+    route("/api/v1/problems/{id}/incidents", &[("POST", ADMIN)]),
+    route("/api/v1/changes", &[("GET", READ), ("POST", ADMIN)]),
+    route("/api/v1/reports/sla", &[("GET", READ)]),
+    route("/api/v1/notifications", &[("GET", READ)]),
+    route("/api/v1/notifications/{id}/retry", &[("POST", ADMIN)]),
+    route("/api/v1/audit", &[("GET", ADMIN)]),
+];
+
 impl Permission {
-    /// The permission of a route (its pattern, as axum matched it).
-    pub fn of(method: &str, route: &str, public_metrics: bool) -> Permission {
-        use Permission as P;
-        match (method, route) {
-            (_, "/healthz" | "/readyz") => P::Open,
-            ("GET", "/metrics") if public_metrics => P::Open,
-            (
-                "POST",
-                "/api/v1/ingest/alertmanager"
-                | "/api/v2/alerts"
-                | "/api/v1/ingest/grafana"
-                | "/v2/enqueue"
-                | "/api/v1/ingest/generic/{name}"
-                | "/v2/change/enqueue",
-            ) => P::Ingest,
-            ("GET", "/api/v1/audit") => P::Admin,
-            ("GET" | "HEAD", _) => P::Read,
-            (
-                "POST" | "PATCH",
-                "/api/v1/incidents/{id}/{action}"
-                | "/api/v1/incidents/{id}/assign"
-                | "/api/v1/incidents/{id}/notes"
-                | "/api/v1/incidents/{id}/priority",
-            ) => P::Respond,
-            _ => P::Admin,
+    /// What `method` on `route` (its pattern, as axum matched it) needs;
+    /// `None` when the route does not serve the method. A route missing
+    /// from [`ROUTES`] needs admin rights: forgetting one fails closed.
+    pub fn of(method: &str, route: &str, public_metrics: bool) -> Option<Permission> {
+        let method = if method == "HEAD" { "GET" } else { method };
+        let Some(access) = ROUTES.iter().find(|r| r.route == route) else {
+            return Some(Permission::Admin);
+        };
+        let need = access.methods.iter().find(|(m, _)| *m == method).map(|(_, p)| *p)?;
+        Some(if route == "/metrics" && public_metrics { Permission::Open } else { need })
+    }
+
+    /// The role name the README's table uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::Open => "open",
+            Permission::Ingest => "ingest",
+            Permission::Read => "viewer",
+            Permission::Respond => "responder",
+            Permission::Admin => "admin",
         }
     }
 }
@@ -368,16 +410,21 @@ mod tests {
         assert!(Role::Viewer.allows(P::Read) && !Role::Viewer.allows(P::Respond) && !Role::Viewer.allows(P::Ingest));
         assert!(Role::Responder.allows(P::Respond) && !Role::Responder.allows(P::Admin));
         assert!([P::Ingest, P::Read, P::Respond, P::Admin].iter().all(|p| Role::Admin.allows(*p)));
-        assert_eq!(Permission::of("POST", "/api/v2/alerts", false), P::Ingest);
-        assert_eq!(Permission::of("POST", "/api/v1/incidents/{id}/{action}", false), P::Respond);
-        assert_eq!(Permission::of("POST", "/api/v1/silences", false), P::Admin);
-        assert_eq!(Permission::of("DELETE", "/api/v1/silences/{id}", false), P::Admin);
-        assert_eq!(Permission::of("GET", "/api/v1/incidents", false), P::Read);
-        assert_eq!(Permission::of("GET", "/api/v1/audit", false), P::Admin);
-        assert_eq!(Permission::of("GET", "/metrics", false), P::Read);
-        assert_eq!(Permission::of("GET", "/metrics", true), P::Open);
-        assert_eq!(Permission::of("GET", "/healthz", false), P::Open);
-        assert_eq!(Permission::of("POST", "/-/reload", false), P::Admin);
+        let of = |m, r, public| Permission::of(m, r, public);
+        assert_eq!(of("POST", "/api/v2/alerts", false), Some(P::Ingest));
+        assert_eq!(of("POST", "/api/v1/incidents/{id}/{action}", false), Some(P::Respond));
+        assert_eq!(of("POST", "/api/v1/silences", false), Some(P::Admin));
+        assert_eq!(of("DELETE", "/api/v1/silences/{id}", false), Some(P::Admin));
+        assert_eq!(of("GET", "/api/v1/incidents", false), Some(P::Read));
+        assert_eq!(of("GET", "/api/v1/audit", false), Some(P::Admin));
+        assert_eq!(of("HEAD", "/api/v1/audit", false), Some(P::Admin), "HEAD is its GET");
+        assert_eq!(of("GET", "/metrics", false), Some(P::Read));
+        assert_eq!(of("GET", "/metrics", true), Some(P::Open));
+        assert_eq!(of("HEAD", "/metrics", true), Some(P::Open));
+        assert_eq!(of("GET", "/healthz", false), Some(P::Open));
+        assert_eq!(of("POST", "/-/reload", false), Some(P::Admin));
+        assert_eq!(of("DELETE", "/api/v1/incidents", false), None, "not served");
+        assert_eq!(of("GET", "/no/such/route", false), Some(P::Admin), "fails closed");
     }
 
     #[test]

@@ -103,8 +103,13 @@ pub async fn serve_until(
     tracing::info!(%addr, tls = tls.is_some(), "listening");
 
     let expiry = tokio::spawn(tick_loop(store.clone()));
-    let outbox =
-        tokio::spawn(crate::notify::worker::run(store.clone(), state.config.notifiers.clone(), state.config.outbox));
+    let (stop_outbox, outbox_stopped) = tokio::sync::watch::channel(false);
+    let outbox = tokio::spawn(crate::notify::worker::run(
+        store.clone(),
+        state.config.notifiers.clone(),
+        state.config.outbox,
+        outbox_stopped,
+    ));
     let limiters = state.limiters.clone();
     let forget = tokio::spawn(async move {
         loop {
@@ -134,7 +139,8 @@ pub async fn serve_until(
         }
     };
     expiry.abort();
-    outbox.abort();
+    let _ = stop_outbox.send(true);
+    let _ = outbox.await;
     forget.abort();
     reloader.abort();
     store.close().await;

@@ -739,3 +739,22 @@ async fn kill_9_during_a_reload_under_load_loses_no_acknowledged_alert() {
     let (status, answer) = post(&g.url("/-/reload"), "").await;
     assert_eq!(status, 200, "the rules file left by the kill is whole: {answer}");
 }
+
+// ---- one gateway per data directory -------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_gateway_on_the_same_data_directory_is_refused() {
+    let rules = rules_dir(RULES);
+    let mut g = Gateway::start_with(Options { rules_dir: Some(rules.path().to_path_buf()), ..Default::default() });
+    let (code, out, err) = serve_expecting_refusal(&g.args);
+    assert_eq!(code, Some(1), "stdout: {out}\nstderr: {err}");
+    assert!(err.contains("another alertgate is serving the data directory"), "{err}");
+    assert!(!out.contains("listening"), "{out}");
+    // The first one is untouched and still serves.
+    let (status, _) = post(&g.url("/api/v2/alerts"), &batch("lock", 1, 0).1).await;
+    assert_eq!(status, 200);
+    // A killed gateway leaves no stale lock behind.
+    g.restart();
+    let (status, _) = post(&g.url("/api/v2/alerts"), &batch("lock2", 1, 0).1).await;
+    assert_eq!(status, 200);
+}

@@ -969,6 +969,53 @@ async fn a_pending_notification_survives_kill_and_restart() {
     assert_eq!(keys, BTreeSet::from([before["idempotencyKey"].as_str().unwrap()]));
 }
 
+/// Pages claimed by a run that ended mid-delivery (a hung receiver) go out
+/// within seconds of the next run's start, not when their lease runs out.
+async fn pages_go_out_promptly_after(stop: impl Fn(&mut Gateway)) {
+    let rx = Receiver::start(Reply::Hang).await;
+    let config = format!("notifiers:\n{}{OUTBOX}", webhook("pager", &rx.url("/hook"), "timeout: 60s"));
+    let mut env = Env::start(&config, &rules(&["pager"]));
+    let names: Vec<String> = (0..5).map(|i| format!("Restart{i}")).collect();
+    for n in &names {
+        fire(&env.g, &[alert(n)]).await;
+    }
+    // The first delivery hangs; the other four wait behind it, claimed.
+    rx.wait("/hook", "the first delivery", WAIT, |h| !h.is_empty()).await;
+    stop(&mut env.g);
+
+    rx.set(Reply::Status(200));
+    let before = rx.hits_on("/hook").len();
+    env.g.respawn();
+    let ready = Instant::now();
+    let hits = rx
+        .wait("/hook", "every page after the restart", Duration::from_secs(5), |h| {
+            let titles: BTreeSet<String> =
+                h[before..].iter().map(|h| h.json()["incident"]["title"].as_str().unwrap_or("").to_owned()).collect();
+            names.iter().all(|n| titles.contains(&format!("{n} on db-1")))
+        })
+        .await;
+    let late = hits.last().unwrap().at - ready;
+    assert!(late < Duration::from_secs(5), "the last page went out {late:?} after the restart");
+    wait_notifications(&env.g, "&notifier=pager", "every row sent", |l| {
+        l.len() == 5 && l.iter().all(|r| r["state"] == "sent")
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pending_pages_go_out_at_once_after_sigterm() {
+    pages_go_out_promptly_after(|g| {
+        assert!(g.terminate().success(), "a clean stop");
+        assert!(g.stderr().contains("released the leases of unfinished deliveries"), "{}", g.stderr());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pending_pages_go_out_at_once_after_kill_9() {
+    pages_go_out_promptly_after(Gateway::kill9).await;
+}
+
 // ---- 9. notify test ---------------------------------------------------------------
 
 /// Run the binary without any ALERTGATE_* variable of the environment.

@@ -346,3 +346,102 @@ async fn tls_serves_https_and_picks_up_a_new_certificate_on_sighup() {
     .await;
     assert!(https_client(&first).get(&url).send().await.is_err(), "the old certificate is no longer served");
 }
+
+/// The README's permission table: (route, [GET, POST, PATCH, DELETE] cells).
+fn readme_permissions() -> Vec<(String, [String; 4])> {
+    let readme = std::fs::read_to_string(common::repo_path("README.md")).unwrap();
+    let start = readme.find("**Permissions by route.**").expect("the README has a permission table");
+    readme[start..]
+        .lines()
+        .skip_while(|l| !l.starts_with("| route |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let cells: Vec<String> = l.trim_matches('|').split('|').map(|c| c.trim().to_string()).collect();
+            assert_eq!(cells.len(), 5, "{l}");
+            (cells[0].trim_matches('`').to_string(), [0, 1, 2, 3].map(|i| cells[i + 1].clone()))
+        })
+        .collect()
+}
+
+#[test]
+fn the_readme_permission_table_is_the_gateways() {
+    let readme = readme_permissions();
+    let code: Vec<(String, [String; 4])> = alertgate::auth::ROUTES
+        .iter()
+        .map(|r| {
+            let cell = |m: &str| {
+                r.methods.iter().find(|(x, _)| *x == m).map_or("—".to_string(), |(_, p)| p.as_str().to_string())
+            };
+            (r.route.to_string(), ["GET", "POST", "PATCH", "DELETE"].map(cell))
+        })
+        .collect();
+    assert_eq!(readme, code);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_method_and_role_gets_what_the_readme_says() {
+    let (g, _secrets) = start("");
+    let callers: [(&str, Option<&str>); 6] = [
+        ("nobody", None),
+        ("a stranger", Some("not-a-token-at-all-xx")),
+        ("ingest", Some(INGEST)),
+        ("viewer", Some(VIEWER)),
+        ("responder", Some(RESPONDER)),
+        ("admin", Some(ADMIN)),
+    ];
+    let allows = |role: &str, need: &str| match need {
+        "open" => true,
+        "ingest" => matches!(role, "ingest" | "admin"),
+        "viewer" => matches!(role, "viewer" | "responder" | "admin"),
+        "responder" => matches!(role, "responder" | "admin"),
+        "admin" => role == "admin",
+        other => panic!("unknown role {other:?} in the README's table"),
+    };
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    for (route, cells) in readme_permissions() {
+        let path = route
+            .replace("{id}", "999999")
+            .replace("{name}", "nosuch")
+            .replace("{fingerprint}", "0123456789abcdef")
+            .replace("{action}", "acknowledge");
+        for method in ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] {
+            let need = match method {
+                "GET" | "HEAD" => &cells[0],
+                "POST" => &cells[1],
+                "PATCH" => &cells[2],
+                "DELETE" => &cells[3],
+                _ => "—",
+            };
+            for (role, token) in callers {
+                let mut req = client().request(method.parse().unwrap(), g.url(&path));
+                if let Some(t) = token {
+                    req = req.bearer_auth(t);
+                }
+                if matches!(method, "POST" | "PUT" | "PATCH") {
+                    req = req.header("content-type", "application/json").body("{}");
+                }
+                let resp = req.send().await.unwrap();
+                let status = resp.status().as_u16();
+                let challenged = resp.headers().contains_key("www-authenticate");
+                checked += 1;
+                let ok = match (need, role) {
+                    ("—", _) => status == 405,
+                    ("open", _) => status < 400,
+                    (_, "nobody" | "a stranger") => status == 401 && challenged,
+                    (need, role) if allows(role, need) => ![401, 403, 405].contains(&status),
+                    _ => status == 403,
+                };
+                if !ok {
+                    wrong.push(format!("{method} {path} as {role} (needs {need}): {status}"));
+                }
+                if status == 401 && !challenged {
+                    wrong.push(format!("{method} {path} as {role}: 401 without WWW-Authenticate"));
+                }
+            }
+        }
+    }
+    assert!(checked > 800, "{checked}");
+    assert!(wrong.is_empty(), "{} of {checked} answers differ from the README:\n{}", wrong.len(), wrong.join("\n"));
+}

@@ -10,7 +10,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
@@ -118,9 +118,7 @@ fn addr_key(source: Option<IpAddr>) -> String {
 }
 
 fn unauthorized(message: &str) -> Response {
-    let mut resp = ApiError::new(StatusCode::UNAUTHORIZED, message).into_response();
-    resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"alertgate\""));
-    resp
+    ApiError::new(StatusCode::UNAUTHORIZED, message).into_response()
 }
 
 /// The PagerDuty routes carry their credential in the body.
@@ -132,7 +130,15 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
     let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_default();
     let source = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let auth = state.config.auth.clone();
-    let need = Permission::of(req.method().as_str(), &route, auth.public_metrics);
+    let Some(need) = Permission::of(req.method().as_str(), &route, auth.public_metrics) else {
+        // Not a method this route serves: the router answers 405.
+        return next.run(req).await;
+    };
+    // Health checks and open metrics ignore credentials, whatever they are.
+    if need == Permission::Open {
+        req.extensions_mut().insert(Caller { principal: None, source });
+        return next.run(req).await;
+    }
     let principal = if !auth.enabled() {
         Some(Principal::anonymous())
     } else {
@@ -149,7 +155,6 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
                     return unauthorized("the token is not valid");
                 }
             },
-            None if need == Permission::Open => None,
             None if routing_key_route(&route) => None,
             None => return unauthorized("this call needs a token: Authorization: Bearer <token>"),
         }
@@ -159,13 +164,13 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
     {
         return ApiError::new(
             StatusCode::FORBIDDEN,
-            format!("token {} (role {}) may not do this; it needs {:?} rights", p.name, p.role.as_str(), need),
+            format!("token {} (role {}) may not do this; it needs the {} role", p.name, p.role.as_str(), need.as_str()),
         )
         .into_response();
     }
     // A PagerDuty sender without a header is charged once its routing key
     // names it (`by_routing_key`), not under its address.
-    if need != Permission::Open && principal.is_some() {
+    if principal.is_some() {
         let key = || match &principal {
             Some(p) if !p.is_anonymous() => format!("token:{}", p.name),
             _ => addr_key(source),

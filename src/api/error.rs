@@ -50,6 +50,13 @@ impl IntoResponse for ApiError {
         if let Some(s) = self.retry_after {
             resp.headers_mut().insert(axum::http::header::RETRY_AFTER, s.into());
         }
+        // Every 401 says how to authenticate (RFC 9110), whichever check refused.
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"alertgate\""),
+            );
+        }
         resp
     }
 }

@@ -13,8 +13,13 @@ use super::{Delivery, Notifier, Notifiers, OutboxItem, OutboxSettings, Outcome, 
 use crate::store::{DeliveryRecord, Store, StoreError};
 
 /// How long a claimed row is ours; past it, a worker that died mid-delivery
-/// leaves it due again (at-least-once).
-const LEASE: SignedDuration = SignedDuration::from_secs(300);
+/// leaves it due again (at-least-once). Short, because it is renewed while
+/// a delivery is in progress (`RENEW`), and released at shutdown and start.
+pub const LEASE: SignedDuration = SignedDuration::from_secs(60);
+/// How often the leases of deliveries still in progress are extended.
+const RENEW: StdDuration = StdDuration::from_secs(20);
+/// How long a shutdown waits for deliveries in progress to be recorded.
+const DRAIN: StdDuration = StdDuration::from_secs(5);
 /// Rows claimed per round.
 const CLAIM: usize = 200;
 /// How often the worker looks for rows due by time (retries), besides
@@ -67,8 +72,14 @@ pub fn records(
         .collect()
 }
 
-/// Run until the store closes.
-pub async fn run(store: Store, notifiers: Notifiers, settings: OutboxSettings) {
+/// Run until the store closes or `stop` turns true; then wait a little for
+/// deliveries in progress, so few are sent twice after a restart.
+pub async fn run(
+    store: Store,
+    notifiers: Notifiers,
+    settings: OutboxSettings,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let http = match reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build() {
         Ok(c) => c,
         Err(e) => {
@@ -84,10 +95,18 @@ pub async fn run(store: Store, notifiers: Notifiers, settings: OutboxSettings) {
         tokio::spawn(notifier_task(n.clone(), rx, store.clone(), http.clone(), settings, in_flight.clone()));
     }
     let wake = store.outbox_wakeup();
+    let mut renew = tokio::time::interval(RENEW);
+    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = wake.notified() => {}
             _ = tokio::time::sleep(POLL) => {}
+            _ = renew.tick() => {
+                renew_leases(&store, &in_flight).await;
+                continue;
+            }
+            // The only change ever sent is the stop (a dropped sender stops too).
+            _ = stop.changed() => break,
         }
         loop {
             let now = crate::clock::now();
@@ -139,6 +158,31 @@ pub async fn run(store: Store, notifiers: Notifiers, settings: OutboxSettings) {
                 return;
             }
         }
+    }
+    drain(&in_flight).await;
+}
+
+/// Extend the leases of everything claimed and not yet recorded.
+async fn renew_leases(store: &Store, in_flight: &Mutex<HashSet<i64>>) {
+    let ids: Vec<i64> = in_flight.lock().expect("in-flight lock").iter().copied().collect();
+    if ids.is_empty() {
+        return;
+    }
+    let until = crate::clock::now().checked_add(LEASE).unwrap_or(Timestamp::MAX);
+    if let Err(e) = store.renew_leases(ids, until).await {
+        tracing::warn!(error = %e, "renewing notification leases failed; they may be delivered twice");
+    }
+}
+
+/// Wait until no delivery is in progress, or `DRAIN` has passed; what is
+/// still unfinished then is released by the store as it closes.
+async fn drain(in_flight: &Mutex<HashSet<i64>>) {
+    let deadline = tokio::time::Instant::now() + DRAIN;
+    while tokio::time::Instant::now() < deadline {
+        if in_flight.lock().expect("in-flight lock").is_empty() {
+            return;
+        }
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
     }
 }
 

@@ -61,6 +61,11 @@ pub enum StoreError {
     DiskFull(String),
     #[error("cannot create data directory {path}: {source}")]
     DataDir { path: PathBuf, source: std::io::Error },
+    #[error(
+        "another alertgate is serving the data directory {0} (it holds the lock on its alertgate.lock); \
+         stop it first, or give this one its own --data-dir"
+    )]
+    Locked(PathBuf),
     #[error("database schema version {found} is newer than this build supports ({supported}); upgrade alertgate")]
     TooNew { found: usize, supported: usize },
     #[error("stored data is not valid: {0}")]
@@ -326,6 +331,28 @@ pub struct Store {
     source: Option<Arc<str>>,
     readers: Arc<ReadPool>,
     path: Arc<PathBuf>,
+    /// Held while the store is open: one gateway per data directory.
+    _lock: Arc<std::fs::File>,
+}
+
+/// The lock file inside the data directory.
+pub const LOCK_FILE: &str = "alertgate.lock";
+
+/// Take the data directory's lock, or say who holds it. The OS drops the
+/// lock when the process ends, however it ends (kill -9 included).
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, StoreError> {
+    let path = data_dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| StoreError::DataDir { path: path.clone(), source })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked(data_dir.to_path_buf())),
+        Err(std::fs::TryLockError::Error(source)) => Err(StoreError::DataDir { path, source }),
+    }
 }
 
 struct ReadPool {
@@ -344,6 +371,7 @@ impl Store {
     ) -> Result<Store, StoreError> {
         std::fs::create_dir_all(data_dir)
             .map_err(|source| StoreError::DataDir { path: data_dir.to_path_buf(), source })?;
+        let lock = lock_data_dir(data_dir)?;
         let path = data_dir.join(DB_FILE);
         let mut conn = Connection::open(&path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -360,6 +388,13 @@ impl Store {
         conn.pragma_update(None, "cache_size", -16_000)?; // KiB; larger caches cost more at each commit than they save
         check_integrity(&conn, cfg.integrity_check)?;
         schema::migrate(&mut conn)?;
+        // The lock says no other process delivers from this database, so
+        // the leases a previous run left (a crash, a kill -9) are ours to
+        // hand back: pending pages go out now, not when the leases expire.
+        let released = outbox::release_all(&conn, crate::clock::now())?;
+        if released > 0 {
+            tracing::info!(notifications = released, "released notification leases left by the previous run");
+        }
         if let Some(max) = cfg.max_size {
             let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
             let pages = (max as i64 / page).max(1);
@@ -420,6 +455,7 @@ impl Store {
                 conns: Mutex::new(readers),
             }),
             path: Arc::new(path),
+            _lock: Arc::new(lock),
         })
     }
 
@@ -519,6 +555,11 @@ impl Store {
             writer::Reply::Claimed(items) => Ok(items),
             _ => unreachable!("a claim answers with rows"),
         }
+    }
+
+    /// Keep the rows of deliveries still in progress leased until `lease_until`.
+    pub async fn renew_leases(&self, ids: Vec<i64>, lease_until: Timestamp) -> Result<(), StoreError> {
+        self.done(writer::Op::RenewLeases { ids, lease_until }).await
     }
 
     pub async fn record_deliveries(&self, results: Vec<(i64, DeliveryRecord)>) -> Result<(), StoreError> {

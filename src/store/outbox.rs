@@ -180,7 +180,8 @@ fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<crate::notify
 }
 
 /// Take up to `limit` due rows, leasing them until `lease_until`: a worker
-/// that dies mid-delivery leaves them due again when the lease ends.
+/// that dies mid-delivery leaves them due again when the lease ends (or at
+/// once, when the next run of the gateway releases the leases it finds).
 pub(super) fn claim(
     tx: &Connection,
     now: Timestamp,
@@ -189,7 +190,7 @@ pub(super) fn claim(
 ) -> Result<Vec<crate::notify::OutboxItem>, StoreError> {
     let rows: Vec<Result<crate::notify::OutboxItem, StoreError>> = tx
         .prepare_cached(&format!(
-            "UPDATE notifications SET next_attempt_at = ?2 WHERE id IN (
+            "UPDATE notifications SET next_attempt_at = ?2, leased_until = ?2 WHERE id IN (
                 SELECT id FROM notifications WHERE state = 'pending' AND next_attempt_at <= ?1
                 ORDER BY next_attempt_at, id LIMIT ?3)
              RETURNING {ITEM_COLUMNS}"
@@ -208,20 +209,21 @@ pub(super) fn record(tx: &Connection, results: &[(i64, DeliveryRecord)], now: Ti
             DeliveryRecord::Sent { covered_by } => tx
                 .prepare_cached(
                     "UPDATE notifications SET state = 'sent', sent_at = ?2, attempts = attempts + 1,
-                        next_attempt_at = NULL, covered_by = ?3, last_error = NULL
+                        next_attempt_at = NULL, leased_until = NULL, covered_by = ?3, last_error = NULL
                      WHERE id = ?1 AND state = 'pending'",
                 )?
                 .execute(params![id, ms(now), covered_by])?,
             DeliveryRecord::Retry { at, error } => tx
                 .prepare_cached(
-                    "UPDATE notifications SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3
+                    "UPDATE notifications SET attempts = attempts + 1, next_attempt_at = ?2, leased_until = NULL,
+                        last_error = ?3
                      WHERE id = ?1 AND state = 'pending'",
                 )?
                 .execute(params![id, ms(*at), error])?,
             DeliveryRecord::Dead { error } => tx
                 .prepare_cached(
                     "UPDATE notifications SET state = 'failed', attempts = attempts + 1, next_attempt_at = NULL,
-                        last_error = ?2 WHERE id = ?1 AND state = 'pending'",
+                        leased_until = NULL, last_error = ?2 WHERE id = ?1 AND state = 'pending'",
                 )?
                 .execute(params![id, error])?,
         };
@@ -229,11 +231,36 @@ pub(super) fn record(tx: &Connection, results: &[(i64, DeliveryRecord)], now: Ti
     Ok(())
 }
 
+/// Extend the leases of rows still being delivered (waiting for a slow
+/// receiver or a rate limit), so a short lease never expires under them.
+pub(super) fn renew(tx: &Connection, ids: &[i64], lease_until: Timestamp) -> Result<(), StoreError> {
+    let mut stmt = tx.prepare_cached(
+        "UPDATE notifications SET next_attempt_at = ?2, leased_until = ?2
+         WHERE id = ?1 AND state = 'pending' AND leased_until IS NOT NULL",
+    )?;
+    for id in ids {
+        stmt.execute(params![id, ms(lease_until)])?;
+    }
+    Ok(())
+}
+
+/// Hand back every lease: the rows are due now. Only safe when no other
+/// process delivers from this database, which the data directory's lock
+/// guarantees for the embedded store.
+pub(super) fn release_all(tx: &Connection, now: Timestamp) -> Result<usize, StoreError> {
+    Ok(tx
+        .prepare_cached(
+            "UPDATE notifications SET next_attempt_at = ?1, leased_until = NULL
+             WHERE leased_until IS NOT NULL AND state = 'pending'",
+        )?
+        .execute(params![ms(now)])?)
+}
+
 /// A dead letter (or a pending row) goes out again now; its age counts anew.
 pub(super) fn retry(tx: &Connection, id: i64, now: Timestamp) -> Result<(), StoreError> {
     let n = tx
         .prepare_cached(
-            "UPDATE notifications SET state = 'pending', next_attempt_at = ?2, retried_at = ?2
+            "UPDATE notifications SET state = 'pending', next_attempt_at = ?2, retried_at = ?2, leased_until = NULL
              WHERE id = ?1 AND state IN ('failed', 'pending')",
         )?
         .execute(params![id, ms(now)])?;

@@ -242,6 +242,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_log_target ON audit_log (target_kind, target_id, id);
     CREATE INDEX notifications_state ON notifications (state, id);
     "#,
+    // 5: a claimed notification says so, so that a restart can hand its
+    // lease back at once instead of waiting for it to run out.
+    r#"
+    ALTER TABLE notifications ADD COLUMN leased_until INTEGER;
+    CREATE INDEX notifications_leased ON notifications (leased_until) WHERE leased_until IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this build writes.

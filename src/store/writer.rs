@@ -109,6 +109,10 @@ pub(super) enum Op {
         results: Vec<(i64, DeliveryRecord)>,
         now: Timestamp,
     },
+    RenewLeases {
+        ids: Vec<i64>,
+        lease_until: Timestamp,
+    },
     RetryNotification {
         id: i64,
         actor: String,
@@ -216,6 +220,13 @@ pub(super) fn run(
         if let Request::Write { reply, .. } = req {
             let _ = reply.send(Err(StoreError::Closed));
         }
+    }
+    // Deliveries cut short by the shutdown are due again at once for the
+    // next run, not after their lease.
+    match outbox::release_all(&conn, crate::clock::now()) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(notifications = n, "released the leases of unfinished deliveries"),
+        Err(e) => tracing::warn!(error = %e, "releasing notification leases failed"),
     }
     stop_checkpoints();
     if let Err(e) = conn.execute_batch("PRAGMA optimize; PRAGMA wal_checkpoint(TRUNCATE);") {
@@ -438,6 +449,10 @@ fn apply(tx: &Connection, engine: &mut Engine, op: &Op) -> Result<Reply, StoreEr
         Op::Audit { .. } => Ok(Reply::Done),
         Op::ClaimNotifications { now, lease_until, limit } => {
             Ok(Reply::Claimed(outbox::claim(tx, *now, *lease_until, *limit)?))
+        }
+        Op::RenewLeases { ids, lease_until } => {
+            outbox::renew(tx, ids, *lease_until)?;
+            Ok(Reply::Done)
         }
         Op::RecordDeliveries { results, now } => {
             outbox::record(tx, results, *now)?;

@@ -164,6 +164,15 @@ impl Gateway {
         self.child.wait().expect("wait")
     }
 
+    /// Start again on the same data directory (and a new port), after the
+    /// caller stopped it its own way.
+    pub fn respawn(&mut self) {
+        let (child, addr, stderr_log) = spawn(&self.dir, &self.args);
+        self.child = child;
+        self.addr = addr;
+        self.stderr_log = stderr_log;
+    }
+
     /// Start again on the same data directory (and a new port).
     pub fn restart(&mut self) {
         self.kill9();
