@@ -78,7 +78,7 @@ pub const ROUTES: &[RouteAccess] = &[
     route("/metrics", &[("GET", READ)]),
     route("/-/reload", &[("POST", ADMIN)]),
     route("/api/v1/ingest/alertmanager", &[("POST", INGEST)]),
-    route("/api/v2/alerts", &[("POST", INGEST)]),
+    route("/api/v2/alerts", &[("GET", READ), ("POST", INGEST)]),
     route("/api/v1/ingest/grafana", &[("POST", INGEST)]),
     route("/v2/enqueue", &[("POST", INGEST)]),
     route("/api/v1/ingest/generic/{name}", &[("POST", INGEST)]),
@@ -101,6 +101,12 @@ pub const ROUTES: &[RouteAccess] = &[
     route("/api/v1/notifications", &[("GET", READ)]),
     route("/api/v1/notifications/{id}/retry", &[("POST", ADMIN)]),
     route("/api/v1/audit", &[("GET", ADMIN)]),
+    // Alertmanager's API v2 (read and silences).
+    route("/api/v2/status", &[("GET", READ)]),
+    route("/api/v2/receivers", &[("GET", READ)]),
+    route("/api/v2/alerts/groups", &[("GET", READ)]),
+    route("/api/v2/silences", &[("GET", READ), ("POST", ADMIN)]),
+    route("/api/v2/silence/{id}", &[("GET", READ), ("DELETE", ADMIN)]),
 ];
 
 impl Permission {

@@ -38,7 +38,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v2/alerts", get(alerts))
         .route("/api/v2/alerts/groups", get(groups))
         .route("/api/v2/silences", get(silences).post(post_silence))
-        .route("/api/v2/silence/{silenceID}", get(get_silence).delete(delete_silence))
+        .route("/api/v2/silence/{id}", get(get_silence).delete(delete_silence))
 }
 
 fn bad(message: impl Into<String>) -> AlertmanagerError {
