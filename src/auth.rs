@@ -78,7 +78,7 @@ pub const ROUTES: &[RouteAccess] = &[
     route("/metrics", &[("GET", READ)]),
     route("/-/reload", &[("POST", ADMIN)]),
     route("/api/v1/ingest/alertmanager", &[("POST", INGEST)]),
-    route("/api/v2/alerts", &[("POST", INGEST)]),
+    route("/api/v2/alerts", &[("GET", READ), ("POST", INGEST)]),
     route("/api/v1/ingest/grafana", &[("POST", INGEST)]),
     route("/v2/enqueue", &[("POST", INGEST)]),
     route("/api/v1/ingest/generic/{name}", &[("POST", INGEST)]),
@@ -101,6 +101,12 @@ pub const ROUTES: &[RouteAccess] = &[
     route("/api/v1/notifications", &[("GET", READ)]),
     route("/api/v1/notifications/{id}/retry", &[("POST", ADMIN)]),
     route("/api/v1/audit", &[("GET", ADMIN)]),
+    // Alertmanager's API v2 (read and silences).
+    route("/api/v2/status", &[("GET", READ)]),
+    route("/api/v2/receivers", &[("GET", READ)]),
+    route("/api/v2/alerts/groups", &[("GET", READ)]),
+    route("/api/v2/silences", &[("GET", READ), ("POST", ADMIN)]),
+    route("/api/v2/silence/{id}", &[("GET", READ), ("DELETE", ADMIN)]),
 ];
 
 impl Permission {
@@ -134,11 +140,14 @@ pub struct Principal {
     /// The token's name; `anonymous` when the gateway runs without tokens.
     pub name: String,
     pub role: Role,
+    /// Labels the token adds to every alert it sends (`auth.tokens[].labels`),
+    /// as a PagerDuty integration belongs to a service.
+    pub labels: std::sync::Arc<crate::model::LabelSet>,
 }
 
 impl Principal {
     pub fn anonymous() -> Principal {
-        Principal { name: "anonymous".into(), role: Role::Admin }
+        Principal { name: "anonymous".into(), role: Role::Admin, labels: Default::default() }
     }
 
     pub fn is_anonymous(&self) -> bool {
@@ -154,6 +163,9 @@ pub struct RawToken {
     token_sha256: Option<String>,
     token_file: Option<String>,
     token_env: Option<String>,
+    /// Added to every alert sent with this token; they win over the alert's own.
+    #[serde(default)]
+    labels: crate::model::LabelSet,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -170,6 +182,7 @@ struct Token {
     name: String,
     role: Role,
     sha256: [u8; 32],
+    labels: std::sync::Arc<crate::model::LabelSet>,
 }
 
 impl std::fmt::Debug for Token {
@@ -211,6 +224,16 @@ impl RawAuth {
             }
             if tokens.iter().any(|o| o.name == t.name) {
                 p.push(format!("{at}.name: duplicate token name {:?}", t.name));
+            }
+            for (name, value) in &t.labels {
+                let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !valid {
+                    p.push(format!("{at}.labels: {name:?} is not a label name ([a-zA-Z_][a-zA-Z0-9_]*)"));
+                }
+                if value.is_empty() {
+                    p.push(format!("{at}.labels.{name}: give a value (an empty label is no label)"));
+                }
             }
             let given = [t.token_sha256.is_some(), t.token_file.is_some(), t.token_env.is_some()];
             if given.iter().filter(|g| **g).count() != 1 {
@@ -256,7 +279,7 @@ impl RawAuth {
                 if tokens.iter().any(|o| same(&o.sha256, &sha256)) {
                     p.push(format!("{at}: the same token is given twice"));
                 }
-                tokens.push(Token { name: t.name, role: t.role, sha256 });
+                tokens.push(Token { name: t.name, role: t.role, sha256, labels: std::sync::Arc::new(t.labels) });
             }
         }
         if p.is_empty() { Ok(Auth { tokens, public_metrics: self.public_metrics }) } else { Err(p) }
@@ -276,7 +299,7 @@ impl Auth {
         let mut found = None;
         for t in &self.tokens {
             if same(&t.sha256, &d) {
-                found = Some(Principal { name: t.name.clone(), role: t.role });
+                found = Some(Principal { name: t.name.clone(), role: t.role, labels: t.labels.clone() });
             }
         }
         found
@@ -366,6 +389,24 @@ mod tests {
         }
         let bad_role = crate::yaml::from_str::<RawAuth>("tokens:\n  - {name: a, role: root, token_sha256: x}\n");
         assert!(bad_role.is_err());
+    }
+
+    #[test]
+    fn tokens_carry_checked_labels() {
+        let sha = hex::encode(Sha256::digest(b"pd-token-0123456789"));
+        let a = auth(&format!(
+            "tokens:\n  - {{name: pd, role: ingest, token_sha256: \"{sha}\", labels: {{service: payments, team: pay}}}}\n"
+        ))
+        .unwrap();
+        let p = a.identify("pd-token-0123456789").unwrap();
+        assert_eq!(p.labels.get("service").map(String::as_str), Some("payments"));
+        assert_eq!(p.labels.len(), 2);
+        let errs = auth(&format!(
+            "tokens:\n  - {{name: pd, role: ingest, token_sha256: \"{sha}\", labels: {{'bad-name': x, ok: ''}}}}\n"
+        ))
+        .unwrap_err();
+        assert!(errs.iter().any(|e| e.contains("\"bad-name\" is not a label name")), "{errs:?}");
+        assert!(errs.iter().any(|e| e.contains("labels.ok: give a value")), "{errs:?}");
     }
 
     #[test]

@@ -39,6 +39,13 @@ enum Command {
         #[command(flatten)]
         client: crate::client::ClientArgs,
     },
+    /// Silences of a running gateway, in amtool's syntax: add, query, expire.
+    Silence {
+        #[command(subcommand)]
+        command: crate::client::SilenceCommand,
+        #[command(flatten)]
+        client: crate::client::ClientArgs,
+    },
     /// Problems of a running gateway: list, show.
     Problems {
         #[command(subcommand)]
@@ -138,6 +145,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check(args),
         Command::Alerts { command, client } => crate::client::run_alerts(&client, command),
         Command::Incidents { command, client } => crate::client::run_incidents(&client, command),
+        Command::Silence { command, client } => crate::client::run_silence(&client, command),
         Command::Problems { command, client } => crate::client::run_problems(&client, command),
         Command::Changes { command, client } => crate::client::run_changes(&client, command),
         Command::Report { command, client } => crate::client::run_report(&client, command),

@@ -1,5 +1,6 @@
 //! The client side of the command line: talks to a running gateway.
 mod itsm;
+mod silences;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -33,6 +34,13 @@ pub enum AlertsCommand {
         /// Label matcher, e.g. 'severity="critical"' (repeatable).
         #[arg(long = "filter", short = 'f')]
         filters: Vec<String>,
+        /// Only alerts kept from incidents by a silence, an inhibition or a
+        /// maintenance window.
+        #[arg(long, conflicts_with = "active")]
+        muted: bool,
+        /// Only firing alerts that nothing mutes.
+        #[arg(long, conflicts_with = "state")]
+        active: bool,
         /// Page size (1-1000).
         #[arg(long, default_value_t = 100)]
         limit: usize,
@@ -48,9 +56,10 @@ pub enum AlertsCommand {
 pub enum IncidentsCommand {
     /// List incidents, newest first.
     List {
-        /// triggered, acknowledged, on_hold, resolved, closed (comma-separated).
-        #[arg(long)]
-        state: Option<String>,
+        /// open (not resolved or closed), all, or triggered, acknowledged,
+        /// on_hold, resolved, closed (comma-separated).
+        #[arg(long, default_value = "open")]
+        state: String,
         /// P1 to P5 (comma-separated).
         #[arg(long)]
         priority: Option<String>,
@@ -81,6 +90,28 @@ pub enum IncidentsCommand {
     Hold(ActionArgs),
     /// Close a resolved incident for good.
     Close(ActionArgs),
+    /// Assign to a person or group (`--unassign` to clear).
+    Assign {
+        id: i64,
+        #[arg(required_unless_present = "unassign")]
+        assignee: Option<String>,
+        #[arg(long, conflicts_with = "assignee")]
+        unassign: bool,
+        /// Who (default: $ALERTGATE_ACTOR, else $USER).
+        #[arg(long, env = "ALERTGATE_ACTOR")]
+        actor: Option<String>,
+    },
+    /// Set the priority (P1 to P5); the SLA clocks take its targets.
+    Priority {
+        id: i64,
+        priority: String,
+        /// Why, for the timeline.
+        #[arg(long, short = 'm')]
+        comment: Option<String>,
+        /// Who (default: $ALERTGATE_ACTOR, else $USER).
+        #[arg(long, env = "ALERTGATE_ACTOR")]
+        actor: Option<String>,
+    },
     /// Add a note to the timeline.
     Note {
         id: i64,
@@ -132,6 +163,11 @@ pub fn run_incidents(args: &ClientArgs, cmd: IncidentsCommand) -> ExitCode {
 }
 
 pub use itsm::{ChangesCommand, ProblemsCommand, ReportCommand};
+pub use silences::SilenceCommand;
+
+pub fn run_silence(args: &ClientArgs, cmd: SilenceCommand) -> ExitCode {
+    block_on(silences::silence(args, cmd))
+}
 
 pub fn run_report(args: &ClientArgs, cmd: ReportCommand) -> ExitCode {
     block_on(itsm::report(args, cmd))
@@ -198,9 +234,15 @@ async fn send(
 
 async fn alerts(args: &ClientArgs, cmd: AlertsCommand) -> anyhow::Result<()> {
     match cmd {
-        AlertsCommand::List { state, source, filters, limit, cursor } => {
+        AlertsCommand::List { state, source, filters, muted, active, limit, cursor } => {
             let mut q: Vec<(&str, String)> = vec![("limit", limit.to_string())];
             q.extend(state.map(|s| ("state", s)));
+            if muted {
+                q.push(("muted", "true".into()));
+            }
+            if active {
+                q.extend([("state", "firing".into()), ("muted", "false".into())]);
+            }
             q.extend(source.map(|s| ("source", s)));
             q.extend(cursor.map(|s| ("cursor", s)));
             q.extend(filters.into_iter().map(|f| ("filter", f)));
@@ -226,11 +268,12 @@ async fn alerts(args: &ClientArgs, cmd: AlertsCommand) -> anyhow::Result<()> {
                         text(&labels.get("alertname").cloned().unwrap_or(Value::Null)),
                         text(&a["startsAt"]),
                         text(&a["occurrences"]),
+                        text(&a["mutedBy"]),
                         other.join(","),
                     ]
                 })
                 .collect();
-            print_table(&["FINGERPRINT", "STATUS", "SOURCE", "ALERTNAME", "STARTS", "COUNT", "LABELS"], &rows);
+            print_table(&["FINGERPRINT", "STATUS", "SOURCE", "ALERTNAME", "STARTS", "COUNT", "MUTED", "LABELS"], &rows);
             if let Some(next) = page["nextCursor"].as_str() {
                 println!("(more: --cursor {next})");
             }
@@ -278,7 +321,9 @@ async fn incidents(args: &ClientArgs, cmd: IncidentsCommand) -> anyhow::Result<(
     let (id, action, a) = match cmd {
         IncidentsCommand::List { state, priority, service, assignee, sla, sort, limit, cursor } => {
             let mut q: Vec<(&str, String)> = vec![("limit", limit.to_string())];
-            q.extend(state.map(|v| ("state", v)));
+            if state != "all" {
+                q.push(("state", state));
+            }
             q.extend(priority.map(|v| ("priority", v)));
             q.extend(service.map(|v| ("service", v)));
             q.extend(assignee.map(|v| ("assignee", v)));
@@ -310,6 +355,22 @@ async fn incidents(args: &ClientArgs, cmd: IncidentsCommand) -> anyhow::Result<(
         }
         IncidentsCommand::Show { id } => {
             let d = get_json(args, &format!("/api/v1/incidents/{id}"), &[]).await?;
+            print_incident(args, &d)?;
+            return Ok(());
+        }
+        IncidentsCommand::Assign { id, assignee, unassign, actor: who } => {
+            let assignee = if unassign { None } else { assignee };
+            let body = serde_json::json!({ "actor": actor(who), "assignee": assignee });
+            let d =
+                send(args, reqwest::Method::POST, &format!("/api/v1/incidents/{id}/assign"), &[], Some(body)).await?;
+            print_incident(args, &d)?;
+            return Ok(());
+        }
+        IncidentsCommand::Priority { id, priority, comment, actor: who } => {
+            let body =
+                serde_json::json!({ "actor": actor(who), "priority": priority.to_uppercase(), "comment": comment });
+            let d = send(args, reqwest::Method::PATCH, &format!("/api/v1/incidents/{id}/priority"), &[], Some(body))
+                .await?;
             print_incident(args, &d)?;
             return Ok(());
         }

@@ -16,6 +16,12 @@ pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, YamlError> {
     })
 }
 
+/// YAML text of a value (for documents alertgate writes, such as the
+/// Alertmanager-style config of `GET /api/v2/status`).
+pub fn to_string<T: serde::Serialize>(value: &T) -> Result<String, YamlError> {
+    serde_saphyr::to_string(value).map_err(|e| YamlError { line: None, message: e.to_string() })
+}
+
 /// The message without the crate's own location prefix: callers print
 /// `file:line:` themselves.
 fn plain_message(rendered: &str) -> String {

@@ -1253,7 +1253,7 @@ incident_rules:
     }
 
     for (query, param) in [
-        ("state=open", "state"),
+        ("state=opened", "state"),
         ("state=triggered,bogus", "state"),
         ("priority=P9", "priority"),
         ("priority=p1", "priority"),

@@ -61,6 +61,29 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// An error of the Alertmanager API (`/api/v2/...`): the body is the
+/// message as a JSON string, as Alertmanager answers and its clients
+/// (amtool, karma, Grafana) read it.
+#[derive(Debug)]
+pub struct AlertmanagerError(pub ApiError);
+
+impl<E: Into<ApiError>> From<E> for AlertmanagerError {
+    fn from(e: E) -> Self {
+        AlertmanagerError(e.into())
+    }
+}
+
+impl IntoResponse for AlertmanagerError {
+    fn into_response(self) -> Response {
+        let retry_after = self.0.retry_after;
+        let mut resp = (self.0.status, axum::Json(Value::String(self.0.error))).into_response();
+        if let Some(s) = retry_after {
+            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, s.into());
+        }
+        resp
+    }
+}
+
 impl From<IngestError> for ApiError {
     fn from(e: IngestError) -> Self {
         ApiError::bad_request(format!("invalid payload: {e}")).with_detail(json!({ "errors": e.errors }))

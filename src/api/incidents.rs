@@ -15,7 +15,7 @@ use crate::store::{IncidentCursor, IncidentDetail, IncidentPage, IncidentQuery, 
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 500;
 
-/// Query parameters: `state`, `priority` (repeatable or comma-separated),
+/// Query parameters: `state` (also `open`: not resolved or closed; `all`), `priority` (repeatable or comma-separated),
 /// `service`, `assignee`, `rule`, `since`/`until` (RFC 3339, on creation
 /// time), `sla` (`breached`, `at_risk`, `running`, `paused`, `met`), `sort` (`-created_at` default, `created_at`, `priority`,
 /// `-updated_at`), `limit` (1-500), `cursor`.
@@ -136,10 +136,19 @@ fn parse_query(raw: &str) -> Result<IncidentQuery, ApiError> {
         match key.as_str() {
             "state" => {
                 for v in value.split(',').filter(|v| !v.is_empty()) {
-                    q.states.push(IncidentState::parse(v).ok_or_else(|| {
-                        bad(format!("unknown state {v:?}: triggered, acknowledged, on_hold, resolved, closed"))
-                    })?);
+                    match v {
+                        // Not resolved or closed: what still needs someone.
+                        "open" => q.states.extend(IncidentState::ALL.iter().copied().filter(|s| s.is_open())),
+                        "all" => q.states.extend(IncidentState::ALL.iter().copied()),
+                        _ => q.states.push(IncidentState::parse(v).ok_or_else(|| {
+                            bad(format!(
+                                "unknown state {v:?}: open, all, triggered, acknowledged, on_hold, resolved, closed"
+                            ))
+                        })?),
+                    }
                 }
+                q.states.sort_by_key(|s| s.as_str());
+                q.states.dedup();
             }
             "priority" => {
                 for v in value.split(',').filter(|v| !v.is_empty()) {

@@ -62,17 +62,27 @@ fn admit(state: &AppState, caller: &Caller, alerts: usize) -> Result<(), ApiErro
     super::auth::charge_alerts(state, caller, alerts)
 }
 
+/// The sender's token: its static labels go onto every alert, its name
+/// is who acknowledges.
+fn sender_of(caller: &Caller) -> Option<&crate::auth::Principal> {
+    caller.principal.as_ref().filter(|p| !p.is_anonymous())
+}
+
 async fn commit(
     state: &AppState,
     caller: &Caller,
-    updates: Vec<AlertUpdate>,
+    mut updates: Vec<AlertUpdate>,
     source: &'static str,
     now: jiff::Timestamp,
 ) -> Result<Response, ApiError> {
     admit(state, caller, updates.len())?;
+    let sender = sender_of(caller);
+    if let Some(p) = sender {
+        ingest::add_sender_labels(&mut updates, &p.labels);
+    }
     let received = updates.len();
     let labels = received_labels(&updates, source);
-    let outcome: IngestOutcome = state.store.ingest(updates, now).await?;
+    let outcome: IngestOutcome = state.store.ingest_from(updates, now, sender.map(|p| p.name.clone())).await?;
     count(&labels, &outcome);
     Ok(Json(json!({ "status": "success", "received": received, "outcome": outcome })).into_response())
 }
@@ -134,12 +144,18 @@ pub async fn pagerduty(
     let caller = Caller { principal: Some(principal), ..caller };
     admit(&state, &caller, 1)?;
     let ctx = state.ingest_context();
-    let event = match ingest::pagerduty::parse(&body, &ctx) {
+    let mut event = match ingest::pagerduty::parse(&body, &ctx) {
         Ok(e) => e,
         Err(e) => return Ok(pagerduty_invalid(e)),
     };
+    let sender = sender_of(&caller);
+    if let Some(p) = sender {
+        ingest::add_sender_labels(std::slice::from_mut(&mut event.update), &p.labels);
+        // Without a dedup_key the key is the label hash, which the labels changed.
+        event.dedup_key = event.update.fingerprint().clone();
+    }
     let labels = received_labels(std::slice::from_ref(&event.update), "pagerduty");
-    let outcome = state.store.ingest(vec![event.update], ctx.now).await?;
+    let outcome = state.store.ingest_from(vec![event.update], ctx.now, sender.map(|p| p.name.clone())).await?;
     count(&labels, &outcome);
     Ok((
         StatusCode::ACCEPTED,

@@ -1,6 +1,7 @@
 //! HTTP routes. Handlers parse, call the store, and map errors to JSON
 //! answers in one place (`error`).
 mod alerts;
+mod amv2;
 mod audit;
 pub mod auth;
 mod body;
@@ -159,6 +160,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/notifications/{id}/retry", post(notifications::retry))
         .route("/api/v1/audit", get(audit::list))
         .route("/-/reload", post(reload))
+        .merge(amv2::routes())
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(max_body))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), body::budget))

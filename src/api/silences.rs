@@ -38,14 +38,7 @@ pub async fn create(
             Err(e) => problems.push(json!({ "path": format!("matchers[{i}]"), "message": e.to_string() })),
         }
     }
-    if matchers.is_empty() {
-        problems.push(json!({ "path": "matchers", "message": "a silence needs at least one matcher" }));
-    } else if problems.is_empty() && matchers.iter().all(|m| m.matches(&crate::model::LabelSet::new())) {
-        // As in Alertmanager: such a silence would mute every alert.
-        problems.push(
-            json!({ "path": "matchers", "message": "these matchers match every alert; name at least one label value" }),
-        );
-    }
+    let matchers_parsed = problems.is_empty();
     let now = crate::clock::now();
     let time = |v: &str, path: &str, problems: &mut Vec<serde_json::Value>| match crate::ingest::parse_time(v) {
         Ok(Some(t)) => Some(t),
@@ -57,17 +50,22 @@ pub async fn create(
     };
     let starts_at = b.starts_at.as_deref().and_then(|v| time(v, "startsAt", &mut problems)).unwrap_or(now).max(now);
     let ends_at = time(&b.ends_at, "endsAt", &mut problems);
-    if let Some(end) = ends_at
-        && end <= starts_at
-    {
-        problems.push(json!({ "path": "endsAt", "message": "endsAt must be after startsAt and in the future" }));
+    let end = ends_at.unwrap_or(jiff::Timestamp::MAX);
+    for (path, message) in crate::engine::silence::problems(&matchers, starts_at, end, now) {
+        // Only a fully parsed list can be judged as a whole.
+        if path != "matchers" || matchers_parsed {
+            problems.push(json!({ "path": path, "message": message }));
+        }
     }
     let created_by = caller.actor(b.created_by).ok();
     if created_by.is_none() {
         problems.push(json!({ "path": "createdBy", "message": "name who creates the silence" }));
     }
     if !problems.is_empty() || ends_at.is_none() {
-        return Err(ApiError::bad_request("invalid silence").with_detail(json!({ "errors": problems })));
+        let summary: Vec<String> =
+            problems.iter().map(|p| format!("{}: {}", text(&p["path"]), text(&p["message"]))).collect();
+        return Err(ApiError::bad_request(format!("invalid silence: {}", summary.join("; ")))
+            .with_detail(json!({ "errors": problems })));
     }
     let silence = state
         .store
@@ -77,20 +75,30 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(silence)))
 }
 
-/// `?expired=true` includes silences that have ended.
+fn text(v: &serde_json::Value) -> &str {
+    v.as_str().unwrap_or_default()
+}
+
+/// `?expired=true` includes silences that have ended; `filter` (repeatable,
+/// a matcher) keeps those with an equal matcher (same label, operator and
+/// value), as Alertmanager filters silences.
 pub async fn list(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let pairs = super::query_pairs(query.as_deref())?;
     let mut expired = false;
+    let mut filter = Vec::new();
     for (k, v) in pairs {
         match (k.as_str(), v.as_str()) {
             ("expired", "true") => expired = true,
             ("expired", "false") => expired = false,
+            ("filter", m) => filter.extend(parse_matchers(m).map_err(|e| {
+                ApiError::bad_request(format!("filter: {e}")).with_detail(json!({ "parameter": "filter" }))
+            })?),
             _ => {
                 return Err(ApiError::bad_request(format!(
-                    "unknown query parameter {k}={v:?}; known: expired=true|false"
+                    "unknown query parameter {k}={v:?}; known: expired=true|false, filter=MATCHER"
                 )));
             }
         }
@@ -101,6 +109,7 @@ pub async fn list(
         .list_silences(expired)
         .await?
         .into_iter()
+        .filter(|s| filter.iter().all(|f| s.matchers.iter().any(|m| m.same_as(f))))
         .map(|s| {
             let mut v = serde_json::to_value(&s).unwrap_or_default();
             v["state"] = json!(s.state(now));

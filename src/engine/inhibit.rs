@@ -106,3 +106,65 @@ impl InhibitIndex {
         self.sources.iter().map(|m| m.values().map(HashSet::len).sum::<usize>()).sum()
     }
 }
+
+/// For each alert of `firing`, the other firing alerts that inhibit it
+/// now (Alertmanager's `inhibitedBy`), by index into `firing`; the same
+/// rule as [`InhibitIndex::inhibits`], computed over a list at once.
+pub fn inhibitors(rules: &[InhibitRule], firing: &[&LabelSet]) -> Vec<Vec<usize>> {
+    let mut out = vec![Vec::new(); firing.len()];
+    for rule in rules {
+        let mut sources: HashMap<EqualKey, Vec<usize>> = HashMap::new();
+        for (i, labels) in firing.iter().enumerate() {
+            if rule.source_matchers.iter().all(|m| m.matches(labels)) {
+                sources.entry(key(rule, labels)).or_default().push(i);
+            }
+        }
+        if sources.is_empty() {
+            continue;
+        }
+        for (i, labels) in firing.iter().enumerate() {
+            if rule.target_matchers.iter().all(|m| m.matches(labels))
+                && let Some(found) = sources.get(&key(rule, labels))
+            {
+                out[i].extend(found.iter().copied().filter(|s| *s != i));
+            }
+        }
+    }
+    for list in &mut out {
+        list.sort_unstable();
+        list.dedup();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::matcher::parse_matchers;
+
+    fn labels(pairs: &[(&str, &str)]) -> LabelSet {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn inhibitors_are_the_firing_sources_with_equal_labels() {
+        let rules = vec![InhibitRule {
+            source_matchers: parse_matchers("severity=\"critical\"").unwrap(),
+            target_matchers: parse_matchers("severity=\"warning\"").unwrap(),
+            equal: vec!["cluster".into()],
+        }];
+        let crit_a = labels(&[("severity", "critical"), ("cluster", "a")]);
+        let warn_a = labels(&[("severity", "warning"), ("cluster", "a")]);
+        let warn_b = labels(&[("severity", "warning"), ("cluster", "b")]);
+        let crit_a2 = labels(&[("severity", "critical"), ("cluster", "a"), ("x", "2")]);
+        let got = inhibitors(&rules, &[&crit_a, &warn_a, &warn_b, &crit_a2]);
+        assert_eq!(got, vec![vec![], vec![0, 3], vec![], vec![]]);
+        // The index the writer keeps agrees.
+        let mut index = InhibitIndex::new(&rules);
+        for l in [&crit_a, &crit_a2] {
+            index.update(&rules, &Fingerprint::of_labels(l), l, true);
+        }
+        assert!(index.inhibits(&rules, &Fingerprint::of_labels(&warn_a), &warn_a));
+        assert!(!index.inhibits(&rules, &Fingerprint::of_labels(&warn_b), &warn_b));
+    }
+}

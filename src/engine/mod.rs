@@ -6,6 +6,7 @@
 //! applies the answer in the same transaction as the alert itself, so the
 //! grouping state is as durable as the alert and a restart or a reload
 //! changes nothing about which incident an alert joins.
+pub mod ack;
 pub mod inhibit;
 pub mod silence;
 

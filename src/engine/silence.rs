@@ -46,7 +46,148 @@ impl Silence {
     }
 }
 
+/// The UUID-shaped id of silence `id` in Alertmanager's API: its number
+/// in the last group, so the id round-trips between both APIs.
+pub fn silence_id(id: i64) -> String {
+    format!("00000000-0000-4000-8000-{id:012x}")
+}
+
+/// What a silence id in a request names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SilenceRef {
+    /// One of ours (or a plain number).
+    Id(i64),
+    /// A UUID that no silence of alertgate can have.
+    Unknown,
+    /// Not a silence id at all.
+    Malformed,
+}
+
+pub fn parse_silence_id(s: &str) -> SilenceRef {
+    let lower = s.trim().to_ascii_lowercase();
+    if let Some(hex) = lower.strip_prefix("00000000-0000-4000-8000-")
+        && hex.len() == 12
+        && let Ok(id) = i64::from_str_radix(hex, 16)
+    {
+        return SilenceRef::Id(id);
+    }
+    if !lower.is_empty()
+        && lower.len() <= 15
+        && lower.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(id) = lower.parse()
+    {
+        return SilenceRef::Id(id);
+    }
+    let groups: Vec<&str> = lower.split('-').collect();
+    let uuid = groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()));
+    if uuid { SilenceRef::Unknown } else { SilenceRef::Malformed }
+}
+
 /// The first active silence that mutes these labels.
 pub fn silenced_by<'s>(silences: &'s [Silence], labels: &LabelSet, now: Timestamp) -> Option<&'s Silence> {
     silences.iter().find(|s| s.mutes(labels, now))
+}
+
+/// What is wrong with a silence about to be created or changed, by field,
+/// as Alertmanager checks it: at least one matcher, not only matchers that
+/// match every alert (which would mute everything), and an end after the
+/// start and after now.
+pub fn problems(
+    matchers: &[Matcher],
+    starts_at: Timestamp,
+    ends_at: Timestamp,
+    now: Timestamp,
+) -> Vec<(&'static str, &'static str)> {
+    let mut p = Vec::new();
+    if matchers.is_empty() {
+        p.push(("matchers", "a silence needs at least one matcher"));
+    } else if matchers.iter().all(|m| m.matches(&LabelSet::new())) {
+        p.push(("matchers", "these matchers match every alert; name at least one label value"));
+    }
+    if ends_at <= starts_at || ends_at <= now {
+        p.push(("endsAt", "endsAt must be after startsAt and in the future"));
+    }
+    p
+}
+
+/// What posting a silence under the id of an existing one does, by
+/// Alertmanager's rules (`silence.Silences.Set`): the silence is changed in
+/// place when its matchers stay the same and the times may still change
+/// (an active silence keeps its start, to the second, and ends no earlier than now; a
+/// pending one starts no earlier than now). Otherwise a new silence
+/// replaces it, and the old one is expired unless it has ended already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SilenceUpdate {
+    InPlace,
+    Replace { expire_old: bool },
+}
+
+pub fn plan_update(
+    old: &Silence,
+    matchers: &[Matcher],
+    starts_at: Timestamp,
+    ends_at: Timestamp,
+    now: Timestamp,
+) -> SilenceUpdate {
+    let same_matchers =
+        old.matchers.len() == matchers.len() && old.matchers.iter().zip(matchers).all(|(a, b)| a.same_as(b));
+    let state = old.state(now);
+    let times_allowed = match state {
+        // Whole seconds, as Alertmanager compares them: a client that
+        // rounds the start it read back still changes the silence in place.
+        SilenceState::Active => starts_at.as_second() == old.starts_at.as_second() && ends_at >= now,
+        SilenceState::Pending => starts_at >= now,
+        SilenceState::Expired => false,
+    };
+    if same_matchers && times_allowed {
+        SilenceUpdate::InPlace
+    } else {
+        SilenceUpdate::Replace { expire_old: state != SilenceState::Expired }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(min: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + min * 60).unwrap()
+    }
+
+    fn silence(starts: i64, ends: i64, matchers: &str) -> Silence {
+        Silence {
+            id: 1,
+            matchers: crate::rules::matcher::parse_matchers(matchers).unwrap(),
+            starts_at: at(starts),
+            ends_at: at(ends),
+            created_by: "me".into(),
+            comment: String::new(),
+            created_at: at(starts),
+        }
+    }
+
+    #[test]
+    fn updates_follow_alertmanagers_rules() {
+        use SilenceUpdate::*;
+        let m = |s: &str| crate::rules::matcher::parse_matchers(s).unwrap();
+        let now = at(10);
+        let active = silence(0, 60, "a=\"1\"");
+        let pending = silence(20, 60, "a=\"1\"");
+        let expired = silence(0, 5, "a=\"1\"");
+        let cases = [
+            ("active, longer", &active, m("a=\"1\""), at(0), at(120), InPlace),
+            ("active, ends now", &active, m("a=\"1\""), at(0), at(10), InPlace),
+            ("active, ends in the past", &active, m("a=\"1\""), at(0), at(9), Replace { expire_old: true }),
+            ("active, moved start", &active, m("a=\"1\""), at(1), at(60), Replace { expire_old: true }),
+            ("active, other matchers", &active, m("a=\"2\""), at(0), at(60), Replace { expire_old: true }),
+            ("active, regex instead of equal", &active, m("a=~\"1\""), at(0), at(60), Replace { expire_old: true }),
+            ("pending, later start", &pending, m("a=\"1\""), at(30), at(60), InPlace),
+            ("pending, start in the past", &pending, m("a=\"1\""), at(5), at(60), Replace { expire_old: true }),
+            ("expired", &expired, m("a=\"1\""), at(10), at(60), Replace { expire_old: false }),
+        ];
+        for (name, old, matchers, starts, ends, want) in cases {
+            assert_eq!(plan_update(old, &matchers, starts, ends, now), want, "{name}");
+        }
+    }
 }

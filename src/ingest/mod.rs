@@ -148,6 +148,26 @@ pub(crate) fn check_labels(labels: &LabelSet, path: &str, errors: &mut Errors) {
     }
 }
 
+/// Add the static labels of the sender's token (`auth.tokens[].labels`) to
+/// each alert it sends; they win over the alert's own, as a PagerDuty
+/// integration's service is the integration's, not the event's. An alert
+/// whose fingerprint is the hash of its labels is fingerprinted again, so it
+/// is the alert it would be had it carried those labels itself.
+pub fn add_sender_labels(updates: &mut [crate::model::AlertUpdate], labels: &LabelSet) {
+    if labels.is_empty() {
+        return;
+    }
+    for u in updates {
+        if let crate::model::AlertUpdate::Observe(a) = u {
+            let hashed = a.fingerprint == Fingerprint::of_labels(&a.labels);
+            a.labels.extend(labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+            if hashed {
+                a.fingerprint = Fingerprint::of_labels(&a.labels);
+            }
+        }
+    }
+}
+
 /// The sender's fingerprint if it gave a usable one, else the label hash.
 pub(crate) fn fingerprint(given: Option<&str>, labels: &LabelSet, path: &str, errors: &mut Errors) -> Fingerprint {
     match given.filter(|s| !s.is_empty()) {
@@ -207,5 +227,45 @@ mod tests {
         let t = parse_time("2026-11-24T10:00:00.123456789+01:00").unwrap().unwrap();
         assert_eq!(t.to_string(), "2026-11-24T09:00:00.123Z");
         assert!(parse_time("yesterday").unwrap_err().contains("RFC 3339"));
+    }
+
+    #[test]
+    fn sender_labels_win_and_label_hash_fingerprints_follow() {
+        use crate::model::{Alert, AlertStatus, AlertUpdate, Source};
+        let alert = |pairs: &[(&str, &str)], fp: Option<&str>| {
+            let labels: LabelSet = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            AlertUpdate::Observe(Alert {
+                fingerprint: fp.map_or_else(|| Fingerprint::of_labels(&labels), |f| Fingerprint::parse(f).unwrap()),
+                source: Source::PagerDuty,
+                labels,
+                annotations: Default::default(),
+                status: AlertStatus::Firing,
+                starts_at: test_support::ctx().now,
+                ends_at: None,
+                expires_at: None,
+                generator_url: None,
+                raw: serde_json::value::RawValue::from_string("{}".into()).unwrap(),
+            })
+        };
+        let token: LabelSet =
+            [("service".to_string(), "payments".to_string()), ("team".to_string(), "pay".to_string())].into();
+        let mut updates = vec![
+            alert(&[("alertname", "Down"), ("service", "checkout")], None),
+            alert(&[("alertname", "Down")], Some("dedup-7")),
+            AlertUpdate::Acknowledge { fingerprint: Fingerprint::parse("dedup-7").unwrap() },
+        ];
+        add_sender_labels(&mut updates, &token);
+        let AlertUpdate::Observe(a) = &updates[0] else { panic!() };
+        assert_eq!(a.labels["service"], "payments", "the token's label wins");
+        assert_eq!(a.labels["team"], "pay");
+        let want: LabelSet = [("alertname", "Down"), ("service", "payments"), ("team", "pay")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(a.fingerprint, Fingerprint::of_labels(&want), "a label hash follows the labels");
+        let AlertUpdate::Observe(b) = &updates[1] else { panic!() };
+        assert_eq!(b.fingerprint.as_str(), "dedup-7", "a sender's own key stays");
+        assert_eq!(b.labels["service"], "payments");
+        assert_eq!(updates[2].fingerprint().as_str(), "dedup-7");
     }
 }

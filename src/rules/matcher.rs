@@ -90,6 +90,11 @@ impl Matcher {
         Ok(Matcher { name: name.to_owned(), op, value: value.to_owned(), pattern })
     }
 
+    /// Same label, operator and value (the compiled pattern follows from them).
+    pub fn same_as(&self, other: &Matcher) -> bool {
+        self.name == other.name && self.op == other.op && self.value == other.value
+    }
+
     pub fn matches(&self, labels: &LabelSet) -> bool {
         let v = labels.get(&self.name).map(String::as_str).unwrap_or("");
         match self.op {

@@ -33,8 +33,11 @@ pub(super) fn audited(op: &Op) -> Option<Audited<'_>> {
         Op::SetPriority { id, actor, comment, .. } => {
             a("incident.priority".into(), "incident", Some(*id), actor, json!({ "comment": comment }))
         }
-        Op::CreateSilence { created_by, comment, .. } => {
-            a("silence.create".into(), "silence", None, created_by, json!({ "comment": comment }))
+        Op::CreateSilence { spec, .. } => {
+            a("silence.create".into(), "silence", None, &spec.created_by, json!({ "comment": spec.comment }))
+        }
+        Op::UpdateSilence { id, spec, .. } => {
+            a("silence.update".into(), "silence", Some(*id), &spec.created_by, json!({ "comment": spec.comment }))
         }
         Op::ExpireSilence { id, actor, .. } => a("silence.expire".into(), "silence", Some(*id), actor, Value::Null),
         Op::RecordChange { change, .. } => a("change.create".into(), "change", None, &change.created_by, Value::Null),

@@ -14,6 +14,8 @@ mod problems;
 mod reader;
 mod reports;
 mod schema;
+mod sender_ack;
+mod silences;
 mod sla;
 mod writer;
 
@@ -41,6 +43,7 @@ pub use outbox::{DeliveryRecord, NotificationView};
 pub use problems::{LinkedIncident, NewProblem, ProblemDetail, ProblemQuery, ProblemUpdate};
 pub use reports::{RecurringProblem, ReportGroup, ReportRow, SlaReport};
 pub use schema::VERSION as SCHEMA_VERSION;
+pub use silences::SilenceSpec;
 pub use sla::{ClockView, EscalationView, SlaView};
 
 /// The rules in force, swapped whole on reload; the writer picks up a new
@@ -491,6 +494,17 @@ impl Store {
     /// Deduplicate and durably commit a request's alerts. Returns once they
     /// are on disk; nothing of the request is stored on error.
     pub async fn ingest(&self, updates: Vec<AlertUpdate>, now: Timestamp) -> Result<IngestOutcome, StoreError> {
+        self.ingest_from(updates, now, None).await
+    }
+
+    /// [`Store::ingest`] for a named sender (its token's name), which a
+    /// PagerDuty `acknowledge` names as who acknowledged the incident.
+    pub async fn ingest_from(
+        &self,
+        updates: Vec<AlertUpdate>,
+        now: Timestamp,
+        sender: Option<String>,
+    ) -> Result<IngestOutcome, StoreError> {
         let encoded = updates
             .iter()
             .map(|u| match u {
@@ -501,7 +515,7 @@ impl Store {
                 _ => None,
             })
             .collect();
-        match self.write(writer::Op::Ingest { updates, encoded, now }).await? {
+        match self.write(writer::Op::Ingest { updates, encoded, now, sender }).await? {
             writer::Reply::Ingest(o) => Ok(o),
             _ => unreachable!("ingest answers with an outcome"),
         }
@@ -649,9 +663,8 @@ impl Store {
         created_by: String,
         comment: String,
     ) -> Result<Silence, StoreError> {
-        let op =
-            writer::Op::CreateSilence { matchers, starts_at, ends_at, created_by, comment, now: crate::clock::now() };
-        match self.write(op).await? {
+        let spec = SilenceSpec { matchers, starts_at, ends_at, created_by, comment };
+        match self.write(writer::Op::CreateSilence { spec, now: crate::clock::now() }).await? {
             writer::Reply::Silence(s) => Ok(s),
             _ => unreachable!("creating a silence answers with it"),
         }
@@ -755,6 +768,11 @@ impl Store {
 
     pub async fn list_alerts(&self, q: AlertQuery) -> Result<AlertPage, StoreError> {
         self.read(move |c| reader::list_alerts(c, &q)).await
+    }
+
+    /// Every firing alert, without raw payloads.
+    pub async fn firing_alerts(&self) -> Result<Vec<AlertRecord>, StoreError> {
+        self.read(reader::firing_alerts).await
     }
 
     pub async fn get_alert(&self, fp: Fingerprint) -> Result<Option<AlertRecord>, StoreError> {

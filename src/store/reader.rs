@@ -70,6 +70,16 @@ pub(super) fn list_alerts(c: &Connection, q: &AlertQuery) -> Result<AlertPage, S
     }
 }
 
+/// Every firing alert, oldest first, without its raw payload (`null`):
+/// what Alertmanager's API lists.
+pub(super) fn firing_alerts(c: &Connection) -> Result<Vec<AlertRecord>, StoreError> {
+    let columns = COLUMNS.replace("raw,", "'null',");
+    let sql = format!("SELECT {columns} FROM alerts WHERE status = 'firing' ORDER BY id");
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map([], row_to_alert)?;
+    Ok(rows.map(|r| r.map(|(_, a)| a)).collect::<Result<_, _>>()?)
+}
+
 pub(super) fn get_alert(c: &Connection, fp: &Fingerprint) -> Result<Option<AlertRecord>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM alerts WHERE fingerprint = ?1");
     Ok(c.prepare_cached(&sql)?.query_row([fp.as_str()], row_to_alert).optional()?.map(|(_, a)| a))
@@ -304,15 +314,18 @@ pub(super) fn silences(
     not_ended_at: Option<jiff::Timestamp>,
     limit: Option<usize>,
 ) -> Result<Vec<Silence>, StoreError> {
+    let condition = format!("ends_at > ?1 ORDER BY id DESC LIMIT {}", limit.unwrap_or(usize::MAX >> 1));
+    silences_where(c, &condition, not_ended_at.map(ms).unwrap_or(i64::MIN))
+}
+
+/// The silences a condition on one parameter selects.
+pub(super) fn silences_where(c: &Connection, condition: &str, arg: i64) -> Result<Vec<Silence>, StoreError> {
     let sql = format!(
-        "SELECT id, matchers, starts_at, ends_at, created_by, comment, created_at FROM silences
-         WHERE ends_at > ?1 ORDER BY id DESC LIMIT {}",
-        limit.unwrap_or(usize::MAX >> 1)
+        "SELECT id, matchers, starts_at, ends_at, created_by, comment, created_at FROM silences WHERE {condition}"
     );
-    let after = not_ended_at.map(ms).unwrap_or(i64::MIN);
     let rows: Vec<(i64, String, i64, i64, String, String, i64)> = c
         .prepare_cached(&sql)?
-        .query_map([after], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))?
+        .query_map([arg], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))?
         .collect::<Result<_, _>>()?;
     rows.into_iter()
         .map(|(id, matchers, starts, ends, created_by, comment, created)| {

@@ -13,13 +13,12 @@ use tokio::sync::{mpsc, oneshot};
 use super::incidents::{AlertRef, Engine, StoredAlert};
 use super::outbox::{self, DeliveryRecord};
 use super::problems::{NewProblem, ProblemUpdate};
+use super::silences::SilenceSpec;
 use super::{IngestOutcome, SharedRules, StoreError, ms, ts};
-use crate::engine::silence::Silence;
 use crate::model::alert::observe;
 use crate::model::change::{Change, NewChange};
 use crate::model::incident::{IncidentAction, Priority};
 use crate::model::{Alert, AlertState, AlertStatus, AlertUpdate, Observation};
-use crate::rules::matcher::Matcher;
 
 /// Most requests, and most alerts, one transaction takes.
 const MAX_BATCH_REQUESTS: usize = 512;
@@ -32,6 +31,8 @@ pub(super) enum Op {
         /// by the caller so the writer thread spends no time on it.
         encoded: Vec<Option<(String, String)>>,
         now: Timestamp,
+        /// Who sent them (a token's name), for what a sender's acknowledge does.
+        sender: Option<String>,
     },
     /// Expire alerts past their end, and run the engine's timers.
     Tick {
@@ -64,11 +65,13 @@ pub(super) enum Op {
         now: Timestamp,
     },
     CreateSilence {
-        matchers: Vec<Matcher>,
-        starts_at: Timestamp,
-        ends_at: Timestamp,
-        created_by: String,
-        comment: String,
+        spec: SilenceSpec,
+        now: Timestamp,
+    },
+    /// Post a silence under an existing id (Alertmanager's update).
+    UpdateSilence {
+        id: i64,
+        spec: SilenceSpec,
         now: Timestamp,
     },
     ExpireSilence {
@@ -127,7 +130,7 @@ pub(super) enum Reply {
     Ingest(IngestOutcome),
     Tick(usize),
     Done,
-    Silence(Silence),
+    Silence(crate::engine::silence::Silence),
     Change(Change),
     Id(i64),
     Claimed(Vec<crate::notify::OutboxItem>),
@@ -154,6 +157,7 @@ impl Op {
             Op::Ingest { .. }
                 | Op::Tick { .. }
                 | Op::CreateSilence { .. }
+                | Op::UpdateSilence { .. }
                 | Op::ExpireSilence { .. }
                 | Op::RecordChange { .. }
         )
@@ -187,6 +191,7 @@ struct Partial {
     updates: Vec<AlertUpdate>,
     encoded: Vec<Option<(String, String)>>,
     now: Timestamp,
+    sender: Option<String>,
     source: Option<String>,
     reply: oneshot::Sender<Result<Reply, StoreError>>,
     outcome: IngestOutcome,
@@ -200,6 +205,7 @@ impl Partial {
             updates: self.updates.drain(..n).collect(),
             encoded: self.encoded.drain(..n).collect(),
             now: self.now,
+            sender: self.sender.clone(),
         }
     }
 }
@@ -231,9 +237,9 @@ pub(super) fn run(
         while let Some(req) = next.take() {
             match req {
                 Request::Write { op, source, reply } => match *op {
-                    Op::Ingest { updates, encoded, now } if updates.len() > PART_ALERTS => {
+                    Op::Ingest { updates, encoded, now, sender } if updates.len() > PART_ALERTS => {
                         let outcome = IngestOutcome::default();
-                        partials.push_back(Partial { updates, encoded, now, source, reply, outcome });
+                        partials.push_back(Partial { updates, encoded, now, sender, source, reply, outcome });
                     }
                     op => {
                         weight += op.weight();
@@ -406,7 +412,7 @@ fn apply_audited(tx: &Connection, engine: &mut Engine, op: &Op, source: Option<&
 
 fn apply(tx: &Connection, engine: &mut Engine, op: &Op) -> Result<Reply, StoreError> {
     match op {
-        Op::Ingest { updates, encoded, now } => {
+        Op::Ingest { updates, encoded, now, sender } => {
             let mut outcome = IngestOutcome::default();
             for (u, enc) in updates.iter().zip(encoded) {
                 match u {
@@ -432,14 +438,18 @@ fn apply(tx: &Connection, engine: &mut Engine, op: &Op) -> Result<Reply, StoreEr
                         }
                     }
                     AlertUpdate::Acknowledge { fingerprint } => {
-                        let n = tx
+                        let acked: Option<i64> = tx
                             .prepare_cached(
                                 "UPDATE alerts SET acknowledged_at = COALESCE(acknowledged_at, ?2),
                                  last_seen = ?2, occurrences = occurrences + 1
-                                 WHERE fingerprint = ?1",
+                                 WHERE fingerprint = ?1 RETURNING id",
                             )?
-                            .execute(params![fingerprint.as_str(), ms(*now)])?;
-                        outcome.count_known(n > 0, Observation::Repeated);
+                            .query_row(params![fingerprint.as_str(), ms(*now)], |r| r.get(0))
+                            .optional()?;
+                        outcome.count_known(acked.is_some(), Observation::Repeated);
+                        if let Some(id) = acked {
+                            engine.on_sender_acknowledged(tx, id, sender.as_deref(), *now)?;
+                        }
                     }
                     AlertUpdate::Resolve { fingerprint } => {
                         let resolved: Vec<(i64, String, String)> = tx
@@ -503,50 +513,12 @@ fn apply(tx: &Connection, engine: &mut Engine, op: &Op) -> Result<Reply, StoreEr
             engine.set_priority(tx, *id, *priority, actor, comment.as_deref(), *now)?;
             Ok(Reply::Done)
         }
-        Op::CreateSilence { matchers, starts_at, ends_at, created_by, comment, now } => {
-            let texts: Vec<String> = matchers.iter().map(|m| m.to_string()).collect();
-            tx.prepare_cached(
-                "INSERT INTO silences (matchers, starts_at, ends_at, created_by, comment, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
-                serde_json::to_string(&texts).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                ms(*starts_at),
-                ms(*ends_at),
-                created_by,
-                comment,
-                ms(*now)
-            ])?;
-            let silence = Silence {
-                id: tx.last_insert_rowid(),
-                matchers: matchers.clone(),
-                starts_at: *starts_at,
-                ends_at: *ends_at,
-                created_by: created_by.clone(),
-                comment: comment.clone(),
-                created_at: *now,
-            };
-            engine.silences.push(silence.clone());
-            tracing::info!(silence = silence.id, created_by = %created_by, "silence created");
-            Ok(Reply::Silence(silence))
+        Op::CreateSilence { spec, now } => Ok(Reply::Silence(super::silences::insert(tx, engine, spec, *now)?)),
+        Op::UpdateSilence { id, spec, now } => {
+            Ok(Reply::Silence(super::silences::update(tx, engine, *id, spec, *now)?))
         }
         Op::ExpireSilence { id, now, .. } => {
-            let n = tx
-                .prepare_cached(
-                    "UPDATE silences SET ends_at = ?2, starts_at = MIN(starts_at, ?2) WHERE id = ?1 AND ends_at > ?2",
-                )?
-                .execute(params![id, ms(*now)])?;
-            if n == 0 {
-                let exists: bool =
-                    tx.query_row("SELECT count(*) > 0 FROM silences WHERE id = ?1", [id], |r| r.get(0))?;
-                if !exists {
-                    return Err(StoreError::NotFound(format!("no silence {id}")));
-                }
-            }
-            // The alerts it muted are routed again at once, not at their
-            // sender's next re-send (hours away for an Alertmanager group).
-            engine.silences.retain(|s| s.id != *id);
-            engine.recheck_muted(tx, &format!("silence:{id}"), *now)?;
+            super::silences::expire(tx, engine, *id, *now)?;
             Ok(Reply::Done)
         }
         Op::RecordChange { change, now } => Ok(Reply::Change(engine.record_change(tx, change, *now)?)),

@@ -1,0 +1,140 @@
+//! Silences in the store: create, change, expire, and the reads the
+//! Alertmanager API needs. One table serves `/api/v1/silences` and
+//! Alertmanager's `/api/v2/silences` alike.
+use jiff::Timestamp;
+use rusqlite::{Connection, params};
+
+use super::incidents::Engine;
+use super::{Store, StoreError, ms};
+use crate::engine::silence::{Silence, SilenceState, SilenceUpdate, plan_update};
+use crate::rules::matcher::Matcher;
+
+/// A silence as given to create or change one.
+#[derive(Debug, Clone)]
+pub struct SilenceSpec {
+    pub matchers: Vec<Matcher>,
+    pub starts_at: Timestamp,
+    pub ends_at: Timestamp,
+    pub created_by: String,
+    pub comment: String,
+}
+
+impl Store {
+    /// One silence by id, whatever its state.
+    pub async fn get_silence(&self, id: i64) -> Result<Option<Silence>, StoreError> {
+        self.read(move |c| Ok(super::reader::silences_where(c, "id = ?1", id)?.into_iter().next())).await
+    }
+
+    /// Silences not ended by `t` (pending, active, and those expired since).
+    pub async fn silences_ended_after(&self, t: Timestamp) -> Result<Vec<Silence>, StoreError> {
+        self.read(move |c| super::reader::silences(c, Some(t), None)).await
+    }
+
+    /// Post a silence under the id of an existing one, as Alertmanager's
+    /// API does: changed in place, or replaced by a new silence (see
+    /// [`plan_update`]). Returns the silence now in force.
+    pub async fn update_silence(&self, id: i64, spec: SilenceSpec) -> Result<Silence, StoreError> {
+        match self.write(super::writer::Op::UpdateSilence { id, spec, now: crate::clock::now() }).await? {
+            super::writer::Reply::Silence(s) => Ok(s),
+            _ => unreachable!("changing a silence answers with it"),
+        }
+    }
+}
+
+pub(super) fn insert(
+    tx: &Connection,
+    engine: &mut Engine,
+    s: &SilenceSpec,
+    now: Timestamp,
+) -> Result<Silence, StoreError> {
+    let texts: Vec<String> = s.matchers.iter().map(|m| m.to_string()).collect();
+    tx.prepare_cached(
+        "INSERT INTO silences (matchers, starts_at, ends_at, created_by, comment, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        serde_json::to_string(&texts).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        ms(s.starts_at),
+        ms(s.ends_at),
+        s.created_by,
+        s.comment,
+        ms(now)
+    ])?;
+    let silence = Silence {
+        id: tx.last_insert_rowid(),
+        matchers: s.matchers.clone(),
+        starts_at: s.starts_at,
+        ends_at: s.ends_at,
+        created_by: s.created_by.clone(),
+        comment: s.comment.clone(),
+        created_at: now,
+    };
+    engine.silences.push(silence.clone());
+    tracing::info!(silence = silence.id, created_by = %s.created_by, "silence created");
+    Ok(silence)
+}
+
+pub(super) fn expire(tx: &Connection, engine: &mut Engine, id: i64, now: Timestamp) -> Result<(), StoreError> {
+    let n = tx
+        .prepare_cached(
+            "UPDATE silences SET ends_at = ?2, starts_at = MIN(starts_at, ?2) WHERE id = ?1 AND ends_at > ?2",
+        )?
+        .execute(params![id, ms(now)])?;
+    if n == 0 {
+        let exists: bool = tx.query_row("SELECT count(*) > 0 FROM silences WHERE id = ?1", [id], |r| r.get(0))?;
+        if !exists {
+            return Err(StoreError::NotFound(format!("no silence {id}")));
+        }
+    }
+    // The alerts it muted are routed again at once, not at their
+    // sender's next re-send (hours away for an Alertmanager group).
+    engine.silences.retain(|s| s.id != id);
+    engine.recheck_muted(tx, &format!("silence:{id}"), now)?;
+    Ok(())
+}
+
+pub(super) fn update(
+    tx: &Connection,
+    engine: &mut Engine,
+    id: i64,
+    spec: &SilenceSpec,
+    now: Timestamp,
+) -> Result<Silence, StoreError> {
+    let old = super::reader::silences_where(tx, "id = ?1", id)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| StoreError::NotFound("silence not found".into()))?;
+    match plan_update(&old, &spec.matchers, spec.starts_at, spec.ends_at, now) {
+        SilenceUpdate::InPlace => {
+            tx.prepare_cached(
+                "UPDATE silences SET starts_at = ?2, ends_at = ?3, created_by = ?4, comment = ?5 WHERE id = ?1",
+            )?
+            .execute(params![id, ms(spec.starts_at), ms(spec.ends_at), spec.created_by, spec.comment])?;
+            let silence = Silence {
+                starts_at: spec.starts_at,
+                ends_at: spec.ends_at,
+                created_by: spec.created_by.clone(),
+                comment: spec.comment.clone(),
+                ..old
+            };
+            engine.silences.retain(|s| s.id != id);
+            if silence.state(now) == SilenceState::Expired {
+                // Changed to end now: what it muted is routed again.
+                engine.recheck_muted(tx, &format!("silence:{id}"), now)?;
+            } else {
+                engine.silences.push(silence.clone());
+            }
+            tracing::info!(silence = id, "silence changed");
+            Ok(silence)
+        }
+        SilenceUpdate::Replace { expire_old } => {
+            if expire_old {
+                expire(tx, engine, id, now)?;
+            }
+            let starts_at = spec.starts_at.max(now);
+            let silence = insert(tx, engine, &SilenceSpec { starts_at, ..spec.clone() }, now)?;
+            tracing::info!(silence = silence.id, replaces = id, "silence replaced");
+            Ok(silence)
+        }
+    }
+}
