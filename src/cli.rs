@@ -207,7 +207,8 @@ fn check(args: CheckArgs) -> ExitCode {
     let rules_dir =
         config.as_ref().map(|c| c.rules_dir.clone()).or(overrides.rules_dir).unwrap_or_else(|| "rules".into());
     let notifiers = config.as_ref().map(|c| c.notifiers.clone()).unwrap_or_default();
-    match crate::config::load_rules(&rules_dir, &notifiers) {
+    let allow_empty = config.as_ref().is_some_and(|c| c.allow_empty);
+    match crate::config::load_rules(&rules_dir, &notifiers, allow_empty) {
         Ok(set) => {
             if !failed {
                 println!(

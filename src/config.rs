@@ -36,6 +36,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Serve a non-loopback address without tokens (`--allow-unauthenticated`).
     pub allow_unauthenticated: bool,
+    /// Run with no incident rules (`allow_empty: true`).
+    pub allow_empty: bool,
 }
 
 /// The certificate chain and key of the HTTPS listener (PEM), read again on SIGHUP.
@@ -231,6 +233,9 @@ struct FileConfig {
     limits: FileLimits,
     #[serde(default)]
     metrics: MetricsConfig,
+    /// Accept a rules directory without incident rules, or with empty files.
+    #[serde(default)]
+    allow_empty: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -383,6 +388,7 @@ impl Config {
             limits,
             metrics: file.metrics,
             allow_unauthenticated: o.allow_unauthenticated,
+            allow_empty: file.allow_empty,
         })
     }
 }
@@ -391,15 +397,17 @@ impl Config {
     /// Load the rules directory and check that every notifier the rules
     /// name is configured.
     pub fn load_rules(&self) -> Result<crate::rules::RuleSet, Vec<crate::rules::RuleError>> {
-        load_rules(&self.rules_dir, &self.notifiers)
+        load_rules(&self.rules_dir, &self.notifiers, self.allow_empty)
     }
 }
 
 pub fn load_rules(
     dir: &Path,
     notifiers: &crate::notify::Notifiers,
+    allow_empty: bool,
 ) -> Result<crate::rules::RuleSet, Vec<crate::rules::RuleError>> {
-    crate::rules::RuleSet::load_dir_with(dir, Some(&notifiers.names()))
+    let names = notifiers.names();
+    crate::rules::RuleSet::load(dir, &crate::rules::LoadOptions { notifiers: Some(&names), allow_empty })
 }
 
 /// A size in bytes: `4194304`, `512KiB`, `4MiB`, `4MB`.

@@ -334,3 +334,56 @@ async fn bodies_past_the_buffer_budget_are_refused_with_503() {
     })
     .await;
 }
+
+// ---- a large incident is answered in pages ---------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_incident_is_answered_in_pages() {
+    let g = Gateway::start();
+    let (status, body) = post(&g.url("/api/v2/alerts"), &alerts("many", 3000)).await;
+    assert_eq!(status, 200, "{body}");
+    let id = wait_for(Duration::from_secs(30), "the incident", || async {
+        let (_, page) = get(&g.url("/api/v1/incidents")).await;
+        page["incidents"].as_array()?.first()?["id"].as_i64()
+    })
+    .await;
+    let resp = common::client().get(g.url(&format!("/api/v1/incidents/{id}"))).send().await.unwrap();
+    let text = resp.text().await.unwrap();
+    assert!(text.len() < 1 << 20, "the default answer is {} bytes", text.len());
+    let first: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(first["alertCount"], 3000);
+    assert_eq!(first["alerts"].as_array().unwrap().len(), 500);
+    assert_eq!(first["timeline"].as_array().unwrap().len(), 1000);
+    // Following the cursors gives every alert once.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut cursor = None::<String>;
+    loop {
+        let mut url = g.url(&format!("/api/v1/incidents/{id}?alerts_limit=1000"));
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&alerts_cursor={c}"));
+        }
+        let (status, page) = get(&url).await;
+        assert_eq!(status, 200, "{page}");
+        for a in page["alerts"].as_array().unwrap() {
+            assert!(seen.insert(a["fingerprint"].as_str().unwrap().to_string()), "an alert twice");
+        }
+        match page["alertsNextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 3000);
+    // The newest timeline entries first, and the rest behind the cursor.
+    let (_, newest) = get(&g.url(&format!("/api/v1/incidents/{id}?timeline_order=desc&timeline_limit=10"))).await;
+    let t = newest["timeline"].as_array().unwrap();
+    assert_eq!(t.len(), 10);
+    assert!(t[0]["at"].as_str() >= t[9]["at"].as_str());
+    let (_, older) = get(&g.url(&format!(
+        "/api/v1/incidents/{id}?timeline_order=desc&timeline_limit=10&timeline_cursor={}",
+        newest["timelineNextCursor"].as_str().unwrap()
+    )))
+    .await;
+    assert_ne!(older["timeline"][0], t[0]);
+    let (status, body) = get(&g.url(&format!("/api/v1/incidents/{id}?alerts_limit=0"))).await;
+    assert_eq!(status, 400, "{body}");
+}

@@ -159,6 +159,10 @@ async fn a_full_store_refuses_whole_requests_with_503_and_recovers() {
     }
     assert_eq!(refused.len(), 2, "the store never filled up ({} alerts stored)", acked.len());
     assert!(acked.len() >= 500, "a 2 MiB store holds more than {} such alerts", acked.len());
+    // The limit holds the database and its WAL together (one batch of slack).
+    let size = |name: &str| std::fs::metadata(g.dir.join("data").join(name)).map_or(0, |m| m.len());
+    let total = size("alertgate.db") + size("alertgate.db-wal");
+    assert!(total <= (2 << 20) + (256 << 10), "database and WAL take {total} bytes under a 2 MiB limit");
     eprintln!("store full after {} alerts", acked.len());
 
     // Reads still work, and show exactly what was acknowledged: nothing of a
@@ -757,4 +761,58 @@ async fn a_second_gateway_on_the_same_data_directory_is_refused() {
     g.restart();
     let (status, _) = post(&g.url("/api/v2/alerts"), &batch("lock2", 1, 0).1).await;
     assert_eq!(status, 200);
+}
+
+// ---- rule files caught mid-write -----------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_rule_set_is_refused_by_check_serve_and_reload() {
+    let rules = rules_dir(RULES);
+    let empty = tempfile::tempdir().unwrap();
+    let truncated = rules_dir("");
+    let check = |dir: &std::path::Path, config: Option<&std::path::Path>| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["check", "--rules", &dir.display().to_string()]);
+        if let Some(c) = config {
+            cmd.args(["--config", &c.display().to_string()]);
+        }
+        run_to_exit(&mut cmd, Duration::from_secs(30))
+    };
+    let (status, out, _) = check(empty.path(), None);
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(out.contains("no incident rules") && out.contains("allow_empty: true"), "{out}");
+    let (status, out, _) = check(truncated.path(), None);
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(out.contains("rules.yaml: the file is empty"), "{out}");
+    let cfg = tempfile::tempdir().unwrap();
+    let allow = cfg.path().join("alertgate.yml");
+    std::fs::write(&allow, "allow_empty: true\n").unwrap();
+    let (status, out, _) = check(truncated.path(), Some(&allow));
+    assert_eq!(status.code(), Some(0), "allowed by the config: {out}");
+
+    // serve refuses to start without incident rules.
+    let data = tempfile::tempdir().unwrap();
+    let args: Vec<String> = ["serve", "--listen", "127.0.0.1:0", "--data-dir"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([data.path().display().to_string(), "--rules".into(), truncated.path().display().to_string()])
+        .collect();
+    let (code, _, err) = serve_expecting_refusal(&args);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("the file is empty"), "{err}");
+
+    // A reload that finds the file truncated keeps the old rules.
+    let g = Gateway::start_with(Options { rules_dir: Some(rules.path().to_path_buf()), ..Default::default() });
+    std::fs::write(rules.path().join("rules.yaml"), "").unwrap();
+    let (status, body) = post(&g.url("/-/reload"), "").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["detail"]["errors"].to_string().contains("the file is empty"), "{body}");
+    let (status, body) = post(&g.url("/api/v2/alerts"), &batch("after-truncate", 1, 0).1).await;
+    assert_eq!(status, 200, "{body}");
+    let incidents = wait_for(WAIT, "an incident from the old rules", || async {
+        let (_, page) = get(&g.url("/api/v1/incidents")).await;
+        page["incidents"].as_array().filter(|l| !l.is_empty()).cloned()
+    })
+    .await;
+    assert_eq!(incidents[0]["rule"], "by-name");
 }

@@ -10,7 +10,7 @@ use super::body::JsonText;
 use super::error::ApiError;
 use super::{AppState, Id};
 use crate::model::incident::{IncidentAction, IncidentState, Priority};
-use crate::store::{IncidentCursor, IncidentDetail, IncidentPage, IncidentQuery, IncidentSort, SlaFilter};
+use crate::store::{DetailPage, IncidentCursor, IncidentDetail, IncidentPage, IncidentQuery, IncidentSort, SlaFilter};
 
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 500;
@@ -24,8 +24,50 @@ pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> R
     Ok(Json(state.store.list_incidents(q).await?))
 }
 
-pub async fn get(State(state): State<AppState>, Id(id): Id) -> Result<Json<IncidentDetail>, ApiError> {
-    detail(&state, id).await
+/// `GET /api/v1/incidents/{id}`: `alerts_limit` (1-1000, default 500),
+/// `alerts_cursor`, `timeline_limit` (1-5000, default 1000),
+/// `timeline_cursor`, `timeline_order` (`asc`, default, or `desc`).
+pub async fn get(
+    State(state): State<AppState>,
+    Id(id): Id,
+    RawQuery(query): RawQuery,
+) -> Result<Json<IncidentDetail>, ApiError> {
+    let page = detail_page(query.as_deref())?;
+    match state.store.get_incident_page(id, page).await? {
+        Some(d) => Ok(Json(d)),
+        None => Err(ApiError::not_found(format!("no incident {id}"))),
+    }
+}
+
+fn detail_page(query: Option<&str>) -> Result<DetailPage, ApiError> {
+    let mut page = DetailPage::default();
+    let bad = |key: &str, value: &str, want: &str| {
+        ApiError::bad_request(format!("{key}: expected {want}, got {value:?}"))
+            .with_detail(serde_json::json!({ "parameter": key }))
+    };
+    for (key, value) in super::query_pairs(query)? {
+        match key.as_str() {
+            "alerts_limit" => page.alerts_limit = super::parse_limit(&key, &value, DetailPage::MAX_ALERTS)?,
+            "timeline_limit" => page.timeline_limit = super::parse_limit(&key, &value, DetailPage::MAX_TIMELINE)?,
+            "alerts_cursor" => {
+                let parsed = value.split_once(':').and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)));
+                page.alerts_after = Some(parsed.ok_or_else(|| bad(&key, &value, "a cursor from alertsNextCursor"))?);
+            }
+            "timeline_cursor" => {
+                page.timeline_after =
+                    Some(value.parse().map_err(|_| bad(&key, &value, "a cursor from timelineNextCursor"))?)
+            }
+            "timeline_order" => {
+                page.timeline_newest_first = match value.as_str() {
+                    "asc" => false,
+                    "desc" => true,
+                    _ => return Err(bad(&key, &value, "asc or desc")),
+                }
+            }
+            _ => return Err(ApiError::bad_request(format!("unknown parameter {key:?}"))),
+        }
+    }
+    Ok(page)
 }
 
 async fn detail(state: &AppState, id: i64) -> Result<Json<IncidentDetail>, ApiError> {

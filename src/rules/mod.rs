@@ -140,6 +140,15 @@ impl RuleSet {
     }
 }
 
+/// How a rule directory is loaded.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions<'a> {
+    /// The notifiers the config defines; rules may name only these.
+    pub notifiers: Option<&'a [&'a str]>,
+    /// Accept empty files and a set without incident rules.
+    pub allow_empty: bool,
+}
+
 /// One problem in a rule file, located as precisely as known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleError {
@@ -173,6 +182,14 @@ impl RuleSet {
     /// (`notify:` of incident rules and escalation steps) must be one of
     /// `notifiers` when given.
     pub fn load_dir_with(dir: &Path, notifiers: Option<&[&str]>) -> Result<RuleSet, Vec<RuleError>> {
+        Self::load(dir, &LoadOptions { notifiers, allow_empty: true })
+    }
+
+    /// What the gateway loads: as [`RuleSet::load_dir_with`], and unless
+    /// `allow_empty`, an empty file or a set without incident rules is an
+    /// error: a rule file truncated mid-deploy must not turn paging off.
+    pub fn load(dir: &Path, opts: &LoadOptions<'_>) -> Result<RuleSet, Vec<RuleError>> {
+        let notifiers = opts.notifiers;
         let err = |file: &Path, line: Option<usize>, rule: Option<String>, message: String| RuleError {
             file: file.to_path_buf(),
             line,
@@ -211,6 +228,16 @@ impl RuleSet {
                 }
             };
             if text.trim().is_empty() {
+                if !opts.allow_empty {
+                    errors.push(err(
+                        file,
+                        None,
+                        None,
+                        "the file is empty (a deploy caught mid-write?); remove it, or set allow_empty: true in \
+                         the config"
+                            .into(),
+                    ));
+                }
                 continue;
             }
             let rf = match crate::yaml::from_str::<RuleFile>(&text) {
@@ -395,6 +422,16 @@ impl RuleSet {
                 };
                 errors.push(err(&file, Some(line), Some(who), format!("{what}: no {name:?} in {section}")));
             }
+        }
+        if set.incident_rules.is_empty() && !opts.allow_empty && errors.is_empty() {
+            errors.push(err(
+                dir,
+                None,
+                None,
+                "no incident rules: every alert would be stored and none would open an incident; add rules, or set \
+                 allow_empty: true in the config to run without"
+                    .into(),
+            ));
         }
         set.files = files;
         set.templates = templates.finish();

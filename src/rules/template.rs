@@ -65,6 +65,10 @@ impl Default for Templates {
 /// Collects templates while rules compile.
 pub struct TemplateBuilder {
     env: Environment<'static>,
+    /// The same templates, where anything undefined is an error: each is
+    /// rendered here once at load, so a misspelt variable or an unknown
+    /// filter fails `check` instead of rendering empty at 3 a.m.
+    strict: Environment<'static>,
 }
 
 impl Default for TemplateBuilder {
@@ -72,22 +76,63 @@ impl Default for TemplateBuilder {
         let mut env = Environment::new();
         // Titles are plain text, not HTML.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-        TemplateBuilder { env }
+        let mut strict = env.clone();
+        strict.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        TemplateBuilder { env, strict }
     }
+}
+
+/// Labels or annotations at load time: every name is defined (an alert
+/// may carry any label), a few have sample values to iterate over.
+#[derive(Debug)]
+struct AnyNames(&'static [(&'static str, &'static str)]);
+
+const SAMPLE_LABELS: &[(&str, &str)] = &[
+    ("alertname", "SampleAlert"),
+    ("instance", "host-1:9100"),
+    ("job", "node"),
+    ("namespace", "default"),
+    ("service", "sample"),
+    ("severity", "critical"),
+];
+const SAMPLE_ANNOTATIONS: &[(&str, &str)] =
+    &[("summary", "a sample alert"), ("description", "rendered at load to check the template")];
+
+impl minijinja::value::Object for AnyNames {
+    fn get_value(self: &Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
+        let name = key.as_str()?;
+        Some(minijinja::Value::from(self.0.iter().find(|(k, _)| *k == name).map_or("", |(_, v)| v)))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Values(self.0.iter().map(|(k, _)| minijinja::Value::from(*k)).collect())
+    }
+}
+
+/// A minijinja error as one line: its kind and detail.
+fn describe(e: &minijinja::Error) -> String {
+    let mut msg = e.kind().to_string();
+    if let Some(detail) = e.detail() {
+        msg.push_str(": ");
+        msg.push_str(detail);
+    }
+    msg
 }
 
 impl TemplateBuilder {
     /// Compile `source` under `name`; the error says what is wrong.
     pub fn add(&mut self, name: String, source: String) -> Result<(), String> {
         check_nesting(&source)?;
-        self.env.add_template_owned(name, source).map_err(|e| {
-            let mut msg = e.kind().to_string();
-            if let Some(detail) = e.detail() {
-                msg.push_str(": ");
-                msg.push_str(detail);
-            }
-            msg
-        })
+        self.strict.add_template_owned(name.clone(), source.clone()).map_err(|e| describe(&e))?;
+        let ctx: BTreeMap<&str, minijinja::Value> = [
+            ("labels", minijinja::Value::from_object(AnyNames(SAMPLE_LABELS))),
+            ("annotations", minijinja::Value::from_object(AnyNames(SAMPLE_ANNOTATIONS))),
+        ]
+        .into();
+        let rendered = self.strict.get_template(&name).and_then(|t| t.render(ctx));
+        self.strict.remove_template(&name);
+        rendered.map_err(|e| format!("rendering a sample alert failed: {}", describe(&e)))?;
+        self.env.add_template_owned(name, source).map_err(|e| describe(&e))
     }
 
     pub fn finish(self) -> Templates {
@@ -135,6 +180,21 @@ mod tests {
         assert_eq!(out, "{{ 7*7 }}<b> in prod");
         let out = t.render("t", &LabelSet::new(), &Annotations::new()).unwrap();
         assert_eq!(out, "in");
+    }
+
+    #[test]
+    fn unknown_filters_and_variables_are_caught_at_load() {
+        let mut b = TemplateBuilder::default();
+        let e = b.add("a".into(), "{{ labels.alertname | shout }}".into()).unwrap_err();
+        assert!(e.contains("unknown filter"), "{e}");
+        let e = b.add("b".into(), "{{ lables.alertname }}".into()).unwrap_err();
+        assert!(e.contains("undefined"), "{e}");
+        // Any label may be missing from an alert; that is not an error.
+        b.add("c".into(), "{{ labels.no_such_label | upper }} {{ annotations.runbook_url }}".into()).unwrap();
+        b.add("d".into(), "{% for k in labels %}{{ k }}={{ labels[k] }} {% endfor %}".into()).unwrap();
+        let t = b.finish();
+        assert_eq!(t.render("c", &LabelSet::new(), &Annotations::new()).unwrap(), "");
+        assert!(t.render("a", &LabelSet::new(), &Annotations::new()).is_err(), "refused templates are not kept");
     }
 
     #[test]

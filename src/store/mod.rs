@@ -312,7 +312,43 @@ pub struct IncidentDetail {
     /// Changes of its service it started during or soon after.
     pub suspected_changes: Vec<Change>,
     pub alerts: Vec<IncidentAlert>,
+    /// Pass as `alerts_cursor` for the next alerts; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alerts_next_cursor: Option<String>,
     pub timeline: Vec<TimelineEvent>,
+    /// Pass as `timeline_cursor` for the next entries; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline_next_cursor: Option<String>,
+}
+
+/// Which part of an incident's alerts and timeline a detail shows: an
+/// incident of many alerts is answered in pages, not in one huge document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DetailPage {
+    pub alerts_limit: usize,
+    /// After this (joined at, alert row id), in joining order.
+    pub alerts_after: Option<(i64, i64)>,
+    pub timeline_limit: usize,
+    /// After this entry id, in the chosen order.
+    pub timeline_after: Option<i64>,
+    pub timeline_newest_first: bool,
+}
+
+impl DetailPage {
+    pub const MAX_ALERTS: usize = 1000;
+    pub const MAX_TIMELINE: usize = 5000;
+}
+
+impl Default for DetailPage {
+    fn default() -> Self {
+        DetailPage {
+            alerts_limit: 500,
+            alerts_after: None,
+            timeline_limit: 1000,
+            timeline_after: None,
+            timeline_newest_first: false,
+        }
+    }
 }
 
 /// An alert of an incident, with whether it still fires there.
@@ -405,9 +441,13 @@ impl Store {
         if released > 0 {
             tracing::info!(notifications = released, "released notification leases left by the previous run");
         }
-        if let Some(max) = cfg.max_size {
+        // `max_size` holds the database and its WAL: the WAL gets a share
+        // (checkpointed and truncated back to it), the database the rest.
+        let size_limit = cfg.max_size.map(|max| SizeLimit::new(max as u64, &path));
+        if let Some(limit) = &size_limit {
             let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
-            let pages = (max as i64 / page).max(1);
+            let pages = ((limit.max - limit.wal_share) as i64 / page).max(1);
+            conn.pragma_update(None, "journal_size_limit", limit.wal_share as i64)?;
             // Never below what the file already holds, or nothing could be written at all.
             let _: i64 = conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| r.get(0))?;
         }
@@ -433,9 +473,10 @@ impl Store {
         let current = rules.read().expect("rules lock").clone();
         let engine = incidents::Engine::load(&conn, current, subscriptions, crate::clock::now())?;
         let (stop_checkpoints, stopped) = std::sync::mpsc::channel::<()>();
+        let wal_share = size_limit.as_ref().map_or(WAL_RESTART_BYTES, |l| l.wal_share);
         let checkpointer = std::thread::Builder::new()
             .name("store-checkpoint".into())
-            .spawn(move || checkpointer(checkpoints, stopped))
+            .spawn(move || checkpointer(checkpoints, stopped, wal_share))
             .map_err(|e| StoreError::Corrupt(format!("cannot start the checkpoint thread: {e}")))?;
         let (tx, rx) = mpsc::channel(4096);
         let writer_rules = rules.clone();
@@ -451,7 +492,7 @@ impl Store {
                     let _ = stop_checkpoints.send(());
                     let _ = checkpointer.join();
                 };
-                writer::run(conn, engine, rx, writer_rules, writer_next_timer, writer_wakeup, stop)
+                writer::run(conn, engine, rx, writer_rules, writer_next_timer, writer_wakeup, size_limit, stop)
             })
             .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
         Ok(Store {
@@ -681,8 +722,13 @@ impl Store {
     /// An incident with its SLA clocks, problems, suspected changes,
     /// alerts and timeline.
     pub async fn get_incident(&self, id: i64) -> Result<Option<IncidentDetail>, StoreError> {
+        self.get_incident_page(id, DetailPage::default()).await
+    }
+
+    /// As [`Store::get_incident`], with a chosen page of alerts and timeline.
+    pub async fn get_incident_page(&self, id: i64, page: DetailPage) -> Result<Option<IncidentDetail>, StoreError> {
         let rules = self.rules.read().expect("rules lock").clone();
-        self.read(move |c| reader::get_incident(c, id, &rules, crate::clock::now())).await
+        self.read(move |c| reader::get_incident(c, id, &rules, page, crate::clock::now())).await
     }
 
     /// Record a change or deploy (a maintenance window when it suppresses).
@@ -840,9 +886,35 @@ pub fn backup(db: &Path, to: &Path) -> Result<u64, StoreError> {
 /// WAL cannot grow without bound under a constant write load.
 const WAL_RESTART_BYTES: u64 = 64 << 20;
 
+/// `store.max_size` over the database file and its WAL together.
+pub(crate) struct SizeLimit {
+    pub max: u64,
+    /// What the WAL may take before the checkpointer truncates it.
+    pub wal_share: u64,
+    db: PathBuf,
+    wal: PathBuf,
+}
+
+impl SizeLimit {
+    fn new(max: u64, db: &Path) -> SizeLimit {
+        SizeLimit {
+            max,
+            wal_share: (max / 4).clamp(256 << 10, WAL_RESTART_BYTES),
+            db: db.to_path_buf(),
+            wal: PathBuf::from(format!("{}-wal", db.display())),
+        }
+    }
+
+    /// True when the files together have reached the limit.
+    pub fn reached(&self) -> bool {
+        let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        size(&self.db) + size(&self.wal) >= self.max
+    }
+}
+
 /// Copy the WAL into the database in the background, once a second: a
 /// passive checkpoint never blocks the writer or readers.
-fn checkpointer(conn: Connection, stop: std::sync::mpsc::Receiver<()>) {
+fn checkpointer(conn: Connection, stop: std::sync::mpsc::Receiver<()>, wal_share: u64) {
     let wal = conn.path().map(|p| PathBuf::from(format!("{p}-wal")));
     loop {
         match stop.recv_timeout(std::time::Duration::from_secs(1)) {
@@ -850,7 +922,9 @@ fn checkpointer(conn: Connection, stop: std::sync::mpsc::Receiver<()>) {
             _ => return,
         }
         let size = wal.as_ref().and_then(|p| std::fs::metadata(p).ok()).map_or(0, |m| m.len());
-        let mode = if size > WAL_RESTART_BYTES { "RESTART" } else { "PASSIVE" };
+        // Past its share the WAL is copied back and truncated, so the files
+        // stay within `store.max_size`.
+        let mode = if size > wal_share { "TRUNCATE" } else { "PASSIVE" };
         if let Err(e) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
             tracing::warn!(error = %e, "background checkpoint failed");
         }

@@ -1,5 +1,5 @@
 //! Queries on a read-only connection.
-use rusqlite::{Connection, OptionalExtension, Row, params_from_iter, types::Value};
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter, types::Value};
 use serde_json::value::RawValue;
 
 use super::{
@@ -236,6 +236,7 @@ pub(super) fn get_incident(
     c: &Connection,
     id: i64,
     rules: &crate::rules::RuleSet,
+    page: super::DetailPage,
     now: jiff::Timestamp,
 ) -> Result<Option<IncidentDetail>, StoreError> {
     let Some(incident) = c
@@ -246,27 +247,41 @@ pub(super) fn get_incident(
         return Ok(None);
     };
     let alert_columns: String = COLUMNS.split(',').map(|c| format!("a.{}", c.trim())).collect::<Vec<_>>().join(", ");
-    let alerts = c
+    let (after_joined, after_alert) = page.alerts_after.unwrap_or((i64::MIN, i64::MIN));
+    let mut alerts = c
         .prepare_cached(&format!(
-            "SELECT {alert_columns}, ia.joined_at, ia.firing FROM incident_alerts ia JOIN alerts a ON a.id = ia.alert_id
-             WHERE ia.incident_id = ?1 ORDER BY ia.joined_at, a.id LIMIT 1000"
+            "SELECT {alert_columns}, ia.joined_at, ia.firing, a.id FROM incident_alerts ia JOIN alerts a ON a.id = ia.alert_id
+             WHERE ia.incident_id = ?1 AND (ia.joined_at, a.id) > (?2, ?3) ORDER BY ia.joined_at, a.id LIMIT ?4"
         ))?
-        .query_map([id], |r| {
+        .query_map(params![id, after_joined, after_alert, page.alerts_limit as i64 + 1], |r| {
             let (_, alert) = row_to_alert(r)?;
             let joined: i64 = r.get(16)?;
             let firing: bool = r.get(17)?;
-            Ok((alert, joined, firing))
+            let row_id: i64 = r.get(18)?;
+            Ok((alert, joined, firing, row_id))
         })?
         .map(|row| {
-            let (alert, joined, firing) = row?;
-            Ok(IncidentAlert { alert, joined_at: ts(joined)?, firing })
+            let (alert, joined, firing, row_id) = row?;
+            Ok((IncidentAlert { alert, joined_at: ts(joined)?, firing }, (joined, row_id)))
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-    let timeline = c
-        .prepare_cached(
-            "SELECT at, actor, kind, message, data, recorded_at FROM incident_events WHERE incident_id = ?1 ORDER BY id",
-        )?
-        .query_map([id], |r| {
+    let alerts_next_cursor = (alerts.len() > page.alerts_limit).then(|| {
+        let (joined, row_id) = alerts[page.alerts_limit - 1].1;
+        format!("{joined}:{row_id}")
+    });
+    alerts.truncate(page.alerts_limit);
+    let alerts = alerts.into_iter().map(|(a, _)| a).collect();
+    let timeline_sql = if page.timeline_newest_first {
+        "SELECT at, actor, kind, message, data, recorded_at, id FROM incident_events
+         WHERE incident_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
+    } else {
+        "SELECT at, actor, kind, message, data, recorded_at, id FROM incident_events
+         WHERE incident_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
+    };
+    let after = page.timeline_after.unwrap_or(if page.timeline_newest_first { i64::MAX } else { i64::MIN });
+    let mut timeline_rows = c
+        .prepare_cached(timeline_sql)?
+        .query_map(params![id, after, page.timeline_limit as i64 + 1], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
@@ -274,10 +289,16 @@ pub(super) fn get_incident(
                 r.get::<_, String>(3)?,
                 r.get::<_, Option<String>>(4)?,
                 r.get::<_, Option<i64>>(5)?,
+                r.get::<_, i64>(6)?,
             ))
         })?
-        .map(|row| {
-            let (at, actor, kind, message, data, recorded) = row?;
+        .collect::<Result<Vec<_>, _>>()?;
+    let timeline_next_cursor =
+        (timeline_rows.len() > page.timeline_limit).then(|| timeline_rows[page.timeline_limit - 1].6.to_string());
+    timeline_rows.truncate(page.timeline_limit);
+    let timeline = timeline_rows
+        .into_iter()
+        .map(|(at, actor, kind, message, data, recorded, _)| {
             // Shown only where it says something: a fact recorded late.
             let recorded = recorded.filter(|r| (r - at).abs() >= 1000).map(ts).transpose()?;
             Ok(TimelineEvent {
@@ -303,7 +324,9 @@ pub(super) fn get_incident(
         problems,
         suspected_changes: super::changes::of_incident(c, id)?,
         alerts,
+        alerts_next_cursor,
         timeline,
+        timeline_next_cursor,
     }))
 }
 

@@ -217,6 +217,7 @@ pub(super) fn run(
     rules: SharedRules,
     next_timer: Arc<std::sync::atomic::AtomicI64>,
     outbox_wakeup: Arc<tokio::sync::Notify>,
+    size_limit: Option<super::SizeLimit>,
     stop_checkpoints: impl FnOnce(),
 ) {
     let mut batch: Vec<Pending> = Vec::new();
@@ -263,7 +264,13 @@ pub(super) fn run(
         {
             tracing::error!(error = %e, "applying reloaded rules failed");
         }
-        let part_result = if batch.is_empty() { None } else { commit_batch(&mut conn, &mut engine, &mut batch) };
+        let mut part_result = None;
+        if size_limit.as_ref().is_some_and(super::SizeLimit::reached) {
+            part_result = refuse_growth(&mut batch);
+        }
+        if !batch.is_empty() {
+            part_result = part_result.or(commit_batch(&mut conn, &mut engine, &mut batch));
+        }
         if let (Some(mut p), Some(result)) = (part, part_result) {
             match result {
                 Ok(Reply::Ingest(o)) => {
@@ -313,6 +320,29 @@ pub(super) fn run(
 }
 
 type Pending = (Op, Option<String>, Answer);
+
+/// At `store.max_size` (database and WAL together), requests that would
+/// store more are refused before they start; the outbox's bookkeeping
+/// (small, and needed to stop re-sending) goes on. A refused part of a
+/// large request is returned, to fail its request.
+fn refuse_growth(batch: &mut Vec<Pending>) -> Option<Result<Reply, StoreError>> {
+    let full = || StoreError::DiskFull("the database and its WAL reached store.max_size".into());
+    let mut kept = Vec::with_capacity(batch.len());
+    let mut part = None;
+    for (op, source, to) in batch.drain(..) {
+        match (&op, to) {
+            (Op::ClaimNotifications { .. } | Op::RecordDeliveries { .. } | Op::RenewLeases { .. }, to) => {
+                kept.push((op, source, to))
+            }
+            (_, Answer::Caller(reply)) => {
+                let _ = reply.send(Err(full()));
+            }
+            (_, Answer::Part) => part = Some(Err(full())),
+        }
+    }
+    *batch = kept;
+    part
+}
 
 /// Apply and commit a batch, answering each caller; the result of the
 /// batch's [`Answer::Part`], if it has one, is returned instead.
