@@ -492,7 +492,13 @@ impl Store {
                     let _ = stop_checkpoints.send(());
                     let _ = checkpointer.join();
                 };
-                writer::run(conn, engine, rx, writer_rules, writer_next_timer, writer_wakeup, size_limit, stop)
+                let shared = writer::Shared {
+                    rules: writer_rules,
+                    next_timer: writer_next_timer,
+                    outbox_wakeup: writer_wakeup,
+                    size_limit,
+                };
+                writer::run(conn, engine, rx, shared, stop)
             })
             .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
         Ok(Store {

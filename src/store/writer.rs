@@ -210,16 +210,24 @@ impl Partial {
     }
 }
 
+/// What the writer shares with the store's handle.
+pub(super) struct Shared {
+    pub rules: SharedRules,
+    /// The earliest timer, for the tick loop.
+    pub next_timer: Arc<std::sync::atomic::AtomicI64>,
+    /// Woken after each commit that queued a notification.
+    pub outbox_wakeup: Arc<tokio::sync::Notify>,
+    pub size_limit: Option<super::SizeLimit>,
+}
+
 pub(super) fn run(
     mut conn: Connection,
     mut engine: Engine,
     mut rx: mpsc::Receiver<Request>,
-    rules: SharedRules,
-    next_timer: Arc<std::sync::atomic::AtomicI64>,
-    outbox_wakeup: Arc<tokio::sync::Notify>,
-    size_limit: Option<super::SizeLimit>,
+    shared: Shared,
     stop_checkpoints: impl FnOnce(),
 ) {
+    let Shared { rules, next_timer, outbox_wakeup, size_limit } = shared;
     let mut batch: Vec<Pending> = Vec::new();
     let mut partials: std::collections::VecDeque<Partial> = std::collections::VecDeque::new();
     let mut close: Option<oneshot::Sender<()>> = None;
