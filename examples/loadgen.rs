@@ -777,7 +777,9 @@ fn generate_rules(dir: &Path, n: usize) -> Result<PathBuf> {
             "  - name: catch-all\n    matchers: []\n    group_by: [alertname, instance]\n    title: \"{{ labels.alertname }} on {{ labels.instance }}\"\n    urgency_from: {label: severity, map: {critical: high, warning: medium}}\n",
         );
     } else {
+        // No rules at all: the gateway refuses that unless told it is meant.
         yaml = String::from("incident_rules: []\n");
+        std::fs::write(dir.join("alertgate.yml"), "allow_empty: true\n")?;
     }
     std::fs::write(rules.join("generated.yaml"), yaml)?;
     Ok(rules)
@@ -799,6 +801,11 @@ fn spawn_alertgate(args: &Args, bin: &Path) -> Result<(Spawned, String)> {
         .arg(match args.generate_rules {
             Some(n) => generate_rules(&dir, n)?,
             None => args.rules.clone(),
+        })
+        .args(if args.generate_rules == Some(0) {
+            vec!["--config".into(), dir.join("alertgate.yml").display().to_string()]
+        } else {
+            vec![]
         })
         .args(&args.alertgate_args)
         .stdin(Stdio::null())
