@@ -264,7 +264,7 @@ async fn slow_receiver(received: Arc<AtomicU64>) -> Result<String> {
             let Ok((mut sock, _)) = listener.accept().await else { return };
             n += 1;
             let received = received.clone();
-            let fail = n % 5 == 0;
+            let fail = n.is_multiple_of(5);
             tokio::spawn(async move {
                 use tokio::io::{AsyncReadExt, AsyncWriteExt};
                 let mut buf = vec![0u8; 1 << 16];
@@ -279,7 +279,9 @@ async fn slow_receiver(received: Arc<AtomicU64>) -> Result<String> {
                     if let Some(head_end) = text.find("\r\n\r\n") {
                         let len: usize = text[..head_end]
                             .lines()
-                            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                            .find_map(|l| {
+                                l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
+                            })
                             .and_then(|v| v.parse().ok())
                             .unwrap_or(0);
                         if got.len() >= head_end + 4 + len {
@@ -293,7 +295,9 @@ async fn slow_receiver(received: Arc<AtomicU64>) -> Result<String> {
                     received.fetch_add(1, Ordering::Relaxed);
                 }
                 let _ = sock
-                    .write_all(format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes())
+                    .write_all(
+                        format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes(),
+                    )
                     .await;
             });
         }
@@ -374,14 +378,14 @@ async fn run(args: Args) -> Result<()> {
         tasks.push(tokio::spawn(strangers(g.url.clone(), stop.clone())));
     }
     let started = Instant::now();
-    let mut restarts = 0;
+    let mut restarts: u32 = 0;
     let mut next_restart = Duration::from_secs_f64(args.restart_every);
     while started.elapsed() < Duration::from_secs_f64(args.duration) {
         tokio::time::sleep(Duration::from_millis(250)).await;
         g.note_rss();
         if args.mode == Mode::Soak && started.elapsed() >= next_restart {
             restarts += 1;
-            let hard = restarts % 2 == 0;
+            let hard = restarts.is_multiple_of(2);
             eprintln!("[soak] restart {restarts} ({})", if hard { "kill -9" } else { "SIGTERM" });
             g.stop(hard);
             g.start()?;

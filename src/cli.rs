@@ -206,9 +206,19 @@ fn check(args: CheckArgs) -> ExitCode {
     };
     let rules_dir =
         config.as_ref().map(|c| c.rules_dir.clone()).or(overrides.rules_dir).unwrap_or_else(|| "rules".into());
-    let notifiers = config.as_ref().map(|c| c.notifiers.clone()).unwrap_or_default();
     let allow_empty = config.as_ref().is_some_and(|c| c.allow_empty);
-    match crate::config::load_rules(&rules_dir, &notifiers, allow_empty) {
+    let loaded = match (&config, &overrides.config_file) {
+        (Some(c), _) => crate::config::load_rules(&rules_dir, &c.notifiers, allow_empty),
+        // A broken config: its notifiers still count as defined, so a rule
+        // naming one is not reported again.
+        (None, file) => {
+            let declared = file.as_deref().map(Config::declared_notifiers).unwrap_or_default();
+            let names: Vec<&str> = declared.iter().map(String::as_str).collect();
+            let opts = crate::rules::LoadOptions { notifiers: Some(&names), allow_empty };
+            crate::rules::RuleSet::load(&rules_dir, &opts)
+        }
+    };
+    match loaded {
         Ok(set) => {
             if !failed {
                 println!(

@@ -268,23 +268,68 @@ pub enum ConfigError {
     Invalid(Vec<String>),
 }
 
+/// The file's tree and what it says; every problem of reading it goes to
+/// `problems` (the value is what is left once the entries at fault are
+/// dropped, so the checks that follow report their own problems too).
+fn read_file(path: &Path, problems: &mut Vec<String>) -> Result<(FileConfig, crate::yaml::Node), ConfigError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    let at = |e: &crate::yaml::YamlError| format!("{}{}: {}", path.display(), e.location(), e.message);
+    let doc = crate::yaml::parse(&text).map_err(|errs| ConfigError::Invalid(errs.iter().map(at).collect()))?;
+    let (file, errors) = crate::yaml::from_node_all::<FileConfig>(&doc);
+    problems.extend(errors.iter().map(at));
+    match file {
+        Some(f) => Ok((f, doc)),
+        None => Err(ConfigError::Invalid(std::mem::take(problems))),
+    }
+}
+
+/// `FILE: path: message` becomes `FILE:LINE:COLUMN: path: message` where
+/// the path is found in the file.
+fn locate_problems(problems: Vec<String>, file_name: &str, doc: Option<&crate::yaml::Node>) -> Vec<String> {
+    let Some(doc) = doc else { return problems };
+    problems
+        .into_iter()
+        .map(|p| {
+            let Some(rest) = p.strip_prefix(file_name).filter(|_| !file_name.is_empty()) else { return p };
+            let path = rest.split([':', ' ']).next().unwrap_or("");
+            match doc.find(path).filter(|_| !path.is_empty()) {
+                Some(node) => {
+                    let file = file_name.trim_end_matches(": ");
+                    format!("{file}:{}:{}: {rest}", node.at.line, node.at.column)
+                }
+                None => p,
+            }
+        })
+        .collect()
+}
+
 impl Config {
+    /// The notifier names a config file declares, even where a notifier is
+    /// broken: `check` then reports the broken notifier once, not again in
+    /// every rule that names it.
+    pub fn declared_notifiers(path: &Path) -> Vec<String> {
+        let Ok(text) = std::fs::read_to_string(path) else { return Vec::new() };
+        let Ok(doc) = crate::yaml::parse(&text) else { return Vec::new() };
+        match doc.get("notifiers").map(|n| &n.kind) {
+            Some(crate::yaml::tree::Kind::Seq(items)) => {
+                items.iter().filter_map(|n| n.get("name")?.as_str().map(str::to_owned)).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// Build the configuration from the optional file and the overrides.
     pub fn load(o: &Overrides) -> Result<Config, ConfigError> {
-        let (file, base, file_name) = match &o.config_file {
-            None => (FileConfig::default(), PathBuf::new(), String::new()),
+        let mut problems = Vec::new();
+        let (file, base, file_name, doc) = match &o.config_file {
+            None => (FileConfig::default(), PathBuf::new(), String::new(), None),
             Some(path) => {
-                let text =
-                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
-                let file: FileConfig = crate::yaml::from_str(&text).map_err(|e| {
-                    let at = e.line.map(|l| format!(":{l}")).unwrap_or_default();
-                    ConfigError::Invalid(vec![format!("{}{at}: {}", path.display(), e.message)])
-                })?;
+                let (file, doc) = read_file(path, &mut problems)?;
                 let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-                (file, base, format!("{}: ", path.display()))
+                (file, base, format!("{}: ", path.display()), Some(doc))
             }
         };
-        let mut problems = Vec::new();
         // Paths in the file are relative to the file, as in Prometheus.
         let from_file = |p: Option<PathBuf>| p.map(|p| base.join(p));
 
@@ -365,7 +410,7 @@ impl Config {
         problems.extend(outbox_problems.into_iter().map(|e| format!("{file_name}{e}")));
 
         if !problems.is_empty() {
-            return Err(ConfigError::Invalid(problems));
+            return Err(ConfigError::Invalid(locate_problems(problems, &file_name, doc.as_ref())));
         }
         Ok(Config {
             listen,

@@ -231,8 +231,8 @@ fn check_names_file_and_line_of_every_problem() {
     let run = alertgate(&["check", "--rules", &dir.display().to_string()], &[]);
     assert_eq!(run.code, Some(1), "{run}");
     assert!(!run.stdout.starts_with("ok"), "{run}");
-    for (file, line) in [("b.yaml", 2), ("c.yml", 4)] {
-        let at = format!("{}:{line}: ", dir.join(file).display());
+    for (file, at) in [("b.yaml", "2:1"), ("c.yml", "4:16")] {
+        let at = format!("{}:{at}: ", dir.join(file).display());
         assert!(run.stdout.lines().any(|l| l.starts_with(&at)), "no line starting with {at:?}: {run}");
     }
     assert!(run.stdout.contains("inhibit_rulez"), "{run}");
@@ -245,7 +245,69 @@ fn check_names_file_and_line_of_every_problem() {
     let run = alertgate(&["check", "--rules", &rules, "--config", &cfg.display().to_string()], &[]);
     assert_eq!(run.code, Some(1), "{run}");
     assert!(run.stdout.contains("max_bodyy"), "{run}");
-    assert!(run.stdout.contains("alertgate.yml:2"), "{run}");
+    assert!(run.stdout.contains("alertgate.yml:2:1: "), "{run}");
+}
+
+#[test]
+fn check_lists_every_problem_of_a_file_at_its_key_or_value() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("rules.yaml"),
+        "incident_rules:
+  - name: one
+    matchers: ['job=\"api\"', 'severity=~\"(\"']
+    group_windw: 4h
+    impact: huge
+  - name: two
+    title: '{{ labels.alertname | shout }}'
+    min_alerts: many
+  - name: three
+    notify: [pager, chatops]
+",
+    )
+    .unwrap();
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg = cfg_dir.path().join("alertgate.yml");
+    std::fs::write(
+        &cfg,
+        "listen: nowhere
+max_bodyy: 1MiB
+notifiers:
+  - name: pager
+    type: email
+    smtp: {host: smtp.example.org, password_env: ALERTGATE_TEST_NO_SUCH_VARIABLE}
+    from: a@example.org
+    to: [b@example.org]
+store: {read_connections: 0}
+",
+    )
+    .unwrap();
+    let run = alertgate(&["check", "--rules", &dir.display().to_string(), "--config", &cfg.display().to_string()], &[]);
+    assert_eq!(run.code, Some(1), "{run}");
+    let rules = dir.join("rules.yaml").display().to_string();
+    let config = cfg.display().to_string();
+    let want = [
+        (format!("{rules}:3:29: rule one: matchers[1]:"), "invalid regex"),
+        (format!("{rules}:4:5: rule one:"), "unknown field `group_windw`"),
+        (format!("{rules}:5:13: rule one: impact:"), "huge"),
+        (format!("{rules}:7:12: rule two: title:"), "unknown filter"),
+        (format!("{rules}:8:17: rule two:"), "expected a non-negative number"),
+        (format!("{rules}:10:21: rule three: notify:"), "no notifier \"chatops\""),
+        (format!("{config}:1:9: listen:"), "nowhere"),
+        (format!("{config}:2:1: "), "unknown field `max_bodyy`"),
+        (format!("{config}:6:"), "ALERTGATE_TEST_NO_SUCH_VARIABLE"),
+        (format!("{config}:9:"), "read_connections"),
+    ];
+    for (prefix, part) in &want {
+        assert!(
+            run.stdout.lines().any(|l| l.starts_with(prefix.as_str()) && l.contains(part)),
+            "no line starting {prefix:?} with {part:?}:\n{run}"
+        );
+    }
+    // The broken notifier is one problem: rules naming it are not reported again.
+    assert!(!run.stdout.contains("no notifier \"pager\""), "{run}");
+    assert_eq!(run.stdout.lines().count(), want.len(), "{run}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

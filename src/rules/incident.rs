@@ -171,10 +171,10 @@ impl InhibitRule {
 
 fn matchers(raw: &[String], what: &str, problems: &mut Vec<String>) -> Vec<Matcher> {
     let mut out = Vec::new();
-    for m in raw {
+    for (i, m) in raw.iter().enumerate() {
         match super::matcher::parse_matchers(m) {
             Ok(ms) => out.extend(ms),
-            Err(e) => problems.push(format!("{what}: {e}")),
+            Err(e) => problems.push(format!("{what}[{i}]: {e}")),
         }
     }
     out

@@ -3,46 +3,21 @@
 //! compiled into checked rules; every problem of every file is reported with
 //! its file, line and rule name. `alertgate check` runs this same code.
 pub mod incident;
+mod load;
 pub mod matcher;
 pub mod policy;
 pub mod template;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
 use crate::model::Duration;
 use crate::model::incident::PriorityMatrix;
-use crate::sla::calendar::{Calendar, RawCalendar};
-use crate::yaml::{Spanned, line_of};
-use incident::{IncidentRule, InhibitRule, RawIncidentRule, RawInhibitRule};
-use policy::{
-    EscalationPolicy, ProblemRule, RawChangeCorrelation, RawEscalationPolicy, RawProblemRule, RawSlaPolicy, SlaPolicy,
-};
-use template::{TemplateBuilder, Templates};
-
-/// The top level of one rule file. Unknown keys are errors: a typo in a
-/// section name must not silently disable it.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RuleFile {
-    #[serde(default)]
-    incident_rules: Vec<Spanned<RawIncidentRule>>,
-    priority_matrix: Option<Spanned<BTreeMap<String, BTreeMap<String, String>>>>,
-    #[serde(default)]
-    inhibit_rules: Vec<Spanned<RawInhibitRule>>,
-    #[serde(default)]
-    calendars: BTreeMap<String, Spanned<RawCalendar>>,
-    #[serde(default)]
-    sla_policies: Vec<Spanned<RawSlaPolicy>>,
-    #[serde(default)]
-    escalation_policies: Vec<Spanned<RawEscalationPolicy>>,
-    #[serde(default)]
-    problem_rules: Vec<Spanned<RawProblemRule>>,
-    change_correlation: Option<Spanned<RawChangeCorrelation>>,
-}
+use crate::sla::calendar::Calendar;
+use incident::{IncidentRule, InhibitRule};
+use policy::{EscalationPolicy, ProblemRule, SlaPolicy};
+use template::Templates;
 
 /// All rule files of a directory, compiled.
 #[derive(Debug, Clone)]
@@ -154,6 +129,7 @@ pub struct LoadOptions<'a> {
 pub struct RuleError {
     pub file: PathBuf,
     pub line: Option<usize>,
+    pub column: Option<usize>,
     pub rule: Option<String>,
     pub message: String,
 }
@@ -163,11 +139,16 @@ impl fmt::Display for RuleError {
         write!(f, "{}", self.file.display())?;
         if let Some(l) = self.line {
             write!(f, ":{l}")?;
+            if let Some(c) = self.column {
+                write!(f, ":{c}")?;
+            }
         }
         if let Some(r) = &self.rule {
             write!(f, ": rule {r}")?;
         }
-        write!(f, ": {}", self.message)
+        // One line per problem, whatever the message (a regex error spans several).
+        let message: Vec<&str> = self.message.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        write!(f, ": {}", message.join(" "))
     }
 }
 
@@ -189,254 +170,26 @@ impl RuleSet {
     /// `allow_empty`, an empty file or a set without incident rules is an
     /// error: a rule file truncated mid-deploy must not turn paging off.
     pub fn load(dir: &Path, opts: &LoadOptions<'_>) -> Result<RuleSet, Vec<RuleError>> {
-        let notifiers = opts.notifiers;
-        let err = |file: &Path, line: Option<usize>, rule: Option<String>, message: String| RuleError {
-            file: file.to_path_buf(),
-            line,
-            rule,
-            message,
-        };
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| vec![err(dir, None, None, format!("cannot read rules directory: {e}"))])?;
+        let entries = std::fs::read_dir(dir).map_err(|e| {
+            vec![RuleError {
+                file: dir.to_path_buf(),
+                line: None,
+                column: None,
+                rule: None,
+                message: format!("cannot read rules directory: {e}"),
+            }]
+        })?;
         let mut files: Vec<PathBuf> = entries
             .filter_map(Result::ok)
             .map(|e| e.path())
             .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
             .collect();
         files.sort();
-        let mut set = RuleSet::default();
-        let mut templates = TemplateBuilder::default();
-        let mut errors = Vec::new();
-        let mut matrix_from: Option<(PathBuf, usize)> = None;
-        let mut names: BTreeMap<String, (PathBuf, usize)> = BTreeMap::new();
-        // Every other named section: (section, name) -> where first defined.
-        let mut defined: BTreeMap<(&str, String), (PathBuf, usize)> = BTreeMap::new();
-        let mut duplicate = |section: &'static str, name: &str, file: &Path, line: usize| -> Option<String> {
-            let first = defined.get(&(section, name.to_owned())).cloned();
-            defined.entry((section, name.to_owned())).or_insert((file.to_path_buf(), line));
-            first.map(|(f, l)| format!("duplicate {section} name (first defined at {}:{l})", f.display()))
-        };
-        // References to check once every file is read: (file, line, rule, what, name).
-        let mut references: Vec<(PathBuf, usize, String, &str, String)> = Vec::new();
-        let mut change_from: Option<(PathBuf, usize)> = None;
+        let mut loader = load::Loader::new(opts);
         for file in &files {
-            let text = match std::fs::read_to_string(file) {
-                Ok(t) => t,
-                Err(e) => {
-                    errors.push(err(file, None, None, format!("cannot read: {e}")));
-                    continue;
-                }
-            };
-            if text.trim().is_empty() {
-                if !opts.allow_empty {
-                    errors.push(err(
-                        file,
-                        None,
-                        None,
-                        "the file is empty (a deploy caught mid-write?); remove it, or set allow_empty: true in \
-                         the config"
-                            .into(),
-                    ));
-                }
-                continue;
-            }
-            let rf = match crate::yaml::from_str::<RuleFile>(&text) {
-                Ok(rf) => rf,
-                Err(e) => {
-                    errors.push(err(file, e.line, None, e.message));
-                    continue;
-                }
-            };
-            for spanned in rf.incident_rules {
-                let line = line_of(&spanned);
-                let raw = spanned.value;
-                let name = raw.name().to_owned();
-                if let Some((f, l)) = names.get(&name) {
-                    errors.push(err(
-                        file,
-                        Some(line),
-                        Some(name.clone()),
-                        format!("duplicate rule name (first defined at {}:{l})", f.display()),
-                    ));
-                }
-                names.insert(name.clone(), (file.clone(), line));
-                match raw.compile(set.incident_rules.len(), &mut templates) {
-                    Ok(rule) => {
-                        if let Some(p) = &rule.sla_policy {
-                            references.push((file.clone(), line, name.clone(), "sla_policy", p.clone()));
-                        }
-                        if let Some(p) = &rule.escalation {
-                            references.push((file.clone(), line, name.clone(), "escalation", p.clone()));
-                        }
-                        for n in &rule.notify {
-                            references.push((file.clone(), line, name.clone(), "notify", n.clone()));
-                        }
-                        set.incident_rules.push(rule)
-                    }
-                    Err(problems) => {
-                        errors.extend(problems.into_iter().map(|m| err(file, Some(line), Some(name.clone()), m)))
-                    }
-                }
-            }
-            for (i, spanned) in rf.inhibit_rules.into_iter().enumerate() {
-                let line = line_of(&spanned);
-                match spanned.value.compile() {
-                    Ok(rule) => set.inhibit_rules.push(rule),
-                    Err(problems) => errors.extend(
-                        problems.into_iter().map(|m| err(file, Some(line), Some(format!("inhibit_rules[{i}]")), m)),
-                    ),
-                }
-            }
-            for (name, spanned) in rf.calendars {
-                let line = line_of(&spanned);
-                let who = Some(format!("calendars.{name}"));
-                if name == Calendar::ALWAYS {
-                    errors.push(err(file, Some(line), who, format!("{name} is built in and cannot be redefined")));
-                    continue;
-                }
-                if let Some(m) = duplicate("calendar", &name, file, line) {
-                    errors.push(err(file, Some(line), who.clone(), m));
-                }
-                match Calendar::compile(&name, &spanned.value) {
-                    Ok(c) => {
-                        set.calendars.insert(name, std::sync::Arc::new(c));
-                    }
-                    Err(problems) => errors.extend(problems.into_iter().map(|m| err(file, Some(line), who.clone(), m))),
-                }
-            }
-            for spanned in rf.sla_policies {
-                let line = line_of(&spanned);
-                let name = spanned.value.name().to_owned();
-                let who = Some(format!("sla_policies.{name}"));
-                if let Some(m) = duplicate("sla policy", &name, file, line) {
-                    errors.push(err(file, Some(line), who.clone(), m));
-                }
-                match spanned.value.compile() {
-                    Ok(p) => {
-                        references.push((
-                            file.clone(),
-                            line,
-                            format!("sla_policies.{name}"),
-                            "calendar",
-                            p.calendar.clone(),
-                        ));
-                        set.sla_policies.push(p);
-                    }
-                    Err(problems) => errors.extend(problems.into_iter().map(|m| err(file, Some(line), who.clone(), m))),
-                }
-            }
-            for spanned in rf.escalation_policies {
-                let line = line_of(&spanned);
-                let name = spanned.value.name().to_owned();
-                let who = Some(format!("escalation_policies.{name}"));
-                if let Some(m) = duplicate("escalation policy", &name, file, line) {
-                    errors.push(err(file, Some(line), who.clone(), m));
-                }
-                match spanned.value.compile() {
-                    Ok(p) => {
-                        for (i, step) in p.steps.iter().enumerate() {
-                            for n in &step.notify {
-                                let who = format!("escalation_policies.{name}");
-                                references.push((file.clone(), line, who, "notify", format!("{i}:{n}")));
-                            }
-                        }
-                        set.escalation_policies.insert(name, p);
-                    }
-                    Err(problems) => errors.extend(problems.into_iter().map(|m| err(file, Some(line), who.clone(), m))),
-                }
-            }
-            for spanned in rf.problem_rules {
-                let line = line_of(&spanned);
-                let name = spanned.value.name().to_owned();
-                let who = Some(format!("problem_rules.{name}"));
-                if let Some(m) = duplicate("problem rule", &name, file, line) {
-                    errors.push(err(file, Some(line), who.clone(), m));
-                }
-                match spanned.value.compile() {
-                    Ok(r) => set.problem_rules.push(r),
-                    Err(problems) => errors.extend(problems.into_iter().map(|m| err(file, Some(line), who.clone(), m))),
-                }
-            }
-            if let Some(c) = rf.change_correlation {
-                let line = line_of(&c);
-                if let Some((f, l)) = &change_from {
-                    errors.push(err(
-                        file,
-                        Some(line),
-                        None,
-                        format!("change_correlation is already defined at {}:{l}", f.display()),
-                    ));
-                }
-                change_from = Some((file.clone(), line));
-                match c.value.compile() {
-                    Ok(w) => set.change_window = w,
-                    Err(problems) => errors.extend(problems.into_iter().map(|m| err(file, Some(line), None, m))),
-                }
-            }
-            if let Some(m) = rf.priority_matrix {
-                let line = line_of(&m);
-                if let Some((f, l)) = &matrix_from {
-                    errors.push(err(
-                        file,
-                        Some(line),
-                        None,
-                        format!("priority_matrix is already defined at {}:{l}", f.display()),
-                    ));
-                }
-                matrix_from = Some((file.clone(), line));
-                match incident::compile_matrix(&m.value) {
-                    Ok(matrix) => set.priority_matrix = matrix,
-                    Err(problems) => errors.extend(problems.into_iter().map(|msg| err(file, Some(line), None, msg))),
-                }
-            }
+            loader.file(file);
         }
-        for (file, line, who, what, name) in references {
-            if what == "notify" {
-                let Some(known) = notifiers else { continue };
-                // Escalation steps carry their index: `STEP:NAME`.
-                let (field, name) = match (who.starts_with("escalation_policies."), name.split_once(':')) {
-                    (true, Some((step, n))) => (format!("steps[{step}].notify"), n.to_owned()),
-                    _ => ("notify".to_owned(), name),
-                };
-                if !known.contains(&name.as_str()) {
-                    let list = if known.is_empty() { "none are configured".to_owned() } else { known.join(", ") };
-                    errors.push(err(
-                        &file,
-                        Some(line),
-                        Some(who),
-                        format!("{field}: no notifier {name:?} in the config (known: {list})"),
-                    ));
-                }
-                continue;
-            }
-            let known = match what {
-                "calendar" => set.calendars.contains_key(&name),
-                "sla_policy" => set.sla_policies.iter().any(|p| p.name == name),
-                _ => set.escalation_policies.contains_key(&name),
-            };
-            if !known {
-                let section = match what {
-                    "calendar" => "calendars",
-                    "sla_policy" => "sla_policies",
-                    _ => "escalation_policies",
-                };
-                errors.push(err(&file, Some(line), Some(who), format!("{what}: no {name:?} in {section}")));
-            }
-        }
-        if set.incident_rules.is_empty() && !opts.allow_empty && errors.is_empty() {
-            errors.push(err(
-                dir,
-                None,
-                None,
-                "no incident rules: every alert would be stored and none would open an incident; add rules, or set \
-                 allow_empty: true in the config to run without"
-                    .into(),
-            ));
-        }
-        set.files = files;
-        set.templates = templates.finish();
-        set.index = RouteIndex::build(&set.incident_rules);
-        if errors.is_empty() { Ok(set) } else { Err(errors) }
+        loader.finish(dir, files)
     }
 }
 
@@ -477,7 +230,7 @@ mod tests {
     }
 
     #[test]
-    fn every_kind_of_mistake_names_file_line_and_rule() {
+    fn every_kind_of_mistake_names_file_line_column_and_rule() {
         let text = "incident_rules:
   - name: ok
     matchers: ['severity=\"critical\"']
@@ -496,15 +249,16 @@ inhibit_rules:
 ";
         let errs = load(&[("r.yaml", text)]).unwrap_err();
         let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        // Each at the key or value at fault, not at the rule's first line.
         let want = [
-            ("r.yaml:4: rule broken: matchers:", "invalid regex"),
-            ("r.yaml:4: rule broken: group_window:", "invalid duration"),
-            ("r.yaml:4: rule broken: impact:", "huge"),
-            ("r.yaml:4: rule broken: urgency_from.map.critical:", "urgent"),
-            ("r.yaml:4: rule broken: min_alerts", "at least 1"),
-            ("r.yaml:4: rule broken: title:", "syntax error"),
-            ("r.yaml:14: rule inhibit_rules[0]:", "source_matchers"),
-            ("r.yaml:12: priority_matrix.high.high:", "P0"),
+            ("r.yaml:5:16: rule broken: matchers[0]:", "invalid regex"),
+            ("r.yaml:6:19: rule broken: group_window:", "invalid duration"),
+            ("r.yaml:8:13: rule broken: impact:", "huge"),
+            ("r.yaml:9:53: rule broken: urgency_from.map.critical:", "urgent"),
+            ("r.yaml:10:17: rule broken: min_alerts", "at least 1"),
+            ("r.yaml:7:12: rule broken: title:", "syntax error"),
+            ("r.yaml:14:5: rule inhibit_rules[0]:", "source_matchers"),
+            ("r.yaml:12:16: priority_matrix.high.high:", "P0"),
         ];
         for (prefix, part) in want {
             assert!(
@@ -522,7 +276,7 @@ inhibit_rules:
         let errs = load(&[("a.yaml", a), ("b.yaml", b)]).unwrap_err();
         assert_eq!(errs.len(), 2, "{errs:?}");
         assert!(errs[0].to_string().contains("duplicate rule name (first defined at"));
-        assert!(errs[0].to_string().contains("b.yaml:3: rule x"));
+        assert!(errs[0].to_string().contains("b.yaml:3:11: rule x"), "{}", errs[0]);
         assert!(errs[1].to_string().contains("priority_matrix is already defined"));
     }
 
@@ -605,11 +359,11 @@ incident_rules:
 ";
         let errs: Vec<String> = load(&[("b.yaml", b)]).unwrap_err().iter().map(|e| e.to_string()).collect();
         let want = [
-            "b.yaml:5: rule sla_policies.biz: duplicate sla policy name",
-            "calendars.24x7: 24x7 is built in",
-            "b.yaml:2: rule sla_policies.biz: calendar: no \"business-us\" in calendars",
-            "b.yaml:10: rule payments: sla_policy: no \"nope\" in sla_policies",
-            "b.yaml:10: rule payments: escalation: no \"missing\" in escalation_policies",
+            "b.yaml:5:11: rule sla_policies.biz: duplicate sla policy name",
+            "b.yaml:8:3: rule calendars.24x7: 24x7 is built in",
+            "b.yaml:3:15: rule sla_policies.biz: calendar: no \"business-us\" in calendars",
+            "b.yaml:11:17: rule payments: sla_policy: no \"nope\" in sla_policies",
+            "b.yaml:12:17: rule payments: escalation: no \"missing\" in escalation_policies",
         ];
         for w in want {
             assert!(errs.iter().any(|e| e.contains(w)), "no {w:?} in {errs:#?}");

@@ -154,10 +154,10 @@ pub fn incident_fields(labels: &LabelSet, fields: &[(&str, &str)]) -> LabelSet {
 
 fn matchers(raw: &[String], problems: &mut Vec<String>) -> Vec<Matcher> {
     let mut out = Vec::new();
-    for m in raw {
+    for (i, m) in raw.iter().enumerate() {
         match super::matcher::parse_matchers(m) {
             Ok(ms) => out.extend(ms),
-            Err(e) => problems.push(format!("matchers: {e}")),
+            Err(e) => problems.push(format!("matchers[{i}]: {e}")),
         }
     }
     out
