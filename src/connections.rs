@@ -26,7 +26,7 @@ pub fn open_file_limit() -> Option<u64> {
     let mut lim = getrlimit(Resource::Nofile);
     if lim.current < lim.maximum {
         let raised = rustix::process::Rlimit { current: lim.maximum, maximum: lim.maximum };
-        if setrlimit(Resource::Nofile, raised.clone()).is_ok() {
+        if setrlimit(Resource::Nofile, raised).is_ok() {
             lim = raised;
         }
     }

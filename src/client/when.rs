@@ -24,7 +24,9 @@ pub fn parse_time(text: &str, bound: Bound, tz: &TimeZone) -> Result<Timestamp, 
             .map(|z| z.timestamp())
             .map_err(|e| format!("{text:?} does not exist in the local time zone: {e}"))
     };
-    if let Ok(date) = text.parse::<Date>() {
+    // jiff reads a date out of a date and time too; only a bare date is a day.
+    let has_time = text.contains(['T', 't', ' ']);
+    if let Some(date) = text.parse::<Date>().ok().filter(|_| !has_time) {
         let day = match bound {
             Bound::Start => date,
             Bound::End => date.checked_add(1.day()).map_err(|e| format!("{text:?}: {e}"))?,

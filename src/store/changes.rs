@@ -117,7 +117,7 @@ impl Engine {
         }
         tracing::info!(
             change = change.id,
-            service = change.service.as_deref(),
+            service = change.service.as_deref().map(tracing::field::display),
             suppress = change.suppress,
             "change recorded"
         );
