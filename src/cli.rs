@@ -1,6 +1,8 @@
 //! The command line: `serve`, `check`, and the client commands that talk to
 //! a running gateway. This is the binary's edge: errors become messages and
 //! exit codes here.
+// Every line printed goes through the writer that survives a closed pipe.
+use crate::output::outln as println;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -166,28 +168,40 @@ fn serve(args: ServeArgs) -> ExitCode {
         integrity_check: args.integrity_check,
         allow_unauthenticated: args.allow_unauthenticated,
     };
+    let requested_format = overrides.log_format;
     let config = match Config::load(&overrides) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("alertgate: invalid configuration:\n{e}");
+            let format = requested_format.unwrap_or(LogFormat::Text);
+            init_tracing(format);
+            fatal(format, &format!("invalid configuration:\n{e}"));
             return ExitCode::from(2);
         }
     };
-    init_tracing(config.log_format);
+    let format = config.log_format;
+    init_tracing(format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("alertgate: cannot start the runtime: {e}");
+            fatal(format, &format!("cannot start the runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(crate::server::serve(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = %e, "alertgate stopped with an error");
-            eprintln!("alertgate: {e}");
+            fatal(format, &e.to_string());
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A fatal error of `serve`, said once: as plain text for a person, or as
+/// one log line when the log is JSON, so that stderr stays machine-readable.
+fn fatal(format: LogFormat, message: &str) {
+    match format {
+        LogFormat::Text => eprintln!("alertgate: {message}"),
+        LogFormat::Json => tracing::error!(error = %message, "alertgate stopped"),
     }
 }
 
@@ -317,7 +331,9 @@ fn notify_test(name: &str, config: Option<PathBuf>) -> ExitCode {
 fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("ALERTGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour only for a person at a terminal: a log file or journal gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

@@ -1,9 +1,12 @@
 //! The client side of the command line: talks to a running gateway.
+// Every line printed goes through the writer that survives a closed pipe.
+use crate::output::outln as println;
+mod gateway;
 mod itsm;
 mod silences;
+mod when;
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use serde_json::Value;
@@ -162,6 +165,7 @@ pub fn run_incidents(args: &ClientArgs, cmd: IncidentsCommand) -> ExitCode {
     block_on(incidents(args, cmd))
 }
 
+pub use gateway::{TIMEOUT, base_url, check_alertgate, unreachable};
 pub use itsm::{ChangesCommand, ProblemsCommand, ReportCommand};
 pub use silences::SilenceCommand;
 
@@ -183,13 +187,15 @@ pub fn run_changes(args: &ClientArgs, cmd: ChangesCommand) -> ExitCode {
 
 /// A non-JSON answer (CSV), as text.
 async fn get_text(args: &ClientArgs, path: &str, query: &[(&str, String)], accept: &str) -> anyhow::Result<String> {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
-    let url = format!("{}{}", args.url.trim_end_matches('/'), path);
+    let client = reqwest::Client::builder().timeout(gateway::TIMEOUT).build()?;
+    let base = gateway::base_url(&args.url);
+    let url = format!("{base}{path}");
     let mut req = client.get(&url).query(query).header(reqwest::header::ACCEPT, accept);
     if let Some(t) = &args.token {
         req = req.bearer_auth(t);
     }
-    let resp = req.send().await.map_err(|e| anyhow::anyhow!("cannot reach the gateway at {}: {e}", args.url))?;
+    let resp = req.send().await.map_err(|e| gateway::unreachable(&base, &e))?;
+    gateway::check_alertgate(&base, &resp)?;
     let status = resp.status();
     let body = resp.text().await.unwrap_or_default();
     if !status.is_success() {
@@ -213,8 +219,9 @@ async fn send(
     query: &[(&str, String)],
     body: Option<Value>,
 ) -> anyhow::Result<Value> {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
-    let url = format!("{}{}", args.url.trim_end_matches('/'), path);
+    let client = reqwest::Client::builder().timeout(gateway::TIMEOUT).build()?;
+    let base = gateway::base_url(&args.url);
+    let url = format!("{base}{path}");
     let mut req = client.request(method, &url).query(query);
     if let Some(t) = &args.token {
         req = req.bearer_auth(t);
@@ -222,7 +229,8 @@ async fn send(
     if let Some(b) = body {
         req = req.json(&b);
     }
-    let resp = req.send().await.map_err(|e| anyhow::anyhow!("cannot reach the gateway at {}: {e}", args.url))?;
+    let resp = req.send().await.map_err(|e| gateway::unreachable(&base, &e))?;
+    gateway::check_alertgate(&base, &resp)?;
     let status = resp.status();
     let body: Value = resp.json().await.unwrap_or(Value::Null);
     if !status.is_success() {

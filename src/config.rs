@@ -334,8 +334,10 @@ impl Config {
         let from_file = |p: Option<PathBuf>| p.map(|p| base.join(p));
 
         let listen_text = o.listen.clone().or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-        let listen = listen_text.parse().unwrap_or_else(|_| {
-            problems.push(format!("{file_name}listen: {listen_text:?} is not an address like 127.0.0.1:9797"));
+        let listen = resolve_listen(&listen_text).unwrap_or_else(|| {
+            problems.push(format!(
+                "{file_name}listen: {listen_text:?} is not an address like 127.0.0.1:9797 or localhost:9797"
+            ));
             DEFAULT_LISTEN.parse().expect("default address parses")
         });
 
@@ -455,6 +457,17 @@ pub fn load_rules(
     crate::rules::RuleSet::load(dir, &crate::rules::LoadOptions { notifiers: Some(&names), allow_empty })
 }
 
+/// The address to bind: `127.0.0.1:9797`, `[::1]:9797`, or a host name
+/// and port (`localhost:9797`), resolved now; of a name's addresses the
+/// first IPv4 one, which is what `http://localhost:9797` reaches first.
+fn resolve_listen(text: &str) -> Option<SocketAddr> {
+    if let Ok(addr) = text.parse() {
+        return Some(addr);
+    }
+    let addrs: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(text).ok()?.collect();
+    addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()).copied()
+}
+
 /// A size in bytes: `4194304`, `512KiB`, `4MiB`, `4MB`.
 #[derive(Debug, Clone, Copy)]
 struct ByteSize(usize);
@@ -558,6 +571,17 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("alertgate.yml:2"), "{msg}");
         assert!(msg.contains("listen_adress"), "{msg}");
+    }
+
+    #[test]
+    fn listen_takes_a_host_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "listen: localhost:9797\n");
+        let c = Config::load(&Overrides { config_file: Some(p), ..Default::default() }).unwrap();
+        assert!(c.listen.ip().is_loopback(), "{}", c.listen);
+        assert_eq!(c.listen.port(), 9797);
+        assert_eq!(resolve_listen("[::1]:9797").unwrap().to_string(), "[::1]:9797");
+        assert!(resolve_listen("localhost").is_none(), "a port is needed");
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! sender gets its 2xx. Pure decisions live in `model`, `rules` and `ingest`;
 //! I/O lives at the edges (`api`, `store`, `client`).
 #![forbid(unsafe_code)]
+// stdout is written through `output`, which survives a closed pipe.
+#![warn(clippy::print_stdout)]
 
 pub mod api;
 pub mod auth;
@@ -19,6 +21,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod model;
 pub mod notify;
+pub mod output;
 pub mod replay;
 pub mod rules;
 pub mod server;

@@ -2,6 +2,8 @@
 //! payload, without storing anything — like `amtool config routes test`.
 //! Inhibition is evaluated among the file's own firing alerts; silences are
 //! those of a running gateway when `--url` is given.
+// Every line printed goes through the writer that survives a closed pipe.
+use crate::output::outln as println;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -130,12 +132,20 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<Vec<Value>> {
 fn fetch_silences(url: &str) -> anyhow::Result<Vec<Silence>> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let body: Value = runtime.block_on(async {
-        let mut req = reqwest::Client::new().get(format!("{}/api/v1/silences", url.trim_end_matches('/')));
+        let base = crate::client::base_url(url);
+        let client = reqwest::Client::builder().timeout(crate::client::TIMEOUT).build()?;
+        let mut req = client.get(format!("{base}/api/v1/silences"));
         if let Ok(t) = std::env::var("ALERTGATE_TOKEN") {
             req = req.bearer_auth(t);
         }
-        let resp = req.send().await.map_err(|e| anyhow::anyhow!("cannot reach the gateway at {url}: {e}"))?;
-        anyhow::Ok(resp.json::<Value>().await?)
+        let resp = req.send().await.map_err(|e| crate::client::unreachable(&base, &e))?;
+        crate::client::check_alertgate(&base, &resp)?;
+        let status = resp.status();
+        let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            anyhow::bail!("{status}: {}", body["error"].as_str().unwrap_or("no error message"));
+        }
+        anyhow::Ok(body)
     })?;
     let mut out = Vec::new();
     for s in body["silences"].as_array().cloned().unwrap_or_default() {

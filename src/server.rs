@@ -98,9 +98,9 @@ pub async fn serve_until(
     let addr = listener.local_addr()?;
     let state = AppState::new(store.clone(), Arc::new(config), rules);
     let reloader = spawn_reload_on_hangup(state.clone(), tls.clone())?;
-    // One plain line on stdout, for scripts and tests that bind port 0.
-    println!("alertgate listening on {addr}");
-    let _ = std::io::stdout().flush();
+    // One plain line on stdout, for scripts and tests that bind port 0; a
+    // closed stdout is no reason to stop serving.
+    let _ = writeln!(std::io::stdout(), "alertgate listening on {addr}").and_then(|()| std::io::stdout().flush());
     tracing::info!(%addr, tls = tls.is_some(), "listening");
 
     let expiry = tokio::spawn(tick_loop(store.clone()));

@@ -204,6 +204,8 @@ fn an_unreachable_gateway_is_a_clear_error() {
         assert_ne!(run.code, None, "exited, not killed: {run}");
         assert!(run.stderr.contains("cannot reach"), "{run}");
         assert!(run.stderr.contains(&url), "{run}");
+        assert!(run.stderr.contains("connection refused"), "the cause is named: {run}");
+        assert_eq!(run.stderr.lines().count(), 1, "said once: {run}");
         assert!(run.stdout.is_empty(), "{run}");
     }
 }
@@ -214,8 +216,15 @@ fn check_accepts_the_shipped_rules() {
     let run = alertgate(&["check", "--rules", &rules], &[]);
     assert!(run.ok(), "{run}");
     assert!(run.stdout.starts_with("ok"), "{run}");
-    // With the example config too.
-    let config = repo_path("examples/alertgate.yml").display().to_string();
+    // With the example config too, and the token files it reads.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("alertgate.yml");
+    std::fs::copy(repo_path("examples/alertgate.yml"), &config).unwrap();
+    std::fs::create_dir(dir.path().join("tokens")).unwrap();
+    for role in ["ingest", "viewer", "admin"] {
+        std::fs::write(dir.path().join("tokens").join(role), format!("{role}-token-0123456789abcdef\n")).unwrap();
+    }
+    let config = config.display().to_string();
     let run = alertgate(&["check", "--rules", &rules, "--config", &config], &[]);
     assert!(run.ok(), "{run}");
     assert!(run.stdout.starts_with("ok"), "{run}");
@@ -413,4 +422,305 @@ inhibit_rules:
     let run = alertgate(&["replay", payload.to_str().unwrap(), "--rules", &rules], &[]);
     assert!(!run.ok());
     assert!(run.stderr.contains("payload.json"), "{run}");
+}
+
+// ---- polish: pipes, wrong servers, URLs, logs, fatal errors, listen, dates ----
+
+/// Run the binary with stdout a pipe whose reader is already gone (what
+/// `| head -1` leaves once it has its line): the first write fails.
+fn alertgate_into_closed_pipe(args: &[String], env: &[(&str, &str)]) -> Run {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let mut cmd = Command::new(BIN);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("ALERTGATE_") {
+            cmd.env_remove(key);
+        }
+    }
+    let mut child = cmd
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn alertgate");
+    let mut err = child.stderr.take().unwrap();
+    let drain = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut err, &mut s).ok();
+        s
+    });
+    let status = common::wait_exit(&mut child, Duration::from_secs(60));
+    Run { code: status.code(), stdout: String::new(), stderr: drain.join().unwrap() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stdout_ends_every_command_quietly() {
+    let g = Gateway::start();
+    let (status, body) =
+        post(&g.url("/api/v1/ingest/alertmanager"), &fixture("alertmanager_webhook_firing.json")).await;
+    assert_eq!(status, 200, "{body}");
+    // Enough alerts that `--json` writes far more than a pipe holds.
+    let many: Vec<Value> =
+        (0..1000).map(|i| json!({"labels": {"alertname": "PipeTest", "n": i.to_string()}})).collect();
+    let (status, body) = post(&g.url("/api/v2/alerts"), &Value::Array(many).to_string()).await;
+    assert_eq!(status, 200, "{body}");
+    let url = format!("http://{}", g.addr);
+    let rules = repo_path("rules").display().to_string();
+    let fixture_file = repo_path("tests/fixtures/alertmanager_webhook_firing.json").display().to_string();
+    let backup = tempfile::tempdir().unwrap();
+    let backup_file = backup.path().join("copy.db").display().to_string();
+    let data_dir = g.dir.join("data").display().to_string();
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["alerts", "list"],
+        vec!["alerts", "list", "--json", "--limit", "1000"],
+        vec!["alerts", "show", "6b094fb1f4f1ca1e"],
+        vec!["incidents", "list"],
+        vec!["incidents", "list", "--json"],
+        vec!["incidents", "show", "1"],
+        vec!["incidents", "note", "1", "a note"],
+        vec!["incidents", "ack", "1", "-m", "looking"],
+        vec!["changes", "add", "--service", "payments", "--summary", "deploy"],
+        vec!["changes", "list"],
+        vec!["problems", "list"],
+        vec!["report", "sla"],
+        vec!["report", "sla", "--csv"],
+        vec!["check", "--rules", &rules],
+        vec!["replay", &fixture_file, "--rules", &rules],
+        vec!["backup", &backup_file, "--data-dir", &data_dir],
+        vec!["--version"],
+        vec!["--help"],
+        vec!["incidents", "--help"],
+    ];
+    for args in commands {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let url = url.clone();
+        let run = tokio::task::spawn_blocking(move || {
+            alertgate_into_closed_pipe(&args, &[("ALERTGATE_URL", url.as_str()), ("ALERTGATE_ACTOR", "pipe")])
+        })
+        .await
+        .unwrap();
+        assert_eq!(run.code, Some(0), "{run}");
+        assert!(run.stderr.is_empty(), "nothing on stderr, no panic: {run}");
+    }
+
+    // As people type it: the pipeline succeeds (pipefail) and head has its line.
+    let script = format!("set -o pipefail; {BIN} alerts list --json --limit 1000 --url {url} | head -1");
+    let (status, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        run_to_exit(Command::new("bash").args(["-c", &script]), Duration::from_secs(60))
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "{status}: {stderr}");
+    assert_eq!(stdout, "{\n");
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_is_not_alertgate_is_named_as_such() {
+    // A real Alertmanager: it answers GET /api/v1/alerts (an empty list).
+    let bin =
+        std::env::var("ALERTGATE_TEST_ALERTMANAGER").unwrap_or_else(|_| "/usr/bin/prometheus-alertmanager".into());
+    assert!(std::path::Path::new(&bin).exists(), "{bin} is missing: install Debian's prometheus-alertmanager");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("alertmanager.yml");
+    std::fs::write(&cfg, "route: {receiver: none}\nreceivers: [{name: none}]\n").unwrap();
+    let storage = dir.path().join("data");
+    let (_am, addr, _log) = common::start_peer(&bin, dir.path(), "alertmanager", Duration::from_secs(60), |addr, _| {
+        vec![
+            format!("--config.file={}", cfg.display()),
+            format!("--web.listen-address={addr}"),
+            "--cluster.listen-address=".into(),
+            format!("--storage.path={}", storage.display()),
+        ]
+    })
+    .await;
+    let (status, body) = common::get(&format!("http://{addr}/api/v1/alerts")).await;
+    assert_eq!(status, 200, "Alertmanager answers the path alertgate's client asks: {body}");
+
+    for args in [
+        vec!["alerts", "list", "--url", &addr],
+        vec!["incidents", "list", "--url", &addr],
+        vec!["report", "sla", "--csv", "--url", &addr],
+    ] {
+        let run = alertgate_async(&args, &[]).await;
+        assert_eq!(run.code, Some(1), "{run}");
+        assert!(run.stdout.is_empty(), "no empty table: {run}");
+        assert!(run.stderr.contains(&format!("http://{addr} is not an alertgate gateway")), "{run}");
+        assert!(run.stderr.contains("X-Alertgate-Version") || run.stderr.contains("x-alertgate-version"), "{run}");
+    }
+
+    // alertgate itself says who it is on every answer, errors included.
+    let g = Gateway::start();
+    for path in ["/api/v1/alerts", "/no/such/path", "/healthz", "/metrics"] {
+        let resp = common::client().get(g.url(path)).send().await.unwrap();
+        let version = resp.headers().get("x-alertgate-version").map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(version.as_deref(), Some(env!("CARGO_PKG_VERSION")), "{path}: {}", resp.status());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_without_a_scheme_is_http() {
+    let g = Gateway::start();
+    let (status, _) = post(&g.url("/api/v1/ingest/alertmanager"), &fixture("alertmanager_webhook_firing.json")).await;
+    assert_eq!(status, 200);
+    let bare = g.addr.clone();
+    let run = alertgate_async(&["alerts", "list", "--url", &bare], &[]).await;
+    assert!(run.ok(), "{run}");
+    assert_eq!(table(&run.stdout).row_count, 2, "{run}");
+    let run = alertgate_async(&["incidents", "list"], &[("ALERTGATE_URL", &format!("{bare}/"))]).await;
+    assert!(run.ok(), "{run}");
+    assert_eq!(run.stdout.lines().count(), 2, "{run}");
+}
+
+/// Start `serve` with `args` (no config unless given) and return its exit
+/// status and stderr once it exits.
+fn serve_to_exit(args: &[&str]) -> Run {
+    let data = tempfile::tempdir().unwrap();
+    let mut all = vec!["serve", "--data-dir"];
+    let data_dir = data.path().display().to_string();
+    all.push(&data_dir);
+    let rules = repo_path("rules").display().to_string();
+    all.extend(["--rules", &rules]);
+    all.extend(args);
+    alertgate(&all, &[("ALERTGATE_LOG", "info")])
+}
+
+#[test]
+fn a_fatal_error_is_said_once_in_the_log_format_asked_for() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+
+    let run = serve_to_exit(&["--listen", &addr]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert_eq!(run.stderr.matches("cannot listen on").count(), 1, "{run}");
+    assert!(run.stderr.contains(&addr), "{run}");
+    assert!(!run.stderr.contains('\u{1b}'), "no colour codes in a log that is not a terminal: {run}");
+
+    // JSON: every line is JSON, the error one of them, once.
+    let run = serve_to_exit(&["--listen", &addr, "--log-format", "json"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    let lines: Vec<Value> = run
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}\n{run}")))
+        .collect();
+    let errors: Vec<&Value> = lines.iter().filter(|l| l["level"] == "ERROR").collect();
+    assert_eq!(errors.len(), 1, "{run}");
+    assert!(errors[0]["fields"]["error"].as_str().unwrap().contains("cannot listen on"), "{run}");
+    assert_eq!(run.stderr.matches("cannot listen on").count(), 1, "{run}");
+
+    // An invalid configuration, the same.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("alertgate.yml");
+    std::fs::write(&cfg, "max_body: 10\n").unwrap();
+    let cfg = cfg.display().to_string();
+    let run = serve_to_exit(&["--config", &cfg]);
+    assert_eq!(run.code, Some(2), "{run}");
+    assert_eq!(run.stderr.matches("max_body").count(), 1, "{run}");
+    let run = serve_to_exit(&["--config", &cfg, "--log-format", "json"]);
+    assert_eq!(run.code, Some(2), "{run}");
+    let line: Value = serde_json::from_str(run.stderr.trim()).unwrap_or_else(|e| panic!("one JSON line ({e}): {run}"));
+    assert_eq!(line["level"], "ERROR", "{run}");
+    assert!(line["fields"]["error"].as_str().unwrap().contains("max_body"), "{run}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_are_plain_text_with_values_or_json_lines() {
+    let change = json!({"service": "payments", "summary": "deploy v2", "actor": "ci"}).to_string();
+
+    // Text to a file: no colour codes, values as values.
+    let g = Gateway::start();
+    let (status, body) = post(&g.url("/api/v1/changes"), &change).await;
+    assert_eq!(status, 201, "{body}");
+    let log = common::wait_for(Duration::from_secs(10), "the change's log line", || async {
+        let log = g.stderr();
+        log.contains("change recorded").then_some(log)
+    })
+    .await;
+    assert!(!log.contains('\u{1b}'), "colour codes in a log file:\n{log:?}");
+    let line = log.lines().find(|l| l.contains("change recorded")).unwrap();
+    assert!(line.contains("service=payments"), "{line}");
+    assert!(!line.contains("Some("), "a Rust debug form: {line}");
+
+    // JSON: every line parses, the field is the value.
+    let g = Gateway::start_with(common::Options {
+        extra: vec!["--log-format".into(), "json".into()],
+        ..Default::default()
+    });
+    let (status, body) = post(&g.url("/api/v1/changes"), &change).await;
+    assert_eq!(status, 201, "{body}");
+    let log = common::wait_for(Duration::from_secs(10), "the change's log line", || async {
+        let log = g.stderr();
+        log.contains("change recorded").then_some(log)
+    })
+    .await;
+    let lines: Vec<Value> =
+        log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}"))).collect();
+    let change_line = lines.iter().find(|l| l["fields"]["message"] == "change recorded").expect("the change line");
+    assert_eq!(change_line["fields"]["service"], "payments", "{change_line}");
+}
+
+#[test]
+fn listen_takes_a_host_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = repo_path("rules").display().to_string();
+    let cfg = dir.path().join("alertgate.yml");
+    std::fs::write(&cfg, format!("listen: localhost:0\ndata_dir: data\nrules_dir: {rules}\n")).unwrap();
+    let data = dir.path().join("flag-data").display().to_string();
+    for args in [
+        vec!["serve".to_string(), "--config".into(), cfg.display().to_string()],
+        vec![
+            "serve".into(),
+            "--listen".into(),
+            "localhost:0".into(),
+            "--data-dir".into(),
+            data,
+            "--rules".into(),
+            rules,
+        ],
+    ] {
+        let mut child = Command::new(BIN)
+            .args(&args)
+            .env_remove("ALERTGATE_LISTEN")
+            .env_remove("ALERTGATE_CONFIG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr = common::listening_addr(&mut child);
+        let _ = child.kill();
+        let _ = child.wait();
+        let addr: std::net::SocketAddr = addr.expect("it started").parse().unwrap();
+        assert!(addr.ip().is_loopback(), "{args:?}: {addr}");
+        assert!(addr.is_ipv4(), "localhost is 127.0.0.1 first, as clients try: {args:?}: {addr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_sla_takes_dates() {
+    let g = Gateway::start();
+    let url = format!("http://{}", g.addr);
+    for (tz, from, to) in [
+        ("UTC", "2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z"),
+        ("Europe/Berlin", "2026-10-31T23:00:00Z", "2026-11-30T23:00:00Z"),
+    ] {
+        let run = alertgate_async(
+            &["report", "sla", "--from", "2026-11-01", "--to", "2026-11-30", "--json"],
+            &[("ALERTGATE_URL", &url), ("TZ", tz)],
+        )
+        .await;
+        assert!(run.ok(), "{run}");
+        let r: Value = serde_json::from_str(&run.stdout).expect("JSON");
+        let at = |k: &str| r[k].as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+        assert_eq!(at("from"), from.parse::<jiff::Timestamp>().unwrap(), "{tz}: {run}");
+        assert_eq!(at("to"), to.parse::<jiff::Timestamp>().unwrap(), "{tz}: the whole last day: {run}");
+    }
+    let run = alertgate_async(&["report", "sla", "--from", "2026-11-26"], &[("ALERTGATE_URL", &url)]).await;
+    assert!(run.ok(), "a date alone, to now: {run}");
+    assert!(run.stdout.starts_with("SLA report 2026-11-2"), "{run}");
+    let run = alertgate_async(&["report", "sla", "--from", "26.11.2026"], &[("ALERTGATE_URL", &url)]).await;
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.stderr.contains("--from") && run.stderr.contains("26.11.2026"), "{run}");
 }

@@ -236,28 +236,75 @@ fn promtool_accepts_the_rules_and_their_unit_tests_pass() {
     assert_success("promtool test rules", &out);
 }
 
-#[test]
-fn promtool_accepts_the_prometheus_config_from_any_directory() {
-    // From elsewhere: the rule file must resolve relative to the config file.
-    let elsewhere = tempfile::tempdir().unwrap();
-    let config = repo_path("deploy/prometheus/prometheus.yml");
-    let out = run(Command::new(promtool()).arg("check").arg("config").arg(&config).current_dir(elsewhere.path()), None);
-    assert_success("promtool check config", &out);
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("1 rule files found"), "the rule file was not loaded:\n{text}");
+/// The `credentials_file` values of a Prometheus config, everywhere.
+fn credentials_files(v: &Value) -> Vec<String> {
+    match v {
+        Value::Object(m) => m
+            .iter()
+            .flat_map(|(k, v)| match (k.as_str(), v) {
+                ("credentials_file", Value::String(f)) => vec![f.clone()],
+                _ => credentials_files(v),
+            })
+            .collect(),
+        Value::Array(a) => a.iter().flat_map(credentials_files).collect(),
+        _ => Vec::new(),
+    }
+}
 
-    // It scrapes alertgate as job "alertgate" (the alerting rules expect
-    // that) and lists it as an alertmanager speaking the v2 API.
-    let prom = yaml("deploy/prometheus/prometheus.yml");
-    let jobs: Vec<&str> =
-        arr(&prom["scrape_configs"], "scrape_configs").iter().map(|j| j["job_name"].as_str().unwrap()).collect();
-    assert!(jobs.contains(&"alertgate"), "{jobs:?}");
-    let ams = arr(&prom["alerting"]["alertmanagers"], "alertmanagers");
-    assert!(
-        ams.iter().any(|a| a["api_version"] == "v2"
-            && a["static_configs"][0]["targets"].as_array().unwrap().iter().any(|t| t == "alertgate:9797")),
-        "alertgate is not an alertmanager (api_version v2): {ams:?}"
+/// `promtool check config` on `config` copied into a directory of its own
+/// with the rule file beside it (as the recipe and compose install them)
+/// and, for each `credentials_file`, a token file; run from elsewhere.
+fn promtool_check_config(config: &str) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let prom = yaml(config);
+    std::fs::copy(repo_path(config), dir.path().join("prometheus.yml")).unwrap();
+    std::fs::copy(repo_path(RULES), dir.path().join("alertgate.rules.yml")).unwrap();
+    for f in credentials_files(&prom) {
+        assert!(!f.starts_with('/'), "{config}: credentials_file {f} should be relative to the config file");
+        std::fs::write(dir.path().join(&f), "test-token-0123456789abcdef\n").unwrap();
+    }
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = run(
+        Command::new(promtool())
+            .arg("check")
+            .arg("config")
+            .arg(dir.path().join("prometheus.yml"))
+            .current_dir(elsewhere.path()),
+        None,
     );
+    assert_success(&format!("promtool check config {config}"), &out);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("1 rule files found"), "{config}: the rule file was not loaded:\n{text}");
+    prom
+}
+
+/// The scrape job `alertgate` (the alerting rules expect that name) and the
+/// alertmanager entry that is alertgate (the v2 push API), both at `target`.
+fn alertgate_job_and_alertmanager<'a>(prom: &'a Value, target: &str) -> (&'a Value, &'a Value) {
+    let job = arr(&prom["scrape_configs"], "scrape_configs")
+        .iter()
+        .find(|j| j["job_name"] == "alertgate")
+        .expect("a scrape job named alertgate");
+    assert!(arr(&job["static_configs"][0]["targets"], "targets").iter().any(|t| t == target), "{job}");
+    let am = arr(&prom["alerting"]["alertmanagers"], "alertmanagers")
+        .iter()
+        .find(|a| a["static_configs"][0]["targets"].as_array().unwrap().iter().any(|t| t == target))
+        .unwrap_or_else(|| panic!("alertgate ({target}) is not an alertmanager"));
+    assert_eq!(am["api_version"], "v2", "{am}");
+    (job, am)
+}
+
+#[test]
+fn promtool_accepts_the_prometheus_configs_and_the_recipes_authenticates() {
+    // The recipe's config: to the gateway on this host, with a viewer token
+    // for the scrape and an ingest token for pushing alerts.
+    let prom = promtool_check_config("deploy/prometheus/prometheus.yml");
+    let (job, am) = alertgate_job_and_alertmanager(&prom, "127.0.0.1:9797");
+    assert!(job["authorization"]["credentials_file"].is_string(), "the scrape sends no token: {job}");
+    assert!(am["authorization"]["credentials_file"].is_string(), "the alert push sends no token: {am}");
+    // Compose's: to the service `alertgate`, which runs without tokens there.
+    let prom = promtool_check_config("deploy/compose/prometheus.yml");
+    alertgate_job_and_alertmanager(&prom, "alertgate:9797");
 }
 
 #[test]
@@ -554,28 +601,183 @@ fn every_yaml_and_json_file_under_deploy_and_examples_parses() {
     assert!(n >= 25, "only {n} files found");
 }
 
-fn alertgate_check(config: &str, rules: &str, env: &[(&str, &str)]) {
-    let mut cmd = Command::new(common::BIN);
-    cmd.arg("check").arg("--config").arg(repo_path(config)).arg("--rules").arg(repo_path(rules));
-    for (k, v) in env {
-        cmd.env(k, v);
+/// Top-level keys of alertgate's rule files.
+const RULE_KEYS: &[&str] = &[
+    "incident_rules",
+    "inhibit_rules",
+    "priority_matrix",
+    "calendars",
+    "sla_policies",
+    "escalation_policies",
+    "problem_rules",
+    "change_correlation",
+];
+/// Keys only other tools' files have at the top (Prometheus, its rule
+/// tests, Alertmanager, Kubernetes, kustomize, compose, Grafana).
+const FOREIGN_KEYS: &[&str] = &[
+    "scrape_configs",
+    "alerting",
+    "groups",
+    "tests",
+    "route",
+    "receivers",
+    "apiVersion",
+    "kind",
+    "services",
+    "resources",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum YamlKind {
+    AlertgateConfig,
+    AlertgateRules,
+    Foreign,
+}
+
+/// What a YAML file is, by its top-level keys. Anything that is not another
+/// tool's file is alertgate's, so a file with a misspelt key is checked
+/// (and fails) rather than skipped.
+fn yaml_kind(path: &Path) -> YamlKind {
+    let docs = yaml_docs(path);
+    let keys: Vec<&String> = docs.iter().filter_map(Value::as_object).flat_map(|o| o.keys()).collect();
+    if keys.iter().any(|k| FOREIGN_KEYS.contains(&k.as_str())) {
+        YamlKind::Foreign
+    } else if keys.iter().any(|k| RULE_KEYS.contains(&k.as_str())) {
+        YamlKind::AlertgateRules
+    } else {
+        YamlKind::AlertgateConfig
     }
-    cmd.env_remove("ALERTGATE_CONFIG").env_remove("ALERTGATE_RULES");
-    let out = run(&mut cmd, None);
-    assert_success(&format!("alertgate check --config {config} --rules {rules}"), &out);
+}
+
+/// Every string value of a key whose name ends with `suffix` (`_env`, `_file`).
+fn values_of_keys_ending(v: &Value, suffix: &str, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                match v {
+                    Value::String(s) if k.ends_with(suffix) => out.push(s.clone()),
+                    _ => values_of_keys_ending(v, suffix, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|v| values_of_keys_ending(v, suffix, out)),
+        _ => {}
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let p = entry.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+        }
+    }
+}
+
+/// `alertgate check` on a config (none: the rules alone) and a rules
+/// directory. The config's directory is copied, so that the secret files it
+/// names (`token_file`, `password_file`, ...) can be made beside it (an
+/// absolute path is rewritten into the copy), and each `*_env` variable it
+/// names is set to a fresh token.
+fn alertgate_check(config: Option<&Path>, rules: &Path) -> Output {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(common::BIN);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("ALERTGATE_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.arg("check").arg("--rules").arg(rules);
+    if let Some(config) = config {
+        let dir = tmp.path().join("config");
+        copy_dir(config.parent().unwrap(), &dir);
+        let copy = dir.join(config.file_name().unwrap());
+        let parsed = yaml_docs(config).remove(0);
+        let mut text = read(config);
+        let (mut files, mut vars) = (Vec::new(), Vec::new());
+        values_of_keys_ending(&parsed, "_file", &mut files);
+        values_of_keys_ending(&parsed, "_env", &mut vars);
+        for (i, f) in files.iter().enumerate() {
+            let at = if f.starts_with('/') {
+                let moved = tmp.path().join(format!("secret-{i}"));
+                text = text.replace(f.as_str(), &moved.display().to_string());
+                moved
+            } else {
+                dir.join(f)
+            };
+            std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+            std::fs::write(&at, format!("check-secret-{i}-0123456789abcdef\n")).unwrap();
+        }
+        std::fs::write(&copy, text).unwrap();
+        for (i, var) in vars.iter().enumerate() {
+            cmd.env(var, format!("check-env-{i}-0123456789abcdef"));
+        }
+        cmd.arg("--config").arg(&copy);
+    }
+    run(&mut cmd, None)
 }
 
 #[test]
-fn compose_and_kubernetes_configs_and_rules_pass_alertgate_check() {
-    alertgate_check("deploy/compose/alertgate.yml", "deploy/compose/rules", &[("CHATOPS_HMAC_SECRET", "test")]);
-    alertgate_check(
+fn every_config_and_rules_directory_in_the_repository_passes_alertgate_check() {
+    let mut configs = Vec::new();
+    let mut rule_dirs = BTreeSet::new();
+    for dir in ["examples", "deploy", "rules", "tests/fixtures"] {
+        for f in files_under(&repo_path(dir), &["yml", "yaml"]) {
+            match yaml_kind(&f) {
+                YamlKind::AlertgateConfig => configs.push(f),
+                YamlKind::AlertgateRules => {
+                    rule_dirs.insert(f.parent().unwrap().to_path_buf());
+                }
+                YamlKind::Foreign => {}
+            }
+        }
+    }
+    let rel = |p: &Path| p.strip_prefix(repo_path("")).unwrap_or(p).display().to_string();
+    let names: Vec<String> = configs.iter().map(|c| rel(c)).collect();
+    for want in [
+        "examples/alertgate.yml",
+        "deploy/container/alertgate.yml",
+        "deploy/compose/alertgate.yml",
         "deploy/kubernetes/alertgate.yml",
-        "deploy/kubernetes/rules",
-        &[
-            ("ALERTGATE_TOKEN_INGEST", "test-ingest-token-0123456789"),
-            ("ALERTGATE_TOKEN_ADMIN", "test-admin-token-0123456789"),
-        ],
-    );
+    ] {
+        assert!(names.iter().any(|n| n == want), "{want} was not found as an alertgate config: {names:?}");
+    }
+    assert!(rule_dirs.len() >= 4, "rule directories: {rule_dirs:?}");
+
+    // Each config with the rules it is deployed with: the `rules/` beside
+    // it, else the shipped rules/ (the image and the systemd recipe copy
+    // those); then every rules directory no config uses, alone.
+    let mut checked = BTreeSet::new();
+    let mut failures = Vec::new();
+    let mut passed = 0;
+    for config in &configs {
+        let beside = config.parent().unwrap().join("rules");
+        let rules = if rule_dirs.contains(&beside) { beside } else { repo_path("rules") };
+        let out = alertgate_check(Some(config), &rules);
+        if out.status.success() {
+            passed += 1;
+        } else {
+            failures.push(format!("{} with {}:\n{}", rel(config), rel(&rules), String::from_utf8_lossy(&out.stdout)));
+        }
+        checked.insert(rules.canonicalize().unwrap());
+    }
+    for dir in &rule_dirs {
+        if checked.contains(&dir.canonicalize().unwrap()) {
+            continue;
+        }
+        let out = alertgate_check(None, dir);
+        if out.status.success() {
+            passed += 1;
+        } else {
+            failures.push(format!("{}:\n{}", rel(dir), String::from_utf8_lossy(&out.stdout)));
+        }
+    }
+    assert!(failures.is_empty(), "alertgate check failed:\n{}", failures.join("\n"));
+    eprintln!("alertgate check passed {passed} times: configs {names:?}, rule directories {rule_dirs:?}");
 }
 
 /// Host of a URL or of a `host:port` target.
@@ -622,7 +824,7 @@ fn compose_refers_to_files_and_services_that_exist() {
 
     // The host names the configs use are compose services.
     let mut hosts: Vec<(String, String)> = Vec::new();
-    let prom = yaml("deploy/prometheus/prometheus.yml");
+    let prom = yaml("deploy/compose/prometheus.yml");
     for sc in arr(&prom["scrape_configs"], "scrape_configs") {
         for t in sc["static_configs"][0]["targets"].as_array().unwrap() {
             hosts.push(("prometheus.yml scrape".into(), host_of(str_of(t, "target"))));

@@ -1569,3 +1569,60 @@ async fn a_resolved_problem_is_not_reopened_by_its_own_incidents() {
     assert_eq!(list[0]["incidentCount"], 2, "only the new incidents: {list:#?}");
     assert_ne!(id(&list[0]), first);
 }
+
+/// The incidents whose common labels name `alertname`, oldest first, once
+/// there are `n` of them.
+async fn incidents_of(g: &Gateway, alertname: &str, n: usize) -> Vec<Value> {
+    wait_for(WAIT, &format!("{n} incident(s) of {alertname}"), || async move {
+        let mut list: Vec<Value> =
+            incidents(g, "").await.into_iter().filter(|i| i["labels"]["alertname"] == alertname).collect();
+        list.sort_by_key(id);
+        (list.len() == n).then_some(list)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_rules_make_no_problem_of_unrelated_alerts_without_a_service() {
+    // The shipped rules/: the catch-all incident rule and the problem rules
+    // `recurring` (by rule and service) and `recurring-alert`.
+    let g = &Gateway::start();
+
+    // Three unrelated alerts without a service: three incidents, no problem
+    // (they would all have shared the key service="").
+    for name in ["DiskFull", "CertExpiring", "QueueBacklog"] {
+        fire(g, json!({"alertname": name, "instance": "host-1"})).await;
+        let inc = &incidents_of(g, name, 1).await[0];
+        assert_eq!(inc["rule"], "catch-all", "{inc:#}");
+        assert!(inc["service"].is_null() || inc["service"] == "", "{inc:#}");
+    }
+    assert!(problems(g, "").await.is_empty(), "{:#?}", problems(g, "").await);
+
+    // Three alerts of one service: its recurring problem.
+    let mut ids = BTreeSet::new();
+    for name in ["PaymentsLatency", "PaymentsErrors", "PaymentsSaturation"] {
+        fire(g, json!({"alertname": name, "service": "payments"})).await;
+        ids.insert(id(&incidents_of(g, name, 1).await[0]));
+    }
+    let list = problems(g, "").await;
+    assert_eq!(list.len(), 1, "{list:#?}");
+    assert_eq!(list[0]["key"], r#"recurring{rule="catch-all",service="payments"}"#, "{list:#?}");
+    assert_eq!(linked_ids(&problem(g, id(&list[0])).await), ids);
+
+    // The same alert coming back without a service (each incident resolved
+    // before the next fires) is one problem too: `recurring-alert`.
+    let mut ids = BTreeSet::new();
+    for n in 0..3 {
+        fire(g, json!({"alertname": "BackupFailed", "instance": format!("db-{n}")})).await;
+        let newest = incidents_of(g, "BackupFailed", n + 1).await.pop().unwrap();
+        ids.insert(id(&newest));
+        if n < 2 {
+            act(g, id(&newest), "resolve").await;
+        }
+    }
+    let list = problems(g, "").await;
+    assert_eq!(list.len(), 2, "{list:#?}");
+    let backup = list.iter().find(|p| p["rule"] == "recurring-alert").expect("the recurring-alert problem");
+    assert_eq!(backup["key"], r#"recurring-alert{rule="catch-all",title="BackupFailed"}"#, "{backup:#}");
+    assert_eq!(linked_ids(&problem(g, id(backup)).await), ids);
+}

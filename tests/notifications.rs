@@ -1104,3 +1104,49 @@ fn check_names_unknown_notifiers_and_broken_templates() {
     let (code, out) = check(bad, &rules(&[]), &[("bad.j2", "[{{ incident.priority }}] {{ incident.title }}\n")]);
     assert_eq!(code, Some(0), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn emails_say_who_acknowledged_or_resolved_and_why() {
+    let smtp = Smtp::start();
+    let env = Env::start(&email_config(smtp.port, ""), &rules(&["oncall-email"]));
+    let g = &env.g;
+    fire(g, &[alert("QueueStuck")]).await;
+    let inc_id = id(&incident_titled(g, "QueueStuck on db-1").await);
+    smtp.wait_messages(1, "the triggered mail").await;
+
+    let say = |action: &'static str, actor: &'static str, comment: &'static str| async move {
+        let (status, body) = post(
+            &g.url(&format!("/api/v1/incidents/{inc_id}/{action}")),
+            &json!({"actor": actor, "comment": comment}).to_string(),
+        )
+        .await;
+        assert_eq!(status, 200, "{action}: {body}");
+    };
+    say("acknowledge", "alice", "looking at the consumer <lag>").await;
+    let mails = smtp.wait_messages(2, "the acknowledged mail").await;
+    say("resolve", "bob", "restarted the consumer").await;
+    let mails = [mails, smtp.wait_messages(3, "the resolved mail").await].concat();
+
+    let by_subject = |start: &str| {
+        mails
+            .iter()
+            .find(|m| m.must("Subject").starts_with(start))
+            .unwrap_or_else(|| panic!("no mail {start:?}: {mails:#?}"))
+            .clone()
+    };
+    for (subject, line) in [
+        ("[P1] Incident acknowledged", "acknowledged by alice: looking at the consumer <lag>"),
+        ("[P1] Incident resolved", "resolved by bob: restarted the consumer"),
+    ] {
+        let mail = by_subject(subject);
+        let text = mail.part("text/plain");
+        assert!(text.contains(line), "{line:?} not in the text part:\n{text}");
+        let html = html_unescape(&mail.part("text/html"));
+        let (done, rest) = line.split_once(" by ").unwrap();
+        let (who, why) = rest.split_once(": ").unwrap();
+        let mut cap = done.chars();
+        let done = format!("{}{}", cap.next().unwrap().to_uppercase(), cap.as_str());
+        let want = format!("{done} by <b>{who}</b>: {why}");
+        assert!(html.contains(&want), "{want:?} not in the html part:\n{html}");
+    }
+}

@@ -188,7 +188,7 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
             Some(token) => match auth.identify(&token) {
                 Some(p) => Some(p),
                 None => {
-                    tracing::warn!(source = ?source, route = %route, "refused a request with an unknown token");
+                    tracing::warn!(source = source.map(tracing::field::display), route = %route, "refused a request with an unknown token");
                     // Guessing tokens costs the guesser's address its budget.
                     if let Some(e) = over_limit(&state, need == Permission::Ingest, || addr_key(source)) {
                         return e.into_response();

@@ -28,6 +28,15 @@ use crate::ingest::IngestContext;
 use crate::rules::RuleSet;
 use crate::store::{SharedRules, Store};
 
+/// Set on every answer, so a client can tell alertgate from another server
+/// on the port it was given (an Alertmanager answers `/api/v1/alerts` too).
+pub const VERSION_HEADER: &str = "x-alertgate-version";
+
+async fn version_header(mut resp: axum::response::Response) -> axum::response::Response {
+    resp.headers_mut().insert(VERSION_HEADER, axum::http::HeaderValue::from_static(env!("CARGO_PKG_VERSION")));
+    resp
+}
+
 /// The key/value pairs of a query string, in order (keys may repeat).
 fn query_pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, error::ApiError> {
     serde_urlencoded::from_str(raw.unwrap_or(""))
@@ -122,7 +131,7 @@ async fn reload(
         }))),
         Err(errors) => {
             let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-            tracing::warn!(errors = ?lines, "rule reload refused; the old rules keep running");
+            tracing::warn!(errors = %lines.join("; "), "rule reload refused; the old rules keep running");
             Err(error::ApiError::bad_request("rule reload refused; the old rules keep running")
                 .with_detail(serde_json::json!({ "errors": lines })))
         }
@@ -166,5 +175,6 @@ pub fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), body::budget))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
         .route_layer(axum::middleware::from_fn(metrics::observe))
+        .layer(axum::middleware::map_response(version_header))
         .with_state(state)
 }

@@ -1,7 +1,10 @@
 //! Client commands for problems and changes.
+// Every line printed goes through the writer that survives a closed pipe.
+use crate::output::{out as print, outln as println};
 use clap::Subcommand;
 use serde_json::{Value, json};
 
+use super::when::{Bound, parse_time};
 use super::{ClientArgs, actor, get_json, print_table, rows, send, text};
 
 #[derive(Subcommand)]
@@ -24,10 +27,12 @@ pub enum ProblemsCommand {
 pub enum ReportCommand {
     /// SLA compliance, MTTA and MTTR of the incidents created in a range.
     Sla {
-        /// RFC 3339 (default: 30 days before --to).
+        /// A date (2026-11-26: from its start, in the local time zone), a
+        /// local time (2026-11-26T09:00) or RFC 3339 (default: 30 days before --to).
         #[arg(long)]
         from: Option<String>,
-        /// RFC 3339 (default: now).
+        /// A date (2026-11-30: to its end, in the local time zone), a local
+        /// time or RFC 3339 (default: now).
         #[arg(long)]
         to: Option<String>,
         /// service, priority or rule.
@@ -170,8 +175,13 @@ pub async fn changes(args: &ClientArgs, cmd: ChangesCommand) -> anyhow::Result<(
 pub async fn report(args: &ClientArgs, cmd: ReportCommand) -> anyhow::Result<()> {
     let ReportCommand::Sla { from, to, group_by, csv } = cmd;
     let mut q: Vec<(&str, String)> = vec![("group_by", group_by)];
-    q.extend(from.map(|v| ("from", v)));
-    q.extend(to.map(|v| ("to", v)));
+    let tz = jiff::tz::TimeZone::system();
+    for (key, given, bound) in [("from", from, Bound::Start), ("to", to, Bound::End)] {
+        if let Some(text) = given {
+            let at = parse_time(&text, bound, &tz).map_err(|e| anyhow::anyhow!("--{key}: {e}"))?;
+            q.push((key, at.to_string()));
+        }
+    }
     if csv {
         print!("{}", super::get_text(args, "/api/v1/reports/sla", &q, "text/csv").await?);
         return Ok(());

@@ -2,6 +2,8 @@
 //! as `alertname=Foo` or `severity=~"crit.*"` (values quoted or bare), a
 //! first word without an operator is the alertname.
 use clap::Subcommand;
+// Every line printed goes through the writer that survives a closed pipe.
+use crate::output::outln as println;
 use serde_json::{Value, json};
 
 use super::{ClientArgs, actor, get_json, print_table, rows, send, text};

@@ -42,6 +42,8 @@ const TEXT: &str = r#"{% macro one(e) -%}
 {% if i -%}
 {{ e.event_title }}: incident #{{ i.id }} {{ i.title }}
   priority {{ i.priority }}, state {{ i.state }}{% if i.service %}, service {{ i.service }}{% endif %}{% if i.assignee %}, assigned to {{ i.assignee }}{% endif %}
+{% if e.data.actor %}  {{ DONE[e.data.action] or e.data.to or "changed" }} by {{ e.data.actor }}{% if e.data.comment %}: {{ e.data.comment }}{% endif %}
+{% endif -%}
 {% if e.data.message %}  {{ e.data.message }}
 {% endif -%}
 {% for kind, c in (i.sla or {})|items %}  SLA {{ kind }}: {{ c.state }}, target {{ c.target }}{% if c.breachedAt %}, breached at {{ c.breachedAt }}{% elif c.dueAt %}, next deadline {{ c.dueAt }}{% endif %}
@@ -75,6 +77,8 @@ const HTML: &str = r#"{% macro one(e) -%}
 {% if i -%}
 <h3>{{ e.event_title }}: incident #{{ i.id }} {{ i.title }}</h3>
 <p>Priority <b>{{ i.priority }}</b>, state <b>{{ i.state }}</b>{% if i.service %}, service {{ i.service }}{% endif %}{% if i.assignee %}, assigned to {{ i.assignee }}{% endif %}</p>
+{% if e.data.actor %}<p>{{ (DONE[e.data.action] or e.data.to or "changed")|capitalize }} by <b>{{ e.data.actor }}</b>{% if e.data.comment %}: {{ e.data.comment }}{% endif %}</p>{% endif %}
+{% if e.data.message %}<p>{{ e.data.message }}</p>{% endif %}
 {% if i.sla %}<table border="1" cellpadding="4" cellspacing="0"><tr><th>SLA</th><th>state</th><th>target</th><th>deadline</th></tr>
 {% for kind, c in i.sla|items %}<tr><td>{{ kind }}</td><td>{{ c.state }}</td><td>{{ c.target }}</td><td>{{ c.breachedAt or c.dueAt or "" }}</td></tr>
 {% endfor %}</table>{% endif %}
@@ -130,8 +134,23 @@ fn error_text(e: &minijinja::Error) -> String {
     msg
 }
 
+/// What a person's action on an incident did, as the emails say it
+/// ("acknowledged by alice: looking"); the webhook body has the raw `data`.
+fn done_words() -> minijinja::Value {
+    let words: BTreeMap<&str, &str> = [
+        ("acknowledge", "acknowledged"),
+        ("resolve", "resolved"),
+        ("reopen", "reopened"),
+        ("hold", "put on hold"),
+        ("close", "closed"),
+    ]
+    .into();
+    minijinja::Value::from_serialize(words)
+}
+
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
+    env.add_global("DONE", done_words());
     // Only the HTML body escapes; values are data, never templates.
     env.set_auto_escape_callback(|name| if name == "html" { AutoEscape::Html } else { AutoEscape::None });
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
@@ -254,6 +273,26 @@ mod tests {
         let body: Value = serde_json::from_str(&webhook.render("body", &ctx).unwrap()).unwrap();
         assert_eq!(body["version"], WEBHOOK_SCHEMA_VERSION);
         assert_eq!(body["incident"]["title"], "Sample incident");
+    }
+
+    #[test]
+    fn emails_say_who_acted_and_why() {
+        let email = NotifierTemplates::defaults(TemplateKind::Email);
+        let mut ctx = sample_context();
+        let data = serde_json::json!({"action": "acknowledge", "from": "triggered", "to": "acknowledged",
+                                      "actor": "alice", "comment": "looking <now>"});
+        ctx["event"] = "incident.acknowledged".into();
+        ctx["events"][0]["event"] = "incident.acknowledged".into();
+        ctx["events"][0]["event_title"] = "Incident acknowledged".into();
+        ctx["data"] = data.clone();
+        ctx["events"][0]["data"] = data;
+        let text = email.render("text", &ctx).unwrap();
+        assert!(text.contains("  acknowledged by alice: looking <now>\n"), "{text}");
+        let html = email.render("html", &ctx).unwrap();
+        assert!(html.contains("<p>Acknowledged by <b>alice</b>: looking &lt;now&gt;</p>"), "{html}");
+        // No actor (a triggered incident): no such line.
+        let plain = email.render("text", &sample_context()).unwrap();
+        assert!(!plain.contains(" by "), "{plain}");
     }
 
     #[test]

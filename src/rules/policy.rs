@@ -130,14 +130,16 @@ impl ProblemRule {
     }
 
     /// Incidents with equal keys belong to one problem: the rule's name and
-    /// the grouping fields' values.
-    pub fn key(&self, fields: &LabelSet) -> String {
-        let parts: Vec<String> = self
-            .group_by
-            .iter()
-            .map(|f| format!("{f}={:?}", fields.get(f).map(String::as_str).unwrap_or("")))
-            .collect();
-        format!("{}{{{}}}", self.name, parts.join(","))
+    /// the grouping fields' values. `None` when a grouping field is missing
+    /// or empty: incidents that merely lack a label (every alert without a
+    /// `service`) share nothing, and must not make a "recurring" problem.
+    pub fn key(&self, fields: &LabelSet) -> Option<String> {
+        let mut parts = Vec::with_capacity(self.group_by.len());
+        for f in &self.group_by {
+            let value = fields.get(f).filter(|v| !v.is_empty())?;
+            parts.push(format!("{f}={value:?}"));
+        }
+        Some(format!("{}{{{}}}", self.name, parts.join(",")))
     }
 }
 
@@ -381,8 +383,14 @@ mod tests {
             .unwrap();
         assert_eq!(r.min_incidents, 3);
         let f = incident_fields(&LabelSet::new(), &[("rule", "node"), ("service", "db")]);
-        assert_eq!(r.key(&f), r#"recurring{rule="node",service="db"}"#);
+        assert_eq!(r.key(&f).unwrap(), r#"recurring{rule="node",service="db"}"#);
+        // A missing or empty grouping value makes no key, so no problem.
         let g = incident_fields(&LabelSet::new(), &[("rule", "node")]);
-        assert_eq!(r.key(&g), r#"recurring{rule="node",service=""}"#);
+        assert_eq!(r.key(&g), None);
+        let h = incident_fields(&LabelSet::new(), &[("rule", "node"), ("service", "")]);
+        assert_eq!(r.key(&h), None);
+        // No grouping fields: every matching incident shares one key.
+        let all = crate::yaml::from_str::<RawProblemRule>("name: all\ngroup_by: []\n").unwrap().compile().unwrap();
+        assert_eq!(all.key(&g).unwrap(), "all{}");
     }
 }

@@ -115,7 +115,12 @@ impl Engine {
         if change.suppress && change.ends_at.is_some_and(|e| e > now) {
             self.maintenance.push(change.clone());
         }
-        tracing::info!(change = change.id, service = ?change.service, suppress = change.suppress, "change recorded");
+        tracing::info!(
+            change = change.id,
+            service = change.service.as_deref().map(tracing::field::display),
+            suppress = change.suppress,
+            "change recorded"
+        );
         Ok(change)
     }
 

@@ -29,6 +29,12 @@ pub(super) fn update(c: &Connection, db: &Path, now: Timestamp) -> Result<(), St
     }
 
     m.sla_clocks_running.reset();
+    // Every kind and state exists at zero, so a dashboard shows 0, not "No data".
+    for kind in ["respond", "resolve"] {
+        for state in ["running", "paused"] {
+            m.sla_clocks_running.with_label_values(&[kind, state]).set(0);
+        }
+    }
     let mut stmt = c.prepare_cached(
         "SELECT kind, CASE WHEN running_since IS NULL THEN 'paused' ELSE 'running' END, count(*) FROM sla_clocks
          WHERE stopped_at IS NULL GROUP BY 1, 2",
@@ -64,6 +70,9 @@ pub(super) fn update(c: &Connection, db: &Path, now: Timestamp) -> Result<(), St
     }
 
     m.problems_open.reset();
+    for state in ["open", "known_error", "resolved"] {
+        m.problems_open.with_label_values(&[state]).set(0);
+    }
     let mut stmt = c.prepare_cached("SELECT state, count(*) FROM problems WHERE state != 'closed' GROUP BY 1")?;
     for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))? {
         let (state, n): (String, i64) = row?;

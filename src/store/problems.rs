@@ -211,7 +211,7 @@ impl Engine {
     ) -> Result<(), StoreError> {
         let rules = self.rules.clone();
         for rule in rules.problem_rules.iter().filter(|r| r.matches(fields)) {
-            let key = rule.key(fields);
+            let Some(key) = rule.key(fields) else { continue };
             tx.prepare_cached(
                 "INSERT OR IGNORE INTO incident_problem_keys (key, incident_id, created_at) VALUES (?1, ?2, ?3)",
             )?
