@@ -1017,9 +1017,9 @@ incident_rules:
         .map(|e| e.as_str().unwrap())
         .collect();
     for (place, what) in [
-        ("rules.yaml:2: rule new", "invalid regex"),
-        ("rules.yaml:2: rule new", "enormous"),
-        ("extra.yaml:2", "inhibit_rulez"),
+        ("rules.yaml:3:16: rule new: matchers[0]", "invalid regex"),
+        ("rules.yaml:5:13: rule new: impact", "enormous"),
+        ("extra.yaml:2:1", "inhibit_rulez"),
     ] {
         assert!(
             errors.iter().any(|e| e.contains(place) && e.contains(what)),

@@ -1460,16 +1460,16 @@ incident_rules:
     let (code, out) = check(dir, config);
     assert_eq!(code, Some(1), "{out}");
     assert!(!out.starts_with("ok"), "{out}");
-    let line_with = |file: &str, line: usize| -> String {
-        let at = format!("{}:{line}: ", dir.join(file).display());
+    let line_with = |file: &str, at: &str| -> String {
+        let at = format!("{}:{at}: ", dir.join(file).display());
         out.lines()
             .find(|l| l.starts_with(&at))
             .unwrap_or_else(|| panic!("no line starting with {at:?}:\n{out}"))
             .to_string()
     };
-    let p0 = line_with("p0.yaml", 3);
+    let p0 = line_with("p0.yaml", "4:14");
     assert!(p0.contains("P0") && p0.contains("broken"), "{p0}");
-    let cal = line_with("cal.yaml", 4);
+    let cal = line_with("cal.yaml", "5:15");
     assert!(cal.contains("business-us") && cal.contains("weekdays") && cal.contains("calendar"), "{cal}");
     assert!(!out.contains("good.yaml"), "{out}");
     assert_eq!(out.lines().filter(|l| !l.trim().is_empty()).count(), 2, "one line per problem:\n{out}");
@@ -1494,8 +1494,9 @@ fn check_names_file_and_line_of_undeclared_notifiers() {
     let (code, out) = check(dir, config);
     assert_eq!(code, Some(1), "{out}");
     let file = dir.join("paging.yaml").display().to_string();
-    for (line, name, who) in [(2, "pager", "pay"), (5, "sms", "paging")] {
-        let at = format!("{file}:{line}: ");
+    // Each at the notifier's name in its list.
+    for (at, name, who) in [("3:42", "pager", "pay"), ("7:23", "sms", "paging")] {
+        let at = format!("{file}:{at}: ");
         let found = out.lines().find(|l| l.contains(&format!("{name:?}")));
         let found = found.unwrap_or_else(|| panic!("no problem naming {name:?}:\n{out}"));
         assert!(found.starts_with(&at), "{name:?} should be reported at {at:?} ({who}):\n{out}");
