@@ -160,6 +160,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(max_body))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
+        .merge(crate::web::router(state.clone()))
         .route_layer(axum::middleware::from_fn(metrics::observe))
         .with_state(state)
 }

@@ -170,6 +170,7 @@ pub(super) fn run(
     rules: SharedRules,
     next_timer: Arc<std::sync::atomic::AtomicI64>,
     outbox_wakeup: Arc<tokio::sync::Notify>,
+    feed: super::ChangeFeed,
     stop_checkpoints: impl FnOnce(),
 ) {
     let mut batch = Vec::new();
@@ -199,7 +200,12 @@ pub(super) fn run(
             tracing::error!(error = %e, "applying reloaded rules failed");
         }
         if !batch.is_empty() {
+            let changes_before = conn.total_changes();
             commit_batch(&mut conn, &mut engine, &mut batch);
+            // A tick that found nothing due changes no row and wakes no view.
+            if conn.total_changes() != changes_before {
+                feed.bump();
+            }
         }
         next_timer.store(engine.timers.next_due().map_or(i64::MAX, ms), std::sync::atomic::Ordering::Relaxed);
         if engine.outbox_dirty.take() {
@@ -207,6 +213,7 @@ pub(super) fn run(
         }
     }
     // Answer what is still queued: the store is closing.
+    feed.close();
     rx.close();
     while let Ok(req) = rx.try_recv() {
         if let Request::Write { reply, .. } = req {
