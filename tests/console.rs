@@ -80,11 +80,8 @@ impl Browser {
                 },
             });
             let caps = caps.as_object().unwrap().clone();
-            // Both of rustls' crypto providers are compiled in for the
-            // tests; the connector needs one chosen (plain HTTP is used).
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            let client = ClientBuilder::rustls()
-                .expect("rustls connector")
+            // chromedriver speaks plain HTTP on loopback: no TLS connector.
+            let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
                 .capabilities(caps)
                 .connect(&url)
                 .await
@@ -324,6 +321,7 @@ async fn an_on_call_shift_in_the_console() {
     b.wait_text("#incident-state", "acknowledged").await;
     b.wait_text("#flash", "Acknowledged incident #1").await;
     b.wait_text("#timeline", "alice").await;
+    b.wait_text("#timeline", "looking at it").await;
     assert_eq!(b.texts("#live .actions button").await, ["Hold", "Resolve"]);
     let inc = incident(&g, 1).await;
     assert_eq!(inc["state"], "acknowledged", "{inc:#}");

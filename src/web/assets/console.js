@@ -63,7 +63,13 @@
         var checked = $$("input[name=id]:checked", live).map(function (c) { return c.value; });
         var cur = $("[data-row].current", live);
         var curId = cur ? cur.getAttribute("data-id") : null;
+        // What the person is typing inside the live part survives the swap.
+        var kept = $$("[data-keep]", live).map(function (k) { return [k.id, k.value, document.activeElement === k]; });
         live.innerHTML = html;
+        kept.forEach(function (k) {
+          var el = document.getElementById(k[0]);
+          if (el) { el.value = k[1]; if (k[2]) el.focus(); }
+        });
         checked.forEach(function (id) { var c = $("input[name=id][value='" + id + "']", live); if (c) c.checked = true; });
         if (curId) { var r = $("[data-row][data-id='" + curId + "']", live); if (r) r.classList.add("current"); }
         if (v) body.setAttribute("data-version", v);
