@@ -298,8 +298,10 @@ async fn an_on_call_shift_in_the_console() {
     b.wait_text("#live tr[data-id='1']", "DiskFull").await;
     println!("the new incident showed on the open page {:?} after it was posted", posted.elapsed());
     assert_eq!(b.js("return window.__stay").await, "same page", "the page was not reloaded");
-    wait_for(WAIT, "the title to count 1", || async { b.client.title().await.ok().filter(|t| t.starts_with("(1) Incidents")) })
-        .await;
+    wait_for(WAIT, "the title to count 1", || async {
+        b.client.title().await.ok().filter(|t| t.starts_with("(1) Incidents"))
+    })
+    .await;
     let respond = b.text("#live tr[data-id='1'] .sla").await;
     assert!(respond.ends_with(" left"), "the respond clock counts down: {respond:?}");
     b.shot("incidents-desktop").await;
@@ -333,8 +335,7 @@ async fn an_on_call_shift_in_the_console() {
 
     // The incident's page is live too: a note added elsewhere appears.
     b.js("window.__stay = 'detail'").await;
-    let (status, _) =
-        api(&g, "POST", "/api/v1/incidents/1/notes", ADMIN, Some(json!({"text": "db team paged"}))).await;
+    let (status, _) = api(&g, "POST", "/api/v1/incidents/1/notes", ADMIN, Some(json!({"text": "db team paged"}))).await;
     assert_eq!(status, 201);
     b.wait_text("#timeline", "db team paged").await;
     assert_eq!(b.js("return window.__stay").await, "detail");

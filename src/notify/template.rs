@@ -253,7 +253,10 @@ mod tests {
         let html = email.render("html", &ctx).unwrap();
         // Escaped as HTML ("/" as "&#x2f;"), which browsers read back as the URL.
         assert!(html.contains(r#"<a href="https:&#x2f;&#x2f;runbooks.example&#x2f;sample">"#), "{html}");
-        assert!(html.contains(r#"<a href="http:&#x2f;&#x2f;127.0.0.1:9797&#x2f;incidents&#x2f;1">incident #1</a>"#), "{html}");
+        assert!(
+            html.contains(r#"<a href="http:&#x2f;&#x2f;127.0.0.1:9797&#x2f;incidents&#x2f;1">incident #1</a>"#),
+            "{html}"
+        );
         let webhook = NotifierTemplates::defaults(TemplateKind::Webhook);
         let body: Value = serde_json::from_str(&webhook.render("body", &ctx).unwrap()).unwrap();
         assert_eq!(body["version"], WEBHOOK_SCHEMA_VERSION);

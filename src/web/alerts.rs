@@ -51,8 +51,12 @@ fn silence_link(labels: &LabelSet) -> String {
 /// What mutes an alert, as words and a link.
 fn muted(reason: &str) -> Value {
     match reason.split_once(':') {
-        Some(("silence", id)) => json!({ "text": format!("silenced by silence #{id}"), "href": format!("/silences#silence-{id}") }),
-        Some(("change", id)) => json!({ "text": format!("in maintenance window (change #{id})"), "href": format!("/changes#change-{id}") }),
+        Some(("silence", id)) => {
+            json!({ "text": format!("silenced by silence #{id}"), "href": format!("/silences#silence-{id}") })
+        }
+        Some(("change", id)) => {
+            json!({ "text": format!("in maintenance window (change #{id})"), "href": format!("/changes#change-{id}") })
+        }
         _ => json!({ "text": format!("muted: {reason}"), "href": null }),
     }
 }
@@ -123,7 +127,10 @@ pub async fn list(
     }
     q.status = match status_text.as_str() {
         "all" => None,
-        s => Some(AlertStatus::parse(s).ok_or_else(|| WebError::bad_request(format!("state: expected firing, resolved or all, got {s:?}")))?),
+        s => Some(
+            AlertStatus::parse(s)
+                .ok_or_else(|| WebError::bad_request(format!("state: expected firing, resolved or all, got {s:?}")))?,
+        ),
     };
     q.before = param(&pairs, "cursor").and_then(|c| c.parse().ok());
     let page = if error.is_none() { Some(state.store.list_alerts(q).await?) } else { None };
@@ -143,7 +150,11 @@ pub async fn list(
     let groups: Vec<Value> = groups
         .into_iter()
         .map(|(value, alerts)| {
-            let silence = if value.is_empty() { None } else { Some(silence_link(&LabelSet::from([(group.clone(), value.clone())]))) };
+            let silence = if value.is_empty() {
+                None
+            } else {
+                Some(silence_link(&LabelSet::from([(group.clone(), value.clone())])))
+            };
             json!({ "value": value, "count": alerts.len(), "alerts": alerts, "silence_href": silence })
         })
         .collect();
@@ -184,7 +195,13 @@ async fn firing_matches(state: &AppState, matchers: Vec<Matcher>) -> Result<(usi
     let mut n = 0;
     let mut before = None;
     loop {
-        let q = AlertQuery { status: Some(AlertStatus::Firing), matchers: matchers.clone(), before, limit: 1000, ..Default::default() };
+        let q = AlertQuery {
+            status: Some(AlertStatus::Firing),
+            matchers: matchers.clone(),
+            before,
+            limit: 1000,
+            ..Default::default()
+        };
         let page = state.store.list_alerts(q).await?;
         n += page.alerts.len();
         match page.next_cursor.and_then(|c| c.parse().ok()) {
@@ -197,7 +214,11 @@ async fn firing_matches(state: &AppState, matchers: Vec<Matcher>) -> Result<(usi
 
 /// `GET /silences/preview?matchers=TEXT`: how many firing alerts the
 /// matchers would silence now (`{"count", "more", "error"}`).
-pub async fn preview(State(state): State<AppState>, _viewer: Viewer, RawQuery(raw): RawQuery) -> Result<Json<Value>, WebError> {
+pub async fn preview(
+    State(state): State<AppState>,
+    _viewer: Viewer,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, WebError> {
     let pairs = view::query_pairs(raw.as_deref())?;
     Ok(Json(match matchers_from(param(&pairs, "matchers").unwrap_or_default()) {
         Ok(m) => {
@@ -254,12 +275,18 @@ fn silence_end(form: &Form, now: jiff::Timestamp) -> Result<jiff::Timestamp, Web
         if let Ok(t) = end.parse::<jiff::Timestamp>() {
             return Ok(t);
         }
-        let civil: jiff::civil::DateTime =
-            end.parse().map_err(|_| WebError::bad_request(format!("ends_at: expected a date and time, got {end:?}")))?;
-        return civil.to_zoned(jiff::tz::TimeZone::UTC).map(|z| z.timestamp()).map_err(|e| WebError::bad_request(format!("ends_at: {e}")));
+        let civil: jiff::civil::DateTime = end
+            .parse()
+            .map_err(|_| WebError::bad_request(format!("ends_at: expected a date and time, got {end:?}")))?;
+        return civil
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .map(|z| z.timestamp())
+            .map_err(|e| WebError::bad_request(format!("ends_at: {e}")));
     }
     let text = form.text("duration").unwrap_or_else(|| "2h".into());
-    let d: crate::model::Duration = text.parse().map_err(|e: crate::model::duration::DurationError| WebError::bad_request(format!("duration: {e}")))?;
+    let d: crate::model::Duration = text
+        .parse()
+        .map_err(|e: crate::model::duration::DurationError| WebError::bad_request(format!("duration: {e}")))?;
     if d.signed().is_zero() || d.signed().is_negative() {
         return Err(WebError::bad_request("duration: must be positive"));
     }
@@ -273,7 +300,8 @@ pub async fn create_silence(
     form: Form,
 ) -> PageResult {
     form.viewer.require("POST", SILENCE_ROUTE)?;
-    let matchers = matchers_from(form.get("matchers").unwrap_or_default()).map_err(|e| WebError::bad_request(format!("matchers: {e}")))?;
+    let matchers = matchers_from(form.get("matchers").unwrap_or_default())
+        .map_err(|e| WebError::bad_request(format!("matchers: {e}")))?;
     let now = crate::clock::now();
     let ends = silence_end(&form, now)?;
     if ends <= now {
@@ -281,8 +309,12 @@ pub async fn create_silence(
     }
     let comment = form.text("comment").unwrap_or_default();
     let (count, _) = firing_matches(&state, matchers.clone()).await?;
-    let s = state.store.from(form.viewer.source).create_silence(matchers, now, ends, form.viewer.actor()?, comment).await?;
-    console.sessions.set_flash(&form.viewer.key, format!("Silence #{} created; it matches {count} firing alert{}", s.id, if count == 1 { "" } else { "s" }));
+    let s =
+        state.store.from(form.viewer.source).create_silence(matchers, now, ends, form.viewer.actor()?, comment).await?;
+    console.sessions.set_flash(
+        &form.viewer.key,
+        format!("Silence #{} created; it matches {count} firing alert{}", s.id, if count == 1 { "" } else { "s" }),
+    );
     let mut resp = Redirect::to(&format!("{}/silences#silence-{}", console.base, s.id)).into_response();
     *resp.status_mut() = StatusCode::SEE_OTHER;
     Ok(resp)

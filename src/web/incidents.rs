@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect};
 use serde_json::{Value, json};
 
@@ -54,31 +54,38 @@ fn parse_filters(pairs: &[(String, String)], viewer: &Viewer) -> Result<(Filters
         ];
     }
     if !f.sla.is_empty() {
-        q.sla = Some(SlaFilter::parse(&f.sla).ok_or_else(|| WebError::bad_request(format!("sla: unknown {:?}", f.sla)))?);
+        q.sla =
+            Some(SlaFilter::parse(&f.sla).ok_or_else(|| WebError::bad_request(format!("sla: unknown {:?}", f.sla)))?);
     }
     q.service = Some(f.service.clone()).filter(|s| !s.is_empty());
     q.assignee = if f.mine { Some(viewer.name.clone()) } else { Some(f.assignee.clone()).filter(|s| !s.is_empty()) };
     q.title = Some(f.q.clone()).filter(|s| !s.is_empty());
     if let Some(c) = param(pairs, "cursor") {
-        q.cursor = Some(IncidentCursor::parse(c).ok_or_else(|| WebError::bad_request("cursor: not from a previous page"))?);
+        q.cursor =
+            Some(IncidentCursor::parse(c).ok_or_else(|| WebError::bad_request("cursor: not from a previous page"))?);
     }
     Ok((f, q))
 }
 
-/// A clock as a cell: what is left, and how urgent it looks.
+/// A clock as a cell: what is left, and how urgent it looks. A running
+/// clock shows its breach instant, which the page's script turns into a
+/// countdown: the text does not change as time passes, so a live part
+/// changes only when the data does.
 fn clock(c: &ClockView) -> Value {
     use crate::sla::clock::ClockState as S;
+    let due = || c.breach_due_at.map(|t| format!("due {}", t.strftime("%b %d %H:%M UTC"))).unwrap_or_default();
     let (class, text) = match c.state {
         S::Breached => ("breached", "breached".to_owned()),
         S::Met => ("met", "met".to_owned()),
         S::Paused => ("paused", format!("paused, {} left", view::human_seconds(c.remaining_seconds))),
-        S::Running if !c.warned_at.is_empty() => ("warn", format!("{} left", view::human_seconds(c.remaining_seconds))),
-        S::Running => ("ok", format!("{} left", view::human_seconds(c.remaining_seconds))),
+        S::Running if !c.warned_at.is_empty() => ("warn", due()),
+        S::Running => ("ok", due()),
     };
-    let used = if c.target_seconds > 0.0 { (c.elapsed_seconds / c.target_seconds * 100.0).clamp(0.0, 100.0) } else { 100.0 };
+    let used =
+        if c.target_seconds > 0.0 { (c.elapsed_seconds / c.target_seconds * 100.0).clamp(0.0, 100.0) } else { 100.0 };
     json!({
         "state": c.state.as_str(), "class": class, "text": text, "target": c.target,
-        "elapsed": c.elapsed_seconds, "remaining": c.remaining_seconds, "used_percent": used.round(),
+        "elapsed": c.elapsed_seconds, "remaining": c.remaining_seconds, "used_percent": used.round() as i64,
         "deadline": c.breach_due_at, "breached_at": c.breached_at, "stopped_at": c.stopped_at,
         "warned_at": c.warned_at,
     })
@@ -114,7 +121,7 @@ async fn list_context(state: &AppState, viewer: &Viewer, pairs: &[(String, Strin
     let here = pairs_to_query(pairs, &["cursor", "partial"]);
     let next = page.next_cursor.as_ref().map(|c| {
         let sep = if here.is_empty() { "" } else { "&" };
-        format!("?{here}{sep}cursor={}", view::escape(c).replace(' ', "%20"))
+        format!("?{here}{sep}{}", serde_urlencoded::to_string([("cursor", c)]).unwrap_or_default())
     });
     Ok(json!({
         "incidents": rows, "total": total, "next": next, "filters": filters, "query": here,
@@ -127,24 +134,50 @@ pub async fn list(
     State(state): State<AppState>,
     Extension(console): Extension<Arc<Console>>,
     viewer: Viewer,
+    headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> PageResult {
     let pairs = view::query_pairs(raw.as_deref())?;
     if param(&pairs, "partial").is_some() {
-        let key = format!("/incidents?{}", pairs_to_query(&pairs, &["partial"]));
-        let ctx = page_base(&console, &viewer);
-        return live::fragment(&state, &console, &viewer, &key, || async {
-            let mut c = list_context(&state, &viewer, &pairs).await?;
-            merge(&mut c, ctx);
-            console.render("incidents_live.html", c)
-        })
-        .await;
+        let part = list_part(&state, &console, &viewer, &pairs).await?;
+        return Ok(live::respond(part, headers.get(header::IF_NONE_MATCH)));
     }
     let version = live::version(&state);
     let mut ctx = list_context(&state, &viewer, &pairs).await?;
     ctx["version"] = version.into();
     let html = console.render("incidents.html", view::page(&console, &viewer, "incidents", ctx))?;
     Ok(Html(html).into_response())
+}
+
+/// The list's live part, through the cache shared by every tab of the view.
+pub async fn list_part(
+    state: &AppState,
+    console: &Console,
+    viewer: &Viewer,
+    pairs: &[(String, String)],
+) -> Result<live::Part, WebError> {
+    let key = format!("/incidents?{}", pairs_to_query(pairs, &["partial"]));
+    live::cached(state, console, viewer, &key, || async {
+        let mut c = list_context(state, viewer, pairs).await?;
+        merge(&mut c, page_base(console, viewer));
+        console.render("incidents_live.html", c)
+    })
+    .await
+}
+
+/// An incident page's live part, through the cache.
+pub async fn detail_part(
+    state: &AppState,
+    console: &Console,
+    viewer: &Viewer,
+    id: i64,
+) -> Result<live::Part, WebError> {
+    live::cached(state, console, viewer, &format!("/incidents/{id}"), || async {
+        let mut c = detail_context(state, viewer, id).await?;
+        merge(&mut c, page_base(console, viewer));
+        console.render("incident_live.html", c)
+    })
+    .await
 }
 
 /// What a live part needs of the page around it (no session data: the
@@ -205,18 +238,14 @@ pub async fn show(
     Extension(console): Extension<Arc<Console>>,
     viewer: Viewer,
     Path(raw): Path<String>,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> PageResult {
     let id = incident_id(&raw)?;
     let pairs = view::query_pairs(query.as_deref())?;
     if param(&pairs, "partial").is_some() {
-        let ctx = page_base(&console, &viewer);
-        return live::fragment(&state, &console, &viewer, &format!("/incidents/{id}"), || async {
-            let mut c = detail_context(&state, &viewer, id).await?;
-            merge(&mut c, ctx);
-            console.render("incident_live.html", c)
-        })
-        .await;
+        let part = detail_part(&state, &console, &viewer, id).await?;
+        return Ok(live::respond(part, headers.get(header::IF_NONE_MATCH)));
     }
     let version = live::version(&state);
     let mut ctx = detail_context(&state, &viewer, id).await?;
@@ -238,8 +267,9 @@ fn back(console: &Console, form: &Form, default: String) -> axum::response::Resp
 
 fn parse_action(s: Option<&str>) -> Result<IncidentAction, WebError> {
     let s = s.unwrap_or_default();
-    IncidentAction::parse(s)
-        .ok_or_else(|| WebError::bad_request(format!("unknown action {s:?}: acknowledge, resolve, reopen, hold or close")))
+    IncidentAction::parse(s).ok_or_else(|| {
+        WebError::bad_request(format!("unknown action {s:?}: acknowledge, resolve, reopen, hold or close"))
+    })
 }
 
 fn done_word(a: IncidentAction) -> &'static str {
@@ -332,7 +362,8 @@ pub async fn priority(
     let id = incident_id(&raw)?;
     form.viewer.require("PATCH", "/api/v1/incidents/{id}/priority")?;
     let text = form.get("priority").unwrap_or_default();
-    let p = Priority::parse(text).ok_or_else(|| WebError::bad_request(format!("priority: expected P1 to P5, got {text:?}")))?;
+    let p = Priority::parse(text)
+        .ok_or_else(|| WebError::bad_request(format!("priority: expected P1 to P5, got {text:?}")))?;
     state.store.from(form.viewer.source).set_priority(id, p, form.viewer.actor()?, form.text("comment")).await?;
     console.sessions.set_flash(&form.viewer.key, format!("Incident #{id} is now {p}"));
     Ok(back(&console, &form, format!("{}/incidents/{id}", console.base)))

@@ -19,7 +19,9 @@ use crate::store::{AuditQuery, ProblemQuery};
 const PAGE: usize = 100;
 
 fn cursor(pairs: &[(String, String)]) -> Result<Option<i64>, WebError> {
-    param(pairs, "cursor").map(|c| c.parse().map_err(|_| WebError::bad_request("cursor: not from a previous page"))).transpose()
+    param(pairs, "cursor")
+        .map(|c| c.parse().map_err(|_| WebError::bad_request("cursor: not from a previous page")))
+        .transpose()
 }
 
 /// The link to the page after `rows` (fetched with one row extra).
@@ -79,7 +81,8 @@ fn timeline_svg(changes: &[Change], now: Timestamp) -> Value {
     let start = first.min(now - SignedDuration::from_hours(1));
     let end = changes.iter().filter_map(|c| c.ends_at).max().unwrap_or(now).max(now);
     let span = (end.as_millisecond() - start.as_millisecond()).max(1) as f64;
-    let mut lanes: Vec<String> = changes.iter().map(|c| c.service.clone().unwrap_or_else(|| "(no service)".into())).collect();
+    let mut lanes: Vec<String> =
+        changes.iter().map(|c| c.service.clone().unwrap_or_else(|| "(no service)".into())).collect();
     lanes.sort();
     lanes.dedup();
     let (left, width, lane_h) = (140.0, 760.0, 26.0);
@@ -96,7 +99,8 @@ fn timeline_svg(changes: &[Change], now: Timestamp) -> Value {
             })
         })
         .collect();
-    let lanes: Vec<Value> = lanes.iter().enumerate().map(|(i, l)| json!({ "name": l, "y": 24.0 + i as f64 * lane_h })).collect();
+    let lanes: Vec<Value> =
+        lanes.iter().enumerate().map(|(i, l)| json!({ "name": l, "y": 24.0 + i as f64 * lane_h })).collect();
     json!({
         "height": 40.0 + lanes.len() as f64 * lane_h, "now_x": x(now).round(), "items": items, "lanes": lanes,
         "start": start, "end": end,
@@ -142,8 +146,12 @@ pub async fn notifications(
     let mut rows = match st.as_str() {
         // Failed first: they need a person; then what still waits.
         "open" => {
-            let mut failed = state.store.list_notifications(Some("failed".into()), notifier.clone(), None, before, PAGE + 1).await?;
-            let pending = state.store.list_notifications(Some("pending".into()), notifier.clone(), None, before, PAGE + 1).await?;
+            let mut failed =
+                state.store.list_notifications(Some("failed".into()), notifier.clone(), None, before, PAGE + 1).await?;
+            let pending = state
+                .store
+                .list_notifications(Some("pending".into()), notifier.clone(), None, before, PAGE + 1)
+                .await?;
             failed.extend(pending);
             failed.truncate(PAGE);
             failed

@@ -67,9 +67,12 @@ impl Console {
 pub fn router(state: AppState) -> Router<AppState> {
     let console = Arc::new(Console::new(&state.config));
     Router::new()
-        .route("/", get(|axum::Extension(c): axum::Extension<Arc<Console>>| async move {
-            Redirect::to(&format!("{}/incidents", c.base))
-        }))
+        .route(
+            "/",
+            get(|axum::Extension(c): axum::Extension<Arc<Console>>| async move {
+                Redirect::to(&format!("{}/incidents", c.base))
+            }),
+        )
         .route("/login", get(session::login_page).post(session::login))
         .route("/logout", post(session::logout))
         .route("/events", get(live::events))

@@ -23,8 +23,9 @@ fn range(pairs: &[(String, String)], now: Timestamp) -> Result<(Timestamp, Times
         if let Ok(t) = v.parse::<Timestamp>() {
             return Ok(Some(t));
         }
-        let d: jiff::civil::Date =
-            v.parse().map_err(|_| WebError::bad_request(format!("{key}: expected a date like 2026-11-01, got {v:?}")))?;
+        let d: jiff::civil::Date = v
+            .parse()
+            .map_err(|_| WebError::bad_request(format!("{key}: expected a date like 2026-11-01, got {v:?}")))?;
         let d = if end_of_day { d.tomorrow().map_err(|e| WebError::bad_request(e.to_string()))? } else { d };
         Ok(Some(d.to_zoned(jiff::tz::TimeZone::UTC).map_err(|e| WebError::bad_request(e.to_string()))?.timestamp()))
     };
@@ -38,7 +39,8 @@ fn range(pairs: &[(String, String)], now: Timestamp) -> Result<(Timestamp, Times
 
 fn group(pairs: &[(String, String)]) -> Result<ReportGroup, WebError> {
     let g = param(pairs, "group_by").unwrap_or("service");
-    ReportGroup::parse(g).ok_or_else(|| WebError::bad_request(format!("group_by: {g:?} is not one of service, priority, rule")))
+    ReportGroup::parse(g)
+        .ok_or_else(|| WebError::bad_request(format!("group_by: {g:?} is not one of service, priority, rule")))
 }
 
 /// Bars per group: compliance in percent (respond, resolve) and the mean

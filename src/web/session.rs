@@ -29,6 +29,9 @@ use crate::api::auth::Caller;
 use crate::auth::{Permission, Principal, Role};
 
 const COOKIE: &str = "alertgate_session";
+/// Sessions kept at most; past it the one closest to expiry makes room, so
+/// clients that never keep a cookie cannot grow the table without bound.
+const MAX_SESSIONS: usize = 10_000;
 /// Largest form the console accepts.
 const MAX_FORM: usize = 256 * 1024;
 
@@ -72,6 +75,11 @@ impl Sessions {
         let expires = now.checked_add(self.ttl).unwrap_or(Timestamp::MAX);
         let mut t = self.table.lock().expect("sessions lock");
         t.retain(|_, s| s.expires > now);
+        if t.len() >= MAX_SESSIONS
+            && let Some(k) = t.iter().min_by_key(|(_, s)| s.expires).map(|(k, _)| *k)
+        {
+            t.remove(&k);
+        }
         t.insert(key(&id), Session { name, role, csrf: random_hex(), expires, flash: None });
         id
     }
@@ -158,8 +166,10 @@ fn cookie_value(headers: &HeaderMap) -> Option<String> {
 fn set_cookie(console: &Console, value: &str, max_age: i64) -> HeaderValue {
     let path = if console.base.is_empty() { "/".to_owned() } else { console.base.clone() };
     let secure = if console.secure_cookies { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!("{COOKIE}={value}; Path={path}; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"))
-        .expect("cookie text is ASCII")
+    HeaderValue::from_str(&format!(
+        "{COOKIE}={value}; Path={path}; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    ))
+    .expect("cookie text is ASCII")
 }
 
 fn console_of(ext: &axum::http::Extensions) -> Arc<Console> {
@@ -173,11 +183,13 @@ pub async fn resolve(State(state): State<AppState>, mut req: Request, next: Next
     let source = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let now = crate::clock::now();
     let open = !state.config.auth.enabled();
-    let found = cookie_value(req.headers()).map(|id| key(&id)).and_then(|k| console.sessions.get(&k, now).map(|s| (k, s)));
+    let found =
+        cookie_value(req.headers()).map(|id| key(&id)).and_then(|k| console.sessions.get(&k, now).map(|s| (k, s)));
     let mut new_cookie = None;
     let found = match found {
         Some(f) => Some(f),
-        None if open => {
+        // Assets need no session; a browser fetches them after the page that opened one.
+        None if open && !req.uri().path().starts_with("/assets/") => {
             let id = console.sessions.open("anonymous".into(), Role::Admin, now);
             new_cookie = Some(set_cookie(&console, &id, console.sessions.ttl.as_secs()));
             let k = key(&id);
@@ -267,7 +279,13 @@ impl FromRequest<AppState> for Form {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (mut parts, body) = req.into_parts();
         let viewer = Viewer::from_request_parts(&mut parts, state).await.map_err(IntoResponse::into_response)?;
-        let forged = || WebError::new(StatusCode::FORBIDDEN, "the form is stale or not from this console (CSRF check failed); reload the page and try again").into_response();
+        let forged = || {
+            WebError::new(
+                StatusCode::FORBIDDEN,
+                "the form is stale or not from this console (CSRF check failed); reload the page and try again",
+            )
+            .into_response()
+        };
         if !same_origin(&parts.headers) {
             return Err(forged());
         }
@@ -315,7 +333,8 @@ pub async fn login(
     body: Bytes,
 ) -> Response {
     let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
-    let field = |n: &str| fields.iter().find(|(k, _)| k == n).map(|(_, v)| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let field =
+        |n: &str| fields.iter().find(|(k, _)| k == n).map(|(_, v)| v.trim().to_owned()).filter(|v| !v.is_empty());
     let next = local_path(field("next").as_deref(), &console.base);
     let open = !state.config.auth.enabled();
     if !same_origin(&headers) {
@@ -325,7 +344,13 @@ pub async fn login(
     let (name, role) = if open {
         let name = field("name").unwrap_or_else(|| "anonymous".into());
         if name.len() > 200 || name.chars().any(char::is_control) {
-            return login_form(&console, open, &next, Some("a name of 1-200 printable characters"), StatusCode::BAD_REQUEST);
+            return login_form(
+                &console,
+                open,
+                &next,
+                Some("a name of 1-200 printable characters"),
+                StatusCode::BAD_REQUEST,
+            );
         }
         (name, Role::Admin)
     } else {
@@ -336,7 +361,11 @@ pub async fn login(
         match state.config.auth.identify(&field("token").unwrap_or_default()) {
             Some(p) if p.role.allows(Permission::Read) => (p.name, p.role),
             Some(p) => {
-                let msg = format!("token {} (role {}) cannot read; the console needs a viewer, responder or admin token", p.name, p.role.as_str());
+                let msg = format!(
+                    "token {} (role {}) cannot read; the console needs a viewer, responder or admin token",
+                    p.name,
+                    p.role.as_str()
+                );
                 return login_form(&console, open, &next, Some(&msg), StatusCode::FORBIDDEN);
             }
             None => {
@@ -382,6 +411,18 @@ mod tests {
         s.set_flash(&k, "done".into());
         assert_eq!(s.take_flash(&k).as_deref(), Some("done"));
         assert_eq!(s.take_flash(&k), None, "a flash shows once");
+    }
+
+    #[test]
+    fn the_table_is_bounded() {
+        let s = Sessions::new(SignedDuration::from_secs(3600));
+        let t0: Timestamp = "2026-11-26T10:00:00Z".parse().unwrap();
+        let first = s.open("a".into(), Role::Admin, t0);
+        for i in 1..=MAX_SESSIONS {
+            s.open("a".into(), Role::Admin, t0 + SignedDuration::from_millis(i as i64));
+        }
+        assert_eq!(s.table.lock().unwrap().len(), MAX_SESSIONS);
+        assert!(!s.alive(&key(&first), t0), "the one closest to expiry made room");
     }
 
     #[test]

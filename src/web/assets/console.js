@@ -49,16 +49,24 @@
   // the page fetches its live part again and swaps it in, keeping the
   // selection and the current row.
   var live = $("[data-live]");
-  var fetching = false, again = false;
+  var fetching = false, again = false, etag = null, wanted = 0;
   function refresh() {
     if (!live) return;
     if (fetching) { again = true; return; }
     fetching = true;
     var url = location.pathname + location.search + (location.search ? "&" : "?") + "partial=1";
-    fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } }).then(function (res) {
+    var headers = { "Accept": "text/html" };
+    if (etag) headers["If-None-Match"] = etag;
+    fetch(url, { credentials: "same-origin", cache: "no-store", headers: headers }).then(function (res) {
       if (res.status === 401 || res.redirected) { location.reload(); return null; }
-      if (!res.ok) return null;
       var v = res.headers.get("x-alertgate-version");
+      // The server may answer with a view rendered just before the change
+      // this page heard of: ask again shortly.
+      if (v && Number(v) < wanted) setTimeout(refresh, 700);
+      // 304: the view is as shown (the change was elsewhere).
+      if (res.status === 304) { if (v) body.setAttribute("data-version", v); return null; }
+      if (!res.ok) return null;
+      etag = res.headers.get("etag");
       return res.text().then(function (html) {
         var checked = $$("input[name=id]:checked", live).map(function (c) { return c.value; });
         var cur = $("[data-row].current", live);
@@ -85,9 +93,11 @@
 
   function listen() {
     if (!live || !window.EventSource) return;
-    var es = new EventSource(base + "/events");
+    // The stream looks at this page's live part and speaks only when it changed.
+    var view = location.pathname.slice(base.length) + location.search;
+    var es = new EventSource(base + "/events?view=" + encodeURIComponent(view));
     es.addEventListener("change", function (e) {
-      if (e.data !== body.getAttribute("data-version")) refresh();
+      if (e.data !== body.getAttribute("data-version")) { wanted = Math.max(wanted, Number(e.data)); refresh(); }
     });
     es.onerror = function () {
       // The browser reconnects by itself unless the stream was refused.
