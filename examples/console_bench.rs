@@ -131,25 +131,33 @@ fn cpu_seconds(pid: u32) -> f64 {
 }
 
 /// One ingest phase: alerts/s, and the gateway's CPU time per alert (µs).
-async fn phase(g: &Gateway, stored: usize, secs: u64) -> Result<(f64, f64)> {
+/// `fresh`: every alert is new (an alert storm: each opens an incident, and
+/// the list every tab shows changes all the time); else re-sends.
+async fn phase(g: &Gateway, stored: usize, secs: u64, fresh: Option<&Arc<AtomicU64>>) -> Result<(f64, f64)> {
     let cpu = cpu_seconds(g.child.id());
-    let rate = ingest_rate(&g.base, stored, secs).await?;
+    let rate = ingest_rate(&g.base, stored, secs, fresh.cloned()).await?;
     let used = cpu_seconds(g.child.id()) - cpu;
     Ok((rate, used * 1e6 / (rate * secs as f64)))
 }
 
 /// Alerts/s over `secs` of re-sends of the stored alerts.
-async fn ingest_rate(base: &str, stored: usize, secs: u64) -> Result<f64> {
+async fn ingest_rate(base: &str, stored: usize, secs: u64, fresh: Option<Arc<AtomicU64>>) -> Result<f64> {
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for w in 0..8 {
-        let (stop, sent, base) = (stop.clone(), sent.clone(), base.to_owned());
+        let (stop, sent, base, fresh) = (stop.clone(), sent.clone(), base.to_owned(), fresh.clone());
         tasks.push(tokio::spawn(async move {
             let http = reqwest::Client::new();
             let mut next = w * 100;
             while !stop.load(Ordering::Relaxed) {
-                let batch: Vec<Value> = (next..next + 100).map(|i| alert(i % stored)).collect();
+                let batch: Vec<Value> = match &fresh {
+                    Some(n) => {
+                        let from = n.fetch_add(100, Ordering::Relaxed) as usize;
+                        (from..from + 100).map(alert).collect()
+                    }
+                    None => (next..next + 100).map(|i| alert(i % stored)).collect(),
+                };
                 next = (next + 800) % stored;
                 if post(&http, &base, &batch).await.is_ok() {
                     sent.fetch_add(100, Ordering::Relaxed);
@@ -248,7 +256,7 @@ async fn main() -> Result<()> {
         println!("{what}: {}", time_page(&http, &format!("{}{path}", g.base), &cookie, args.requests).await?);
     }
 
-    let (before, cpu_before) = phase(&g, args.incidents, args.duration).await?;
+    let (before, cpu_before) = phase(&g, args.incidents, args.duration, None).await?;
     println!("ingest, no tab open: {before:.0} alerts/s, {cpu_before:.1} µs gateway CPU per alert");
     let events = Arc::new(AtomicU64::new(0));
     let lasts: Vec<_> = (0..args.tabs).map(|_| Arc::new(std::sync::Mutex::new(None))).collect();
@@ -258,7 +266,7 @@ async fn main() -> Result<()> {
         .collect();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let n0 = events.load(Ordering::Relaxed);
-    let (during, cpu_during) = phase(&g, args.incidents, args.duration).await?;
+    let (during, cpu_during) = phase(&g, args.incidents, args.duration, None).await?;
     let n = events.load(Ordering::Relaxed) - n0;
     println!(
         "ingest, {} tabs open: {during:.0} alerts/s, {cpu_during:.1} µs gateway CPU per alert (tabs included); {n} events sent to the tabs",
@@ -296,7 +304,7 @@ async fn main() -> Result<()> {
         t.abort();
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (after, cpu_after) = phase(&g, args.incidents, args.duration).await?;
+    let (after, cpu_after) = phase(&g, args.incidents, args.duration, None).await?;
     let (rate, cpu) = ((before + after) / 2.0, (cpu_before + cpu_after) / 2.0);
     println!("ingest, tabs closed again: {after:.0} alerts/s, {cpu_after:.1} µs gateway CPU per alert");
     println!(
@@ -305,5 +313,29 @@ async fn main() -> Result<()> {
         (during / rate - 1.0) * 100.0,
         (cpu_during / cpu - 1.0) * 100.0
     );
+
+    // An alert storm: every batch opens 100 incidents, so the list changes
+    // all the time and every open tab refreshes once a second. Short phases:
+    // the table grows as they run.
+    let storm_secs = (args.duration / 3).max(3);
+    let next_new = Arc::new(AtomicU64::new(args.incidents as u64 + 10));
+    let (storm, cpu_storm) = phase(&g, args.incidents, storm_secs, Some(&next_new)).await?;
+    println!("alert storm (new incidents), no tab open: {storm:.0} alerts/s, {cpu_storm:.1} µs gateway CPU per alert");
+    let tabs: Vec<_> = lasts
+        .iter()
+        .map(|last| tokio::spawn(tab(g.base.clone(), cookie.clone(), events.clone(), last.clone())))
+        .collect();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let n0 = events.load(Ordering::Relaxed);
+    let (storm_tabs, cpu_storm_tabs) = phase(&g, args.incidents, storm_secs, Some(&next_new)).await?;
+    let n = events.load(Ordering::Relaxed) - n0;
+    println!(
+        "alert storm, {} tabs open: {storm_tabs:.0} alerts/s, {cpu_storm_tabs:.1} µs gateway CPU per alert ({:+.1} %); {n} events sent to the tabs",
+        args.tabs,
+        (cpu_storm_tabs / cpu_storm - 1.0) * 100.0
+    );
+    for t in tabs {
+        t.abort();
+    }
     Ok(())
 }

@@ -24,7 +24,7 @@ use crate::api::AppState;
 const THROTTLE: Duration = Duration::from_secs(1);
 /// A view rendered this recently is served again even if commits came
 /// since: one render per view this often at most, whatever the write rate.
-const FRESH_ENOUGH: Duration = Duration::from_millis(500);
+const FRESH_ENOUGH: Duration = Duration::from_secs(1);
 /// Views cached at most; past it the cache starts over.
 const MAX_CACHED: usize = 512;
 
@@ -60,6 +60,8 @@ impl FragmentCache {
 #[derive(Clone)]
 pub struct Part {
     pub version: u64,
+    /// When it was rendered.
+    pub at: tokio::time::Instant,
     pub html: Arc<str>,
     pub etag: HeaderValue,
 }
@@ -96,7 +98,7 @@ where
         }
     }
     let r = cached.as_ref().expect("rendered above");
-    Ok(Part { version: r.version, html: r.html.clone(), etag: r.etag.clone() })
+    Ok(Part { version: r.version, at: r.at, html: r.html.clone(), etag: r.etag.clone() })
 }
 
 /// The answer to a tab's `?partial=1`: `304` when it shows this already.
@@ -139,8 +141,9 @@ struct Watch {
     /// live part changed.
     view: Option<String>,
     last_etag: Option<HeaderValue>,
-    /// The view was answered from a render older than the change: look again.
-    recheck: bool,
+    /// The view was answered from a render older than the change: look
+    /// again when that render is no longer fresh enough to be served.
+    recheck: Option<tokio::time::Instant>,
     sent_before: bool,
 }
 
@@ -157,7 +160,7 @@ pub async fn events(
     let pairs = super::view::query_pairs(raw.as_deref()).unwrap_or_default();
     let view = super::view::param(&pairs, "view").map(str::to_owned);
     let rx = state.store.feed().subscribe();
-    let w = Watch { rx, state, console, viewer, view, last_etag: None, recheck: false, sent_before: false };
+    let w = Watch { rx, state, console, viewer, view, last_etag: None, recheck: None, sent_before: false };
     let mut resp = Sse::new(changes(w)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response();
     // Proxies must pass events on at once.
     resp.headers_mut().insert("x-accel-buffering", HeaderValue::from_static("no"));
@@ -168,9 +171,8 @@ pub async fn events(
 fn changes(w: Watch) -> impl Stream<Item = Result<Event, Infallible>> {
     stream::unfold(w, |mut w| async move {
         loop {
-            if w.recheck {
-                w.recheck = false;
-                tokio::time::sleep(FRESH_ENOUGH + Duration::from_millis(100)).await;
+            if let Some(at) = w.recheck.take() {
+                tokio::time::sleep_until(at).await;
             } else if w.sent_before {
                 tokio::time::sleep(THROTTLE).await;
                 w.rx.changed().await.ok()?;
@@ -185,7 +187,9 @@ fn changes(w: Watch) -> impl Stream<Item = Result<Event, Infallible>> {
             if let Some(view) = &w.view
                 && let Some(part) = view_part(&w.state, &w.console, &w.viewer, view).await
             {
-                w.recheck = part.version < feed.version;
+                if part.version < feed.version {
+                    w.recheck = Some(part.at + FRESH_ENOUGH + Duration::from_millis(10));
+                }
                 if !first && w.last_etag.as_ref() == Some(&part.etag) {
                     continue;
                 }
