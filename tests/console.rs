@@ -74,6 +74,9 @@ impl Browser {
                         "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                         "--disable-component-update", "--disable-sync", "--no-first-run",
                         "--disable-default-apps", "--disable-extensions", "--disable-dev-shm-usage",
+                        // Nothing leaves the machine: no pings, reports or checks.
+                        "--no-pings", "--disable-breakpad", "--disable-domain-reliability",
+                        "--disable-client-side-phishing-detection", "--no-default-browser-check",
                         "--window-size=1280,900",
                         format!("--user-data-dir={}", profile.path().join("chrome").display()),
                     ],
