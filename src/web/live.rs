@@ -193,8 +193,14 @@ fn changes(w: Watch) -> impl Stream<Item = Result<Event, Infallible>> {
                 if !first && w.last_etag.as_ref() == Some(&part.etag) {
                     continue;
                 }
-                w.last_etag = Some(part.etag);
+                w.last_etag = Some(part.etag.clone());
                 version = part.version;
+                // The changed part rides in the event itself: a tab then
+                // needs no request of its own (the first event only says the
+                // version; the page fetches if it missed something).
+                if !first {
+                    return Some((Ok(part_event(&part)), w));
+                }
             }
             let mut event = Event::default().event("change").data(version.to_string());
             if first {
@@ -205,9 +211,30 @@ fn changes(w: Watch) -> impl Stream<Item = Result<Event, Infallible>> {
     })
 }
 
+/// `event: part`: the version, the ETag and the HTML, one per line. A
+/// carriage return would end an SSE line, so it goes as its character
+/// reference (label text may hold one).
+fn part_event(part: &Part) -> Event {
+    let etag = part.etag.to_str().unwrap_or_default();
+    Event::default().event("part").data(format!("{}\n{etag}\n{}", part.version, part.html.replace('\r', "&#13;")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_part_event_carries_version_etag_and_html_without_carriage_returns() {
+        let part = Part {
+            version: 7,
+            at: tokio::time::Instant::now(),
+            html: "<p>a\r\nb</p>\n<p>c</p>".into(),
+            etag: HeaderValue::from_static("\"abc\""),
+        };
+        let text = format!("{:?}", part_event(&part));
+        assert!(!text.contains("\\r\\n"), "{text}");
+        assert!(text.contains("&#13;"), "{text}");
+    }
 
     #[test]
     fn one_slot_per_view_and_viewer() {

@@ -50,6 +50,24 @@
   // selection and the current row.
   var live = $("[data-live]");
   var fetching = false, again = false, etag = null, wanted = 0;
+  function swap(html, v) {
+    var checked = $$("input[name=id]:checked", live).map(function (c) { return c.value; });
+    var cur = $("[data-row].current", live);
+    var curId = cur ? cur.getAttribute("data-id") : null;
+    // What the person is typing inside the live part survives the swap.
+    var kept = $$("[data-keep]", live).map(function (k) { return [k.id, k.value, document.activeElement === k]; });
+    live.innerHTML = html;
+    kept.forEach(function (k) {
+      var el = document.getElementById(k[0]);
+      if (el) { el.value = k[1]; if (k[2]) el.focus(); }
+    });
+    checked.forEach(function (id) { var c = $("input[name=id][value='" + id + "']", live); if (c) c.checked = true; });
+    if (curId) { var r = $("[data-row][data-id='" + curId + "']", live); if (r) r.classList.add("current"); }
+    if (v) body.setAttribute("data-version", v);
+    var t = $("[data-title]", live);
+    if (t) document.title = t.getAttribute("data-title");
+    tickClocks(); tickTimes();
+  }
   function refresh() {
     if (!live) return;
     if (fetching) { again = true; return; }
@@ -67,24 +85,7 @@
       if (res.status === 304) { if (v) body.setAttribute("data-version", v); return null; }
       if (!res.ok) return null;
       etag = res.headers.get("etag");
-      return res.text().then(function (html) {
-        var checked = $$("input[name=id]:checked", live).map(function (c) { return c.value; });
-        var cur = $("[data-row].current", live);
-        var curId = cur ? cur.getAttribute("data-id") : null;
-        // What the person is typing inside the live part survives the swap.
-        var kept = $$("[data-keep]", live).map(function (k) { return [k.id, k.value, document.activeElement === k]; });
-        live.innerHTML = html;
-        kept.forEach(function (k) {
-          var el = document.getElementById(k[0]);
-          if (el) { el.value = k[1]; if (k[2]) el.focus(); }
-        });
-        checked.forEach(function (id) { var c = $("input[name=id][value='" + id + "']", live); if (c) c.checked = true; });
-        if (curId) { var r = $("[data-row][data-id='" + curId + "']", live); if (r) r.classList.add("current"); }
-        if (v) body.setAttribute("data-version", v);
-        var t = $("[data-title]", live);
-        if (t) document.title = t.getAttribute("data-title");
-        tickClocks(); tickTimes();
-      });
+      return res.text().then(function (html) { swap(html, v); });
     }).catch(function () {}).then(function () {
       fetching = false;
       if (again) { again = false; refresh(); }
@@ -98,6 +99,15 @@
     var es = new EventSource(base + "/events?view=" + encodeURIComponent(view));
     es.addEventListener("change", function (e) {
       if (e.data !== body.getAttribute("data-version")) { wanted = Math.max(wanted, Number(e.data)); refresh(); }
+    });
+    // A changed live part, sent whole: version, ETag, then the HTML.
+    es.addEventListener("part", function (e) {
+      var lines = e.data.split("\n");
+      var v = lines[0];
+      if (Number(v) < Number(body.getAttribute("data-version") || 0)) return;
+      etag = lines[1];
+      wanted = Math.max(wanted, Number(v));
+      swap(lines.slice(2).join("\n"), v);
     });
     es.onerror = function () {
       // The browser reconnects by itself unless the stream was refused.
