@@ -38,6 +38,56 @@ pub struct Config {
     pub allow_unauthenticated: bool,
     /// Run with no incident rules (`allow_empty: true`).
     pub allow_empty: bool,
+    pub web: WebConfig,
+}
+
+/// The console (`web:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebConfig {
+    /// The URL people reach the gateway at, without a trailing slash (as
+    /// Alertmanager's `--web.external-url`): the base of the links in
+    /// notifications and of the console's own links.
+    pub external_url: Option<String>,
+    /// How long a console sign-in lasts.
+    pub session_ttl: Duration,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig { external_url: None, session_ttl: Duration::from_secs(12 * 3600) }
+    }
+}
+
+impl WebConfig {
+    /// The path part of the external URL (`/alertgate` for
+    /// `https://example.org/alertgate`), or empty: the console's links start
+    /// with it, for a reverse proxy that serves the gateway under a path.
+    pub fn path_prefix(&self) -> String {
+        self.external_url
+            .as_deref()
+            .and_then(|u| reqwest::Url::parse(u).ok())
+            .map(|u| u.path().trim_end_matches('/').to_owned())
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileWeb {
+    external_url: Option<String>,
+    session_ttl: Option<Duration>,
+}
+
+/// An absolute http(s) URL without query or fragment, trailing slash removed.
+fn external_url(text: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(text.trim()).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("{text:?}: expected an http:// or https:// URL with a host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{text:?}: no query or fragment, please"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 /// The certificate chain and key of the HTTPS listener (PEM), read again on SIGHUP.
@@ -236,6 +286,8 @@ struct FileConfig {
     /// Accept a rules directory without incident rules, or with empty files.
     #[serde(default)]
     allow_empty: bool,
+    #[serde(default)]
+    web: FileWeb,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -377,10 +429,25 @@ impl Config {
             }
         }
 
+        let mut web = WebConfig::default();
+        if let Some(u) = &file.web.external_url {
+            match external_url(u) {
+                Ok(u) => web.external_url = Some(u),
+                Err(e) => problems.push(format!("{file_name}web.external_url: {e}")),
+            }
+        }
+        if let Some(ttl) = file.web.session_ttl {
+            if ttl.signed().as_secs() < 60 {
+                problems.push(format!("{file_name}web.session_ttl: at least 1m"));
+            }
+            web.session_ttl = ttl;
+        }
+
         let mut notifiers = crate::notify::Notifiers::default();
         for (i, raw) in file.notifiers.into_iter().enumerate() {
             match raw.compile(&base) {
-                Ok(n) => {
+                Ok(mut n) => {
+                    n.external_url = web.external_url.clone();
                     if notifiers.get(&n.name).is_some() {
                         problems.push(format!("{file_name}notifiers[{i}]: duplicate notifier name {:?}", n.name));
                     }
@@ -436,6 +503,7 @@ impl Config {
             metrics: file.metrics,
             allow_unauthenticated: o.allow_unauthenticated,
             allow_empty: file.allow_empty,
+            web,
         })
     }
 }
@@ -582,6 +650,26 @@ mod tests {
         assert_eq!(c.listen.port(), 9797);
         assert_eq!(resolve_listen("[::1]:9797").unwrap().to_string(), "[::1]:9797");
         assert!(resolve_listen("localhost").is_none(), "a port is needed");
+    }
+
+    #[test]
+    fn web_external_url_is_checked_and_reaches_the_notifiers() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "web: {external_url: \"https://alertgate.example.org/ag/\", session_ttl: 1h}\nnotifiers:\n  - {name: hook, type: webhook, url: \"http://127.0.0.1:1/\"}\n",
+        );
+        let c = Config::load(&Overrides { config_file: Some(p), ..Default::default() }).unwrap();
+        assert_eq!(c.web.external_url.as_deref(), Some("https://alertgate.example.org/ag"));
+        assert_eq!(c.web.path_prefix(), "/ag");
+        assert_eq!(c.web.session_ttl, Duration::from_secs(3600));
+        assert_eq!(c.notifiers.list[0].external_url.as_deref(), Some("https://alertgate.example.org/ag"));
+        assert_eq!(Config::load(&Overrides::default()).unwrap().web.path_prefix(), "");
+        for bad in ["ftp://x", "alertgate.example.org", "https://x/?a=1"] {
+            let p = write(dir.path(), &format!("web: {{external_url: \"{bad}\"}}\n"));
+            let err = Config::load(&Overrides { config_file: Some(p), ..Default::default() }).unwrap_err();
+            assert!(err.to_string().contains("web.external_url"), "{bad}: {err}");
+        }
     }
 
     #[test]

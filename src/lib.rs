@@ -4,7 +4,7 @@
 //! normalized [`model::Alert`] (`ingest`), and the store (`store`), the only
 //! owner of the SQLite file, deduplicates and commits them durably before the
 //! sender gets its 2xx. Pure decisions live in `model`, `rules` and `ingest`;
-//! I/O lives at the edges (`api`, `store`, `client`).
+//! I/O lives at the edges (`api`, `web`, `store`, `client`).
 #![forbid(unsafe_code)]
 // stdout is written through `output`, which survives a closed pipe.
 #![warn(clippy::print_stdout)]
@@ -27,4 +27,5 @@ pub mod rules;
 pub mod server;
 pub mod sla;
 pub mod store;
+pub mod web;
 pub mod yaml;

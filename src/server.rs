@@ -118,6 +118,13 @@ pub async fn serve_until(
             limiters.forget_idle();
         }
     });
+    // Live console pages (SSE) end when shutdown starts, or a graceful
+    // shutdown would wait on them forever.
+    let feed = store.feed().clone();
+    let shutdown = async move {
+        shutdown.await;
+        feed.close();
+    };
     let app = api::router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let limits = &state.config.limits;
     let registry = crate::connections::Registry::new(crate::connections::effective_cap(

@@ -1150,3 +1150,31 @@ async fn emails_say_who_acknowledged_or_resolved_and_why() {
         assert!(html.contains(&want), "{want:?} not in the html part:\n{html}");
     }
 }
+
+// ---- links to the console ---------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn notifications_link_to_the_incident_page_under_web_external_url() {
+    let smtp = Smtp::start();
+    let rx = Receiver::start(Reply::Status(200)).await;
+    // Both notifiers in one list; the trailing slash of the URL is dropped.
+    let email = email_config(smtp.port, &webhook("chatops", &rx.url("/hook"), "timeout: 2s"));
+    let config = format!("web: {{external_url: \"https://alertgate.example.org/ag/\"}}\n{email}");
+    let env = Env::start(&config, &rules(&["oncall-email", "chatops"]));
+    let g = &env.g;
+
+    fire(g, &[alert("PageMe")]).await;
+    let inc_id = id(&incident_titled(g, "PageMe on db-1").await);
+    let link = format!("https://alertgate.example.org/ag/incidents/{inc_id}");
+
+    let hits = rx.wait("/hook", "the webhook", WAIT, |h| !h.is_empty()).await;
+    let body = hits[0].json();
+    assert_eq!(body["incident"]["url"], link, "{body:#}");
+    assert_eq!(body["events"][0]["incident"]["url"], link, "{body:#}");
+
+    let mails = smtp.wait_messages(1, "the triggered mail").await;
+    let text = mails[0].part("text/plain");
+    assert!(text.contains(&link), "{link} not in the text body:\n{text}");
+    let html = html_unescape(&mails[0].part("text/html"));
+    assert!(html.contains(&format!("<a href=\"{link}\">incident #{inc_id}</a>")), "{link} not linked in:\n{html}");
+}

@@ -110,7 +110,7 @@ impl Limiters {
 }
 
 /// `429` with `Retry-After` when `key` is over its rate.
-fn over_limit(state: &AppState, ingest: bool, key: impl FnOnce() -> String) -> Option<ApiError> {
+pub(crate) fn over_limit(state: &AppState, ingest: bool, key: impl FnOnce() -> String) -> Option<ApiError> {
     if !state.limiters.limits(ingest) {
         return None;
     }

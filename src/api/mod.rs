@@ -174,6 +174,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), body::budget))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
+        .merge(crate::web::router(state.clone()))
         .route_layer(axum::middleware::from_fn(metrics::observe))
         .layer(axum::middleware::map_response(version_header))
         .with_state(state)

@@ -137,6 +137,8 @@ pub struct Notifier {
     pub per_minute: Option<u32>,
     pub timeout: Duration,
     pub templates: NotifierTemplates,
+    /// `web.external_url`: the base of the links to incident pages.
+    pub external_url: Option<String>,
 }
 
 impl Notifier {
@@ -386,7 +388,7 @@ impl RawNotifier {
         });
         match kind {
             Some(kind) if p.is_empty() => {
-                Ok(Notifier { name: self.name, kind, events, per_minute, timeout, templates })
+                Ok(Notifier { name: self.name, kind, events, per_minute, timeout, templates, external_url: None })
             }
             _ => Err(p),
         }

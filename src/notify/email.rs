@@ -22,7 +22,7 @@ pub fn thread_root(incident_id: i64, notifier: &str, domain: &str) -> String {
 
 /// Build the message; an error here is permanent (a template or address problem).
 pub fn build(n: &Notifier, e: &EmailSettings, d: &Delivery) -> Result<Message, String> {
-    let ctx = d.context(&n.name);
+    let ctx = d.context_for(n);
     let subject = n.templates.render("subject", &ctx).map_err(|err| format!("the subject template failed: {err}"))?;
     // A subject is one line.
     let subject: String = subject.lines().next().unwrap_or_default().trim().to_owned();

@@ -116,6 +116,12 @@ impl Delivery {
         self.items.iter().all(|i| i.incident_id == Some(first)).then_some(first)
     }
 
+    /// The template context of a notifier's message, with links to the
+    /// incidents' console pages when `web.external_url` is set.
+    pub fn context_for(&self, n: &Notifier) -> Value {
+        with_links(self.context(&n.name), n.external_url.as_deref())
+    }
+
     /// The template context (see `template`).
     pub fn context(&self, notifier: &str) -> Value {
         let events: Vec<Value> = self
@@ -147,6 +153,28 @@ impl Delivery {
         ctx["events"] = Value::Array(events);
         ctx
     }
+}
+
+/// Give each incident of a context its console page as `url`
+/// (`{external_url}/incidents/{id}`).
+pub fn with_links(mut ctx: Value, external_url: Option<&str>) -> Value {
+    let Some(base) = external_url else { return ctx };
+    let link = |incident: &mut Value| {
+        if let Some(id) = incident.get("id").and_then(Value::as_i64) {
+            incident["url"] = format!("{}/incidents/{id}", base.trim_end_matches('/')).into();
+        }
+    };
+    if let Some(i) = ctx.get_mut("incident") {
+        link(i);
+    }
+    if let Some(events) = ctx.get_mut("events").and_then(Value::as_array_mut) {
+        for e in events {
+            if let Some(i) = e.get_mut("incident") {
+                link(i);
+            }
+        }
+    }
+    ctx
 }
 
 /// How a delivery went.
@@ -221,6 +249,18 @@ mod tests {
         assert_eq!(ctx["events"].as_array().unwrap().len(), 2);
         assert!(ctx["incident"].is_null(), "two incidents: no single one");
         assert_eq!(many.incident_id(), None);
+    }
+
+    #[test]
+    fn incidents_link_to_their_console_page() {
+        let d = Delivery { items: vec![item(7, Some(12))] };
+        let ctx = with_links(d.context("n"), Some("https://alertgate.example.org/ag/"));
+        assert_eq!(ctx["incident"]["url"], "https://alertgate.example.org/ag/incidents/12");
+        assert_eq!(ctx["events"][0]["incident"]["url"], "https://alertgate.example.org/ag/incidents/12");
+        let plain = with_links(d.context("n"), None);
+        assert!(plain["incident"].get("url").is_none(), "no external URL, no link");
+        let problem_only = with_links(json!({ "incident": null, "events": [{ "incident": null }] }), Some("http://x"));
+        assert!(problem_only["incident"].is_null());
     }
 
     #[test]

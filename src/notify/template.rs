@@ -44,6 +44,8 @@ const TEXT: &str = r#"{% macro one(e) -%}
   priority {{ i.priority }}, state {{ i.state }}{% if i.service %}, service {{ i.service }}{% endif %}{% if i.assignee %}, assigned to {{ i.assignee }}{% endif %}
 {% if e.data.actor %}  {{ DONE[e.data.action] or e.data.to or "changed" }} by {{ e.data.actor }}{% if e.data.comment %}: {{ e.data.comment }}{% endif %}
 {% endif -%}
+{% if i.url %}  {{ i.url }}
+{% endif -%}
 {% if e.data.message %}  {{ e.data.message }}
 {% endif -%}
 {% for kind, c in (i.sla or {})|items %}  SLA {{ kind }}: {{ c.state }}, target {{ c.target }}{% if c.breachedAt %}, breached at {{ c.breachedAt }}{% elif c.dueAt %}, next deadline {{ c.dueAt }}{% endif %}
@@ -75,7 +77,7 @@ alertgate"#;
 const HTML: &str = r#"{% macro one(e) -%}
 {% set i = e.incident -%}
 {% if i -%}
-<h3>{{ e.event_title }}: incident #{{ i.id }} {{ i.title }}</h3>
+<h3>{{ e.event_title }}: {% if i.url %}<a href="{{ i.url }}">incident #{{ i.id }}</a>{% else %}incident #{{ i.id }}{% endif %} {{ i.title }}</h3>
 <p>Priority <b>{{ i.priority }}</b>, state <b>{{ i.state }}</b>{% if i.service %}, service {{ i.service }}{% endif %}{% if i.assignee %}, assigned to {{ i.assignee }}{% endif %}</p>
 {% if e.data.actor %}<p>{{ (DONE[e.data.action] or e.data.to or "changed")|capitalize }} by <b>{{ e.data.actor }}</b>{% if e.data.comment %}: {{ e.data.comment }}{% endif %}</p>{% endif %}
 {% if e.data.message %}<p>{{ e.data.message }}</p>{% endif %}
@@ -232,7 +234,7 @@ pub fn sample_event() -> Value {
         "event": "incident.triggered",
         "event_title": "Incident triggered",
         "incident": {
-            "id": 1, "title": "Sample incident", "priority": "P2", "state": "triggered", "service": "sample",
+            "id": 1, "url": "http://127.0.0.1:9797/incidents/1", "title": "Sample incident", "priority": "P2", "state": "triggered", "service": "sample",
             "rule": "sample", "impact": "medium", "urgency": "high", "assignee": null,
             "labels": {"alertname": "Sample"}, "alertCount": 1, "firingCount": 1, "createdAt": "2026-01-01T00:00:00Z",
             "alerts": [{"fingerprint": "0123456789abcdef", "status": "firing", "labels": {"alertname": "Sample", "severity": "warning"},
@@ -263,12 +265,17 @@ mod tests {
             "workaround: restart it",
             "runbook_url: https://runbooks.example/sample",
             "severity=warning",
+            "  http://127.0.0.1:9797/incidents/1\n",
         ] {
             assert!(text.contains(want), "{want:?} not in\n{text}");
         }
         let html = email.render("html", &ctx).unwrap();
         // Escaped as HTML ("/" as "&#x2f;"), which browsers read back as the URL.
         assert!(html.contains(r#"<a href="https:&#x2f;&#x2f;runbooks.example&#x2f;sample">"#), "{html}");
+        assert!(
+            html.contains(r#"<a href="http:&#x2f;&#x2f;127.0.0.1:9797&#x2f;incidents&#x2f;1">incident #1</a>"#),
+            "{html}"
+        );
         let webhook = NotifierTemplates::defaults(TemplateKind::Webhook);
         let body: Value = serde_json::from_str(&webhook.render("body", &ctx).unwrap()).unwrap();
         assert_eq!(body["version"], WEBHOOK_SCHEMA_VERSION);

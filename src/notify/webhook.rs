@@ -30,7 +30,7 @@ pub fn classify(status: reqwest::StatusCode) -> Outcome {
 }
 
 pub async fn send(n: &Notifier, w: &WebhookSettings, d: &Delivery, http: &reqwest::Client) -> Outcome {
-    let body = match n.templates.render("body", &d.context(&n.name)) {
+    let body = match n.templates.render("body", &d.context_for(n)) {
         Ok(b) => b,
         Err(e) => return Outcome::Permanent(format!("the body template failed: {e}")),
     };

@@ -191,6 +191,16 @@ impl SlaClock {
         Some(cal.add_working(since, at_ms - self.used_ms))
     }
 
+    /// When the clock breaches if it keeps running; `None` when it is
+    /// paused, stopped or already breached.
+    pub fn breach_due_at(&self, cal: &Calendar) -> Option<Timestamp> {
+        if self.stopped_at.is_some() || self.breached_at.is_some() {
+            return None;
+        }
+        let since = self.running_since?;
+        Some(cal.add_working(since, self.target_ms - self.used_ms))
+    }
+
     /// Record every milestone passed by `now`, each at its own instant.
     pub fn advance(&mut self, cal: &Calendar, now: Timestamp) -> Vec<Passed> {
         let mut passed = Vec::new();
@@ -289,6 +299,7 @@ mod tests {
         let start = t("2026-11-24T10:00:00Z");
         let mut c = clock(20, start);
         assert_eq!(c.due_at(&cal), Some(t("2026-11-24T10:10:00Z")));
+        assert_eq!(c.breach_due_at(&cal), Some(t("2026-11-24T10:20:00Z")), "the breach, past the warnings");
         assert!(c.advance(&cal, t("2026-11-24T10:09:59.999Z")).is_empty());
         let p = c.advance(&cal, t("2026-11-24T10:10:00Z"));
         assert_eq!(p, vec![Passed { milestone: Milestone::Warning(50), at: t("2026-11-24T10:10:00Z") }]);
@@ -305,6 +316,7 @@ mod tests {
         );
         assert_eq!(c.state(), ClockState::Breached);
         assert_eq!(c.due_at(&cal), None);
+        assert_eq!(c.breach_due_at(&cal), None, "already breached");
         assert!(c.advance(&cal, t("2026-11-25T12:00:00Z")).is_empty());
     }
 
@@ -316,12 +328,14 @@ mod tests {
         c.follow(IncidentState::OnHold, &[IncidentState::OnHold], &cal, t("2026-11-24T10:04:00Z"));
         assert_eq!(c.state(), ClockState::Paused);
         assert_eq!(c.due_at(&cal), None);
+        assert_eq!(c.breach_due_at(&cal), None, "no deadline while paused");
         assert_eq!(c.elapsed_ms(&cal, t("2026-11-24T11:00:00Z")), 4 * MIN);
         assert!(c.advance(&cal, t("2026-11-24T11:00:00Z")).is_empty(), "no breach while paused");
         c.follow(IncidentState::Triggered, &[IncidentState::OnHold], &cal, t("2026-11-24T11:00:00Z"));
         assert_eq!(c.state(), ClockState::Running);
         // 4 minutes used: the 50 % warning (10 min) is 6 minutes away.
         assert_eq!(c.due_at(&cal), Some(t("2026-11-24T11:06:00Z")));
+        assert_eq!(c.breach_due_at(&cal), Some(t("2026-11-24T11:16:00Z")));
         assert_eq!(c.remaining_ms(&cal, t("2026-11-24T11:06:00Z")), 10 * MIN);
     }
 

@@ -7,6 +7,7 @@
 //! power cut. Everything else calls the typed methods of [`Store`].
 mod audit;
 mod changes;
+mod feed;
 mod gauges;
 mod incidents;
 mod outbox;
@@ -38,6 +39,7 @@ use crate::rules::RuleSet;
 use crate::rules::matcher::Matcher;
 
 pub use audit::{AuditEntry, AuditQuery};
+pub use feed::{ChangeFeed, FeedState};
 pub use incidents::SYSTEM as SYSTEM_ACTOR;
 pub use outbox::{DeliveryRecord, NotificationView};
 pub use problems::{LinkedIncident, NewProblem, ProblemDetail, ProblemQuery, ProblemUpdate};
@@ -209,6 +211,8 @@ pub struct IncidentQuery {
     pub until: Option<Timestamp>,
     /// Incidents with a clock in this SLA condition.
     pub sla: Option<SlaFilter>,
+    /// Titles containing this text (case-insensitive for ASCII).
+    pub title: Option<String>,
     pub sort: IncidentSort,
     /// Where the previous page ended: its last row's sort key and id
     /// (`next_cursor` of that page). Pages do not shift when incidents open
@@ -373,6 +377,8 @@ pub struct Store {
     next_timer: Arc<AtomicI64>,
     /// Woken after each commit that queued a notification.
     outbox_wakeup: Arc<tokio::sync::Notify>,
+    /// Bumped after each commit that changed rows (live views).
+    feed: ChangeFeed,
     /// The caller's address, recorded in the audit log (see [`Store::from`]).
     source: Option<Arc<str>>,
     readers: Arc<ReadPool>,
@@ -484,6 +490,8 @@ impl Store {
         let writer_next_timer = next_timer.clone();
         let outbox_wakeup = Arc::new(tokio::sync::Notify::new());
         let writer_wakeup = outbox_wakeup.clone();
+        let feed = ChangeFeed::default();
+        let writer_feed = feed.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
@@ -497,6 +505,7 @@ impl Store {
                     next_timer: writer_next_timer,
                     outbox_wakeup: writer_wakeup,
                     size_limit,
+                    feed: writer_feed,
                 };
                 writer::run(conn, engine, rx, shared, stop)
             })
@@ -506,6 +515,7 @@ impl Store {
             rules,
             next_timer,
             outbox_wakeup,
+            feed,
             source: None,
             readers: Arc::new(ReadPool {
                 permits: Arc::new(Semaphore::new(readers.len())),
@@ -518,6 +528,11 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The "something changed" feed of live views.
+    pub fn feed(&self) -> &ChangeFeed {
+        &self.feed
     }
 
     /// The same store, recording `source` as the caller's address of the
@@ -723,6 +738,28 @@ impl Store {
 
     pub async fn list_incidents(&self, q: IncidentQuery) -> Result<IncidentPage, StoreError> {
         self.read(move |c| reader::list_incidents(c, &q)).await
+    }
+
+    /// A page of incidents and how many match the filters in all.
+    pub async fn list_incidents_counted(&self, q: IncidentQuery) -> Result<(IncidentPage, u64), StoreError> {
+        self.read(move |c| Ok((reader::list_incidents(c, &q)?, reader::count_incidents(c, &q)?))).await
+    }
+
+    /// The SLA clocks of these incidents, computed now (those without a
+    /// policy are left out).
+    pub async fn sla_views(&self, ids: Vec<i64>) -> Result<std::collections::HashMap<i64, SlaView>, StoreError> {
+        let rules = self.rules.read().expect("rules lock").clone();
+        self.read(move |c| {
+            let now = crate::clock::now();
+            let mut out = std::collections::HashMap::with_capacity(ids.len());
+            for id in ids {
+                if let Some(v) = sla::sla_view(c, id, &rules, now)? {
+                    out.insert(id, v);
+                }
+            }
+            Ok(out)
+        })
+        .await
     }
 
     /// An incident with its SLA clocks, problems, suspected changes,

@@ -155,8 +155,10 @@ fn row_to_incident(r: &Row<'_>) -> rusqlite::Result<Incident> {
     })
 }
 
-pub(super) fn list_incidents(c: &Connection, q: &IncidentQuery) -> Result<IncidentPage, StoreError> {
-    let mut sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE 1 = 1");
+/// The `WHERE` conditions of an incident query (without its cursor) and
+/// their arguments.
+fn incident_filter(q: &IncidentQuery) -> (String, Vec<Value>) {
+    let mut sql = String::from("1 = 1");
     let mut args: Vec<Value> = Vec::new();
     let any_of = |sql: &mut String, column: &str, values: Vec<String>, args: &mut Vec<Value>| {
         if values.is_empty() {
@@ -191,6 +193,27 @@ pub(super) fn list_incidents(c: &Connection, q: &IncidentQuery) -> Result<Incide
             f.condition()
         ));
     }
+    if let Some(text) = q.title.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        // A substring, case-insensitive for ASCII; `%` and `_` match themselves.
+        let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        args.push(Value::Text(format!("%{escaped}%")));
+        sql.push_str(&format!(" AND title LIKE ?{} ESCAPE '\\'", args.len()));
+    }
+    (sql, args)
+}
+
+/// How many incidents match the query's filters (its cursor and limit aside).
+pub(super) fn count_incidents(c: &Connection, q: &IncidentQuery) -> Result<u64, StoreError> {
+    let (filter, args) = incident_filter(q);
+    let n: i64 = c
+        .prepare_cached(&format!("SELECT count(*) FROM incidents WHERE {filter}"))?
+        .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
+    Ok(n as u64)
+}
+
+pub(super) fn list_incidents(c: &Connection, q: &IncidentQuery) -> Result<IncidentPage, StoreError> {
+    let (filter, mut args) = incident_filter(q);
+    let mut sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE {filter}");
     if let Some(cur) = q.cursor {
         // Keyset paging: continue after the last row of the previous page.
         let (k, i) = (args.len() + 1, args.len() + 2);

@@ -566,6 +566,9 @@ pub struct ClockView {
     pub stopped_at: Option<Timestamp>,
     /// When the next warning or the breach falls due if the clock keeps running.
     pub due_at: Option<Timestamp>,
+    /// When the breach falls due if the clock keeps running (in the
+    /// calendar's working time); null when paused, stopped or breached.
+    pub breach_due_at: Option<Timestamp>,
 }
 
 /// An incident's SLA: its policy and clocks.
@@ -619,6 +622,7 @@ pub(super) fn sla_view(
             breached_at: c.breached_at,
             stopped_at: c.stopped_at,
             due_at: c.due_at(&cal),
+            breach_due_at: c.breach_due_at(&cal),
         };
         match c.kind {
             ClockKind::Respond => view.respond = Some(clock),

@@ -218,6 +218,8 @@ pub(super) struct Shared {
     /// Woken after each commit that queued a notification.
     pub outbox_wakeup: Arc<tokio::sync::Notify>,
     pub size_limit: Option<super::SizeLimit>,
+    /// Bumped after each commit that changed rows (the console's live views).
+    pub feed: super::ChangeFeed,
 }
 
 pub(super) fn run(
@@ -227,7 +229,7 @@ pub(super) fn run(
     shared: Shared,
     stop_checkpoints: impl FnOnce(),
 ) {
-    let Shared { rules, next_timer, outbox_wakeup, size_limit } = shared;
+    let Shared { rules, next_timer, outbox_wakeup, size_limit, feed } = shared;
     let mut batch: Vec<Pending> = Vec::new();
     let mut partials: std::collections::VecDeque<Partial> = std::collections::VecDeque::new();
     let mut close: Option<oneshot::Sender<()>> = None;
@@ -277,7 +279,12 @@ pub(super) fn run(
             part_result = refuse_growth(&mut batch);
         }
         if !batch.is_empty() {
+            let changes_before = conn.total_changes();
             part_result = part_result.or(commit_batch(&mut conn, &mut engine, &mut batch));
+            // A tick that found nothing due changes no row and wakes no view.
+            if conn.total_changes() != changes_before {
+                feed.bump();
+            }
         }
         if let (Some(mut p), Some(result)) = (part, part_result) {
             match result {
@@ -301,6 +308,7 @@ pub(super) fn run(
         }
     }
     // Answer what is still queued: the store is closing.
+    feed.close();
     rx.close();
     while let Ok(req) = rx.try_recv() {
         if let Request::Write { reply, .. } = req {
