@@ -499,7 +499,7 @@ async fn an_on_call_shift_in_the_console() {
     assert_eq!(b.post_form("/silences", &format!("csrf={csrf}&matchers=a%3D%22b%22&comment=x")).await, 403);
     assert_eq!(incident(&g, 1).await["state"], "acknowledged", "nothing changed");
     b.goto(&g, "/audit").await;
-    b.wait_text("#error", "needs Admin rights").await;
+    b.wait_text("#error", "needs the admin role").await;
     b.client.close().await.ok();
 }
 
