@@ -415,11 +415,12 @@ async fn run(args: Args) -> Result<()> {
         good.refused.load(Ordering::Relaxed),
         good.failed.load(Ordering::Relaxed)
     );
+    let abusive_acked = bad.acked.lock().unwrap().len();
     println!(
         "abusive sender ({} alerts per request): {} alerts acknowledged ({:.0}/s), {} refused, {} transport errors",
         args.abusive_batch,
-        bad.acked.lock().unwrap().len(),
-        bad.acked.lock().unwrap().len() as f64 / secs,
+        abusive_acked,
+        abusive_acked as f64 / secs,
         bad.refused.load(Ordering::Relaxed),
         bad.failed.load(Ordering::Relaxed)
     );

@@ -45,6 +45,24 @@ fn count(r: &Received, outcome: &IngestOutcome) {
     m.alerts_deduplicated.with_label_values(&[r.source]).inc_by(outcome.repeated + outcome.stale);
 }
 
+/// Bodies past which parsing runs on a blocking thread: a large batch must
+/// not hold an async worker that other senders' requests need.
+const LARGE_BODY: usize = 64 * 1024;
+
+/// Parse `body` with `parse`, off the async workers when it is large.
+async fn parse_off_workers<T: Send + 'static>(
+    body: String,
+    parse: impl FnOnce(&str) -> Result<T, IngestError> + Send + 'static,
+) -> Result<T, ApiError> {
+    if body.len() <= LARGE_BODY {
+        return Ok(parse(&body)?);
+    }
+    tokio::task::spawn_blocking(move || parse(&body))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("parsing failed: {e}")))?
+        .map_err(ApiError::from)
+}
+
 /// A request over `limits.max_alerts_per_request` is refused whole, and
 /// every request is charged to its caller's alert rate.
 fn admit(state: &AppState, caller: &Caller, alerts: usize) -> Result<(), ApiError> {
@@ -93,7 +111,7 @@ pub async fn alertmanager(
     JsonText(body): JsonText,
 ) -> Result<Response, ApiError> {
     let ctx = state.ingest_context();
-    let updates = ingest::alertmanager::parse(&body, &ctx)?;
+    let updates = parse_off_workers(body, move |b| ingest::alertmanager::parse(b, &ctx)).await?;
     commit(&state, &caller, updates, "alertmanager", ctx.now).await
 }
 
@@ -103,7 +121,7 @@ pub async fn prometheus(
     JsonText(body): JsonText,
 ) -> Result<Response, ApiError> {
     let ctx = state.ingest_context();
-    let updates = ingest::prometheus::parse(&body, &ctx)?;
+    let updates = parse_off_workers(body, move |b| ingest::prometheus::parse(b, &ctx)).await?;
     commit(&state, &caller, updates, "prometheus", ctx.now).await
 }
 
@@ -113,7 +131,7 @@ pub async fn grafana(
     JsonText(body): JsonText,
 ) -> Result<Response, ApiError> {
     let ctx = state.ingest_context();
-    let updates = ingest::grafana::parse(&body, &ctx)?;
+    let updates = parse_off_workers(body, move |b| ingest::grafana::parse(b, &ctx)).await?;
     commit(&state, &caller, updates, "grafana", ctx.now).await
 }
 

@@ -367,6 +367,9 @@ pub struct IncidentAlert {
     pub firing: bool,
 }
 
+/// Alerts past which a batch's encoding runs on a blocking thread.
+const LARGE_BATCH: usize = 500;
+
 /// A cheap, cloneable handle on the store.
 #[derive(Clone)]
 pub struct Store {
@@ -567,16 +570,31 @@ impl Store {
         now: Timestamp,
         sender: Option<String>,
     ) -> Result<IngestOutcome, StoreError> {
-        let encoded = updates
-            .iter()
-            .map(|u| match u {
-                AlertUpdate::Observe(a) => Some((
-                    serde_json::to_string(&a.labels).unwrap_or_else(|_| "{}".into()),
-                    serde_json::to_string(&a.annotations).unwrap_or_else(|_| "{}".into()),
-                )),
-                _ => None,
+        let encode = |updates: &[AlertUpdate]| -> Vec<Option<(String, String)>> {
+            updates
+                .iter()
+                .map(|u| match u {
+                    AlertUpdate::Observe(a) => Some((
+                        serde_json::to_string(&a.labels).unwrap_or_else(|_| "{}".into()),
+                        serde_json::to_string(&a.annotations).unwrap_or_else(|_| "{}".into()),
+                    )),
+                    _ => None,
+                })
+                .collect()
+        };
+        // A large batch is encoded off the async workers, which other
+        // senders' requests need meanwhile.
+        let (updates, encoded) = if updates.len() > LARGE_BATCH {
+            tokio::task::spawn_blocking(move || {
+                let encoded = encode(&updates);
+                (updates, encoded)
             })
-            .collect();
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("encoding task failed: {e}")))?
+        } else {
+            let encoded = encode(&updates);
+            (updates, encoded)
+        };
         match self.write(writer::Op::Ingest { updates, encoded, now, sender }).await? {
             writer::Reply::Ingest(o) => Ok(o),
             _ => unreachable!("ingest answers with an outcome"),

@@ -177,7 +177,7 @@ impl Op {
 /// other sender) for the whole of its work. It is answered once its last
 /// part is committed; if a part fails, the parts before it stay (a retry
 /// of the whole request is idempotent: alerts deduplicate).
-const PART_ALERTS: usize = 2_000;
+const PART_ALERTS: usize = 1_000;
 
 /// Where the result of an op goes.
 enum Answer {
