@@ -211,7 +211,7 @@ async fn tab(base: String, cookie: String, events: Arc<AtomicU64>, last: Arc<std
                     }
                     let got: u64 = resp
                         .headers()
-                        .get("x-alertgate-version")
+                        .get("x-alertgate-view-version")
                         .and_then(|v| v.to_str().ok()?.parse().ok())
                         .unwrap_or(0);
                     let _ = resp.bytes().await;

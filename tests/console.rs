@@ -47,6 +47,11 @@ struct Browser {
 
 impl Browser {
     async fn start() -> Browser {
+        Browser::start_with(&[]).await
+    }
+
+    /// A browser started with `extra` switches besides the usual ones.
+    async fn start_with(extra: &[&str]) -> Browser {
         let profile = tempfile::tempdir().expect("profile dir");
         let mut last = String::new();
         for _ in 0..5 {
@@ -82,7 +87,9 @@ impl Browser {
                     ],
                 },
             });
-            let caps = caps.as_object().unwrap().clone();
+            let mut caps = caps.as_object().unwrap().clone();
+            let args = caps["goog:chromeOptions"]["args"].as_array_mut().expect("args");
+            args.extend(extra.iter().map(|s| json!(s)));
             // chromedriver speaks plain HTTP on loopback: no TLS connector.
             let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
                 .capabilities(caps)
@@ -511,4 +518,83 @@ impl Browser {
         let v = self.client.execute_async(script, vec![json!(href)]).await.expect("fetch");
         v.as_str().unwrap_or_default().to_owned()
     }
+}
+
+/// Working the incident list from the keyboard alone, on a system set to a
+/// dark theme: `j`/`k` move, `a` acknowledges the current row, `x` and `r`
+/// resolve the chosen one, `/` goes to the search box, `?` opens the help.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_lists_work_from_the_keyboard_in_a_dark_theme() {
+    let (g, _rules) = start_gateway();
+    let b = Browser::start_with(&["--force-dark-mode"]).await;
+    b.sign_in(&g, RESPONDER, "alice").await;
+    for name in ["KeyboardFirst", "KeyboardSecond"] {
+        fire(&g, json!([{"labels": {"alertname": name, "service": "web", "severity": "warning"}}])).await;
+    }
+    b.goto(&g, "/incidents").await;
+    wait_for(WAIT, "two incidents listed", || async { (b.count("#live tr[data-id]").await == 2).then_some(()) }).await;
+
+    // The system's dark preference is followed: light text on a dark page.
+    assert_eq!(b.js("return matchMedia('(prefers-color-scheme: dark)').matches").await, true);
+    let bg = b.js("return getComputedStyle(document.body).backgroundColor").await;
+    let fg = b.js("return getComputedStyle(document.body).color").await;
+    assert_eq!(bg, "rgb(18, 20, 24)", "the dark background");
+    assert_eq!(fg, "rgb(230, 232, 235)", "light text");
+
+    let body = b.find("body").await;
+    let current = || async {
+        b.js("var r = document.querySelector('[data-row].current'); return r && r.getAttribute('data-id')").await
+    };
+    let ids: Vec<String> = {
+        let v = b
+            .js("return Array.from(document.querySelectorAll('#live tr[data-id]')).map(r => r.getAttribute('data-id'))")
+            .await;
+        v.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect()
+    };
+    body.send_keys("j").await.unwrap();
+    assert_eq!(current().await, json!(ids[0]), "j marks the first row");
+    body.send_keys("j").await.unwrap();
+    assert_eq!(current().await, json!(ids[1]), "j again: the second");
+    body.send_keys("k").await.unwrap();
+    assert_eq!(current().await, json!(ids[0]), "k: back to the first");
+    let focused = b.js("return document.activeElement.closest('[data-row]')?.getAttribute('data-id')").await;
+    assert_eq!(focused, json!(ids[0]), "the current row's link has the focus");
+
+    // `a` acknowledges the current row and nothing else.
+    b.find("body").await.send_keys("a").await.unwrap();
+    b.wait_text("#flash", "Acknowledged 1 incident").await;
+    let first: i64 = ids[0].parse().unwrap();
+    let second: i64 = ids[1].parse().unwrap();
+    assert_eq!(incident(&g, first).await["state"], "acknowledged");
+    assert_eq!(incident(&g, second).await["state"], "triggered");
+
+    // `x` ticks a row, `r` resolves the ticked ones.
+    b.goto(&g, "/incidents").await;
+    wait_for(WAIT, "two incidents listed", || async { (b.count("#live tr[data-id]").await == 2).then_some(()) }).await;
+    let row_of_second = b.js(&format!(
+        "return Array.from(document.querySelectorAll('#live tr[data-id]')).findIndex(r => r.getAttribute('data-id') == '{second}')"
+    )).await.as_i64().unwrap();
+    let body = b.find("body").await;
+    for _ in 0..=row_of_second {
+        body.send_keys("j").await.unwrap();
+    }
+    assert_eq!(current().await, json!(ids[1]));
+    body.send_keys("x").await.unwrap();
+    assert_eq!(b.js(&format!("return document.querySelector('#sel-{second}').checked")).await, true, "x ticks the row");
+    body.send_keys("r").await.unwrap();
+    b.wait_text("#flash", "Resolved 1 incident").await;
+    assert_eq!(incident(&g, second).await["state"], "resolved");
+    assert_eq!(incident(&g, first).await["state"], "acknowledged", "the other row is untouched");
+
+    // `/` puts the cursor in the search box (and typing there is not a shortcut);
+    // `?` opens the list of shortcuts.
+    b.goto(&g, "/incidents").await;
+    b.find("body").await.send_keys("/").await.unwrap();
+    assert_eq!(b.js("return document.activeElement.id").await, "f-q");
+    b.find("#f-q").await.send_keys("a").await.unwrap();
+    assert_eq!(incident(&g, first).await["state"], "acknowledged", "an `a` typed into the search box acts on nothing");
+    b.js("document.activeElement.blur()").await;
+    b.find("body").await.send_keys("?").await.unwrap();
+    assert_eq!(b.js("return document.querySelector('#help').open").await, true, "? opens the help");
+    b.shot("incidents-keyboard-dark").await;
 }

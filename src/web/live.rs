@@ -109,7 +109,7 @@ pub fn respond(part: Part, if_none_match: Option<&HeaderValue>) -> Response {
         Html(part.html.to_string()).into_response()
     };
     let h = resp.headers_mut();
-    h.insert("x-alertgate-version", HeaderValue::from(part.version));
+    h.insert("x-alertgate-view-version", HeaderValue::from(part.version));
     h.insert(header::ETAG, part.etag);
     resp
 }

@@ -50,6 +50,7 @@
   // selection and the current row.
   var live = $("[data-live]");
   var fetching = false, again = false, etag = null, wanted = 0;
+  function shown() { return Number(body.getAttribute("data-version") || 0); }
   function swap(html, v) {
     var checked = $$("input[name=id]:checked", live).map(function (c) { return c.value; });
     var cur = $("[data-row].current", live);
@@ -77,10 +78,12 @@
     if (etag) headers["If-None-Match"] = etag;
     fetch(url, { credentials: "same-origin", cache: "no-store", headers: headers }).then(function (res) {
       if (res.status === 401 || res.redirected) { location.reload(); return null; }
-      var v = res.headers.get("x-alertgate-version");
+      var v = res.headers.get("x-alertgate-view-version");
       // The server may answer with a view rendered just before the change
       // this page heard of: ask again shortly.
       if (v && Number(v) < wanted) setTimeout(refresh, 700);
+      // Never go back: a part older than what the page shows is not swapped in.
+      if (v && Number(v) < shown()) return null;
       // 304: the view is as shown (the change was elsewhere).
       if (res.status === 304) { if (v) body.setAttribute("data-version", v); return null; }
       if (!res.ok) return null;
@@ -98,13 +101,15 @@
     var view = location.pathname.slice(base.length) + location.search;
     var es = new EventSource(base + "/events?view=" + encodeURIComponent(view));
     es.addEventListener("change", function (e) {
-      if (e.data !== body.getAttribute("data-version")) { wanted = Math.max(wanted, Number(e.data)); refresh(); }
+      // Only a newer version than the page shows is worth a request (the
+      // first event may name an older render the server still caches).
+      if (Number(e.data) > shown()) { wanted = Math.max(wanted, Number(e.data)); refresh(); }
     });
     // A changed live part, sent whole: version, ETag, then the HTML.
     es.addEventListener("part", function (e) {
       var lines = e.data.split("\n");
       var v = lines[0];
-      if (Number(v) < Number(body.getAttribute("data-version") || 0)) return;
+      if (Number(v) < shown()) return;
       etag = lines[1];
       wanted = Math.max(wanted, Number(v));
       swap(lines.slice(2).join("\n"), v);
