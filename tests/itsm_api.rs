@@ -1508,7 +1508,7 @@ fn check_names_file_and_line_of_undeclared_notifiers() {
 // ---- review follow-ups ----------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_priority_without_a_target_drops_the_running_clock() {
+async fn a_priority_without_a_target_suspends_the_promise_not_the_time() {
     let rules = r#"
 sla_policies:
   - name: tiered
@@ -1530,17 +1530,22 @@ incident_rules:
     let url = g.url(&format!("/api/v1/incidents/{id}/priority"));
     let (status, inc) = call(Method::PATCH, &url, Some(json!({"actor": "alice", "priority": "P5"}))).await;
     assert_eq!(status, 200, "{inc}");
-    assert!(inc["sla"].get("respond").is_none(), "P5 promises no response time: {inc:#}");
-    let dropped = entries(&inc, "sla_retargeted");
-    assert!(dropped.iter().any(|e| e["message"].as_str().unwrap().contains("dropped")), "{inc:#}");
+    // P5 promises no response time: the clock stays, shown, counting, with no deadline.
+    assert_eq!(respond(&inc)["state"], "running", "{inc:#}");
+    assert_eq!(respond(&inc)["target"], Value::Null, "{inc:#}");
+    assert_eq!(respond(&inc)["breachAt"], Value::Null, "{inc:#}");
+    let suspended = entries(&inc, "sla_retargeted");
+    assert!(suspended.iter().any(|e| e["message"].as_str().unwrap().contains("suspended")), "{inc:#}");
     // Past the old target: no breach.
     sleep_until(ts(&inc["createdAt"]) + ms(3000)).await;
     let inc = incident(g, id).await;
     assert!(entries(&inc, "sla_breached").is_empty(), "{inc:#}");
-    // Back to P1: the promise is made again, from now.
+    // Back to P1: the promise returns with the time used at P5 (3 s of
+    // 2 s): breached at once, so a detour through P5 cannot dodge it.
     let (status, inc) = call(Method::PATCH, &url, Some(json!({"actor": "alice", "priority": "P1"}))).await;
     assert_eq!(status, 200, "{inc}");
-    assert_eq!(respond(&inc)["state"], "running", "{inc:#}");
+    assert_eq!(respond(&inc)["state"], "breached", "{inc:#}");
+    assert_eq!(entries(&inc, "sla_breached").len(), 1, "{inc:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

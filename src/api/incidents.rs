@@ -202,11 +202,11 @@ fn parse_query(raw: &str) -> Result<IncidentQuery, ApiError> {
             "rule" => q.rule = Some(value),
             "since" => q.since = Some(time(&value)?),
             "until" => q.until = Some(time(&value)?),
-            "sla" => {
-                q.sla = Some(SlaFilter::parse(&value).ok_or_else(|| {
-                    bad(format!("unknown SLA condition {value:?}: breached, at_risk, running, paused, met"))
-                })?)
-            }
+            "sla" => q.sla = Some(SlaFilter::parse(&value).ok_or_else(|| {
+                bad(format!(
+                    "unknown SLA condition {value:?}: breached, at_risk, running, paused, met, resolved_unacknowledged"
+                ))
+            })?),
             "sort" => {
                 q.sort = match value.as_str() {
                     "-created_at" => IncidentSort::CreatedDesc,

@@ -9,6 +9,7 @@
 pub mod ack;
 pub mod inhibit;
 pub mod silence;
+pub mod sla;
 
 use jiff::Timestamp;
 

@@ -31,6 +31,13 @@ impl Change {
         end.checked_add(window.signed()).unwrap_or(Timestamp::MAX)
     }
 
+    /// Whether an incident of its service that opened at `opened_at` may
+    /// follow from it: opened once it had begun, and no later than `window`
+    /// after it ended.
+    pub fn may_have_caused(&self, opened_at: Timestamp, window: crate::model::Duration) -> bool {
+        self.starts_at <= opened_at && opened_at <= self.suspect_until(window)
+    }
+
     /// Whether it mutes alerts of its service at `now`.
     pub fn suppresses(&self, now: Timestamp) -> bool {
         self.suppress && self.starts_at <= now && self.ends_at.is_some_and(|e| now < e)
@@ -49,4 +56,49 @@ pub struct NewChange {
     pub source: String,
     pub suppress: bool,
     pub created_by: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Timestamp {
+        format!("2026-11-24T{s}Z").parse().unwrap()
+    }
+
+    fn change(starts: &str, ends: Option<&str>) -> Change {
+        Change {
+            id: 1,
+            service: Some("payments".into()),
+            summary: "deploy".into(),
+            starts_at: t(starts),
+            ends_at: ends.map(t),
+            link: None,
+            labels: LabelSet::new(),
+            source: "api".into(),
+            suppress: false,
+            created_by: "ci".into(),
+            created_at: t("23:00:00"),
+        }
+    }
+
+    #[test]
+    fn an_incident_is_suspected_to_follow_from_a_change_in_its_window() {
+        let window: crate::model::Duration = "30m".parse().unwrap();
+        let deploy = change("10:00:00", None);
+        let migration = change("10:00:00", Some("11:00:00"));
+        for (c, opened, want) in [
+            (&deploy, "09:59:59", false),
+            (&deploy, "10:00:00", true),
+            (&deploy, "10:30:00", true),
+            (&deploy, "10:30:01", false),
+            (&migration, "10:45:00", true),
+            (&migration, "11:30:00", true),
+            (&migration, "11:30:01", false),
+        ] {
+            assert_eq!(c.may_have_caused(t(opened), window), want, "{:?} opened {opened}", c.ends_at);
+        }
+        // Recorded long after (created_at 23:00): the window is the change's, not the record's.
+        assert!(deploy.may_have_caused(t("10:10:00"), window));
+    }
 }

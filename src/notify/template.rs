@@ -48,7 +48,7 @@ const TEXT: &str = r#"{% macro one(e) -%}
 {% endif -%}
 {% if e.data.message %}  {{ e.data.message }}
 {% endif -%}
-{% for kind, c in (i.sla or {})|items %}  SLA {{ kind }}: {{ c.state }}, target {{ c.target }}{% if c.breachedAt %}, breached at {{ c.breachedAt }}{% elif c.dueAt %}, next deadline {{ c.dueAt }}{% endif %}
+{% for kind, c in (i.sla or {})|items %}  SLA {{ kind }}: {{ c.state }}, target {{ c.target or "none at this priority" }}{% if c.breachedAt %}, breached at {{ c.breachedAt }}{% elif c.breachAt %}, breach at {{ c.breachAt }}{% endif %}
 {% endfor -%}
 {% if i.knownError %}  Known error #{{ i.knownError.problemId }} ({{ i.knownError.title }}); workaround: {{ i.knownError.workaround }}
 {% endif -%}
@@ -82,7 +82,7 @@ const HTML: &str = r#"{% macro one(e) -%}
 {% if e.data.actor %}<p>{{ (DONE[e.data.action] or e.data.to or "changed")|capitalize }} by <b>{{ e.data.actor }}</b>{% if e.data.comment %}: {{ e.data.comment }}{% endif %}</p>{% endif %}
 {% if e.data.message %}<p>{{ e.data.message }}</p>{% endif %}
 {% if i.sla %}<table border="1" cellpadding="4" cellspacing="0"><tr><th>SLA</th><th>state</th><th>target</th><th>deadline</th></tr>
-{% for kind, c in i.sla|items %}<tr><td>{{ kind }}</td><td>{{ c.state }}</td><td>{{ c.target }}</td><td>{{ c.breachedAt or c.dueAt or "" }}</td></tr>
+{% for kind, c in i.sla|items %}<tr><td>{{ kind }}</td><td>{{ c.state }}</td><td>{{ c.target }}</td><td>{% if c.breachedAt %}breached at {{ c.breachedAt }}{% elif c.breachAt %}breach at {{ c.breachAt }}{% endif %}</td></tr>
 {% endfor %}</table>{% endif %}
 {% if i.knownError %}<p><b>Known error #{{ i.knownError.problemId }}</b> ({{ i.knownError.title }}). Workaround: {{ i.knownError.workaround }}</p>{% endif %}
 <ul>{% for a in i.alerts or [] %}<li><b>{{ a.labels.alertname or a.fingerprint }}</b> ({{ a.status }})
@@ -240,7 +240,7 @@ pub fn sample_event() -> Value {
             "alerts": [{"fingerprint": "0123456789abcdef", "status": "firing", "labels": {"alertname": "Sample", "severity": "warning"},
                         "annotations": {"summary": "a sample alert", "runbook_url": "https://runbooks.example/sample"},
                         "generatorURL": "http://127.0.0.1:9090/graph"}],
-            "sla": {"respond": {"state": "running", "target": "30m", "dueAt": "2026-01-01T00:15:00Z", "breachedAt": null}},
+            "sla": {"respond": {"state": "running", "target": "30m", "dueAt": "2026-01-01T00:15:00Z", "nextMilestoneAt": "2026-01-01T00:15:00Z", "breachAt": "2026-01-01T00:30:00Z", "breachedAt": null}},
             "knownError": {"problemId": 1, "title": "Sample problem", "workaround": "restart it"}
         },
         "problem": null,
@@ -261,7 +261,8 @@ mod tests {
         let text = email.render("text", &ctx).unwrap();
         for want in [
             "priority P2",
-            "SLA respond: running, target 30m",
+            // The deadline itself, not the next warning before it.
+            "SLA respond: running, target 30m, breach at 2026-01-01T00:30:00Z",
             "workaround: restart it",
             "runbook_url: https://runbooks.example/sample",
             "severity=warning",

@@ -115,6 +115,7 @@ impl Engine {
         if change.suppress && change.ends_at.is_some_and(|e| e > now) {
             self.maintenance.push(change.clone());
         }
+        self.correlate_incidents(tx, &change, now)?;
         tracing::info!(
             change = change.id,
             service = change.service.as_deref().map(tracing::field::display),
@@ -125,7 +126,7 @@ impl Engine {
     }
 
     /// Link a new incident to the changes of its service that it may
-    /// follow from: begun by now, and ended no longer than the window ago.
+    /// follow from (see [`Change::may_have_caused`]).
     pub(super) fn correlate_changes(
         &self,
         tx: &Connection,
@@ -134,26 +135,42 @@ impl Engine {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let Some(service) = service else { return Ok(()) };
-        let window = self.rules.change_window.as_millis();
-        let suspects: Vec<(i64, String, i64)> = tx
-            .prepare_cached(
-                "SELECT id, summary, starts_at FROM changes WHERE service = ?1 AND starts_at <= ?2
-                 AND COALESCE(ends_at, starts_at) >= ?2 - ?3 ORDER BY starts_at DESC LIMIT 20",
-            )?
-            .query_map(params![service, ms(now), window], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        let window = self.rules.change_window;
+        // The SQL only narrows; the decision is the model's.
+        let candidates: Vec<Result<Change, StoreError>> = tx
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM changes WHERE service = ?1 AND starts_at <= ?2
+                 AND COALESCE(ends_at, starts_at) >= ?2 - ?3 ORDER BY starts_at DESC LIMIT 20"
+            ))?
+            .query_map(params![service, ms(now), window.as_millis()], from_row)?
             .collect::<Result<_, _>>()?;
-        for (change_id, summary, _) in suspects {
-            tx.prepare_cached("INSERT OR IGNORE INTO incident_changes (incident_id, change_id) VALUES (?1, ?2)")?
-                .execute(params![incident_id, change_id])?;
-            event(
-                tx,
-                incident_id,
-                now,
-                SYSTEM,
-                "change_suspected",
-                &format!("suspected cause: change {change_id} of {service}: {summary}"),
-                json!({ "change": change_id }),
-            )?;
+        for change in candidates {
+            let change = change?;
+            if change.may_have_caused(now, window) {
+                suspect(tx, incident_id, &change, now, "")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A change recorded after the fact: the incidents of its service that
+    /// opened in its window (before it was recorded) list it too.
+    fn correlate_incidents(&self, tx: &Connection, change: &Change, now: Timestamp) -> Result<(), StoreError> {
+        let Some(service) = change.service.as_deref() else { return Ok(()) };
+        let window = self.rules.change_window;
+        let opened: Vec<(i64, i64)> = tx
+            .prepare_cached(
+                "SELECT id, created_at FROM incidents WHERE service = ?1 AND created_at >= ?2 AND created_at <= ?3
+                 ORDER BY created_at DESC LIMIT 200",
+            )?
+            .query_map(params![service, ms(change.starts_at), ms(change.suspect_until(window))], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        for (incident_id, created_at) in opened {
+            if change.may_have_caused(super::ts(created_at)?, window) {
+                suspect(tx, incident_id, change, now, " (recorded after the incident opened)")?;
+            }
         }
         Ok(())
     }
@@ -176,4 +193,25 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// Link `change` to an incident as a suspected cause, once.
+fn suspect(tx: &Connection, incident_id: i64, change: &Change, now: Timestamp, note: &str) -> Result<(), StoreError> {
+    let linked = tx
+        .prepare_cached("INSERT OR IGNORE INTO incident_changes (incident_id, change_id) VALUES (?1, ?2)")?
+        .execute(params![incident_id, change.id])?;
+    if linked == 0 {
+        return Ok(());
+    }
+    let service = change.service.as_deref().unwrap_or_default();
+    event(
+        tx,
+        incident_id,
+        now,
+        SYSTEM,
+        "change_suspected",
+        &format!("suspected cause: change {} of {service}: {}{note}", change.id, change.summary),
+        json!({ "change": change.id }),
+    )?;
+    Ok(())
 }

@@ -7,6 +7,7 @@ use rusqlite::{Connection, params};
 
 use super::{StoreError, ms};
 use crate::metrics::{COMPLIANCE_WINDOW_DAYS, metrics};
+use crate::sla::clock::ClockState;
 
 pub(super) fn update(c: &Connection, db: &Path, now: Timestamp) -> Result<(), StoreError> {
     let m = metrics();
@@ -36,6 +37,8 @@ pub(super) fn update(c: &Connection, db: &Path, now: Timestamp) -> Result<(), St
         }
     }
     let mut stmt = c.prepare_cached(
+        // Clocks that have not stopped, counting or not (a breached clock
+        // keeps counting until its incident is answered).
         "SELECT kind, CASE WHEN running_since IS NULL THEN 'paused' ELSE 'running' END, count(*) FROM sla_clocks
          WHERE stopped_at IS NULL GROUP BY 1, 2",
     )?;
@@ -46,12 +49,14 @@ pub(super) fn update(c: &Connection, db: &Path, now: Timestamp) -> Result<(), St
 
     m.sla_compliance.reset();
     let since = ms(now) - COMPLIANCE_WINDOW_DAYS * 86_400_000;
-    let mut stmt = c.prepare_cached(
-        "SELECT s.kind, i.priority, COALESCE(i.service, ''),
-                sum(s.breached_at IS NULL AND s.stopped_at IS NOT NULL), sum(s.breached_at IS NOT NULL)
-         FROM sla_clocks s JOIN incidents i ON i.id = s.incident_id
-         WHERE i.created_at >= ?1 GROUP BY 1, 2, 3",
-    )?;
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT s.kind, i.priority, COALESCE(i.service, ''), sum({}), sum({} OR {})
+             FROM sla_clocks s JOIN incidents i ON i.id = s.incident_id
+             WHERE i.created_at >= ?1 GROUP BY 1, 2, 3",
+        ClockState::Met.sql("s"),
+        ClockState::Breached.sql("s"),
+        ClockState::ResolvedUnacknowledged.sql("s"),
+    ))?;
     let mut decided: HashMap<(String, String, String), (i64, i64)> = HashMap::new();
     for row in stmt.query_map(params![since], |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?))

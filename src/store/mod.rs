@@ -245,36 +245,29 @@ impl IncidentCursor {
     }
 }
 
-/// `?sla=`: incidents with at least one clock that is...
+/// `?sla=`: incidents with at least one clock in a state, or at risk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SlaFilter {
-    Breached,
+    State(crate::sla::clock::ClockState),
     /// Running or paused, past a warning, not breached.
     AtRisk,
-    Running,
-    Paused,
-    Met,
 }
 
 impl SlaFilter {
     pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "breached" => SlaFilter::Breached,
-            "at_risk" => SlaFilter::AtRisk,
-            "running" => SlaFilter::Running,
-            "paused" => SlaFilter::Paused,
-            "met" => SlaFilter::Met,
-            _ => return None,
-        })
+        match s {
+            "at_risk" => Some(SlaFilter::AtRisk),
+            _ => crate::sla::clock::ClockState::parse(s).map(SlaFilter::State),
+        }
     }
 
-    fn condition(self) -> &'static str {
+    fn condition(self) -> String {
+        use crate::sla::clock::ClockState;
         match self {
-            SlaFilter::Breached => "s.breached_at IS NOT NULL",
-            SlaFilter::AtRisk => "s.breached_at IS NULL AND s.stopped_at IS NULL AND s.warned != '[]'",
-            SlaFilter::Running => "s.breached_at IS NULL AND s.stopped_at IS NULL AND s.running_since IS NOT NULL",
-            SlaFilter::Paused => "s.breached_at IS NULL AND s.stopped_at IS NULL AND s.running_since IS NULL",
-            SlaFilter::Met => "s.breached_at IS NULL AND s.stopped_at IS NOT NULL",
+            SlaFilter::State(state) => state.sql("s"),
+            SlaFilter::AtRisk => {
+                format!("({} OR {}) AND s.warned != '[]'", ClockState::Running.sql("s"), ClockState::Paused.sql("s"))
+            }
         }
     }
 }

@@ -45,7 +45,12 @@ pub(super) fn enqueue(
 
 /// What a notification says about an incident, as of the event: templates
 /// render from this, not from the incident as it is at delivery.
-pub(super) fn incident_snapshot(tx: &Connection, id: i64) -> Result<Value, StoreError> {
+pub(super) fn incident_snapshot(
+    tx: &Connection,
+    id: i64,
+    calendars: crate::engine::sla::Calendars<'_>,
+    now: Timestamp,
+) -> Result<Value, StoreError> {
     let row = tx
         .prepare_cached(
             "SELECT title, service, rule, priority, impact, urgency, state, assignee, labels, alert_count,
@@ -104,28 +109,21 @@ pub(super) fn incident_snapshot(tx: &Connection, id: i64) -> Result<Value, Store
         .collect::<Result<_, _>>()?;
     row["alerts"] = Value::Array(alerts);
     let mut sla = serde_json::Map::new();
-    type ClockRow = (String, i64, Option<i64>, Option<i64>, Option<i64>, Option<i64>);
-    let clocks: Vec<ClockRow> = tx
-        .prepare_cached(
-            "SELECT kind, target_ms, running_since, stopped_at, breached_at, due_at FROM sla_clocks WHERE incident_id = ?1",
-        )?
-        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?
-        .collect::<Result<_, _>>()?;
-    for (kind, target, running, stopped, breached, due) in clocks {
-        let state = match (breached, stopped, running) {
-            (Some(_), _, _) => "breached",
-            (None, Some(_), _) => "met",
-            (None, None, Some(_)) => "running",
-            _ => "paused",
-        };
-        let time = |v: Option<i64>| v.and_then(|v| super::ts(v).ok()).map(|t| t.to_string());
+    for slot in super::sla::clocks_of(tx, id)? {
+        let c = &slot.clock;
+        let cal = calendars(&c.calendar);
+        let breach_at = c.breach_at(&cal);
+        let next = c.next_milestone_at(&cal);
         sla.insert(
-            kind,
+            c.kind.as_str().to_owned(),
             json!({
-                "state": state,
-                "target": crate::model::Duration::from_millis(target).to_string(),
-                "dueAt": time(due),
-                "breachedAt": time(breached),
+                "state": c.state(),
+                "target": c.target_ms.map(|t| crate::model::Duration::from_millis(t).to_string()),
+                "breachAt": breach_at.map(|t| t.to_string()),
+                "nextMilestoneAt": next.map(|t| t.to_string()),
+                "dueAt": next.map(|t| t.to_string()),
+                "breachedAt": c.breached_at.map(|t| t.to_string()),
+                "remainingSeconds": c.remaining_ms(&cal, now).map(|r| r / 1000),
             }),
         );
     }

@@ -6,6 +6,7 @@ use rusqlite::{Connection, params};
 use serde::Serialize;
 
 use super::{StoreError, ms};
+use crate::sla::clock::ClockState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -46,11 +47,15 @@ pub struct ReportRow {
     pub mtta_seconds: Option<f64>,
     /// Mean time to resolve (wall clock), over resolved incidents.
     pub mttr_seconds: Option<f64>,
-    /// Met / (met + breached) respond clocks, in percent; `None` when none is decided.
+    /// Met respond clocks among the settled ones (met, breached, or stopped
+    /// by a resolution nobody acknowledged), in percent; `None` when none is settled.
     pub respond_compliance_percent: Option<f64>,
     pub resolve_compliance_percent: Option<f64>,
     pub respond_breaches: u64,
     pub resolve_breaches: u64,
+    /// Incidents resolved before anyone acknowledged them (with a respond
+    /// clock): no promise to respond was kept, none broken by the clock.
+    pub resolved_unacknowledged: u64,
     #[serde(skip)]
     ack_ms_sum: i64,
     #[serde(skip)]
@@ -80,15 +85,15 @@ pub struct SlaReport {
     pub top_problems: Vec<RecurringProblem>,
 }
 
-fn percent(met: u64, breached: u64) -> Option<f64> {
-    (met + breached > 0).then(|| (met as f64 * 1000.0 / (met + breached) as f64).round() / 10.0)
+fn percent(met: u64, not_met: u64) -> Option<f64> {
+    (met + not_met > 0).then(|| (met as f64 * 1000.0 / (met + not_met) as f64).round() / 10.0)
 }
 
 impl ReportRow {
     fn finish(&mut self) {
         self.mtta_seconds = (self.acknowledged > 0).then(|| self.ack_ms_sum as f64 / self.acknowledged as f64 / 1000.0);
         self.mttr_seconds = (self.resolved > 0).then(|| self.resolve_ms_sum as f64 / self.resolved as f64 / 1000.0);
-        self.respond_compliance_percent = percent(self.met[0], self.respond_breaches);
+        self.respond_compliance_percent = percent(self.met[0], self.respond_breaches + self.resolved_unacknowledged);
         self.resolve_compliance_percent = percent(self.met[1], self.resolve_breaches);
     }
 
@@ -100,6 +105,7 @@ impl ReportRow {
         self.resolve_ms_sum += o.resolve_ms_sum;
         self.respond_breaches += o.respond_breaches;
         self.resolve_breaches += o.resolve_breaches;
+        self.resolved_unacknowledged += o.resolved_unacknowledged;
         self.met[0] += o.met[0];
         self.met[1] += o.met[1];
     }
@@ -133,18 +139,28 @@ pub(super) fn sla(c: &Connection, from: Timestamp, to: Timestamp, group: ReportG
         e.resolve_ms_sum = resolve_sum;
     }
     let mut stmt = c.prepare(&format!(
-        "SELECT {col}, s.kind, sum(s.breached_at IS NULL AND s.stopped_at IS NOT NULL), sum(s.breached_at IS NOT NULL)
+        "SELECT {col}, s.kind, sum({}), sum({}), sum({})
          FROM incidents i JOIN sla_clocks s ON s.incident_id = i.id
-         WHERE i.created_at >= ?1 AND i.created_at < ?2 GROUP BY 1, 2"
+         WHERE i.created_at >= ?1 AND i.created_at < ?2 GROUP BY 1, 2",
+        ClockState::Met.sql("s"),
+        ClockState::Breached.sql("s"),
+        ClockState::ResolvedUnacknowledged.sql("s"),
     ))?;
     for row in stmt.query_map(params![ms(from), ms(to)], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, i64>(3)?,
+            r.get::<_, i64>(4)?,
+        ))
     })? {
-        let (key, kind, met, breached) = row?;
+        let (key, kind, met, breached, unanswered) = row?;
         let e = rows.entry(key.clone()).or_insert_with(|| ReportRow { key, ..Default::default() });
         if kind == "respond" {
             e.met[0] = met as u64;
             e.respond_breaches = breached as u64;
+            e.resolved_unacknowledged = unanswered as u64;
         } else {
             e.met[1] = met as u64;
             e.resolve_breaches = breached as u64;
@@ -186,7 +202,7 @@ impl SlaReport {
         };
         let num = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_default();
         let mut out = format!(
-            "{},incidents,acknowledged,resolved,mtta_seconds,mttr_seconds,respond_compliance_percent,resolve_compliance_percent,respond_breaches,resolve_breaches\r\n",
+            "{},incidents,acknowledged,resolved,mtta_seconds,mttr_seconds,respond_compliance_percent,resolve_compliance_percent,respond_breaches,resolve_breaches,resolved_unacknowledged\r\n",
             match self.group_by {
                 ReportGroup::Service => "service",
                 ReportGroup::Priority => "priority",
@@ -195,7 +211,7 @@ impl SlaReport {
         );
         for r in self.groups.iter().chain(std::iter::once(&self.total)) {
             out.push_str(&format!(
-                "{},{},{},{},{},{},{},{},{},{}\r\n",
+                "{},{},{},{},{},{},{},{},{},{},{}\r\n",
                 quote(&r.key),
                 r.incidents,
                 r.acknowledged,
@@ -205,7 +221,8 @@ impl SlaReport {
                 num(r.respond_compliance_percent),
                 num(r.resolve_compliance_percent),
                 r.respond_breaches,
-                r.resolve_breaches
+                r.resolve_breaches,
+                r.resolved_unacknowledged
             ));
         }
         out
@@ -225,10 +242,12 @@ mod tests {
             ack_ms_sum: 90_000,
             ..Default::default()
         };
-        g.met = [1, 0];
+        g.met = [2, 0];
         g.respond_breaches = 1;
+        g.resolved_unacknowledged = 1;
         g.finish();
         assert_eq!(g.mtta_seconds, Some(90.0));
+        // Resolved before anyone acknowledged: settled, and not met.
         assert_eq!(g.respond_compliance_percent, Some(50.0));
         let report = SlaReport {
             from: Timestamp::UNIX_EPOCH,
@@ -241,7 +260,7 @@ mod tests {
         let csv = report.to_csv();
         let lines: Vec<&str> = csv.lines().collect();
         assert!(lines[0].starts_with("service,incidents,"));
-        assert_eq!(lines[1], "\"pay,ments\",2,1,0,90.0,,50.0,,1,0");
+        assert_eq!(lines[1], "\"pay,ments\",2,1,0,90.0,,50.0,,1,0,1");
         assert!(lines[2].starts_with("total,2,"));
     }
 }

@@ -248,6 +248,37 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE notifications ADD COLUMN leased_until INTEGER;
     CREATE INDEX notifications_leased ON notifications (leased_until) WHERE leased_until IS NOT NULL;
     "#,
+    // 6: a clock may have no target (its incident's priority makes no such
+    // promise, the time used still counts), and a respond clock stopped by
+    // a resolution nobody acknowledged says so (`resolved_unacknowledged`).
+    r#"
+    CREATE TABLE sla_clocks_v6 (
+        id            INTEGER PRIMARY KEY,
+        incident_id   INTEGER NOT NULL REFERENCES incidents (id),
+        kind          TEXT    NOT NULL CHECK (kind IN ('respond', 'resolve')),
+        policy        TEXT    NOT NULL,
+        calendar      TEXT    NOT NULL,
+        target_ms     INTEGER,
+        warn_at       TEXT    NOT NULL,
+        pause_in      TEXT    NOT NULL,
+        used_ms       INTEGER NOT NULL,
+        running_since INTEGER,
+        stopped_at    INTEGER,
+        warned        TEXT    NOT NULL,
+        breached_at   INTEGER,
+        due_at        INTEGER,
+        unanswered    INTEGER NOT NULL DEFAULT 0 CHECK (unanswered IN (0, 1)),
+        UNIQUE (incident_id, kind)
+    );
+    INSERT INTO sla_clocks_v6 (id, incident_id, kind, policy, calendar, target_ms, warn_at, pause_in, used_ms,
+        running_since, stopped_at, warned, breached_at, due_at)
+    SELECT id, incident_id, kind, policy, calendar, target_ms, warn_at, pause_in, used_ms,
+        running_since, stopped_at, warned, breached_at, due_at FROM sla_clocks;
+    DROP TABLE sla_clocks;
+    ALTER TABLE sla_clocks_v6 RENAME TO sla_clocks;
+    CREATE INDEX sla_clocks_due ON sla_clocks (due_at) WHERE due_at IS NOT NULL;
+    CREATE INDEX sla_clocks_breached ON sla_clocks (breached_at) WHERE breached_at IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -73,20 +73,26 @@ fn parse_filters(pairs: &[(String, String)], viewer: &Viewer) -> Result<(Filters
 /// changes only when the data does.
 fn clock(c: &ClockView) -> Value {
     use crate::sla::clock::ClockState as S;
-    let due = || c.breach_due_at.map(|t| format!("due {}", t.strftime("%b %d %H:%M UTC"))).unwrap_or_default();
-    let (class, text) = match c.state {
-        S::Breached => ("breached", "breached".to_owned()),
-        S::Met => ("met", "met".to_owned()),
-        S::Paused => ("paused", format!("paused, {} left", view::human_seconds(c.remaining_seconds))),
-        S::Running if !c.warned_at.is_empty() => ("warn", due()),
-        S::Running => ("ok", due()),
+    let due = || c.breach_at.map(|t| format!("breach at {}", t.strftime("%b %d %H:%M UTC"))).unwrap_or_default();
+    let (class, text) = match (c.state, c.remaining_seconds) {
+        (S::Breached, _) => ("breached", "breached".to_owned()),
+        (S::Met, _) => ("met", "met".to_owned()),
+        (S::ResolvedUnacknowledged, _) => ("breached", "resolved unacknowledged".to_owned()),
+        (S::Paused, Some(left)) => ("paused", format!("paused, {} left", view::human_seconds(left))),
+        // The incident's priority makes no such promise now; its time still counts.
+        (S::Paused | S::Running, None) => ("paused", "no target at this priority".to_owned()),
+        (S::Running, _) if !c.warned_at.is_empty() => ("warn", due()),
+        (S::Running, _) => ("ok", due()),
     };
-    let used =
-        if c.target_seconds > 0.0 { (c.elapsed_seconds / c.target_seconds * 100.0).clamp(0.0, 100.0) } else { 100.0 };
+    let used = match c.target_seconds {
+        Some(target) if target > 0.0 => (c.elapsed_seconds / target * 100.0).clamp(0.0, 100.0),
+        Some(_) => 100.0,
+        None => 0.0,
+    };
     json!({
-        "state": c.state.as_str(), "class": class, "text": text, "target": c.target,
+        "state": c.state.as_str(), "class": class, "text": text, "target": c.target.as_deref().unwrap_or("none"),
         "elapsed": c.elapsed_seconds, "remaining": c.remaining_seconds, "used_percent": used.round() as i64,
-        "deadline": c.breach_due_at, "breached_at": c.breached_at, "stopped_at": c.stopped_at,
+        "deadline": c.breach_at, "breached_at": c.breached_at, "stopped_at": c.stopped_at,
         "warned_at": c.warned_at,
     })
 }
