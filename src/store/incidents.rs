@@ -8,10 +8,11 @@ use serde_json::json;
 
 use super::{StoreError, ms, ts};
 use crate::engine::inhibit::InhibitIndex;
+use crate::engine::lifecycle::{self, LifecycleEffect, LifecycleView, Measure, Stamp, with_comment};
 use crate::engine::silence::{Silence, silenced_by};
 use crate::engine::{self, FiringDecision, GroupView, IncidentView, PendingView};
 use crate::model::change::Change;
-use crate::model::incident::{IncidentAction, IncidentState, Priority, transition};
+use crate::model::incident::{IncidentAction, IncidentState, Priority};
 use crate::model::{Annotations, Fingerprint, LabelSet};
 use crate::rules::RuleSet;
 use crate::rules::incident::IncidentRule;
@@ -78,13 +79,6 @@ impl StoredAlert {
 }
 
 /// `message`, then `: comment` when a comment was given.
-fn with_comment(mut message: String, comment: Option<&str>) -> String {
-    if let Some(c) = comment.filter(|c| !c.is_empty()) {
-        message.push_str(": ");
-        message.push_str(c);
-    }
-    message
-}
 
 impl Engine {
     /// Rebuild the in-memory state from the store.
@@ -757,34 +751,6 @@ fn describe(a: &AlertRef<'_>) -> String {
     }
 }
 
-impl Engine {
-    /// Reopens, and the time to acknowledge (first acknowledgement) and to
-    /// resolve, for the metrics.
-    fn count_transition(
-        &mut self,
-        tx: &Connection,
-        id: i64,
-        action: IncidentAction,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        use crate::metrics::Fact;
-        let (rule, priority, service, created, acked): (String, String, Option<String>, i64, Option<i64>) = tx
-            .prepare_cached("SELECT rule, priority, service, created_at, acknowledged_at FROM incidents WHERE id = ?1")?
-            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
-        let service = service.unwrap_or_default();
-        let seconds = (ms(now) - created).max(0) as f64 / 1000.0;
-        match action {
-            IncidentAction::Acknowledge if acked.is_none() => {
-                self.facts.push(Fact::Acknowledged { priority, service, seconds })
-            }
-            IncidentAction::Resolve => self.facts.push(Fact::Resolved { priority, service, seconds }),
-            IncidentAction::Reopen => self.facts.push(Fact::Reopened { rule }),
-            _ => {}
-        }
-        Ok(())
-    }
-}
-
 /// Append to an incident's timeline; returns the entry's id.
 pub(super) fn event(
     tx: &Connection,
@@ -813,10 +779,8 @@ pub(super) fn current_state(tx: &Connection, id: i64) -> Result<IncidentState, S
 }
 
 impl Engine {
-    /// A lifecycle action by a person or the gateway, through the one
-    /// transition function; recorded in the timeline. The SLA clocks follow the
-    /// new state; acknowledging or resolving stops the escalation, reopening
-    /// starts it again.
+    /// A lifecycle action by a person or the gateway: `engine::lifecycle`
+    /// decides, this applies it.
     pub(super) fn act(
         &mut self,
         tx: &Connection,
@@ -826,48 +790,67 @@ impl Engine {
         comment: Option<&str>,
         now: Timestamp,
     ) -> Result<IncidentState, StoreError> {
-        let from = current_state(tx, id)?;
-        let to = transition(from, action).map_err(|e| StoreError::Conflict(e.to_string()))?;
-        self.count_transition(tx, id, action, now)?;
-        let column = match action {
-            IncidentAction::Acknowledge => ", acknowledged_at = COALESCE(acknowledged_at, ?3)",
-            IncidentAction::Resolve => ", resolved_at = ?3, auto_resolve_at = NULL",
-            IncidentAction::Reopen => ", resolved_at = NULL, closed_at = NULL",
-            IncidentAction::Close => ", closed_at = ?3",
-            IncidentAction::Hold => "",
-        };
-        tx.execute(
-            &format!("UPDATE incidents SET state = ?2, updated_at = ?3{column} WHERE id = ?1"),
-            params![id, to.as_str(), ms(now)],
-        )?;
-        tracing::info!(incident = id, from = %from, to = %to, actor, "incident state changed");
-        let message = with_comment(format!("{from} → {to}"), comment);
-        let data = json!({ "from": from, "to": to, "action": action, "comment": comment, "actor": actor });
-        let event_id = event(tx, id, now, actor, to.as_str(), &message, data.clone())?;
-        self.clocks_follow(tx, id, to, now)?;
-        match action {
-            IncidentAction::Acknowledge => self.stop_escalation(tx, id, &format!("acknowledged by {actor}"), now)?,
-            IncidentAction::Hold => self.stop_escalation(tx, id, &format!("put on hold by {actor}"), now)?,
-            IncidentAction::Resolve | IncidentAction::Close => self.stop_escalation(tx, id, "resolved", now)?,
-            IncidentAction::Reopen => {
-                let rule: String = tx.query_row("SELECT rule FROM incidents WHERE id = ?1", [id], |r| r.get(0))?;
-                let policy =
-                    self.rules.incident_rules.iter().find(|r| r.name == rule).and_then(|r| r.escalation.clone());
-                if let Some(policy) = policy {
-                    self.start_escalation(tx, id, &policy, now)?;
+        let view = self.lifecycle_view(tx, id)?;
+        let effects =
+            lifecycle::act(&view, action, actor, comment, now).map_err(|e| StoreError::Conflict(e.to_string()))?;
+        let mut to = view.state;
+        let mut recorded = None;
+        for effect in effects {
+            match effect {
+                LifecycleEffect::SetState { to: state, stamp } => {
+                    to = state;
+                    let column = match stamp {
+                        Stamp::FirstAcknowledged => ", acknowledged_at = COALESCE(acknowledged_at, ?3)",
+                        Stamp::Resolved => ", resolved_at = ?3, auto_resolve_at = NULL",
+                        Stamp::Reopened => ", resolved_at = NULL, closed_at = NULL",
+                        Stamp::Closed => ", closed_at = ?3",
+                        Stamp::Nothing => "",
+                    };
+                    tx.execute(
+                        &format!("UPDATE incidents SET state = ?2, updated_at = ?3{column} WHERE id = ?1"),
+                        params![id, state.as_str(), ms(now)],
+                    )?;
+                    tracing::info!(incident = id, from = %view.state, to = %state, actor, "incident state changed");
+                }
+                LifecycleEffect::Record { kind, message, data } => {
+                    recorded = Some(event(tx, id, now, actor, kind, &message, data)?);
+                }
+                LifecycleEffect::Measure(m) => self.measure(tx, id, m)?,
+                LifecycleEffect::ClocksFollow(state) => self.clocks_follow(tx, id, state, now)?,
+                LifecycleEffect::StopEscalation { why } => self.stop_escalation(tx, id, &why, now)?,
+                LifecycleEffect::StartEscalation { policy } => self.start_escalation(tx, id, &policy, now)?,
+                LifecycleEffect::Notify { event, data } => {
+                    let entry = recorded.ok_or_else(|| StoreError::Corrupt(format!("{event} without its entry")))?;
+                    self.notify_incident(tx, id, event, entry, data, None, now)?;
                 }
             }
         }
-        let notice = match action {
-            IncidentAction::Acknowledge => Some("incident.acknowledged"),
-            IncidentAction::Resolve => Some("incident.resolved"),
-            IncidentAction::Reopen => Some("incident.reopened"),
-            IncidentAction::Hold | IncidentAction::Close => None,
-        };
-        if let Some(name) = notice {
-            self.notify_incident(tx, id, name, event_id, data, None, now)?;
-        }
         Ok(to)
+    }
+
+    fn lifecycle_view(&self, tx: &Connection, id: i64) -> Result<LifecycleView, StoreError> {
+        let state = current_state(tx, id)?;
+        let (rule, created, acked): (String, i64, Option<i64>) = tx
+            .prepare_cached("SELECT rule, created_at, acknowledged_at FROM incidents WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        let escalation = self.rules.incident_rules.iter().find(|r| r.name == rule).and_then(|r| r.escalation.clone());
+        Ok(LifecycleView { state, created_at: ts(created)?, acknowledged_at: acked.map(ts).transpose()?, escalation })
+    }
+
+    /// Reopens, and the time to acknowledge (first acknowledgement) and to
+    /// resolve, for the metrics.
+    fn measure(&mut self, tx: &Connection, id: i64, m: Measure) -> Result<(), StoreError> {
+        use crate::metrics::Fact;
+        let (rule, priority, service): (String, String, Option<String>) = tx
+            .prepare_cached("SELECT rule, priority, service FROM incidents WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        let service = service.unwrap_or_default();
+        self.facts.push(match m {
+            Measure::Acknowledged { seconds } => Fact::Acknowledged { priority, service, seconds },
+            Measure::Resolved { seconds } => Fact::Resolved { priority, service, seconds },
+            Measure::Reopened => Fact::Reopened { rule },
+        });
+        Ok(())
     }
 
     pub(super) fn assign(
