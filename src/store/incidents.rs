@@ -78,7 +78,6 @@ impl StoredAlert {
     }
 }
 
-/// `message`, then `: comment` when a comment was given.
 
 impl Engine {
     /// Rebuild the in-memory state from the store.
