@@ -78,7 +78,6 @@ impl StoredAlert {
     }
 }
 
-
 impl Engine {
     /// Rebuild the in-memory state from the store.
     pub fn load(
