@@ -99,11 +99,11 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<Vec<Value>> {
     let mut rows = Vec::new();
     for a in &alerts {
         let muted = match crate::engine::silence::silenced_by(&silences, &a.labels, ctx.now) {
-            Some(s) => Some(format!("silence:{}", s.id)),
+            Some(s) => Some(crate::model::MuteReason::Silence(s.id)),
             None if a.status == AlertStatus::Firing
                 && inhibit.inhibits(&rules.inhibit_rules, &a.fingerprint, &a.labels) =>
             {
-                Some("inhibited".to_owned())
+                Some(crate::model::MuteReason::Inhibited)
             }
             None => None,
         };

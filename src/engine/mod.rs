@@ -14,8 +14,8 @@ pub mod sla;
 
 use jiff::Timestamp;
 
-use crate::model::AlertStatus;
 use crate::model::incident::IncidentState;
+use crate::model::{AlertStatus, MuteReason};
 use crate::rules::RuleSet;
 use crate::rules::incident::IncidentRule;
 
@@ -23,6 +23,43 @@ use crate::rules::incident::IncidentRule;
 /// matches while the matched rules say `continue: true`.
 pub fn route<'r>(rules: &'r RuleSet, labels: &crate::model::LabelSet) -> Vec<&'r IncidentRule> {
     rules.route(labels)
+}
+
+/// Where a firing alert goes: muted (and why), or to these rules' incidents.
+#[derive(Debug)]
+pub enum Routing<'r> {
+    Muted(MuteReason),
+    Route(Vec<&'r IncidentRule>),
+}
+
+/// Route a firing alert. `muted` is what silences and inhibit rules say;
+/// `maintenance` names the maintenance window (a change id) a route's
+/// service is in. Routes in maintenance are skipped; an alert all of whose
+/// routes are in maintenance is muted by the first window.
+pub fn route_firing<'r>(
+    rules: &'r RuleSet,
+    labels: &crate::model::LabelSet,
+    muted: Option<MuteReason>,
+    maintenance: impl Fn(&IncidentRule) -> Option<i64>,
+) -> Routing<'r> {
+    if let Some(reason) = muted {
+        return Routing::Muted(reason);
+    }
+    let routes = rules.route(labels);
+    let windows: Vec<Option<i64>> = routes.iter().map(|r| maintenance(r)).collect();
+    match windows.iter().flatten().next() {
+        Some(id) if windows.iter().all(Option::is_some) => Routing::Muted(MuteReason::Maintenance(*id)),
+        _ => Routing::Route(routes.into_iter().zip(&windows).filter(|(_, w)| w.is_none()).map(|(r, _)| r).collect()),
+    }
+}
+
+/// What silences and inhibit rules say of a firing alert: a silence wins.
+pub fn mute_reason(silenced_by: Option<i64>, inhibited: bool) -> Option<MuteReason> {
+    match silenced_by {
+        Some(id) => Some(MuteReason::Silence(id)),
+        None if inhibited => Some(MuteReason::Inhibited),
+        None => None,
+    }
 }
 
 /// An incident as the engine needs to see it.

@@ -231,3 +231,31 @@ fn the_route_index_agrees_with_a_linear_scan() {
         }
     }
 }
+
+#[test]
+fn a_firing_alert_is_muted_or_routed_around_maintenance() {
+    let set = rules(RULES);
+    let names = |r: &Routing<'_>| match r {
+        Routing::Muted(reason) => format!("muted {reason}"),
+        Routing::Route(rules) => rules.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(","),
+    };
+    let both = labels(&[("team", "a"), ("severity", "critical")]);
+    // (silenced by, inhibited, maintenance of "first", of "second") -> routing
+    type Case = (Option<i64>, bool, Option<i64>, Option<i64>, &'static str);
+    let cases: &[Case] = &[
+        (None, false, None, None, "first,second"),
+        (Some(7), true, Some(3), None, "muted silence:7"),
+        (None, true, None, None, "muted inhibited"),
+        (None, false, Some(3), None, "second"),
+        (None, false, Some(3), Some(4), "muted change:3"),
+    ];
+    for (silence, inhibited, first, second, want) in cases {
+        let maintenance = |r: &IncidentRule| if r.name == "first" { *first } else { *second };
+        let routing = route_firing(&set, &both, mute_reason(*silence, *inhibited), maintenance);
+        assert_eq!(names(&routing), *want, "{silence:?} {inhibited} {first:?} {second:?}");
+    }
+    // No route at all: nothing to mute for maintenance.
+    let empty = rules("incident_rules:\n  - {name: only, matchers: ['x=\"y\"']}\n");
+    let routing = route_firing(&empty, &both, None, |_| Some(1));
+    assert_eq!(names(&routing), "");
+}

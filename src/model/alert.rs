@@ -207,9 +207,9 @@ pub struct AlertRecord {
     pub occurrences: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub acknowledged_at: Option<Timestamp>,
-    /// Why the alert opens no incident: `silence:ID` or `inhibited`.
+    /// Why the alert opens no incident.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub muted_by: Option<String>,
+    pub muted_by: Option<crate::model::MuteReason>,
     pub raw: Box<RawValue>,
 }
 

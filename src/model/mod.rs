@@ -4,8 +4,10 @@ pub mod change;
 pub mod duration;
 pub mod fingerprint;
 pub mod incident;
+pub mod mute;
 pub mod problem;
 
 pub use alert::{Alert, AlertRecord, AlertState, AlertStatus, AlertUpdate, Annotations, LabelSet, Observation, Source};
 pub use duration::Duration;
 pub use fingerprint::Fingerprint;
+pub use mute::MuteReason;

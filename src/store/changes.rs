@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::incidents::{Engine, SYSTEM, event};
 use super::{StoreError, ms, ts};
+use crate::model::MuteReason;
 use crate::model::change::{Change, NewChange};
 
 const COLUMNS: &str =
@@ -189,7 +190,7 @@ impl Engine {
         }
         self.maintenance.retain(|c| !ended.contains(&c.id));
         for id in ended {
-            self.recheck_muted(tx, &format!("change:{id}"), now)?;
+            self.recheck_muted(tx, MuteReason::Maintenance(id), now)?;
         }
         Ok(())
     }

@@ -13,7 +13,7 @@ use crate::engine::silence::{Silence, silenced_by};
 use crate::engine::{self, FiringDecision, GroupView, IncidentView, PendingView};
 use crate::model::change::Change;
 use crate::model::incident::{IncidentAction, IncidentState, Priority};
-use crate::model::{Annotations, Fingerprint, LabelSet};
+use crate::model::{Annotations, Fingerprint, LabelSet, MuteReason};
 use crate::rules::RuleSet;
 use crate::rules::incident::IncidentRule;
 use crate::rules::policy::incident_fields;
@@ -217,32 +217,24 @@ impl Engine {
                 return Ok(());
             }
         }
-        let mut routes = engine::route(&rules, a.labels);
-        let mut muted = self.mute_reason(a.fingerprint, a.labels, now);
-        if muted.is_none() && !self.maintenance.is_empty() && !routes.is_empty() {
-            // Each route's service may be in a maintenance window: those
-            // routes are skipped; an alert all of whose routes are is muted.
-            let windows: Vec<Option<i64>> = routes.iter().map(|r| self.in_maintenance(r, a, now)).collect();
-            match windows.iter().flatten().next() {
-                Some(id) if windows.iter().all(Option::is_some) => muted = Some(format!("change:{id}")),
-                _ => routes = routes.into_iter().zip(&windows).filter(|(_, w)| w.is_none()).map(|(r, _)| r).collect(),
+        let muted = self.mute_reason(a.fingerprint, a.labels, now);
+        let in_maintenance =
+            |rule: &IncidentRule| if self.maintenance.is_empty() { None } else { self.in_maintenance(rule, a, now) };
+        let routes = match engine::route_firing(&rules, a.labels, muted, in_maintenance) {
+            engine::Routing::Muted(reason) => {
+                let changed = tx
+                    .prepare_cached("UPDATE alerts SET muted_by = ?2 WHERE id = ?1 AND muted_by IS NOT ?2")?
+                    .execute(params![a.id, reason.to_string()])?;
+                if changed > 0 {
+                    self.facts.push(crate::metrics::Fact::Muted { reason: reason.metric_label() });
+                }
+                leave_pending(tx, a.id)?;
+                return Ok(());
             }
-        }
-        let changed = tx
-            .prepare_cached("UPDATE alerts SET muted_by = ?2 WHERE id = ?1 AND muted_by IS NOT ?2")?
-            .execute(params![a.id, muted])?;
-        if let Some(reason) = &muted {
-            if changed > 0 {
-                let reason = match reason.split(':').next() {
-                    Some("silence") => "silenced",
-                    Some("change") => "maintenance",
-                    _ => "inhibited",
-                };
-                self.facts.push(crate::metrics::Fact::Muted { reason });
-            }
-            leave_pending(tx, a.id)?;
-            return Ok(());
-        }
+            engine::Routing::Route(routes) => routes,
+        };
+        tx.prepare_cached("UPDATE alerts SET muted_by = NULL WHERE id = ?1 AND muted_by IS NOT NULL")?
+            .execute([a.id])?;
         for rule in routes {
             let own = own_incident(tx, a.id, &rule.name)?;
             if let Some((view, firing)) = own
@@ -443,19 +435,19 @@ impl Engine {
         leave_pending(tx, a.id)?;
         if sources_changed {
             // A source alert resolved: what it inhibited may open incidents now.
-            self.recheck_muted(tx, "inhibited", now)?;
+            self.recheck_muted(tx, MuteReason::Inhibited, now)?;
         }
         Ok(())
     }
 
-    /// Route again the firing alerts muted by `reason` (`silence:ID` or
-    /// `inhibited`): their silence ended or an inhibiting alert resolved.
-    pub fn recheck_muted(&mut self, tx: &Connection, reason: &str, now: Timestamp) -> Result<(), StoreError> {
+    /// Route again the firing alerts muted by `reason`: their silence or
+    /// maintenance window ended, or an inhibiting alert resolved.
+    pub fn recheck_muted(&mut self, tx: &Connection, reason: MuteReason, now: Timestamp) -> Result<(), StoreError> {
         let muted: Vec<(i64, String, String, String)> = tx
             .prepare_cached(
                 "SELECT id, fingerprint, labels, annotations FROM alerts WHERE muted_by = ?1 AND status = 'firing'",
             )?
-            .query_map([reason], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .query_map([reason.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
             .collect::<Result<_, _>>()?;
         for (id, fp, labels, annotations) in muted {
             let alert = StoredAlert::from_row(id, &fp, &labels, &annotations)?;
@@ -475,26 +467,24 @@ impl Engine {
             )?
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
-        for reason in reasons {
-            let active = match reason.split_once(':') {
-                Some(("silence", id)) => self.silences.iter().any(|s| s.id.to_string() == id && s.ends_at > now),
-                Some(("change", id)) => self.maintenance.iter().any(|c| c.id.to_string() == id && c.suppresses(now)),
-                _ => true,
+        for reason in reasons.iter().filter_map(|r| MuteReason::parse(r)) {
+            let active = match reason {
+                MuteReason::Silence(id) => self.silences.iter().any(|s| s.id == id && s.ends_at > now),
+                MuteReason::Maintenance(id) => self.maintenance.iter().any(|c| c.id == id && c.suppresses(now)),
+                MuteReason::Inhibited => true,
             };
             if !active {
-                self.recheck_muted(tx, &reason, now)?;
+                self.recheck_muted(tx, reason, now)?;
             }
         }
         Ok(())
     }
 
     /// Why an alert opens no incident now, if it is muted.
-    fn mute_reason(&self, fp: &Fingerprint, labels: &LabelSet, now: Timestamp) -> Option<String> {
-        match silenced_by(&self.silences, labels, now) {
-            Some(s) => Some(format!("silence:{}", s.id)),
-            None if self.inhibit.inhibits(&self.rules.inhibit_rules, fp, labels) => Some("inhibited".to_owned()),
-            None => None,
-        }
+    fn mute_reason(&self, fp: &Fingerprint, labels: &LabelSet, now: Timestamp) -> Option<MuteReason> {
+        let silence = silenced_by(&self.silences, labels, now).map(|s| s.id);
+        // Inhibition is looked up only when no silence already mutes.
+        engine::mute_reason(silence, silence.is_none() && self.inhibit.inhibits(&self.rules.inhibit_rules, fp, labels))
     }
 
     /// Alerts muted since they were held (a silence was created or a source
@@ -511,7 +501,8 @@ impl Engine {
             let fp = Fingerprint::parse(&fp).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let labels: LabelSet = serde_json::from_str(&labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             if let Some(reason) = self.mute_reason(&fp, &labels, now) {
-                tx.prepare_cached("UPDATE alerts SET muted_by = ?2 WHERE id = ?1")?.execute(params![id, reason])?;
+                tx.prepare_cached("UPDATE alerts SET muted_by = ?2 WHERE id = ?1")?
+                    .execute(params![id, reason.to_string()])?;
                 leave_pending(tx, id)?;
             }
         }
@@ -535,7 +526,7 @@ impl Engine {
         let ended: Vec<i64> = self.silences.iter().filter(|s| s.ends_at <= now).map(|s| s.id).collect();
         self.silences.retain(|s| s.ends_at > now);
         for id in ended {
-            self.recheck_muted(tx, &format!("silence:{id}"), now)?;
+            self.recheck_muted(tx, MuteReason::Silence(id), now)?;
         }
         let due: Vec<(String, String, i64)> = tx
             .prepare_cached("SELECT rule, group_key, first_fired_at FROM pending_groups WHERE due_at <= ?1")?

@@ -114,7 +114,7 @@ fn row_to_alert(r: &Row<'_>) -> rusqlite::Result<(i64, AlertRecord)> {
             occurrences: r.get::<_, i64>(12)? as u64,
             acknowledged_at: opt_time(13)?,
             raw: RawValue::from_string(raw).map_err(|e| bad(14, e.to_string()))?,
-            muted_by: r.get(15)?,
+            muted_by: r.get::<_, Option<String>>(15)?.and_then(|m| crate::model::MuteReason::parse(&m)),
         },
     ))
 }

@@ -89,7 +89,7 @@ pub(super) fn expire(tx: &Connection, engine: &mut Engine, id: i64, now: Timesta
     // The alerts it muted are routed again at once, not at their
     // sender's next re-send (hours away for an Alertmanager group).
     engine.silences.retain(|s| s.id != id);
-    engine.recheck_muted(tx, &format!("silence:{id}"), now)?;
+    engine.recheck_muted(tx, crate::model::MuteReason::Silence(id), now)?;
     Ok(())
 }
 
@@ -120,7 +120,7 @@ pub(super) fn update(
             engine.silences.retain(|s| s.id != id);
             if silence.state(now) == SilenceState::Expired {
                 // Changed to end now: what it muted is routed again.
-                engine.recheck_muted(tx, &format!("silence:{id}"), now)?;
+                engine.recheck_muted(tx, crate::model::MuteReason::Silence(id), now)?;
             } else {
                 engine.silences.push(silence.clone());
             }

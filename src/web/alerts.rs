@@ -14,6 +14,7 @@ use super::view::{self, param};
 use super::{Console, PageResult, Viewer, WebError};
 use crate::api::AppState;
 use crate::engine::silence::{Silence, silenced_by};
+use crate::model::MuteReason;
 use crate::model::{AlertRecord, AlertStatus, LabelSet};
 use crate::rules::matcher::{Matcher, parse_matchers};
 use crate::store::{AlertQuery, IncidentAlert};
@@ -49,15 +50,15 @@ fn silence_link(labels: &LabelSet) -> String {
 }
 
 /// What mutes an alert, as words and a link.
-fn muted(reason: &str) -> Value {
-    match reason.split_once(':') {
-        Some(("silence", id)) => {
+fn muted(reason: MuteReason) -> Value {
+    match reason {
+        MuteReason::Silence(id) => {
             json!({ "text": format!("silenced by silence #{id}"), "href": format!("/silences#silence-{id}") })
         }
-        Some(("change", id)) => {
+        MuteReason::Maintenance(id) => {
             json!({ "text": format!("in maintenance window (change #{id})"), "href": format!("/changes#change-{id}") })
         }
-        _ => json!({ "text": format!("muted: {reason}"), "href": null }),
+        MuteReason::Inhibited => json!({ "text": "muted: inhibited", "href": null }),
     }
 }
 
@@ -77,9 +78,9 @@ fn record_view(a: &AlertRecord, silences: &[Silence], now: jiff::Timestamp) -> V
     // A silence made after the alert fired mutes it from its next firing
     // episode on; it is shown as silenced now, as Alertmanager shows it.
     let muted = match (&a.muted_by, a.status) {
-        (Some(r), _) => muted(r),
+        (Some(r), _) => muted(*r),
         (None, AlertStatus::Firing) => {
-            silenced_by(silences, &a.labels, now).map_or(Value::Null, |s| muted(&format!("silence:{}", s.id)))
+            silenced_by(silences, &a.labels, now).map_or(Value::Null, |s| muted(MuteReason::Silence(s.id)))
         }
         _ => Value::Null,
     };

@@ -148,7 +148,7 @@ fn route_all(rules: &RuleSet, firing: &[AlertRecord], silences: &[Silence], now:
                 silences.iter().filter(|s| s.mutes(&a.labels, now)).map(|s| silence_id(s.id)).collect();
             let mut inhibited_by: Vec<String> = by.iter().map(|i| firing[*i].fingerprint.to_string()).collect();
             inhibited_by.sort();
-            let maintenance = a.muted_by.as_deref().is_some_and(|m| m.starts_with("change:"));
+            let maintenance = matches!(a.muted_by, Some(crate::model::MuteReason::Maintenance(_)));
             let suppressed = maintenance || !silenced_by.is_empty() || !inhibited_by.is_empty();
             let routes = rules.route(&a.labels);
             let (receivers, groups): (Vec<Receiver>, Vec<LabelSet>) = if routes.is_empty() {

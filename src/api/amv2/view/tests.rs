@@ -46,7 +46,7 @@ fn alert(pairs: &[(&str, &str)], muted_by: Option<&str>) -> AlertRecord {
         last_seen: now() - SignedDuration::from_mins(1),
         occurrences: 1,
         acknowledged_at: None,
-        muted_by: muted_by.map(str::to_owned),
+        muted_by: muted_by.map(|m| crate::model::MuteReason::parse(m).expect("a mute reason")),
         raw: serde_json::value::RawValue::from_string("null".into()).unwrap(),
     }
 }
