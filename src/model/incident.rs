@@ -99,8 +99,15 @@ names!(IncidentState {
 
 impl IncidentState {
     /// Open incidents absorb new alerts of their key.
+    pub const OPEN: [IncidentState; 3] = [IncidentState::Triggered, IncidentState::Acknowledged, IncidentState::OnHold];
+
     pub fn is_open(self) -> bool {
-        matches!(self, IncidentState::Triggered | IncidentState::Acknowledged | IncidentState::OnHold)
+        Self::OPEN.contains(&self)
+    }
+
+    /// `column IN (...)` of the open states: the SQL form of [`Self::is_open`].
+    pub fn open_sql(column: &str) -> String {
+        crate::model::sql_in(column, Self::OPEN.iter().map(|s| s.as_str()))
     }
 }
 

@@ -11,3 +11,9 @@ pub use alert::{Alert, AlertRecord, AlertState, AlertStatus, AlertUpdate, Annota
 pub use duration::Duration;
 pub use fingerprint::Fingerprint;
 pub use mute::MuteReason;
+
+/// `column IN ('a', 'b')` for state names (fixed identifiers, never user input).
+pub fn sql_in<'a>(column: &str, names: impl Iterator<Item = &'a str>) -> String {
+    let list: Vec<String> = names.map(|n| format!("'{n}'")).collect();
+    format!("{column} IN ({})", list.join(", "))
+}

@@ -36,8 +36,15 @@ impl ProblemState {
     }
 
     /// Active problems absorb new incidents of their key.
+    pub const ACTIVE: [ProblemState; 2] = [ProblemState::Open, ProblemState::KnownError];
+
+    /// `column IN (...)` of the active states: the SQL form of [`Self::is_active`].
+    pub fn active_sql(column: &str) -> String {
+        crate::model::sql_in(column, Self::ACTIVE.iter().map(|s| s.as_str()))
+    }
+
     pub fn is_active(self) -> bool {
-        matches!(self, ProblemState::Open | ProblemState::KnownError)
+        Self::ACTIVE.contains(&self)
     }
 }
 

@@ -7,15 +7,17 @@ use rusqlite::{Connection, params};
 
 use super::{StoreError, ms};
 use crate::metrics::{COMPLIANCE_WINDOW_DAYS, metrics};
+use crate::model::incident::IncidentState;
+use crate::model::problem::ProblemState;
 use crate::sla::clock::ClockState;
 
 pub(super) fn update(c: &Connection, db: &Path, now: Timestamp) -> Result<(), StoreError> {
     let m = metrics();
     m.incidents_open.reset();
-    let mut stmt = c.prepare_cached(
-        "SELECT state, priority, COALESCE(service, ''), count(*) FROM incidents
-         WHERE state IN ('triggered', 'acknowledged', 'on_hold') GROUP BY 1, 2, 3",
-    )?;
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT state, priority, COALESCE(service, ''), count(*) FROM incidents WHERE {} GROUP BY 1, 2, 3",
+        IncidentState::open_sql("state")
+    ))?;
     let rows = stmt
         .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get(3)?)))?;
     // Services past the label budget are summed under `other`.
@@ -75,10 +77,13 @@ pub(super) fn update(c: &Connection, db: &Path, now: Timestamp) -> Result<(), St
     }
 
     m.problems_open.reset();
-    for state in ["open", "known_error", "resolved"] {
+    for state in ProblemState::ALL.iter().filter(|s| **s != ProblemState::Closed).map(|s| s.as_str()) {
         m.problems_open.with_label_values(&[state]).set(0);
     }
-    let mut stmt = c.prepare_cached("SELECT state, count(*) FROM problems WHERE state != 'closed' GROUP BY 1")?;
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT state, count(*) FROM problems WHERE state != '{}' GROUP BY 1",
+        ProblemState::Closed.as_str()
+    ))?;
     for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))? {
         let (state, n): (String, i64) = row?;
         m.problems_open.with_label_values(&[state.as_str()]).set(n);

@@ -202,10 +202,11 @@ impl Engine {
         // alert). Its routing was decided when it joined; nothing to redo.
         if !newly_fired {
             let open: Vec<(i64, bool)> = tx
-                .prepare_cached(
+                .prepare_cached(&format!(
                     "SELECT ia.incident_id, ia.firing FROM incident_alerts ia JOIN incidents i ON i.id = ia.incident_id
-                     WHERE ia.alert_id = ?1 AND i.state IN ('triggered', 'acknowledged', 'on_hold')",
-                )?
+                     WHERE ia.alert_id = ?1 AND {}",
+                    IncidentState::open_sql("i.state")
+                ))?
                 .query_map([a.id], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?;
             if !open.is_empty() {
@@ -328,7 +329,7 @@ impl Engine {
         tx.prepare_cached(
             "INSERT INTO incidents (rule, group_key, title, service, impact, urgency, priority, state, assignee,
                 labels, alert_count, firing_count, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'triggered', ?8, ?9, 0, 0, ?10, ?10)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?11, ?8, ?9, 0, 0, ?10, ?10)",
         )?
         .execute(params![
             rule.name,
@@ -341,6 +342,7 @@ impl Engine {
             rule.assign_to,
             labels,
             ms(now),
+            IncidentState::Triggered.as_str(),
         ])?;
         let id = tx.last_insert_rowid();
         tracing::info!(incident = id, rule = %rule.name, %priority, title = %title, "incident triggered");

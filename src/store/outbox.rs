@@ -79,9 +79,11 @@ pub(super) fn incident_snapshot(
     let known_error: Option<(i64, String, Option<String>)> = tx
         .prepare_cached(
             "SELECT p.id, p.title, p.workaround FROM problem_incidents pi JOIN problems p ON p.id = pi.problem_id
-             WHERE pi.incident_id = ?1 AND p.state = 'known_error' ORDER BY p.id DESC LIMIT 1",
+             WHERE pi.incident_id = ?1 AND p.state = ?2 ORDER BY p.id DESC LIMIT 1",
         )?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_row(params![id, crate::model::problem::ProblemState::KnownError.as_str()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .optional()?;
     if let Some((pid, title, workaround)) = known_error {
         row["knownError"] = json!({ "problemId": pid, "title": title, "workaround": workaround });

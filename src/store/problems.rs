@@ -217,9 +217,10 @@ impl Engine {
             )?
             .execute(params![key, incident_id, ms(now)])?;
             let active: Option<i64> = tx
-                .prepare_cached(
-                    "SELECT id FROM problems WHERE key = ?1 AND state IN ('open', 'known_error') ORDER BY id DESC LIMIT 1",
-                )?
+                .prepare_cached(&format!(
+                    "SELECT id FROM problems WHERE key = ?1 AND {} ORDER BY id DESC LIMIT 1",
+                    ProblemState::active_sql("state")
+                ))?
                 .query_row([&key], |r| r.get(0))
                 .optional()?;
             if let Some(pid) = active {
@@ -244,9 +245,16 @@ impl Engine {
             let problem_title = format!("Recurring: {title}");
             tx.prepare_cached(
                 "INSERT INTO problems (title, key, rule, state, created_by, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?5)",
+                 VALUES (?1, ?2, ?3, ?6, ?4, ?5, ?5)",
             )?
-            .execute(params![problem_title, key, rule.name, SYSTEM, ms(now)])?;
+            .execute(params![
+                problem_title,
+                key,
+                rule.name,
+                SYSTEM,
+                ms(now),
+                ProblemState::Open.as_str()
+            ])?;
             let pid = tx.last_insert_rowid();
             let message = format!(
                 "opened by problem rule {}: {} incidents of {key} within {}",
@@ -325,9 +333,17 @@ impl Engine {
         }
         tx.prepare_cached(
             "INSERT INTO problems (title, key, rule, state, root_cause, workaround, created_by, created_at, updated_at)
-             VALUES (?1, ?2, NULL, 'open', ?3, ?4, ?5, ?6, ?6)",
+             VALUES (?1, ?2, NULL, ?7, ?3, ?4, ?5, ?6, ?6)",
         )?
-        .execute(params![p.title, p.key, p.root_cause, p.workaround, actor, ms(now)])?;
+        .execute(params![
+            p.title,
+            p.key,
+            p.root_cause,
+            p.workaround,
+            actor,
+            ms(now),
+            ProblemState::Open.as_str()
+        ])?;
         let pid = tx.last_insert_rowid();
         let event_id = problem_event(tx, pid, now, actor, "opened", "opened by hand", json!({ "key": p.key }))?;
         for iid in &p.incidents {
