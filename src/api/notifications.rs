@@ -6,6 +6,7 @@ use axum::{Extension, Json};
 use super::auth::Caller;
 use super::error::ApiError;
 use super::{AppState, Id};
+use crate::model::notification::NotificationState;
 use crate::store::NotificationView;
 
 const DEFAULT_LIMIT: usize = 50;
@@ -32,12 +33,9 @@ pub async fn list(
         };
         match key.as_str() {
             "state" => {
-                if !["pending", "sent", "failed"].contains(&value.as_str()) {
-                    return Err(ApiError::bad_request(format!(
-                        "state: unknown state {value:?}: pending, sent, failed"
-                    )));
-                }
-                st = Some(value);
+                st = Some(NotificationState::parse(&value).ok_or_else(|| {
+                    ApiError::bad_request(format!("state: unknown state {value:?}: pending, sent, failed"))
+                })?);
             }
             "notifier" => notifier = Some(value),
             "incident" => incident = Some(number(&value)?),

@@ -5,6 +5,7 @@ pub mod duration;
 pub mod fingerprint;
 pub mod incident;
 pub mod mute;
+pub mod notification;
 pub mod problem;
 
 pub use alert::{Alert, AlertRecord, AlertState, AlertStatus, AlertUpdate, Annotations, LabelSet, Observation, Source};

@@ -9,18 +9,7 @@ use serde::Deserialize;
 use super::template::{NotifierTemplates, TemplateKind};
 use crate::model::Duration;
 
-/// Every event a notifier can subscribe to.
-pub const EVENTS: &[&str] = &[
-    "incident.triggered",
-    "incident.acknowledged",
-    "incident.resolved",
-    "incident.reopened",
-    "incident.escalated",
-    "sla.warning",
-    "sla.breached",
-    "problem.opened",
-    "problem.known_error",
-];
+pub use crate::model::notification::EVENTS;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

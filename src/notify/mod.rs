@@ -14,11 +14,11 @@ pub mod template;
 pub mod webhook;
 pub mod worker;
 
-use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+pub use crate::model::notification::{OutboxItem, Subscriptions};
 pub use config::{Notifier, NotifierKind, OutboxSettings, RawNotifier, RawOutbox, Secret};
 
 /// The notifiers of the config, by name.
@@ -38,19 +38,7 @@ impl Notifiers {
 
     /// Which events each notifier takes, for the store's fan-out.
     pub fn subscriptions(&self) -> Subscriptions {
-        Subscriptions(Arc::new(self.list.iter().map(|n| (n.name.clone(), n.events.clone())).collect()))
-    }
-}
-
-/// Notifier name → the events it takes. A name not listed (a notifier
-/// removed from the config) takes everything, so its rows show up as
-/// failed with a reason rather than vanish.
-#[derive(Debug, Clone, Default)]
-pub struct Subscriptions(Arc<HashMap<String, BTreeSet<String>>>);
-
-impl Subscriptions {
-    pub fn allows(&self, notifier: &str, event: &str) -> bool {
-        self.0.get(notifier).is_none_or(|events| events.contains(event))
+        Subscriptions::new(self.list.iter().map(|n| (n.name.clone(), n.events.clone())).collect())
     }
 }
 
@@ -69,22 +57,6 @@ pub fn event_title(event: &str) -> &'static str {
         "test" => "Test notification",
         _ => "Notification",
     }
-}
-
-/// One outbox row as the worker sees it.
-#[derive(Debug, Clone)]
-pub struct OutboxItem {
-    pub id: i64,
-    pub event: String,
-    pub incident_id: Option<i64>,
-    pub problem_id: Option<i64>,
-    pub notifier: String,
-    pub idempotency_key: String,
-    /// The snapshot written with the event: `incident`, `problem`, `data`.
-    pub payload: Value,
-    pub attempts: u32,
-    /// Where its age counts from (its event, or its last manual retry).
-    pub age_from: jiff::Timestamp,
 }
 
 /// What one message carries: one event, or a digest of several.
@@ -261,15 +233,5 @@ mod tests {
         assert!(plain["incident"].get("url").is_none(), "no external URL, no link");
         let problem_only = with_links(json!({ "incident": null, "events": [{ "incident": null }] }), Some("http://x"));
         assert!(problem_only["incident"].is_null());
-    }
-
-    #[test]
-    fn subscriptions_filter_known_notifiers_only() {
-        let mut map = HashMap::new();
-        map.insert("chat".to_owned(), BTreeSet::from(["incident.triggered".to_owned()]));
-        let s = Subscriptions(Arc::new(map));
-        assert!(s.allows("chat", "incident.triggered"));
-        assert!(!s.allows("chat", "sla.breached"));
-        assert!(s.allows("gone", "sla.breached"));
     }
 }

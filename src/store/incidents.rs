@@ -32,7 +32,7 @@ pub(super) struct Engine {
     /// Every pending SLA milestone and escalation step.
     pub timers: Timers,
     /// Which events each notifier takes.
-    pub subscriptions: crate::notify::Subscriptions,
+    pub subscriptions: crate::model::notification::Subscriptions,
     /// Set when a request queued a notification, so the worker is woken
     /// once the batch commits.
     pub outbox_dirty: std::cell::Cell<bool>,
@@ -83,7 +83,7 @@ impl Engine {
     pub fn load(
         conn: &Connection,
         rules: Arc<RuleSet>,
-        subscriptions: crate::notify::Subscriptions,
+        subscriptions: crate::model::notification::Subscriptions,
         now: Timestamp,
     ) -> Result<Engine, StoreError> {
         let mut e = Engine {

@@ -33,6 +33,7 @@ use crate::config::{StoreConfig, Synchronous};
 use crate::engine::silence::Silence;
 use crate::model::change::{Change, NewChange};
 use crate::model::incident::{Incident, IncidentAction, IncidentState, Priority, TimelineEvent};
+use crate::model::notification::NotificationState;
 use crate::model::problem::Problem;
 use crate::model::{AlertRecord, AlertStatus, AlertUpdate, Fingerprint, Observation};
 use crate::rules::RuleSet;
@@ -415,7 +416,7 @@ impl Store {
         data_dir: &Path,
         cfg: StoreConfig,
         rules: SharedRules,
-        subscriptions: crate::notify::Subscriptions,
+        subscriptions: crate::model::notification::Subscriptions,
     ) -> Result<Store, StoreError> {
         std::fs::create_dir_all(data_dir)
             .map_err(|source| StoreError::DataDir { path: data_dir.to_path_buf(), source })?;
@@ -619,10 +620,14 @@ impl Store {
     /// When the earliest pending notification is due.
     pub async fn next_notification_due(&self) -> Result<Option<Timestamp>, StoreError> {
         self.read(|c| {
-            let due: Option<i64> =
-                c.query_row("SELECT min(next_attempt_at) FROM notifications WHERE state = 'pending'", [], |r| {
-                    r.get(0)
-                })?;
+            let due: Option<i64> = c.query_row(
+                &format!(
+                    "SELECT min(next_attempt_at) FROM notifications WHERE {}",
+                    NotificationState::Pending.sql("state")
+                ),
+                [],
+                |r| r.get(0),
+            )?;
             due.map(ts).transpose()
         })
         .await
@@ -633,7 +638,7 @@ impl Store {
         now: Timestamp,
         lease_until: Timestamp,
         limit: usize,
-    ) -> Result<Vec<crate::notify::OutboxItem>, StoreError> {
+    ) -> Result<Vec<crate::model::notification::OutboxItem>, StoreError> {
         match self.write(writer::Op::ClaimNotifications { now, lease_until, limit }).await? {
             writer::Reply::Claimed(items) => Ok(items),
             _ => unreachable!("a claim answers with rows"),
@@ -665,13 +670,13 @@ impl Store {
 
     pub async fn list_notifications(
         &self,
-        state: Option<String>,
+        state: Option<NotificationState>,
         notifier: Option<String>,
         incident: Option<i64>,
         before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<NotificationView>, StoreError> {
-        self.read(move |c| outbox::list(c, state.as_deref(), notifier.as_deref(), incident, before, limit)).await
+        self.read(move |c| outbox::list(c, state, notifier.as_deref(), incident, before, limit)).await
     }
 
     /// Set the gauges of stored state (open incidents, clocks, compliance,

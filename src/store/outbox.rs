@@ -8,7 +8,13 @@ use serde_json::{Value, json};
 
 use super::{StoreError, ms};
 
-use crate::notify::config::EVENTS;
+use crate::model::notification::EVENTS;
+use crate::model::notification::NotificationState;
+
+/// The states of an outbox row, as its SQL spells them.
+const PENDING: &str = NotificationState::Pending.as_str();
+const SENT: &str = NotificationState::Sent.as_str();
+const FAILED: &str = NotificationState::Failed.as_str();
 
 /// Queue `event` for each notifier in `targets` (duplicates dropped).
 /// `origin` names the fact that caused it (a timeline entry), so the
@@ -16,7 +22,7 @@ use crate::notify::config::EVENTS;
 #[allow(clippy::too_many_arguments)]
 pub(super) fn enqueue(
     tx: &Connection,
-    subscriptions: Option<&crate::notify::Subscriptions>,
+    subscriptions: Option<&crate::model::notification::Subscriptions>,
     event: &str,
     incident_id: Option<i64>,
     problem_id: Option<i64>,
@@ -33,11 +39,11 @@ pub(super) fn enqueue(
         }
         seen.push(notifier);
         let key = format!("{origin}-{notifier}");
-        tx.prepare_cached(
+        tx.prepare_cached(&format!(
             "INSERT OR IGNORE INTO notifications
                 (event, incident_id, problem_id, notifier, idempotency_key, payload, state, created_at, next_attempt_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7)",
-        )?
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, '{PENDING}', ?7, ?7)"
+        ))?
         .execute(params![event, incident_id, problem_id, notifier, key, payload.to_string(), ms(now)])?;
     }
     Ok(())
@@ -158,13 +164,15 @@ pub enum DeliveryRecord {
 const ITEM_COLUMNS: &str = "id, event, incident_id, problem_id, notifier, idempotency_key, payload, attempts,
     COALESCE(retried_at, created_at)";
 
-fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<crate::notify::OutboxItem, StoreError>> {
+fn item_from_row(
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<Result<crate::model::notification::OutboxItem, StoreError>> {
     let payload: String = r.get(6)?;
     let age_from: i64 = r.get(8)?;
     let (id, event, incident_id, problem_id, notifier, key, attempts) =
         (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get::<_, i64>(7)?);
     Ok((|| {
-        Ok(crate::notify::OutboxItem {
+        Ok(crate::model::notification::OutboxItem {
             id,
             event,
             incident_id,
@@ -187,11 +195,11 @@ pub(super) fn claim(
     now: Timestamp,
     lease_until: Timestamp,
     limit: usize,
-) -> Result<Vec<crate::notify::OutboxItem>, StoreError> {
-    let rows: Vec<Result<crate::notify::OutboxItem, StoreError>> = tx
+) -> Result<Vec<crate::model::notification::OutboxItem>, StoreError> {
+    let rows: Vec<Result<crate::model::notification::OutboxItem, StoreError>> = tx
         .prepare_cached(&format!(
             "UPDATE notifications SET next_attempt_at = ?2, leased_until = ?2 WHERE id IN (
-                SELECT id FROM notifications WHERE state = 'pending' AND next_attempt_at <= ?1
+                SELECT id FROM notifications WHERE state = '{PENDING}' AND next_attempt_at <= ?1
                 ORDER BY next_attempt_at, id LIMIT ?3)
              RETURNING {ITEM_COLUMNS}"
         ))?
@@ -199,7 +207,7 @@ pub(super) fn claim(
         .collect::<Result<_, _>>()?;
     let mut items: Vec<_> = rows.into_iter().collect::<Result<_, _>>()?;
     // RETURNING gives no order; deliver in the order the events happened.
-    items.sort_by_key(|i: &crate::notify::OutboxItem| i.id);
+    items.sort_by_key(|i: &crate::model::notification::OutboxItem| i.id);
     Ok(items)
 }
 
@@ -207,24 +215,24 @@ pub(super) fn record(tx: &Connection, results: &[(i64, DeliveryRecord)], now: Ti
     for (id, r) in results {
         match r {
             DeliveryRecord::Sent { covered_by } => tx
-                .prepare_cached(
-                    "UPDATE notifications SET state = 'sent', sent_at = ?2, attempts = attempts + 1,
+                .prepare_cached(&format!(
+                    "UPDATE notifications SET state = '{SENT}', sent_at = ?2, attempts = attempts + 1,
                         next_attempt_at = NULL, leased_until = NULL, covered_by = ?3, last_error = NULL
-                     WHERE id = ?1 AND state = 'pending'",
-                )?
+                     WHERE id = ?1 AND state = '{PENDING}'"
+                ))?
                 .execute(params![id, ms(now), covered_by])?,
             DeliveryRecord::Retry { at, error } => tx
-                .prepare_cached(
+                .prepare_cached(&format!(
                     "UPDATE notifications SET attempts = attempts + 1, next_attempt_at = ?2, leased_until = NULL,
                         last_error = ?3
-                     WHERE id = ?1 AND state = 'pending'",
-                )?
+                     WHERE id = ?1 AND state = '{PENDING}'"
+                ))?
                 .execute(params![id, ms(*at), error])?,
             DeliveryRecord::Dead { error } => tx
-                .prepare_cached(
-                    "UPDATE notifications SET state = 'failed', attempts = attempts + 1, next_attempt_at = NULL,
-                        leased_until = NULL, last_error = ?2 WHERE id = ?1 AND state = 'pending'",
-                )?
+                .prepare_cached(&format!(
+                    "UPDATE notifications SET state = '{FAILED}', attempts = attempts + 1, next_attempt_at = NULL,
+                        leased_until = NULL, last_error = ?2 WHERE id = ?1 AND state = '{PENDING}'"
+                ))?
                 .execute(params![id, error])?,
         };
     }
@@ -234,10 +242,10 @@ pub(super) fn record(tx: &Connection, results: &[(i64, DeliveryRecord)], now: Ti
 /// Extend the leases of rows still being delivered (waiting for a slow
 /// receiver or a rate limit), so a short lease never expires under them.
 pub(super) fn renew(tx: &Connection, ids: &[i64], lease_until: Timestamp) -> Result<(), StoreError> {
-    let mut stmt = tx.prepare_cached(
+    let mut stmt = tx.prepare_cached(&format!(
         "UPDATE notifications SET next_attempt_at = ?2, leased_until = ?2
-         WHERE id = ?1 AND state = 'pending' AND leased_until IS NOT NULL",
-    )?;
+         WHERE id = ?1 AND state = '{PENDING}' AND leased_until IS NOT NULL"
+    ))?;
     for id in ids {
         stmt.execute(params![id, ms(lease_until)])?;
     }
@@ -249,20 +257,20 @@ pub(super) fn renew(tx: &Connection, ids: &[i64], lease_until: Timestamp) -> Res
 /// guarantees for the embedded store.
 pub(super) fn release_all(tx: &Connection, now: Timestamp) -> Result<usize, StoreError> {
     Ok(tx
-        .prepare_cached(
+        .prepare_cached(&format!(
             "UPDATE notifications SET next_attempt_at = ?1, leased_until = NULL
-             WHERE leased_until IS NOT NULL AND state = 'pending'",
-        )?
+             WHERE leased_until IS NOT NULL AND state = '{PENDING}'"
+        ))?
         .execute(params![ms(now)])?)
 }
 
 /// A dead letter (or a pending row) goes out again now; its age counts anew.
 pub(super) fn retry(tx: &Connection, id: i64, now: Timestamp) -> Result<(), StoreError> {
     let n = tx
-        .prepare_cached(
-            "UPDATE notifications SET state = 'pending', next_attempt_at = ?2, retried_at = ?2, leased_until = NULL
-             WHERE id = ?1 AND state IN ('failed', 'pending')",
-        )?
+        .prepare_cached(&format!(
+            "UPDATE notifications SET state = '{PENDING}', next_attempt_at = ?2, retried_at = ?2, leased_until = NULL
+             WHERE id = ?1 AND state IN ('{FAILED}', '{PENDING}')"
+        ))?
         .execute(params![id, ms(now)])?;
     if n == 0 {
         let state: Option<String> = tx
@@ -301,7 +309,7 @@ pub struct NotificationView {
 
 pub(super) fn list(
     c: &Connection,
-    state: Option<&str>,
+    state: Option<NotificationState>,
     notifier: Option<&str>,
     incident: Option<i64>,
     before: Option<i64>,
@@ -315,7 +323,7 @@ pub(super) fn list(
                AND (?3 IS NULL OR incident_id = ?3) AND (?4 IS NULL OR id < ?4)
              ORDER BY id DESC LIMIT ?5",
         )?
-        .query_map(params![state, notifier, incident, before, limit as i64], |r| {
+        .query_map(params![state.map(NotificationState::as_str), notifier, incident, before, limit as i64], |r| {
             Ok((
                 (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?),
                 (r.get::<_, i64>(7)?, r.get::<_, i64>(8)?, r.get::<_, Option<i64>>(9)?, r.get(10)?),
@@ -352,9 +360,10 @@ pub(super) fn list(
 
 /// Rows waiting for delivery, and the age of the oldest.
 pub(super) fn depth(c: &Connection, now: Timestamp) -> Result<(u64, Option<f64>), StoreError> {
-    let (n, oldest): (i64, Option<i64>) =
-        c.query_row("SELECT count(*), min(created_at) FROM notifications WHERE state = 'pending'", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
+    let (n, oldest): (i64, Option<i64>) = c.query_row(
+        &format!("SELECT count(*), min(created_at) FROM notifications WHERE state = '{PENDING}'"),
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     Ok((n as u64, oldest.map(|o| (ms(now) - o) as f64 / 1000.0)))
 }

@@ -133,7 +133,7 @@ pub(super) enum Reply {
     Silence(crate::engine::silence::Silence),
     Change(Change),
     Id(i64),
-    Claimed(Vec<crate::notify::OutboxItem>),
+    Claimed(Vec<crate::model::notification::OutboxItem>),
 }
 
 pub(super) enum Request {

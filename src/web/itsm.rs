@@ -13,6 +13,7 @@ use super::view::{self, param};
 use super::{Console, PageResult, Viewer, WebError};
 use crate::api::AppState;
 use crate::model::change::Change;
+use crate::model::notification::NotificationState;
 use crate::model::problem::ProblemState;
 use crate::store::{AuditQuery, ProblemQuery};
 
@@ -143,24 +144,25 @@ pub async fn notifications(
     let st = param(&pairs, "state").unwrap_or("open").to_owned();
     let notifier = param(&pairs, "notifier").map(str::to_owned);
     let before = cursor(&pairs)?;
+    use NotificationState::{Failed, Pending};
     let mut rows = match st.as_str() {
         // Failed first: they need a person; then what still waits.
         "open" => {
             let mut failed =
-                state.store.list_notifications(Some("failed".into()), notifier.clone(), None, before, PAGE + 1).await?;
-            let pending = state
-                .store
-                .list_notifications(Some("pending".into()), notifier.clone(), None, before, PAGE + 1)
-                .await?;
+                state.store.list_notifications(Some(Failed), notifier.clone(), None, before, PAGE + 1).await?;
+            let pending =
+                state.store.list_notifications(Some(Pending), notifier.clone(), None, before, PAGE + 1).await?;
             failed.extend(pending);
             failed.truncate(PAGE);
             failed
         }
         "all" => state.store.list_notifications(None, notifier.clone(), None, before, PAGE + 1).await?,
-        s if ["pending", "sent", "failed"].contains(&s) => {
-            state.store.list_notifications(Some(s.into()), notifier.clone(), None, before, PAGE + 1).await?
-        }
-        s => return Err(WebError::bad_request(format!("state: unknown state {s:?}: pending, sent, failed, all"))),
+        s => match NotificationState::parse(s) {
+            Some(one) => state.store.list_notifications(Some(one), notifier.clone(), None, before, PAGE + 1).await?,
+            None => {
+                return Err(WebError::bad_request(format!("state: unknown state {s:?}: pending, sent, failed, all")));
+            }
+        },
     };
     let next = if st == "open" { None } else { next_link(&mut rows, &pairs, |n| n.id) };
     let ctx = json!({ "notifications": rows, "state": st, "notifier": notifier, "next": next });
