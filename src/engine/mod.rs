@@ -9,6 +9,7 @@
 pub mod ack;
 pub mod inhibit;
 pub mod lifecycle;
+pub mod problems;
 pub mod silence;
 pub mod sla;
 

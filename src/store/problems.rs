@@ -7,9 +7,10 @@ use serde_json::{Value, json};
 
 use super::incidents::{Engine, SYSTEM, event};
 use super::{StoreError, ms, outbox, ts};
+use crate::engine::problems::{self, EditError, KeyHistory, Recurrence};
 use crate::model::LabelSet;
 use crate::model::incident::TimelineEvent;
-use crate::model::problem::{Problem, ProblemState, transition};
+use crate::model::problem::{Problem, ProblemState};
 
 const COLUMNS: &str = "p.id, p.title, p.key, p.rule, p.state, p.root_cause, p.workaround, p.created_by, p.created_at,
     p.updated_at, p.resolved_at, p.closed_at,
@@ -188,14 +189,8 @@ pub struct NewProblem {
     pub incidents: Vec<i64>,
 }
 
-/// An edit; absent fields stay as they are.
-#[derive(Debug, Clone, Default)]
-pub struct ProblemUpdate {
-    pub title: Option<String>,
-    pub root_cause: Option<String>,
-    pub workaround: Option<String>,
-    pub state: Option<ProblemState>,
-}
+/// A person's edit of a problem (see [`crate::engine::problems::edit`]).
+pub type ProblemUpdate = crate::engine::problems::ProblemEdit;
 
 impl Engine {
     /// A new incident: record its key under every problem rule it matches,
@@ -223,13 +218,10 @@ impl Engine {
                 ))?
                 .query_row([&key], |r| r.get(0))
                 .optional()?;
-            if let Some(pid) = active {
-                self.link(tx, pid, incident_id, SYSTEM, now)?;
-                continue;
-            }
-            let since = ms(now) - rule.window.as_millis();
-            let recurring: Vec<i64> = tx
-                .prepare_cached(
+            let recurring: Vec<i64> = if active.is_some() {
+                Vec::new()
+            } else {
+                tx.prepare_cached(
                     // Incidents of an earlier, resolved problem of this key
                     // do not count again: they recur only with new ones.
                     "SELECT incident_id FROM incident_problem_keys k WHERE key = ?1 AND created_at >= ?2
@@ -237,12 +229,18 @@ impl Engine {
                                      WHERE pi.incident_id = k.incident_id AND p.key = ?1)
                      ORDER BY incident_id",
                 )?
-                .query_map(params![key, since], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            if recurring.len() < rule.min_incidents as usize {
-                continue;
-            }
-            let problem_title = format!("Recurring: {title}");
+                .query_map(params![key, ms(problems::window_start(rule, now))], |r| r.get(0))?
+                .collect::<Result<_, _>>()?
+            };
+            let (problem_title, message, recurring) =
+                match problems::on_incident(rule, &key, title, &KeyHistory { active, recurring }) {
+                    Recurrence::Link(pid) => {
+                        self.link(tx, pid, incident_id, SYSTEM, now)?;
+                        continue;
+                    }
+                    Recurrence::Nothing => continue,
+                    Recurrence::Open { title, message, incidents } => (title, message, incidents),
+                };
             tx.prepare_cached(
                 "INSERT INTO problems (title, key, rule, state, created_by, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?6, ?4, ?5, ?5)",
@@ -256,12 +254,6 @@ impl Engine {
                 ProblemState::Open.as_str()
             ])?;
             let pid = tx.last_insert_rowid();
-            let message = format!(
-                "opened by problem rule {}: {} incidents of {key} within {}",
-                rule.name,
-                recurring.len(),
-                rule.window
-            );
             let event_id =
                 problem_event(tx, pid, now, SYSTEM, "opened", &message, json!({ "rule": rule.name, "key": key }))?;
             tracing::info!(problem = pid, rule = %rule.name, %key, "problem opened");
@@ -294,10 +286,9 @@ impl Engine {
         let (title, state, workaround): (String, String, Option<String>) = tx
             .prepare_cached("SELECT title, state, workaround FROM problems WHERE id = ?1")?
             .query_row([problem_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        let message = match (state.as_str(), &workaround) {
-            ("known_error", Some(w)) => format!("known error {problem_id} ({title}); workaround: {w}"),
-            _ => format!("linked to problem {problem_id} ({title})"),
-        };
+        let parsed =
+            ProblemState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("problem state {state:?}")))?;
+        let message = problems::link_message(problem_id, &title, parsed, workaround.as_deref());
         event(
             tx,
             incident_id,
@@ -362,16 +353,13 @@ impl Engine {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let before = get(tx, id)?.ok_or_else(|| StoreError::NotFound(format!("no problem {id}")))?;
-        let state = match u.state {
-            Some(to) if to != before.state => {
-                transition(before.state, to).map_err(|e| StoreError::Conflict(e.to_string()))?
-            }
-            _ => before.state,
-        };
-        // Checked here, in the writer, so a concurrent edit cannot slip between.
-        if state == ProblemState::KnownError && u.workaround.is_none() && before.workaround.is_none() {
-            return Err(StoreError::Invalid("workaround: a known error needs a workaround".into()));
-        }
+        // Decided here, in the writer, so a concurrent edit cannot slip between.
+        let outcome = problems::edit(&before, u).map_err(|e| match e {
+            EditError::Transition(e) => StoreError::Conflict(e.to_string()),
+            e @ EditError::KnownErrorWithoutWorkaround => StoreError::Invalid(e.to_string()),
+        })?;
+        let Some(outcome) = outcome else { return Ok(()) };
+        let state = outcome.state;
         let column = match state {
             _ if state == before.state => "",
             ProblemState::Resolved => ", resolved_at = ?6",
@@ -393,30 +381,9 @@ impl Engine {
                 ms(now)
             ],
         )?;
-        let mut changed = serde_json::Map::new();
-        let mut record = |field: &str, old: Option<&String>, new: Option<&String>| {
-            if new.is_some() && new != old {
-                changed.insert(field.to_owned(), json!({ "before": old, "after": new }));
-            }
-        };
-        record("title", Some(&before.title), u.title.as_ref());
-        record("rootCause", before.root_cause.as_ref(), u.root_cause.as_ref());
-        record("workaround", before.workaround.as_ref(), u.workaround.as_ref());
-        if state != before.state {
-            changed.insert("state".into(), json!({ "before": before.state, "after": state }));
-        }
-        if changed.is_empty() {
-            return Ok(());
-        }
-        let names: Vec<&str> = changed.keys().map(String::as_str).collect();
-        let message = if state != before.state {
-            format!("{} → {state}; changed {}", before.state, names.join(", "))
-        } else {
-            format!("changed {}", names.join(", "))
-        };
-        let event_id = problem_event(tx, id, now, actor, "updated", &message, Value::Object(changed))?;
+        let event_id = problem_event(tx, id, now, actor, "updated", &outcome.message, Value::Object(outcome.changed))?;
         tracing::info!(problem = id, from = %before.state, to = %state, actor, "problem updated");
-        if state == ProblemState::KnownError && before.state != ProblemState::KnownError {
+        if outcome.became_known_error {
             self.notify_problem(tx, id, "problem.known_error", event_id, now)?;
         }
         Ok(())

@@ -1,0 +1,207 @@
+//! Problem decisions: when recurring incidents become a problem, what a
+//! link says, and what an edit of a problem may do. The store loads the
+//! key's history, applies the decision, and keeps the records.
+use jiff::Timestamp;
+use serde_json::{Map, Value, json};
+
+use crate::model::problem::{Problem, ProblemState, ProblemTransitionError, transition};
+use crate::rules::policy::ProblemRule;
+
+/// What is known of a problem key when one of its incidents opens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyHistory {
+    /// The newest open or known-error problem of the key.
+    pub active: Option<i64>,
+    /// Incidents of the key within the rule's window (this one included)
+    /// that no earlier problem of the key has taken, oldest first.
+    pub recurring: Vec<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recurrence {
+    /// Link the incident to this active problem.
+    Link(i64),
+    /// The key recurred often enough: open a problem with these incidents.
+    Open { title: String, message: String, incidents: Vec<i64> },
+    /// Not (yet) a problem.
+    Nothing,
+}
+
+/// Since when incidents count towards `rule`'s threshold at `now`.
+pub fn window_start(rule: &ProblemRule, now: Timestamp) -> Timestamp {
+    now.checked_sub(rule.window.signed()).unwrap_or(Timestamp::MIN)
+}
+
+/// An incident titled `title` opened under `key` of `rule`.
+pub fn on_incident(rule: &ProblemRule, key: &str, title: &str, history: &KeyHistory) -> Recurrence {
+    if let Some(id) = history.active {
+        return Recurrence::Link(id);
+    }
+    if history.recurring.len() < rule.min_incidents as usize {
+        return Recurrence::Nothing;
+    }
+    Recurrence::Open {
+        title: format!("Recurring: {title}"),
+        message: format!(
+            "opened by problem rule {}: {} incidents of {key} within {}",
+            rule.name,
+            history.recurring.len(),
+            rule.window
+        ),
+        incidents: history.recurring.clone(),
+    }
+}
+
+/// What an incident's timeline says when it is linked to a problem: a
+/// known error carries its workaround to the responder.
+pub fn link_message(problem_id: i64, title: &str, state: ProblemState, workaround: Option<&str>) -> String {
+    match (state, workaround) {
+        (ProblemState::KnownError, Some(w)) => format!("known error {problem_id} ({title}); workaround: {w}"),
+        _ => format!("linked to problem {problem_id} ({title})"),
+    }
+}
+
+/// A person's edit of a problem.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProblemEdit {
+    pub title: Option<String>,
+    pub root_cause: Option<String>,
+    pub workaround: Option<String>,
+    pub state: Option<ProblemState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EditError {
+    #[error(transparent)]
+    Transition(#[from] ProblemTransitionError),
+    #[error("workaround: a known error needs a workaround")]
+    KnownErrorWithoutWorkaround,
+}
+
+/// What an edit changes: the new state, the fields that change (before and
+/// after, for the timeline), its message, and whether it makes a known error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EditOutcome {
+    pub state: ProblemState,
+    pub changed: Map<String, Value>,
+    pub message: String,
+    pub became_known_error: bool,
+}
+
+/// Decide an edit of `before`; `None` when it changes nothing.
+pub fn edit(before: &Problem, e: &ProblemEdit) -> Result<Option<EditOutcome>, EditError> {
+    let state = match e.state {
+        Some(to) if to != before.state => transition(before.state, to)?,
+        _ => before.state,
+    };
+    if state == ProblemState::KnownError && e.workaround.is_none() && before.workaround.is_none() {
+        return Err(EditError::KnownErrorWithoutWorkaround);
+    }
+    let mut changed = Map::new();
+    let mut record = |field: &str, old: Option<&String>, new: Option<&String>| {
+        if new.is_some() && new != old {
+            changed.insert(field.to_owned(), json!({ "before": old, "after": new }));
+        }
+    };
+    record("title", Some(&before.title), e.title.as_ref());
+    record("rootCause", before.root_cause.as_ref(), e.root_cause.as_ref());
+    record("workaround", before.workaround.as_ref(), e.workaround.as_ref());
+    if state != before.state {
+        changed.insert("state".into(), json!({ "before": before.state, "after": state }));
+    }
+    if changed.is_empty() {
+        return Ok(None);
+    }
+    let names: Vec<&str> = changed.keys().map(String::as_str).collect();
+    let message = if state != before.state {
+        format!("{} → {state}; changed {}", before.state, names.join(", "))
+    } else {
+        format!("changed {}", names.join(", "))
+    };
+    let became_known_error = state == ProblemState::KnownError && before.state != ProblemState::KnownError;
+    Ok(Some(EditOutcome { state, changed, message, became_known_error }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(min_incidents: u32) -> ProblemRule {
+        ProblemRule {
+            name: "recurring".into(),
+            matchers: Vec::new(),
+            group_by: vec!["service".into()],
+            min_incidents,
+            window: "7d".parse().unwrap(),
+        }
+    }
+
+    fn problem(state: ProblemState, workaround: Option<&str>) -> Problem {
+        Problem {
+            id: 4,
+            title: "Recurring: disk full".into(),
+            key: Some("k".into()),
+            rule: Some("recurring".into()),
+            state,
+            root_cause: None,
+            workaround: workaround.map(str::to_owned),
+            incident_count: 3,
+            first_occurrence: None,
+            last_occurrence: None,
+            created_by: "alertgate".into(),
+            created_at: Timestamp::UNIX_EPOCH,
+            updated_at: Timestamp::UNIX_EPOCH,
+            resolved_at: None,
+            closed_at: None,
+        }
+    }
+
+    #[test]
+    fn recurring_incidents_become_a_problem_at_the_threshold() {
+        let key = "recurring{service=\"db\"}";
+        let history = |active: Option<i64>, n: i64| KeyHistory { active, recurring: (1..=n).collect() };
+        assert_eq!(on_incident(&rule(3), key, "disk full", &history(None, 2)), Recurrence::Nothing);
+        assert_eq!(
+            on_incident(&rule(3), key, "disk full", &history(None, 3)),
+            Recurrence::Open {
+                title: "Recurring: disk full".into(),
+                message: "opened by problem rule recurring: 3 incidents of recurring{service=\"db\"} within 7d".into(),
+                incidents: vec![1, 2, 3],
+            }
+        );
+        assert_eq!(on_incident(&rule(3), key, "disk full", &history(Some(9), 1)), Recurrence::Link(9), "an active one");
+        let now: Timestamp = "2026-11-24T10:00:00Z".parse().unwrap();
+        assert_eq!(window_start(&rule(3), now), "2026-11-17T10:00:00Z".parse().unwrap());
+    }
+
+    #[test]
+    fn a_known_error_link_carries_its_workaround() {
+        assert_eq!(
+            link_message(4, "disk", ProblemState::KnownError, Some("rotate logs")),
+            "known error 4 (disk); workaround: rotate logs"
+        );
+        assert_eq!(link_message(4, "disk", ProblemState::Open, Some("rotate logs")), "linked to problem 4 (disk)");
+        assert_eq!(link_message(4, "disk", ProblemState::KnownError, None), "linked to problem 4 (disk)");
+    }
+
+    #[test]
+    fn edits_follow_the_transitions_and_a_known_error_needs_a_workaround() {
+        let open = problem(ProblemState::Open, None);
+        let to = |s| ProblemEdit { state: Some(s), ..Default::default() };
+        assert_eq!(edit(&open, &to(ProblemState::KnownError)), Err(EditError::KnownErrorWithoutWorkaround));
+        let with = ProblemEdit { workaround: Some("rotate logs".into()), ..to(ProblemState::KnownError) };
+        let out = edit(&open, &with).unwrap().unwrap();
+        assert_eq!(out.state, ProblemState::KnownError);
+        assert!(out.became_known_error);
+        assert_eq!(out.message, "open → known_error; changed state, workaround");
+        assert!(matches!(edit(&open, &to(ProblemState::Closed)), Err(EditError::Transition(_))));
+        assert_eq!(edit(&open, &ProblemEdit::default()), Ok(None), "nothing changes");
+        let same_title = ProblemEdit { title: Some(open.title.clone()), ..Default::default() };
+        assert_eq!(edit(&open, &same_title), Ok(None));
+        let known = problem(ProblemState::KnownError, Some("rotate logs"));
+        let out = edit(&known, &ProblemEdit { root_cause: Some("logrotate off".into()), ..Default::default() });
+        let out = out.unwrap().unwrap();
+        assert!(!out.became_known_error, "already one");
+        assert_eq!(out.message, "changed rootCause");
+    }
+}
