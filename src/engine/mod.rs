@@ -142,6 +142,13 @@ pub fn firing(rule: &IncidentRule, group: &GroupView, newly_fired: bool, now: Ti
     if qualifies(rule, first_fired_at, firing, now) { FiringDecision::Open } else { FiringDecision::Hold }
 }
 
+/// When a pending group whose oldest held alert fired at `first_fired_at`
+/// qualifies by time alone; `None` when the rule waits for no duration.
+pub fn pending_due(rule: &IncidentRule, first_fired_at: Timestamp) -> Option<Timestamp> {
+    (rule.min_duration.as_millis() > 0)
+        .then(|| first_fired_at.checked_add(rule.min_duration.signed()).unwrap_or(Timestamp::MAX))
+}
+
 /// A pending group opens its incident once it has `min_alerts` firing
 /// alerts, or once its first alert has fired for `min_duration`.
 pub fn qualifies(rule: &IncidentRule, first_fired_at: Timestamp, firing: u32, now: Timestamp) -> bool {

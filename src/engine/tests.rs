@@ -259,3 +259,12 @@ fn a_firing_alert_is_muted_or_routed_around_maintenance() {
     let routing = route_firing(&empty, &both, None, |_| Some(1));
     assert_eq!(names(&routing), "");
 }
+
+#[test]
+fn a_pending_group_is_due_its_duration_after_its_oldest_alert() {
+    let set = rules(RULES);
+    let rule = |name: &str| set.incident_rules.iter().find(|r| r.name == name).unwrap();
+    assert_eq!(pending_due(rule("persistent"), at(0)), Some(at(300)));
+    assert_eq!(pending_due(rule("persistent"), at(120)), Some(at(420)), "dates from the oldest alert left");
+    assert_eq!(pending_due(rule("quorum"), at(0)), None, "waits for alerts, not time");
+}

@@ -187,6 +187,34 @@ pub fn observe(stored: Option<&AlertState>, incoming: &Alert) -> Observation {
     }
 }
 
+/// The stored alert's times after an observation that changes its status
+/// or repeats a resolved one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Episode {
+    pub starts_at: Timestamp,
+    pub ends_at: Option<Timestamp>,
+    /// A new firing episode: a sender's acknowledgement of the last one
+    /// does not carry over.
+    pub clears_acknowledgement: bool,
+}
+
+/// The times of `stored` after `incoming` was observed as `obs` at `now`: a
+/// new episode starts afresh; a repeat keeps the earliest start; a
+/// resolution ends at the sender's end (or now), and a repeated resolution
+/// keeps the end first recorded.
+pub fn episode(stored: &AlertState, incoming: &Alert, obs: Observation, now: Timestamp) -> Episode {
+    let starts_at = match obs {
+        Observation::Refired => incoming.starts_at,
+        _ => stored.starts_at.min(incoming.starts_at),
+    };
+    let ends_at = match (obs, incoming.status) {
+        (Observation::Resolved, _) => Some(incoming.ends_at.unwrap_or(now)),
+        (_, AlertStatus::Resolved) => stored.ends_at.or(incoming.ends_at),
+        (_, AlertStatus::Firing) => None,
+    };
+    Episode { starts_at, ends_at, clears_acknowledgement: obs == Observation::Refired }
+}
+
 /// An alert as stored, with what the gateway has learnt about it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -301,5 +329,45 @@ mod tests {
             assert_eq!(Source::parse(&s.to_string()), Some(s));
         }
         assert_eq!(Source::parse("nagios"), None);
+    }
+
+    #[test]
+    fn each_episode_keeps_the_times_it_should() {
+        let now = ts("2026-01-01T11:00:00Z");
+        use AlertStatus::{Firing, Resolved};
+        // (stored, incoming, observation) -> (starts, ends, clears ack)
+        let cases = [
+            // The sender resolves it: ends at its endsAt.
+            (
+                state(Firing, T0, None, false),
+                alert(Resolved, T0, Some(T2)),
+                Observation::Resolved,
+                (T0, Some(T2), false),
+            ),
+            // ... or now, when it says no end.
+            (
+                state(Firing, T0, None, false),
+                alert(Resolved, T0, None),
+                Observation::Resolved,
+                (T0, Some("2026-01-01T11:00:00Z"), false),
+            ),
+            // A resolved alert sent again keeps the end first recorded and the earliest start.
+            (
+                state(Resolved, T1, Some(T2), false),
+                alert(Resolved, T0, Some(T1)),
+                Observation::Repeated,
+                (T0, Some(T2), false),
+            ),
+            // Firing again: a new episode from its own start, no end, no acknowledgement.
+            (state(Resolved, T0, Some(T1), false), alert(Firing, T2, None), Observation::Refired, (T2, None, true)),
+        ];
+        for (stored, incoming, obs, (starts, ends, clears)) in cases {
+            let e = episode(&stored, &incoming, obs, now);
+            assert_eq!(
+                e,
+                Episode { starts_at: ts(starts), ends_at: ends.map(ts), clears_acknowledgement: clears },
+                "{obs:?}"
+            );
+        }
     }
 }

@@ -229,7 +229,7 @@ impl Engine {
                 if changed > 0 {
                     self.facts.push(crate::metrics::Fact::Muted { reason: reason.metric_label() });
                 }
-                leave_pending(tx, a.id)?;
+                self.leave_pending(tx, a.id)?;
                 return Ok(());
             }
             engine::Routing::Route(routes) => routes,
@@ -273,7 +273,7 @@ impl Engine {
                     set_alert_firing(tx, id, a, true, now)?;
                 }
                 FiringDecision::Hold => {
-                    let due = (rule.min_duration.as_millis() > 0).then(|| ms(now) + rule.min_duration.as_millis());
+                    let due = engine::pending_due(rule, now).map(ms);
                     tx.prepare_cached(
                         "INSERT OR IGNORE INTO pending_groups (rule, group_key, first_fired_at, due_at) VALUES (?1, ?2, ?3, ?4)",
                     )?
@@ -434,7 +434,7 @@ impl Engine {
                 }
             }
         }
-        leave_pending(tx, a.id)?;
+        self.leave_pending(tx, a.id)?;
         if sources_changed {
             // A source alert resolved: what it inhibited may open incidents now.
             self.recheck_muted(tx, MuteReason::Inhibited, now)?;
@@ -505,7 +505,7 @@ impl Engine {
             if let Some(reason) = self.mute_reason(&fp, &labels, now) {
                 tx.prepare_cached("UPDATE alerts SET muted_by = ?2 WHERE id = ?1")?
                     .execute(params![id, reason.to_string()])?;
-                leave_pending(tx, id)?;
+                self.leave_pending(tx, id)?;
             }
         }
         Ok(())
@@ -576,30 +576,36 @@ impl Engine {
     }
 }
 
-/// Take an alert out of every pending group. A group left empty goes; a
-/// group that lost its oldest alert now dates from its oldest remaining
-/// one, so a transient first alert cannot make a later one look persistent.
-fn leave_pending(tx: &Connection, alert_id: i64) -> Result<(), StoreError> {
-    let groups: Vec<(String, String)> = tx
-        .prepare_cached("DELETE FROM pending_alerts WHERE alert_id = ?1 RETURNING rule, group_key")?
-        .query_map([alert_id], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    for (rule, key) in groups {
-        tx.prepare_cached(
-            "DELETE FROM pending_groups WHERE rule = ?1 AND group_key = ?2
-             AND NOT EXISTS (SELECT 1 FROM pending_alerts WHERE rule = ?1 AND group_key = ?2)",
-        )?
-        .execute(params![rule, key])?;
-        tx.prepare_cached(
-            "UPDATE pending_groups SET
-                due_at = due_at - first_fired_at
-                    + (SELECT min(held_at) FROM pending_alerts WHERE rule = ?1 AND group_key = ?2),
-                first_fired_at = (SELECT min(held_at) FROM pending_alerts WHERE rule = ?1 AND group_key = ?2)
-             WHERE rule = ?1 AND group_key = ?2",
-        )?
-        .execute(params![rule, key])?;
+impl Engine {
+    /// Take an alert out of every pending group. A group left empty goes; a
+    /// group that lost its oldest alert now dates from its oldest remaining
+    /// one, so a transient first alert cannot make a later one look persistent.
+    fn leave_pending(&self, tx: &Connection, alert_id: i64) -> Result<(), StoreError> {
+        let groups: Vec<(String, String)> = tx
+            .prepare_cached("DELETE FROM pending_alerts WHERE alert_id = ?1 RETURNING rule, group_key")?
+            .query_map([alert_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (rule, key) in groups {
+            let oldest: Option<i64> = tx
+                .prepare_cached("SELECT min(held_at) FROM pending_alerts WHERE rule = ?1 AND group_key = ?2")?
+                .query_row(params![rule, key], |r| r.get(0))?;
+            let Some(oldest) = oldest else {
+                tx.prepare_cached("DELETE FROM pending_groups WHERE rule = ?1 AND group_key = ?2")?
+                    .execute(params![rule, key])?;
+                continue;
+            };
+            // A rule gone by a reload: due at once, so the next tick clears the group.
+            let due = match self.rules.incident_rules.iter().find(|r| r.name == rule) {
+                Some(r) => engine::pending_due(r, ts(oldest)?).map(ms),
+                None => Some(oldest),
+            };
+            tx.prepare_cached(
+                "UPDATE pending_groups SET first_fired_at = ?3, due_at = ?4 WHERE rule = ?1 AND group_key = ?2",
+            )?
+            .execute(params![rule, key, oldest, due])?;
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 fn own_incident(tx: &Connection, alert_id: i64, rule: &str) -> Result<Option<(IncidentView, bool)>, StoreError> {

@@ -15,7 +15,7 @@ use super::outbox::{self, DeliveryRecord};
 use super::problems::{NewProblem, ProblemUpdate};
 use super::silences::SilenceSpec;
 use super::{IngestOutcome, SharedRules, StoreError, ms, ts};
-use crate::model::alert::observe;
+use crate::model::alert::{episode, observe};
 use crate::model::change::{Change, NewChange};
 use crate::model::incident::{IncidentAction, Priority};
 use crate::model::{Alert, AlertState, AlertStatus, AlertUpdate, Observation};
@@ -690,16 +690,12 @@ fn observe_alert(
             ])?;
             id
         }
-        (obs, Some((id, _, stored_starts, ..))) => {
-            // A new episode starts afresh; a repeat keeps the earliest start.
-            let starts_at = match obs {
-                Observation::Refired => ms(a.starts_at),
-                _ => stored_starts.min(ms(a.starts_at)),
-            };
+        (obs, Some((id, ..))) => {
+            let stored = state.as_ref().expect("a stored alert has a state");
+            let e = episode(stored, a, obs, now);
             tx.prepare_cached(
                 "UPDATE alerts SET source = ?2, status = ?3, labels = ?4, annotations = ?5, starts_at = ?6,
-                    ends_at = CASE WHEN ?3 = 'resolved' THEN COALESCE(ends_at, ?7) ELSE NULL END,
-                    expires_at = ?8, expired = 0, generator_url = COALESCE(?9, generator_url),
+                    ends_at = ?7, expires_at = ?8, expired = 0, generator_url = COALESCE(?9, generator_url),
                     last_seen = ?10, occurrences = occurrences + 1, raw = ?11,
                     acknowledged_at = CASE WHEN ?12 THEN NULL ELSE acknowledged_at END
                  WHERE id = ?1",
@@ -710,18 +706,14 @@ fn observe_alert(
                 a.status.as_str(),
                 labels,
                 annotations,
-                starts_at,
-                a.ends_at.map(ms),
+                ms(e.starts_at),
+                e.ends_at.map(ms),
                 a.expires_at.map(ms),
                 a.generator_url,
                 ms(now),
                 raw,
-                obs == Observation::Refired,
+                e.clears_acknowledgement,
             ])?;
-            if obs == Observation::Resolved {
-                tx.prepare_cached("UPDATE alerts SET ends_at = ?2 WHERE id = ?1")?
-                    .execute(params![id, a.ends_at.map(ms).unwrap_or(ms(now))])?;
-            }
             id
         }
         (_, None) => unreachable!("only Created is decided without a stored alert"),
