@@ -4,7 +4,7 @@ use jiff::Timestamp;
 use rusqlite::{Connection, params};
 use serde_json::json;
 
-use super::incidents::{Engine, SYSTEM, event};
+use super::incidents::{SYSTEM, WriterState, event};
 use super::{StoreError, ms, ts};
 use crate::model::MuteReason;
 use crate::model::change::{Change, NewChange};
@@ -76,7 +76,7 @@ pub(super) fn maintenance(c: &Connection, now: Timestamp) -> Result<Vec<Change>,
     rows.into_iter().collect()
 }
 
-impl Engine {
+impl WriterState {
     pub(super) fn record_change(
         &mut self,
         tx: &Connection,

@@ -23,7 +23,7 @@ use crate::sla::timers::{TimerKey, Timers};
 pub const SYSTEM: &str = "alertgate";
 
 /// What the writer keeps in memory between batches.
-pub(super) struct Engine {
+pub(super) struct WriterState {
     pub rules: Arc<RuleSet>,
     pub inhibit: InhibitIndex,
     pub silences: Vec<Silence>,
@@ -78,15 +78,15 @@ impl StoredAlert {
     }
 }
 
-impl Engine {
+impl WriterState {
     /// Rebuild the in-memory state from the store.
     pub fn load(
         conn: &Connection,
         rules: Arc<RuleSet>,
         subscriptions: crate::model::notification::Subscriptions,
         now: Timestamp,
-    ) -> Result<Engine, StoreError> {
-        let mut e = Engine {
+    ) -> Result<WriterState, StoreError> {
+        let mut e = WriterState {
             rules,
             subscriptions,
             outbox_dirty: std::cell::Cell::new(false),
@@ -576,7 +576,7 @@ impl Engine {
     }
 }
 
-impl Engine {
+impl WriterState {
     /// Take an alert out of every pending group. A group left empty goes; a
     /// group that lost its oldest alert now dates from its oldest remaining
     /// one, so a transient first alert cannot make a later one look persistent.
@@ -775,7 +775,7 @@ pub(super) fn current_state(tx: &Connection, id: i64) -> Result<IncidentState, S
     IncidentState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("incident state {state:?}")))
 }
 
-impl Engine {
+impl WriterState {
     /// A lifecycle action by a person or the gateway: `engine::lifecycle`
     /// decides, this applies it.
     pub(super) fn act(

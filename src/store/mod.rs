@@ -474,7 +474,7 @@ impl Store {
         // Load the writer's in-memory state here, so a store that cannot
         // start fails `open` instead of every write later.
         let current = rules.read().expect("rules lock").clone();
-        let engine = incidents::Engine::load(&conn, current, subscriptions, crate::clock::now())?;
+        let writer_state = incidents::WriterState::load(&conn, current, subscriptions, crate::clock::now())?;
         let (stop_checkpoints, stopped) = std::sync::mpsc::channel::<()>();
         let wal_share = size_limit.as_ref().map_or(WAL_RESTART_BYTES, |l| l.wal_share);
         let checkpointer = std::thread::Builder::new()
@@ -483,7 +483,7 @@ impl Store {
             .map_err(|e| StoreError::Corrupt(format!("cannot start the checkpoint thread: {e}")))?;
         let (tx, rx) = mpsc::channel(4096);
         let writer_rules = rules.clone();
-        let next_timer = Arc::new(AtomicI64::new(engine.timers.next_due().map_or(i64::MAX, ms)));
+        let next_timer = Arc::new(AtomicI64::new(writer_state.timers.next_due().map_or(i64::MAX, ms)));
         let writer_next_timer = next_timer.clone();
         let outbox_wakeup = Arc::new(tokio::sync::Notify::new());
         let writer_wakeup = outbox_wakeup.clone();
@@ -504,7 +504,7 @@ impl Store {
                     size_limit,
                     feed: writer_feed,
                 };
-                writer::run(conn, engine, rx, shared, stop)
+                writer::run(conn, writer_state, rx, shared, stop)
             })
             .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
         Ok(Store {

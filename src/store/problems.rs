@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::incidents::{Engine, SYSTEM, event};
+use super::incidents::{SYSTEM, WriterState, event};
 use super::{StoreError, ms, outbox, ts};
 use crate::engine::problems::{self, EditError, KeyHistory, Recurrence};
 use crate::model::LabelSet;
@@ -192,7 +192,7 @@ pub struct NewProblem {
 /// A person's edit of a problem (see [`crate::engine::problems::edit`]).
 pub type ProblemUpdate = crate::engine::problems::ProblemEdit;
 
-impl Engine {
+impl WriterState {
     /// A new incident: record its key under every problem rule it matches,
     /// link it to the active problem of that key, or open one when the key
     /// has recurred often enough within the rule's window.

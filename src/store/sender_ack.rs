@@ -4,10 +4,10 @@ use jiff::Timestamp;
 use rusqlite::{Connection, params};
 
 use super::StoreError;
-use super::incidents::Engine;
+use super::incidents::WriterState;
 use crate::model::incident::{IncidentAction, IncidentState};
 
-impl Engine {
+impl WriterState {
     /// The alert `alert_id` was acknowledged by `sender`: each triggered
     /// incident it fires in whose firing alerts are now all acknowledged is
     /// acknowledged, under the sender's name.

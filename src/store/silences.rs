@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 use rusqlite::{Connection, params};
 
-use super::incidents::Engine;
+use super::incidents::WriterState;
 use super::{Store, StoreError, ms};
 use crate::engine::silence::{Silence, SilenceState, SilenceUpdate, plan_update};
 use crate::rules::matcher::Matcher;
@@ -43,7 +43,7 @@ impl Store {
 
 pub(super) fn insert(
     tx: &Connection,
-    engine: &mut Engine,
+    writer_state: &mut WriterState,
     s: &SilenceSpec,
     now: Timestamp,
 ) -> Result<Silence, StoreError> {
@@ -69,12 +69,17 @@ pub(super) fn insert(
         comment: s.comment.clone(),
         created_at: now,
     };
-    engine.silences.push(silence.clone());
+    writer_state.silences.push(silence.clone());
     tracing::info!(silence = silence.id, created_by = %s.created_by, "silence created");
     Ok(silence)
 }
 
-pub(super) fn expire(tx: &Connection, engine: &mut Engine, id: i64, now: Timestamp) -> Result<(), StoreError> {
+pub(super) fn expire(
+    tx: &Connection,
+    writer_state: &mut WriterState,
+    id: i64,
+    now: Timestamp,
+) -> Result<(), StoreError> {
     let n = tx
         .prepare_cached(
             "UPDATE silences SET ends_at = ?2, starts_at = MIN(starts_at, ?2) WHERE id = ?1 AND ends_at > ?2",
@@ -88,14 +93,14 @@ pub(super) fn expire(tx: &Connection, engine: &mut Engine, id: i64, now: Timesta
     }
     // The alerts it muted are routed again at once, not at their
     // sender's next re-send (hours away for an Alertmanager group).
-    engine.silences.retain(|s| s.id != id);
-    engine.recheck_muted(tx, crate::model::MuteReason::Silence(id), now)?;
+    writer_state.silences.retain(|s| s.id != id);
+    writer_state.recheck_muted(tx, crate::model::MuteReason::Silence(id), now)?;
     Ok(())
 }
 
 pub(super) fn update(
     tx: &Connection,
-    engine: &mut Engine,
+    writer_state: &mut WriterState,
     id: i64,
     spec: &SilenceSpec,
     now: Timestamp,
@@ -117,22 +122,22 @@ pub(super) fn update(
                 comment: spec.comment.clone(),
                 ..old
             };
-            engine.silences.retain(|s| s.id != id);
+            writer_state.silences.retain(|s| s.id != id);
             if silence.state(now) == SilenceState::Expired {
                 // Changed to end now: what it muted is routed again.
-                engine.recheck_muted(tx, crate::model::MuteReason::Silence(id), now)?;
+                writer_state.recheck_muted(tx, crate::model::MuteReason::Silence(id), now)?;
             } else {
-                engine.silences.push(silence.clone());
+                writer_state.silences.push(silence.clone());
             }
             tracing::info!(silence = id, "silence changed");
             Ok(silence)
         }
         SilenceUpdate::Replace { expire_old } => {
             if expire_old {
-                expire(tx, engine, id, now)?;
+                expire(tx, writer_state, id, now)?;
             }
             let starts_at = spec.starts_at.max(now);
-            let silence = insert(tx, engine, &SilenceSpec { starts_at, ..spec.clone() }, now)?;
+            let silence = insert(tx, writer_state, &SilenceSpec { starts_at, ..spec.clone() }, now)?;
             tracing::info!(silence = silence.id, replaces = id, "silence replaced");
             Ok(silence)
         }

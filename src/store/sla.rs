@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::incidents::{Engine, SYSTEM, event};
+use super::incidents::{SYSTEM, WriterState, event};
 use super::{StoreError, ms, outbox, ts};
 use crate::engine::sla::{self as decide, ClockSlot, SlaEffect};
 use crate::model::incident::{IncidentState, Priority};
@@ -79,7 +79,7 @@ fn human(ms_count: i64) -> String {
     crate::model::Duration::from_millis(rounded.max(0)).to_string()
 }
 
-impl Engine {
+impl WriterState {
     /// The calendar of a clock (see [`crate::rules::RuleSet::calendar`]).
     pub(super) fn calendar(&self, name: &str) -> std::sync::Arc<Calendar> {
         if !self.rules.calendars.contains_key(name) {
@@ -460,7 +460,7 @@ pub(super) fn sla_view(
 }
 
 pub(super) fn escalation_view(c: &Connection, incident_id: i64) -> Result<Option<EscalationView>, StoreError> {
-    Ok(Engine::escalation_of(c, incident_id)?.map(|e| EscalationView {
+    Ok(WriterState::escalation_of(c, incident_id)?.map(|e| EscalationView {
         policy: e.policy,
         round: e.round + 1,
         next_step: e.step + 1,

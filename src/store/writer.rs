@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::incidents::{AlertRef, Engine, StoredAlert};
+use super::incidents::{AlertRef, StoredAlert, WriterState};
 use super::outbox::{self, DeliveryRecord};
 use super::problems::{NewProblem, ProblemUpdate};
 use super::silences::SilenceSpec;
@@ -34,7 +34,7 @@ pub(super) enum Op {
         /// Who sent them (a token's name), for what a sender's acknowledge does.
         sender: Option<String>,
     },
-    /// Expire alerts past their end, and run the engine's timers.
+    /// Expire alerts past their end, and run the writer_state's timers.
     Tick {
         now: Timestamp,
     },
@@ -224,7 +224,7 @@ pub(super) struct Shared {
 
 pub(super) fn run(
     mut conn: Connection,
-    mut engine: Engine,
+    mut writer_state: WriterState,
     mut rx: mpsc::Receiver<Request>,
     shared: Shared,
     stop_checkpoints: impl FnOnce(),
@@ -269,8 +269,8 @@ pub(super) fn run(
             batch.push((p.next_part(), p.source.clone(), Answer::Part));
         }
         let current = rules.read().expect("rules lock").clone();
-        if !Arc::ptr_eq(&current, &engine.rules)
-            && let Err(e) = engine.set_rules(&conn, current)
+        if !Arc::ptr_eq(&current, &writer_state.rules)
+            && let Err(e) = writer_state.set_rules(&conn, current)
         {
             tracing::error!(error = %e, "applying reloaded rules failed");
         }
@@ -280,7 +280,7 @@ pub(super) fn run(
         }
         if !batch.is_empty() {
             let changes_before = conn.total_changes();
-            part_result = part_result.or(commit_batch(&mut conn, &mut engine, &mut batch));
+            part_result = part_result.or(commit_batch(&mut conn, &mut writer_state, &mut batch));
             // A tick that found nothing due changes no row and wakes no view.
             if conn.total_changes() != changes_before {
                 feed.bump();
@@ -302,8 +302,8 @@ pub(super) fn run(
                 }
             }
         }
-        next_timer.store(engine.timers.next_due().map_or(i64::MAX, ms), std::sync::atomic::Ordering::Relaxed);
-        if engine.outbox_dirty.take() {
+        next_timer.store(writer_state.timers.next_due().map_or(i64::MAX, ms), std::sync::atomic::Ordering::Relaxed);
+        if writer_state.outbox_dirty.take() {
             outbox_wakeup.notify_one();
         }
     }
@@ -364,7 +364,7 @@ fn refuse_growth(batch: &mut Vec<Pending>) -> Option<Result<Reply, StoreError>> 
 /// batch's [`Answer::Part`], if it has one, is returned instead.
 fn commit_batch(
     conn: &mut Connection,
-    engine: &mut Engine,
+    writer_state: &mut WriterState,
     batch: &mut Vec<Pending>,
 ) -> Option<Result<Reply, StoreError>> {
     let started = std::time::Instant::now();
@@ -375,17 +375,17 @@ fn commit_batch(
         let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for (op, source, _) in batch.iter() {
             let sp = tx.savepoint()?;
-            let r = apply_audited(&sp, engine, op, source.as_deref());
+            let r = apply_audited(&sp, writer_state, op, source.as_deref());
             match r {
                 Ok(reply) => {
                     sp.commit()?;
-                    engine.commit_staged();
-                    facts.append(&mut engine.facts);
+                    writer_state.commit_staged();
+                    facts.append(&mut writer_state.facts);
                     results.push(Ok(reply));
                 }
                 Err(e) => {
-                    engine.discard_staged();
-                    engine.facts.clear();
+                    writer_state.discard_staged();
+                    writer_state.facts.clear();
                     engine_touched_by_failure |= op.touches_engine();
                     drop(sp); // rolls back this request only
                     // Some errors (disk full, I/O) make SQLite roll back the
@@ -403,9 +403,14 @@ fn commit_batch(
     })();
     if engine_touched_by_failure || outcome.is_err() {
         // A rolled-back request may have touched the in-memory state.
-        match Engine::load(conn, engine.rules.clone(), engine.subscriptions.clone(), crate::clock::now()) {
-            Ok(fresh) => *engine = fresh,
-            Err(e) => tracing::error!(error = %e, "reloading the engine state failed"),
+        match WriterState::load(
+            conn,
+            writer_state.rules.clone(),
+            writer_state.subscriptions.clone(),
+            crate::clock::now(),
+        ) {
+            Ok(fresh) => *writer_state = fresh,
+            Err(e) => tracing::error!(error = %e, "reloading the writer_state state failed"),
         }
     }
     let m = crate::metrics::metrics();
@@ -440,13 +445,18 @@ fn commit_batch(
 
 /// Apply an op; a person's mutation is written to the audit log with its
 /// target's state before and after, in the same savepoint.
-fn apply_audited(tx: &Connection, engine: &mut Engine, op: &Op, source: Option<&str>) -> Result<Reply, StoreError> {
-    let Some(a) = super::audit::audited(op) else { return apply(tx, engine, op) };
+fn apply_audited(
+    tx: &Connection,
+    writer_state: &mut WriterState,
+    op: &Op,
+    source: Option<&str>,
+) -> Result<Reply, StoreError> {
+    let Some(a) = super::audit::audited(op) else { return apply(tx, writer_state, op) };
     let before = match a.id {
         Some(id) => super::audit::snapshot(tx, a.kind, id)?,
         None => serde_json::Value::Null,
     };
-    let reply = apply(tx, engine, op)?;
+    let reply = apply(tx, writer_state, op)?;
     let id = a.id.or_else(|| super::audit::created_id(&reply));
     let after = match id {
         Some(id) => super::audit::snapshot(tx, a.kind, id)?,
@@ -456,7 +466,7 @@ fn apply_audited(tx: &Connection, engine: &mut Engine, op: &Op, source: Option<&
     Ok(reply)
 }
 
-fn apply(tx: &Connection, engine: &mut Engine, op: &Op) -> Result<Reply, StoreError> {
+fn apply(tx: &Connection, writer_state: &mut WriterState, op: &Op) -> Result<Reply, StoreError> {
     match op {
         Op::Ingest { updates, encoded, now, sender } => {
             let mut outcome = IngestOutcome::default();
@@ -475,11 +485,13 @@ fn apply(tx: &Connection, engine: &mut Engine, op: &Op) -> Result<Reply, StoreEr
                         };
                         match (obs, alert.status) {
                             (Observation::Stale, _) => {}
-                            (Observation::Resolved, _) => engine.on_resolved(tx, &a, *now)?,
+                            (Observation::Resolved, _) => writer_state.on_resolved(tx, &a, *now)?,
                             (Observation::Created | Observation::Refired, AlertStatus::Firing) => {
-                                engine.on_firing(tx, &a, true, *now)?
+                                writer_state.on_firing(tx, &a, true, *now)?
                             }
-                            (Observation::Repeated, AlertStatus::Firing) => engine.on_firing(tx, &a, false, *now)?,
+                            (Observation::Repeated, AlertStatus::Firing) => {
+                                writer_state.on_firing(tx, &a, false, *now)?
+                            }
                             (_, AlertStatus::Resolved) => {}
                         }
                     }
@@ -494,7 +506,7 @@ fn apply(tx: &Connection, engine: &mut Engine, op: &Op) -> Result<Reply, StoreEr
                             .optional()?;
                         outcome.count_known(acked.is_some(), Observation::Repeated);
                         if let Some(id) = acked {
-                            engine.on_sender_acknowledged(tx, id, sender.as_deref(), *now)?;
+                            writer_state.on_sender_acknowledged(tx, id, sender.as_deref(), *now)?;
                         }
                     }
                     AlertUpdate::Resolve { fingerprint } => {
@@ -510,7 +522,7 @@ fn apply(tx: &Connection, engine: &mut Engine, op: &Op) -> Result<Reply, StoreEr
                             .collect::<Result<_, _>>()?;
                         if let Some((id, labels, annotations)) = resolved.into_iter().next() {
                             outcome.count(Observation::Resolved);
-                            resolve_stored(tx, engine, id, fingerprint.as_str(), &labels, &annotations, *now)?;
+                            resolve_stored(tx, writer_state, id, fingerprint.as_str(), &labels, &annotations, *now)?;
                         } else {
                             // Already resolved, or never seen: PagerDuty
                             // accepts both without effect; so do we, but a
@@ -538,43 +550,45 @@ fn apply(tx: &Connection, engine: &mut Engine, op: &Op) -> Result<Reply, StoreEr
                 .query_map(params![ms(*now)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
                 .collect::<Result<_, _>>()?;
             for (id, fp, labels, annotations) in &expired {
-                resolve_stored(tx, engine, *id, fp, labels, annotations, *now)?;
+                resolve_stored(tx, writer_state, *id, fp, labels, annotations, *now)?;
             }
-            engine.tick(tx, *now)?;
+            writer_state.tick(tx, *now)?;
             Ok(Reply::Tick(expired.len()))
         }
         Op::Act { id, action, actor, comment, now } => {
-            engine.act(tx, *id, *action, actor, comment.as_deref(), *now)?;
+            writer_state.act(tx, *id, *action, actor, comment.as_deref(), *now)?;
             Ok(Reply::Done)
         }
         Op::Assign { id, assignee, actor, now } => {
-            Engine::assign(tx, *id, assignee.as_deref(), actor, *now)?;
+            WriterState::assign(tx, *id, assignee.as_deref(), actor, *now)?;
             Ok(Reply::Done)
         }
         Op::Note { id, text, actor, now } => {
-            Engine::note(tx, *id, text, actor, *now)?;
+            WriterState::note(tx, *id, text, actor, *now)?;
             Ok(Reply::Done)
         }
         Op::SetPriority { id, priority, actor, comment, now } => {
-            engine.set_priority(tx, *id, *priority, actor, comment.as_deref(), *now)?;
+            writer_state.set_priority(tx, *id, *priority, actor, comment.as_deref(), *now)?;
             Ok(Reply::Done)
         }
-        Op::CreateSilence { spec, now } => Ok(Reply::Silence(super::silences::insert(tx, engine, spec, *now)?)),
+        Op::CreateSilence { spec, now } => Ok(Reply::Silence(super::silences::insert(tx, writer_state, spec, *now)?)),
         Op::UpdateSilence { id, spec, now } => {
-            Ok(Reply::Silence(super::silences::update(tx, engine, *id, spec, *now)?))
+            Ok(Reply::Silence(super::silences::update(tx, writer_state, *id, spec, *now)?))
         }
         Op::ExpireSilence { id, now, .. } => {
-            super::silences::expire(tx, engine, *id, *now)?;
+            super::silences::expire(tx, writer_state, *id, *now)?;
             Ok(Reply::Done)
         }
-        Op::RecordChange { change, now } => Ok(Reply::Change(engine.record_change(tx, change, *now)?)),
-        Op::CreateProblem { problem, actor, now } => Ok(Reply::Id(engine.create_problem(tx, problem, actor, *now)?)),
+        Op::RecordChange { change, now } => Ok(Reply::Change(writer_state.record_change(tx, change, *now)?)),
+        Op::CreateProblem { problem, actor, now } => {
+            Ok(Reply::Id(writer_state.create_problem(tx, problem, actor, *now)?))
+        }
         Op::UpdateProblem { id, update, actor, now } => {
-            engine.update_problem(tx, *id, update, actor, *now)?;
+            writer_state.update_problem(tx, *id, update, actor, *now)?;
             Ok(Reply::Done)
         }
         Op::LinkIncidents { problem, incidents, actor, now } => {
-            engine.link_incidents(tx, *problem, incidents, actor, *now)?;
+            writer_state.link_incidents(tx, *problem, incidents, actor, *now)?;
             Ok(Reply::Done)
         }
         Op::Audit { .. } => Ok(Reply::Done),
@@ -591,7 +605,7 @@ fn apply(tx: &Connection, engine: &mut Engine, op: &Op) -> Result<Reply, StoreEr
         }
         Op::RetryNotification { id, now, .. } => {
             outbox::retry(tx, *id, *now)?;
-            engine.outbox_dirty.set(true);
+            writer_state.outbox_dirty.set(true);
             Ok(Reply::Done)
         }
     }
@@ -599,7 +613,7 @@ fn apply(tx: &Connection, engine: &mut Engine, op: &Op) -> Result<Reply, StoreEr
 
 fn resolve_stored(
     tx: &Connection,
-    engine: &mut Engine,
+    writer_state: &mut WriterState,
     id: i64,
     fingerprint: &str,
     labels: &str,
@@ -607,7 +621,7 @@ fn resolve_stored(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     let alert = StoredAlert::from_row(id, fingerprint, labels, annotations)?;
-    engine.on_resolved(tx, &alert.as_ref(), now)
+    writer_state.on_resolved(tx, &alert.as_ref(), now)
 }
 
 fn observe_alert(
