@@ -7,12 +7,12 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
+use crate::engine::escalation::Escalation;
 use crate::model::incident::{IncidentState, Priority};
 use crate::model::{Duration, LabelSet};
 use crate::rules::policy::{EscalationPolicy, SlaPolicy};
 use crate::sla::calendar::Calendar;
 use crate::sla::clock::{ClockKind, Milestone, Passed, SlaClock};
-use crate::sla::escalation::Escalation;
 
 /// A clock with its row id (`None` until it is first saved) and the pause
 /// states it was started with.

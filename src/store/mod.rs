@@ -16,6 +16,7 @@ mod reader;
 mod reports;
 mod schema;
 mod sender_ack;
+pub mod settings;
 mod silences;
 mod sla;
 mod writer;
@@ -29,7 +30,6 @@ use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::config::{StoreConfig, Synchronous};
 use crate::engine::silence::Silence;
 use crate::model::change::{Change, NewChange};
 use crate::model::incident::{Incident, IncidentAction, IncidentState, Priority, TimelineEvent};
@@ -38,6 +38,7 @@ use crate::model::problem::Problem;
 use crate::model::{AlertRecord, AlertStatus, AlertUpdate, Fingerprint, Observation};
 use crate::rules::RuleSet;
 use crate::rules::matcher::Matcher;
+use settings::{IntegrityCheck, StoreConfig, Synchronous};
 
 pub use audit::{AuditEntry, AuditQuery};
 pub use feed::{ChangeFeed, FeedState};
@@ -896,11 +897,11 @@ impl Store {
 }
 
 /// Refuse a damaged database before anything is written to it.
-fn check_integrity(conn: &Connection, how: crate::config::IntegrityCheck) -> Result<(), StoreError> {
+fn check_integrity(conn: &Connection, how: IntegrityCheck) -> Result<(), StoreError> {
     let pragma = match how {
-        crate::config::IntegrityCheck::Off => return Ok(()),
-        crate::config::IntegrityCheck::Quick => "PRAGMA quick_check(20)",
-        crate::config::IntegrityCheck::Full => "PRAGMA integrity_check(20)",
+        IntegrityCheck::Off => return Ok(()),
+        IntegrityCheck::Quick => "PRAGMA quick_check(20)",
+        IntegrityCheck::Full => "PRAGMA integrity_check(20)",
     };
     let started = std::time::Instant::now();
     let problems: Vec<String> =

@@ -6,11 +6,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::incidents::{SYSTEM, WriterState, event};
 use super::{StoreError, ms, outbox, ts};
+use crate::engine::escalation::Escalation;
 use crate::engine::sla::{self as decide, ClockSlot, SlaEffect};
 use crate::model::incident::{IncidentState, Priority};
 use crate::sla::calendar::Calendar;
 use crate::sla::clock::{ClockKind, ClockState, Milestone, SlaClock, Warned};
-use crate::sla::escalation::Escalation;
 use crate::sla::timers::TimerKey;
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
