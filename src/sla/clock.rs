@@ -59,7 +59,7 @@ impl std::fmt::Display for ClockKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ClockState {
     Running,
@@ -89,7 +89,7 @@ pub enum Milestone {
 }
 
 /// A warning that was given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Warned {
     pub percent: u8,
     pub at: Timestamp,

@@ -132,7 +132,7 @@ impl StoreError {
 }
 
 /// What one ingest request did, by observation.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct IngestOutcome {
     pub created: u64,
     pub repeated: u64,
@@ -188,7 +188,7 @@ pub struct AlertQuery {
     pub limit: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertPage {
     pub alerts: Vec<AlertRecord>,
@@ -291,7 +291,7 @@ pub enum IncidentSort {
     UpdatedDesc,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IncidentPage {
     pub incidents: Vec<Incident>,
@@ -299,7 +299,9 @@ pub struct IncidentPage {
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// An incident with its SLA, escalation, problems, suspected changes, and
+/// a page of its alerts and timeline.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IncidentDetail {
     #[serde(flatten)]
@@ -356,7 +358,7 @@ impl Default for DetailPage {
 }
 
 /// An alert of an incident, with whether it still fires there.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IncidentAlert {
     #[serde(flatten)]

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::{StoreError, ms};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ReportGroup {
     Service,
@@ -35,7 +35,7 @@ impl ReportGroup {
 }
 
 /// One row of the report.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReportRow {
     pub key: String,
@@ -59,7 +59,7 @@ pub struct ReportRow {
     met: [u64; 2],
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecurringProblem {
     pub id: i64,
@@ -69,7 +69,7 @@ pub struct RecurringProblem {
     pub incidents: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SlaReport {
     pub from: Timestamp,

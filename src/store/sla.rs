@@ -550,7 +550,7 @@ impl Engine {
 }
 
 /// One clock as the API shows it, computed at the time of the request.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ClockView {
     pub state: crate::sla::clock::ClockState,
     /// As a Prometheus duration, e.g. `15m`.
@@ -572,7 +572,7 @@ pub struct ClockView {
 }
 
 /// An incident's SLA: its policy and clocks.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct SlaView {
     pub policy: String,
     pub calendar: String,
@@ -583,7 +583,7 @@ pub struct SlaView {
 }
 
 /// Where an incident stands in its escalation policy.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EscalationView {
     pub policy: String,
