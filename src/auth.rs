@@ -74,6 +74,10 @@ use Permission::{Admin as ADMIN, Ingest as INGEST, Open as OPEN, Read as READ, R
 pub const ROUTES: &[RouteAccess] = &[
     route("/healthz", &[("GET", OPEN)]),
     route("/readyz", &[("GET", OPEN)]),
+    // The API's OpenAPI document: it describes routes the README lists
+    // anyway and holds no data, and the tools that read it (generators,
+    // schemathesis, Swagger UI) fetch it without credentials.
+    route("/api/v1/openapi.json", &[("GET", OPEN)]),
     // Open instead when `auth.public_metrics` is set.
     route("/metrics", &[("GET", READ)]),
     route("/-/reload", &[("POST", ADMIN)]),

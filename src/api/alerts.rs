@@ -1,10 +1,10 @@
 //! Reading alerts: `GET /api/v1/alerts` and `GET /api/v1/alerts/{fingerprint}`.
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use serde_json::json;
 
-use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::{AppState, PathText};
 use crate::model::{AlertRecord, AlertStatus, Fingerprint};
 use crate::rules::matcher::parse_matchers;
 use crate::store::{AlertPage, AlertQuery};
@@ -15,12 +15,35 @@ const MAX_LIMIT: usize = 1000;
 /// Query parameters: `state` (or `status`) = firing|resolved, `source`,
 /// `fingerprint`, `filter` (repeatable, Alertmanager matchers such as
 /// `severity=~"crit.*"` or `{a="1",b!="2"}`), `limit` (1-1000), `cursor`.
+#[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts",
+    summary = "List alerts, newest first",
+    params(
+        ("state" = inline(Option<AlertStatus>), Query, description = "Only firing or only resolved alerts (`status` is an alias)"),
+        ("source" = Option<String>, Query, description = "The integration: `alertmanager`, `prometheus`, `grafana`, `pagerduty`, `generic:NAME`"),
+        ("fingerprint" = Option<String>, Query, min_length = 1, max_length = 255, description = "One alert"),
+        ("muted" = Option<bool>, Query, description = "`true`: only alerts a silence or an inhibition keeps from incidents; `false`: only the others"),
+        ("filter" = Option<Vec<String>>, Query, explode, description = "Repeatable; Alertmanager matchers, e.g. `severity=~\"crit.*\"` or `{a=\"1\",b!=\"2\"}`"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+        ("cursor" = Option<i64>, Query, description = "`nextCursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of alerts", body = AlertPage),
+        (status = 400, description = "A bad or unknown query parameter", body = ErrorBody),
+    ))]
 pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<AlertPage>, ApiError> {
     let q = parse_query(query.as_deref().unwrap_or(""))?;
     Ok(Json(state.store.list_alerts(q).await?))
 }
 
-pub async fn get(State(state): State<AppState>, Path(fp): Path<String>) -> Result<Json<AlertRecord>, ApiError> {
+/// One alert, with the sender's raw payload.
+#[utoipa::path(get, path = "/api/v1/alerts/{fingerprint}", tag = "alerts",
+    params(("fingerprint" = String, Path, min_length = 1, max_length = 255, description = "The alert's fingerprint")),
+    responses(
+        (status = 200, description = "The alert", body = AlertRecord),
+        (status = 400, description = "Not a fingerprint", body = ErrorBody),
+        (status = 404, description = "No alert has this fingerprint", body = ErrorBody),
+    ))]
+pub async fn get(State(state): State<AppState>, PathText(fp): PathText) -> Result<Json<AlertRecord>, ApiError> {
     let fp = Fingerprint::parse(&fp).map_err(|e| ApiError::bad_request(format!("fingerprint: {e}")))?;
     match state.store.get_alert(fp.clone()).await? {
         Some(a) => Ok(Json(a)),

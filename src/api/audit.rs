@@ -3,13 +3,13 @@ use axum::Json;
 use axum::extract::{RawQuery, State};
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use crate::store::{AuditEntry, AuditQuery};
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditPage {
     entries: Vec<AuditEntry>,
@@ -19,6 +19,20 @@ pub struct AuditPage {
 
 /// `actor`, `action` (e.g. `incident.acknowledge`), `target` (`incident:7`),
 /// `since` (RFC 3339), `limit`, `cursor`; newest first.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "admin",
+    summary = "The audit log: who changed what, when, from where; newest first",
+    params(
+        ("actor" = Option<String>, Query),
+        ("action" = Option<String>, Query, description = "e.g. `incident.acknowledge`"),
+        ("target" = Option<String>, Query, pattern = "^[^:]*:-?[0-9]+$", description = "`KIND:ID`, e.g. `incident:7`"),
+        ("since" = Option<String>, Query, format = DateTime, description = "RFC 3339"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+        ("cursor" = Option<i64>, Query, description = "`nextCursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of entries", body = AuditPage),
+        (status = 400, description = "A bad or unknown query parameter", body = ErrorBody),
+    ))]
 pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<AuditPage>, ApiError> {
     let pairs = super::query_pairs(query.as_deref())?;
     let mut q = AuditQuery { limit: DEFAULT_LIMIT, ..Default::default() };

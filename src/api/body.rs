@@ -134,7 +134,9 @@ pub const UNAUTHENTICATED_BODY: usize = 64 * 1024;
 /// are read until the key (a top-level member, as every PagerDuty client
 /// writes it) has been found and checked.
 pub struct PagerDutyBody {
-    pub text: String,
+    /// A body that is not UTF-8 (`Err` with the offset of the first bad
+    /// byte) is an invalid event, answered as PagerDuty answers those.
+    pub text: Result<String, usize>,
     pub principal: crate::auth::Principal,
 }
 
@@ -179,7 +181,7 @@ impl FromRequest<super::AppState> for PagerDutyBody {
                 _ => return Err(super::auth::by_routing_key(state, &caller, "").unwrap_err()),
             },
         };
-        let text = utf8(buf)?;
+        let text = String::from_utf8(buf).map_err(|e| e.utf8_error().valid_up_to());
         Ok(PagerDutyBody { text, principal })
     }
 }

@@ -40,12 +40,21 @@ impl ApiError {
     }
 }
 
+/// The body of every error answer of alertgate's own API.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, in a sentence that names the field or parameter at fault.
+    pub error: String,
+    /// More, by kind of error: `{"errors": [{"path", "message"}]}` for an
+    /// invalid payload, `{"parameter": NAME}` for a bad query parameter.
+    #[serde(skip_serializing_if = "Value::is_null")]
+    #[schema(value_type = Object)]
+    pub detail: Value,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({ "error": self.error });
-        if !self.detail.is_null() {
-            body["detail"] = self.detail;
-        }
+        let body = ErrorBody { error: self.error, detail: self.detail };
         let mut resp = (self.status, axum::Json(body)).into_response();
         if let Some(s) = self.retry_after {
             resp.headers_mut().insert(axum::http::header::RETRY_AFTER, s.into());

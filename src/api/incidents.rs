@@ -1,5 +1,5 @@
 //! Incidents: list, show, and what on-call engineers do to them.
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::Deserialize;
@@ -7,8 +7,8 @@ use serde_json::json;
 
 use super::auth::Caller;
 use super::body::JsonText;
-use super::error::ApiError;
-use super::{AppState, Id};
+use super::error::{ApiError, ErrorBody};
+use super::{AppState, Id, PathText};
 use crate::model::incident::{IncidentAction, IncidentState, Priority};
 use crate::store::{DetailPage, IncidentCursor, IncidentDetail, IncidentPage, IncidentQuery, IncidentSort, SlaFilter};
 
@@ -19,6 +19,27 @@ const MAX_LIMIT: usize = 500;
 /// `service`, `assignee`, `rule`, `since`/`until` (RFC 3339, on creation
 /// time), `sla` (`breached`, `at_risk`, `running`, `paused`, `met`), `sort` (`-created_at` default, `created_at`, `priority`,
 /// `-updated_at`), `limit` (1-500), `cursor`.
+#[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents",
+    summary = "List incidents",
+    params(
+        ("state" = Option<Vec<String>>, Query, explode,
+            description = "Repeatable or comma-separated: `open` (not resolved or closed), `all`, `triggered`, \
+                `acknowledged`, `on_hold`, `resolved`, `closed`; default all"),
+        ("priority" = Option<Vec<String>>, Query, explode, description = "Repeatable or comma-separated: `P1` to `P5`"),
+        ("service" = Option<String>, Query),
+        ("assignee" = Option<String>, Query),
+        ("rule" = Option<String>, Query, description = "The incident rule that opened it"),
+        ("since" = Option<String>, Query, format = DateTime, description = "Created at or after (RFC 3339)"),
+        ("until" = Option<String>, Query, format = DateTime, description = "Created before (RFC 3339)"),
+        ("sla" = inline(Option<SlaCondition>), Query, description = "With a clock in this condition"),
+        ("sort" = inline(Option<IncidentOrder>), Query, description = "Default `-created_at`"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 500, description = "Page size (default 50)"),
+        ("cursor" = Option<String>, Query, description = "`nextCursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of incidents", body = IncidentPage),
+        (status = 400, description = "A bad or unknown query parameter", body = ErrorBody),
+    ))]
 pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<IncidentPage>, ApiError> {
     let q = parse_query(query.as_deref().unwrap_or(""))?;
     Ok(Json(state.store.list_incidents(q).await?))
@@ -27,6 +48,21 @@ pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> R
 /// `GET /api/v1/incidents/{id}`: `alerts_limit` (1-1000, default 500),
 /// `alerts_cursor`, `timeline_limit` (1-5000, default 1000),
 /// `timeline_cursor`, `timeline_order` (`asc`, default, or `desc`).
+#[utoipa::path(get, path = "/api/v1/incidents/{id}", tag = "incidents",
+    summary = "One incident, with a page of its alerts and timeline",
+    params(
+        ("id" = i64, Path),
+        ("alerts_limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "Default 500"),
+        ("alerts_cursor" = Option<String>, Query, description = "`alertsNextCursor` of the previous answer"),
+        ("timeline_limit" = Option<usize>, Query, minimum = 1, maximum = 5000, description = "Default 1000"),
+        ("timeline_cursor" = Option<i64>, Query, description = "`timelineNextCursor` of the previous answer"),
+        ("timeline_order" = inline(Option<TimelineOrder>), Query, description = "Default `asc`"),
+    ),
+    responses(
+        (status = 200, description = "The incident", body = IncidentDetail),
+        (status = 400, description = "A bad id or query parameter", body = ErrorBody),
+        (status = 404, description = "No such incident", body = ErrorBody),
+    ))]
 pub async fn get(
     State(state): State<AppState>,
     Id(id): Id,
@@ -78,26 +114,73 @@ async fn detail(state: &AppState, id: i64) -> Result<Json<IncidentDetail>, ApiEr
 }
 
 fn parse_body<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, ApiError> {
-    Ok(crate::ingest::from_json(body, "")?)
+    Ok(crate::ingest::from_json_object(body, "")?)
 }
 
-#[derive(Deserialize)]
+/// The `sla` filter of the incident list.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // the schema of a parameter parsed by hand
+enum SlaCondition {
+    Breached,
+    AtRisk,
+    Running,
+    Paused,
+    Met,
+}
+
+/// The `sort` of the incident list.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // the schema of a parameter parsed by hand
+enum IncidentOrder {
+    #[schema(rename = "-created_at")]
+    CreatedDesc,
+    #[schema(rename = "created_at")]
+    CreatedAsc,
+    #[schema(rename = "priority")]
+    Priority,
+    #[schema(rename = "-updated_at")]
+    UpdatedDesc,
+}
+
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // the schema of a parameter parsed by hand
+enum TimelineOrder {
+    Asc,
+    Desc,
+}
+
+/// Who does it and why. Without tokens, `actor` names who does it;
+/// with them, the token's name is recorded (a different `actor` as
+/// `TOKEN for ACTOR`).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ActionBody {
+    #[schema(max_length = 200)]
     actor: Option<String>,
     comment: Option<String>,
 }
 
 /// `POST /api/v1/incidents/{id}/{acknowledge|resolve|reopen|hold|close}`.
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/{action}", tag = "incidents",
+    summary = "Acknowledge, hold, resolve, reopen or close an incident",
+    params(("id" = i64, Path), ("action" = inline(IncidentAction), Path)),
+    request_body = ActionBody,
+    responses(
+        (status = 200, description = "Done; the incident as it is now", body = IncidentDetail),
+        (status = 400, description = "A bad id or body", body = ErrorBody),
+        (status = 404, description = "No such incident, or no such action", body = ErrorBody),
+        (status = 409, description = "Not possible in the incident's state, which the error names", body = ErrorBody),
+    ))]
 pub async fn act(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Id(id): Id,
-    Path(params): Path<std::collections::HashMap<String, String>>,
+    PathText(action): PathText,
     JsonText(body): JsonText,
 ) -> Result<Json<IncidentDetail>, ApiError> {
-    let action = params.get("action").map(String::as_str).unwrap_or_default();
-    let action = IncidentAction::parse(action).ok_or_else(|| {
+    let action = IncidentAction::parse(&action).ok_or_else(|| {
         ApiError::not_found(format!("unknown action {action:?}: acknowledge, resolve, reopen, hold or close"))
     })?;
     let b: ActionBody = parse_body(&body)?;
@@ -105,14 +188,25 @@ pub async fn act(
     detail(&state, id).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AssignBody {
+    #[schema(max_length = 200)]
     actor: Option<String>,
-    /// `null` unassigns.
+    /// `null` (or empty) unassigns.
     assignee: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/assign", tag = "incidents",
+    summary = "Assign an incident to someone, or unassign it",
+    params(("id" = i64, Path)),
+    request_body = AssignBody,
+    responses(
+        (status = 200, description = "The incident as it is now", body = IncidentDetail),
+        (status = 400, description = "A bad id or body", body = ErrorBody),
+        (status = 404, description = "No such incident", body = ErrorBody),
+        (status = 409, description = "Not possible in the incident's state", body = ErrorBody),
+    ))]
 pub async fn assign(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -125,13 +219,25 @@ pub async fn assign(
     detail(&state, id).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NoteBody {
+    #[schema(max_length = 200)]
     actor: Option<String>,
+    /// Not blank.
     text: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/notes", tag = "incidents",
+    summary = "Add a note to an incident's timeline",
+    params(("id" = i64, Path)),
+    request_body = NoteBody,
+    responses(
+        (status = 201, description = "Added; the incident as it is now", body = IncidentDetail),
+        (status = 400, description = "A bad id or body", body = ErrorBody),
+        (status = 404, description = "No such incident", body = ErrorBody),
+        (status = 409, description = "Not possible in the incident's state", body = ErrorBody),
+    ))]
 pub async fn note(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -146,14 +252,26 @@ pub async fn note(
     Ok((StatusCode::CREATED, detail(&state, id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PriorityBody {
+    #[schema(max_length = 200)]
     actor: Option<String>,
+    #[schema(value_type = Priority)]
     priority: String,
     comment: Option<String>,
 }
 
+#[utoipa::path(patch, path = "/api/v1/incidents/{id}/priority", tag = "incidents",
+    summary = "Change an incident's priority, recorded with before and after",
+    params(("id" = i64, Path)),
+    request_body = PriorityBody,
+    responses(
+        (status = 200, description = "The incident as it is now", body = IncidentDetail),
+        (status = 400, description = "A bad id or body", body = ErrorBody),
+        (status = 404, description = "No such incident", body = ErrorBody),
+        (status = 409, description = "Not possible in the incident's state", body = ErrorBody),
+    ))]
 pub async fn priority(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

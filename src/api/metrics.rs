@@ -9,6 +9,11 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use crate::metrics::metrics;
 
+/// Prometheus metrics, in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    description = "Open instead of viewer with `auth.public_metrics: true`.",
+    responses((status = 200, description = "The metrics", body = String,
+        content_type = "text/plain; version=0.0.4; charset=utf-8")))]
 pub async fn scrape(State(state): State<AppState>) -> Response {
     if let Err(e) = state.store.update_gauges().await {
         // The counters are still worth having; stale gauges say so in the log.

@@ -12,6 +12,7 @@ mod incidents;
 mod ingest;
 mod metrics;
 mod notifications;
+pub mod openapi;
 mod problems;
 mod reports;
 mod silences;
@@ -21,7 +22,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
-use axum::routing::{delete, get, patch, post};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::config::Config;
 use crate::ingest::IngestContext;
@@ -60,18 +62,38 @@ fn parse_limit(key: &str, value: &str, max: usize) -> Result<usize, error::ApiEr
     })
 }
 
+/// The path parameters of the route, percent-decoded; one that is not
+/// UTF-8 is a JSON 400 (axum's own rejection would be plain text).
+async fn path_params(parts: &mut axum::http::request::Parts) -> Result<Vec<(String, String)>, error::ApiError> {
+    use axum::extract::FromRequestParts;
+    let params = axum::extract::RawPathParams::from_request_parts(parts, &())
+        .await
+        .map_err(|e| error::ApiError::bad_request(format!("bad path: {}", e.body_text())))?;
+    Ok(params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+}
+
 /// A numeric `{id}` path parameter; anything else is a JSON 400.
 pub struct Id(pub i64);
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Id {
     type Rejection = error::ApiError;
 
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let params = axum::extract::RawPathParams::from_request_parts(parts, state)
-            .await
-            .map_err(|e| error::ApiError::bad_request(e.to_string()))?;
-        let raw = params.iter().find(|(k, _)| *k == "id").map(|(_, v)| v.to_owned()).unwrap_or_default();
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let params = path_params(parts).await?;
+        let raw = params.into_iter().find(|(k, _)| k == "id").map(|(_, v)| v).unwrap_or_default();
         raw.parse().map(Id).map_err(|_| error::ApiError::bad_request(format!("id: expected a number, got {raw:?}")))
+    }
+}
+
+/// The last path parameter of the route as text (`{fingerprint}`,
+/// `{name}`, `{action}`); a malformed one is a JSON 400.
+pub struct PathText(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PathText {
+    type Rejection = error::ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(PathText(path_params(parts).await?.pop().map(|(_, v)| v).unwrap_or_default()))
     }
 }
 
@@ -111,11 +133,27 @@ impl AppState {
     }
 }
 
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Reloaded {
+    /// Always `reloaded`.
+    status: String,
+    files: usize,
+    incident_rules: usize,
+    inhibit_rules: usize,
+}
+
 /// `POST /-/reload`, as in Prometheus and Alertmanager.
+#[utoipa::path(post, path = "/-/reload", tag = "admin",
+    summary = "Load the rules directory again",
+    description = "The new set is swapped in whole; a broken set is refused with its errors and the old rules keep running.",
+    responses(
+        (status = 200, description = "The new rules are in force", body = Reloaded),
+        (status = 400, description = "The rules are broken; `detail.errors` lists every error with file and line", body = error::ErrorBody),
+    ))]
 async fn reload(
     State(state): State<AppState>,
     axum::Extension(caller): axum::Extension<auth::Caller>,
-) -> Result<axum::Json<serde_json::Value>, error::ApiError> {
+) -> Result<axum::Json<Reloaded>, error::ApiError> {
     let result = state.reload_rules();
     let detail = match &result {
         Ok(set) => serde_json::json!({ "ok": true, "files": set.files.len() }),
@@ -123,12 +161,12 @@ async fn reload(
     };
     state.store.from(caller.source).audit("rules.reload", caller.name(), detail).await?;
     match result {
-        Ok(set) => Ok(axum::Json(serde_json::json!({
-            "status": "reloaded",
-            "files": set.files.len(),
-            "incident_rules": set.incident_rules.len(),
-            "inhibit_rules": set.inhibit_rules.len(),
-        }))),
+        Ok(set) => Ok(axum::Json(Reloaded {
+            status: "reloaded".to_owned(),
+            files: set.files.len(),
+            incident_rules: set.incident_rules.len(),
+            inhibit_rules: set.inhibit_rules.len(),
+        })),
         Err(errors) => {
             let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
             tracing::warn!(errors = %lines.join("; "), "rule reload refused; the old rules keep running");
@@ -138,39 +176,46 @@ async fn reload(
     }
 }
 
+/// Every route of the API, each from its handler's annotation, so the
+/// router and the OpenAPI document ([`openapi::document`]) are one list.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health::healthz))
+        .routes(routes!(metrics::scrape))
+        .routes(routes!(health::readyz))
+        .routes(routes!(openapi::serve))
+        .routes(routes!(ingest::alertmanager))
+        .routes(routes!(ingest::prometheus))
+        .routes(routes!(ingest::grafana))
+        .routes(routes!(ingest::pagerduty))
+        .routes(routes!(ingest::generic))
+        .routes(routes!(alerts::list))
+        .routes(routes!(alerts::get))
+        .routes(routes!(incidents::list))
+        .routes(routes!(incidents::get))
+        .routes(routes!(incidents::assign))
+        .routes(routes!(incidents::note))
+        .routes(routes!(incidents::priority))
+        .routes(routes!(incidents::act))
+        .routes(routes!(silences::create, silences::list))
+        .routes(routes!(silences::expire))
+        .routes(routes!(problems::create, problems::list))
+        .routes(routes!(problems::get, problems::update))
+        .routes(routes!(problems::link))
+        .routes(routes!(changes::create, changes::list))
+        .routes(routes!(changes::pagerduty))
+        .routes(routes!(reports::sla))
+        .routes(routes!(notifications::list))
+        .routes(routes!(notifications::retry))
+        .routes(routes!(audit::list))
+        .routes(routes!(reload))
+        .merge(amv2::routes())
+}
+
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body;
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/metrics", get(metrics::scrape))
-        .route("/readyz", get(health::readyz))
-        .route("/api/v1/ingest/alertmanager", post(ingest::alertmanager))
-        .route("/api/v2/alerts", post(ingest::prometheus))
-        .route("/api/v1/ingest/grafana", post(ingest::grafana))
-        .route("/v2/enqueue", post(ingest::pagerduty))
-        .route("/api/v1/ingest/generic/{name}", post(ingest::generic))
-        .route("/api/v1/alerts", get(alerts::list))
-        .route("/api/v1/alerts/{fingerprint}", get(alerts::get))
-        .route("/api/v1/incidents", get(incidents::list))
-        .route("/api/v1/incidents/{id}", get(incidents::get))
-        .route("/api/v1/incidents/{id}/assign", post(incidents::assign))
-        .route("/api/v1/incidents/{id}/notes", post(incidents::note))
-        .route("/api/v1/incidents/{id}/priority", patch(incidents::priority))
-        .route("/api/v1/incidents/{id}/{action}", post(incidents::act))
-        .route("/api/v1/silences", post(silences::create).get(silences::list))
-        .route("/api/v1/silences/{id}", delete(silences::expire))
-        .route("/api/v1/problems", post(problems::create).get(problems::list))
-        .route("/api/v1/problems/{id}", get(problems::get).patch(problems::update))
-        .route("/api/v1/problems/{id}/incidents", post(problems::link))
-        .route("/api/v1/changes", post(changes::create).get(changes::list))
-        .route("/v2/change/enqueue", post(changes::pagerduty))
-        .route("/api/v1/reports/sla", get(reports::sla))
-        .route("/api/v1/notifications", get(notifications::list))
-        .route("/api/v1/notifications/{id}/retry", post(notifications::retry))
-        .route("/api/v1/audit", get(audit::list))
-        .route("/-/reload", post(reload))
-        .merge(amv2::routes())
-        .fallback(|| async { error::ApiError::not_found("no such endpoint") })
+    let (api, _) = api_routes().split_for_parts();
+    api.fallback(|| async { error::ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(max_body))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), body::budget))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))

@@ -4,7 +4,7 @@ use axum::extract::{RawQuery, State};
 use axum::{Extension, Json};
 
 use super::auth::Caller;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::{AppState, Id};
 use crate::model::notification::NotificationState;
 use crate::store::NotificationView;
@@ -12,7 +12,7 @@ use crate::store::NotificationView;
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 500;
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NotificationPage {
     notifications: Vec<NotificationView>,
@@ -20,7 +20,29 @@ pub struct NotificationPage {
     next_cursor: Option<String>,
 }
 
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // the schema of a parameter parsed by hand
+enum DeliveryState {
+    Pending,
+    Sent,
+    Failed,
+}
+
 /// `state` (`pending`, `sent`, `failed`), `notifier`, `incident`, `limit`, `cursor`; newest first.
+#[utoipa::path(get, path = "/api/v1/notifications", tag = "notifications",
+    summary = "List notifications (the outbox), newest first",
+    params(
+        ("state" = inline(Option<DeliveryState>), Query),
+        ("notifier" = Option<String>, Query),
+        ("incident" = Option<i64>, Query, description = "Only this incident's"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 500, description = "Page size (default 50)"),
+        ("cursor" = Option<i64>, Query, description = "`nextCursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of notifications", body = NotificationPage),
+        (status = 400, description = "A bad or unknown query parameter", body = ErrorBody),
+    ))]
 pub async fn list(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
@@ -53,6 +75,15 @@ pub async fn list(
     Ok(Json(NotificationPage { notifications, next_cursor }))
 }
 
+/// Deliver a failed or pending notification again, now.
+#[utoipa::path(post, path = "/api/v1/notifications/{id}/retry", tag = "notifications",
+    params(("id" = i64, Path)),
+    responses(
+        (status = 200, description = "Queued again", body = NotificationView),
+        (status = 400, description = "Not an id", body = ErrorBody),
+        (status = 404, description = "No such notification", body = ErrorBody),
+        (status = 409, description = "Sent already", body = ErrorBody),
+    ))]
 pub async fn retry(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

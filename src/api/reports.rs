@@ -4,11 +4,23 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::error::ApiError;
-use crate::store::ReportGroup;
+use super::error::{ApiError, ErrorBody};
+use crate::store::{ReportGroup, SlaReport};
 
 /// `from`, `to` (RFC 3339; default the last 30 days), `group_by`
 /// (`service` default, `priority`, `rule`).
+#[utoipa::path(get, path = "/api/v1/reports/sla", tag = "reports",
+    summary = "SLA report: incidents, MTTA, MTTR, compliance and breaches by group",
+    params(
+        ("from" = Option<String>, Query, format = DateTime, description = "RFC 3339; default 30 days before `to`"),
+        ("to" = Option<String>, Query, format = DateTime, description = "RFC 3339; default now"),
+        ("group_by" = inline(Option<ReportGroup>), Query, description = "Default `service`"),
+    ),
+    responses(
+        (status = 200, description = "The report; as CSV with `Accept: text/csv`",
+            content((SlaReport = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "A bad or unknown query parameter, or `from` not before `to`", body = ErrorBody),
+    ))]
 pub async fn sla(
     State(state): State<AppState>,
     headers: HeaderMap,

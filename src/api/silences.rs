@@ -8,28 +8,44 @@ use serde_json::json;
 
 use super::auth::Caller;
 use super::body::JsonText;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::{AppState, Id};
-use crate::engine::silence::Silence;
+use crate::engine::silence::{Silence, SilenceState};
 use crate::rules::matcher::parse_matchers;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct NewSilence {
+    /// Alertmanager matchers, e.g. `alertname="DiskFull"` or `{job=~"node.*"}`;
+    /// at least one must not match the empty string.
+    #[schema(min_items = 1)]
     matchers: Vec<String>,
+    /// RFC 3339; now when absent or past.
+    #[schema(format = DateTime)]
     starts_at: Option<String>,
+    /// RFC 3339, after the start and in the future.
+    #[schema(format = DateTime)]
     ends_at: String,
+    /// Who creates it (without tokens); the token's name otherwise.
+    #[schema(max_length = 200)]
     created_by: Option<String>,
     #[serde(default)]
     comment: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/silences", tag = "silences",
+    summary = "Create a silence",
+    request_body = NewSilence,
+    responses(
+        (status = 201, description = "Created", body = Silence),
+        (status = 400, description = "An invalid silence: `detail.errors` names every problem", body = ErrorBody),
+    ))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     JsonText(body): JsonText,
 ) -> Result<(StatusCode, Json<Silence>), ApiError> {
-    let b: NewSilence = crate::ingest::from_json(&body, "")?;
+    let b: NewSilence = crate::ingest::from_json_object(&body, "")?;
     let mut problems = Vec::new();
     let mut matchers = Vec::new();
     for (i, m) in b.matchers.iter().enumerate() {
@@ -79,13 +95,34 @@ fn text(v: &serde_json::Value) -> &str {
     v.as_str().unwrap_or_default()
 }
 
+/// A silence with its state now.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct SilenceNow {
+    #[serde(flatten)]
+    silence: Silence,
+    state: SilenceState,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct SilenceList {
+    silences: Vec<SilenceNow>,
+}
+
 /// `?expired=true` includes silences that have ended; `filter` (repeatable,
 /// a matcher) keeps those with an equal matcher (same label, operator and
 /// value), as Alertmanager filters silences.
-pub async fn list(
-    State(state): State<AppState>,
-    RawQuery(query): RawQuery,
-) -> Result<Json<serde_json::Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/silences", tag = "silences",
+    summary = "List silences",
+    params(
+        ("expired" = Option<bool>, Query, description = "`true` lists ended silences too"),
+        ("filter" = Option<Vec<String>>, Query, explode,
+            description = "Repeatable matcher; keeps silences with an equal matcher (same label, operator and value)"),
+    ),
+    responses(
+        (status = 200, description = "The silences", body = SilenceList),
+        (status = 400, description = "A bad or unknown query parameter", body = ErrorBody),
+    ))]
+pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<SilenceList>, ApiError> {
     let pairs = super::query_pairs(query.as_deref())?;
     let mut expired = false;
     let mut filter = Vec::new();
@@ -104,26 +141,37 @@ pub async fn list(
         }
     }
     let now = crate::clock::now();
-    let silences: Vec<serde_json::Value> = state
+    let silences = state
         .store
         .list_silences(expired)
         .await?
         .into_iter()
         .filter(|s| filter.iter().all(|f| s.matchers.iter().any(|m| m.same_as(f))))
-        .map(|s| {
-            let mut v = serde_json::to_value(&s).unwrap_or_default();
-            v["state"] = json!(s.state(now));
-            v
-        })
+        .map(|silence| SilenceNow { state: silence.state(now), silence })
         .collect();
-    Ok(Json(json!({ "silences": silences })))
+    Ok(Json(SilenceList { silences }))
 }
 
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Expired {
+    /// Always `expired`.
+    status: String,
+    id: i64,
+}
+
+#[utoipa::path(delete, path = "/api/v1/silences/{id}", tag = "silences",
+    summary = "Expire a silence now",
+    params(("id" = i64, Path)),
+    responses(
+        (status = 200, description = "Expired (or it had ended already)", body = Expired),
+        (status = 400, description = "Not an id", body = ErrorBody),
+        (status = 404, description = "No such silence", body = ErrorBody),
+    ))]
 pub async fn expire(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Id(id): Id,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Expired>, ApiError> {
     state.store.from(caller.source).expire_silence(id, caller.name()).await?;
-    Ok(Json(json!({ "status": "expired", "id": id })))
+    Ok(Json(Expired { status: "expired".to_owned(), id }))
 }

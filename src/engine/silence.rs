@@ -5,11 +5,13 @@ use serde::Serialize;
 use crate::model::LabelSet;
 use crate::rules::matcher::Matcher;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Silence {
     pub id: i64,
+    /// In Alertmanager's syntax, e.g. `alertname="DiskFull"`, `job=~"node.*"`.
     #[serde(serialize_with = "matcher_strings")]
+    #[schema(value_type = Vec<String>)]
     pub matchers: Vec<Matcher>,
     pub starts_at: Timestamp,
     pub ends_at: Timestamp,
@@ -22,7 +24,7 @@ fn matcher_strings<S: serde::Serializer>(ms: &[Matcher], s: S) -> Result<S::Ok, 
     s.collect_seq(ms.iter().map(|m| m.to_string()))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SilenceState {
     Pending,

@@ -6,32 +6,44 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{Errors, IngestContext, IngestError, check_labels, fingerprint, from_json, parse_time};
+use super::{Errors, IngestContext, IngestError, check_labels, fingerprint, from_json_object, parse_time};
 use crate::model::{Alert, AlertStatus, AlertUpdate, Annotations, LabelSet, Source};
 
-#[derive(Deserialize)]
-struct Webhook {
+/// Alertmanager's webhook payload (version 4); group fields other than
+/// `alerts` are kept with each alert's raw payload only.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = AlertmanagerWebhook)]
+pub(crate) struct Webhook {
+    /// `4` when given.
     version: Option<String>,
+    #[schema(value_type = Vec<WebhookAlert>)]
     alerts: Vec<Box<RawValue>>,
 }
 
 /// The per-alert fields Alertmanager and Grafana share.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct WebhookAlert {
+    #[schema(value_type = crate::model::AlertStatus)]
     pub status: String,
+    /// At least one; names non-empty, without control characters.
     pub labels: LabelSet,
     #[serde(default)]
     pub annotations: Annotations,
+    /// RFC 3339; Go's zero time or empty means "not given".
+    #[schema(format = DateTime)]
     pub starts_at: Option<String>,
+    /// RFC 3339; Go's zero time (as firing alerts carry) or empty means "not given".
+    #[schema(format = DateTime)]
     pub ends_at: Option<String>,
     #[serde(rename = "generatorURL")]
     pub generator_url: Option<String>,
+    /// Alertmanager's; the label hash when absent.
     pub fingerprint: Option<String>,
 }
 
 pub fn parse(body: &str, ctx: &IngestContext) -> Result<Vec<AlertUpdate>, IngestError> {
-    let hook: Webhook = from_json(body, "")?;
+    let hook: Webhook = from_json_object(body, "")?;
     let mut errors = Errors::default();
     if let Some(v) = hook.version.as_deref()
         && v != "4"
@@ -41,7 +53,7 @@ pub fn parse(body: &str, ctx: &IngestContext) -> Result<Vec<AlertUpdate>, Ingest
     let mut updates = Vec::with_capacity(hook.alerts.len());
     for (i, raw) in hook.alerts.into_iter().enumerate() {
         let path = format!("alerts[{i}]");
-        match from_json::<WebhookAlert>(raw.get(), &path) {
+        match from_json_object::<WebhookAlert>(raw.get(), &path) {
             Ok(a) => {
                 if let Some(alert) = convert(a, raw, Source::Alertmanager, &path, ctx, &mut errors) {
                     updates.push(AlertUpdate::Observe(alert));

@@ -22,32 +22,42 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::alertmanager::time_field;
-use super::{Errors, IngestError, from_json};
+use super::{Errors, IngestError, from_json_object};
 use crate::model::LabelSet;
 use crate::model::change::NewChange;
 
 const MAX_SUMMARY: usize = 1024;
 const MAX_FIELD: usize = 2048;
 
-#[derive(Deserialize)]
+/// A change as `POST /api/v1/changes` takes it.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ApiChange {
+#[schema(as = NewChange)]
+pub(crate) struct ApiChange {
+    /// Required with `suppress`.
     service: Option<String>,
+    /// Required, at most 1024 characters.
     summary: String,
+    /// RFC 3339; now when absent.
+    #[schema(format = DateTime)]
     start: Option<String>,
+    /// RFC 3339; absent for a point in time; required with `suppress`.
+    #[schema(format = DateTime)]
     end: Option<String>,
     link: Option<String>,
     #[serde(default)]
     labels: LabelSet,
+    /// A maintenance window: mutes the service's alerts from start to end.
     #[serde(default)]
     suppress: bool,
+    /// Who made the change (without tokens); the token's name otherwise.
     actor: Option<String>,
 }
 
 /// `POST /api/v1/changes`: `service`, `summary`, `start` (default now),
 /// `end` (absent for a point in time), `link`, `labels`, `suppress`, `actor`.
 pub fn parse_api(body: &str, now: Timestamp) -> Result<NewChange, IngestError> {
-    let c: ApiChange = from_json(body, "")?;
+    let c: ApiChange = from_json_object(body, "")?;
     let mut errors = Errors::default();
     let start = time_field(c.start.as_deref(), "start", &mut errors).unwrap_or(now);
     let end = time_field(c.end.as_deref(), "end", &mut errors);
@@ -96,31 +106,40 @@ fn check_text(v: &str, path: &str, max: usize, required: bool, errors: &mut Erro
     }
 }
 
-#[derive(Deserialize)]
-struct PdChange {
+/// A PagerDuty change event.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = PagerDutyChangeEvent)]
+pub(crate) struct PdChange {
+    /// An ingest token (required).
     routing_key: Option<String>,
+    /// Required.
     payload: Option<PdPayload>,
     #[serde(default)]
     links: Vec<PdLink>,
 }
 
-#[derive(Deserialize)]
-struct PdPayload {
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = PagerDutyChangePayload)]
+pub(crate) struct PdPayload {
+    /// Required, at most 1024 characters.
     summary: Option<String>,
     source: Option<String>,
+    #[schema(format = DateTime)]
     timestamp: Option<String>,
+    /// `service` names the change's service; other strings become labels.
     #[serde(default)]
     custom_details: Option<BTreeMap<String, Value>>,
 }
 
-#[derive(Deserialize)]
-struct PdLink {
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = PagerDutyLink)]
+pub(crate) struct PdLink {
     href: String,
 }
 
 /// `POST /v2/change/enqueue`, PagerDuty's change event.
 pub fn parse_pagerduty(body: &str, now: Timestamp) -> Result<NewChange, IngestError> {
-    let c: PdChange = from_json(body, "")?;
+    let c: PdChange = from_json_object(body, "")?;
     let mut errors = Errors::default();
     if c.routing_key.as_deref().is_none_or(str::is_empty) {
         errors.push("routing_key", "routing_key is required");

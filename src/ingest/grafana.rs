@@ -9,17 +9,20 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::alertmanager::{WebhookAlert, convert};
-use super::{Errors, IngestContext, IngestError, from_json};
+use super::{Errors, IngestContext, IngestError, from_json_object};
 use crate::model::{AlertUpdate, Source};
 
-#[derive(Deserialize)]
-struct Webhook {
+/// Grafana's webhook payload: Alertmanager's plus Grafana's fields.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = GrafanaWebhook)]
+pub(crate) struct Webhook {
+    #[schema(value_type = Vec<GrafanaAlert>)]
     alerts: Vec<Box<RawValue>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct GrafanaAlert {
+pub(crate) struct GrafanaAlert {
     #[serde(flatten)]
     common: WebhookAlert,
     #[serde(rename = "dashboardURL")]
@@ -32,12 +35,12 @@ struct GrafanaAlert {
 }
 
 pub fn parse(body: &str, ctx: &IngestContext) -> Result<Vec<AlertUpdate>, IngestError> {
-    let hook: Webhook = from_json(body, "")?;
+    let hook: Webhook = from_json_object(body, "")?;
     let mut errors = Errors::default();
     let mut updates = Vec::with_capacity(hook.alerts.len());
     for (i, raw) in hook.alerts.into_iter().enumerate() {
         let path = format!("alerts[{i}]");
-        let g: GrafanaAlert = match from_json(raw.get(), &path) {
+        let g: GrafanaAlert = match from_json_object(raw.get(), &path) {
             Ok(g) => g,
             Err(e) => {
                 errors.extend(e);

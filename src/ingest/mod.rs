@@ -28,7 +28,7 @@ pub struct IngestContext {
 }
 
 /// One invalid field: where it is and what is wrong with it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub path: String,
     pub message: String,
@@ -94,6 +94,16 @@ pub(crate) fn from_json<T: DeserializeOwned>(json: &str, prefix: &str) -> Result
             Err(IngestError::single(path, json_message(e.inner())))
         }
     }
+}
+
+/// Deserialize a JSON object into the struct `T`. serde also fills a struct
+/// from an array of its fields in order (`[null, "alice"]` as `{actor,
+/// assignee}`), which no sender means: an array is refused.
+pub(crate) fn from_json_object<T: DeserializeOwned>(json: &str, prefix: &str) -> Result<T, IngestError> {
+    if json.trim_start().starts_with('[') {
+        return Err(IngestError::single(prefix, "expected a JSON object, got an array"));
+    }
+    from_json(json, prefix)
 }
 
 fn json_message(e: &serde_json::Error) -> String {
@@ -218,6 +228,20 @@ mod tests {
         assert!(e.errors[0].message.contains("missing field `n`"), "{e}");
         let e = from_json::<Outer>(r#"{"items":[]} x"#, "").unwrap_err();
         assert!(e.errors[0].message.contains("trailing characters"), "{e}");
+    }
+
+    #[test]
+    fn a_struct_is_read_from_an_object_only() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Body {
+            actor: Option<String>,
+            assignee: Option<String>,
+        }
+        let e = from_json_object::<Body>("  [null, null]", "").unwrap_err();
+        assert_eq!(e.errors[0].message, "expected a JSON object, got an array");
+        assert!(from_json::<Body>("[null, null]", "").is_ok(), "what serde alone would take");
+        assert!(from_json_object::<Body>(r#"{"actor": "a"}"#, "").is_ok());
     }
 
     #[test]

@@ -21,15 +21,20 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::alertmanager::time_field;
-use super::{Errors, IngestContext, IngestError, check_labels, fingerprint, from_json};
+use super::{Errors, IngestContext, IngestError, check_labels, fingerprint, from_json_object};
 use crate::model::{Alert, AlertStatus, AlertUpdate, Annotations, Fingerprint, LabelSet, Source};
 
 const SEVERITIES: [&str; 4] = ["critical", "error", "warning", "info"];
 const MAX_SUMMARY: usize = 1024;
 
-#[derive(Deserialize)]
-struct Event {
+/// A PagerDuty Events API v2 event.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = PagerDutyEvent)]
+pub(crate) struct Event {
+    /// An ingest token (required).
     routing_key: Option<String>,
+    /// `trigger`, `acknowledge` or `resolve` (required).
+    #[schema(value_type = Option<EventAction>)]
     event_action: Option<String>,
     dedup_key: Option<String>,
     payload: Option<Payload>,
@@ -37,11 +42,26 @@ struct Event {
     client_url: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct Payload {
+#[derive(utoipa::ToSchema)]
+#[schema(as = PagerDutyEventAction, rename_all = "lowercase")]
+#[allow(dead_code)] // the schema of `event_action`, which is parsed by hand
+pub(crate) enum EventAction {
+    Trigger,
+    Acknowledge,
+    Resolve,
+}
+
+/// What a `trigger` event is about (required for it).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = PagerDutyPayload)]
+pub(crate) struct Payload {
+    /// Required, at most 1024 characters.
     summary: Option<String>,
+    /// Required.
     source: Option<String>,
+    /// Required: `critical`, `error`, `warning` or `info`.
     severity: Option<String>,
+    #[schema(format = DateTime)]
     timestamp: Option<String>,
     component: Option<String>,
     group: Option<String>,
@@ -57,7 +77,7 @@ pub struct Enqueued {
 }
 
 pub fn parse(body: &str, ctx: &IngestContext) -> Result<Enqueued, IngestError> {
-    let event: Event = from_json(body, "")?;
+    let event: Event = from_json_object(body, "")?;
     let mut errors = Errors::default();
     if event.routing_key.as_deref().is_none_or(str::is_empty) {
         errors.push("routing_key", "routing_key is required");

@@ -9,16 +9,22 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::alertmanager::time_field;
-use super::{Errors, IngestContext, IngestError, check_labels, from_json};
+use super::{Errors, IngestContext, IngestError, check_labels, from_json, from_json_object};
 use crate::model::{Alert, AlertStatus, AlertUpdate, Annotations, Fingerprint, LabelSet, Source};
 
-#[derive(Deserialize)]
+/// Alertmanager's `postableAlert`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct PostableAlert {
+pub(crate) struct PostableAlert {
+    /// At least one; names non-empty, without control characters.
     labels: LabelSet,
     #[serde(default)]
     annotations: Annotations,
+    /// RFC 3339; the time received when absent.
+    #[schema(format = DateTime)]
     starts_at: Option<String>,
+    /// RFC 3339: firing until then unless re-sent, resolved when past.
+    #[schema(format = DateTime)]
     ends_at: Option<String>,
     #[serde(rename = "generatorURL")]
     generator_url: Option<String>,
@@ -30,7 +36,7 @@ pub fn parse(body: &str, ctx: &IngestContext) -> Result<Vec<AlertUpdate>, Ingest
     let mut updates = Vec::with_capacity(raws.len());
     for (i, raw) in raws.into_iter().enumerate() {
         let path = format!("[{i}]");
-        let a: PostableAlert = match from_json(raw.get(), &path) {
+        let a: PostableAlert = match from_json_object(raw.get(), &path) {
             Ok(a) => a,
             Err(e) => {
                 errors.extend(e);

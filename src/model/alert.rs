@@ -13,7 +13,7 @@ pub type LabelSet = BTreeMap<String, String>;
 /// Annotations describe an alert; a repeat replaces them.
 pub type Annotations = BTreeMap<String, String>;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertStatus {
     Firing,
@@ -216,10 +216,13 @@ pub fn episode(stored: &AlertState, incoming: &Alert, obs: Observation, now: Tim
 }
 
 /// An alert as stored, with what the gateway has learnt about it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertRecord {
     pub fingerprint: Fingerprint,
+    /// The integration that delivered it: `alertmanager`, `prometheus`,
+    /// `grafana`, `pagerduty` or `generic:NAME`.
+    #[schema(value_type = String, examples("alertmanager"))]
     pub source: Source,
     pub status: AlertStatus,
     pub labels: LabelSet,
@@ -237,7 +240,10 @@ pub struct AlertRecord {
     pub acknowledged_at: Option<Timestamp>,
     /// Why the alert opens no incident.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "silence:12")]
     pub muted_by: Option<crate::model::MuteReason>,
+    /// The sender's own JSON for this alert, verbatim.
+    #[schema(value_type = Value)]
     pub raw: Box<RawValue>,
 }
 

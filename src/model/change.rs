@@ -6,7 +6,8 @@ use serde::Serialize;
 
 use crate::model::LabelSet;
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// A recorded change or deploy.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Change {
     pub id: i64,

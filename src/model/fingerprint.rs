@@ -19,8 +19,11 @@ const SEPARATOR: u8 = 0xff;
 /// Longest accepted sender fingerprint (PagerDuty allows 255 characters).
 pub const MAX_LEN: usize = 255;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// The sender's key for an alert (Alertmanager's fingerprint, a PagerDuty
+/// `dedup_key`), or the 16 hex digits of its label set's hash.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = String, examples("3fa9c1e0b2d4a5f6"))]
 pub struct Fingerprint(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

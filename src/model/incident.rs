@@ -5,7 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// How widely an incident hurts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Impact {
     High,
@@ -14,7 +14,7 @@ pub enum Impact {
 }
 
 /// How fast it must be dealt with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Urgency {
     High,
@@ -23,7 +23,7 @@ pub enum Urgency {
 }
 
 /// P1 (most urgent) to P5.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Priority {
     P1,
     P2,
@@ -79,7 +79,7 @@ impl PriorityMatrix {
 
 /// The lifecycle: `triggered -> acknowledged -> resolved -> closed`, with
 /// `on_hold` (waiting on someone else) and reopen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IncidentState {
     Triggered,
@@ -112,7 +112,7 @@ impl IncidentState {
 }
 
 /// What a person (or the gateway) does to an incident.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IncidentAction {
     Acknowledge,
@@ -164,7 +164,7 @@ pub fn transition(state: IncidentState, action: IncidentAction) -> Result<Incide
 }
 
 /// An incident as stored and shown.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Incident {
     pub id: i64,
@@ -192,7 +192,8 @@ pub struct Incident {
 }
 
 /// One timeline entry: who did what, when.
-#[derive(Debug, Clone, Serialize)]
+/// One entry of an incident's or a problem's timeline.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TimelineEvent {
     /// When it happened: an SLA deadline that passed while the gateway was
     /// down is dated at the deadline.
@@ -203,6 +204,7 @@ pub struct TimelineEvent {
     pub actor: String,
     pub kind: String,
     pub message: String,
+    /// What the entry is about, by kind (e.g. the before and after of a change).
     pub data: serde_json::Value,
 }
 

@@ -62,7 +62,7 @@ impl std::fmt::Display for ClockKind {
 /// Where a clock stands. A breach is a fact whatever happens after it; a
 /// respond clock that stopped because the incident was resolved before
 /// anyone acknowledged it kept no promise: it is its own outcome, not met.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ClockState {
     Running,
@@ -132,7 +132,7 @@ pub enum Milestone {
 }
 
 /// A warning that was given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Warned {
     pub percent: u8,
     pub at: Timestamp,

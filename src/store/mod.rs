@@ -134,7 +134,7 @@ impl StoreError {
 }
 
 /// What one ingest request did, by observation.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct IngestOutcome {
     pub created: u64,
     pub repeated: u64,
@@ -190,7 +190,7 @@ pub struct AlertQuery {
     pub limit: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertPage {
     pub alerts: Vec<AlertRecord>,
@@ -286,7 +286,7 @@ pub enum IncidentSort {
     UpdatedDesc,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IncidentPage {
     pub incidents: Vec<Incident>,
@@ -294,7 +294,9 @@ pub struct IncidentPage {
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// An incident with its SLA, escalation, problems, suspected changes, and
+/// a page of its alerts and timeline.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IncidentDetail {
     #[serde(flatten)]
@@ -351,7 +353,7 @@ impl Default for DetailPage {
 }
 
 /// An alert of an incident, with whether it still fires there.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IncidentAlert {
     #[serde(flatten)]

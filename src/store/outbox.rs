@@ -288,7 +288,7 @@ pub(super) fn retry(tx: &Connection, id: i64, now: Timestamp) -> Result<(), Stor
 }
 
 /// A notification as the API lists it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NotificationView {
     pub id: i64,

@@ -55,7 +55,7 @@ pub struct ProblemQuery {
 }
 
 /// An incident as a problem lists it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LinkedIncident {
     pub id: i64,
@@ -68,7 +68,7 @@ pub struct LinkedIncident {
     pub linked_by: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ProblemDetail {
     #[serde(flatten)]
     pub problem: Problem,

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::{StoreError, ms};
 use crate::sla::clock::ClockState;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ReportGroup {
     Service,
@@ -36,7 +36,7 @@ impl ReportGroup {
 }
 
 /// One row of the report.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReportRow {
     pub key: String,
@@ -64,7 +64,7 @@ pub struct ReportRow {
     met: [u64; 2],
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecurringProblem {
     pub id: i64,
@@ -74,7 +74,7 @@ pub struct RecurringProblem {
     pub incidents: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SlaReport {
     pub from: Timestamp,

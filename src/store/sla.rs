@@ -366,7 +366,7 @@ impl WriterState {
 }
 
 /// One clock as the API shows it, computed at the time of the request.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ClockView {
     pub state: ClockState,
     /// As a Prometheus duration, e.g. `15m`; null while the incident's
@@ -396,7 +396,7 @@ pub struct ClockView {
 }
 
 /// An incident's SLA: its policy and clocks.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct SlaView {
     pub policy: String,
     pub calendar: String,
@@ -407,7 +407,7 @@ pub struct SlaView {
 }
 
 /// Where an incident stands in its escalation policy.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EscalationView {
     pub policy: String,

@@ -41,7 +41,8 @@ pub fn time(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
+#[schema(as = am::Receiver)]
 pub struct Receiver {
     pub name: String,
 }
@@ -65,24 +66,41 @@ fn root_receiver(rules: &RuleSet) -> String {
     name
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = am::AlertStatus)]
 pub struct AlertStatus {
+    /// `active` or `suppressed` (alertgate has no unprocessed alerts).
+    #[schema(value_type = AlertState)]
     pub state: &'static str,
     pub silenced_by: Vec<String>,
     pub inhibited_by: Vec<String>,
 }
 
+/// `alertStatus.state`.
+#[derive(utoipa::ToSchema)]
+#[schema(as = am::AlertState, rename_all = "lowercase")]
+#[allow(dead_code)] // the schema of `AlertStatus::state`
+pub enum AlertState {
+    Unprocessed,
+    Active,
+    Suppressed,
+}
+
 /// `gettableAlert`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = am::GettableAlert)]
 pub struct GettableAlert {
     pub annotations: LabelSet,
+    #[schema(format = DateTime)]
     pub ends_at: String,
     pub fingerprint: String,
     pub receivers: Vec<Receiver>,
+    #[schema(format = DateTime)]
     pub starts_at: String,
     pub status: AlertStatus,
+    #[schema(format = DateTime)]
     pub updated_at: String,
     #[serde(rename = "generatorURL", skip_serializing_if = "Option::is_none")]
     pub generator_url: Option<String>,
@@ -90,7 +108,8 @@ pub struct GettableAlert {
 }
 
 /// `alertGroup`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = am::AlertGroup)]
 pub struct AlertGroup {
     pub alerts: Vec<GettableAlert>,
     pub labels: LabelSet,
@@ -238,8 +257,9 @@ pub fn groups(
 }
 
 /// `matcher` of a silence.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = am::Matcher)]
 pub struct AmMatcher {
     pub is_equal: Option<bool>,
     pub is_regex: bool,
@@ -270,22 +290,27 @@ impl AmMatcher {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = am::SilenceStatus)]
 pub struct SilenceStatus {
     pub state: SilenceState,
 }
 
 /// `gettableSilence`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = am::GettableSilence)]
 pub struct GettableSilence {
     pub id: String,
     pub status: SilenceStatus,
+    #[schema(format = DateTime)]
     pub updated_at: String,
     pub comment: String,
     pub created_by: String,
+    #[schema(format = DateTime)]
     pub ends_at: String,
     pub matchers: Vec<AmMatcher>,
+    #[schema(format = DateTime)]
     pub starts_at: String,
 }
 
