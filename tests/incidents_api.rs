@@ -37,7 +37,7 @@ impl Env {
 // ---- time -----------------------------------------------------------------
 
 fn now() -> Timestamp {
-    Timestamp::now()
+    common::wall_clock()
 }
 
 fn ago(secs: i64) -> String {

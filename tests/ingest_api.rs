@@ -89,7 +89,7 @@ async fn prometheus_push_and_expiry() {
     assert!(!stored.is_empty());
 
     // A firing alert whose endsAt passes without a re-send resolves by itself.
-    let now = jiff::Timestamp::now();
+    let now = common::wall_clock();
     let ends = now + jiff::SignedDuration::from_millis(1500);
     let body = json!([{"labels": {"alertname": "Short", "job": "x"}, "startsAt": now.to_string(), "endsAt": ends.to_string()}]);
     let (status, _) = post(&url, &body.to_string()).await;

@@ -61,7 +61,7 @@ fn notifier_config(names: &[&str]) -> String {
 // ---- time -----------------------------------------------------------------
 
 fn now() -> Timestamp {
-    Timestamp::now()
+    common::wall_clock()
 }
 
 fn ms(n: i64) -> SignedDuration {

@@ -92,7 +92,7 @@ fn alert(name: &str) -> Value {
     json!({
         "labels": {"alertname": name, "instance": "db-1", "severity": "critical"},
         "annotations": {"summary": format!("{name} is burning"), "runbook_url": "https://runbooks.example/x"},
-        "startsAt": Timestamp::now().to_string(),
+        "startsAt": common::wall_clock().to_string(),
     })
 }
 
@@ -678,7 +678,7 @@ async fn a_webhook_is_signed_and_carries_its_headers() {
     let hit = &hits[0];
 
     let ts: i64 = hit.header("X-Alertgate-Timestamp").parse().expect("unix seconds");
-    let now = Timestamp::now().as_second();
+    let now = common::wall_clock().as_second();
     assert!((ts - now).abs() <= 60, "timestamp {ts} is not within 60 s of {now}");
     let sig = hit.header("X-Alertgate-Signature");
     let hex_sig = sig.strip_prefix("sha256=").unwrap_or_else(|| panic!("{sig}"));
@@ -943,7 +943,7 @@ async fn a_pending_notification_survives_kill_and_restart() {
     let rows = wait_notifications(&env.g, "&notifier=chatops", "a failed first attempt", |l| {
         l.len() == 1 && l[0]["state"] == "pending" && l[0]["lastError"].as_str().is_some_and(|e| e.contains("503")) && {
             let next: Timestamp = l[0]["nextAttemptAt"].as_str().unwrap().parse().unwrap();
-            let left = next.duration_since(Timestamp::now());
+            let left = next.duration_since(common::wall_clock());
             left > jiff::SignedDuration::from_millis(300) && left < jiff::SignedDuration::from_secs(10)
         }
     })

@@ -6,6 +6,7 @@ mod audit;
 pub mod auth;
 mod body;
 mod changes;
+mod clock;
 pub mod error;
 mod health;
 mod incidents;
@@ -140,7 +141,7 @@ async fn reload(
 
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body;
-    Router::new()
+    let api = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::scrape))
         .route("/readyz", get(health::readyz))
@@ -169,8 +170,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/notifications/{id}/retry", post(notifications::retry))
         .route("/api/v1/audit", get(audit::list))
         .route("/-/reload", post(reload))
-        .merge(amv2::routes())
-        .fallback(|| async { error::ApiError::not_found("no such endpoint") })
+        .merge(amv2::routes());
+    // Only on a controlled clock (`serve --test-clock`); elsewhere a 404 like
+    // any unknown path. Not in `auth::ROUTES`, so it needs admin rights.
+    let api =
+        if crate::clock::is_controlled() { api.route("/-/clock", get(clock::get).post(clock::post)) } else { api };
+    api.fallback(|| async { error::ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(max_body))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), body::budget))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))

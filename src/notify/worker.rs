@@ -95,11 +95,14 @@ pub async fn run(
         tokio::spawn(notifier_task(n.clone(), rx, store.clone(), http.clone(), settings, in_flight.clone()));
     }
     let wake = store.outbox_wakeup();
+    // On a controlled clock, retries fall due when a test moves time.
+    let mut clock_moves = crate::clock::moves();
     let mut renew = tokio::time::interval(RENEW);
     renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = wake.notified() => {}
+            _ = clock_moves.next() => {}
             _ = tokio::time::sleep(POLL) => {}
             _ = renew.tick() => {
                 renew_leases(&store, &in_flight).await;
