@@ -236,9 +236,9 @@ impl Gateway {
         *self.clock.lock().unwrap()
     }
 
-    /// The controlled clock's instant.
+    /// The gateway's time: its controlled clock's, or else the wall clock's.
     pub fn now(&self) -> Timestamp {
-        self.clock().expect("a gateway on a controlled clock (Options::test_clock)")
+        self.clock().unwrap_or_else(wall_clock)
     }
 
     /// Move the controlled clock forward by `d`. Returns once every timer
@@ -249,6 +249,7 @@ impl Gateway {
 
     /// Move the controlled clock forward to `t` (see [`Gateway::advance`]).
     pub async fn advance_to(&self, t: Timestamp) -> Timestamp {
+        assert!(self.clock().is_some(), "only a gateway on a controlled clock (Options::test_clock) moves in time");
         let (status, body) = post(&self.url("/-/clock"), &serde_json::json!({ "to": t }).to_string()).await;
         assert_eq!(status, 200, "moving the clock to {t}: {body}");
         let now: Timestamp = body["now"].as_str().expect("the clock's time").parse().unwrap();
