@@ -883,23 +883,31 @@ fn covered(body: &Value) -> usize {
 }
 
 /// The rate limit frees its next permit 60 / `per_minute` = 30 s after the
-/// first two messages; the digest goes then, so this test takes ~30 s.
+/// first two messages; the digest goes then.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_storm_past_the_rate_limit_becomes_one_digest() {
     let rx = Receiver::start(Reply::Status(200)).await;
-    let config = format!("notifiers:\n{}{OUTBOX}", webhook("chatops", &rx.url("/hook"), "rate_limit: {per_minute: 2}"));
-    let env = Env::start(&config, &rules(&["chatops"]));
+    let config = format!(
+        "notifiers:\n{}{OUTBOX}",
+        webhook("chatops", &rx.url("/hook"), "rate_limit: {per_minute: 2}, secret: s3cret")
+    );
+    let env = Env::on_clock(&config, &rules(&["chatops"]));
     let g = &env.g;
 
+    // t0: ten incidents at once; the first messages go at once.
     let names: Vec<String> = (0..10).map(|i| format!("Storm{i:02}")).collect();
-    let alerts: Vec<Value> = names.iter().map(|n| alert(n)).collect();
+    let alerts: Vec<Value> = names.iter().map(|n| alert_at(n, g.now())).collect();
     fire(g, &alerts).await;
     let incidents: BTreeSet<i64> =
         notifications(g, "&notifier=chatops").await.iter().map(|n| n["incidentId"].as_i64().unwrap()).collect();
     assert_eq!(incidents.len(), 10, "one incident and one row per alertname");
+    let first = rx.wait("/hook", "the first two messages", WAIT, |h| h.len() >= 2).await;
+    assert!(first.iter().all(|h| sent_at(h) == t0().as_second()), "{first:#?}");
 
+    // t0+30s: the limit grants the next message: the digest of the rest.
+    g.advance(SignedDuration::from_secs(30)).await;
     let hits = rx
-        .wait("/hook", "messages covering all 10 events", Duration::from_secs(45), |h| {
+        .wait("/hook", "messages covering all 10 events", WAIT, |h| {
             h.iter().map(|h| covered(&h.json())).sum::<usize>() >= 10
         })
         .await;
@@ -909,6 +917,7 @@ async fn a_storm_past_the_rate_limit_becomes_one_digest() {
     let digests: Vec<(&Hit, &Value)> = hits.iter().zip(&bodies).filter(|(_, b)| !b["digest"].is_null()).collect();
     assert_eq!(digests.len(), 1, "one digest: {bodies:#?}");
     let (digest_hit, digest) = digests[0];
+    assert_eq!(sent_at(digest_hit), (t0() + SignedDuration::from_secs(30)).as_second(), "when the limit allowed it");
     let count = covered(digest);
     assert_eq!(count, 10 - (hits.len() - 1), "the digest covers the rest: {digest:#}");
     let key = digest["idempotencyKey"].as_str().unwrap();

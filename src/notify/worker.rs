@@ -5,7 +5,10 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::mpsc;
 
@@ -197,8 +200,9 @@ async fn notifier_task(
     settings: OutboxSettings,
     in_flight: Arc<Mutex<HashSet<i64>>>,
 ) {
-    let limiter: Option<DefaultDirectRateLimiter> =
-        n.per_minute.and_then(NonZeroU32::new).map(|p| RateLimiter::direct(Quota::per_minute(p)));
+    let limiter: Option<Limiter> =
+        n.per_minute.and_then(NonZeroU32::new).map(|p| RateLimiter::direct_with_clock(Quota::per_minute(p), PaceClock));
+    let mut clock_moves = crate::clock::moves();
     while let Some(first) = rx.recv().await {
         let mut queue = vec![first];
         while let Ok(more) = rx.try_recv() {
@@ -218,7 +222,7 @@ async fn notifier_task(
         // arrived meanwhile too, and send it as digests of bounded size.
         while !overflow.is_empty() {
             if let Some(l) = &limiter {
-                l.until_ready().await;
+                until_ready(l, &mut clock_moves).await;
             }
             while let Ok(more) = rx.try_recv() {
                 overflow.push(more);
@@ -227,6 +231,40 @@ async fn notifier_task(
             let digest = std::mem::replace(&mut overflow, rest);
             tracing::info!(notifier = %n.name, events = digest.len(), "rate limit reached; sending a digest");
             send(&n, digest, &store, &http, &settings, &in_flight).await;
+        }
+    }
+}
+
+/// A notifier's rate limit.
+type Limiter = RateLimiter<NotKeyed, InMemoryState, PaceClock, NoOpMiddleware<Nanos>>;
+
+/// The rate limits' clock: monotonic real time, or the controlled clock
+/// when the gateway runs on one (`--test-clock`), so that a test moves
+/// through a limit's minute instead of waiting it out.
+#[derive(Debug, Clone, Copy)]
+struct PaceClock;
+
+impl governor::clock::Clock for PaceClock {
+    type Instant = Nanos;
+
+    fn now(&self) -> Nanos {
+        if crate::clock::is_controlled() {
+            let ms = crate::clock::now().as_millisecond().max(0) as u64;
+            return Nanos::from(StdDuration::from_millis(ms));
+        }
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        Nanos::from(START.get_or_init(std::time::Instant::now).elapsed())
+    }
+}
+
+/// Wait until the limit grants the next message: its time comes, or the
+/// controlled clock moves past it.
+async fn until_ready(limiter: &Limiter, clock_moves: &mut crate::clock::Moves) {
+    use governor::clock::Clock;
+    while let Err(not_until) = limiter.check() {
+        tokio::select! {
+            _ = tokio::time::sleep(not_until.wait_time_from(PaceClock.now())) => {}
+            _ = clock_moves.next() => {}
         }
     }
 }
