@@ -6,6 +6,8 @@
 //! expiry, pending groups, silences, maintenance windows, outbox backoff and
 //! leases, console sessions) comes from [`now`]; real time (timeouts,
 //! durations in metrics, polling intervals) stays on `std`/`tokio` time.
+//! Notifier rate limits pace by monotonic real time, or by this clock when
+//! it is controlled (`notify::worker`).
 //!
 //! A gateway started with the hidden flag `serve --test-clock START` runs on
 //! a controlled clock instead: time stands still at START and moves only when

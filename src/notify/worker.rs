@@ -90,7 +90,7 @@ pub async fn run(
             return;
         }
     };
-    let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
+    let in_flight: Arc<Mutex<InFlight>> = Arc::default();
     let mut queues: HashMap<String, mpsc::UnboundedSender<OutboxItem>> = HashMap::new();
     for n in &notifiers.list {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -139,7 +139,7 @@ pub async fn run(
             }
             let mut dead = Vec::new();
             for item in items {
-                if !in_flight.lock().expect("in-flight lock").insert(item.id) {
+                if !in_flight.lock().expect("in-flight lock").ids.insert(item.id) {
                     continue; // still queued from an earlier claim
                 }
                 match queues.get(&item.notifier) {
@@ -147,14 +147,14 @@ pub async fn run(
                         if let Err(lost) = q.send(item) {
                             // The notifier's task is gone: due again after a pause, not stuck.
                             let id = lost.0.id;
-                            in_flight.lock().expect("in-flight lock").remove(&id);
+                            in_flight.lock().expect("in-flight lock").ids.remove(&id);
                             let at = now.checked_add(SignedDuration::from_secs(60)).unwrap_or(Timestamp::MAX);
                             let error = "the notifier's delivery task stopped".to_owned();
                             dead.push((id, DeliveryRecord::Retry { at, error }));
                         }
                     }
                     None => {
-                        in_flight.lock().expect("in-flight lock").remove(&item.id);
+                        in_flight.lock().expect("in-flight lock").ids.remove(&item.id);
                         let error = format!("no notifier named {:?} in the config", item.notifier);
                         dead.push((item.id, DeliveryRecord::Dead { error }));
                     }
@@ -168,9 +168,24 @@ pub async fn run(
     drain(&in_flight).await;
 }
 
+/// Rows claimed and not yet delivered, and how many outcomes of finished
+/// deliveries are being recorded.
+#[derive(Debug, Default)]
+struct InFlight {
+    ids: HashSet<i64>,
+    recording: usize,
+}
+
+impl InFlight {
+    /// Nothing being delivered, nothing left to record.
+    fn is_idle(&self) -> bool {
+        self.ids.is_empty() && self.recording == 0
+    }
+}
+
 /// Extend the leases of everything claimed and not yet recorded.
-async fn renew_leases(store: &Store, in_flight: &Mutex<HashSet<i64>>) {
-    let ids: Vec<i64> = in_flight.lock().expect("in-flight lock").iter().copied().collect();
+async fn renew_leases(store: &Store, in_flight: &Mutex<InFlight>) {
+    let ids: Vec<i64> = in_flight.lock().expect("in-flight lock").ids.iter().copied().collect();
     if ids.is_empty() {
         return;
     }
@@ -182,10 +197,10 @@ async fn renew_leases(store: &Store, in_flight: &Mutex<HashSet<i64>>) {
 
 /// Wait until no delivery is in progress, or `DRAIN` has passed; what is
 /// still unfinished then is released by the store as it closes.
-async fn drain(in_flight: &Mutex<HashSet<i64>>) {
+async fn drain(in_flight: &Mutex<InFlight>) {
     let deadline = tokio::time::Instant::now() + DRAIN;
     while tokio::time::Instant::now() < deadline {
-        if in_flight.lock().expect("in-flight lock").is_empty() {
+        if in_flight.lock().expect("in-flight lock").is_idle() {
             return;
         }
         tokio::time::sleep(StdDuration::from_millis(50)).await;
@@ -198,7 +213,7 @@ async fn notifier_task(
     store: Store,
     http: reqwest::Client,
     settings: OutboxSettings,
-    in_flight: Arc<Mutex<HashSet<i64>>>,
+    in_flight: Arc<Mutex<InFlight>>,
 ) {
     let limiter: Option<Limiter> =
         n.per_minute.and_then(NonZeroU32::new).map(|p| RateLimiter::direct_with_clock(Quota::per_minute(p), PaceClock));
@@ -279,7 +294,7 @@ async fn send(
     store: &Store,
     http: &reqwest::Client,
     settings: &OutboxSettings,
-    in_flight: &Mutex<HashSet<i64>>,
+    in_flight: &Mutex<InFlight>,
 ) {
     let delivery = Delivery { items };
     let outcome = deliver(n, &delivery, http).await;
@@ -308,14 +323,22 @@ async fn send(
         };
         m.notifications.with_label_values(&[n.name.as_str(), label]).inc();
     }
+    // Out of flight before the outcome is recorded: once it is, a retry
+    // may be claimed at once, and a claim of a row still in flight is
+    // skipped (its lease would then hold the retry back). Until the record
+    // lands the row is still leased, so nobody claims it meanwhile.
+    {
+        let mut f = in_flight.lock().expect("in-flight lock");
+        for i in &delivery.items {
+            f.ids.remove(&i.id);
+        }
+        f.recording += 1;
+    }
     if let Err(e) = store.record_deliveries(recs).await {
         // The lease runs out and the rows are delivered again: at least once.
         tracing::warn!(notifier = %n.name, error = %e, "recording a delivery failed");
     }
-    let mut set = in_flight.lock().expect("in-flight lock");
-    for i in &delivery.items {
-        set.remove(&i.id);
-    }
+    in_flight.lock().expect("in-flight lock").recording -= 1;
 }
 
 #[cfg(test)]
