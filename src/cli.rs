@@ -116,6 +116,11 @@ struct ServeArgs {
     /// Serve a non-loopback address although no API token is configured.
     #[arg(long)]
     allow_unauthenticated: bool,
+    /// For tests: run on a controlled clock standing at START (RFC 3339)
+    /// that moves only through `POST /-/clock` (see `clock`). Hidden: no
+    /// production gateway wants it.
+    #[arg(long, hide = true, value_name = "START")]
+    test_clock: Option<jiff::Timestamp>,
 }
 
 #[derive(Subcommand)]
@@ -180,6 +185,13 @@ fn serve(args: ServeArgs) -> ExitCode {
     };
     let format = config.log_format;
     init_tracing(format);
+    if let Some(start) = args.test_clock {
+        if let Err(e) = crate::clock::control(start) {
+            fatal(format, &e.to_string());
+            return ExitCode::FAILURE;
+        }
+        tracing::warn!(%start, "running on a controlled clock: time moves only through POST /-/clock (for tests)");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

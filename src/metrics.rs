@@ -378,7 +378,7 @@ impl Metrics {
     pub fn rules_loaded(&self, ok: bool) {
         self.reload_ok.set(i64::from(ok));
         if ok {
-            self.reload_time.set(jiff::Timestamp::now().as_millisecond() as f64 / 1000.0);
+            self.reload_time.set(crate::clock::now().as_millisecond() as f64 / 1000.0);
         }
     }
 

@@ -210,6 +210,9 @@ fn spawn_reload_on_hangup(
     }
 }
 
+/// Runs the timers as wall-clock time passes. On a controlled clock
+/// (`--test-clock`), `POST /-/clock` runs them itself as it moves time
+/// (`api/clock.rs`), so a test need not wait for this loop's next round.
 async fn tick_loop(store: Store) {
     let mut last = tokio::time::Instant::now();
     loop {

@@ -177,7 +177,7 @@ async fn amtool_queries_alerts_and_manages_silences() {
     assert_eq!(v1[0]["comment"], "disk swap");
 
     // A silence made through /api/v1 shows in amtool, which expires it.
-    let ends = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)).to_string();
+    let ends = (common::wall_clock() + jiff::SignedDuration::from_hours(1)).to_string();
     let body = json!({"matchers": ["alertname=\"Mem\""], "endsAt": ends, "createdBy": "ops", "comment": "v1"});
     let (status, made) = post(&g.url("/api/v1/silences"), &body.to_string()).await;
     assert_eq!(status, 201, "{made}");
@@ -472,7 +472,7 @@ async fn answers_have_alertmanagers_shapes_field_by_field() {
 
     // Silences: an active one (it silences Cpu), a pending one, one of
     // every operator, and one expired right away.
-    let now = jiff::Timestamp::now();
+    let now = common::wall_clock();
     let at = |mins: i64| (now + jiff::SignedDuration::from_mins(mins)).to_string();
     let matcher = |name: &str, value: &str, regex: bool, equal: bool| json!({"name": name, "value": value, "isRegex": regex, "isEqual": equal});
     let silences = [
@@ -514,7 +514,7 @@ async fn answers_have_alertmanagers_shapes_field_by_field() {
     };
     let longer = |base: String, id: String| async move {
         let (_, mut s) = call(&base, "GET", &format!("/api/v2/silence/{id}"), None).await;
-        s["endsAt"] = json!((jiff::Timestamp::now() + jiff::SignedDuration::from_mins(180)).to_string());
+        s["endsAt"] = json!((common::wall_clock() + jiff::SignedDuration::from_mins(180)).to_string());
         s
     };
     let a = post_with_id(am_url.clone(), ours[0].0.clone(), longer(am_url.clone(), ours[0].0.clone()).await).await;
@@ -664,8 +664,8 @@ async fn reads_need_the_viewer_role_and_silence_changes_the_admin_role() {
         assert_eq!(as_token("HEAD", &url, Some(INGEST), None).await.0, 403, "HEAD {path} as ingest");
     }
 
-    let ends = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)).to_string();
-    let silence = json!({"matchers": [{"name": "alertname", "value": "Cpu", "isRegex": false}], "startsAt": jiff::Timestamp::now().to_string(),
+    let ends = (common::wall_clock() + jiff::SignedDuration::from_hours(1)).to_string();
+    let silence = json!({"matchers": [{"name": "alertname", "value": "Cpu", "isRegex": false}], "startsAt": common::wall_clock().to_string(),
                          "endsAt": ends, "createdBy": "tester", "comment": "roles"});
     for token in [None, Some(INGEST), Some(VIEWER), Some(RESPONDER)] {
         let (status, body) = as_token("POST", &g.url("/api/v2/silences"), token, Some(&silence)).await;

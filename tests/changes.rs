@@ -2,8 +2,8 @@
 //! is still listed as a suspected cause of the incidents in its window.
 mod common;
 
-use common::{Gateway, Options, get, post, wait_for};
-use jiff::{SignedDuration, Timestamp};
+use common::{Gateway, Options, get, post, t0, wait_for};
+use jiff::SignedDuration;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -17,8 +17,8 @@ incident_rules:
     service: "{{ labels.service }}"
 "#;
 
-fn ago(secs: i64) -> String {
-    (Timestamp::now() - SignedDuration::from_secs(secs)).to_string()
+fn ago(g: &Gateway, secs: i64) -> String {
+    (g.now() - SignedDuration::from_secs(secs)).to_string()
 }
 
 async fn new_change(g: &Gateway, body: Value) -> i64 {
@@ -49,22 +49,27 @@ async fn suspects(g: &Gateway, id: i64) -> (BTreeSet<i64>, Value) {
 async fn a_change_recorded_after_the_fact_is_suspected_by_the_incidents_in_its_window() {
     let rules = tempfile::tempdir().unwrap();
     std::fs::write(rules.path().join("rules.yaml"), RULES).unwrap();
-    let g = Gateway::start_with(Options { rules_dir: Some(rules.path().to_path_buf()), ..Default::default() });
+    let g = Gateway::start_with(Options {
+        rules_dir: Some(rules.path().to_path_buf()),
+        test_clock: Some(t0()),
+        ..Default::default()
+    });
 
     // Incidents open first; the deploy that caused them is logged afterwards.
     let payments = open(&g, "PaymentErrors", "payments").await;
     let search = open(&g, "SearchSlow", "search").await;
     let deploy = new_change(
         &g,
-        json!({"service": "payments", "summary": "deploy payments v2", "start": ago(120), "actor": "ci-bot"}),
+        json!({"service": "payments", "summary": "deploy payments v2", "start": ago(&g, 120), "actor": "ci-bot"}),
     )
     .await;
-    let too_late = new_change(&g, json!({"service": "payments", "summary": "next deploy", "start": ago(-60)})).await;
-    let old = new_change(&g, json!({"service": "payments", "summary": "old deploy", "start": ago(7300)})).await;
+    let next_deploy =
+        new_change(&g, json!({"service": "payments", "summary": "next deploy", "start": ago(&g, -60)})).await;
+    let old = new_change(&g, json!({"service": "payments", "summary": "old deploy", "start": ago(&g, 7300)})).await;
 
     let (ids, inc) = suspects(&g, payments).await;
     assert_eq!(ids, BTreeSet::from([deploy]), "only the deploy whose window holds the incident: {inc:#}");
-    assert!(!ids.contains(&too_late) && !ids.contains(&old));
+    assert!(!ids.contains(&next_deploy) && !ids.contains(&old));
     let said: Vec<&str> = inc["timeline"]
         .as_array()
         .unwrap()
@@ -80,8 +85,10 @@ async fn a_change_recorded_after_the_fact_is_suspected_by_the_incidents_in_its_w
     let (ids, _) = suspects(&g, search).await;
     assert!(ids.is_empty(), "another service's incident: {ids:?}");
 
-    // An incident opening later in the window finds it as before, once.
+    // Ten minutes on, an incident opening finds both deploys, each once: the
+    // second has begun by then.
+    g.advance(SignedDuration::from_mins(10)).await;
     let later = open(&g, "PaymentLatency", "payments").await;
     let (ids, _) = suspects(&g, later).await;
-    assert_eq!(ids, BTreeSet::from([deploy]));
+    assert_eq!(ids, BTreeSet::from([deploy, next_deploy]));
 }

@@ -435,7 +435,7 @@ async fn an_on_call_shift_in_the_console() {
     )
     .await;
     assert_eq!(status, 201);
-    let end = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(2);
+    let end = common::wall_clock() + jiff::SignedDuration::from_hours(2);
     let (status, _) = api(
         &g,
         "POST",

@@ -137,7 +137,7 @@ async fn sender(
     for req in 0..MAX_REQUESTS_PER_TASK {
         let (kind, endpoint, alerts, body) = if req % 3 == 2 && to_resolve.len() >= BATCH {
             let alerts: Vec<SentAlert> = to_resolve.drain(..BATCH).collect();
-            let body = webhook("resolved", &alerts, starts, Some(Timestamp::now()));
+            let body = webhook("resolved", &alerts, starts, Some(common::wall_clock()));
             (Kind::Resolve, "/api/v1/ingest/alertmanager", alerts, body)
         } else {
             let alerts: Vec<SentAlert> = (0..BATCH)
@@ -203,7 +203,7 @@ fn inspect_crash_image(data: &Path) -> HashMap<String, String> {
 async fn every_acknowledged_alert_survives_kill_9() {
     let mut g = Gateway::start();
     let data = g.dir.join("data");
-    let starts = Timestamp::now();
+    let starts = common::wall_clock();
     let mut all_sent: Vec<Sent> = Vec::new();
     // Acknowledged creates not yet sent for resolving, per sender.
     let mut resolvable: Vec<Vec<SentAlert>> = vec![Vec::new(); TASKS];

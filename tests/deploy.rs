@@ -511,7 +511,7 @@ async fn the_gateway_exposes_every_metric_the_dashboard_and_rules_use_and_promto
     });
 
     // Silenced alerts count as muted.
-    let now = Timestamp::now();
+    let now = common::wall_clock();
     let hour = SignedDuration::from_hours(1);
     let (status, body) = post(
         &g.url("/api/v1/silences"),
@@ -546,14 +546,14 @@ async fn the_gateway_exposes_every_metric_the_dashboard_and_rules_use_and_promto
     act(&g, &incidents["DeployReopen"]["id"], "reopen").await;
 
     // DeployFlap resolves, its incident with it, and fires again: flapping.
-    let resolved = json!([v2_alert("DeployFlap", started, Timestamp::now() - SignedDuration::from_secs(1))]);
+    let resolved = json!([v2_alert("DeployFlap", started, common::wall_clock() - SignedDuration::from_secs(1))]);
     let (status, body) = post(&g.url("/api/v2/alerts"), &resolved.to_string()).await;
     assert_eq!(status, 200, "{body}");
     wait_for(Duration::from_secs(30), "DeployFlap's incident resolved", || async {
         (incidents_by_title(&g).await["DeployFlap"]["state"] == "resolved").then_some(())
     })
     .await;
-    let again = json!([v2_alert("DeployFlap", Timestamp::now(), Timestamp::now() + hour)]);
+    let again = json!([v2_alert("DeployFlap", common::wall_clock(), common::wall_clock() + hour)]);
     let (status, body) = post(&g.url("/api/v2/alerts"), &again.to_string()).await;
     assert_eq!(status, 200, "{body}");
 

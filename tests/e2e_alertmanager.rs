@@ -189,7 +189,7 @@ fn alerts(starts_at: jiff::Timestamp, ends_at: jiff::Timestamp) -> Value {
 
 /// Whole seconds, so the times read back compare exactly.
 fn now_s() -> jiff::Timestamp {
-    jiff::Timestamp::from_second(jiff::Timestamp::now().as_second()).unwrap()
+    jiff::Timestamp::from_second(common::wall_clock().as_second()).unwrap()
 }
 
 /// The stored alerts by label set, or a description of why they are not

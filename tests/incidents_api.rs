@@ -1,18 +1,22 @@
 //! Correlation into incidents, the incident and silence APIs, inhibition and
 //! rule reload, through HTTP against the real binary. Every test but the last
 //! writes its own rules directory.
+//!
+//! Tests of time-based behaviour (auto-resolve, flapping, min_duration,
+//! group_window) run on a controlled clock (`Env::on_clock`): they move
+//! time with `advance` and compare instants exactly, without sleeping.
 mod common;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Gateway, Options, all_alerts, client, fixture, get, post, wait_for};
+use common::{Gateway, Options, all_alerts, client, fixture, get, post, t0, wait_for};
 use jiff::{SignedDuration, Timestamp};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-/// Bound for waits on the gateway's once-a-second timers.
+/// Bound for waits on what the gateway does by itself.
 const TIMER_WAIT: Duration = Duration::from_secs(10);
 
 /// A gateway running on its own rules directory (`rules.yaml` in a tempdir).
@@ -23,9 +27,22 @@ struct Env {
 
 impl Env {
     fn start(rules_yaml: &str) -> Env {
+        Env::start_at(rules_yaml, None)
+    }
+
+    /// On a controlled clock standing at [`t0`].
+    fn on_clock(rules_yaml: &str) -> Env {
+        Env::start_at(rules_yaml, Some(t0()))
+    }
+
+    fn start_at(rules_yaml: &str, test_clock: Option<Timestamp>) -> Env {
         let rules = tempfile::tempdir().expect("rules tempdir");
         std::fs::write(rules.path().join("rules.yaml"), rules_yaml).unwrap();
-        let g = Gateway::start_with(Options { rules_dir: Some(rules.path().to_path_buf()), ..Default::default() });
+        let g = Gateway::start_with(Options {
+            rules_dir: Some(rules.path().to_path_buf()),
+            test_clock,
+            ..Default::default()
+        });
         Env { g, rules }
     }
 
@@ -36,12 +53,17 @@ impl Env {
 
 // ---- time -----------------------------------------------------------------
 
-fn now() -> Timestamp {
-    Timestamp::now()
+fn ms(n: i64) -> SignedDuration {
+    SignedDuration::from_millis(n)
 }
 
-fn ago(secs: i64) -> String {
-    (now() - SignedDuration::from_secs(secs)).to_string()
+fn secs(n: i64) -> SignedDuration {
+    SignedDuration::from_secs(n)
+}
+
+/// `secs` seconds before the gateway's time, as RFC 3339.
+fn ago(g: &Gateway, secs: i64) -> String {
+    (g.now() - SignedDuration::from_secs(secs)).to_string()
 }
 
 fn ts(v: &Value) -> Timestamp {
@@ -93,21 +115,21 @@ fn resolved_at(labels: Value, starts_at: &str, ends_at: Timestamp) -> Value {
     json!({"labels": labels, "startsAt": starts_at, "endsAt": ends_at.to_string()})
 }
 
-/// The same alert resolved now.
-fn resolved(labels: Value, starts_at: &str) -> Value {
-    resolved_at(labels, starts_at, now())
+/// The same alert resolved at the gateway's time.
+fn resolved(g: &Gateway, labels: Value, starts_at: &str) -> Value {
+    resolved_at(labels, starts_at, g.now())
 }
 
 /// A start time for the alert's next episode, after the episode that ended
 /// at `ended`: the gateway keeps milliseconds, and a start at or before the
-/// last end is a late copy of that episode. Waits (a millisecond at most)
-/// until that time has come.
-async fn next_episode(ended: Timestamp) -> String {
-    let start = ended + SignedDuration::from_millis(1);
-    while now() < start {
-        tokio::time::sleep(Duration::from_millis(1)).await;
+/// last end is a late copy of that episode. Moves the gateway's controlled
+/// clock to that time if it is not there yet.
+async fn next_episode(g: &Gateway, ended: Timestamp) -> String {
+    let start = ended + ms(1);
+    if g.now() < start {
+        g.advance_to(start).await;
     }
-    now().to_string()
+    g.now().to_string()
 }
 
 /// Incidents of one listing page (limit 500) with extra query `query`
@@ -247,7 +269,7 @@ async fn alerts_of_one_key_form_one_incident() {
 
     // A third alert of the same key from Prometheus joins; the common labels
     // shrink, the priority stays what the first alert gave.
-    let t0 = ago(60);
+    let t0 = ago(g, 60);
     push(
         g,
         json!([firing(
@@ -343,7 +365,7 @@ incident_rules:
 async fn lifecycle_actions_assign_notes_and_priority() {
     let env = Env::start(ONE_RULE_NEVER);
     let g = &env.g;
-    push(g, json!([firing(json!({"alertname": "Broken"}), &ago(30))])).await;
+    push(g, json!([firing(json!({"alertname": "Broken"}), &ago(g, 30))])).await;
     let inc = only_incident(g, "all").await;
     let n = id(&inc);
     assert_eq!(inc["state"], "triggered");
@@ -500,7 +522,7 @@ async fn lifecycle_actions_assign_notes_and_priority() {
     assert!(done["resolvedAt"].is_string());
     assert!(done["closedAt"].is_string());
     // Close while acknowledged says how to get out.
-    push(g, json!([firing(json!({"alertname": "Other"}), &ago(30))])).await;
+    push(g, json!([firing(json!({"alertname": "Other"}), &ago(g, 30))])).await;
     let other = id(&incidents(g, "&state=triggered").await[0]);
     act(g, other, "acknowledge", json!({"actor": "a"})).await;
     let (status, body) = act(g, other, "close", json!({"actor": "a"})).await;
@@ -512,7 +534,7 @@ async fn lifecycle_actions_assign_notes_and_priority() {
 
 #[tokio::test]
 async fn incidents_resolve_when_their_alerts_do() {
-    let env = Env::start(
+    let env = Env::on_clock(
         r#"
 incident_rules:
   - name: instant
@@ -522,7 +544,7 @@ incident_rules:
   - name: delayed
     matchers: ['alertname="Delayed"']
     group_by: [alertname]
-    auto_resolve_after: 2s
+    auto_resolve_after: 10m
   - name: manual
     matchers: ['alertname="Manual"']
     group_by: [alertname]
@@ -530,51 +552,59 @@ incident_rules:
 "#,
     );
     let g = &env.g;
-    let t0 = ago(120);
+    let started = ago(g, 120);
     let i1 = json!({"alertname": "Instant", "instance": "1"});
     let i2 = json!({"alertname": "Instant", "instance": "2"});
     let d = json!({"alertname": "Delayed"});
     let m = json!({"alertname": "Manual"});
-    push(g, json!([firing(i1.clone(), &t0), firing(i2.clone(), &t0), firing(d.clone(), &t0), firing(m.clone(), &t0)]))
-        .await;
+    push(
+        g,
+        json!([
+            firing(i1.clone(), &started),
+            firing(i2.clone(), &started),
+            firing(d.clone(), &started),
+            firing(m.clone(), &started)
+        ]),
+    )
+    .await;
     let instant = id(&only_incident(g, "instant").await);
     let delayed = id(&only_incident(g, "delayed").await);
     let manual = id(&only_incident(g, "manual").await);
 
     // auto_resolve_after 0s: resolved the moment the last alert is.
-    push(g, json!([resolved(i1, &t0)])).await;
+    push(g, json!([resolved(g, i1, &started)])).await;
     let inc = incident(g, instant).await;
     assert_eq!(inc["state"], "triggered", "one alert still fires");
     assert_eq!(inc["firingCount"], 1);
     assert_eq!(kinds(&inc).last(), Some(&"alert_resolved"));
-    push(g, json!([resolved(i2, &t0)])).await;
+    push(g, json!([resolved(g, i2, &started)])).await;
     let inc = incident(g, instant).await;
     assert_eq!(inc["state"], "resolved");
     assert_eq!(inc["firingCount"], 0);
     assert_eq!(inc["alertCount"], 2);
-    assert!(inc["resolvedAt"].is_string());
+    assert_eq!(ts(&inc["resolvedAt"]), t0());
     let e = last_event(&inc);
     assert_eq!(e["actor"], "alertgate");
     assert_eq!(e["kind"], "resolved");
     assert!(e["message"].as_str().unwrap().contains("every alert is resolved"), "{e}");
 
     // never: stays open with nothing firing.
-    push(g, json!([resolved(m, &t0)])).await;
+    push(g, json!([resolved(g, m, &started)])).await;
     let inc = incident(g, manual).await;
     assert_eq!(inc["state"], "triggered");
     assert_eq!(inc["firingCount"], 0);
     assert!(inc.get("autoResolveAt").is_none(), "{inc}");
 
-    // 2s: scheduled; a re-fire in between cancels it.
-    let end = now();
-    push(g, json!([resolved_at(d.clone(), &t0, end)])).await;
+    // 10m: t0, resolved: scheduled; t0+1ms, firing again: cancelled.
+    let end = g.now();
+    push(g, json!([resolved_at(d.clone(), &started, end)])).await;
     let inc = incident(g, delayed).await;
     assert_eq!(inc["state"], "triggered");
     assert_eq!(inc["firingCount"], 0);
     let alert = stored(g, &d).await;
-    assert_eq!(ts(&inc["autoResolveAt"]).duration_since(ts(&alert["lastSeen"])), SignedDuration::from_secs(2));
-    let t1 = next_episode(end).await;
-    push(g, json!([firing(d.clone(), &t1)])).await;
+    assert_eq!(ts(&inc["autoResolveAt"]).duration_since(ts(&alert["lastSeen"])), SignedDuration::from_mins(10));
+    let refired = next_episode(g, end).await;
+    push(g, json!([firing(d.clone(), &refired)])).await;
     let inc = incident(g, delayed).await;
     assert_eq!(inc["state"], "triggered");
     assert_eq!(inc["firingCount"], 1);
@@ -582,24 +612,26 @@ incident_rules:
     assert_eq!(inc["flapCount"], 0, "re-fired before it resolved");
     assert_eq!(kinds(&inc).last(), Some(&"alert_refired"));
 
-    let sent = Instant::now();
-    push(g, json!([resolved(d.clone(), &t1)])).await;
+    // t0+1m: resolved again, due ten minutes later.
+    g.advance_to(t0() + SignedDuration::from_mins(1)).await;
+    push(g, json!([resolved(g, d.clone(), &refired)])).await;
     let inc = incident(g, delayed).await;
     assert_eq!(inc["state"], "triggered");
     let due = ts(&inc["autoResolveAt"]);
-    let inc = wait_for(TIMER_WAIT, "the delayed incident to resolve", || async {
-        let inc = incident(g, delayed).await;
-        (inc["state"] == "resolved").then_some(inc)
-    })
-    .await;
-    assert!(sent.elapsed() >= Duration::from_millis(1900), "resolved after {:?}", sent.elapsed());
-    assert!(ts(&inc["resolvedAt"]) >= due, "{inc}");
+    assert_eq!(due, t0() + SignedDuration::from_mins(11));
+    // A millisecond before: still open. At the instant: resolved.
+    g.advance_to(due - ms(1)).await;
+    assert_eq!(incident(g, delayed).await["state"], "triggered");
+    g.advance_to(due).await;
+    let inc = incident(g, delayed).await;
+    assert_eq!(inc["state"], "resolved", "{inc:#}");
+    assert_eq!(ts(&inc["resolvedAt"]), due, "{inc}");
     assert!(inc.get("autoResolveAt").is_none(), "{inc}");
     let e = last_event(&inc);
     assert_eq!(e["actor"], "alertgate");
     assert_eq!(e["kind"], "resolved");
 
-    // The timers ran at least twice meanwhile; `never` still holds.
+    // The timers ran meanwhile; `never` still holds.
     let inc = incident(g, manual).await;
     assert_eq!(inc["state"], "triggered");
     assert_eq!(incidents(g, "&state=resolved").await.len(), 2);
@@ -609,7 +641,7 @@ incident_rules:
 
 #[tokio::test]
 async fn resolved_incidents_take_no_new_alerts_but_flapping_reopens() {
-    let env = Env::start(
+    let env = Env::on_clock(
         r#"
 incident_rules:
   - name: down
@@ -623,12 +655,12 @@ incident_rules:
 "#,
     );
     let g = &env.g;
-    let t0 = ago(300);
+    let t0 = ago(g, 300);
     let a = json!({"alertname": "Down", "instance": "a"});
     let b = json!({"alertname": "Down", "instance": "b"});
     push(g, json!([firing(a.clone(), &t0)])).await;
     let first = id(&only_incident(g, "down").await);
-    let a_end = now();
+    let a_end = g.now();
     push(g, json!([resolved_at(a.clone(), &t0, a_end)])).await;
     assert_eq!(incident(g, first).await["state"], "resolved");
 
@@ -646,7 +678,7 @@ incident_rules:
 
     // The same alert firing again within the flap window reopens its incident.
     let a_fp = fp(g, &a).await;
-    let t1 = next_episode(a_end).await;
+    let t1 = next_episode(g, a_end).await;
     let body = push(g, json!([firing(a.clone(), &t1)])).await;
     assert_eq!(body["outcome"]["refired"], 1, "{body}");
     let inc = incident(g, first).await;
@@ -677,10 +709,10 @@ incident_rules:
     let blip = json!({"alertname": "Blip"});
     push(g, json!([firing(blip.clone(), &t0)])).await;
     let first_blip = id(&only_incident(g, "blip").await);
-    let blip_end = now();
+    let blip_end = g.now();
     push(g, json!([resolved_at(blip.clone(), &t0, blip_end)])).await;
     assert_eq!(incident(g, first_blip).await["state"], "resolved");
-    let t1 = next_episode(blip_end).await;
+    let t1 = next_episode(g, blip_end).await;
     push(g, json!([firing(blip.clone(), &t1)])).await;
     let list = incidents(g, "&rule=blip").await;
     assert_eq!(list.len(), 2, "{list:#?}");
@@ -704,7 +736,7 @@ incident_rules:
 "#,
     );
     let g = &env.g;
-    let t0 = ago(60);
+    let t0 = ago(g, 60);
     let labels = |i: u32| json!({"alertname": "Quorum", "instance": format!("i{i}")});
     push(g, json!([firing(labels(1), &t0)])).await;
     push(g, json!([firing(labels(2), &t0)])).await;
@@ -730,81 +762,83 @@ incident_rules:
 
 #[tokio::test]
 async fn min_duration_opens_the_incident_once_the_alert_persisted() {
-    let env = Env::start(
+    let env = Env::on_clock(
         r#"
 incident_rules:
   - name: sustained
     group_by: [alertname]
-    min_duration: 2s
+    min_duration: 2m
 "#,
     );
     let g = &env.g;
     let brief = json!({"alertname": "Brief"});
     let steady = json!({"alertname": "Steady"});
-    let t0 = now().to_string();
-    // Brief first: were it to open, it would open no later than Steady.
-    push(g, json!([firing(brief.clone(), &t0)])).await;
-    push(g, json!([firing(steady.clone(), &t0)])).await;
-    assert!(incidents(g, "").await.is_empty(), "not firing for 2s yet");
-    push(g, json!([resolved(brief.clone(), &t0)])).await;
+    let started = g.now().to_string();
+    // t0: both fire, Brief first: were it to open, it would open no later than Steady.
+    push(g, json!([firing(brief.clone(), &started)])).await;
+    push(g, json!([firing(steady.clone(), &started)])).await;
+    assert!(incidents(g, "").await.is_empty(), "not firing for 2m yet");
+    // t0+30s: Brief resolves.
+    g.advance(secs(30)).await;
+    push(g, json!([resolved(g, brief.clone(), &started)])).await;
     assert!(incidents(g, "").await.is_empty());
 
-    let inc =
-        wait_for(TIMER_WAIT, "the steady alert's incident", || async { incidents(g, "").await.into_iter().next() })
-            .await;
+    // t0+2m-1ms: not yet; t0+2m: Steady has persisted for 2m.
+    g.advance_to(t0() + SignedDuration::from_mins(2) - ms(1)).await;
+    assert!(incidents(g, "").await.is_empty(), "opened before min_duration");
+    g.advance(ms(1)).await;
+    let all = incidents(g, "").await;
+    assert_eq!(all.len(), 1, "the alert that resolved before min_duration opened nothing: {all:#?}");
     let alert = stored(g, &steady).await;
-    let waited = ts(&inc["createdAt"]).duration_since(ts(&alert["firstSeen"]));
-    assert!(waited >= SignedDuration::from_secs(2), "opened {waited:?} after the alert arrived");
-    assert!(waited < SignedDuration::from_secs(8), "{waited:?}");
-    let inc = incident(g, id(&inc)).await;
+    assert_eq!(ts(&alert["firstSeen"]), t0());
+    assert_eq!(ts(&all[0]["createdAt"]), t0() + SignedDuration::from_mins(2), "{all:#?}");
+    let inc = incident(g, id(&all[0])).await;
     assert_eq!(inc["title"], "Steady");
     assert_eq!(inc["alertCount"], 1);
     assert_eq!(fingerprints(&inc), BTreeSet::from([alert["fingerprint"].as_str().unwrap().to_string()]));
-    // The alert that resolved before min_duration opened nothing.
-    let all = incidents(g, "").await;
-    assert_eq!(all.len(), 1, "{all:#?}");
-    assert_eq!(all[0]["title"], "Steady");
 }
 
 // ---- 6. group_window ------------------------------------------------------
 
 #[tokio::test]
 async fn group_window_closes_the_incident_to_later_alerts() {
-    let env = Env::start(
+    let env = Env::on_clock(
         r#"
 incident_rules:
   - name: short
     group_by: [alertname]
-    group_window: 1s
+    group_window: 2m
 "#,
     );
     let g = &env.g;
-    let t0 = ago(60);
+    let started = ago(g, 60);
     let labels = |i: &str| json!({"alertname": "Windowed", "instance": i});
-    // Two alerts in one request arrive at the same instant: one incident.
-    push(g, json!([firing(labels("a"), &t0), firing(labels("b"), &t0)])).await;
+    // t0: two alerts in one request arrive at the same instant: one incident.
+    push(g, json!([firing(labels("a"), &started), firing(labels("b"), &started)])).await;
     let first = only_incident(g, "short").await;
     assert_eq!(first["alertCount"], 2);
-    // The window is time itself: let more than 1s pass since the incident opened.
     let created = ts(&first["createdAt"]);
-    let until = created + SignedDuration::from_millis(1200);
-    if let Ok(left) = Duration::try_from(until.duration_since(now())) {
-        tokio::time::sleep(left).await;
-    }
-    assert!(now().duration_since(created) > SignedDuration::from_secs(1));
-    push(g, json!([firing(labels("c"), &t0)])).await;
+    assert_eq!(created, t0());
+    // t0+2m, the window's last instant: a third joins.
+    g.advance(SignedDuration::from_mins(2)).await;
+    push(g, json!([firing(labels("c"), &started)])).await;
+    assert_eq!(only_incident(g, "short").await["alertCount"], 3);
+    // A millisecond later the window is closed: a fourth opens another.
+    g.advance(ms(1)).await;
+    push(g, json!([firing(labels("d"), &started)])).await;
     let list = incidents(g, "&rule=short").await;
     assert_eq!(list.len(), 2, "{list:#?}");
     let second = &list[0];
     assert_ne!(id(second), id(&first));
     assert_eq!(second["alertCount"], 1);
+    assert_eq!(ts(&second["createdAt"]), created + SignedDuration::from_mins(2) + ms(1));
     let first = incident(g, id(&first)).await;
     assert_eq!(first["state"], "triggered", "the first is still open");
-    assert_eq!(first["alertCount"], 2);
+    assert_eq!(first["alertCount"], 3);
     // A repeat of an alert already in the first stays there.
-    push(g, json!([firing(labels("a"), &t0)])).await;
+    push(g, json!([firing(labels("a"), &started)])).await;
     assert_eq!(incidents(g, "&rule=short").await.len(), 2);
-    assert_eq!(incident(g, id(&first)).await["alertCount"], 2);
+    assert_eq!(incident(g, id(&first)).await["alertCount"], 3);
 }
 
 // ---- 7. silences ----------------------------------------------------------
@@ -814,7 +848,7 @@ async fn silences_mute_alerts_until_expired() {
     let env = Env::start(ONE_RULE_NEVER);
     let g = &env.g;
     let url = g.url("/api/v1/silences");
-    let in_an_hour = (now() + SignedDuration::from_hours(1)).to_string();
+    let in_an_hour = (g.now() + SignedDuration::from_hours(1)).to_string();
     let (status, s) = post(
         &url,
         &json!({
@@ -839,7 +873,7 @@ async fn silences_mute_alerts_until_expired() {
     assert_eq!(listed[0]["id"], sid);
     assert_eq!(listed[0]["state"], "active");
 
-    let t0 = ago(60);
+    let t0 = ago(g, 60);
     let noisy = json!({"alertname": "Noisy", "instance": "x"});
     let loud = json!({"alertname": "Loud"});
     push(g, json!([firing(noisy.clone(), &t0), firing(loud.clone(), &t0)])).await;
@@ -876,7 +910,7 @@ async fn silences_mute_alerts_until_expired() {
     assert!(a.get("mutedBy").is_none(), "{a}");
 
     // Bad silences name the field.
-    let past = ago(60);
+    let past = ago(g, 60);
     let bad: &[(Value, &str)] = &[
         (json!({"matchers": [], "endsAt": in_an_hour, "createdBy": "a"}), "matchers"),
         (json!({"matchers": ["alertname=~\"(\""], "endsAt": in_an_hour, "createdBy": "a"}), "matchers[0]"),
@@ -914,6 +948,38 @@ async fn silences_mute_alerts_until_expired() {
 
 // ---- 8. inhibition --------------------------------------------------------
 
+/// A silence ends at its `endsAt`: the alerts it held back open their
+/// incident then, without a re-send.
+#[tokio::test]
+async fn a_silence_releases_its_alerts_when_it_ends() {
+    let env = Env::on_clock(ONE_RULE_NEVER);
+    let g = &env.g;
+    // t0: a silence until t0+1h; the alert fires, sent as Prometheus does
+    // with an end well ahead.
+    let ends = t0() + SignedDuration::from_hours(1);
+    let (status, silence) = post(
+        &g.url("/api/v1/silences"),
+        &json!({"matchers": ["alertname=\"Hushed\""], "endsAt": ends, "createdBy": "alice"}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 201, "{silence}");
+    let hushed = json!({"alertname": "Hushed"});
+    let until = (t0() + SignedDuration::from_hours(3)).to_string();
+    push(g, json!([{"labels": hushed, "startsAt": g.now().to_string(), "endsAt": until}])).await;
+    assert_eq!(stored(g, &hushed).await["mutedBy"], format!("silence:{}", silence["id"]));
+
+    // t0+1h-1ms: still silenced; t0+1h: released, and its incident opens.
+    g.advance_to(ends - ms(1)).await;
+    assert!(incidents(g, "").await.is_empty());
+    g.advance_to(ends).await;
+    let list = incidents(g, "").await;
+    assert_eq!(list.len(), 1, "{list:#?}");
+    assert_eq!(ts(&list[0]["createdAt"]), ends);
+    assert!(stored(g, &hushed).await.get("mutedBy").is_none());
+    let (_, all) = get(&g.url("/api/v1/silences?expired=true")).await;
+    assert_eq!(all["silences"][0]["state"], "expired", "{all}");
+}
+
 #[tokio::test]
 async fn a_firing_critical_alert_inhibits_its_warning() {
     let env = Env::start(
@@ -929,7 +995,7 @@ inhibit_rules:
 "#,
     );
     let g = &env.g;
-    let t0 = ago(60);
+    let t0 = ago(g, 60);
     let crit = json!({"alertname": "DiskFull", "cluster": "eu", "severity": "critical"});
     let warn = json!({"alertname": "DiskFull", "cluster": "eu", "severity": "warning"});
     let warn_us = json!({"alertname": "DiskFull", "cluster": "us", "severity": "warning"});
@@ -958,7 +1024,7 @@ inhibit_rules:
 
     // Once the critical alert resolves, the warning opens its incident at
     // once, without waiting for its sender's next re-send.
-    push(g, json!([resolved(crit.clone(), &t0)])).await;
+    push(g, json!([resolved(g, crit.clone(), &t0)])).await;
     assert!(stored(g, &warn).await.get("mutedBy").is_none());
     let list = incidents(g, "&state=triggered").await;
     assert!(list.iter().any(|i| i["title"] == "DiskFull warning in eu"), "{list:#?}");
@@ -974,7 +1040,7 @@ async fn readyz_rules(g: &Gateway) -> u64 {
 
 /// Fire a fresh alert and return the rule of the incident it opened.
 async fn rule_for(g: &Gateway, alertname: &str) -> (String, String) {
-    push(g, json!([firing(json!({"alertname": alertname}), &ago(10))])).await;
+    push(g, json!([firing(json!({"alertname": alertname}), &ago(g, 10))])).await;
     let list = incidents(g, "").await;
     let alert_fp = fp(g, &json!({"alertname": alertname})).await;
     for i in list {
@@ -1110,7 +1176,7 @@ incident_rules:
     group_by: [alertname]
 "#,
     );
-    let t0 = ago(60);
+    let t0 = ago(&env.g, 60);
     let r = |i: &str| json!({"alertname": "Restart", "instance": i});
     let p = |i: &str| json!({"alertname": "Pair", "instance": i});
     push(&env.g, json!([firing(r("1"), &t0), firing(p("1"), &t0)])).await;
@@ -1146,7 +1212,7 @@ incident_rules:
 "#,
     );
     let g = &env.g;
-    let t0 = ago(60);
+    let t0 = ago(g, 60);
     // (alertname, service, severity) -> priority P1, P2, P3, P1, P2, P3
     let specs = [
         ("L1", "api", "critical"),
@@ -1277,7 +1343,7 @@ incident_rules:
 #[tokio::test]
 async fn the_shipped_rules_route_standard_alerts() {
     let g = Gateway::start();
-    let t0 = ago(60);
+    let t0 = ago(&g, 60);
     let watchdog = json!({"alertname": "Watchdog", "severity": "none"});
     let crash =
         json!({"alertname": "KubePodCrashLooping", "namespace": "prod", "pod": "api-1", "severity": "critical"});
@@ -1319,13 +1385,13 @@ async fn the_shipped_rules_route_standard_alerts() {
 
 #[tokio::test]
 async fn alerts_muted_while_held_open_no_incident() {
-    let env = Env::start(
+    let env = Env::on_clock(
         r#"
 incident_rules:
   - name: held
     matchers: ['alertname=~"Held.*"']
     group_by: [alertname]
-    min_duration: 2s
+    min_duration: 2m
   - name: quorum
     matchers: ['alertname="Quorum"']
     group_by: [alertname]
@@ -1333,11 +1399,11 @@ incident_rules:
 "#,
     );
     let g = &env.g;
-    let t0 = ago(60);
+    let t0 = ago(g, 60);
     let silence = |matcher: &str| {
         json!({
             "matchers": [matcher],
-            "endsAt": (now() + SignedDuration::from_hours(1)).to_string(),
+            "endsAt": (g.now() + SignedDuration::from_hours(1)).to_string(),
             "createdBy": "alice",
         })
         .to_string()
@@ -1349,13 +1415,8 @@ incident_rules:
     // Silenced while min_duration holds it, with no repeat since.
     let (status, body) = post(&g.url("/api/v1/silences"), &silence("alertname=\"HeldMuted\"")).await;
     assert_eq!(status, 201, "{body}");
-    // The sentinel fired after it: once the sentinel opens, the muted one
-    // would have opened too.
-    wait_for(TIMER_WAIT, "the sentinel's incident", || async {
-        let list = incidents(g, "&rule=held").await;
-        list.iter().any(|i| i["title"] == "HeldSentinel").then_some(())
-    })
-    .await;
+    // t0+2m: both have persisted; only the sentinel opens.
+    g.advance(SignedDuration::from_mins(2)).await;
     let list = incidents(g, "&rule=held").await;
     assert_eq!(list.len(), 1, "the silenced alert opened an incident: {list:#?}");
     assert_eq!(list[0]["title"], "HeldSentinel");
@@ -1383,8 +1444,8 @@ async fn expiring_a_pending_silence_makes_it_expired() {
         &g.url("/api/v1/silences"),
         &json!({
             "matchers": ["alertname=\"Later\""],
-            "startsAt": (now() + SignedDuration::from_hours(1)).to_string(),
-            "endsAt": (now() + SignedDuration::from_hours(2)).to_string(),
+            "startsAt": (g.now() + SignedDuration::from_hours(1)).to_string(),
+            "endsAt": (g.now() + SignedDuration::from_hours(2)).to_string(),
             "createdBy": "alice",
         })
         .to_string(),
@@ -1430,12 +1491,12 @@ async fn expiring_a_silence_opens_the_incidents_it_held_back_at_once() {
     let (status, silence) = call(
         Method::POST,
         &g.url("/api/v1/silences"),
-        Some(json!({"matchers": ["alertname=\"Quiet\""], "endsAt": (now() + SignedDuration::from_hours(1)).to_string(), "createdBy": "t"})),
+        Some(json!({"matchers": ["alertname=\"Quiet\""], "endsAt": (g.now() + SignedDuration::from_hours(1)).to_string(), "createdBy": "t"})),
     )
     .await;
     assert_eq!(status, 201, "{silence}");
     let quiet = json!({"alertname": "Quiet"});
-    push(g, json!([firing(quiet.clone(), &ago(10))])).await;
+    push(g, json!([firing(quiet.clone(), &ago(g, 10))])).await;
     assert!(incidents(g, "").await.is_empty());
     let (status, _) = call(Method::DELETE, &g.url(&format!("/api/v1/silences/{}", silence["id"])), None).await;
     assert_eq!(status, 200);
@@ -1448,7 +1509,7 @@ async fn expiring_a_silence_opens_the_incidents_it_held_back_at_once() {
 #[tokio::test]
 async fn silences_that_match_everything_are_refused() {
     let g = Gateway::start();
-    let ends = (now() + SignedDuration::from_hours(1)).to_string();
+    let ends = (g.now() + SignedDuration::from_hours(1)).to_string();
     for matchers in [json!([""]), json!(["{}"]), json!(["alertname=~\".*\""]), json!(["team=\"\""])] {
         let (status, body) = call(
             Method::POST,
@@ -1463,26 +1524,23 @@ async fn silences_that_match_everything_are_refused() {
 
 #[tokio::test]
 async fn a_pending_group_dates_from_its_oldest_firing_alert() {
-    let env = Env::start("incident_rules:\n  - {name: slow, group_by: [alertname], min_duration: 3s}\n");
+    let env = Env::on_clock("incident_rules:\n  - {name: slow, group_by: [alertname], min_duration: 3m}\n");
     let g = &env.g;
     let a = json!({"alertname": "Slow", "n": "a"});
     let b = json!({"alertname": "Slow", "n": "b"});
-    let t0 = ago(5);
-    push(g, json!([firing(a.clone(), &t0)])).await;
-    tokio::time::sleep(Duration::from_millis(2000)).await;
-    push(g, json!([firing(b.clone(), &t0)])).await;
-    // The first alert was transient: the group now dates from b.
-    push(g, json!([resolved(a.clone(), &t0)])).await;
-    let held_from = now();
-    let list = wait_for(TIMER_WAIT, "the group to open its incident", || async {
-        let list = incidents(g, "").await;
-        (!list.is_empty()).then_some(list)
-    })
-    .await;
-    assert!(
-        now().duration_since(held_from) >= SignedDuration::from_millis(2500),
-        "opened too early: the transient first alert still dated the group"
-    );
+    let started = ago(g, 5);
+    // t0: a fires; t0+2m: b fires and a resolves: the group now dates from b.
+    push(g, json!([firing(a.clone(), &started)])).await;
+    g.advance(SignedDuration::from_mins(2)).await;
+    push(g, json!([firing(b.clone(), &started)])).await;
+    push(g, json!([resolved(g, a.clone(), &started)])).await;
+    // t0+3m, when a would have persisted: nothing; t0+5m: b has.
+    g.advance_to(t0() + SignedDuration::from_mins(5) - ms(1)).await;
+    assert!(incidents(g, "").await.is_empty(), "opened too early: the transient first alert still dated the group");
+    g.advance(ms(1)).await;
+    let list = incidents(g, "").await;
+    assert_eq!(list.len(), 1, "{list:#?}");
+    assert_eq!(ts(&list[0]["createdAt"]), t0() + SignedDuration::from_mins(5));
     let inc = incident(g, id(&list[0])).await;
     assert_eq!(fingerprints(&inc).len(), 1, "only b: {inc:#}");
 }
@@ -1491,13 +1549,13 @@ async fn a_pending_group_dates_from_its_oldest_firing_alert() {
 async fn pages_do_not_shift_when_incidents_open_between_them() {
     let env = Env::start("incident_rules:\n  - {name: each, group_by: [n]}\n");
     let g = &env.g;
-    let batch: Vec<Value> = (0..6).map(|n| firing(json!({"alertname": "P", "n": n.to_string()}), &ago(5))).collect();
+    let batch: Vec<Value> = (0..6).map(|n| firing(json!({"alertname": "P", "n": n.to_string()}), &ago(g, 5))).collect();
     push(g, Value::Array(batch)).await;
     for sort in ["-created_at", "created_at", "priority", "-updated_at"] {
         let (_, first) = get(&g.url(&format!("/api/v1/incidents?limit=3&sort={sort}"))).await;
         let cursor = first["nextCursor"].as_str().expect("a next page").to_string();
         // Another incident opens between the two page fetches.
-        push(g, json!([firing(json!({"alertname": "P", "n": format!("new-{sort}")}), &ago(1))])).await;
+        push(g, json!([firing(json!({"alertname": "P", "n": format!("new-{sort}")}), &ago(g, 1))])).await;
         let (status, second) =
             get(&g.url(&format!("/api/v1/incidents?limit=3&sort={sort}&cursor={}", enc(&cursor)))).await;
         assert_eq!(status, 200, "{second}");

@@ -1,9 +1,8 @@
 //! The ingest endpoints and the reading API, through HTTP against the real binary.
 mod common;
 
-use std::time::Duration;
-
-use common::{Gateway, Options, all_alerts, fixture, get, post, wait_for};
+use common::{Gateway, Options, all_alerts, fixture, get, post};
+use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -81,37 +80,52 @@ async fn concurrent_copies_from_an_ha_pair_make_one_alert() {
 
 #[tokio::test]
 async fn prometheus_push_and_expiry() {
-    let g = Gateway::start();
+    let g = Gateway::start_with(Options { test_clock: Some(common::t0()), ..Default::default() });
     let url = g.url("/api/v2/alerts");
     let (status, body) = post(&url, &fixture("prometheus_v2_alerts.json")).await;
     assert_eq!(status, 200, "{body}");
     let stored = all_alerts(&g, "&source=prometheus").await;
     assert!(!stored.is_empty());
 
-    // A firing alert whose endsAt passes without a re-send resolves by itself.
-    let now = jiff::Timestamp::now();
-    let ends = now + jiff::SignedDuration::from_millis(1500);
-    let body = json!([{"labels": {"alertname": "Short", "job": "x"}, "startsAt": now.to_string(), "endsAt": ends.to_string()}]);
+    // t0: a firing alert whose endsAt (t0+90s) passes without a re-send
+    // resolves by itself then; one without endsAt, `resolve_timeout` (5m)
+    // after it was last received.
+    let now = g.now();
+    let ends = now + SignedDuration::from_secs(90);
+    let body = json!([
+        {"labels": {"alertname": "Short", "job": "x"}, "startsAt": now.to_string(), "endsAt": ends.to_string()},
+        {"labels": {"alertname": "Quiet", "job": "x"}, "startsAt": now.to_string()},
+    ]);
     let (status, _) = post(&url, &body.to_string()).await;
     assert_eq!(status, 200);
-    let fp = {
-        let a = all_alerts(&g, "&filter=alertname%3D%22Short%22").await;
-        assert_eq!(a.len(), 1);
-        assert_eq!(a[0]["status"], "firing");
-        a[0]["fingerprint"].as_str().unwrap().to_string()
-    };
-    let a = wait_for(Duration::from_secs(15), "the alert to expire", || {
-        let url = g.url(&format!("/api/v1/alerts/{fp}"));
+    let alert = |name: &'static str| {
+        let g = &g;
         async move {
-            let (_, a) = get(&url).await;
-            (a["status"] == "resolved").then_some(a)
+            let a = all_alerts(g, &format!("&filter=alertname%3D%22{name}%22")).await;
+            assert_eq!(a.len(), 1, "{a:#?}");
+            a[0].clone()
         }
-    })
-    .await;
-    assert_eq!(
-        a["endsAt"].as_str().unwrap(),
-        jiff::Timestamp::from_millisecond(ends.as_millisecond()).unwrap().to_string()
-    );
+    };
+    assert_eq!(alert("Short").await["status"], "firing");
+    assert_eq!(alert("Quiet").await["status"], "firing");
+    let end_of = |a: &Value| a["endsAt"].as_str().unwrap().parse::<Timestamp>().unwrap();
+
+    // t0+90s-1ms: still firing; t0+90s: resolved at its endsAt.
+    g.advance_to(ends - SignedDuration::from_millis(1)).await;
+    assert_eq!(alert("Short").await["status"], "firing");
+    g.advance_to(ends).await;
+    let a = alert("Short").await;
+    assert_eq!(a["status"], "resolved", "{a}");
+    assert_eq!(end_of(&a), ends);
+    assert_eq!(alert("Quiet").await["status"], "firing");
+    // t0+5m: the alert without endsAt resolves.
+    let timeout = now + SignedDuration::from_mins(5);
+    g.advance_to(timeout - SignedDuration::from_millis(1)).await;
+    assert_eq!(alert("Quiet").await["status"], "firing");
+    g.advance_to(timeout).await;
+    let a = alert("Quiet").await;
+    assert_eq!(a["status"], "resolved", "{a}");
+    assert_eq!(end_of(&a), timeout);
 
     // The same alert from Alertmanager's webhook and from Prometheus folds into one.
     let labels = json!({"alertname": "Both", "job": "y"});

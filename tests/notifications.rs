@@ -16,8 +16,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{BIN, Gateway, Options, get, post, run_to_exit, wait_for};
-use jiff::Timestamp;
+use common::{BIN, Gateway, Options, get, post, run_to_exit, t0, wait_for};
+use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
 /// Bound for every wait on something the gateway does by itself.
@@ -39,10 +39,21 @@ impl Env {
 
     /// With extra files (secrets, templates) next to the config file.
     fn start_with_files(config: &str, rules: &str, files: &[(&str, &str)]) -> Env {
+        Env::start_at(config, rules, files, None)
+    }
+
+    /// On a controlled clock standing at [`t0`]: retries fall due only as
+    /// the test moves time.
+    fn on_clock(config: &str, rules: &str) -> Env {
+        Env::start_at(config, rules, &[], Some(t0()))
+    }
+
+    fn start_at(config: &str, rules: &str, files: &[(&str, &str)], test_clock: Option<Timestamp>) -> Env {
         let dir = write_setup(config, rules, files);
         let g = Gateway::start_with(Options {
             rules_dir: Some(dir.path().join("rules")),
             extra: vec!["--config".into(), dir.path().join("alertgate.yml").display().to_string()],
+            test_clock,
             ..Default::default()
         });
         Env { g, _dir: dir }
@@ -89,11 +100,31 @@ fn webhook(name: &str, url: &str, extra: &str) -> String {
 
 /// A firing alert with an instance label and two annotations.
 fn alert(name: &str) -> Value {
+    alert_at(name, common::wall_clock())
+}
+
+/// [`alert`], started at `t`.
+fn alert_at(name: &str, t: Timestamp) -> Value {
     json!({
         "labels": {"alertname": name, "instance": "db-1", "severity": "critical"},
         "annotations": {"summary": format!("{name} is burning"), "runbook_url": "https://runbooks.example/x"},
-        "startsAt": Timestamp::now().to_string(),
+        "startsAt": t.to_string(),
     })
+}
+
+/// Retries on a scale a test on a controlled clock moves through: 1 m
+/// doubling to 2 m, each ±25 %.
+const OUTBOX_MINUTES: &str = "outbox: {initial_backoff: 1m, max_backoff: 2m, max_age: 1h}\n";
+
+/// When the notification `row` is due again.
+fn next_attempt(row: &Value) -> Timestamp {
+    row["nextAttemptAt"].as_str().unwrap_or_else(|| panic!("no next attempt: {row:#}")).parse().unwrap()
+}
+
+/// The gateway's time when it sent a signed webhook request (its
+/// `X-Alertgate-Timestamp`, in seconds).
+fn sent_at(hit: &Hit) -> i64 {
+    hit.header("X-Alertgate-Timestamp").parse().expect("unix seconds")
 }
 
 /// Push alerts as Prometheus does; expects 200.
@@ -678,7 +709,7 @@ async fn a_webhook_is_signed_and_carries_its_headers() {
     let hit = &hits[0];
 
     let ts: i64 = hit.header("X-Alertgate-Timestamp").parse().expect("unix seconds");
-    let now = Timestamp::now().as_second();
+    let now = common::wall_clock().as_second();
     assert!((ts - now).abs() <= 60, "timestamp {ts} is not within 60 s of {now}");
     let sig = hit.header("X-Alertgate-Signature");
     let hex_sig = sig.strip_prefix("sha256=").unwrap_or_else(|| panic!("{sig}"));
@@ -746,18 +777,43 @@ async fn a_notifier_gets_only_the_events_it_subscribes_to() {
 async fn transient_failures_are_retried_with_the_same_idempotency_key() {
     let rx = Receiver::start(Reply::Status(200)).await;
     rx.script(&[Reply::Status(503), Reply::Status(503)]);
-    let config = format!("notifiers:\n{}{OUTBOX}", webhook("chatops", &rx.url("/hook"), "timeout: 2s"));
-    let env = Env::start(&config, &rules(&["chatops"]));
+    let config =
+        format!("notifiers:\n{}{OUTBOX_MINUTES}", webhook("chatops", &rx.url("/hook"), "timeout: 2s, secret: s3cret"));
+    let env = Env::on_clock(&config, &rules(&["chatops"]));
     let g = &env.g;
+    let failed = |attempts: u64| {
+        move |l: &[Value]| {
+            l.len() == 1
+                && l[0]["state"] == "pending"
+                && l[0]["attempts"] == attempts
+                && l[0]["lastError"].as_str().is_some_and(|e| e.contains("503"))
+        }
+    };
 
-    fire(g, &[alert("Flaky")]).await;
-    let pending = wait_notifications(g, "&notifier=chatops", "a pending row with the last error", |l| {
-        l.len() == 1 && l[0]["state"] == "pending" && l[0]["lastError"].as_str().is_some_and(|e| e.contains("503"))
-    })
-    .await;
-    assert!(pending[0]["attempts"].as_u64().unwrap() >= 1, "{pending:#?}");
-    assert!(pending[0]["nextAttemptAt"].is_string() && pending[0]["sentAt"].is_null(), "{pending:#?}");
+    // t0: the first attempt fails; the retry is due 1 m (±25 %) later.
+    fire(g, &[alert_at("Flaky", g.now())]).await;
+    let pending = wait_notifications(g, "&notifier=chatops", "a pending row with the last error", failed(1)).await;
+    assert!(pending[0]["sentAt"].is_null(), "{pending:#?}");
+    let retry1 = next_attempt(&pending[0]);
+    let gap = retry1.duration_since(t0());
+    assert!(
+        (SignedDuration::from_secs(45)..=SignedDuration::from_secs(75)).contains(&gap),
+        "first retry after {gap:?}"
+    );
+    assert_eq!(rx.hits_on("/hook").len(), 1, "no retry before it is due");
 
+    // At the first retry: it fails again; the next is due 2 m (±25 %) later.
+    g.advance_to(retry1).await;
+    let pending = wait_notifications(g, "&notifier=chatops", "the second attempt failed", failed(2)).await;
+    let retry2 = next_attempt(&pending[0]);
+    let gap = retry2.duration_since(retry1);
+    assert!(
+        (SignedDuration::from_secs(90)..=SignedDuration::from_secs(150)).contains(&gap),
+        "second retry after {gap:?}"
+    );
+
+    // At the second retry: sent.
+    g.advance_to(retry2).await;
     let rows =
         wait_notifications(g, "&notifier=chatops", "the row sent", |l| l.len() == 1 && l[0]["state"] == "sent").await;
     let row = &rows[0];
@@ -765,14 +821,12 @@ async fn transient_failures_are_retried_with_the_same_idempotency_key() {
     assert!(row["lastError"].is_null(), "{row:#}");
     let hits = rx.hits_on("/hook");
     assert_eq!(hits.len(), 3, "{hits:#?}");
+    let at: Vec<i64> = hits.iter().map(sent_at).collect();
+    assert_eq!(at, [t0().as_second(), retry1.as_second(), retry2.as_second()], "each attempt when it was due");
     let keys: BTreeSet<&str> = hits.iter().map(|h| h.header("Idempotency-Key")).collect();
     assert_eq!(keys, BTreeSet::from([row["idempotencyKey"].as_str().unwrap()]), "one key for every attempt");
     let bodies: BTreeSet<&str> = hits.iter().map(|h| h.body.as_str()).collect();
     assert_eq!(bodies.len(), 1, "the same message each time: {bodies:#?}");
-    // Backoff: 1 s, then 2 s, each within ±25 %.
-    let (gap1, gap2) = (hits[1].at - hits[0].at, hits[2].at - hits[1].at);
-    assert!(gap1 >= Duration::from_millis(700), "first retry after {gap1:?}");
-    assert!(gap2 >= Duration::from_millis(1400), "second retry after {gap2:?}");
 }
 
 // ---- 5. dead letter and manual retry -------------------------------------------
@@ -829,23 +883,31 @@ fn covered(body: &Value) -> usize {
 }
 
 /// The rate limit frees its next permit 60 / `per_minute` = 30 s after the
-/// first two messages; the digest goes then, so this test takes ~30 s.
+/// first two messages; the digest goes then.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_storm_past_the_rate_limit_becomes_one_digest() {
     let rx = Receiver::start(Reply::Status(200)).await;
-    let config = format!("notifiers:\n{}{OUTBOX}", webhook("chatops", &rx.url("/hook"), "rate_limit: {per_minute: 2}"));
-    let env = Env::start(&config, &rules(&["chatops"]));
+    let config = format!(
+        "notifiers:\n{}{OUTBOX}",
+        webhook("chatops", &rx.url("/hook"), "rate_limit: {per_minute: 2}, secret: s3cret")
+    );
+    let env = Env::on_clock(&config, &rules(&["chatops"]));
     let g = &env.g;
 
+    // t0: ten incidents at once; the first messages go at once.
     let names: Vec<String> = (0..10).map(|i| format!("Storm{i:02}")).collect();
-    let alerts: Vec<Value> = names.iter().map(|n| alert(n)).collect();
+    let alerts: Vec<Value> = names.iter().map(|n| alert_at(n, g.now())).collect();
     fire(g, &alerts).await;
     let incidents: BTreeSet<i64> =
         notifications(g, "&notifier=chatops").await.iter().map(|n| n["incidentId"].as_i64().unwrap()).collect();
     assert_eq!(incidents.len(), 10, "one incident and one row per alertname");
+    let first = rx.wait("/hook", "the first two messages", WAIT, |h| h.len() >= 2).await;
+    assert!(first.iter().all(|h| sent_at(h) == t0().as_second()), "{first:#?}");
 
+    // t0+30s: the limit grants the next message: the digest of the rest.
+    g.advance(SignedDuration::from_secs(30)).await;
     let hits = rx
-        .wait("/hook", "messages covering all 10 events", Duration::from_secs(45), |h| {
+        .wait("/hook", "messages covering all 10 events", WAIT, |h| {
             h.iter().map(|h| covered(&h.json())).sum::<usize>() >= 10
         })
         .await;
@@ -855,6 +917,7 @@ async fn a_storm_past_the_rate_limit_becomes_one_digest() {
     let digests: Vec<(&Hit, &Value)> = hits.iter().zip(&bodies).filter(|(_, b)| !b["digest"].is_null()).collect();
     assert_eq!(digests.len(), 1, "one digest: {bodies:#?}");
     let (digest_hit, digest) = digests[0];
+    assert_eq!(sent_at(digest_hit), (t0() + SignedDuration::from_secs(30)).as_second(), "when the limit allowed it");
     let count = covered(digest);
     assert_eq!(count, 10 - (hits.len() - 1), "the digest covers the rest: {digest:#}");
     let key = digest["idempotencyKey"].as_str().unwrap();
@@ -931,30 +994,24 @@ async fn a_hung_receiver_delays_only_its_own_notifier() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pending_notification_survives_kill_and_restart() {
     let rx = Receiver::start(Reply::Status(503)).await;
-    let config = format!(
-        "notifiers:\n{}outbox: {{initial_backoff: 2s, max_backoff: 2s, max_age: 1h}}\n",
-        webhook("chatops", &rx.url("/hook"), "timeout: 2s")
-    );
-    let mut env = Env::start(&config, &rules(&["chatops"]));
+    let config =
+        format!("notifiers:\n{}{OUTBOX_MINUTES}", webhook("chatops", &rx.url("/hook"), "timeout: 2s, secret: s3cret"));
+    let mut env = Env::on_clock(&config, &rules(&["chatops"]));
 
-    fire(&env.g, &[alert("Durable")]).await;
-    // Kill between attempts (not while one is in flight): the row waits for
-    // its retry, due within the backoff.
+    // t0: the first attempt fails; killed while the row waits for its retry.
+    fire(&env.g, &[alert_at("Durable", env.g.now())]).await;
     let rows = wait_notifications(&env.g, "&notifier=chatops", "a failed first attempt", |l| {
-        l.len() == 1 && l[0]["state"] == "pending" && l[0]["lastError"].as_str().is_some_and(|e| e.contains("503")) && {
-            let next: Timestamp = l[0]["nextAttemptAt"].as_str().unwrap().parse().unwrap();
-            let left = next.duration_since(Timestamp::now());
-            left > jiff::SignedDuration::from_millis(300) && left < jiff::SignedDuration::from_secs(10)
-        }
+        l.len() == 1 && l[0]["state"] == "pending" && l[0]["lastError"].as_str().is_some_and(|e| e.contains("503"))
     })
     .await;
     env.g.kill9();
     let before = rows[0].clone();
-    let hits_before = rx.hits_on("/hook").len();
-    assert!(hits_before >= 1);
+    let retry = next_attempt(&before);
+    assert_eq!(rx.hits_on("/hook").len(), 1);
 
+    // Down until the retry is due; started again then, the row goes out.
     rx.set(Reply::Status(200));
-    env.g.restart();
+    env.g.respawn_at(retry);
     let g = &env.g;
     let rows = wait_notifications(g, "&notifier=chatops", "the row sent after the restart", |l| {
         l.len() == 1 && l[0]["state"] == "sent"
@@ -962,9 +1019,10 @@ async fn a_pending_notification_survives_kill_and_restart() {
     .await;
     assert_eq!(rows[0]["id"], before["id"]);
     assert_eq!(rows[0]["idempotencyKey"], before["idempotencyKey"]);
-    assert!(rows[0]["attempts"].as_u64().unwrap() > before["attempts"].as_u64().unwrap(), "{:#}", rows[0]);
+    assert_eq!(rows[0]["attempts"], 2, "{:#}", rows[0]);
     let hits = rx.hits_on("/hook");
-    assert!(hits.len() > hits_before, "{hits:#?}");
+    assert_eq!(hits.len(), 2, "{hits:#?}");
+    assert_eq!(sent_at(&hits[1]), retry.as_second(), "sent when due, after the restart");
     let keys: BTreeSet<&str> = hits.iter().map(|h| h.header("Idempotency-Key")).collect();
     assert_eq!(keys, BTreeSet::from([before["idempotencyKey"].as_str().unwrap()]));
 }

@@ -36,7 +36,7 @@ fn yaml(text: &str) -> Value {
 
 /// A token no one else has (at least 16 characters, as alertgate demands).
 fn fresh_token(role: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let nanos = common::wall_clock().as_nanosecond();
     format!("{role}-{}-{nanos:x}", std::process::id())
 }
 

@@ -1,12 +1,14 @@
 //! SLA reports and the SLA metrics, through HTTP and the command line,
 //! against the real binary: incidents acknowledged in time, breached, and
-//! resolved, grouped by service and by priority; JSON and CSV.
+//! resolved, grouped by service and by priority; JSON and CSV. The gateway
+//! runs on a controlled clock, so the figures are exact.
 mod common;
 
 use std::process::Command;
 use std::time::Duration;
 
-use common::{BIN, Gateway, Options, client, get, post, run_to_exit, wait_for};
+use common::{BIN, Gateway, Options, client, get, post, run_to_exit, t0, wait_for};
+use jiff::SignedDuration;
 use serde_json::Value;
 
 const RULES: &str = r#"
@@ -19,7 +21,7 @@ incident_rules:
 sla_policies:
   - name: fast
     targets:
-      P1: {respond: 1s}
+      P1: {respond: 15m}
       P3: {resolve: 1h}
     warn_at: []
 "#;
@@ -53,21 +55,30 @@ fn group<'a>(report: &'a Value, key: &str) -> &'a Value {
 async fn the_sla_report_counts_met_and_breached_clocks_per_group() {
     let rules = tempfile::tempdir().unwrap();
     std::fs::write(rules.path().join("r.yaml"), RULES).unwrap();
-    let g = Gateway::start_with(Options { rules_dir: Some(rules.path().to_path_buf()), ..Default::default() });
+    let g = Gateway::start_with(Options {
+        // Alerts keep firing through the test's half hour without re-sends.
+        config: Some("resolve_timeout: 1d\n".into()),
+        rules_dir: Some(rules.path().to_path_buf()),
+        test_clock: Some(t0()),
+        ..Default::default()
+    });
+    let mins = SignedDuration::from_mins;
 
-    // payments: one acknowledged in time, one breached before anyone answered.
+    // payments: one acknowledged in time (opened at t0, acknowledged at
+    // t0+5m), one breached before anyone answered (opened at t0+5m,
+    // breached at t0+20m, then acknowledged and resolved).
     let quick = open(&g, "PayQuick", "payments", "critical").await;
+    g.advance(mins(5)).await;
     act(&g, quick, "acknowledge").await;
     let slow = open(&g, "PaySlow", "payments", "critical").await;
-    wait_for(Duration::from_secs(10), "the respond breach", || async {
-        let (_, d) = get(&g.url(&format!("/api/v1/incidents/{slow}"))).await;
-        (d["sla"]["respond"]["state"] == "breached").then_some(())
-    })
-    .await;
+    g.advance(mins(15)).await;
+    let (_, d) = get(&g.url(&format!("/api/v1/incidents/{slow}"))).await;
+    assert_eq!(d["sla"]["respond"]["state"], "breached", "{d:#}");
     act(&g, slow, "acknowledge").await;
     act(&g, slow, "resolve").await;
-    // web: a P3 incident, resolved well within its target.
+    // web: a P3 incident opened at t0+20m, resolved at t0+30m, well within its target.
     let web = open(&g, "WebSlow", "web", "warning").await;
+    g.advance(mins(10)).await;
     act(&g, web, "resolve").await;
 
     let (status, r) = get(&g.url("/api/v1/reports/sla?group_by=service")).await;
@@ -78,12 +89,13 @@ async fn the_sla_report_counts_met_and_breached_clocks_per_group() {
     assert_eq!(pay["resolved"], 1);
     assert_eq!(pay["respondCompliancePercent"], 50.0, "{pay}");
     assert_eq!(pay["respondBreaches"], 1);
-    assert!(pay["mttaSeconds"].as_f64().unwrap() > 0.0, "{pay}");
-    assert!(pay["mttrSeconds"].as_f64().unwrap() >= 1.0, "resolved after its breach: {pay}");
+    assert_eq!(pay["mttaSeconds"], 600.0, "5 and 15 minutes: {pay}");
+    assert_eq!(pay["mttrSeconds"], 900.0, "resolved after its breach: {pay}");
     assert!(pay["resolveCompliancePercent"].is_null(), "P1 has no resolve target: {pay}");
     let webg = group(&r, "web");
     assert_eq!(webg["incidents"], 1);
     assert_eq!(webg["resolveCompliancePercent"], 100.0, "{webg}");
+    assert_eq!(webg["mttrSeconds"], 600.0, "{webg}");
     assert!(webg["mttaSeconds"].is_null(), "never acknowledged: {webg}");
     assert_eq!(r["total"]["incidents"], 3);
     assert_eq!(r["total"]["respondBreaches"], 1);

@@ -27,6 +27,11 @@ fn sha(t: &str) -> String {
 /// A config with one token of each role; the responder's comes from a
 /// file, the others as hashes. `extra` is appended (limits, tls).
 fn start(extra: &str) -> (Gateway, tempfile::TempDir) {
+    start_on(extra, None)
+}
+
+/// [`start`], on a controlled clock standing at `clock` if given.
+fn start_on(extra: &str, clock: Option<jiff::Timestamp>) -> (Gateway, tempfile::TempDir) {
     let secrets = tempfile::tempdir().unwrap();
     let alice = secrets.path().join("alice");
     std::fs::write(&alice, format!("{RESPONDER}\n")).unwrap();
@@ -47,7 +52,7 @@ fn start(extra: &str) -> (Gateway, tempfile::TempDir) {
         alice.display(),
         sha(ADMIN)
     );
-    (Gateway::start_with(Options { config: Some(config), ..Default::default() }), secrets)
+    (Gateway::start_with(Options { config: Some(config), test_clock: clock, ..Default::default() }), secrets)
 }
 
 fn client() -> reqwest::Client {
@@ -444,4 +449,45 @@ async fn every_route_method_and_role_gets_what_the_readme_says() {
     }
     assert!(checked > 800, "{checked}");
     assert!(wrong.is_empty(), "{} of {checked} answers differ from the README:\n{}", wrong.len(), wrong.join("\n"));
+}
+
+/// `/-/clock` exists only on a gateway started with `--test-clock`; there,
+/// only an admin reads or moves it, and only forward.
+#[tokio::test]
+async fn the_test_clock_exists_only_when_asked_for_and_only_admins_move_it() {
+    let (g, _secrets) = start("");
+    let (status, body) = call("GET", &g.url("/-/clock"), Some(ADMIN), None).await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = call("POST", &g.url("/-/clock"), Some(ADMIN), Some(json!({"advance": "1h"}))).await;
+    assert_eq!(status, 404, "{body}");
+
+    let t0 = common::t0();
+    let (g, _secrets) = start_on("", Some(t0));
+    let url = g.url("/-/clock");
+    let at =
+        |body: &Value| body["now"].as_str().unwrap_or_else(|| panic!("{body}")).parse::<jiff::Timestamp>().unwrap();
+    assert_eq!(call("GET", &url, None, None).await.0, 401);
+    assert_eq!(call("POST", &url, None, Some(json!({"advance": "1h"}))).await.0, 401);
+    for token in [INGEST, VIEWER, RESPONDER] {
+        assert_eq!(call("GET", &url, Some(token), None).await.0, 403, "{token}");
+        assert_eq!(call("POST", &url, Some(token), Some(json!({"advance": "1h"}))).await.0, 403, "{token}");
+    }
+    let (status, body) = call("GET", &url, Some(ADMIN), None).await;
+    assert_eq!((status, at(&body)), (200, t0), "{body}");
+    let (status, body) = call("POST", &url, Some(ADMIN), Some(json!({"advance": "15m"}))).await;
+    assert_eq!((status, at(&body)), (200, t0 + jiff::SignedDuration::from_mins(15)), "{body}");
+    let later = t0 + jiff::SignedDuration::from_hours(1);
+    let (status, body) = call("POST", &url, Some(ADMIN), Some(json!({"to": later}))).await;
+    assert_eq!((status, at(&body)), (200, later), "{body}");
+
+    // Never backwards; one way of saying where to, and a readable one.
+    let (status, body) = call("POST", &url, Some(ADMIN), Some(json!({"to": t0}))).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("never goes backwards"), "{body}");
+    for wrong in [json!({}), json!({"advance": "1m", "to": later}), json!({"advance": "soon"}), json!({"to": "noon"})] {
+        let (status, body) = call("POST", &url, Some(ADMIN), Some(wrong.clone())).await;
+        assert_eq!(status, 400, "{wrong}: {body}");
+    }
+    let (status, body) = call("GET", &url, Some(ADMIN), None).await;
+    assert_eq!((status, at(&body)), (200, later), "refused moves change nothing: {body}");
 }

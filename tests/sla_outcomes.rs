@@ -3,7 +3,7 @@
 //! responding only by someone, and a longer target's own warnings.
 mod common;
 
-use common::{Gateway, Options, get, post, wait_for};
+use common::{Gateway, Options, get, post, t0, wait_for};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -26,7 +26,13 @@ incident_rules:
 fn start() -> (Gateway, tempfile::TempDir) {
     let rules = tempfile::tempdir().unwrap();
     std::fs::write(rules.path().join("rules.yaml"), RULES).unwrap();
-    let g = Gateway::start_with(Options { rules_dir: Some(rules.path().to_path_buf()), ..Default::default() });
+    // Alerts sent once stay firing for the hours these timelines span.
+    let g = Gateway::start_with(Options {
+        config: Some("resolve_timeout: 1d\n".into()),
+        rules_dir: Some(rules.path().to_path_buf()),
+        test_clock: Some(t0()),
+        ..Default::default()
+    });
     (g, rules)
 }
 
@@ -40,7 +46,7 @@ fn mins(n: i64) -> SignedDuration {
 
 async fn send(g: &Gateway, alertname: &str, status: &str) {
     let alert = if status == "resolved" {
-        json!([{"labels": {"alertname": alertname}, "endsAt": Timestamp::now().to_string()}])
+        json!([{"labels": {"alertname": alertname}, "endsAt": g.now().to_string()}])
     } else {
         json!([{"labels": {"alertname": alertname}}])
     };
@@ -68,6 +74,7 @@ async fn a_running_clock_shows_its_deadline_and_its_next_milestone() {
     send(&g, "Deadline", "firing").await;
     let inc = incident_of(&g, "Deadline").await;
     let created = ts(&inc["createdAt"]);
+    assert_eq!(created, t0());
     let respond = &inc["sla"]["respond"];
     assert_eq!(respond["state"], "running", "{inc:#}");
     // 24x7: the deadline is 30 minutes on, the 50 % warning 15.
@@ -97,6 +104,8 @@ async fn resolved_before_anyone_acknowledged_is_not_a_kept_promise() {
         assert_eq!(inc["sla"]["respond"]["state"], outcome, "{name}: {inc:#}");
         assert_eq!(inc["sla"]["resolve"]["state"], "met", "{name}: resolving keeps the resolve promise");
     }
+    // The report covers the incidents created up to now.
+    g.advance(mins(1)).await;
     let (code, report) = get(&g.url("/api/v1/reports/sla?group_by=priority")).await;
     assert_eq!(code, 200, "{report}");
     let total = &report["total"];
@@ -115,10 +124,14 @@ async fn a_longer_target_moves_the_deadline_and_its_warnings() {
     let (g, _rules) = start();
     send(&g, "Lowered", "firing").await;
     let inc = incident_of(&g, "Lowered").await;
-    let created = ts(&inc["createdAt"]);
-    let url = g.url(&format!("/api/v1/incidents/{}/priority", inc["id"]));
+    // t0+20m: the 50 % warning of the 30 minutes was given at t0+15m.
+    g.advance(mins(20)).await;
+    let url = g.url(&format!("/api/v1/incidents/{}", inc["id"]));
+    let inc = get(&url).await.1;
+    assert_eq!(inc["sla"]["respond"]["warned_at"][0]["at"], (t0() + mins(15)).to_string(), "{inc:#}");
+    // Lowered to P3 (4 h): its own 50 % is at t0+2h, not skipped for the old one.
     let resp = common::client()
-        .patch(&url)
+        .patch(format!("{url}/priority"))
         .header("content-type", "application/json")
         .body(json!({"actor": "alice", "priority": "P3"}).to_string())
         .send()
@@ -128,6 +141,12 @@ async fn a_longer_target_moves_the_deadline_and_its_warnings() {
     let inc: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
     let respond = &inc["sla"]["respond"];
     assert_eq!(respond["target"], "4h", "{respond:#}");
-    assert_eq!(ts(&respond["breachAt"]), created + mins(240), "{respond:#}");
-    assert_eq!(ts(&respond["nextMilestoneAt"]), created + mins(120), "50 % of 4 h: {respond:#}");
+    assert_eq!(ts(&respond["breachAt"]), t0() + mins(240), "{respond:#}");
+    assert_eq!(ts(&respond["nextMilestoneAt"]), t0() + mins(120), "50 % of 4 h: {respond:#}");
+    g.advance_to(t0() + mins(120)).await;
+    let inc = get(&url).await.1;
+    let warnings: Vec<&Value> =
+        inc["timeline"].as_array().unwrap().iter().filter(|e| e["kind"] == "sla_warning").collect();
+    assert_eq!(warnings.len(), 2, "50 % of 30 m, then 50 % of 4 h: {warnings:#?}");
+    assert!(warnings.iter().any(|w| w["at"] == (t0() + mins(120)).to_string()), "{warnings:#?}");
 }

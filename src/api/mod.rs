@@ -6,6 +6,7 @@ mod audit;
 pub mod auth;
 mod body;
 mod changes;
+mod clock;
 pub mod error;
 mod health;
 mod incidents;
@@ -215,6 +216,14 @@ fn api_routes() -> OpenApiRouter<AppState> {
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body;
     let (api, _) = api_routes().split_for_parts();
+    // Only on a controlled clock (`serve --test-clock`); elsewhere a 404 like
+    // any unknown path. Not in `auth::ROUTES`, so it needs admin rights (and
+    // it is not in the OpenAPI document: it is for tests only).
+    let api = if crate::clock::is_controlled() {
+        api.route("/-/clock", axum::routing::get(clock::get).post(clock::post))
+    } else {
+        api
+    };
     api.fallback(|| async { error::ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(max_body))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), body::budget))

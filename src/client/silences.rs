@@ -92,7 +92,7 @@ pub async fn silence(args: &ClientArgs, cmd: SilenceCommand) -> anyhow::Result<(
             let matchers = matcher_args(&matchers)?;
             let starts_at = match &start {
                 Some(s) => s.parse().map_err(|e| anyhow::anyhow!("--start: expected an RFC 3339 time: {e}"))?,
-                None => jiff::Timestamp::now(),
+                None => crate::clock::now(),
             };
             let ends_at = end_time(starts_at, duration.as_deref(), end.as_deref())?;
             let body = json!({

@@ -5,7 +5,10 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::mpsc;
 
@@ -87,7 +90,7 @@ pub async fn run(
             return;
         }
     };
-    let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
+    let in_flight: Arc<Mutex<InFlight>> = Arc::default();
     let mut queues: HashMap<String, mpsc::UnboundedSender<OutboxItem>> = HashMap::new();
     for n in &notifiers.list {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -95,11 +98,14 @@ pub async fn run(
         tokio::spawn(notifier_task(n.clone(), rx, store.clone(), http.clone(), settings, in_flight.clone()));
     }
     let wake = store.outbox_wakeup();
+    // On a controlled clock, retries fall due when a test moves time.
+    let mut clock_moves = crate::clock::moves();
     let mut renew = tokio::time::interval(RENEW);
     renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = wake.notified() => {}
+            _ = clock_moves.next() => {}
             _ = tokio::time::sleep(POLL) => {}
             _ = renew.tick() => {
                 renew_leases(&store, &in_flight).await;
@@ -133,7 +139,7 @@ pub async fn run(
             }
             let mut dead = Vec::new();
             for item in items {
-                if !in_flight.lock().expect("in-flight lock").insert(item.id) {
+                if !in_flight.lock().expect("in-flight lock").ids.insert(item.id) {
                     continue; // still queued from an earlier claim
                 }
                 match queues.get(&item.notifier) {
@@ -141,14 +147,14 @@ pub async fn run(
                         if let Err(lost) = q.send(item) {
                             // The notifier's task is gone: due again after a pause, not stuck.
                             let id = lost.0.id;
-                            in_flight.lock().expect("in-flight lock").remove(&id);
+                            in_flight.lock().expect("in-flight lock").ids.remove(&id);
                             let at = now.checked_add(SignedDuration::from_secs(60)).unwrap_or(Timestamp::MAX);
                             let error = "the notifier's delivery task stopped".to_owned();
                             dead.push((id, DeliveryRecord::Retry { at, error }));
                         }
                     }
                     None => {
-                        in_flight.lock().expect("in-flight lock").remove(&item.id);
+                        in_flight.lock().expect("in-flight lock").ids.remove(&item.id);
                         let error = format!("no notifier named {:?} in the config", item.notifier);
                         dead.push((item.id, DeliveryRecord::Dead { error }));
                     }
@@ -162,9 +168,24 @@ pub async fn run(
     drain(&in_flight).await;
 }
 
+/// Rows claimed and not yet delivered, and how many outcomes of finished
+/// deliveries are being recorded.
+#[derive(Debug, Default)]
+struct InFlight {
+    ids: HashSet<i64>,
+    recording: usize,
+}
+
+impl InFlight {
+    /// Nothing being delivered, nothing left to record.
+    fn is_idle(&self) -> bool {
+        self.ids.is_empty() && self.recording == 0
+    }
+}
+
 /// Extend the leases of everything claimed and not yet recorded.
-async fn renew_leases(store: &Store, in_flight: &Mutex<HashSet<i64>>) {
-    let ids: Vec<i64> = in_flight.lock().expect("in-flight lock").iter().copied().collect();
+async fn renew_leases(store: &Store, in_flight: &Mutex<InFlight>) {
+    let ids: Vec<i64> = in_flight.lock().expect("in-flight lock").ids.iter().copied().collect();
     if ids.is_empty() {
         return;
     }
@@ -176,10 +197,10 @@ async fn renew_leases(store: &Store, in_flight: &Mutex<HashSet<i64>>) {
 
 /// Wait until no delivery is in progress, or `DRAIN` has passed; what is
 /// still unfinished then is released by the store as it closes.
-async fn drain(in_flight: &Mutex<HashSet<i64>>) {
+async fn drain(in_flight: &Mutex<InFlight>) {
     let deadline = tokio::time::Instant::now() + DRAIN;
     while tokio::time::Instant::now() < deadline {
-        if in_flight.lock().expect("in-flight lock").is_empty() {
+        if in_flight.lock().expect("in-flight lock").is_idle() {
             return;
         }
         tokio::time::sleep(StdDuration::from_millis(50)).await;
@@ -192,10 +213,11 @@ async fn notifier_task(
     store: Store,
     http: reqwest::Client,
     settings: OutboxSettings,
-    in_flight: Arc<Mutex<HashSet<i64>>>,
+    in_flight: Arc<Mutex<InFlight>>,
 ) {
-    let limiter: Option<DefaultDirectRateLimiter> =
-        n.per_minute.and_then(NonZeroU32::new).map(|p| RateLimiter::direct(Quota::per_minute(p)));
+    let limiter: Option<Limiter> =
+        n.per_minute.and_then(NonZeroU32::new).map(|p| RateLimiter::direct_with_clock(Quota::per_minute(p), PaceClock));
+    let mut clock_moves = crate::clock::moves();
     while let Some(first) = rx.recv().await {
         let mut queue = vec![first];
         while let Ok(more) = rx.try_recv() {
@@ -215,7 +237,7 @@ async fn notifier_task(
         // arrived meanwhile too, and send it as digests of bounded size.
         while !overflow.is_empty() {
             if let Some(l) = &limiter {
-                l.until_ready().await;
+                until_ready(l, &mut clock_moves).await;
             }
             while let Ok(more) = rx.try_recv() {
                 overflow.push(more);
@@ -224,6 +246,40 @@ async fn notifier_task(
             let digest = std::mem::replace(&mut overflow, rest);
             tracing::info!(notifier = %n.name, events = digest.len(), "rate limit reached; sending a digest");
             send(&n, digest, &store, &http, &settings, &in_flight).await;
+        }
+    }
+}
+
+/// A notifier's rate limit.
+type Limiter = RateLimiter<NotKeyed, InMemoryState, PaceClock, NoOpMiddleware<Nanos>>;
+
+/// The rate limits' clock: monotonic real time, or the controlled clock
+/// when the gateway runs on one (`--test-clock`), so that a test moves
+/// through a limit's minute instead of waiting it out.
+#[derive(Debug, Clone, Copy)]
+struct PaceClock;
+
+impl governor::clock::Clock for PaceClock {
+    type Instant = Nanos;
+
+    fn now(&self) -> Nanos {
+        if crate::clock::is_controlled() {
+            let ms = crate::clock::now().as_millisecond().max(0) as u64;
+            return Nanos::from(StdDuration::from_millis(ms));
+        }
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        Nanos::from(START.get_or_init(std::time::Instant::now).elapsed())
+    }
+}
+
+/// Wait until the limit grants the next message: its time comes, or the
+/// controlled clock moves past it.
+async fn until_ready(limiter: &Limiter, clock_moves: &mut crate::clock::Moves) {
+    use governor::clock::Clock;
+    while let Err(not_until) = limiter.check() {
+        tokio::select! {
+            _ = tokio::time::sleep(not_until.wait_time_from(PaceClock.now())) => {}
+            _ = clock_moves.next() => {}
         }
     }
 }
@@ -238,7 +294,7 @@ async fn send(
     store: &Store,
     http: &reqwest::Client,
     settings: &OutboxSettings,
-    in_flight: &Mutex<HashSet<i64>>,
+    in_flight: &Mutex<InFlight>,
 ) {
     let delivery = Delivery { items };
     let outcome = deliver(n, &delivery, http).await;
@@ -267,14 +323,22 @@ async fn send(
         };
         m.notifications.with_label_values(&[n.name.as_str(), label]).inc();
     }
+    // Out of flight before the outcome is recorded: once it is, a retry
+    // may be claimed at once, and a claim of a row still in flight is
+    // skipped (its lease would then hold the retry back). Until the record
+    // lands the row is still leased, so nobody claims it meanwhile.
+    {
+        let mut f = in_flight.lock().expect("in-flight lock");
+        for i in &delivery.items {
+            f.ids.remove(&i.id);
+        }
+        f.recording += 1;
+    }
     if let Err(e) = store.record_deliveries(recs).await {
         // The lease runs out and the rows are delivered again: at least once.
         tracing::warn!(notifier = %n.name, error = %e, "recording a delivery failed");
     }
-    let mut set = in_flight.lock().expect("in-flight lock");
-    for i in &delivery.items {
-        set.remove(&i.id);
-    }
+    in_flight.lock().expect("in-flight lock").recording -= 1;
 }
 
 #[cfg(test)]

@@ -7,9 +7,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_alertgate");
+
+/// The wall clock, for tests of a gateway that runs on it: the tests' one
+/// read of it (`clippy.toml` disallows the others, as in the gateway).
+#[allow(clippy::disallowed_methods)]
+pub fn wall_clock() -> jiff::Timestamp {
+    jiff::Timestamp::now()
+}
 
 pub fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
@@ -82,6 +90,9 @@ pub struct Gateway {
     pub args: Vec<String>,
     /// A program that runs the gateway (e.g. `prlimit --nofile=…`), if any.
     pub launcher: Vec<String>,
+    /// Where the controlled clock stands, when the gateway runs on one; a
+    /// restart starts it there again.
+    clock: std::sync::Mutex<Option<Timestamp>>,
     _tmp: Option<tempfile::TempDir>,
     stderr_log: PathBuf,
 }
@@ -93,6 +104,15 @@ pub struct Options {
     pub extra: Vec<String>,
     /// Run the gateway through this program and its arguments.
     pub launcher: Vec<String>,
+    /// Run on a controlled clock standing at this instant (`serve
+    /// --test-clock`); time then moves only by [`Gateway::advance`].
+    pub test_clock: Option<Timestamp>,
+}
+
+/// Where tests on a controlled clock start: a Monday, 09:00 UTC (10:00 in
+/// Berlin), so calendars give the same answer on every run.
+pub fn t0() -> Timestamp {
+    "2026-03-02T09:00:00Z".parse().unwrap()
 }
 
 impl Gateway {
@@ -119,16 +139,22 @@ impl Gateway {
             args.push(p.display().to_string());
         }
         args.extend(opts.extra);
-        let (child, addr, stderr_log) = spawn(&dir, &opts.launcher, &args);
-        Gateway { child, addr, dir, args, launcher: opts.launcher, _tmp: Some(tmp), stderr_log }
+        let (child, addr, stderr_log) = spawn(&dir, &opts.launcher, &args, opts.test_clock);
+        Gateway {
+            child,
+            addr,
+            dir,
+            args,
+            launcher: opts.launcher,
+            clock: std::sync::Mutex::new(opts.test_clock),
+            _tmp: Some(tmp),
+            stderr_log,
+        }
     }
 }
 
-fn spawn(dir: &Path, launcher: &[String], args: &[String]) -> (Child, String, PathBuf) {
-    let stderr_log = dir.join(format!(
-        "stderr-{}.log",
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
-    ));
+fn spawn(dir: &Path, launcher: &[String], args: &[String], clock: Option<Timestamp>) -> (Child, String, PathBuf) {
+    let stderr_log = dir.join(format!("stderr-{}.log", wall_clock().as_nanosecond()));
     let err = std::fs::File::create(&stderr_log).unwrap();
     let mut cmd = match launcher.split_first() {
         Some((program, rest)) => {
@@ -138,8 +164,11 @@ fn spawn(dir: &Path, launcher: &[String], args: &[String]) -> (Child, String, Pa
         }
         None => Command::new(BIN),
     };
+    cmd.args(args);
+    if let Some(t) = clock {
+        cmd.args(["--test-clock", &t.to_string()]);
+    }
     let mut child = cmd
-        .args(args)
         .env_remove("ALERTGATE_LISTEN")
         .env("ALERTGATE_LOG", "info")
         .stdout(Stdio::piped())
@@ -179,7 +208,7 @@ impl Gateway {
     /// Start again on the same data directory (and a new port), after the
     /// caller stopped it its own way.
     pub fn respawn(&mut self) {
-        let (child, addr, stderr_log) = spawn(&self.dir, &self.launcher, &self.args);
+        let (child, addr, stderr_log) = spawn(&self.dir, &self.launcher, &self.args, self.clock());
         self.child = child;
         self.addr = addr;
         self.stderr_log = stderr_log;
@@ -188,10 +217,45 @@ impl Gateway {
     /// Start again on the same data directory (and a new port).
     pub fn restart(&mut self) {
         self.kill9();
-        let (child, addr, stderr_log) = spawn(&self.dir, &self.launcher, &self.args);
+        let (child, addr, stderr_log) = spawn(&self.dir, &self.launcher, &self.args, self.clock());
         self.child = child;
         self.addr = addr;
         self.stderr_log = stderr_log;
+    }
+
+    /// Start again, its controlled clock at `t`: the time that passed while
+    /// it was down (after the caller stopped it its own way).
+    pub fn respawn_at(&mut self, t: Timestamp) {
+        let was = self.clock().expect("respawn_at needs a gateway on a controlled clock");
+        assert!(t >= was, "the clock never goes backwards: it stood at {was}, {t} is earlier");
+        *self.clock.lock().unwrap() = Some(t);
+        self.respawn();
+    }
+
+    fn clock(&self) -> Option<Timestamp> {
+        *self.clock.lock().unwrap()
+    }
+
+    /// The gateway's time: its controlled clock's, or else the wall clock's.
+    pub fn now(&self) -> Timestamp {
+        self.clock().unwrap_or_else(wall_clock)
+    }
+
+    /// Move the controlled clock forward by `d`. Returns once every timer
+    /// due meanwhile has run, each at its own instant; the new time.
+    pub async fn advance(&self, d: SignedDuration) -> Timestamp {
+        self.advance_to(self.now() + d).await
+    }
+
+    /// Move the controlled clock forward to `t` (see [`Gateway::advance`]).
+    pub async fn advance_to(&self, t: Timestamp) -> Timestamp {
+        assert!(self.clock().is_some(), "only a gateway on a controlled clock (Options::test_clock) moves in time");
+        let (status, body) = post(&self.url("/-/clock"), &serde_json::json!({ "to": t }).to_string()).await;
+        assert_eq!(status, 200, "moving the clock to {t}: {body}");
+        let now: Timestamp = body["now"].as_str().expect("the clock's time").parse().unwrap();
+        assert_eq!(now, t, "the clock stands where it was sent");
+        *self.clock.lock().unwrap() = Some(now);
+        now
     }
 }
 
