@@ -125,7 +125,8 @@ pub async fn serve_until(
         shutdown.await;
         feed.close();
     };
-    let app = api::router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let routes = api::routes(&state).merge(crate::web::router(state.clone()));
+    let app = api::finish(routes, state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let limits = &state.config.limits;
     let registry = crate::connections::Registry::new(crate::connections::effective_cap(
         limits.max_connections,

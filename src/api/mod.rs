@@ -213,7 +213,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(amv2::routes())
 }
 
-pub fn router(state: AppState) -> Router {
+/// The API's routes behind their guards (permissions, body budget). The
+/// server joins the console's routes to them and then [`finish`]es both.
+pub fn routes(state: &AppState) -> Router<AppState> {
     let max_body = state.config.max_body;
     let (api, _) = api_routes().split_for_parts();
     // Only on a controlled clock (`serve --test-clock`); elsewhere a 404 like
@@ -228,7 +230,12 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), body::budget))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
-        .merge(crate::web::router(state.clone()))
+}
+
+/// What every answer shares, the API's and the console's: request metrics
+/// and the version header.
+pub fn finish(routes: Router<AppState>, state: AppState) -> Router {
+    routes
         .route_layer(axum::middleware::from_fn(metrics::observe))
         .layer(axum::middleware::map_response(version_header))
         .with_state(state)

@@ -5,6 +5,16 @@ use serde::Serialize;
 use crate::model::LabelSet;
 use crate::rules::matcher::Matcher;
 
+/// A silence as given to create or change one.
+#[derive(Debug, Clone)]
+pub struct SilenceSpec {
+    pub matchers: Vec<Matcher>,
+    pub starts_at: Timestamp,
+    pub ends_at: Timestamp,
+    pub created_by: String,
+    pub comment: String,
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Silence {

@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::writer::{Op, Reply};
+use super::ops::{Op, Reply};
 use super::{StoreError, ms, ts};
 
 /// What an op does to what, for the audit log.

@@ -4,7 +4,7 @@ use jiff::Timestamp;
 use rusqlite::{Connection, params};
 use serde_json::json;
 
-use super::incidents::{SYSTEM, WriterState, event};
+use super::state::{SYSTEM, WriterState, event};
 use super::{StoreError, ms, ts};
 use crate::model::MuteReason;
 use crate::model::change::{Change, NewChange};

@@ -6,77 +6,27 @@ use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 
+use super::state::{AlertRef, SYSTEM, StoredAlert, WriterState, current_state, event};
 use super::{StoreError, ms, ts};
 use crate::engine::inhibit::InhibitIndex;
 use crate::engine::lifecycle::{self, LifecycleEffect, LifecycleView, Measure, Stamp, with_comment};
-use crate::engine::silence::{Silence, silenced_by};
+use crate::engine::silence::silenced_by;
 use crate::engine::{self, FiringDecision, GroupView, IncidentView, PendingView};
-use crate::model::change::Change;
 use crate::model::incident::{IncidentAction, IncidentState, Priority};
-use crate::model::{Annotations, Fingerprint, LabelSet, MuteReason};
+use crate::model::{Fingerprint, LabelSet, MuteReason};
 use crate::rules::RuleSet;
 use crate::rules::incident::IncidentRule;
 use crate::rules::policy::incident_fields;
 use crate::sla::timers::{TimerKey, Timers};
 
-/// The actor the gateway records for what it does by itself.
-pub const SYSTEM: &str = "alertgate";
-
-/// What the writer keeps in memory between batches.
-pub(super) struct WriterState {
-    pub rules: Arc<RuleSet>,
-    pub inhibit: InhibitIndex,
-    pub silences: Vec<Silence>,
-    /// Suppressing changes not yet ended.
-    pub maintenance: Vec<Change>,
-    /// Every pending SLA milestone and escalation step.
-    pub timers: Timers,
-    /// Which events each notifier takes.
-    pub subscriptions: crate::model::notification::Subscriptions,
-    /// Set when a request queued a notification, so the worker is woken
-    /// once the batch commits.
-    pub outbox_dirty: std::cell::Cell<bool>,
-    /// Facts for the metrics, counted once their transaction commits.
-    pub facts: Vec<crate::metrics::Fact>,
-    /// Whether alerts muted by a silence or maintenance window that ended
-    /// while the gateway was down have been routed again since the load.
-    ended_mutes_released: bool,
-    /// Timer changes of the request being applied: kept only if its
-    /// savepoint commits, so a rolled-back request leaves no timer behind.
-    staged: Vec<(TimerKey, Option<Timestamp>)>,
-}
-
-/// The alert a decision is about.
-pub(super) struct AlertRef<'a> {
-    pub id: i64,
-    pub fingerprint: &'a Fingerprint,
-    pub labels: &'a LabelSet,
-    pub annotations: &'a Annotations,
-}
-
-/// An alert read back from its row, owning what an [`AlertRef`] borrows.
-pub(super) struct StoredAlert {
-    id: i64,
-    fingerprint: Fingerprint,
-    labels: LabelSet,
-    annotations: Annotations,
-}
-
-impl StoredAlert {
-    pub fn from_row(id: i64, fingerprint: &str, labels: &str, annotations: &str) -> Result<Self, StoreError> {
-        let corrupt = |e: String| StoreError::Corrupt(format!("alert {id}: {e}"));
-        Ok(StoredAlert {
-            id,
-            fingerprint: Fingerprint::parse(fingerprint).map_err(|e| corrupt(e.to_string()))?,
-            labels: serde_json::from_str(labels).map_err(|e| corrupt(e.to_string()))?,
-            annotations: serde_json::from_str(annotations).map_err(|e| corrupt(e.to_string()))?,
-        })
-    }
-
-    pub fn as_ref(&self) -> AlertRef<'_> {
-        AlertRef { id: self.id, fingerprint: &self.fingerprint, labels: &self.labels, annotations: &self.annotations }
-    }
-}
+/// The hot path's statement, built once: the open incidents an alert is in.
+static OPEN_INCIDENTS_OF_ALERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT ia.incident_id, ia.firing FROM incident_alerts ia JOIN incidents i ON i.id = ia.incident_id
+         WHERE ia.alert_id = ?1 AND {}",
+        IncidentState::open_sql("i.state")
+    )
+});
 
 impl WriterState {
     /// Rebuild the in-memory state from the store.
@@ -202,11 +152,7 @@ impl WriterState {
         // alert). Its routing was decided when it joined; nothing to redo.
         if !newly_fired {
             let open: Vec<(i64, bool)> = tx
-                .prepare_cached(&format!(
-                    "SELECT ia.incident_id, ia.firing FROM incident_alerts ia JOIN incidents i ON i.id = ia.incident_id
-                     WHERE ia.alert_id = ?1 AND {}",
-                    IncidentState::open_sql("i.state")
-                ))?
+                .prepare_cached(&OPEN_INCIDENTS_OF_ALERT)?
                 .query_map([a.id], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?;
             if !open.is_empty() {
@@ -746,33 +692,6 @@ fn describe(a: &AlertRef<'_>) -> String {
         Some(name) => format!("{name} ({})", a.fingerprint),
         None => a.fingerprint.to_string(),
     }
-}
-
-/// Append to an incident's timeline; returns the entry's id.
-pub(super) fn event(
-    tx: &Connection,
-    id: i64,
-    at: Timestamp,
-    actor: &str,
-    kind: &str,
-    message: &str,
-    data: serde_json::Value,
-) -> Result<i64, StoreError> {
-    tx.prepare_cached(
-        "INSERT INTO incident_events (incident_id, at, actor, kind, message, data, recorded_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![id, ms(at), actor, kind, message, data.to_string(), ms(crate::clock::now())])?;
-    Ok(tx.last_insert_rowid())
-}
-
-pub(super) fn current_state(tx: &Connection, id: i64) -> Result<IncidentState, StoreError> {
-    let state: String = tx
-        .prepare_cached("SELECT state FROM incidents WHERE id = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()?
-        .ok_or_else(|| StoreError::NotFound(format!("no incident {id}")))?;
-    IncidentState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("incident state {state:?}")))
 }
 
 impl WriterState {

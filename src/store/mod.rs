@@ -10,6 +10,7 @@ mod changes;
 mod feed;
 mod gauges;
 mod incidents;
+mod ops;
 mod outbox;
 mod problems;
 mod reader;
@@ -19,6 +20,7 @@ mod sender_ack;
 pub mod settings;
 mod silences;
 mod sla;
+mod state;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -40,15 +42,15 @@ use crate::rules::RuleSet;
 use crate::rules::matcher::Matcher;
 use settings::{IntegrityCheck, StoreConfig, Synchronous};
 
+pub use crate::engine::silence::SilenceSpec;
 pub use audit::{AuditEntry, AuditQuery};
 pub use feed::{ChangeFeed, FeedState};
-pub use incidents::SYSTEM as SYSTEM_ACTOR;
 pub use outbox::{DeliveryRecord, NotificationView};
 pub use problems::{LinkedIncident, NewProblem, ProblemDetail, ProblemQuery, ProblemUpdate};
 pub use reports::{RecurringProblem, ReportGroup, ReportRow, SlaReport};
 pub use schema::VERSION as SCHEMA_VERSION;
-pub use silences::SilenceSpec;
 pub use sla::{ClockView, EscalationView, SlaView};
+pub use state::SYSTEM as SYSTEM_ACTOR;
 
 /// The rules in force, swapped whole on reload; the writer picks up a new
 /// set at its next batch.
@@ -370,7 +372,7 @@ const LARGE_BATCH: usize = 500;
 /// A cheap, cloneable handle on the store.
 #[derive(Clone)]
 pub struct Store {
-    writer: mpsc::Sender<writer::Request>,
+    writer: mpsc::Sender<ops::Request>,
     /// For what reads compute at request time (SLA clocks need calendars).
     rules: SharedRules,
     /// The writer's earliest timer in epoch milliseconds (`i64::MAX`: none).
@@ -477,7 +479,7 @@ impl Store {
         // Load the writer's in-memory state here, so a store that cannot
         // start fails `open` instead of every write later.
         let current = rules.read().expect("rules lock").clone();
-        let writer_state = incidents::WriterState::load(&conn, current, subscriptions, crate::clock::now())?;
+        let writer_state = state::WriterState::load(&conn, current, subscriptions, crate::clock::now())?;
         let (stop_checkpoints, stopped) = std::sync::mpsc::channel::<()>();
         let wal_share = size_limit.as_ref().map_or(WAL_RESTART_BYTES, |l| l.wal_share);
         let checkpointer = std::thread::Builder::new()
@@ -543,11 +545,11 @@ impl Store {
         s
     }
 
-    async fn write(&self, op: writer::Op) -> Result<writer::Reply, StoreError> {
+    async fn write(&self, op: ops::Op) -> Result<ops::Reply, StoreError> {
         let (reply, rx) = oneshot::channel();
         let source = self.source.as_deref().map(str::to_owned);
         self.writer
-            .send(writer::Request::Write { op: Box::new(op), source, reply })
+            .send(ops::Request::Write { op: Box::new(op), source, reply })
             .await
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
@@ -592,8 +594,8 @@ impl Store {
             let encoded = encode(&updates);
             (updates, encoded)
         };
-        match self.write(writer::Op::Ingest { updates, encoded, now, sender }).await? {
-            writer::Reply::Ingest(o) => Ok(o),
+        match self.write(ops::Op::Ingest { updates, encoded, now, sender }).await? {
+            ops::Reply::Ingest(o) => Ok(o),
             _ => unreachable!("ingest answers with an outcome"),
         }
     }
@@ -601,8 +603,8 @@ impl Store {
     /// Resolve firing alerts whose sender stopped repeating them and run
     /// the correlation timers; returns how many alerts expired.
     pub async fn tick(&self, now: Timestamp) -> Result<usize, StoreError> {
-        match self.write(writer::Op::Tick { now }).await? {
-            writer::Reply::Tick(n) => Ok(n),
+        match self.write(ops::Op::Tick { now }).await? {
+            ops::Reply::Tick(n) => Ok(n),
             _ => unreachable!("tick answers with a count"),
         }
     }
@@ -642,29 +644,29 @@ impl Store {
         lease_until: Timestamp,
         limit: usize,
     ) -> Result<Vec<crate::model::notification::OutboxItem>, StoreError> {
-        match self.write(writer::Op::ClaimNotifications { now, lease_until, limit }).await? {
-            writer::Reply::Claimed(items) => Ok(items),
+        match self.write(ops::Op::ClaimNotifications { now, lease_until, limit }).await? {
+            ops::Reply::Claimed(items) => Ok(items),
             _ => unreachable!("a claim answers with rows"),
         }
     }
 
     /// Keep the rows of deliveries still in progress leased until `lease_until`.
     pub async fn renew_leases(&self, ids: Vec<i64>, lease_until: Timestamp) -> Result<(), StoreError> {
-        self.done(writer::Op::RenewLeases { ids, lease_until }).await
+        self.done(ops::Op::RenewLeases { ids, lease_until }).await
     }
 
     pub async fn record_deliveries(&self, results: Vec<(i64, DeliveryRecord)>) -> Result<(), StoreError> {
-        self.done(writer::Op::RecordDeliveries { results, now: crate::clock::now() }).await
+        self.done(ops::Op::RecordDeliveries { results, now: crate::clock::now() }).await
     }
 
     /// Send a failed (dead-letter) notification again now.
     pub async fn retry_notification(&self, id: i64, actor: String) -> Result<(), StoreError> {
-        self.done(writer::Op::RetryNotification { id, actor, now: crate::clock::now() }).await
+        self.done(ops::Op::RetryNotification { id, actor, now: crate::clock::now() }).await
     }
 
     /// Record a mutation made outside the store (a rule reload) in the audit log.
     pub async fn audit(&self, action: &str, actor: String, detail: serde_json::Value) -> Result<(), StoreError> {
-        self.done(writer::Op::Audit { action: action.to_owned(), actor, detail }).await
+        self.done(ops::Op::Audit { action: action.to_owned(), actor, detail }).await
     }
 
     pub async fn list_audit(&self, q: AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
@@ -704,7 +706,7 @@ impl Store {
         self.read(|c| outbox::depth(c, crate::clock::now())).await
     }
 
-    async fn done(&self, op: writer::Op) -> Result<(), StoreError> {
+    async fn done(&self, op: ops::Op) -> Result<(), StoreError> {
         self.write(op).await.map(|_| ())
     }
 
@@ -715,15 +717,15 @@ impl Store {
         actor: String,
         comment: Option<String>,
     ) -> Result<(), StoreError> {
-        self.done(writer::Op::Act { id, action, actor, comment, now: crate::clock::now() }).await
+        self.done(ops::Op::Act { id, action, actor, comment, now: crate::clock::now() }).await
     }
 
     pub async fn assign(&self, id: i64, assignee: Option<String>, actor: String) -> Result<(), StoreError> {
-        self.done(writer::Op::Assign { id, assignee, actor, now: crate::clock::now() }).await
+        self.done(ops::Op::Assign { id, assignee, actor, now: crate::clock::now() }).await
     }
 
     pub async fn note(&self, id: i64, text: String, actor: String) -> Result<(), StoreError> {
-        self.done(writer::Op::Note { id, text, actor, now: crate::clock::now() }).await
+        self.done(ops::Op::Note { id, text, actor, now: crate::clock::now() }).await
     }
 
     pub async fn set_priority(
@@ -733,7 +735,7 @@ impl Store {
         actor: String,
         comment: Option<String>,
     ) -> Result<(), StoreError> {
-        self.done(writer::Op::SetPriority { id, priority, actor, comment, now: crate::clock::now() }).await
+        self.done(ops::Op::SetPriority { id, priority, actor, comment, now: crate::clock::now() }).await
     }
 
     pub async fn create_silence(
@@ -745,14 +747,14 @@ impl Store {
         comment: String,
     ) -> Result<Silence, StoreError> {
         let spec = SilenceSpec { matchers, starts_at, ends_at, created_by, comment };
-        match self.write(writer::Op::CreateSilence { spec, now: crate::clock::now() }).await? {
-            writer::Reply::Silence(s) => Ok(s),
+        match self.write(ops::Op::CreateSilence { spec, now: crate::clock::now() }).await? {
+            ops::Reply::Silence(s) => Ok(s),
             _ => unreachable!("creating a silence answers with it"),
         }
     }
 
     pub async fn expire_silence(&self, id: i64, actor: String) -> Result<(), StoreError> {
-        self.done(writer::Op::ExpireSilence { id, actor, now: crate::clock::now() }).await
+        self.done(ops::Op::ExpireSilence { id, actor, now: crate::clock::now() }).await
     }
 
     pub async fn list_incidents(&self, q: IncidentQuery) -> Result<IncidentPage, StoreError> {
@@ -795,8 +797,8 @@ impl Store {
 
     /// Record a change or deploy (a maintenance window when it suppresses).
     pub async fn record_change(&self, change: NewChange) -> Result<Change, StoreError> {
-        match self.write(writer::Op::RecordChange { change, now: crate::clock::now() }).await? {
-            writer::Reply::Change(c) => Ok(c),
+        match self.write(ops::Op::RecordChange { change, now: crate::clock::now() }).await? {
+            ops::Reply::Change(c) => Ok(c),
             _ => unreachable!("recording a change answers with it"),
         }
     }
@@ -811,18 +813,18 @@ impl Store {
     }
 
     pub async fn create_problem(&self, problem: NewProblem, actor: String) -> Result<i64, StoreError> {
-        match self.write(writer::Op::CreateProblem { problem, actor, now: crate::clock::now() }).await? {
-            writer::Reply::Id(id) => Ok(id),
+        match self.write(ops::Op::CreateProblem { problem, actor, now: crate::clock::now() }).await? {
+            ops::Reply::Id(id) => Ok(id),
             _ => unreachable!("creating a problem answers with its id"),
         }
     }
 
     pub async fn update_problem(&self, id: i64, update: ProblemUpdate, actor: String) -> Result<(), StoreError> {
-        self.done(writer::Op::UpdateProblem { id, update, actor, now: crate::clock::now() }).await
+        self.done(ops::Op::UpdateProblem { id, update, actor, now: crate::clock::now() }).await
     }
 
     pub async fn link_incidents(&self, problem: i64, incidents: Vec<i64>, actor: String) -> Result<(), StoreError> {
-        self.done(writer::Op::LinkIncidents { problem, incidents, actor, now: crate::clock::now() }).await
+        self.done(ops::Op::LinkIncidents { problem, incidents, actor, now: crate::clock::now() }).await
     }
 
     pub async fn list_problems(&self, q: ProblemQuery) -> Result<Vec<Problem>, StoreError> {
@@ -841,7 +843,7 @@ impl Store {
     /// Finish every queued write, checkpoint and close the database.
     pub async fn close(&self) {
         let (done, rx) = oneshot::channel();
-        if self.writer.send(writer::Request::Close { done }).await.is_ok() {
+        if self.writer.send(ops::Request::Close { done }).await.is_ok() {
             let _ = rx.await;
         }
     }

@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::incidents::{SYSTEM, WriterState, event};
+use super::state::{SYSTEM, WriterState, event};
 use super::{StoreError, ms, outbox, ts};
 use crate::engine::problems::{self, EditError, KeyHistory, Recurrence};
 use crate::model::LabelSet;
@@ -320,7 +320,7 @@ impl WriterState {
         now: Timestamp,
     ) -> Result<i64, StoreError> {
         for iid in &p.incidents {
-            super::incidents::current_state(tx, *iid)?;
+            super::state::current_state(tx, *iid)?;
         }
         tx.prepare_cached(
             "INSERT INTO problems (title, key, rule, state, root_cause, workaround, created_by, created_at, updated_at)
@@ -402,7 +402,7 @@ impl WriterState {
             return Err(StoreError::Conflict(format!("problem {problem_id} is closed")));
         }
         for iid in incidents {
-            super::incidents::current_state(tx, *iid)?;
+            super::state::current_state(tx, *iid)?;
             self.link(tx, problem_id, *iid, actor, now)?;
         }
         Ok(())

@@ -4,7 +4,7 @@ use jiff::Timestamp;
 use rusqlite::{Connection, params};
 
 use super::StoreError;
-use super::incidents::WriterState;
+use super::state::WriterState;
 use crate::model::incident::{IncidentAction, IncidentState};
 
 impl WriterState {

@@ -4,20 +4,9 @@
 use jiff::Timestamp;
 use rusqlite::{Connection, params};
 
-use super::incidents::WriterState;
+use super::state::WriterState;
 use super::{Store, StoreError, ms};
-use crate::engine::silence::{Silence, SilenceState, SilenceUpdate, plan_update};
-use crate::rules::matcher::Matcher;
-
-/// A silence as given to create or change one.
-#[derive(Debug, Clone)]
-pub struct SilenceSpec {
-    pub matchers: Vec<Matcher>,
-    pub starts_at: Timestamp,
-    pub ends_at: Timestamp,
-    pub created_by: String,
-    pub comment: String,
-}
+use crate::engine::silence::{Silence, SilenceSpec, SilenceState, SilenceUpdate, plan_update};
 
 impl Store {
     /// One silence by id, whatever its state.
@@ -34,8 +23,8 @@ impl Store {
     /// API does: changed in place, or replaced by a new silence (see
     /// [`plan_update`]). Returns the silence now in force.
     pub async fn update_silence(&self, id: i64, spec: SilenceSpec) -> Result<Silence, StoreError> {
-        match self.write(super::writer::Op::UpdateSilence { id, spec, now: crate::clock::now() }).await? {
-            super::writer::Reply::Silence(s) => Ok(s),
+        match self.write(super::ops::Op::UpdateSilence { id, spec, now: crate::clock::now() }).await? {
+            super::ops::Reply::Silence(s) => Ok(s),
             _ => unreachable!("changing a silence answers with it"),
         }
     }

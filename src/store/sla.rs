@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::incidents::{SYSTEM, WriterState, event};
+use super::state::{SYSTEM, WriterState, event};
 use super::{StoreError, ms, outbox, ts};
 use crate::engine::escalation::Escalation;
 use crate::engine::sla::{self as decide, ClockSlot, SlaEffect};

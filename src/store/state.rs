@@ -1,0 +1,101 @@
+//! What the writer's bookkeeping shares: its in-memory state, the alert a
+//! decision is about, and the incident timeline every part writes to.
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{StoreError, ms};
+use crate::engine::inhibit::InhibitIndex;
+use crate::engine::silence::Silence;
+use crate::model::change::Change;
+use crate::model::incident::IncidentState;
+use crate::model::{Annotations, Fingerprint, LabelSet};
+use crate::rules::RuleSet;
+use crate::sla::timers::{TimerKey, Timers};
+
+/// The actor the gateway records for what it does by itself.
+pub const SYSTEM: &str = "alertgate";
+
+/// What the writer keeps in memory between batches.
+pub(super) struct WriterState {
+    pub rules: Arc<RuleSet>,
+    pub inhibit: InhibitIndex,
+    pub silences: Vec<Silence>,
+    /// Suppressing changes not yet ended.
+    pub maintenance: Vec<Change>,
+    /// Every pending SLA milestone and escalation step.
+    pub timers: Timers,
+    /// Which events each notifier takes.
+    pub subscriptions: crate::model::notification::Subscriptions,
+    /// Set when a request queued a notification, so the worker is woken
+    /// once the batch commits.
+    pub outbox_dirty: std::cell::Cell<bool>,
+    /// Facts for the metrics, counted once their transaction commits.
+    pub facts: Vec<crate::metrics::Fact>,
+    /// Whether alerts muted by a silence or maintenance window that ended
+    /// while the gateway was down have been routed again since the load.
+    pub ended_mutes_released: bool,
+    /// Timer changes of the request being applied: kept only if its
+    /// savepoint commits, so a rolled-back request leaves no timer behind.
+    pub staged: Vec<(TimerKey, Option<Timestamp>)>,
+}
+
+/// The alert a decision is about.
+pub(super) struct AlertRef<'a> {
+    pub id: i64,
+    pub fingerprint: &'a Fingerprint,
+    pub labels: &'a LabelSet,
+    pub annotations: &'a Annotations,
+}
+
+/// An alert read back from its row, owning what an [`AlertRef`] borrows.
+pub(super) struct StoredAlert {
+    pub id: i64,
+    pub fingerprint: Fingerprint,
+    pub labels: LabelSet,
+    pub annotations: Annotations,
+}
+
+impl StoredAlert {
+    pub fn from_row(id: i64, fingerprint: &str, labels: &str, annotations: &str) -> Result<Self, StoreError> {
+        let corrupt = |e: String| StoreError::Corrupt(format!("alert {id}: {e}"));
+        Ok(StoredAlert {
+            id,
+            fingerprint: Fingerprint::parse(fingerprint).map_err(|e| corrupt(e.to_string()))?,
+            labels: serde_json::from_str(labels).map_err(|e| corrupt(e.to_string()))?,
+            annotations: serde_json::from_str(annotations).map_err(|e| corrupt(e.to_string()))?,
+        })
+    }
+
+    pub fn as_ref(&self) -> AlertRef<'_> {
+        AlertRef { id: self.id, fingerprint: &self.fingerprint, labels: &self.labels, annotations: &self.annotations }
+    }
+}
+
+/// Append to an incident's timeline; returns the entry's id.
+pub(super) fn event(
+    tx: &Connection,
+    id: i64,
+    at: Timestamp,
+    actor: &str,
+    kind: &str,
+    message: &str,
+    data: serde_json::Value,
+) -> Result<i64, StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO incident_events (incident_id, at, actor, kind, message, data, recorded_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![id, ms(at), actor, kind, message, data.to_string(), ms(crate::clock::now())])?;
+    Ok(tx.last_insert_rowid())
+}
+
+pub(super) fn current_state(tx: &Connection, id: i64) -> Result<IncidentState, StoreError> {
+    let state: String = tx
+        .prepare_cached("SELECT state FROM incidents WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("no incident {id}")))?;
+    IncidentState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("incident state {state:?}")))
+}
