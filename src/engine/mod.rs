@@ -17,7 +17,7 @@ pub mod sla;
 use jiff::Timestamp;
 
 use crate::model::incident::IncidentState;
-use crate::model::{AlertStatus, MuteReason};
+use crate::model::{AlertStatus, MuteReason, Observation};
 use crate::rules::RuleSet;
 use crate::rules::incident::IncidentRule;
 
@@ -171,6 +171,30 @@ pub fn auto_resolve_at(rule: Option<&IncidentRule>, all_resolved_at: Timestamp) 
         None => crate::model::Duration::ZERO,
     };
     all_resolved_at.checked_add(after.signed()).ok()
+}
+
+/// What a stored alert's change means for incidents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertRouting {
+    /// It stopped firing: its incidents may resolve, its pending groups shrink.
+    Resolved,
+    /// It fires: route it (`newly` when it was created or fired again,
+    /// not for a sender's periodic re-send).
+    Firing {
+        newly: bool,
+    },
+    Nothing,
+}
+
+/// What an observation of an alert with `status` means for incidents.
+pub fn on_observation(obs: Observation, status: AlertStatus) -> AlertRouting {
+    match (obs, status) {
+        (Observation::Stale, _) => AlertRouting::Nothing,
+        (Observation::Resolved, _) => AlertRouting::Resolved,
+        (Observation::Created | Observation::Refired, AlertStatus::Firing) => AlertRouting::Firing { newly: true },
+        (Observation::Repeated, AlertStatus::Firing) => AlertRouting::Firing { newly: false },
+        (_, AlertStatus::Resolved) => AlertRouting::Nothing,
+    }
 }
 
 /// Is the alert's status one that can open or join incidents?

@@ -14,6 +14,7 @@ use super::ops::{Op, Reply, Request};
 use super::outbox;
 use super::state::{AlertRef, StoredAlert, WriterState};
 use super::{IngestOutcome, SharedRules, StoreError, ms, ts};
+use crate::engine::AlertRouting;
 use crate::model::alert::{episode, observe};
 use crate::model::{Alert, AlertState, AlertStatus, AlertUpdate, Observation};
 
@@ -319,91 +320,12 @@ fn apply_audited(
 fn apply(tx: &Connection, writer_state: &mut WriterState, op: &Op) -> Result<Reply, StoreError> {
     match op {
         Op::Ingest { updates, encoded, now, sender } => {
-            let mut outcome = IngestOutcome::default();
-            for (u, enc) in updates.iter().zip(encoded) {
-                match u {
-                    AlertUpdate::Observe(alert) => {
-                        let (labels, annotations) =
-                            enc.as_ref().map(|(l, a)| (l.as_str(), a.as_str())).unwrap_or_default();
-                        let (id, obs) = observe_alert(tx, alert, labels, annotations, *now)?;
-                        outcome.count(obs);
-                        let a = AlertRef {
-                            id,
-                            fingerprint: &alert.fingerprint,
-                            labels: &alert.labels,
-                            annotations: &alert.annotations,
-                        };
-                        match (obs, alert.status) {
-                            (Observation::Stale, _) => {}
-                            (Observation::Resolved, _) => writer_state.on_resolved(tx, &a, *now)?,
-                            (Observation::Created | Observation::Refired, AlertStatus::Firing) => {
-                                writer_state.on_firing(tx, &a, true, *now)?
-                            }
-                            (Observation::Repeated, AlertStatus::Firing) => {
-                                writer_state.on_firing(tx, &a, false, *now)?
-                            }
-                            (_, AlertStatus::Resolved) => {}
-                        }
-                    }
-                    AlertUpdate::Acknowledge { fingerprint } => {
-                        let acked: Option<i64> = tx
-                            .prepare_cached(
-                                "UPDATE alerts SET acknowledged_at = COALESCE(acknowledged_at, ?2),
-                                 last_seen = ?2, occurrences = occurrences + 1
-                                 WHERE fingerprint = ?1 RETURNING id",
-                            )?
-                            .query_row(params![fingerprint.as_str(), ms(*now)], |r| r.get(0))
-                            .optional()?;
-                        outcome.count_known(acked.is_some(), Observation::Repeated);
-                        if let Some(id) = acked {
-                            writer_state.on_sender_acknowledged(tx, id, sender.as_deref(), *now)?;
-                        }
-                    }
-                    AlertUpdate::Resolve { fingerprint } => {
-                        let resolved: Vec<(i64, String, String)> = tx
-                            .prepare_cached(
-                                "UPDATE alerts SET status = 'resolved', ends_at = ?2, expires_at = NULL,
-                                 expired = 0, last_seen = ?2, occurrences = occurrences + 1
-                                 WHERE fingerprint = ?1 AND status = 'firing' RETURNING id, labels, annotations",
-                            )?
-                            .query_map(params![fingerprint.as_str(), ms(*now)], |r| {
-                                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                            })?
-                            .collect::<Result<_, _>>()?;
-                        if let Some((id, labels, annotations)) = resolved.into_iter().next() {
-                            outcome.count(Observation::Resolved);
-                            resolve_stored(tx, writer_state, id, fingerprint.as_str(), &labels, &annotations, *now)?;
-                        } else {
-                            // Already resolved, or never seen: PagerDuty
-                            // accepts both without effect; so do we, but a
-                            // known key still records that it was repeated.
-                            let m = tx
-                                .prepare_cached(
-                                    "UPDATE alerts SET last_seen = ?2, occurrences = occurrences + 1
-                                     WHERE fingerprint = ?1",
-                                )?
-                                .execute(params![fingerprint.as_str(), ms(*now)])?;
-                            outcome.count_known(m > 0, Observation::Repeated);
-                        }
-                    }
-                }
-            }
-            Ok(Reply::Ingest(outcome))
+            Ok(Reply::Ingest(ingest(tx, writer_state, updates, encoded, *now, sender.as_deref())?))
         }
         Op::Tick { now } => {
-            let expired: Vec<(i64, String, String, String)> = tx
-                .prepare_cached(
-                    "UPDATE alerts SET status = 'resolved', ends_at = expires_at, expired = 1, expires_at = NULL
-                     WHERE status = 'firing' AND expires_at IS NOT NULL AND expires_at <= ?1
-                     RETURNING id, fingerprint, labels, annotations",
-                )?
-                .query_map(params![ms(*now)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-                .collect::<Result<_, _>>()?;
-            for (id, fp, labels, annotations) in &expired {
-                resolve_stored(tx, writer_state, *id, fp, labels, annotations, *now)?;
-            }
+            let expired = expire_alerts(tx, writer_state, *now)?;
             writer_state.tick(tx, *now)?;
-            Ok(Reply::Tick(expired.len()))
+            Ok(Reply::Tick(expired))
         }
         Op::Act { id, action, actor, comment, now } => {
             writer_state.act(tx, *id, *action, actor, comment.as_deref(), *now)?;
@@ -459,6 +381,114 @@ fn apply(tx: &Connection, writer_state: &mut WriterState, op: &Op) -> Result<Rep
             Ok(Reply::Done)
         }
     }
+}
+
+/// A batch of alert updates from one sender.
+fn ingest(
+    tx: &Connection,
+    writer_state: &mut WriterState,
+    updates: &[AlertUpdate],
+    encoded: &[Option<(String, String)>],
+    now: Timestamp,
+    sender: Option<&str>,
+) -> Result<IngestOutcome, StoreError> {
+    let mut outcome = IngestOutcome::default();
+    for (u, enc) in updates.iter().zip(encoded) {
+        match u {
+            AlertUpdate::Observe(alert) => {
+                let (labels, annotations) = enc.as_ref().map(|(l, a)| (l.as_str(), a.as_str())).unwrap_or_default();
+                let (id, obs) = observe_alert(tx, alert, labels, annotations, now)?;
+                outcome.count(obs);
+                let a = AlertRef {
+                    id,
+                    fingerprint: &alert.fingerprint,
+                    labels: &alert.labels,
+                    annotations: &alert.annotations,
+                };
+                match crate::engine::on_observation(obs, alert.status) {
+                    AlertRouting::Resolved => writer_state.on_resolved(tx, &a, now)?,
+                    AlertRouting::Firing { newly } => writer_state.on_firing(tx, &a, newly, now)?,
+                    AlertRouting::Nothing => {}
+                }
+            }
+            AlertUpdate::Acknowledge { fingerprint } => {
+                let acked = acknowledge_by_sender(tx, fingerprint.as_str(), now)?;
+                outcome.count_known(acked.is_some(), Observation::Repeated);
+                if let Some(id) = acked {
+                    writer_state.on_sender_acknowledged(tx, id, sender, now)?;
+                }
+            }
+            AlertUpdate::Resolve { fingerprint } => {
+                let known = resolve_by_sender(tx, writer_state, fingerprint.as_str(), now)?;
+                match known {
+                    Some(obs) => outcome.count(obs),
+                    None => outcome.count_known(false, Observation::Repeated),
+                }
+            }
+        }
+    }
+    Ok(outcome)
+}
+
+/// A sender acknowledged an alert (PagerDuty `acknowledge`): its id, if known.
+fn acknowledge_by_sender(tx: &Connection, fingerprint: &str, now: Timestamp) -> Result<Option<i64>, StoreError> {
+    Ok(tx
+        .prepare_cached(
+            "UPDATE alerts SET acknowledged_at = COALESCE(acknowledged_at, ?2),
+             last_seen = ?2, occurrences = occurrences + 1
+             WHERE fingerprint = ?1 RETURNING id",
+        )?
+        .query_row(params![fingerprint, ms(now)], |r| r.get(0))
+        .optional()?)
+}
+
+/// A sender resolved an alert by its key (PagerDuty `resolve`): what it
+/// was to the alert, or `None` for a key never seen.
+fn resolve_by_sender(
+    tx: &Connection,
+    writer_state: &mut WriterState,
+    fingerprint: &str,
+    now: Timestamp,
+) -> Result<Option<Observation>, StoreError> {
+    let resolved: Option<(i64, String, String)> = tx
+        .prepare_cached(
+            "UPDATE alerts SET status = ?3, ends_at = ?2, expires_at = NULL,
+             expired = 0, last_seen = ?2, occurrences = occurrences + 1
+             WHERE fingerprint = ?1 AND status = ?4 RETURNING id, labels, annotations",
+        )?
+        .query_row(params![fingerprint, ms(now), AlertStatus::Resolved.as_str(), AlertStatus::Firing.as_str()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    if let Some((id, labels, annotations)) = resolved {
+        resolve_stored(tx, writer_state, id, fingerprint, &labels, &annotations, now)?;
+        return Ok(Some(Observation::Resolved));
+    }
+    // Already resolved, or never seen: PagerDuty accepts both without
+    // effect; so do we, but a known key still records that it was repeated.
+    let known = tx
+        .prepare_cached("UPDATE alerts SET last_seen = ?2, occurrences = occurrences + 1 WHERE fingerprint = ?1")?
+        .execute(params![fingerprint, ms(now)])?;
+    Ok((known > 0).then_some(Observation::Repeated))
+}
+
+/// Firing alerts past their `expires_at` (`endsAt`, or `resolve_timeout`
+/// without a re-send) resolve at that instant; how many did.
+fn expire_alerts(tx: &Connection, writer_state: &mut WriterState, now: Timestamp) -> Result<usize, StoreError> {
+    let expired: Vec<(i64, String, String, String)> = tx
+        .prepare_cached(
+            "UPDATE alerts SET status = ?2, ends_at = expires_at, expired = 1, expires_at = NULL
+             WHERE status = ?3 AND expires_at IS NOT NULL AND expires_at <= ?1
+             RETURNING id, fingerprint, labels, annotations",
+        )?
+        .query_map(params![ms(now), AlertStatus::Resolved.as_str(), AlertStatus::Firing.as_str()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    for (id, fp, labels, annotations) in &expired {
+        resolve_stored(tx, writer_state, *id, fp, labels, annotations, now)?;
+    }
+    Ok(expired.len())
 }
 
 fn resolve_stored(
