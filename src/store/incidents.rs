@@ -147,94 +147,109 @@ impl WriterState {
     ) -> Result<(), StoreError> {
         let rules = self.rules.clone();
         self.inhibit.update(&rules.inhibit_rules, a.fingerprint, a.labels, true);
-        // The hot path: a sender re-sends an alert that already belongs to
-        // open incidents (Prometheus does so every minute for every firing
-        // alert). Its routing was decided when it joined; nothing to redo.
-        if !newly_fired {
-            let open: Vec<(i64, bool)> = tx
-                .prepare_cached(&OPEN_INCIDENTS_OF_ALERT)?
-                .query_map([a.id], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?;
-            if !open.is_empty() {
-                for (id, firing) in open {
-                    if !firing {
-                        set_alert_firing(tx, id, a, true, now)?;
-                    }
-                }
-                return Ok(());
-            }
+        if !newly_fired && self.still_in_open_incidents(tx, a, now)? {
+            return Ok(());
         }
         let muted = self.mute_reason(a.fingerprint, a.labels, now);
         let in_maintenance =
             |rule: &IncidentRule| if self.maintenance.is_empty() { None } else { self.in_maintenance(rule, a, now) };
         let routes = match engine::route_firing(&rules, a.labels, muted, in_maintenance) {
-            engine::Routing::Muted(reason) => {
-                let changed = tx
-                    .prepare_cached("UPDATE alerts SET muted_by = ?2 WHERE id = ?1 AND muted_by IS NOT ?2")?
-                    .execute(params![a.id, reason.to_string()])?;
-                if changed > 0 {
-                    self.facts.push(crate::metrics::Fact::Muted { reason: reason.metric_label() });
-                }
-                self.leave_pending(tx, a.id)?;
-                return Ok(());
-            }
+            engine::Routing::Muted(reason) => return self.mute(tx, a, reason),
             engine::Routing::Route(routes) => routes,
         };
         tx.prepare_cached("UPDATE alerts SET muted_by = NULL WHERE id = ?1 AND muted_by IS NOT NULL")?
             .execute([a.id])?;
         for rule in routes {
-            let own = own_incident(tx, a.id, &rule.name)?;
-            if let Some((view, firing)) = own
-                && view.state.is_open()
-            {
-                if !firing {
-                    set_alert_firing(tx, view.id, a, true, now)?;
-                }
-                continue;
+            self.route_to(tx, rule, a, newly_fired, now)?;
+        }
+        Ok(())
+    }
+
+    /// The hot path: a sender re-sends an alert that already belongs to
+    /// open incidents (Prometheus does so every minute for every firing
+    /// alert). Its routing was decided when it joined; nothing to redo.
+    fn still_in_open_incidents(&self, tx: &Connection, a: &AlertRef<'_>, now: Timestamp) -> Result<bool, StoreError> {
+        let open: Vec<(i64, bool)> = tx
+            .prepare_cached(&OPEN_INCIDENTS_OF_ALERT)?
+            .query_map([a.id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for &(id, firing) in &open {
+            if !firing {
+                set_alert_firing(tx, id, a, true, now)?;
             }
-            let key = rule.group_key(a.labels);
-            self.prune_muted_pending(tx, &rule.name, &key, now)?;
-            let group = GroupView {
-                own_incident: own.map(|(v, _)| v),
-                latest_for_key: latest_for_key(tx, &rule.name, &key)?,
-                pending: pending(tx, &rule.name, &key, a.id)?,
-            };
-            match engine::firing(rule, &group, newly_fired, now) {
-                FiringDecision::AlreadyIn(_) | FiringDecision::Ignore => {}
-                FiringDecision::Join(id) => link_alert(tx, id, rule, a, now)?,
-                FiringDecision::Reopen(id) => {
-                    self.act(tx, id, IncidentAction::Reopen, SYSTEM, None, now)?;
-                    tx.prepare_cached("UPDATE incidents SET flap_count = flap_count + 1 WHERE id = ?1")?
-                        .execute([id])?;
-                    self.facts.push(crate::metrics::Fact::Flapping { rule: rule.name.clone() });
-                    event(
-                        tx,
-                        id,
-                        now,
-                        SYSTEM,
-                        "flapping",
-                        &format!("alert {} fired again within the flap window ({})", a.fingerprint, rule.flap_window),
-                        json!({ "fingerprint": a.fingerprint }),
-                    )?;
-                    set_alert_firing(tx, id, a, true, now)?;
-                }
-                FiringDecision::Hold => {
-                    let due = engine::pending_due(rule, now).map(ms);
-                    tx.prepare_cached(
-                        "INSERT OR IGNORE INTO pending_groups (rule, group_key, first_fired_at, due_at) VALUES (?1, ?2, ?3, ?4)",
-                    )?
-                    .execute(params![rule.name, key, ms(now), due])?;
-                    tx.prepare_cached(
-                        "INSERT OR IGNORE INTO pending_alerts (rule, group_key, alert_id, held_at) VALUES (?1, ?2, ?3, ?4)",
-                    )?
-                    .execute(params![rule.name, key, a.id, ms(now)])?;
-                }
-                FiringDecision::Open => {
-                    self.open_incident(tx, rule, &key, a, now)?;
-                }
+        }
+        Ok(!open.is_empty())
+    }
+
+    fn mute(&mut self, tx: &Connection, a: &AlertRef<'_>, reason: MuteReason) -> Result<(), StoreError> {
+        let changed = tx
+            .prepare_cached("UPDATE alerts SET muted_by = ?2 WHERE id = ?1 AND muted_by IS NOT ?2")?
+            .execute(params![a.id, reason.to_string()])?;
+        if changed > 0 {
+            self.facts.push(crate::metrics::Fact::Muted { reason: reason.metric_label() });
+        }
+        self.leave_pending(tx, a.id)
+    }
+
+    /// A firing alert under one of the rules it routes to.
+    fn route_to(
+        &mut self,
+        tx: &Connection,
+        rule: &IncidentRule,
+        a: &AlertRef<'_>,
+        newly_fired: bool,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let own = own_incident(tx, a.id, &rule.name)?;
+        if let Some((view, firing)) = own
+            && view.state.is_open()
+        {
+            if !firing {
+                set_alert_firing(tx, view.id, a, true, now)?;
+            }
+            return Ok(());
+        }
+        let key = rule.group_key(a.labels);
+        self.prune_muted_pending(tx, &rule.name, &key, now)?;
+        let group = GroupView {
+            own_incident: own.map(|(v, _)| v),
+            latest_for_key: latest_for_key(tx, &rule.name, &key)?,
+            pending: pending(tx, &rule.name, &key, a.id)?,
+        };
+        match engine::firing(rule, &group, newly_fired, now) {
+            FiringDecision::AlreadyIn(_) | FiringDecision::Ignore => {}
+            FiringDecision::Join(id) => link_alert(tx, id, rule, a, now)?,
+            FiringDecision::Reopen(id) => self.reopen_flapping(tx, id, rule, a, now)?,
+            FiringDecision::Hold => hold_pending(tx, rule, &key, a, now)?,
+            FiringDecision::Open => {
+                self.open_incident(tx, rule, &key, a, now)?;
             }
         }
         Ok(())
+    }
+
+    /// The alert fired again within its rule's flap window: its resolved incident reopens.
+    fn reopen_flapping(
+        &mut self,
+        tx: &Connection,
+        id: i64,
+        rule: &IncidentRule,
+        a: &AlertRef<'_>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.act(tx, id, IncidentAction::Reopen, SYSTEM, None, now)?;
+        tx.prepare_cached("UPDATE incidents SET flap_count = flap_count + 1 WHERE id = ?1")?.execute([id])?;
+        self.facts.push(crate::metrics::Fact::Flapping { rule: rule.name.clone() });
+        event(
+            tx,
+            id,
+            now,
+            SYSTEM,
+            "flapping",
+            &format!("alert {} fired again within the flap window ({})", a.fingerprint, rule.flap_window),
+            json!({ "fingerprint": a.fingerprint }),
+        )?;
+        set_alert_firing(tx, id, a, true, now)
     }
 
     /// The maintenance window (change id) the service of `rule` for this alert is in.
@@ -552,6 +567,26 @@ impl WriterState {
         }
         Ok(())
     }
+}
+
+/// Hold the alert in its group's pending set until the group qualifies.
+fn hold_pending(
+    tx: &Connection,
+    rule: &IncidentRule,
+    key: &str,
+    a: &AlertRef<'_>,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let due = engine::pending_due(rule, now).map(ms);
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO pending_groups (rule, group_key, first_fired_at, due_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![rule.name, key, ms(now), due])?;
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO pending_alerts (rule, group_key, alert_id, held_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![rule.name, key, a.id, ms(now)])?;
+    Ok(())
 }
 
 fn own_incident(tx: &Connection, alert_id: i64, rule: &str) -> Result<Option<(IncidentView, bool)>, StoreError> {
