@@ -15,7 +15,7 @@ use super::outbox;
 use super::state::{AlertRef, StoredAlert, WriterState};
 use super::{IngestOutcome, SharedRules, StoreError, ms, ts};
 use crate::engine::AlertRouting;
-use crate::model::alert::{episode, observe};
+use crate::model::alert::{Episode, episode, observe};
 use crate::model::{Alert, AlertState, AlertStatus, AlertUpdate, Observation};
 
 /// Most requests, and most alerts, one transaction takes.
@@ -511,106 +511,126 @@ fn observe_alert(
     annotations: &str,
     now: Timestamp,
 ) -> Result<(i64, Observation), StoreError> {
-    let stored = tx
-        .prepare_cached("SELECT id, status, starts_at, ends_at, expired FROM alerts WHERE fingerprint = ?1")?
-        .query_row([a.fingerprint.as_str()], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, Option<i64>>(3)?,
-                r.get::<_, bool>(4)?,
-            ))
-        })
-        .optional()?;
-    let state = match &stored {
-        None => None,
-        Some((_, status, starts, ends, expired)) => Some(AlertState {
-            status: AlertStatus::parse(status)
-                .ok_or_else(|| StoreError::Corrupt(format!("alert status {status:?}")))?,
-            starts_at: ts(*starts)?,
-            ends_at: ends.map(ts).transpose()?,
-            expired: *expired,
-        }),
-    };
-    let obs = observe(state.as_ref(), a);
-    let source = a.source.to_string();
-    let raw = a.raw.get();
+    let stored = stored_alert(tx, a.fingerprint.as_str())?;
+    let obs = observe(stored.as_ref().map(|(_, state)| state), a);
+    let row = AlertRow { a, labels, annotations, source: a.source.to_string(), raw: a.raw.get(), now };
     let id = match (obs, stored) {
-        (Observation::Created, _) => {
-            tx.prepare_cached(
-                "INSERT INTO alerts (fingerprint, source, status, labels, annotations, starts_at, ends_at,
-                    expires_at, generator_url, first_seen, last_seen, occurrences, raw)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, 1, ?11)",
-            )?
-            .execute(params![
-                a.fingerprint.as_str(),
-                source,
-                a.status.as_str(),
-                labels,
-                annotations,
-                ms(a.starts_at),
-                a.ends_at.map(ms),
-                a.expires_at.map(ms),
-                a.generator_url,
-                ms(now),
-                raw,
-            ])?;
-            tx.last_insert_rowid()
-        }
-        (Observation::Stale, Some((id, ..))) => {
+        (Observation::Created, _) => row.insert(tx)?,
+        (Observation::Stale, Some((id, _))) => {
             tx.prepare_cached("UPDATE alerts SET last_seen = ?2, occurrences = occurrences + 1 WHERE id = ?1")?
                 .execute(params![id, ms(now)])?;
             id
         }
-        (Observation::Repeated, Some((id, _, stored_starts, ..))) if a.status == AlertStatus::Firing => {
-            // The hot path: a sender re-sends a firing alert. Only columns
-            // that can change are written, so the status and source indexes
-            // are left alone; the source stays that of the first delivery.
-            tx.prepare_cached(
-                "UPDATE alerts SET labels = ?2, annotations = ?3, starts_at = ?4, expires_at = ?5,
-                    generator_url = COALESCE(?6, generator_url), last_seen = ?7, occurrences = occurrences + 1, raw = ?8
-                 WHERE id = ?1",
-            )?
-            .execute(params![
-                id,
-                labels,
-                annotations,
-                stored_starts.min(ms(a.starts_at)),
-                a.expires_at.map(ms),
-                a.generator_url,
-                ms(now),
-                raw,
-            ])?;
+        (Observation::Repeated, Some((id, state))) if a.status == AlertStatus::Firing => {
+            row.repeat_firing(tx, id, &state)?;
             id
         }
-        (obs, Some((id, ..))) => {
-            let stored = state.as_ref().expect("a stored alert has a state");
-            let e = episode(stored, a, obs, now);
-            tx.prepare_cached(
-                "UPDATE alerts SET source = ?2, status = ?3, labels = ?4, annotations = ?5, starts_at = ?6,
-                    ends_at = ?7, expires_at = ?8, expired = 0, generator_url = COALESCE(?9, generator_url),
-                    last_seen = ?10, occurrences = occurrences + 1, raw = ?11,
-                    acknowledged_at = CASE WHEN ?12 THEN NULL ELSE acknowledged_at END
-                 WHERE id = ?1",
-            )?
-            .execute(params![
-                id,
-                source,
-                a.status.as_str(),
-                labels,
-                annotations,
-                ms(e.starts_at),
-                e.ends_at.map(ms),
-                a.expires_at.map(ms),
-                a.generator_url,
-                ms(now),
-                raw,
-                e.clears_acknowledgement,
-            ])?;
+        (obs, Some((id, state))) => {
+            row.new_episode(tx, id, &episode(&state, a, obs, now))?;
             id
         }
         (_, None) => unreachable!("only Created is decided without a stored alert"),
     };
     Ok((id, obs))
+}
+
+/// The stored alert of a fingerprint: its id and state.
+fn stored_alert(tx: &Connection, fingerprint: &str) -> Result<Option<(i64, AlertState)>, StoreError> {
+    let row: Option<(i64, String, i64, Option<i64>, bool)> = tx
+        .prepare_cached("SELECT id, status, starts_at, ends_at, expired FROM alerts WHERE fingerprint = ?1")?
+        .query_row([fingerprint], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .optional()?;
+    let Some((id, status, starts, ends, expired)) = row else { return Ok(None) };
+    let state = AlertState {
+        status: AlertStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("alert status {status:?}")))?,
+        starts_at: ts(starts)?,
+        ends_at: ends.map(ts).transpose()?,
+        expired,
+    };
+    Ok(Some((id, state)))
+}
+
+/// An observed alert as its row is written.
+struct AlertRow<'a> {
+    a: &'a Alert,
+    labels: &'a str,
+    annotations: &'a str,
+    source: String,
+    raw: &'a str,
+    now: Timestamp,
+}
+
+impl AlertRow<'_> {
+    fn insert(&self, tx: &Connection) -> Result<i64, StoreError> {
+        let a = self.a;
+        tx.prepare_cached(
+            "INSERT INTO alerts (fingerprint, source, status, labels, annotations, starts_at, ends_at,
+                expires_at, generator_url, first_seen, last_seen, occurrences, raw)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, 1, ?11)",
+        )?
+        .execute(params![
+            a.fingerprint.as_str(),
+            self.source,
+            a.status.as_str(),
+            self.labels,
+            self.annotations,
+            ms(a.starts_at),
+            a.ends_at.map(ms),
+            a.expires_at.map(ms),
+            a.generator_url,
+            ms(self.now),
+            self.raw,
+        ])?;
+        Ok(tx.last_insert_rowid())
+    }
+
+    /// The hot path: a sender re-sends a firing alert. Only columns that
+    /// can change are written, so the status and source indexes are left
+    /// alone; the source stays that of the first delivery.
+    fn repeat_firing(&self, tx: &Connection, id: i64, stored: &AlertState) -> Result<(), StoreError> {
+        let a = self.a;
+        tx.prepare_cached(
+            "UPDATE alerts SET labels = ?2, annotations = ?3, starts_at = ?4, expires_at = ?5,
+                generator_url = COALESCE(?6, generator_url), last_seen = ?7, occurrences = occurrences + 1, raw = ?8
+             WHERE id = ?1",
+        )?
+        .execute(params![
+            id,
+            self.labels,
+            self.annotations,
+            ms(stored.starts_at.min(a.starts_at)),
+            a.expires_at.map(ms),
+            a.generator_url,
+            ms(self.now),
+            self.raw,
+        ])?;
+        Ok(())
+    }
+
+    /// A change of status, or a resolved alert sent again.
+    fn new_episode(&self, tx: &Connection, id: i64, e: &Episode) -> Result<(), StoreError> {
+        let a = self.a;
+        tx.prepare_cached(
+            "UPDATE alerts SET source = ?2, status = ?3, labels = ?4, annotations = ?5, starts_at = ?6,
+                ends_at = ?7, expires_at = ?8, expired = 0, generator_url = COALESCE(?9, generator_url),
+                last_seen = ?10, occurrences = occurrences + 1, raw = ?11,
+                acknowledged_at = CASE WHEN ?12 THEN NULL ELSE acknowledged_at END
+             WHERE id = ?1",
+        )?
+        .execute(params![
+            id,
+            self.source,
+            a.status.as_str(),
+            self.labels,
+            self.annotations,
+            ms(e.starts_at),
+            e.ends_at.map(ms),
+            a.expires_at.map(ms),
+            a.generator_url,
+            ms(self.now),
+            self.raw,
+            e.clears_acknowledgement,
+        ])?;
+        Ok(())
+    }
 }
