@@ -20,7 +20,7 @@ pub(super) enum Op {
         /// Who sent them (a token's name), for what a sender's acknowledge does.
         sender: Option<String>,
     },
-    /// Expire alerts past their end, and run the writer_state's timers.
+    /// Expire alerts past their end, and run the writer's timers.
     Tick {
         now: Timestamp,
     },

@@ -261,7 +261,7 @@ fn commit_batch(
             crate::clock::now(),
         ) {
             Ok(fresh) => *writer_state = fresh,
-            Err(e) => tracing::error!(error = %e, "reloading the writer_state state failed"),
+            Err(e) => tracing::error!(error = %e, "reloading the writer's state failed"),
         }
     }
     let m = crate::metrics::metrics();
