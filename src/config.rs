@@ -344,126 +344,29 @@ impl Config {
 
     /// Build the configuration from the optional file and the overrides.
     pub fn load(o: &Overrides) -> Result<Config, ConfigError> {
-        let mut problems = Vec::new();
-        let (file, base, file_name, doc) = match &o.config_file {
-            None => (FileConfig::default(), PathBuf::new(), String::new(), None),
-            Some(path) => {
-                let (file, doc) = read_file(path, &mut problems)?;
-                let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-                (file, base, format!("{}: ", path.display()), Some(doc))
-            }
-        };
-        // Paths in the file are relative to the file, as in Prometheus.
-        let from_file = |p: Option<PathBuf>| p.map(|p| base.join(p));
-
-        let listen_text = o.listen.clone().or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-        let listen = resolve_listen(&listen_text).unwrap_or_else(|| {
-            problems.push(format!(
-                "{file_name}listen: {listen_text:?} is not an address like 127.0.0.1:9797 or localhost:9797"
-            ));
-            DEFAULT_LISTEN.parse().expect("default address parses")
-        });
-
-        let max_body = match &o.max_body {
-            Some(text) => text.parse::<ByteSize>().map(|b| b.0).unwrap_or_else(|e| {
-                problems.push(format!("--max-body: {e}"));
-                DEFAULT_MAX_BODY
-            }),
-            None => file.max_body.map(|b| b.0).unwrap_or(DEFAULT_MAX_BODY),
-        };
-        if max_body < 1024 {
-            problems.push(format!("{file_name}max_body: {max_body} bytes is too small (at least 1KiB)"));
+        let (mut check, file, doc) = Check::read(o.config_file.as_deref())?;
+        let listen = check.listen(o.listen.clone().or(file.listen));
+        let max_body = check.max_body(o.max_body.as_deref(), file.max_body);
+        let store = check.store(file.store, o.integrity_check);
+        let generic = check.generic_mappings(file.generic);
+        let web = check.web(&file.web);
+        let notifiers = check.notifiers(file.notifiers, &web);
+        let auth = check.auth(file.auth);
+        let tls = check.tls(file.tls);
+        let limits = file.limits.compile(&check.file_name, &mut check.problems);
+        let metrics = check.metrics(file.metrics);
+        let outbox = check.outbox(file.outbox);
+        if !check.problems.is_empty() {
+            return Err(ConfigError::Invalid(locate_problems(check.problems, &check.file_name, doc.as_ref())));
         }
-
-        let max_size = file.store.max_size.map(|b| b.0);
-        if max_size.is_some_and(|m| m < 1 << 20) {
-            problems.push(format!("{file_name}store.max_size: at least 1MiB"));
-        }
-        let read_connections = file.store.read_connections.unwrap_or(4);
-        if !(1..=64).contains(&read_connections) {
-            problems.push(format!("{file_name}store.read_connections: must be 1 to 64"));
-        }
-
-        let mut generic = BTreeMap::new();
-        for (name, spec) in file.generic {
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-                problems.push(format!(
-                    "{file_name}generic.{name}: mapping names may use letters, digits, '-', '_' and '.'"
-                ));
-                continue;
-            }
-            match Mapping::compile(&name, spec) {
-                Ok(m) => {
-                    generic.insert(name, m);
-                }
-                Err(errs) => problems.extend(errs.into_iter().map(|e| format!("{file_name}generic.{name}.{e}"))),
-            }
-        }
-
-        let mut web = WebConfig::default();
-        if let Some(u) = &file.web.external_url {
-            match external_url(u) {
-                Ok(u) => web.external_url = Some(u),
-                Err(e) => problems.push(format!("{file_name}web.external_url: {e}")),
-            }
-        }
-        if let Some(ttl) = file.web.session_ttl {
-            if ttl.signed().as_secs() < 60 {
-                problems.push(format!("{file_name}web.session_ttl: at least 1m"));
-            }
-            web.session_ttl = ttl;
-        }
-
-        let mut notifiers = crate::notify::Notifiers::default();
-        for (i, raw) in file.notifiers.into_iter().enumerate() {
-            match raw.compile(&base) {
-                Ok(mut n) => {
-                    n.external_url = web.external_url.clone();
-                    if notifiers.get(&n.name).is_some() {
-                        problems.push(format!("{file_name}notifiers[{i}]: duplicate notifier name {:?}", n.name));
-                    }
-                    notifiers.list.push(std::sync::Arc::new(n));
-                }
-                Err(errs) => problems.extend(errs.into_iter().map(|e| format!("{file_name}notifiers[{i}].{e}"))),
-            }
-        }
-        let auth = file.auth.compile(&base).unwrap_or_else(|errs| {
-            problems.extend(errs.into_iter().map(|e| format!("{file_name}{e}")));
-            crate::auth::Auth::default()
-        });
-        let tls = file.tls.map(|t| TlsFiles { cert_file: base.join(t.cert_file), key_file: base.join(t.key_file) });
-        if let Some(t) = &tls {
-            for (what, path) in [("tls.cert_file", &t.cert_file), ("tls.key_file", &t.key_file)] {
-                match std::fs::read(path) {
-                    Ok(b) if !b.is_empty() => {}
-                    Ok(_) => problems.push(format!("{file_name}{what}: {} is empty", path.display())),
-                    Err(e) => problems.push(format!("{file_name}{what}: cannot read {}: {e}", path.display())),
-                }
-            }
-        }
-        let limits = file.limits.compile(&file_name, &mut problems);
-        if file.metrics.max_label_values == 0 {
-            problems.push(format!("{file_name}metrics.max_label_values: at least 1"));
-        }
-        let mut outbox_problems = Vec::new();
-        let outbox = file.outbox.compile(&mut outbox_problems);
-        problems.extend(outbox_problems.into_iter().map(|e| format!("{file_name}{e}")));
-
-        if !problems.is_empty() {
-            return Err(ConfigError::Invalid(locate_problems(problems, &file_name, doc.as_ref())));
-        }
+        let from_file = |p: Option<PathBuf>| p.map(|p| check.base.join(p));
         Ok(Config {
             listen,
             data_dir: o.data_dir.clone().or(from_file(file.data_dir)).unwrap_or_else(|| "data".into()),
             rules_dir: o.rules_dir.clone().or(from_file(file.rules_dir)).unwrap_or_else(|| "rules".into()),
             max_body,
             resolve_timeout: file.resolve_timeout.unwrap_or(Duration::from_secs(300)),
-            store: StoreConfig {
-                synchronous: file.store.synchronous.unwrap_or(Synchronous::Full),
-                read_connections,
-                max_size,
-                integrity_check: o.integrity_check.or(file.store.integrity_check).unwrap_or(IntegrityCheck::Quick),
-            },
+            store,
             log_format: o.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
             generic,
             notifiers,
@@ -471,11 +374,177 @@ impl Config {
             auth: std::sync::Arc::new(auth),
             tls,
             limits,
-            metrics: file.metrics,
+            metrics,
             allow_unauthenticated: o.allow_unauthenticated,
             allow_empty: file.allow_empty,
             web,
         })
+    }
+}
+
+/// Checking the config file and the overrides: where the file is, and
+/// every problem found so far (all are reported at once).
+struct Check {
+    /// `PATH: `, the start of each problem in the file; empty without a file.
+    file_name: String,
+    /// Paths in the file are relative to the file, as in Prometheus.
+    base: PathBuf,
+    problems: Vec<String>,
+}
+
+impl Check {
+    /// Read the config file, if one is given; without one, every setting
+    /// takes its default.
+    fn read(path: Option<&Path>) -> Result<(Check, FileConfig, Option<crate::yaml::Node>), ConfigError> {
+        let mut problems = Vec::new();
+        let Some(path) = path else {
+            let check = Check { file_name: String::new(), base: PathBuf::new(), problems };
+            return Ok((check, FileConfig::default(), None));
+        };
+        let (file, doc) = read_file(path, &mut problems)?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok((Check { file_name: format!("{}: ", path.display()), base, problems }, file, Some(doc)))
+    }
+
+    /// A problem in the file, `message` starting with the path at fault.
+    fn problem(&mut self, message: String) {
+        self.problems.push(format!("{}{message}", self.file_name));
+    }
+
+    /// Problems another part of the config found, under `prefix` in the file.
+    fn problems_under(&mut self, prefix: &str, problems: Vec<String>) {
+        let file_name = &self.file_name;
+        self.problems.extend(problems.into_iter().map(|e| format!("{file_name}{prefix}{e}")));
+    }
+
+    fn listen(&mut self, given: Option<String>) -> SocketAddr {
+        let text = given.unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        resolve_listen(&text).unwrap_or_else(|| {
+            self.problem(format!("listen: {text:?} is not an address like 127.0.0.1:9797 or localhost:9797"));
+            DEFAULT_LISTEN.parse().expect("default address parses")
+        })
+    }
+
+    /// The flag's value wins over the file's; a bad flag is named as such.
+    fn max_body(&mut self, flag: Option<&str>, in_file: Option<ByteSize>) -> usize {
+        let max_body = match flag {
+            Some(text) => text.parse::<ByteSize>().map(|b| b.0).unwrap_or_else(|e| {
+                self.problems.push(format!("--max-body: {e}"));
+                DEFAULT_MAX_BODY
+            }),
+            None => in_file.map(|b| b.0).unwrap_or(DEFAULT_MAX_BODY),
+        };
+        if max_body < 1024 {
+            self.problem(format!("max_body: {max_body} bytes is too small (at least 1KiB)"));
+        }
+        max_body
+    }
+
+    fn store(&mut self, store: FileStore, integrity_check: Option<IntegrityCheck>) -> StoreConfig {
+        let max_size = store.max_size.map(|b| b.0);
+        if max_size.is_some_and(|m| m < 1 << 20) {
+            self.problem("store.max_size: at least 1MiB".into());
+        }
+        let read_connections = store.read_connections.unwrap_or(4);
+        if !(1..=64).contains(&read_connections) {
+            self.problem("store.read_connections: must be 1 to 64".into());
+        }
+        StoreConfig {
+            synchronous: store.synchronous.unwrap_or(Synchronous::Full),
+            read_connections,
+            max_size,
+            integrity_check: integrity_check.or(store.integrity_check).unwrap_or(IntegrityCheck::Quick),
+        }
+    }
+
+    fn generic_mappings(&mut self, specs: BTreeMap<String, MappingSpec>) -> BTreeMap<String, Mapping> {
+        let mut generic = BTreeMap::new();
+        for (name, spec) in specs {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                self.problem(format!("generic.{name}: mapping names may use letters, digits, '-', '_' and '.'"));
+                continue;
+            }
+            match Mapping::compile(&name, spec) {
+                Ok(m) => {
+                    generic.insert(name, m);
+                }
+                Err(errs) => self.problems_under(&format!("generic.{name}."), errs),
+            }
+        }
+        generic
+    }
+
+    fn web(&mut self, file: &FileWeb) -> WebConfig {
+        let mut web = WebConfig::default();
+        if let Some(u) = &file.external_url {
+            match external_url(u) {
+                Ok(u) => web.external_url = Some(u),
+                Err(e) => self.problem(format!("web.external_url: {e}")),
+            }
+        }
+        if let Some(ttl) = file.session_ttl {
+            if ttl.signed().as_secs() < 60 {
+                self.problem("web.session_ttl: at least 1m".into());
+            }
+            web.session_ttl = ttl;
+        }
+        web
+    }
+
+    /// Each notifier links to incident pages under the console's external URL.
+    fn notifiers(&mut self, raw: Vec<crate::notify::RawNotifier>, web: &WebConfig) -> crate::notify::Notifiers {
+        let mut notifiers = crate::notify::Notifiers::default();
+        for (i, raw) in raw.into_iter().enumerate() {
+            match raw.compile(&self.base) {
+                Ok(mut n) => {
+                    n.external_url = web.external_url.clone();
+                    if notifiers.get(&n.name).is_some() {
+                        self.problem(format!("notifiers[{i}]: duplicate notifier name {:?}", n.name));
+                    }
+                    notifiers.list.push(std::sync::Arc::new(n));
+                }
+                Err(errs) => self.problems_under(&format!("notifiers[{i}]."), errs),
+            }
+        }
+        notifiers
+    }
+
+    fn auth(&mut self, raw: crate::auth::RawAuth) -> crate::auth::Auth {
+        raw.compile(&self.base).unwrap_or_else(|errs| {
+            self.problems_under("", errs);
+            crate::auth::Auth::default()
+        })
+    }
+
+    /// The certificate and key are read now, so a wrong path fails the
+    /// load instead of the first HTTPS handshake.
+    fn tls(&mut self, file: Option<FileTls>) -> Option<TlsFiles> {
+        let tls =
+            file.map(|t| TlsFiles { cert_file: self.base.join(t.cert_file), key_file: self.base.join(t.key_file) });
+        if let Some(t) = &tls {
+            for (what, path) in [("tls.cert_file", &t.cert_file), ("tls.key_file", &t.key_file)] {
+                match std::fs::read(path) {
+                    Ok(b) if !b.is_empty() => {}
+                    Ok(_) => self.problem(format!("{what}: {} is empty", path.display())),
+                    Err(e) => self.problem(format!("{what}: cannot read {}: {e}", path.display())),
+                }
+            }
+        }
+        tls
+    }
+
+    fn metrics(&mut self, metrics: MetricsConfig) -> MetricsConfig {
+        if metrics.max_label_values == 0 {
+            self.problem("metrics.max_label_values: at least 1".into());
+        }
+        metrics
+    }
+
+    fn outbox(&mut self, raw: crate::notify::RawOutbox) -> crate::notify::OutboxSettings {
+        let mut problems = Vec::new();
+        let outbox = raw.compile(&mut problems);
+        self.problems_under("", problems);
+        outbox
     }
 }
 

@@ -15,9 +15,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
+use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 /// Seconds to days: for time to acknowledge and to resolve.
@@ -108,242 +109,249 @@ pub struct Metrics {
     pub outbox_oldest: Gauge,
     pub commit_batch_size: Histogram,
     pub commit_duration: Histogram,
-    pub commits_failed: prometheus::IntCounter,
+    pub commits_failed: IntCounter,
     pub database_size: IntGaugeVec,
     pub build_info: IntGaugeVec,
     pub reload_ok: IntGauge,
     pub reload_time: Gauge,
     pub connections_open: IntGauge,
-    pub connections_evicted: prometheus::IntCounter,
-    pub connections_refused: prometheus::IntCounter,
+    pub connections_evicted: IntCounter,
+    pub connections_refused: IntCounter,
     /// Bounds the `service` label of every metric that has one.
     pub services: LabelBudget,
 }
 
-fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-    r.register(Box::new(c.clone())).expect("registered once");
-    c
+/// What a metric is: its name, help text and labels, defined once here.
+struct Spec {
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
 }
 
-fn int_counter(r: &Registry, name: &str, help: &str) -> prometheus::IntCounter {
-    let c = prometheus::IntCounter::new(name, help).expect("valid metric");
-    r.register(Box::new(c.clone())).expect("registered once");
-    c
+impl Spec {
+    const fn new(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Spec {
+        Spec { name, help, labels }
+    }
+
+    fn opts(&self) -> Opts {
+        Opts::new(self.name, self.help)
+    }
+
+    fn histogram_opts(&self, buckets: &[f64]) -> HistogramOpts {
+        HistogramOpts::new(self.name, self.help).buckets(buckets.to_vec())
+    }
 }
 
-fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-    r.register(Box::new(g.clone())).expect("registered once");
-    g
+// Ingest.
+const ALERTS_RECEIVED: Spec = Spec::new(
+    "alertgate_alerts_received_total",
+    "Alerts accepted from senders, by source and the status they were sent with.",
+    &["source", "status"],
+);
+const ALERTS_DEDUPLICATED: Spec = Spec::new(
+    "alertgate_alerts_deduplicated_total",
+    "Received alerts that repeated one already stored (same fingerprint and state).",
+    &["source"],
+);
+const INGEST_REJECTED: Spec = Spec::new(
+    "alertgate_ingest_rejected_total",
+    "Ingest requests refused, by reason (invalid, too_large, unsupported_media_type, unavailable).",
+    &["source", "reason"],
+);
+const ALERTS_MUTED: Spec = Spec::new(
+    "alertgate_alerts_muted_total",
+    "Firing alerts kept from incidents, by reason (silenced, inhibited, maintenance).",
+    &["reason"],
+);
+
+// Incidents and problems.
+const INCIDENTS_CREATED: Spec =
+    Spec::new("alertgate_incidents_created_total", "Incidents opened.", &["rule", "priority", "service"]);
+const INCIDENTS_REOPENED: Spec = Spec::new("alertgate_incidents_reopened_total", "Incidents reopened.", &["rule"]);
+const INCIDENTS_FLAPPING: Spec = Spec::new(
+    "alertgate_incidents_flapping_total",
+    "Resolved incidents reopened by an alert firing again within the flap window.",
+    &["rule"],
+);
+const INCIDENTS_OPEN: Spec = Spec::new(
+    "alertgate_incidents_open",
+    "Incidents not resolved or closed, by state, priority and service.",
+    &["state", "priority", "service"],
+);
+const TIME_TO_ACKNOWLEDGE: Spec = Spec::new(
+    "alertgate_time_to_acknowledge_seconds",
+    "Wall-clock time from an incident's creation to its first acknowledgement.",
+    &["priority", "service"],
+);
+const TIME_TO_RESOLVE: Spec = Spec::new(
+    "alertgate_time_to_resolve_seconds",
+    "Wall-clock time from an incident's creation to its resolution.",
+    &["priority", "service"],
+);
+const PROBLEMS_OPEN: Spec =
+    Spec::new("alertgate_problems", "Problems not closed, by state (open, known_error, resolved).", &["state"]);
+
+// SLA clocks.
+const SLA_BREACHES: Spec =
+    Spec::new("alertgate_sla_breaches_total", "SLA clocks that passed their target.", &["kind", "priority", "service"]);
+const SLA_WARNINGS: Spec = Spec::new(
+    "alertgate_sla_warnings_total",
+    "SLA warnings given (a clock passed a warn_at threshold).",
+    &["kind", "priority", "service"],
+);
+const SLA_CLOCKS_RUNNING: Spec = Spec::new(
+    "alertgate_sla_clocks",
+    "SLA clocks of open incidents by kind and state (running, paused).",
+    &["kind", "state"],
+);
+const SLA_COMPLIANCE: Spec = Spec::new(
+    "alertgate_sla_compliance_ratio",
+    "Share of decided SLA clocks (met or breached) that were met, of incidents created in the last 30 days.",
+    &["kind", "priority", "service"],
+);
+
+// Notifications.
+const NOTIFICATIONS: Spec = Spec::new(
+    "alertgate_notifications_total",
+    "Notification deliveries by notifier and outcome (sent, retried, dead).",
+    &["notifier", "outcome"],
+);
+const OUTBOX_DEPTH: Spec = Spec::new("alertgate_outbox_pending", "Notifications waiting for delivery.", &[]);
+const OUTBOX_OLDEST: Spec =
+    Spec::new("alertgate_outbox_oldest_pending_seconds", "Age of the oldest notification waiting for delivery.", &[]);
+
+// The store.
+const COMMIT_BATCH_SIZE: Spec =
+    Spec::new("alertgate_store_commit_batch_requests", "Requests committed together in one store transaction.", &[]);
+const COMMIT_DURATION: Spec =
+    Spec::new("alertgate_store_commit_duration_seconds", "Time to apply and commit one store transaction.", &[]);
+const COMMITS_FAILED: Spec = Spec::new(
+    "alertgate_store_commits_failed_total",
+    "Store transactions that failed to commit (nothing of them was stored).",
+    &[],
+);
+const DATABASE_SIZE: Spec =
+    Spec::new("alertgate_database_size_bytes", "Size of the SQLite files (file: db, wal).", &["file"]);
+
+// HTTP.
+const HTTP_DURATION: Spec = Spec::new(
+    "alertgate_http_request_duration_seconds",
+    "HTTP request duration by endpoint (route pattern), method and status code.",
+    &["endpoint", "method", "code"],
+);
+const RATE_LIMITED: Spec = Spec::new(
+    "alertgate_rate_limited_total",
+    "Requests refused with 429 by the rate limits (class: ingest, api).",
+    &["class"],
+);
+const CONNECTIONS_OPEN: Spec = Spec::new("alertgate_http_connections", "HTTP connections open now.", &[]);
+const CONNECTIONS_EVICTED: Spec = Spec::new(
+    "alertgate_http_connections_evicted_total",
+    "Idle connections closed to make room for a new one at limits.max_connections.",
+    &[],
+);
+const CONNECTIONS_REFUSED: Spec = Spec::new(
+    "alertgate_http_connections_refused_total",
+    "New connections closed at once: limits.max_connections reached and every connection busy.",
+    &[],
+);
+
+// The gateway itself.
+const BUILD_INFO: Spec = Spec::new("alertgate_build_info", "Always 1; the version as a label.", &["version"]);
+const RELOAD_OK: Spec = Spec::new(
+    "alertgate_rules_last_reload_successful",
+    "1 when the last load of the rule files succeeded, 0 when it was refused.",
+    &[],
+);
+const RELOAD_TIME: Spec = Spec::new(
+    "alertgate_rules_last_reload_success_timestamp_seconds",
+    "When the rule files last loaded successfully.",
+    &[],
+);
+
+/// Registers `metric` with `r` and hands back a handle to it.
+fn register<M: Collector + Clone + 'static>(r: &Registry, metric: prometheus::Result<M>) -> M {
+    let metric = metric.expect("valid metric");
+    r.register(Box::new(metric.clone())).expect("registered once");
+    metric
 }
 
-fn histogram_vec(r: &Registry, name: &str, help: &str, labels: &[&str], buckets: &[f64]) -> HistogramVec {
-    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets.to_vec()), labels).expect("valid metric");
-    r.register(Box::new(h.clone())).expect("registered once");
-    h
+fn counter_vec(r: &Registry, spec: &Spec) -> IntCounterVec {
+    register(r, IntCounterVec::new(spec.opts(), spec.labels))
 }
 
-fn histogram(r: &Registry, name: &str, help: &str, buckets: &[f64]) -> Histogram {
-    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec())).expect("valid metric");
-    r.register(Box::new(h.clone())).expect("registered once");
-    h
+fn counter(r: &Registry, spec: &Spec) -> IntCounter {
+    register(r, IntCounter::with_opts(spec.opts()))
+}
+
+fn int_gauge_vec(r: &Registry, spec: &Spec) -> IntGaugeVec {
+    register(r, IntGaugeVec::new(spec.opts(), spec.labels))
+}
+
+fn int_gauge(r: &Registry, spec: &Spec) -> IntGauge {
+    register(r, IntGauge::with_opts(spec.opts()))
+}
+
+fn gauge_vec(r: &Registry, spec: &Spec) -> GaugeVec {
+    register(r, GaugeVec::new(spec.opts(), spec.labels))
+}
+
+fn gauge(r: &Registry, spec: &Spec) -> Gauge {
+    register(r, Gauge::with_opts(spec.opts()))
+}
+
+fn histogram_vec(r: &Registry, spec: &Spec, buckets: &[f64]) -> HistogramVec {
+    register(r, HistogramVec::new(spec.histogram_opts(buckets), spec.labels))
+}
+
+fn histogram(r: &Registry, spec: &Spec, buckets: &[f64]) -> Histogram {
+    register(r, Histogram::with_opts(spec.histogram_opts(buckets)))
 }
 
 impl Metrics {
     fn new() -> Metrics {
-        let r = Registry::new();
+        let registry = Registry::new();
         #[cfg(target_os = "linux")]
         {
-            let _ = r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()));
+            let _ = registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()));
         }
-        let sla_compliance = GaugeVec::new(
-            Opts::new(
-                "alertgate_sla_compliance_ratio",
-                "Share of decided SLA clocks (met or breached) that were met, of incidents created in the last 30 days.",
-            ),
-            &["kind", "priority", "service"],
-        )
-        .expect("valid metric");
-        r.register(Box::new(sla_compliance.clone())).expect("registered once");
-        let outbox_oldest = Gauge::new(
-            "alertgate_outbox_oldest_pending_seconds",
-            "Age of the oldest notification waiting for delivery.",
-        )
-        .expect("valid metric");
-        r.register(Box::new(outbox_oldest.clone())).expect("registered once");
-        let outbox_depth =
-            IntGauge::new("alertgate_outbox_pending", "Notifications waiting for delivery.").expect("valid metric");
-        r.register(Box::new(outbox_depth.clone())).expect("registered once");
-        let commits_failed = prometheus::IntCounter::new(
-            "alertgate_store_commits_failed_total",
-            "Store transactions that failed to commit (nothing of them was stored).",
-        )
-        .expect("valid metric");
-        r.register(Box::new(commits_failed.clone())).expect("registered once");
-        let build_info = gauge_vec(&r, "alertgate_build_info", "Always 1; the version as a label.", &["version"]);
-        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        Metrics {
-            alerts_received: counter(
-                &r,
-                "alertgate_alerts_received_total",
-                "Alerts accepted from senders, by source and the status they were sent with.",
-                &["source", "status"],
-            ),
-            alerts_deduplicated: counter(
-                &r,
-                "alertgate_alerts_deduplicated_total",
-                "Received alerts that repeated one already stored (same fingerprint and state).",
-                &["source"],
-            ),
-            ingest_rejected: counter(
-                &r,
-                "alertgate_ingest_rejected_total",
-                "Ingest requests refused, by reason (invalid, too_large, unsupported_media_type, unavailable).",
-                &["source", "reason"],
-            ),
-            alerts_muted: counter(
-                &r,
-                "alertgate_alerts_muted_total",
-                "Firing alerts kept from incidents, by reason (silenced, inhibited, maintenance).",
-                &["reason"],
-            ),
-            http_duration: histogram_vec(
-                &r,
-                "alertgate_http_request_duration_seconds",
-                "HTTP request duration by endpoint (route pattern), method and status code.",
-                &["endpoint", "method", "code"],
-                REQUEST_BUCKETS,
-            ),
-            incidents_created: counter(
-                &r,
-                "alertgate_incidents_created_total",
-                "Incidents opened.",
-                &["rule", "priority", "service"],
-            ),
-            incidents_reopened: counter(&r, "alertgate_incidents_reopened_total", "Incidents reopened.", &["rule"]),
-            incidents_flapping: counter(
-                &r,
-                "alertgate_incidents_flapping_total",
-                "Resolved incidents reopened by an alert firing again within the flap window.",
-                &["rule"],
-            ),
-            incidents_open: gauge_vec(
-                &r,
-                "alertgate_incidents_open",
-                "Incidents not resolved or closed, by state, priority and service.",
-                &["state", "priority", "service"],
-            ),
-            sla_breaches: counter(
-                &r,
-                "alertgate_sla_breaches_total",
-                "SLA clocks that passed their target.",
-                &["kind", "priority", "service"],
-            ),
-            sla_warnings: counter(
-                &r,
-                "alertgate_sla_warnings_total",
-                "SLA warnings given (a clock passed a warn_at threshold).",
-                &["kind", "priority", "service"],
-            ),
-            time_to_acknowledge: histogram_vec(
-                &r,
-                "alertgate_time_to_acknowledge_seconds",
-                "Wall-clock time from an incident's creation to its first acknowledgement.",
-                &["priority", "service"],
-                RESPONSE_BUCKETS,
-            ),
-            time_to_resolve: histogram_vec(
-                &r,
-                "alertgate_time_to_resolve_seconds",
-                "Wall-clock time from an incident's creation to its resolution.",
-                &["priority", "service"],
-                RESPONSE_BUCKETS,
-            ),
-            sla_clocks_running: gauge_vec(
-                &r,
-                "alertgate_sla_clocks",
-                "SLA clocks of open incidents by kind and state (running, paused).",
-                &["kind", "state"],
-            ),
-            sla_compliance,
-            problems_open: gauge_vec(
-                &r,
-                "alertgate_problems",
-                "Problems not closed, by state (open, known_error, resolved).",
-                &["state"],
-            ),
-            notifications: counter(
-                &r,
-                "alertgate_notifications_total",
-                "Notification deliveries by notifier and outcome (sent, retried, dead).",
-                &["notifier", "outcome"],
-            ),
-            rate_limited: counter(
-                &r,
-                "alertgate_rate_limited_total",
-                "Requests refused with 429 by the rate limits (class: ingest, api).",
-                &["class"],
-            ),
-            outbox_depth,
-            outbox_oldest,
-            commit_batch_size: histogram(
-                &r,
-                "alertgate_store_commit_batch_requests",
-                "Requests committed together in one store transaction.",
-                BATCH_BUCKETS,
-            ),
-            commit_duration: histogram(
-                &r,
-                "alertgate_store_commit_duration_seconds",
-                "Time to apply and commit one store transaction.",
-                COMMIT_BUCKETS,
-            ),
-            commits_failed,
-            database_size: gauge_vec(
-                &r,
-                "alertgate_database_size_bytes",
-                "Size of the SQLite files (file: db, wal).",
-                &["file"],
-            ),
-            build_info,
-            reload_ok: {
-                let g = IntGauge::new(
-                    "alertgate_rules_last_reload_successful",
-                    "1 when the last load of the rule files succeeded, 0 when it was refused.",
-                )
-                .expect("valid metric");
-                r.register(Box::new(g.clone())).expect("registered once");
-                g
-            },
-            reload_time: {
-                let g = Gauge::new(
-                    "alertgate_rules_last_reload_success_timestamp_seconds",
-                    "When the rule files last loaded successfully.",
-                )
-                .expect("valid metric");
-                r.register(Box::new(g.clone())).expect("registered once");
-                g
-            },
-            connections_open: {
-                let g =
-                    IntGauge::new("alertgate_http_connections", "HTTP connections open now.").expect("valid metric");
-                r.register(Box::new(g.clone())).expect("registered once");
-                g
-            },
-            connections_evicted: int_counter(
-                &r,
-                "alertgate_http_connections_evicted_total",
-                "Idle connections closed to make room for a new one at limits.max_connections.",
-            ),
-            connections_refused: int_counter(
-                &r,
-                "alertgate_http_connections_refused_total",
-                "New connections closed at once: limits.max_connections reached and every connection busy.",
-            ),
-            registry: r,
+        let r = &registry;
+        let metrics = Metrics {
+            alerts_received: counter_vec(r, &ALERTS_RECEIVED),
+            alerts_deduplicated: counter_vec(r, &ALERTS_DEDUPLICATED),
+            ingest_rejected: counter_vec(r, &INGEST_REJECTED),
+            alerts_muted: counter_vec(r, &ALERTS_MUTED),
+            http_duration: histogram_vec(r, &HTTP_DURATION, REQUEST_BUCKETS),
+            incidents_created: counter_vec(r, &INCIDENTS_CREATED),
+            incidents_reopened: counter_vec(r, &INCIDENTS_REOPENED),
+            incidents_flapping: counter_vec(r, &INCIDENTS_FLAPPING),
+            incidents_open: int_gauge_vec(r, &INCIDENTS_OPEN),
+            sla_breaches: counter_vec(r, &SLA_BREACHES),
+            sla_warnings: counter_vec(r, &SLA_WARNINGS),
+            time_to_acknowledge: histogram_vec(r, &TIME_TO_ACKNOWLEDGE, RESPONSE_BUCKETS),
+            time_to_resolve: histogram_vec(r, &TIME_TO_RESOLVE, RESPONSE_BUCKETS),
+            sla_clocks_running: int_gauge_vec(r, &SLA_CLOCKS_RUNNING),
+            sla_compliance: gauge_vec(r, &SLA_COMPLIANCE),
+            problems_open: int_gauge_vec(r, &PROBLEMS_OPEN),
+            notifications: counter_vec(r, &NOTIFICATIONS),
+            rate_limited: counter_vec(r, &RATE_LIMITED),
+            outbox_depth: int_gauge(r, &OUTBOX_DEPTH),
+            outbox_oldest: gauge(r, &OUTBOX_OLDEST),
+            commit_batch_size: histogram(r, &COMMIT_BATCH_SIZE, BATCH_BUCKETS),
+            commit_duration: histogram(r, &COMMIT_DURATION, COMMIT_BUCKETS),
+            commits_failed: counter(r, &COMMITS_FAILED),
+            database_size: int_gauge_vec(r, &DATABASE_SIZE),
+            build_info: int_gauge_vec(r, &BUILD_INFO),
+            reload_ok: int_gauge(r, &RELOAD_OK),
+            reload_time: gauge(r, &RELOAD_TIME),
+            connections_open: int_gauge(r, &CONNECTIONS_OPEN),
+            connections_evicted: counter(r, &CONNECTIONS_EVICTED),
+            connections_refused: counter(r, &CONNECTIONS_REFUSED),
             services: LabelBudget::new(DEFAULT_MAX_LABEL_VALUES),
-        }
+            registry,
+        };
+        metrics.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        metrics
     }
 
     /// Create the series of every known label value at zero, so the first

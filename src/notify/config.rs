@@ -225,28 +225,128 @@ fn mailbox(s: &str, what: &str, p: &mut Vec<String>) -> Option<lettre::message::
     s.parse().map_err(|e| p.push(format!("{what}: {s:?} is not an email address: {e}"))).ok()
 }
 
+fn is_valid_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+/// The events a notifier subscribes to: every event unless listed.
+fn compile_events(listed: Option<Vec<String>>, p: &mut Vec<String>) -> BTreeSet<String> {
+    let Some(list) = listed else {
+        return EVENTS.iter().map(|e| (*e).to_owned()).collect();
+    };
+    list.into_iter()
+        .filter(|e| {
+            let known = EVENTS.contains(&e.as_str());
+            if !known {
+                p.push(format!("events: unknown event {e:?} (known: {})", EVENTS.join(", ")));
+            }
+            known
+        })
+        .collect()
+}
+
+/// Settings given that belong to another type of notifier, each a problem.
+fn refuse_foreign_settings(kind: &str, given: &[(&str, bool)], p: &mut Vec<String>) {
+    for (field, _) in given.iter().filter(|(_, given)| *given) {
+        p.push(format!("{field}: not a setting of {kind} notifiers"));
+    }
+}
+
+fn smtp_tls(tls: Option<&str>, p: &mut Vec<String>) -> SmtpTls {
+    match tls.unwrap_or("starttls") {
+        "none" => SmtpTls::None,
+        "starttls" => SmtpTls::StartTls,
+        "tls" => SmtpTls::Tls,
+        other => {
+            p.push(format!("smtp.tls: {other:?} is not one of none, starttls, tls"));
+            SmtpTls::StartTls
+        }
+    }
+}
+
+/// The well-known port of each way of securing SMTP.
+fn smtp_default_port(tls: SmtpTls) -> u16 {
+    match tls {
+        SmtpTls::None => 25,
+        SmtpTls::StartTls => 587,
+        SmtpTls::Tls => 465,
+    }
+}
+
+fn smtp_credentials(
+    username: Option<String>,
+    password: Option<Secret>,
+    p: &mut Vec<String>,
+) -> Option<(String, Secret)> {
+    match (username, password) {
+        (Some(u), Some(pw)) => Some((u, pw)),
+        (None, None) => None,
+        _ => {
+            p.push("smtp: give both username and a password, or neither".into());
+            None
+        }
+    }
+}
+
+fn webhook_url(url: Option<&str>, p: &mut Vec<String>) -> Option<reqwest::Url> {
+    match url.map(reqwest::Url::parse) {
+        None => {
+            p.push("url: required for webhook notifiers".into());
+            None
+        }
+        Some(Err(e)) => {
+            p.push(format!("url: {e}"));
+            None
+        }
+        Some(Ok(u)) if !matches!(u.scheme(), "http" | "https") => {
+            p.push(format!("url: {u} is not http or https"));
+            None
+        }
+        Some(Ok(u)) => Some(u),
+    }
+}
+
+fn webhook_method(method: Option<&str>, p: &mut Vec<String>) -> reqwest::Method {
+    match method.unwrap_or("POST").to_ascii_uppercase().as_str() {
+        "POST" => reqwest::Method::POST,
+        "PUT" => reqwest::Method::PUT,
+        "PATCH" => reqwest::Method::PATCH,
+        other => {
+            p.push(format!("method: {other:?} is not one of POST, PUT, PATCH"));
+            reqwest::Method::POST
+        }
+    }
+}
+
+/// Header values are marked sensitive: they often carry tokens, and must
+/// not show in logs.
+fn webhook_headers(
+    headers: &BTreeMap<String, String>,
+    p: &mut Vec<String>,
+) -> Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)> {
+    let mut compiled = Vec::new();
+    for (k, v) in headers {
+        match (reqwest::header::HeaderName::try_from(k.as_str()), reqwest::header::HeaderValue::try_from(v)) {
+            (Ok(name), Ok(mut value)) => {
+                value.set_sensitive(true);
+                compiled.push((name, value));
+            }
+            _ => p.push(format!("headers.{k}: not a valid HTTP header")),
+        }
+    }
+    compiled
+}
+
 impl RawNotifier {
     /// Check and compile; `base` is the config file's directory, against
     /// which secret and template files resolve.
-    pub fn compile(self, base: &Path) -> Result<Notifier, Vec<String>> {
+    pub fn compile(mut self, base: &Path) -> Result<Notifier, Vec<String>> {
         let mut p = Vec::new();
-        if self.name.is_empty() || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        if !is_valid_name(&self.name) {
             p.push("name: use letters, digits, '-', '_' and '.'".to_owned());
         }
-        let events: BTreeSet<String> = match self.events {
-            None => EVENTS.iter().map(|e| (*e).to_owned()).collect(),
-            Some(list) => list
-                .into_iter()
-                .filter(|e| {
-                    let known = EVENTS.contains(&e.as_str());
-                    if !known {
-                        p.push(format!("events: unknown event {e:?} (known: {})", EVENTS.join(", ")));
-                    }
-                    known
-                })
-                .collect(),
-        };
-        let per_minute = self.rate_limit.map(|r| r.per_minute);
+        let events = compile_events(self.events.take(), &mut p);
+        let per_minute = self.rate_limit.as_ref().map(|r| r.per_minute);
         if per_minute == Some(0) {
             p.push("rate_limit.per_minute: must be at least 1".into());
         }
@@ -254,133 +354,78 @@ impl RawNotifier {
         if timeout == Duration::ZERO {
             p.push("timeout: must be above 0".into());
         }
-        let not_for = |field: &str, given: bool, kind: &str, p: &mut Vec<String>| {
-            if given {
-                p.push(format!("{field}: not a setting of {kind} notifiers"));
-            }
-        };
-        let kind = match self.kind.as_str() {
-            "email" => {
-                not_for("url", self.url.is_some(), "email", &mut p);
-                not_for("method", self.method.is_some(), "email", &mut p);
-                not_for("headers", !self.headers.is_empty(), "email", &mut p);
-                not_for(
-                    "secret",
-                    self.secret.is_some() || self.secret_env.is_some() || self.secret_file.is_some(),
-                    "email",
-                    &mut p,
-                );
-                let from = match &self.from {
-                    Some(f) => mailbox(f, "from", &mut p),
-                    None => {
-                        p.push("from: required for email notifiers".into());
-                        None
-                    }
-                };
-                let to: Vec<_> = self.to.unwrap_or_default().iter().filter_map(|t| mailbox(t, "to", &mut p)).collect();
-                if to.is_empty() {
-                    p.push("to: name at least one recipient".into());
-                }
-                match self.smtp {
-                    None => {
-                        p.push("smtp: required for email notifiers".into());
-                        None
-                    }
-                    Some(s) => {
-                        let tls = match s.tls.as_deref().unwrap_or("starttls") {
-                            "none" => SmtpTls::None,
-                            "starttls" => SmtpTls::StartTls,
-                            "tls" => SmtpTls::Tls,
-                            other => {
-                                p.push(format!("smtp.tls: {other:?} is not one of none, starttls, tls"));
-                                SmtpTls::StartTls
-                            }
-                        };
-                        let port = s.port.unwrap_or(match tls {
-                            SmtpTls::None => 25,
-                            SmtpTls::StartTls => 587,
-                            SmtpTls::Tls => 465,
-                        });
-                        let password =
-                            secret(s.password, s.password_env, s.password_file, base, "smtp.password", &mut p);
-                        let credentials = match (s.username, password) {
-                            (Some(u), Some(pw)) => Some((u, pw)),
-                            (None, None) => None,
-                            _ => {
-                                p.push("smtp: give both username and a password, or neither".into());
-                                None
-                            }
-                        };
-                        if s.host.is_empty() {
-                            p.push("smtp.host: required".into());
-                        }
-                        from.map(|from| {
-                            NotifierKind::Email(EmailSettings { host: s.host, port, tls, credentials, from, to })
-                        })
-                    }
-                }
-            }
-            "webhook" => {
-                not_for("smtp", self.smtp.is_some(), "webhook", &mut p);
-                not_for("from", self.from.is_some(), "webhook", &mut p);
-                not_for("to", self.to.is_some(), "webhook", &mut p);
-                let url = match self.url.as_deref().map(reqwest::Url::parse) {
-                    None => {
-                        p.push("url: required for webhook notifiers".into());
-                        None
-                    }
-                    Some(Err(e)) => {
-                        p.push(format!("url: {e}"));
-                        None
-                    }
-                    Some(Ok(u)) if !matches!(u.scheme(), "http" | "https") => {
-                        p.push(format!("url: {u} is not http or https"));
-                        None
-                    }
-                    Some(Ok(u)) => Some(u),
-                };
-                let method = match self.method.as_deref().unwrap_or("POST").to_ascii_uppercase().as_str() {
-                    "POST" => reqwest::Method::POST,
-                    "PUT" => reqwest::Method::PUT,
-                    "PATCH" => reqwest::Method::PATCH,
-                    other => {
-                        p.push(format!("method: {other:?} is not one of POST, PUT, PATCH"));
-                        reqwest::Method::POST
-                    }
-                };
-                let mut headers = Vec::new();
-                for (k, v) in &self.headers {
-                    match (reqwest::header::HeaderName::try_from(k.as_str()), reqwest::header::HeaderValue::try_from(v))
-                    {
-                        (Ok(name), Ok(mut value)) => {
-                            value.set_sensitive(true);
-                            headers.push((name, value));
-                        }
-                        _ => p.push(format!("headers.{k}: not a valid HTTP header")),
-                    }
-                }
-                let secret = secret(self.secret, self.secret_env, self.secret_file, base, "secret", &mut p);
-                url.map(|url| NotifierKind::Webhook(WebhookSettings { url, method, headers, secret }))
-            }
+        let kind = match std::mem::take(&mut self.kind).as_str() {
+            "email" => self.compile_email(base, &mut p),
+            "webhook" => self.compile_webhook(base, &mut p),
             other => {
                 p.push(format!("type: {other:?} is not one of email, webhook"));
                 None
             }
         };
-        let template_kind = match kind {
-            Some(NotifierKind::Webhook(_)) => TemplateKind::Webhook,
-            _ => TemplateKind::Email,
-        };
-        let templates = NotifierTemplates::load(template_kind, &self.templates, base).unwrap_or_else(|errs| {
-            p.extend(errs);
-            NotifierTemplates::defaults(template_kind)
-        });
+        let templates = self.compile_templates(kind.as_ref(), base, &mut p);
         match kind {
             Some(kind) if p.is_empty() => {
                 Ok(Notifier { name: self.name, kind, events, per_minute, timeout, templates, external_url: None })
             }
             _ => Err(p),
         }
+    }
+
+    fn compile_email(&mut self, base: &Path, p: &mut Vec<String>) -> Option<NotifierKind> {
+        let webhook_secret = self.secret.is_some() || self.secret_env.is_some() || self.secret_file.is_some();
+        let foreign = [
+            ("url", self.url.is_some()),
+            ("method", self.method.is_some()),
+            ("headers", !self.headers.is_empty()),
+            ("secret", webhook_secret),
+        ];
+        refuse_foreign_settings("email", &foreign, p);
+        let from = match &self.from {
+            Some(f) => mailbox(f, "from", p),
+            None => {
+                p.push("from: required for email notifiers".into());
+                None
+            }
+        };
+        let to: Vec<_> = self.to.take().unwrap_or_default().iter().filter_map(|t| mailbox(t, "to", p)).collect();
+        if to.is_empty() {
+            p.push("to: name at least one recipient".into());
+        }
+        let Some(smtp) = self.smtp.take() else {
+            p.push("smtp: required for email notifiers".into());
+            return None;
+        };
+        let tls = smtp_tls(smtp.tls.as_deref(), p);
+        let port = smtp.port.unwrap_or(smtp_default_port(tls));
+        let password = secret(smtp.password, smtp.password_env, smtp.password_file, base, "smtp.password", p);
+        let credentials = smtp_credentials(smtp.username, password, p);
+        if smtp.host.is_empty() {
+            p.push("smtp.host: required".into());
+        }
+        from.map(|from| NotifierKind::Email(EmailSettings { host: smtp.host, port, tls, credentials, from, to }))
+    }
+
+    fn compile_webhook(&mut self, base: &Path, p: &mut Vec<String>) -> Option<NotifierKind> {
+        let foreign = [("smtp", self.smtp.is_some()), ("from", self.from.is_some()), ("to", self.to.is_some())];
+        refuse_foreign_settings("webhook", &foreign, p);
+        let url = webhook_url(self.url.as_deref(), p);
+        let method = webhook_method(self.method.as_deref(), p);
+        let headers = webhook_headers(&self.headers, p);
+        let secret = secret(self.secret.take(), self.secret_env.take(), self.secret_file.take(), base, "secret", p);
+        url.map(|url| NotifierKind::Webhook(WebhookSettings { url, method, headers, secret }))
+    }
+
+    /// A notifier with a template at fault still gets the defaults, so the
+    /// rest of its problems show in the same run.
+    fn compile_templates(&self, kind: Option<&NotifierKind>, base: &Path, p: &mut Vec<String>) -> NotifierTemplates {
+        let template_kind = match kind {
+            Some(NotifierKind::Webhook(_)) => TemplateKind::Webhook,
+            _ => TemplateKind::Email,
+        };
+        NotifierTemplates::load(template_kind, &self.templates, base).unwrap_or_else(|errs| {
+            p.extend(errs);
+            NotifierTemplates::defaults(template_kind)
+        })
     }
 }
 

@@ -198,6 +198,88 @@ fn level<T>(raw: &str, what: &str, parse: fn(&str) -> Option<T>, problems: &mut 
     v
 }
 
+/// `...` groups by every label, so it stands alone.
+fn group_by(labels: &[String], p: &mut Vec<String>) -> GroupBy {
+    if !labels.iter().any(|g| g == "...") {
+        return GroupBy::Labels(labels.to_vec());
+    }
+    if labels.len() > 1 {
+        p.push("group_by: '...' groups by all labels and cannot be combined with others".into());
+    }
+    GroupBy::All
+}
+
+/// `never` keeps an incident open; else how long every alert stays
+/// resolved before the incident resolves (at once by default).
+fn auto_resolve_after(raw: Option<&str>, p: &mut Vec<String>) -> Option<Duration> {
+    match raw {
+        Some("never") => None,
+        other => Some(duration(&other.map(str::to_owned), "auto_resolve_after", Duration::ZERO, p)),
+    }
+}
+
+fn impact(raw: Option<&str>, p: &mut Vec<String>) -> Impact {
+    raw.and_then(|s| level(s, "impact", Impact::parse, p)).unwrap_or(Impact::Medium)
+}
+
+/// A fixed urgency, or one read from a label of the alert.
+fn urgency(fixed: Option<&str>, from_label: Option<RawUrgencyFrom>, p: &mut Vec<String>) -> UrgencySpec {
+    match (fixed, from_label) {
+        (Some(_), Some(_)) => {
+            p.push("give either urgency or urgency_from, not both".into());
+            UrgencySpec::Fixed(Urgency::Medium)
+        }
+        (Some(u), None) => UrgencySpec::Fixed(level(u, "urgency", Urgency::parse, p).unwrap_or(Urgency::Medium)),
+        (None, None) => UrgencySpec::Fixed(Urgency::Medium),
+        (None, Some(f)) => urgency_from_label(f, p),
+    }
+}
+
+fn urgency_from_label(f: RawUrgencyFrom, p: &mut Vec<String>) -> UrgencySpec {
+    let mut map = BTreeMap::new();
+    for (value, u) in &f.map {
+        if let Some(u) = level(u, &format!("urgency_from.map.{value}"), Urgency::parse, p) {
+            map.insert(value.clone(), u);
+        }
+    }
+    let default = match &f.default {
+        None => Urgency::Low,
+        Some(d) => level(d, "urgency_from.default", Urgency::parse, p).unwrap_or(Urgency::Low),
+    };
+    if f.label.is_empty() {
+        p.push("urgency_from.label must name a label".into());
+    }
+    UrgencySpec::FromLabel { label: f.label, map, default }
+}
+
+/// Add the rule's title template (the alert name unless given) and
+/// return its name in `templates`.
+fn title_template(title: Option<String>, index: usize, templates: &mut TemplateBuilder, p: &mut Vec<String>) -> String {
+    let name = format!("incident_rules[{index}].title");
+    let title = title.unwrap_or_else(|| "{{ labels.alertname }}".to_owned());
+    if let Err(e) = templates.add(name.clone(), title) {
+        p.push(format!("title: {e}"));
+    }
+    name
+}
+
+/// Add the rule's service template, if it has one, and return its name in
+/// `templates`.
+fn service_template(
+    service: Option<String>,
+    index: usize,
+    templates: &mut TemplateBuilder,
+    p: &mut Vec<String>,
+) -> Option<String> {
+    service.map(|s| {
+        let name = format!("incident_rules[{index}].service");
+        if let Err(e) = templates.add(name.clone(), s) {
+            p.push(format!("service: {e}"));
+        }
+        name
+    })
+}
+
 impl RawIncidentRule {
     pub(super) fn name(&self) -> &str {
         &self.name
@@ -210,66 +292,18 @@ impl RawIncidentRule {
             p.push("name must not be empty".into());
         }
         let ms = matchers(&self.matchers, "matchers", &mut p);
-        let group_by = if self.group_by.iter().any(|g| g == "...") {
-            if self.group_by.len() > 1 {
-                p.push("group_by: '...' groups by all labels and cannot be combined with others".into());
-            }
-            GroupBy::All
-        } else {
-            GroupBy::Labels(self.group_by.clone())
-        };
+        let group_by = group_by(&self.group_by, &mut p);
         let group_window = duration(&self.group_window, "group_window", Duration::from_secs(4 * 3600), &mut p);
         let min_duration = duration(&self.min_duration, "min_duration", Duration::ZERO, &mut p);
         let flap_window = duration(&self.flap_window, "flap_window", Duration::from_secs(600), &mut p);
-        let auto_resolve_after = match self.auto_resolve_after.as_deref() {
-            Some("never") => None,
-            other => Some(duration(&other.map(str::to_owned), "auto_resolve_after", Duration::ZERO, &mut p)),
-        };
-        let impact = match &self.impact {
-            None => Impact::Medium,
-            Some(s) => level(s, "impact", Impact::parse, &mut p).unwrap_or(Impact::Medium),
-        };
-        let urgency = match (&self.urgency, self.urgency_from) {
-            (Some(_), Some(_)) => {
-                p.push("give either urgency or urgency_from, not both".into());
-                UrgencySpec::Fixed(Urgency::Medium)
-            }
-            (Some(u), None) => {
-                UrgencySpec::Fixed(level(u, "urgency", Urgency::parse, &mut p).unwrap_or(Urgency::Medium))
-            }
-            (None, None) => UrgencySpec::Fixed(Urgency::Medium),
-            (None, Some(f)) => {
-                let mut map = BTreeMap::new();
-                for (value, u) in &f.map {
-                    if let Some(u) = level(u, &format!("urgency_from.map.{value}"), Urgency::parse, &mut p) {
-                        map.insert(value.clone(), u);
-                    }
-                }
-                let default = match &f.default {
-                    None => Urgency::Low,
-                    Some(d) => level(d, "urgency_from.default", Urgency::parse, &mut p).unwrap_or(Urgency::Low),
-                };
-                if f.label.is_empty() {
-                    p.push("urgency_from.label must name a label".into());
-                }
-                UrgencySpec::FromLabel { label: f.label, map, default }
-            }
-        };
+        let auto_resolve_after = auto_resolve_after(self.auto_resolve_after.as_deref(), &mut p);
+        let impact = impact(self.impact.as_deref(), &mut p);
+        let urgency = urgency(self.urgency.as_deref(), self.urgency_from, &mut p);
         if self.min_alerts == Some(0) {
             p.push("min_alerts must be at least 1".into());
         }
-        let title_template = format!("incident_rules[{index}].title");
-        let title = self.title.unwrap_or_else(|| "{{ labels.alertname }}".to_owned());
-        if let Err(e) = templates.add(title_template.clone(), title) {
-            p.push(format!("title: {e}"));
-        }
-        let service_template = self.service.map(|s| {
-            let name = format!("incident_rules[{index}].service");
-            if let Err(e) = templates.add(name.clone(), s) {
-                p.push(format!("service: {e}"));
-            }
-            name
-        });
+        let title_template = title_template(self.title, index, templates, &mut p);
+        let service_template = service_template(self.service, index, templates, &mut p);
         if !p.is_empty() {
             return Err(p);
         }
