@@ -598,3 +598,35 @@ async fn the_lists_work_from_the_keyboard_in_a_dark_theme() {
     assert_eq!(b.js("return document.querySelector('#help').open").await, true, "? opens the help");
     b.shot("incidents-keyboard-dark").await;
 }
+
+/// The version a page embeds for its live updates (`data-version`).
+async fn page_version(g: &Gateway) -> u64 {
+    let html = common::client().get(g.url("/incidents")).send().await.unwrap().text().await.unwrap();
+    let at = html.find("data-version=\"").expect("a data-version") + "data-version=\"".len();
+    html[at..].split('"').next().unwrap().parse().expect("a number")
+}
+
+/// A sender's re-sends of alerts already in open incidents change nothing
+/// a live page shows: they wake no open tab. A new incident does.
+#[tokio::test(flavor = "multi_thread")]
+async fn re_sent_alerts_wake_no_live_page() {
+    let g = Gateway::start();
+    let alert = json!([{"labels": {"alertname": "Resent", "service": "web"}}]).to_string();
+    let (status, body) = common::post(&g.url("/api/v2/alerts"), &alert).await;
+    assert_eq!(status, 200, "{body}");
+    wait_for(WAIT, "the incident", || async {
+        let (_, list) = common::get(&g.url("/api/v1/incidents")).await;
+        (list["incidents"].as_array()?.len() == 1).then_some(())
+    })
+    .await;
+    let before = page_version(&g).await;
+    for _ in 0..5 {
+        let (status, body) = common::post(&g.url("/api/v2/alerts"), &alert).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(page_version(&g).await, before, "re-sends are not news to a live page");
+    let other = json!([{"labels": {"alertname": "Fresh", "service": "web"}}]).to_string();
+    let (status, body) = common::post(&g.url("/api/v2/alerts"), &other).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(page_version(&g).await > before, "a new incident is");
+}

@@ -81,6 +81,7 @@ pub(super) fn run(
     stop_checkpoints: impl FnOnce(),
 ) {
     let Shared { rules, next_timer, outbox_wakeup, size_limit, feed } = shared;
+    let shown_changed = watch_shown_tables(&conn);
     let mut batch: Vec<Pending> = Vec::new();
     let mut partials: std::collections::VecDeque<Partial> = std::collections::VecDeque::new();
     let mut close: Option<oneshot::Sender<()>> = None;
@@ -130,10 +131,12 @@ pub(super) fn run(
             part_result = refuse_growth(&mut batch);
         }
         if !batch.is_empty() {
-            let changes_before = conn.total_changes();
+            shown_changed.store(false, std::sync::atomic::Ordering::Relaxed);
             part_result = part_result.or(commit_batch(&mut conn, &mut writer_state, &mut batch));
-            // A tick that found nothing due changes no row and wakes no view.
-            if conn.total_changes() != changes_before {
+            // A sender's re-sends of alerts already in open incidents, or a
+            // tick that found nothing due, change nothing a view shows and
+            // wake no view.
+            if shown_changed.load(std::sync::atomic::Ordering::Relaxed) {
                 feed.bump();
             }
         }
@@ -381,6 +384,24 @@ fn apply(tx: &Connection, writer_state: &mut WriterState, op: &Op) -> Result<Rep
             Ok(Reply::Done)
         }
     }
+}
+
+/// Tables whose changes no live view shows: the alerts' own bookkeeping
+/// (a re-send updates `last_seen` and the delivery count), the outbox's,
+/// and the audit log.
+const UNSHOWN_TABLES: [&str; 5] = ["alerts", "notifications", "audit_log", "pending_alerts", "pending_groups"];
+
+/// A flag the connection sets whenever a row of a table that live views
+/// show changes (SQLite's update hook, called for every row written).
+fn watch_shown_tables(conn: &Connection) -> Arc<std::sync::atomic::AtomicBool> {
+    let changed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = changed.clone();
+    conn.update_hook(Some(move |_: rusqlite::hooks::Action, _: &str, table: &str, _: i64| {
+        if !UNSHOWN_TABLES.contains(&table) {
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }));
+    changed
 }
 
 /// A batch of alert updates from one sender.
