@@ -30,7 +30,7 @@ pub async fn create(
     let mut c = change::parse_api(&body, crate::clock::now())?;
     let given = Some(std::mem::take(&mut c.created_by)).filter(|a| !a.is_empty());
     c.created_by = caller.actor(given).unwrap_or_else(|_| "api".to_owned());
-    Ok((StatusCode::CREATED, Json(state.store.from(caller.source).record_change(c).await?)))
+    Ok((StatusCode::CREATED, Json(state.store.from(caller.source).record_change(c, crate::clock::now()).await?)))
 }
 
 /// PagerDuty's answer to a change event it took, with the change's id.
@@ -74,7 +74,7 @@ pub async fn pagerduty(
     if !principal.is_anonymous() {
         c.created_by = principal.name;
     }
-    let stored = state.store.from(caller.source).record_change(c).await?;
+    let stored = state.store.from(caller.source).record_change(c, crate::clock::now()).await?;
     let answer =
         ChangeEnqueued { status: "success".to_owned(), message: "Change event processed".to_owned(), id: stored.id };
     Ok((StatusCode::ACCEPTED, Json(answer)).into_response())

@@ -69,7 +69,7 @@ pub async fn get(
     RawQuery(query): RawQuery,
 ) -> Result<Json<IncidentDetail>, ApiError> {
     let page = detail_page(query.as_deref())?;
-    match state.store.get_incident_page(id, page).await? {
+    match state.store.get_incident_page(id, page, crate::clock::now()).await? {
         Some(d) => Ok(Json(d)),
         None => Err(ApiError::not_found(format!("no incident {id}"))),
     }
@@ -107,7 +107,7 @@ fn detail_page(query: Option<&str>) -> Result<DetailPage, ApiError> {
 }
 
 async fn detail(state: &AppState, id: i64) -> Result<Json<IncidentDetail>, ApiError> {
-    match state.store.get_incident(id).await? {
+    match state.store.get_incident(id, crate::clock::now()).await? {
         Some(d) => Ok(Json(d)),
         None => Err(ApiError::not_found(format!("no incident {id}"))),
     }
@@ -184,7 +184,7 @@ pub async fn act(
         ApiError::not_found(format!("unknown action {action:?}: acknowledge, resolve, reopen, hold or close"))
     })?;
     let b: ActionBody = parse_body(&body)?;
-    state.store.from(caller.source).act(id, action, caller.actor(b.actor)?, b.comment).await?;
+    state.store.from(caller.source).act(id, action, caller.actor(b.actor)?, b.comment, crate::clock::now()).await?;
     detail(&state, id).await
 }
 
@@ -215,7 +215,7 @@ pub async fn assign(
 ) -> Result<Json<IncidentDetail>, ApiError> {
     let b: AssignBody = parse_body(&body)?;
     let assignee = b.assignee.map(|a| a.trim().to_owned()).filter(|a| !a.is_empty());
-    state.store.from(caller.source).assign(id, assignee, caller.actor(b.actor)?).await?;
+    state.store.from(caller.source).assign(id, assignee, caller.actor(b.actor)?, crate::clock::now()).await?;
     detail(&state, id).await
 }
 
@@ -248,7 +248,7 @@ pub async fn note(
     if b.text.trim().is_empty() {
         return Err(ApiError::bad_request("text: a note needs text"));
     }
-    state.store.from(caller.source).note(id, b.text, caller.actor(b.actor)?).await?;
+    state.store.from(caller.source).note(id, b.text, caller.actor(b.actor)?, crate::clock::now()).await?;
     Ok((StatusCode::CREATED, detail(&state, id).await?))
 }
 
@@ -281,7 +281,7 @@ pub async fn priority(
     let b: PriorityBody = parse_body(&body)?;
     let p = Priority::parse(&b.priority)
         .ok_or_else(|| ApiError::bad_request(format!("priority: expected P1 to P5, got {:?}", b.priority)))?;
-    state.store.from(caller.source).set_priority(id, p, caller.actor(b.actor)?, b.comment).await?;
+    state.store.from(caller.source).set_priority(id, p, caller.actor(b.actor)?, b.comment, crate::clock::now()).await?;
     detail(&state, id).await
 }
 

@@ -89,7 +89,7 @@ pub async fn retry(
     Extension(caller): Extension<Caller>,
     Id(id): Id,
 ) -> Result<Json<NotificationView>, ApiError> {
-    state.store.from(caller.source).retry_notification(id, caller.name()).await?;
+    state.store.from(caller.source).retry_notification(id, caller.name(), crate::clock::now()).await?;
     let found = state.store.list_notifications(None, None, None, Some(id + 1), 1).await?;
     found.into_iter().find(|n| n.id == id).map(Json).ok_or_else(|| ApiError::not_found(format!("no notification {id}")))
 }

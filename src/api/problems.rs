@@ -69,7 +69,7 @@ pub async fn create(
         workaround: text(b.workaround, "workaround", false)?,
         incidents: b.incidents,
     };
-    let id = state.store.from(caller.source).create_problem(p, caller.actor(b.actor)?).await?;
+    let id = state.store.from(caller.source).create_problem(p, caller.actor(b.actor)?, crate::clock::now()).await?;
     Ok((StatusCode::CREATED, detail(&state, id).await?))
 }
 
@@ -137,7 +137,7 @@ pub async fn update(
         workaround: text(b.workaround, "workaround", false)?,
         state: new_state,
     };
-    state.store.from(caller.source).update_problem(id, u, caller.actor(b.actor)?).await?;
+    state.store.from(caller.source).update_problem(id, u, caller.actor(b.actor)?, crate::clock::now()).await?;
     detail(&state, id).await
 }
 
@@ -172,7 +172,11 @@ pub async fn link(
     if b.incidents.is_empty() {
         return Err(ApiError::bad_request("incidents: name at least one incident id"));
     }
-    state.store.from(caller.source).link_incidents(id, b.incidents, caller.actor(b.actor)?).await?;
+    state
+        .store
+        .from(caller.source)
+        .link_incidents(id, b.incidents, caller.actor(b.actor)?, crate::clock::now())
+        .await?;
     detail(&state, id).await
 }
 

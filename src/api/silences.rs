@@ -86,7 +86,14 @@ pub async fn create(
     let silence = state
         .store
         .from(caller.source)
-        .create_silence(matchers, starts_at, ends_at.expect("checked"), created_by.expect("checked"), b.comment)
+        .create_silence(
+            matchers,
+            starts_at,
+            ends_at.expect("checked"),
+            created_by.expect("checked"),
+            b.comment,
+            crate::clock::now(),
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(silence)))
 }
@@ -143,7 +150,7 @@ pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> R
     let now = crate::clock::now();
     let silences = state
         .store
-        .list_silences(expired)
+        .list_silences(expired, crate::clock::now())
         .await?
         .into_iter()
         .filter(|s| filter.iter().all(|f| s.matchers.iter().any(|m| m.same_as(f))))
@@ -172,6 +179,6 @@ pub async fn expire(
     Extension(caller): Extension<Caller>,
     Id(id): Id,
 ) -> Result<Json<Expired>, ApiError> {
-    state.store.from(caller.source).expire_silence(id, caller.name()).await?;
+    state.store.from(caller.source).expire_silence(id, caller.name(), crate::clock::now()).await?;
     Ok(Json(Expired { status: "expired".to_owned(), id }))
 }

@@ -160,7 +160,7 @@ pub async fn run(
                     }
                 }
             }
-            if !dead.is_empty() && store.record_deliveries(dead).await.is_err() {
+            if !dead.is_empty() && store.record_deliveries(dead, crate::clock::now()).await.is_err() {
                 return;
             }
         }
@@ -334,7 +334,7 @@ async fn send(
         }
         f.recording += 1;
     }
-    if let Err(e) = store.record_deliveries(recs).await {
+    if let Err(e) = store.record_deliveries(recs, crate::clock::now()).await {
         // The lease runs out and the rows are delivered again: at least once.
         tracing::warn!(notifier = %n.name, error = %e, "recording a delivery failed");
     }

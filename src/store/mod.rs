@@ -655,13 +655,17 @@ impl Store {
         self.done(ops::Op::RenewLeases { ids, lease_until }).await
     }
 
-    pub async fn record_deliveries(&self, results: Vec<(i64, DeliveryRecord)>) -> Result<(), StoreError> {
-        self.done(ops::Op::RecordDeliveries { results, now: crate::clock::now() }).await
+    pub async fn record_deliveries(
+        &self,
+        results: Vec<(i64, DeliveryRecord)>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.done(ops::Op::RecordDeliveries { results, now }).await
     }
 
     /// Send a failed (dead-letter) notification again now.
-    pub async fn retry_notification(&self, id: i64, actor: String) -> Result<(), StoreError> {
-        self.done(ops::Op::RetryNotification { id, actor, now: crate::clock::now() }).await
+    pub async fn retry_notification(&self, id: i64, actor: String, now: Timestamp) -> Result<(), StoreError> {
+        self.done(ops::Op::RetryNotification { id, actor, now }).await
     }
 
     /// Record a mutation made outside the store (a rule reload) in the audit log.
@@ -686,9 +690,9 @@ impl Store {
 
     /// Set the gauges of stored state (open incidents, clocks, compliance,
     /// problems, outbox, database size) for a scrape.
-    pub async fn update_gauges(&self) -> Result<(), StoreError> {
+    pub async fn update_gauges(&self, now: Timestamp) -> Result<(), StoreError> {
         let path = self.path.clone();
-        self.read(move |c| gauges::update(c, &path, crate::clock::now())).await
+        self.read(move |c| gauges::update(c, &path, now)).await
     }
 
     /// The SLA report of incidents created in `[from, to)`.
@@ -702,8 +706,8 @@ impl Store {
     }
 
     /// Pending notifications and the age of the oldest, in seconds.
-    pub async fn outbox_depth(&self) -> Result<(u64, Option<f64>), StoreError> {
-        self.read(|c| outbox::depth(c, crate::clock::now())).await
+    pub async fn outbox_depth(&self, now: Timestamp) -> Result<(u64, Option<f64>), StoreError> {
+        self.read(move |c| outbox::depth(c, now)).await
     }
 
     async fn done(&self, op: ops::Op) -> Result<(), StoreError> {
@@ -716,16 +720,23 @@ impl Store {
         action: IncidentAction,
         actor: String,
         comment: Option<String>,
+        now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.done(ops::Op::Act { id, action, actor, comment, now: crate::clock::now() }).await
+        self.done(ops::Op::Act { id, action, actor, comment, now }).await
     }
 
-    pub async fn assign(&self, id: i64, assignee: Option<String>, actor: String) -> Result<(), StoreError> {
-        self.done(ops::Op::Assign { id, assignee, actor, now: crate::clock::now() }).await
+    pub async fn assign(
+        &self,
+        id: i64,
+        assignee: Option<String>,
+        actor: String,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.done(ops::Op::Assign { id, assignee, actor, now }).await
     }
 
-    pub async fn note(&self, id: i64, text: String, actor: String) -> Result<(), StoreError> {
-        self.done(ops::Op::Note { id, text, actor, now: crate::clock::now() }).await
+    pub async fn note(&self, id: i64, text: String, actor: String, now: Timestamp) -> Result<(), StoreError> {
+        self.done(ops::Op::Note { id, text, actor, now }).await
     }
 
     pub async fn set_priority(
@@ -734,8 +745,9 @@ impl Store {
         priority: Priority,
         actor: String,
         comment: Option<String>,
+        now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.done(ops::Op::SetPriority { id, priority, actor, comment, now: crate::clock::now() }).await
+        self.done(ops::Op::SetPriority { id, priority, actor, comment, now }).await
     }
 
     pub async fn create_silence(
@@ -745,16 +757,17 @@ impl Store {
         ends_at: Timestamp,
         created_by: String,
         comment: String,
+        now: Timestamp,
     ) -> Result<Silence, StoreError> {
         let spec = SilenceSpec { matchers, starts_at, ends_at, created_by, comment };
-        match self.write(ops::Op::CreateSilence { spec, now: crate::clock::now() }).await? {
+        match self.write(ops::Op::CreateSilence { spec, now }).await? {
             ops::Reply::Silence(s) => Ok(s),
             _ => unreachable!("creating a silence answers with it"),
         }
     }
 
-    pub async fn expire_silence(&self, id: i64, actor: String) -> Result<(), StoreError> {
-        self.done(ops::Op::ExpireSilence { id, actor, now: crate::clock::now() }).await
+    pub async fn expire_silence(&self, id: i64, actor: String, now: Timestamp) -> Result<(), StoreError> {
+        self.done(ops::Op::ExpireSilence { id, actor, now }).await
     }
 
     pub async fn list_incidents(&self, q: IncidentQuery) -> Result<IncidentPage, StoreError> {
@@ -768,10 +781,13 @@ impl Store {
 
     /// The SLA clocks of these incidents, computed now (those without a
     /// policy are left out).
-    pub async fn sla_views(&self, ids: Vec<i64>) -> Result<std::collections::HashMap<i64, SlaView>, StoreError> {
+    pub async fn sla_views(
+        &self,
+        ids: Vec<i64>,
+        now: Timestamp,
+    ) -> Result<std::collections::HashMap<i64, SlaView>, StoreError> {
         let rules = self.rules.read().expect("rules lock").clone();
         self.read(move |c| {
-            let now = crate::clock::now();
             let mut out = std::collections::HashMap::with_capacity(ids.len());
             for id in ids {
                 if let Some(v) = sla::sla_view(c, id, &rules, now)? {
@@ -785,19 +801,24 @@ impl Store {
 
     /// An incident with its SLA clocks, problems, suspected changes,
     /// alerts and timeline.
-    pub async fn get_incident(&self, id: i64) -> Result<Option<IncidentDetail>, StoreError> {
-        self.get_incident_page(id, DetailPage::default()).await
+    pub async fn get_incident(&self, id: i64, now: Timestamp) -> Result<Option<IncidentDetail>, StoreError> {
+        self.get_incident_page(id, DetailPage::default(), now).await
     }
 
     /// As [`Store::get_incident`], with a chosen page of alerts and timeline.
-    pub async fn get_incident_page(&self, id: i64, page: DetailPage) -> Result<Option<IncidentDetail>, StoreError> {
+    pub async fn get_incident_page(
+        &self,
+        id: i64,
+        page: DetailPage,
+        now: Timestamp,
+    ) -> Result<Option<IncidentDetail>, StoreError> {
         let rules = self.rules.read().expect("rules lock").clone();
-        self.read(move |c| reader::get_incident(c, id, &rules, page, crate::clock::now())).await
+        self.read(move |c| reader::get_incident(c, id, &rules, page, now)).await
     }
 
     /// Record a change or deploy (a maintenance window when it suppresses).
-    pub async fn record_change(&self, change: NewChange) -> Result<Change, StoreError> {
-        match self.write(ops::Op::RecordChange { change, now: crate::clock::now() }).await? {
+    pub async fn record_change(&self, change: NewChange, now: Timestamp) -> Result<Change, StoreError> {
+        match self.write(ops::Op::RecordChange { change, now }).await? {
             ops::Reply::Change(c) => Ok(c),
             _ => unreachable!("recording a change answers with it"),
         }
@@ -812,19 +833,31 @@ impl Store {
         self.read(move |c| changes::list(c, service.as_deref(), before, limit)).await
     }
 
-    pub async fn create_problem(&self, problem: NewProblem, actor: String) -> Result<i64, StoreError> {
-        match self.write(ops::Op::CreateProblem { problem, actor, now: crate::clock::now() }).await? {
+    pub async fn create_problem(&self, problem: NewProblem, actor: String, now: Timestamp) -> Result<i64, StoreError> {
+        match self.write(ops::Op::CreateProblem { problem, actor, now }).await? {
             ops::Reply::Id(id) => Ok(id),
             _ => unreachable!("creating a problem answers with its id"),
         }
     }
 
-    pub async fn update_problem(&self, id: i64, update: ProblemUpdate, actor: String) -> Result<(), StoreError> {
-        self.done(ops::Op::UpdateProblem { id, update, actor, now: crate::clock::now() }).await
+    pub async fn update_problem(
+        &self,
+        id: i64,
+        update: ProblemUpdate,
+        actor: String,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.done(ops::Op::UpdateProblem { id, update, actor, now }).await
     }
 
-    pub async fn link_incidents(&self, problem: i64, incidents: Vec<i64>, actor: String) -> Result<(), StoreError> {
-        self.done(ops::Op::LinkIncidents { problem, incidents, actor, now: crate::clock::now() }).await
+    pub async fn link_incidents(
+        &self,
+        problem: i64,
+        incidents: Vec<i64>,
+        actor: String,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.done(ops::Op::LinkIncidents { problem, incidents, actor, now }).await
     }
 
     pub async fn list_problems(&self, q: ProblemQuery) -> Result<Vec<Problem>, StoreError> {
@@ -835,8 +868,7 @@ impl Store {
         self.read(move |c| problems::detail(c, id)).await
     }
 
-    pub async fn list_silences(&self, include_expired: bool) -> Result<Vec<Silence>, StoreError> {
-        let now = crate::clock::now();
+    pub async fn list_silences(&self, include_expired: bool, now: Timestamp) -> Result<Vec<Silence>, StoreError> {
         self.read(move |c| reader::silences(c, (!include_expired).then_some(now), Some(10_000))).await
     }
 

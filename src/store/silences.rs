@@ -22,8 +22,8 @@ impl Store {
     /// Post a silence under the id of an existing one, as Alertmanager's
     /// API does: changed in place, or replaced by a new silence (see
     /// [`plan_update`]). Returns the silence now in force.
-    pub async fn update_silence(&self, id: i64, spec: SilenceSpec) -> Result<Silence, StoreError> {
-        match self.write(super::ops::Op::UpdateSilence { id, spec, now: crate::clock::now() }).await? {
+    pub async fn update_silence(&self, id: i64, spec: SilenceSpec, now: Timestamp) -> Result<Silence, StoreError> {
+        match self.write(super::ops::Op::UpdateSilence { id, spec, now }).await? {
             super::ops::Reply::Silence(s) => Ok(s),
             _ => unreachable!("changing a silence answers with it"),
         }

@@ -135,7 +135,7 @@ pub async fn list(
     };
     q.before = param(&pairs, "cursor").and_then(|c| c.parse().ok());
     let page = if error.is_none() { Some(state.store.list_alerts(q).await?) } else { None };
-    let silences = state.store.list_silences(false).await?;
+    let silences = state.store.list_silences(false, crate::clock::now()).await?;
     let now = crate::clock::now();
     let mut groups: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     let mut count = 0;
@@ -255,7 +255,7 @@ pub async fn silences(
     let now = crate::clock::now();
     let list: Vec<Value> = state
         .store
-        .list_silences(false)
+        .list_silences(false, crate::clock::now())
         .await?
         .iter()
         .map(|s| {
@@ -310,8 +310,11 @@ pub async fn create_silence(
     }
     let comment = form.text("comment").unwrap_or_default();
     let (count, _) = firing_matches(&state, matchers.clone()).await?;
-    let s =
-        state.store.from(form.viewer.source).create_silence(matchers, now, ends, form.viewer.actor()?, comment).await?;
+    let s = state
+        .store
+        .from(form.viewer.source)
+        .create_silence(matchers, now, ends, form.viewer.actor()?, comment, crate::clock::now())
+        .await?;
     console.sessions.set_flash(
         &form.viewer.key,
         format!("Silence #{} created; it matches {count} firing alert{}", s.id, if count == 1 { "" } else { "s" }),
@@ -330,7 +333,7 @@ pub async fn expire_silence(
 ) -> PageResult {
     form.viewer.require("DELETE", "/api/v1/silences/{id}")?;
     let id: i64 = raw.parse().map_err(|_| WebError::not_found(format!("no silence {raw:?}")))?;
-    state.store.from(form.viewer.source).expire_silence(id, form.viewer.actor()?).await?;
+    state.store.from(form.viewer.source).expire_silence(id, form.viewer.actor()?, crate::clock::now()).await?;
     console.sessions.set_flash(&form.viewer.key, format!("Silence #{id} expired"));
     let mut resp = Redirect::to(&format!("{}/silences", console.base)).into_response();
     *resp.status_mut() = StatusCode::SEE_OTHER;

@@ -114,7 +114,7 @@ async fn list_context(state: &AppState, viewer: &Viewer, pairs: &[(String, Strin
     let (filters, q) = parse_filters(pairs, viewer)?;
     let (page, total) = state.store.list_incidents_counted(q).await?;
     let ids: Vec<i64> = page.incidents.iter().map(|i| i.id).collect();
-    let slas: HashMap<i64, SlaView> = state.store.sla_views(ids).await?;
+    let slas: HashMap<i64, SlaView> = state.store.sla_views(ids, crate::clock::now()).await?;
     let rows: Vec<Value> = page
         .incidents
         .iter()
@@ -206,7 +206,11 @@ fn incident_id(raw: &str) -> Result<i64, WebError> {
 }
 
 async fn detail_context(state: &AppState, viewer: &Viewer, id: i64) -> Result<Value, WebError> {
-    let d = state.store.get_incident(id).await?.ok_or_else(|| WebError::not_found(format!("no incident {id}")))?;
+    let d = state
+        .store
+        .get_incident(id, crate::clock::now())
+        .await?
+        .ok_or_else(|| WebError::not_found(format!("no incident {id}")))?;
     let actions: Vec<Value> = IncidentAction::ALL
         .iter()
         .filter(|a| transition(d.incident.state, **a).is_ok())
@@ -299,7 +303,7 @@ pub async fn act(
     form.viewer.require("POST", ACT_ROUTE)?;
     let action = parse_action(form.get("action"))?;
     let store = state.store.from(form.viewer.source);
-    store.act(id, action, form.viewer.actor()?, form.text("comment")).await?;
+    store.act(id, action, form.viewer.actor()?, form.text("comment"), crate::clock::now()).await?;
     console.sessions.set_flash(&form.viewer.key, format!("{} incident #{id}", done_word(action)));
     Ok(back(&console, &form, format!("{}/incidents/{id}", console.base)))
 }
@@ -323,7 +327,7 @@ pub async fn bulk(
     let mut done = Vec::new();
     let mut failed = Vec::new();
     for id in ids {
-        match store.act(id, action, actor.clone(), comment.clone()).await {
+        match store.act(id, action, actor.clone(), comment.clone(), crate::clock::now()).await {
             Ok(()) => done.push(format!("#{id}")),
             Err(e) => failed.push(format!("#{id}: {}", WebError::from(e).0.error)),
         }
@@ -353,7 +357,7 @@ pub async fn assign(
         Some(a) => format!("Assigned incident #{id} to {a}"),
         None => format!("Unassigned incident #{id}"),
     };
-    state.store.from(form.viewer.source).assign(id, assignee, form.viewer.actor()?).await?;
+    state.store.from(form.viewer.source).assign(id, assignee, form.viewer.actor()?, crate::clock::now()).await?;
     console.sessions.set_flash(&form.viewer.key, msg);
     Ok(back(&console, &form, format!("{}/incidents/{id}", console.base)))
 }
@@ -370,7 +374,11 @@ pub async fn priority(
     let text = form.get("priority").unwrap_or_default();
     let p = Priority::parse(text)
         .ok_or_else(|| WebError::bad_request(format!("priority: expected P1 to P5, got {text:?}")))?;
-    state.store.from(form.viewer.source).set_priority(id, p, form.viewer.actor()?, form.text("comment")).await?;
+    state
+        .store
+        .from(form.viewer.source)
+        .set_priority(id, p, form.viewer.actor()?, form.text("comment"), crate::clock::now())
+        .await?;
     console.sessions.set_flash(&form.viewer.key, format!("Incident #{id} is now {p}"));
     Ok(back(&console, &form, format!("{}/incidents/{id}", console.base)))
 }
@@ -385,7 +393,7 @@ pub async fn note(
     let id = incident_id(&raw)?;
     form.viewer.require("POST", "/api/v1/incidents/{id}/notes")?;
     let text = form.text("text").ok_or_else(|| WebError::bad_request("text: a note needs text"))?;
-    state.store.from(form.viewer.source).note(id, text, form.viewer.actor()?).await?;
+    state.store.from(form.viewer.source).note(id, text, form.viewer.actor()?, crate::clock::now()).await?;
     console.sessions.set_flash(&form.viewer.key, format!("Note added to incident #{id}"));
     Ok(back(&console, &form, format!("{}/incidents/{id}", console.base)))
 }

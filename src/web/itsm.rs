@@ -178,7 +178,7 @@ pub async fn retry(
 ) -> PageResult {
     form.viewer.require("POST", "/api/v1/notifications/{id}/retry")?;
     let id: i64 = raw.parse().map_err(|_| WebError::not_found(format!("no notification {raw:?}")))?;
-    state.store.from(form.viewer.source).retry_notification(id, form.viewer.actor()?).await?;
+    state.store.from(form.viewer.source).retry_notification(id, form.viewer.actor()?, crate::clock::now()).await?;
     console.sessions.set_flash(&form.viewer.key, format!("Notification #{id} will be sent again now"));
     let mut resp = Redirect::to(&format!("{}/notifications", console.base)).into_response();
     *resp.status_mut() = StatusCode::SEE_OTHER;

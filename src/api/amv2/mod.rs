@@ -225,7 +225,8 @@ fn alert_filter(query: Option<&str>) -> AmResult<AlertFilter> {
 async fn alerts(State(state): State<AppState>, RawQuery(query): RawQuery) -> AmResult<Json<Vec<view::GettableAlert>>> {
     let filter = alert_filter(query.as_deref())?;
     let now = crate::clock::now();
-    let (firing, silences) = tokio::try_join!(state.store.firing_alerts(), state.store.list_silences(false))?;
+    let (firing, silences) =
+        tokio::try_join!(state.store.firing_alerts(), state.store.list_silences(false, crate::clock::now()))?;
     Ok(Json(view::alerts(&state.rules(), &firing, &silences, &filter, now)))
 }
 
@@ -240,7 +241,8 @@ async fn alerts(State(state): State<AppState>, RawQuery(query): RawQuery) -> AmR
 async fn groups(State(state): State<AppState>, RawQuery(query): RawQuery) -> AmResult<Json<Vec<view::AlertGroup>>> {
     let filter = alert_filter(query.as_deref())?;
     let now = crate::clock::now();
-    let (firing, silences) = tokio::try_join!(state.store.firing_alerts(), state.store.list_silences(false))?;
+    let (firing, silences) =
+        tokio::try_join!(state.store.firing_alerts(), state.store.list_silences(false, crate::clock::now()))?;
     Ok(Json(view::groups(&state.rules(), &firing, &silences, &filter, now)))
 }
 
@@ -313,7 +315,7 @@ async fn delete_silence(
     raw: Result<PathText, ApiError>,
 ) -> AmResult<StatusCode> {
     let id = path_silence(raw)?;
-    match state.store.from(caller.source).expire_silence(id, caller.name()).await {
+    match state.store.from(caller.source).expire_silence(id, caller.name(), crate::clock::now()).await {
         Ok(()) => Ok(StatusCode::OK),
         Err(crate::store::StoreError::NotFound(_)) => Err(not_found()),
         Err(e) => Err(e.into()),
@@ -397,10 +399,12 @@ async fn post_silence(
     let silence = match b.id.as_deref().filter(|id| !id.is_empty()) {
         None => {
             let s = SilenceSpec { starts_at: spec.starts_at.max(now), ..spec };
-            store.create_silence(s.matchers, s.starts_at, s.ends_at, s.created_by, s.comment).await?
+            store
+                .create_silence(s.matchers, s.starts_at, s.ends_at, s.created_by, s.comment, crate::clock::now())
+                .await?
         }
         Some(raw) => match view::parse_silence_id(raw) {
-            SilenceRef::Id(id) => match store.update_silence(id, spec).await {
+            SilenceRef::Id(id) => match store.update_silence(id, spec, crate::clock::now()).await {
                 Err(crate::store::StoreError::NotFound(_)) => return Err(not_found()),
                 other => other?,
             },
