@@ -81,15 +81,15 @@ fn new_clock(policy: &SlaPolicy, kind: ClockKind, target: Duration, state: Incid
     ClockSlot { id: None, clock, pause_in: policy.pause_in.clone() }
 }
 
-/// `7m30s` for a millisecond count; `none` without one.
+/// `7m30s` for a millisecond count: whole seconds from a minute up.
+pub fn human_ms(ms: i64) -> String {
+    let rounded = if ms >= 60_000 { ms / 1000 * 1000 } else { ms };
+    Duration::from_millis(rounded.max(0)).to_string()
+}
+
+/// As [`human_ms`]; `none` without a count.
 fn human(ms: Option<i64>) -> String {
-    match ms {
-        Some(ms) => {
-            let rounded = if ms >= 60_000 { ms / 1000 * 1000 } else { ms };
-            Duration::from_millis(rounded.max(0)).to_string()
-        }
-        None => "none".into(),
-    }
+    ms.map_or_else(|| "none".into(), human_ms)
 }
 
 fn entry(at: Timestamp, kind: &'static str, message: String, data: Value) -> SlaEffect {

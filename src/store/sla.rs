@@ -73,12 +73,6 @@ fn json_text<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| corrupt("encoding", e))
 }
 
-/// `7m30s` for a millisecond count.
-fn human(ms_count: i64) -> String {
-    let rounded = if ms_count >= 60_000 { ms_count / 1000 * 1000 } else { ms_count };
-    crate::model::Duration::from_millis(rounded.max(0)).to_string()
-}
-
 impl WriterState {
     /// The calendar of a clock (see [`crate::rules::RuleSet::calendar`]).
     pub(super) fn calendar(&self, name: &str) -> std::sync::Arc<Calendar> {
@@ -439,7 +433,7 @@ pub(super) fn sla_view(
         let (breach_at, next_milestone_at) = (c.breach_at(&cal), c.next_milestone_at(&cal));
         let clock = ClockView {
             state: c.state(),
-            target: c.target_ms.map(human),
+            target: c.target_ms.map(decide::human_ms),
             target_seconds: c.target_ms.map(|t| t as f64 / 1000.0),
             elapsed_seconds: c.elapsed_ms(&cal, now) as f64 / 1000.0,
             remaining_seconds: c.remaining_ms(&cal, now).map(|r| r as f64 / 1000.0),
