@@ -62,8 +62,14 @@ pub async fn serve_until(
     m.services.set_limit(config.metrics.max_label_values);
     m.rules_loaded(true);
     let rules: crate::store::SharedRules = Arc::new(std::sync::RwLock::new(Arc::new(rules)));
-    let store = Store::open(&config.data_dir, config.store, rules.clone(), config.notifiers.subscriptions())?;
-    tracing::info!(path = %store.path().display(), "database open");
+    let store = Store::open(
+        &config.data_dir,
+        config.store,
+        rules.clone(),
+        config.notifiers.subscriptions(),
+        crate::clock::now(),
+    )?;
+    tracing::info!(store = %store.describe(), "database open");
 
     if config.auth.enabled() {
         tracing::info!("API tokens configured: every call but /healthz and /readyz needs one");
@@ -166,7 +172,7 @@ pub async fn serve_until(
     let _ = outbox.await;
     forget.abort();
     reloader.abort();
-    store.close().await;
+    store.close(crate::clock::now()).await;
     result?;
     tracing::info!("stopped");
     Ok(())
@@ -190,7 +196,7 @@ fn spawn_reload_on_hangup(
                     }
                 }
                 let detail = serde_json::json!({ "ok": result.is_ok(), "trigger": "SIGHUP" });
-                if let Err(e) = state.store.audit("rules.reload", "signal".into(), detail).await {
+                if let Err(e) = state.store.audit("rules.reload", "signal".into(), detail, crate::clock::now()).await {
                     tracing::warn!(error = %e, "recording the reload in the audit log failed");
                 }
                 // A renewed certificate is picked up without a restart.

@@ -1,6 +1,6 @@
 //! The shape of the code: no module imports one that imports it back (at
 //! the top level, and among the modules of each folder), and SQLite stays
-//! inside the store.
+//! inside the store's SQLite backend.
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -15,7 +15,7 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// `store::sla` for `src/store/sla.rs`, `store` for `src/store/mod.rs`.
+/// `store::sqlite::sla` for `src/store/sqlite/sla.rs`, `store` for `src/store/mod.rs`.
 fn module_of(src: &Path, file: &Path) -> Vec<String> {
     let rel = file.strip_prefix(src).unwrap().with_extension("");
     let mut parts: Vec<String> = rel.iter().map(|p| p.to_string_lossy().into_owned()).collect();
@@ -144,19 +144,42 @@ fn no_module_imports_one_that_imports_it_back() {
     }
     assert!(found.is_empty(), "module cycles:\n{}", found.join("\n"));
     // The check sees what it should: the store uses the model, not the other way.
-    assert!(g[&vec!["store".to_string(), "sla".to_string()]].iter().any(|m| m[0] == "engine"));
+    let sqlite_sla: Vec<String> = ["store", "sqlite", "sla"].map(String::from).to_vec();
+    assert!(g[&sqlite_sla].iter().any(|m| m[0] == "engine"));
 }
 
 #[test]
-fn sqlite_stays_inside_the_store() {
+fn sqlite_stays_inside_its_backend() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let backend = src.join("store").join("sqlite");
     let mut files = Vec::new();
     sources(&src, &mut files);
-    let outside: Vec<String> = files
-        .iter()
-        .filter(|f| !f.starts_with(src.join("store")))
-        .filter(|f| std::fs::read_to_string(f).unwrap().contains("rusqlite"))
-        .map(|f| f.display().to_string())
-        .collect();
-    assert!(outside.is_empty(), "rusqlite used outside src/store: {outside:?}");
+    let outside = |needle: &str, allowed: &dyn Fn(&Path) -> bool| -> Vec<String> {
+        files
+            .iter()
+            .filter(|f| !f.starts_with(&backend) && !allowed(f))
+            .filter(|f| code(f).contains(needle))
+            .map(|f| f.display().to_string())
+            .collect()
+    };
+    let rusqlite = outside("rusqlite", &|_| false);
+    assert!(rusqlite.is_empty(), "rusqlite used outside src/store/sqlite: {rusqlite:?}");
+    // The rest of the program reaches the backend through the store's
+    // interface; only the store's own module chooses it.
+    let boundary = src.join("store").join("mod.rs");
+    let reached = outside("sqlite::", &|f| f == boundary);
+    assert!(reached.is_empty(), "the SQLite backend named outside src/store/mod.rs: {reached:?}");
+    // The check sees what it should.
+    assert!(files.iter().any(|f| f.starts_with(&backend) && code(f).contains("rusqlite")));
+}
+
+#[test]
+fn the_store_takes_the_time_from_its_callers() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src.join("store"), &mut files);
+    let reading: Vec<String> =
+        files.iter().filter(|f| code(f).contains("clock::now")).map(|f| f.display().to_string()).collect();
+    assert!(reading.is_empty(), "the store reads the clock: {reading:?}");
+    assert!(files.len() > 10, "the store's files are found");
 }

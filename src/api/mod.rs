@@ -160,7 +160,7 @@ async fn reload(
         Ok(set) => serde_json::json!({ "ok": true, "files": set.files.len() }),
         Err(errors) => serde_json::json!({ "ok": false, "errors": errors.len() }),
     };
-    state.store.from(caller.source).audit("rules.reload", caller.name(), detail).await?;
+    state.store.from(caller.source).audit("rules.reload", caller.name(), detail, crate::clock::now()).await?;
     match result {
         Ok(set) => Ok(axum::Json(Reloaded {
             status: "reloaded".to_owned(),

@@ -63,10 +63,10 @@ pub(crate) fn matcher_args(words: &[String]) -> anyhow::Result<Vec<String>> {
 }
 
 /// A silence id from the command line: alertgate's number or the UUID
-/// Alertmanager's API shows.
+/// Alertmanager's API shows (taken to be of the gateway addressed).
 fn silence_number(raw: &str) -> anyhow::Result<i64> {
     match parse_silence_id(raw) {
-        SilenceRef::Id(id) => Ok(id),
+        SilenceRef::Id(id) | SilenceRef::Numbered { id, .. } => Ok(id),
         SilenceRef::Unknown => anyhow::bail!("no silence {raw}: not a silence of alertgate"),
         SilenceRef::Malformed => anyhow::bail!("{raw:?} is not a silence id (a number, or a UUID from amtool)"),
     }

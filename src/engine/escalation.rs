@@ -27,6 +27,19 @@ pub struct StepFired {
     pub at: Timestamp,
 }
 
+/// Where an incident stands in its escalation policy.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EscalationView {
+    pub policy: String,
+    /// 1-based, as the timeline says it.
+    pub round: u32,
+    /// The next step to notify, 1-based.
+    pub next_step: usize,
+    /// `None` once stopped or every step and repeat is done.
+    pub next_at: Option<Timestamp>,
+}
+
 fn plus(t: Timestamp, d: SignedDuration) -> Timestamp {
     t.checked_add(d).unwrap_or(Timestamp::MAX)
 }
@@ -67,6 +80,16 @@ impl Escalation {
 
     pub fn stop(&mut self) {
         self.due_at = None;
+    }
+
+    /// As the API shows it: rounds and steps counted from 1.
+    pub fn view(&self) -> EscalationView {
+        EscalationView {
+            policy: self.policy.clone(),
+            round: self.round + 1,
+            next_step: self.step + 1,
+            next_at: self.due_at,
+        }
     }
 }
 

@@ -10,9 +10,11 @@ pub mod ack;
 pub mod escalation;
 pub mod inhibit;
 pub mod lifecycle;
+pub mod opening;
 pub mod problems;
 pub mod silence;
 pub mod sla;
+pub mod timeline;
 
 use jiff::Timestamp;
 

@@ -54,6 +54,36 @@ pub fn on_incident(rule: &ProblemRule, key: &str, title: &str, history: &KeyHist
 
 /// What an incident's timeline says when it is linked to a problem: a
 /// known error carries its workaround to the responder.
+/// Incidents may be linked to a problem until it is closed.
+pub fn may_link(problem_id: i64, state: ProblemState) -> Result<(), LinkError> {
+    match state {
+        ProblemState::Closed => Err(LinkError::Closed(problem_id)),
+        _ => Ok(()),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    #[error("problem {0} is closed")]
+    Closed(i64),
+}
+
+/// The incident's timeline entry of its link to a problem.
+pub fn linked_entry(
+    problem_id: i64,
+    title: &str,
+    state: ProblemState,
+    workaround: Option<&str>,
+    now: Timestamp,
+) -> crate::engine::sla::Entry {
+    crate::engine::sla::Entry {
+        at: now,
+        kind: "problem_linked",
+        message: link_message(problem_id, title, state, workaround),
+        data: json!({ "problem": problem_id, "state": state.as_str(), "workaround": workaround }),
+    }
+}
+
 pub fn link_message(problem_id: i64, title: &str, state: ProblemState, workaround: Option<&str>) -> String {
     match (state, workaround) {
         (ProblemState::KnownError, Some(w)) => format!("known error {problem_id} ({title}); workaround: {w}"),
@@ -125,6 +155,23 @@ pub fn edit(before: &Problem, e: &ProblemEdit) -> Result<Option<EditOutcome>, Ed
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_closed_problem_refuses_links() {
+        for state in [ProblemState::Open, ProblemState::KnownError, ProblemState::Resolved] {
+            assert_eq!(may_link(7, state), Ok(()));
+        }
+        assert_eq!(may_link(7, ProblemState::Closed).unwrap_err().to_string(), "problem 7 is closed");
+    }
+
+    #[test]
+    fn a_known_errors_link_tells_the_workaround() {
+        let e = linked_entry(3, "disk", ProblemState::KnownError, Some("rotate logs"), Timestamp::UNIX_EPOCH);
+        assert_eq!(e.message, "known error 3 (disk); workaround: rotate logs");
+        assert_eq!(e.data["state"], "known_error");
+        let e = linked_entry(3, "disk", ProblemState::Open, None, Timestamp::UNIX_EPOCH);
+        assert_eq!(e.message, "linked to problem 3 (disk)");
+    }
 
     fn rule(min_incidents: u32) -> ProblemRule {
         ProblemRule {

@@ -58,30 +58,66 @@ impl Silence {
     }
 }
 
-/// The UUID-shaped id of silence `id` in Alertmanager's API: its number
-/// in the last group, so the id round-trips between both APIs.
-pub fn silence_id(id: i64) -> String {
-    format!("00000000-0000-4000-8000-{id:012x}")
+/// How silences are named in Alertmanager's API: UUID-shaped ids whose
+/// first group is the database's realm (a random number chosen when the
+/// database was created) and whose last group is the silence's number.
+/// A silence exported from another gateway (`amtool silence import`)
+/// carries that gateway's realm, so it is never taken for a silence of
+/// this one that has the same number; it is created anew instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SilenceIds {
+    realm: u32,
+}
+
+/// The realm of ids given out before realms existed; still ours.
+const LEGACY_REALM: &str = "00000000";
+
+impl SilenceIds {
+    pub const fn new(realm: u32) -> SilenceIds {
+        SilenceIds { realm }
+    }
+
+    pub fn format(self, id: i64) -> String {
+        format!("{:08x}-0000-4000-8000-{id:012x}", self.realm)
+    }
+
+    /// What an id names: one of ours, a silence of alertgate's shape from
+    /// another realm or any other UUID (unknown here), or nothing at all.
+    pub fn parse(self, s: &str) -> SilenceRef {
+        match parse_silence_id(s) {
+            SilenceRef::Numbered { realm, id } if realm == LEGACY_REALM || realm == format!("{:08x}", self.realm) => {
+                SilenceRef::Id(id)
+            }
+            SilenceRef::Numbered { .. } => SilenceRef::Unknown,
+            other => other,
+        }
+    }
 }
 
 /// What a silence id in a request names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SilenceRef {
     /// One of ours (or a plain number).
     Id(i64),
+    /// An id of alertgate's shape, of the realm given (see [`SilenceIds`]).
+    Numbered { realm: String, id: i64 },
     /// A UUID that no silence of alertgate can have.
     Unknown,
     /// Not a silence id at all.
     Malformed,
 }
 
+/// The shape of an id, whatever its realm: [`SilenceIds::parse`] says
+/// whether a numbered one is ours.
 pub fn parse_silence_id(s: &str) -> SilenceRef {
     let lower = s.trim().to_ascii_lowercase();
-    if let Some(hex) = lower.strip_prefix("00000000-0000-4000-8000-")
+    if let Some((realm, hex)) = lower.split_once("-0000-4000-8000-")
+        && realm.len() == 8
+        && realm.bytes().all(|b| b.is_ascii_hexdigit())
         && hex.len() == 12
         && let Ok(id) = i64::from_str_radix(hex, 16)
     {
-        return SilenceRef::Id(id);
+        return SilenceRef::Numbered { realm: realm.to_owned(), id };
     }
     if !lower.is_empty()
         && lower.len() <= 15

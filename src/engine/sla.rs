@@ -305,3 +305,7 @@ pub fn stop_escalation(esc: &mut Escalation, why: &str, now: Timestamp) -> Vec<S
 
 #[cfg(test)]
 mod tests;
+mod view;
+
+pub use crate::engine::escalation::EscalationView;
+pub use view::{ClockView, SlaView, view};

@@ -1,68 +1,63 @@
-//! The store: the only owner of the SQLite file.
+//! The store: persistence behind one interface.
 //!
-//! One writer thread holds the write connection and commits concurrent
-//! requests together (group commit, see `writer`); a small pool of read-only
-//! connections serves queries. SQLite runs in WAL mode with
-//! `synchronous=FULL` by default, so an answered write survives a crash or a
-//! power cut. Everything else calls the typed methods of [`Store`].
-mod audit;
-mod changes;
+//! [`Backend`] is what a database must do for the gateway: apply a
+//! mutation ([`Op`]) durably and answer queries. The embedded default is
+//! SQLite ([`sqlite`]): one writer thread with group commit, a pool of
+//! readers. Decisions are not made here: a backend loads the rows a
+//! decision needs, calls `engine`, and applies the effects in one
+//! transaction. Everything else calls the typed methods of [`Store`], a
+//! cheap handle over a backend.
+pub mod audit;
 mod feed;
-mod gauges;
-mod incidents;
-mod ops;
-mod outbox;
-mod problems;
-mod reader;
-mod reports;
-mod schema;
-mod sender_ack;
+pub mod ops;
+pub mod query;
+pub mod report;
 pub mod settings;
-mod silences;
-mod sla;
-mod state;
-mod writer;
+pub mod sqlite;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use jiff::Timestamp;
-use rusqlite::{Connection, OpenFlags};
-use serde::Serialize;
-use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::engine::silence::Silence;
+use crate::engine::silence::{Silence, SilenceIds};
 use crate::model::change::{Change, NewChange};
-use crate::model::incident::{Incident, IncidentAction, IncidentState, Priority, TimelineEvent};
-use crate::model::notification::NotificationState;
+use crate::model::incident::{IncidentAction, Priority};
+use crate::model::notification::{NotificationState, OutboxItem};
 use crate::model::problem::Problem;
-use crate::model::{AlertRecord, AlertStatus, AlertUpdate, Fingerprint, Observation};
+use crate::model::{AlertRecord, AlertUpdate, Fingerprint};
 use crate::rules::RuleSet;
 use crate::rules::matcher::Matcher;
-use settings::{IntegrityCheck, StoreConfig, Synchronous};
+use ops::{Op, Reply};
 
 pub use crate::engine::silence::SilenceSpec;
+pub use crate::engine::sla::{ClockView, EscalationView, SlaView};
 pub use audit::{AuditEntry, AuditQuery};
 pub use feed::{ChangeFeed, FeedState};
-pub use outbox::{DeliveryRecord, NotificationView};
-pub use problems::{LinkedIncident, NewProblem, ProblemDetail, ProblemQuery, ProblemUpdate};
-pub use reports::{RecurringProblem, ReportGroup, ReportRow, SlaReport};
-pub use schema::VERSION as SCHEMA_VERSION;
-pub use sla::{ClockView, EscalationView, SlaView};
-pub use state::SYSTEM as SYSTEM_ACTOR;
+pub use query::{
+    AlertPage, AlertQuery, DeliveryRecord, DetailPage, IncidentAlert, IncidentCursor, IncidentDetail, IncidentPage,
+    IncidentQuery, IncidentSort, IngestOutcome, LinkedIncident, NewProblem, NotificationQuery, NotificationView,
+    ProblemDetail, ProblemQuery, ProblemUpdate, SlaFilter,
+};
+pub use report::{GroupSums, RecurringProblem, ReportGroup, ReportRow, SlaReport};
+pub use sqlite::{DB_FILE, LOCK_FILE, SCHEMA_VERSION, backup};
 
-/// The rules in force, swapped whole on reload; the writer picks up a new
-/// set at its next batch.
+/// Who the gateway records as the actor of what it does by itself.
+pub const SYSTEM_ACTOR: &str = "alertgate";
+
+/// The rules in force, swapped whole on reload; a backend picks up a new
+/// set at its next write.
 pub type SharedRules = Arc<RwLock<Arc<RuleSet>>>;
-
-/// The database file's name inside the data directory.
-pub const DB_FILE: &str = "alertgate.db";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database refused or failed a statement.
     #[error("database error: {0}")]
-    Sqlite(rusqlite::Error),
+    Database(String),
+    /// The database is busy or locked; the request may succeed if tried again.
+    #[error("the database is busy: {0}")]
+    Busy(String),
     #[error("the disk is full: {0}")]
     DiskFull(String),
     #[error("cannot create data directory {path}: {source}")]
@@ -92,9 +87,10 @@ pub enum StoreError {
 
 impl StoreError {
     /// The same error for every request of a failed batch.
-    fn duplicate(&self) -> StoreError {
+    pub fn duplicate(&self) -> StoreError {
         match self {
             StoreError::DiskFull(m) => StoreError::DiskFull(m.clone()),
+            StoreError::Busy(m) => StoreError::Busy(m.clone()),
             StoreError::Closed => StoreError::Closed,
             StoreError::NotFound(m) => StoreError::NotFound(m.clone()),
             StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
@@ -104,16 +100,7 @@ impl StoreError {
         }
     }
 
-    fn classify(e: rusqlite::Error) -> StoreError {
-        if let rusqlite::Error::SqliteFailure(f, msg) = &e
-            && f.code == rusqlite::ErrorCode::DiskFull
-        {
-            return StoreError::DiskFull(msg.clone().unwrap_or_else(|| "database or disk is full".into()));
-        }
-        StoreError::Sqlite(e)
-    }
-
-    /// What a client is told; no SQLite internals.
+    /// What a client is told; no database internals.
     pub fn public_message(&self) -> &'static str {
         match self {
             StoreError::DiskFull(_) => "storage is full: the request was not applied; retry later",
@@ -129,430 +116,135 @@ impl StoreError {
 
     /// True when the request may succeed if tried again later.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::DiskFull(_) | StoreError::Closed | StoreError::CommitFailed(_))
-            || matches!(self, StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
-                if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+        matches!(self, StoreError::DiskFull(_) | StoreError::Closed | StoreError::CommitFailed(_) | StoreError::Busy(_))
     }
 }
 
-/// What one ingest request did, by observation.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct IngestOutcome {
-    pub created: u64,
-    pub repeated: u64,
-    pub resolved: u64,
-    pub refired: u64,
-    pub stale: u64,
-    /// Acknowledge/resolve events for fingerprints never seen.
-    pub unknown: u64,
+/// What a database does for the gateway. A write returns once its effects
+/// are durably committed; on error nothing of it is stored. Reads see
+/// committed data only.
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Where the data lives, for the log (never with credentials).
+    fn describe(&self) -> String;
+    /// Apply one mutation; `source` is the caller's address for the audit log.
+    async fn write(&self, op: Op, source: Option<Arc<str>>) -> Result<Reply, StoreError>;
+    /// Finish queued writes and close; `now` releases unfinished leases.
+    async fn close(&self, now: Timestamp);
+    /// True when the database answers a query.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// When the earliest SLA milestone, escalation step or correlation
+    /// timer falls due, so the caller can tick then.
+    fn next_timer(&self) -> Option<Timestamp>;
+    /// Woken after each commit that queued a notification.
+    fn outbox_wakeup(&self) -> Arc<tokio::sync::Notify>;
+    /// Bumped after each commit that changed what live views show.
+    fn feed(&self) -> &ChangeFeed;
+    /// How this database's silences are named in Alertmanager's API.
+    fn silence_ids(&self) -> SilenceIds;
+
+    async fn list_alerts(&self, q: AlertQuery) -> Result<AlertPage, StoreError>;
+    /// Every firing alert, without raw payloads.
+    async fn firing_alerts(&self) -> Result<Vec<AlertRecord>, StoreError>;
+    async fn get_alert(&self, fp: Fingerprint) -> Result<Option<AlertRecord>, StoreError>;
+    /// How many alerts are stored: (firing, resolved).
+    async fn count_alerts(&self) -> Result<(u64, u64), StoreError>;
+
+    /// A page of incidents, and with `count` how many match in all.
+    async fn list_incidents(&self, q: IncidentQuery, count: bool) -> Result<(IncidentPage, Option<u64>), StoreError>;
+    /// The SLA clocks of these incidents at `now` (those without a policy are left out).
+    async fn sla_views(&self, ids: Vec<i64>, now: Timestamp) -> Result<HashMap<i64, SlaView>, StoreError>;
+    async fn get_incident(
+        &self,
+        id: i64,
+        page: DetailPage,
+        now: Timestamp,
+    ) -> Result<Option<IncidentDetail>, StoreError>;
+
+    /// Silences; with `active_at`, only those not ended by then.
+    async fn list_silences(
+        &self,
+        active_at: Option<Timestamp>,
+        limit: Option<usize>,
+    ) -> Result<Vec<Silence>, StoreError>;
+    async fn get_silence(&self, id: i64) -> Result<Option<Silence>, StoreError>;
+
+    async fn list_changes(
+        &self,
+        service: Option<String>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Change>, StoreError>;
+    async fn list_problems(&self, q: ProblemQuery) -> Result<Vec<Problem>, StoreError>;
+    async fn get_problem(&self, id: i64) -> Result<Option<ProblemDetail>, StoreError>;
+
+    /// When the earliest pending notification is due.
+    async fn next_notification_due(&self) -> Result<Option<Timestamp>, StoreError>;
+    async fn list_notifications(&self, q: NotificationQuery) -> Result<Vec<NotificationView>, StoreError>;
+    /// Pending notifications and the age of the oldest, in seconds.
+    async fn outbox_depth(&self, now: Timestamp) -> Result<(u64, Option<f64>), StoreError>;
+
+    async fn list_audit(&self, q: AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
+    /// The SLA report of incidents created in `[from, to)`.
+    async fn sla_report(&self, from: Timestamp, to: Timestamp, group: ReportGroup) -> Result<SlaReport, StoreError>;
+    /// Set the gauges of stored state (open incidents, clocks, compliance,
+    /// problems, outbox, database size) for a scrape.
+    async fn update_gauges(&self, now: Timestamp) -> Result<(), StoreError>;
 }
-
-impl IngestOutcome {
-    fn count(&mut self, o: Observation) {
-        match o {
-            Observation::Created => self.created += 1,
-            Observation::Repeated => self.repeated += 1,
-            Observation::Resolved => self.resolved += 1,
-            Observation::Refired => self.refired += 1,
-            Observation::Stale => self.stale += 1,
-        }
-    }
-
-    fn count_known(&mut self, known: bool, o: Observation) {
-        if known { self.count(o) } else { self.unknown += 1 }
-    }
-
-    /// Add the outcome of another part of the same request.
-    pub fn add(&mut self, o: &IngestOutcome) {
-        self.created += o.created;
-        self.repeated += o.repeated;
-        self.resolved += o.resolved;
-        self.refired += o.refired;
-        self.stale += o.stale;
-        self.unknown += o.unknown;
-    }
-
-    pub fn total(&self) -> u64 {
-        self.created + self.repeated + self.resolved + self.refired + self.stale + self.unknown
-    }
-}
-
-/// Filters for listing alerts.
-#[derive(Debug, Default, Clone)]
-pub struct AlertQuery {
-    pub status: Option<AlertStatus>,
-    pub source: Option<String>,
-    pub fingerprint: Option<Fingerprint>,
-    /// Only alerts a silence or an inhibition keeps from incidents (true),
-    /// or only the others (false).
-    pub muted: Option<bool>,
-    pub matchers: Vec<Matcher>,
-    /// Continue below this row id (from a previous page's cursor).
-    pub before: Option<i64>,
-    pub limit: usize,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AlertPage {
-    pub alerts: Vec<AlertRecord>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
-/// Filters for listing incidents.
-#[derive(Debug, Default, Clone)]
-pub struct IncidentQuery {
-    pub states: Vec<IncidentState>,
-    pub priorities: Vec<Priority>,
-    pub service: Option<String>,
-    pub assignee: Option<String>,
-    pub rule: Option<String>,
-    /// Created at or after.
-    pub since: Option<Timestamp>,
-    /// Created before.
-    pub until: Option<Timestamp>,
-    /// Incidents with a clock in this SLA condition.
-    pub sla: Option<SlaFilter>,
-    /// Titles containing this text (case-insensitive for ASCII).
-    pub title: Option<String>,
-    pub sort: IncidentSort,
-    /// Where the previous page ended: its last row's sort key and id
-    /// (`next_cursor` of that page). Pages do not shift when incidents open
-    /// meanwhile.
-    pub cursor: Option<IncidentCursor>,
-    pub limit: usize,
-}
-
-/// A position in an incident listing: the sort key and id of the last row
-/// seen. Written as `ID` (creation order), `P2:ID` (priority) or
-/// `MILLIS:ID` (update time).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IncidentCursor {
-    pub key: i64,
-    pub id: i64,
-}
-
-impl IncidentCursor {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.split_once(':') {
-            None => Some(IncidentCursor { key: 0, id: s.parse().ok()? }),
-            Some((k, id)) => {
-                let key = match Priority::parse(k) {
-                    Some(p) => p as i64,
-                    None => k.parse().ok()?,
-                };
-                Some(IncidentCursor { key, id: id.parse().ok()? })
-            }
-        }
-    }
-}
-
-/// `?sla=`: incidents with at least one clock in a state, or at risk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SlaFilter {
-    State(crate::sla::clock::ClockState),
-    /// Running or paused, past a warning, not breached.
-    AtRisk,
-}
-
-impl SlaFilter {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "at_risk" => Some(SlaFilter::AtRisk),
-            _ => crate::sla::clock::ClockState::parse(s).map(SlaFilter::State),
-        }
-    }
-
-    fn condition(self) -> String {
-        use crate::sla::clock::ClockState;
-        match self {
-            SlaFilter::State(state) => state.sql("s"),
-            SlaFilter::AtRisk => {
-                format!("({} OR {}) AND s.warned != '[]'", ClockState::Running.sql("s"), ClockState::Paused.sql("s"))
-            }
-        }
-    }
-}
-
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub enum IncidentSort {
-    /// Newest first.
-    #[default]
-    CreatedDesc,
-    CreatedAsc,
-    /// Most urgent first, newest first within a priority.
-    Priority,
-    /// Most recently changed first.
-    UpdatedDesc,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct IncidentPage {
-    pub incidents: Vec<Incident>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
-/// An incident with its SLA, escalation, problems, suspected changes, and
-/// a page of its alerts and timeline.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct IncidentDetail {
-    #[serde(flatten)]
-    pub incident: Incident,
-    /// Absent when no SLA policy applies.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sla: Option<SlaView>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub escalation: Option<EscalationView>,
-    /// The workaround of the known error this incident is linked to.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub workaround: Option<String>,
-    pub problems: Vec<Problem>,
-    /// Changes of its service it started during or soon after.
-    pub suspected_changes: Vec<Change>,
-    pub alerts: Vec<IncidentAlert>,
-    /// Pass as `alerts_cursor` for the next alerts; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub alerts_next_cursor: Option<String>,
-    pub timeline: Vec<TimelineEvent>,
-    /// Pass as `timeline_cursor` for the next entries; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub timeline_next_cursor: Option<String>,
-}
-
-/// Which part of an incident's alerts and timeline a detail shows: an
-/// incident of many alerts is answered in pages, not in one huge document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DetailPage {
-    pub alerts_limit: usize,
-    /// After this (joined at, alert row id), in joining order.
-    pub alerts_after: Option<(i64, i64)>,
-    pub timeline_limit: usize,
-    /// After this entry id, in the chosen order.
-    pub timeline_after: Option<i64>,
-    pub timeline_newest_first: bool,
-}
-
-impl DetailPage {
-    pub const MAX_ALERTS: usize = 1000;
-    pub const MAX_TIMELINE: usize = 5000;
-}
-
-impl Default for DetailPage {
-    fn default() -> Self {
-        DetailPage {
-            alerts_limit: 500,
-            alerts_after: None,
-            timeline_limit: 1000,
-            timeline_after: None,
-            timeline_newest_first: false,
-        }
-    }
-}
-
-/// An alert of an incident, with whether it still fires there.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct IncidentAlert {
-    #[serde(flatten)]
-    pub alert: AlertRecord,
-    pub joined_at: Timestamp,
-    /// False once the alert resolved (the alert's own `status` may have
-    /// moved on since, if it fired again into another incident).
-    pub firing: bool,
-}
-
-/// Alerts past which a batch's encoding runs on a blocking thread.
-const LARGE_BATCH: usize = 500;
 
 /// A cheap, cloneable handle on the store.
 #[derive(Clone)]
 pub struct Store {
-    writer: mpsc::Sender<ops::Request>,
-    /// For what reads compute at request time (SLA clocks need calendars).
-    rules: SharedRules,
-    /// The writer's earliest timer in epoch milliseconds (`i64::MAX`: none).
-    next_timer: Arc<AtomicI64>,
-    /// Woken after each commit that queued a notification.
-    outbox_wakeup: Arc<tokio::sync::Notify>,
-    /// Bumped after each commit that changed rows (live views).
-    feed: ChangeFeed,
+    backend: Arc<dyn Backend>,
     /// The caller's address, recorded in the audit log (see [`Store::from`]).
     source: Option<Arc<str>>,
-    readers: Arc<ReadPool>,
-    path: Arc<PathBuf>,
-    /// Held while the store is open: one gateway per data directory.
-    _lock: Arc<std::fs::File>,
-}
-
-/// The lock file inside the data directory.
-pub const LOCK_FILE: &str = "alertgate.lock";
-
-/// Take the data directory's lock, or say who holds it. The OS drops the
-/// lock when the process ends, however it ends (kill -9 included).
-fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, StoreError> {
-    let path = data_dir.join(LOCK_FILE);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|source| StoreError::DataDir { path: path.clone(), source })?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked(data_dir.to_path_buf())),
-        Err(std::fs::TryLockError::Error(source)) => Err(StoreError::DataDir { path, source }),
-    }
-}
-
-struct ReadPool {
-    conns: Mutex<Vec<Connection>>,
-    permits: Arc<Semaphore>,
 }
 
 impl Store {
-    /// Open (creating if needed) the database under `data_dir`, apply
-    /// migrations and start the writer thread.
-    pub fn open(
-        data_dir: &Path,
-        cfg: StoreConfig,
-        rules: SharedRules,
-        subscriptions: crate::model::notification::Subscriptions,
-    ) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|source| StoreError::DataDir { path: data_dir.to_path_buf(), source })?;
-        let lock = lock_data_dir(data_dir)?;
-        let path = data_dir.join(DB_FILE);
-        let mut conn = Connection::open(&path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(
-            None,
-            "synchronous",
-            match cfg.synchronous {
-                Synchronous::Full => "FULL",
-                Synchronous::Normal => "NORMAL",
-            },
-        )?;
-        conn.pragma_update(None, "busy_timeout", 5000)?;
-        conn.pragma_update(None, "foreign_keys", true)?;
-        conn.pragma_update(None, "cache_size", -16_000)?; // KiB; larger caches cost more at each commit than they save
-        check_integrity(&conn, cfg.integrity_check)?;
-        schema::migrate(&mut conn)?;
-        // The lock says no other process delivers from this database, so
-        // the leases a previous run left (a crash, a kill -9) are ours to
-        // hand back: pending pages go out now, not when the leases expire.
-        let released = outbox::release_all(&conn, crate::clock::now())?;
-        if released > 0 {
-            tracing::info!(notifications = released, "released notification leases left by the previous run");
-        }
-        // `max_size` holds the database and its WAL: the WAL gets a share
-        // (checkpointed and truncated back to it), the database the rest.
-        let size_limit = cfg.max_size.map(|max| SizeLimit::new(max as u64, &path));
-        if let Some(limit) = &size_limit {
-            let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
-            let pages = ((limit.max - limit.wal_share) as i64 / page).max(1);
-            conn.pragma_update(None, "journal_size_limit", limit.wal_share as i64)?;
-            // Never below what the file already holds, or nothing could be written at all.
-            let _: i64 = conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| r.get(0))?;
-        }
-        // Checkpoints run on their own thread (see `checkpointer`), so the
-        // writer never stalls copying the WAL into a large database.
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        let checkpoints = Connection::open(&path)?;
-        checkpoints.pragma_update(None, "busy_timeout", 5000)?;
-
-        let mut readers = Vec::with_capacity(cfg.read_connections);
-        for _ in 0..cfg.read_connections {
-            let r = Connection::open_with_flags(
-                &path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
-            )?;
-            r.pragma_update(None, "busy_timeout", 5000)?;
-            r.pragma_update(None, "cache_size", -4_000)?;
-            readers.push(r);
-        }
-
-        // Load the writer's in-memory state here, so a store that cannot
-        // start fails `open` instead of every write later.
-        let current = rules.read().expect("rules lock").clone();
-        let writer_state = state::WriterState::load(&conn, current, subscriptions, crate::clock::now())?;
-        let (stop_checkpoints, stopped) = std::sync::mpsc::channel::<()>();
-        let wal_share = size_limit.as_ref().map_or(WAL_RESTART_BYTES, |l| l.wal_share);
-        let checkpointer = std::thread::Builder::new()
-            .name("store-checkpoint".into())
-            .spawn(move || checkpointer(checkpoints, stopped, wal_share))
-            .map_err(|e| StoreError::Corrupt(format!("cannot start the checkpoint thread: {e}")))?;
-        let (tx, rx) = mpsc::channel(4096);
-        let writer_rules = rules.clone();
-        let next_timer = Arc::new(AtomicI64::new(writer_state.timers.next_due().map_or(i64::MAX, ms)));
-        let writer_next_timer = next_timer.clone();
-        let outbox_wakeup = Arc::new(tokio::sync::Notify::new());
-        let writer_wakeup = outbox_wakeup.clone();
-        let feed = ChangeFeed::default();
-        let writer_feed = feed.clone();
-        std::thread::Builder::new()
-            .name("store-writer".into())
-            .spawn(move || {
-                // The last checkpoint at close must not race the background one.
-                let stop = move || {
-                    let _ = stop_checkpoints.send(());
-                    let _ = checkpointer.join();
-                };
-                let shared = writer::Shared {
-                    rules: writer_rules,
-                    next_timer: writer_next_timer,
-                    outbox_wakeup: writer_wakeup,
-                    size_limit,
-                    feed: writer_feed,
-                };
-                writer::run(conn, writer_state, rx, shared, stop)
-            })
-            .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
-        Ok(Store {
-            writer: tx,
-            rules,
-            next_timer,
-            outbox_wakeup,
-            feed,
-            source: None,
-            readers: Arc::new(ReadPool {
-                permits: Arc::new(Semaphore::new(readers.len())),
-                conns: Mutex::new(readers),
-            }),
-            path: Arc::new(path),
-            _lock: Arc::new(lock),
-        })
+    pub fn new(backend: Arc<dyn Backend>) -> Store {
+        Store { backend, source: None }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Open (creating if needed) the embedded SQLite database under
+    /// `data_dir`, apply migrations and start its writer.
+    pub fn open(
+        data_dir: &Path,
+        cfg: settings::StoreConfig,
+        rules: SharedRules,
+        subscriptions: crate::model::notification::Subscriptions,
+        now: Timestamp,
+    ) -> Result<Store, StoreError> {
+        Ok(Store::new(Arc::new(sqlite::SqliteStore::open(data_dir, cfg, rules, subscriptions, now)?)))
+    }
+
+    /// Where the data lives, for the log.
+    pub fn describe(&self) -> String {
+        self.backend.describe()
     }
 
     /// The "something changed" feed of live views.
     pub fn feed(&self) -> &ChangeFeed {
-        &self.feed
+        self.backend.feed()
+    }
+
+    /// How this database's silences are named in Alertmanager's API.
+    pub fn silence_ids(&self) -> SilenceIds {
+        self.backend.silence_ids()
     }
 
     /// The same store, recording `source` as the caller's address of the
     /// mutations made through it.
     pub fn from(&self, source: Option<std::net::IpAddr>) -> Store {
-        let mut s = self.clone();
-        s.source = source.map(|ip| Arc::from(ip.to_string()));
-        s
+        Store { backend: self.backend.clone(), source: source.map(|ip| Arc::from(ip.to_string())) }
     }
 
-    async fn write(&self, op: ops::Op) -> Result<ops::Reply, StoreError> {
-        let (reply, rx) = oneshot::channel();
-        let source = self.source.as_deref().map(str::to_owned);
-        self.writer
-            .send(ops::Request::Write { op: Box::new(op), source, reply })
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+    async fn write(&self, op: Op) -> Result<Reply, StoreError> {
+        self.backend.write(op, self.source.clone()).await
+    }
+
+    async fn done(&self, op: Op) -> Result<(), StoreError> {
+        self.write(op).await.map(|_| ())
     }
 
     /// Deduplicate and durably commit a request's alerts. Returns once they
@@ -569,33 +261,9 @@ impl Store {
         now: Timestamp,
         sender: Option<String>,
     ) -> Result<IngestOutcome, StoreError> {
-        let encode = |updates: &[AlertUpdate]| -> Vec<Option<(String, String)>> {
-            updates
-                .iter()
-                .map(|u| match u {
-                    AlertUpdate::Observe(a) => Some((
-                        serde_json::to_string(&a.labels).unwrap_or_else(|_| "{}".into()),
-                        serde_json::to_string(&a.annotations).unwrap_or_else(|_| "{}".into()),
-                    )),
-                    _ => None,
-                })
-                .collect()
-        };
-        // A large batch is encoded off the async workers, which other
-        // senders' requests need meanwhile.
-        let (updates, encoded) = if updates.len() > LARGE_BATCH {
-            tokio::task::spawn_blocking(move || {
-                let encoded = encode(&updates);
-                (updates, encoded)
-            })
-            .await
-            .map_err(|e| StoreError::Corrupt(format!("encoding task failed: {e}")))?
-        } else {
-            let encoded = encode(&updates);
-            (updates, encoded)
-        };
-        match self.write(ops::Op::Ingest { updates, encoded, now, sender }).await? {
-            ops::Reply::Ingest(o) => Ok(o),
+        let op = ops::ingest(updates, now, sender).await?;
+        match self.write(op).await? {
+            Reply::Ingest(o) => Ok(o),
             _ => unreachable!("ingest answers with an outcome"),
         }
     }
@@ -603,8 +271,8 @@ impl Store {
     /// Resolve firing alerts whose sender stopped repeating them and run
     /// the correlation timers; returns how many alerts expired.
     pub async fn tick(&self, now: Timestamp) -> Result<usize, StoreError> {
-        match self.write(ops::Op::Tick { now }).await? {
-            ops::Reply::Tick(n) => Ok(n),
+        match self.write(Op::Tick { now }).await? {
+            Reply::Tick(n) => Ok(n),
             _ => unreachable!("tick answers with a count"),
         }
     }
@@ -612,30 +280,16 @@ impl Store {
     /// When the earliest SLA milestone or escalation step falls due, so the
     /// caller can tick then rather than on its next regular round.
     pub fn next_timer(&self) -> Option<Timestamp> {
-        match self.next_timer.load(Ordering::Relaxed) {
-            i64::MAX => None,
-            v => Timestamp::from_millisecond(v).ok(),
-        }
+        self.backend.next_timer()
     }
 
     pub fn outbox_wakeup(&self) -> Arc<tokio::sync::Notify> {
-        self.outbox_wakeup.clone()
+        self.backend.outbox_wakeup()
     }
 
     /// When the earliest pending notification is due.
     pub async fn next_notification_due(&self) -> Result<Option<Timestamp>, StoreError> {
-        self.read(|c| {
-            let due: Option<i64> = c.query_row(
-                &format!(
-                    "SELECT min(next_attempt_at) FROM notifications WHERE {}",
-                    NotificationState::Pending.sql("state")
-                ),
-                [],
-                |r| r.get(0),
-            )?;
-            due.map(ts).transpose()
-        })
-        .await
+        self.backend.next_notification_due().await
     }
 
     pub async fn claim_notifications(
@@ -643,16 +297,16 @@ impl Store {
         now: Timestamp,
         lease_until: Timestamp,
         limit: usize,
-    ) -> Result<Vec<crate::model::notification::OutboxItem>, StoreError> {
-        match self.write(ops::Op::ClaimNotifications { now, lease_until, limit }).await? {
-            ops::Reply::Claimed(items) => Ok(items),
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        match self.write(Op::ClaimNotifications { now, lease_until, limit }).await? {
+            Reply::Claimed(items) => Ok(items),
             _ => unreachable!("a claim answers with rows"),
         }
     }
 
     /// Keep the rows of deliveries still in progress leased until `lease_until`.
     pub async fn renew_leases(&self, ids: Vec<i64>, lease_until: Timestamp) -> Result<(), StoreError> {
-        self.done(ops::Op::RenewLeases { ids, lease_until }).await
+        self.done(Op::RenewLeases { ids, lease_until }).await
     }
 
     pub async fn record_deliveries(
@@ -660,21 +314,27 @@ impl Store {
         results: Vec<(i64, DeliveryRecord)>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.done(ops::Op::RecordDeliveries { results, now }).await
+        self.done(Op::RecordDeliveries { results, now }).await
     }
 
     /// Send a failed (dead-letter) notification again now.
     pub async fn retry_notification(&self, id: i64, actor: String, now: Timestamp) -> Result<(), StoreError> {
-        self.done(ops::Op::RetryNotification { id, actor, now }).await
+        self.done(Op::RetryNotification { id, actor, now }).await
     }
 
     /// Record a mutation made outside the store (a rule reload) in the audit log.
-    pub async fn audit(&self, action: &str, actor: String, detail: serde_json::Value) -> Result<(), StoreError> {
-        self.done(ops::Op::Audit { action: action.to_owned(), actor, detail }).await
+    pub async fn audit(
+        &self,
+        action: &str,
+        actor: String,
+        detail: serde_json::Value,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.done(Op::Audit { action: action.to_owned(), actor, detail, now }).await
     }
 
     pub async fn list_audit(&self, q: AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
-        self.read(move |c| audit::list(c, &q)).await
+        self.backend.list_audit(q).await
     }
 
     pub async fn list_notifications(
@@ -685,14 +345,12 @@ impl Store {
         before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<NotificationView>, StoreError> {
-        self.read(move |c| outbox::list(c, state, notifier.as_deref(), incident, before, limit)).await
+        self.backend.list_notifications(NotificationQuery { state, notifier, incident, before, limit }).await
     }
 
-    /// Set the gauges of stored state (open incidents, clocks, compliance,
-    /// problems, outbox, database size) for a scrape.
+    /// Set the gauges of stored state for a scrape.
     pub async fn update_gauges(&self, now: Timestamp) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        self.read(move |c| gauges::update(c, &path, now)).await
+        self.backend.update_gauges(now).await
     }
 
     /// The SLA report of incidents created in `[from, to)`.
@@ -702,16 +360,12 @@ impl Store {
         to: Timestamp,
         group: ReportGroup,
     ) -> Result<SlaReport, StoreError> {
-        self.read(move |c| reports::sla(c, from, to, group)).await
+        self.backend.sla_report(from, to, group).await
     }
 
     /// Pending notifications and the age of the oldest, in seconds.
     pub async fn outbox_depth(&self, now: Timestamp) -> Result<(u64, Option<f64>), StoreError> {
-        self.read(move |c| outbox::depth(c, now)).await
-    }
-
-    async fn done(&self, op: ops::Op) -> Result<(), StoreError> {
-        self.write(op).await.map(|_| ())
+        self.backend.outbox_depth(now).await
     }
 
     pub async fn act(
@@ -722,7 +376,7 @@ impl Store {
         comment: Option<String>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.done(ops::Op::Act { id, action, actor, comment, now }).await
+        self.done(Op::Act { id, action, actor, comment, now }).await
     }
 
     pub async fn assign(
@@ -732,11 +386,11 @@ impl Store {
         actor: String,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.done(ops::Op::Assign { id, assignee, actor, now }).await
+        self.done(Op::Assign { id, assignee, actor, now }).await
     }
 
     pub async fn note(&self, id: i64, text: String, actor: String, now: Timestamp) -> Result<(), StoreError> {
-        self.done(ops::Op::Note { id, text, actor, now }).await
+        self.done(Op::Note { id, text, actor, now }).await
     }
 
     pub async fn set_priority(
@@ -747,7 +401,7 @@ impl Store {
         comment: Option<String>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.done(ops::Op::SetPriority { id, priority, actor, comment, now }).await
+        self.done(Op::SetPriority { id, priority, actor, comment, now }).await
     }
 
     pub async fn create_silence(
@@ -760,43 +414,54 @@ impl Store {
         now: Timestamp,
     ) -> Result<Silence, StoreError> {
         let spec = SilenceSpec { matchers, starts_at, ends_at, created_by, comment };
-        match self.write(ops::Op::CreateSilence { spec, now }).await? {
-            ops::Reply::Silence(s) => Ok(s),
+        match self.write(Op::CreateSilence { spec, now }).await? {
+            Reply::Silence(s) => Ok(s),
             _ => unreachable!("creating a silence answers with it"),
         }
     }
 
+    /// Post a silence under the id of an existing one, as Alertmanager's
+    /// API does: changed in place, or replaced by a new silence (see
+    /// [`crate::engine::silence::plan_update`]). Returns the silence now in force.
+    pub async fn update_silence(&self, id: i64, spec: SilenceSpec, now: Timestamp) -> Result<Silence, StoreError> {
+        match self.write(Op::UpdateSilence { id, spec, now }).await? {
+            Reply::Silence(s) => Ok(s),
+            _ => unreachable!("changing a silence answers with it"),
+        }
+    }
+
     pub async fn expire_silence(&self, id: i64, actor: String, now: Timestamp) -> Result<(), StoreError> {
-        self.done(ops::Op::ExpireSilence { id, actor, now }).await
+        self.done(Op::ExpireSilence { id, actor, now }).await
+    }
+
+    /// One silence by id, whatever its state.
+    pub async fn get_silence(&self, id: i64) -> Result<Option<Silence>, StoreError> {
+        self.backend.get_silence(id).await
+    }
+
+    /// Silences not ended by `t` (pending, active, and those expired since).
+    pub async fn silences_ended_after(&self, t: Timestamp) -> Result<Vec<Silence>, StoreError> {
+        self.backend.list_silences(Some(t), None).await
+    }
+
+    pub async fn list_silences(&self, include_expired: bool, now: Timestamp) -> Result<Vec<Silence>, StoreError> {
+        self.backend.list_silences((!include_expired).then_some(now), Some(10_000)).await
     }
 
     pub async fn list_incidents(&self, q: IncidentQuery) -> Result<IncidentPage, StoreError> {
-        self.read(move |c| reader::list_incidents(c, &q)).await
+        Ok(self.backend.list_incidents(q, false).await?.0)
     }
 
     /// A page of incidents and how many match the filters in all.
     pub async fn list_incidents_counted(&self, q: IncidentQuery) -> Result<(IncidentPage, u64), StoreError> {
-        self.read(move |c| Ok((reader::list_incidents(c, &q)?, reader::count_incidents(c, &q)?))).await
+        let (page, total) = self.backend.list_incidents(q, true).await?;
+        Ok((page, total.unwrap_or_default()))
     }
 
     /// The SLA clocks of these incidents, computed now (those without a
     /// policy are left out).
-    pub async fn sla_views(
-        &self,
-        ids: Vec<i64>,
-        now: Timestamp,
-    ) -> Result<std::collections::HashMap<i64, SlaView>, StoreError> {
-        let rules = self.rules.read().expect("rules lock").clone();
-        self.read(move |c| {
-            let mut out = std::collections::HashMap::with_capacity(ids.len());
-            for id in ids {
-                if let Some(v) = sla::sla_view(c, id, &rules, now)? {
-                    out.insert(id, v);
-                }
-            }
-            Ok(out)
-        })
-        .await
+    pub async fn sla_views(&self, ids: Vec<i64>, now: Timestamp) -> Result<HashMap<i64, SlaView>, StoreError> {
+        self.backend.sla_views(ids, now).await
     }
 
     /// An incident with its SLA clocks, problems, suspected changes,
@@ -812,14 +477,13 @@ impl Store {
         page: DetailPage,
         now: Timestamp,
     ) -> Result<Option<IncidentDetail>, StoreError> {
-        let rules = self.rules.read().expect("rules lock").clone();
-        self.read(move |c| reader::get_incident(c, id, &rules, page, now)).await
+        self.backend.get_incident(id, page, now).await
     }
 
     /// Record a change or deploy (a maintenance window when it suppresses).
     pub async fn record_change(&self, change: NewChange, now: Timestamp) -> Result<Change, StoreError> {
-        match self.write(ops::Op::RecordChange { change, now }).await? {
-            ops::Reply::Change(c) => Ok(c),
+        match self.write(Op::RecordChange { change, now }).await? {
+            Reply::Change(c) => Ok(c),
             _ => unreachable!("recording a change answers with it"),
         }
     }
@@ -830,12 +494,12 @@ impl Store {
         before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<Change>, StoreError> {
-        self.read(move |c| changes::list(c, service.as_deref(), before, limit)).await
+        self.backend.list_changes(service, before, limit).await
     }
 
     pub async fn create_problem(&self, problem: NewProblem, actor: String, now: Timestamp) -> Result<i64, StoreError> {
-        match self.write(ops::Op::CreateProblem { problem, actor, now }).await? {
-            ops::Reply::Id(id) => Ok(id),
+        match self.write(Op::CreateProblem { problem, actor, now }).await? {
+            Reply::Id(id) => Ok(id),
             _ => unreachable!("creating a problem answers with its id"),
         }
     }
@@ -847,7 +511,7 @@ impl Store {
         actor: String,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.done(ops::Op::UpdateProblem { id, update, actor, now }).await
+        self.done(Op::UpdateProblem { id, update, actor, now }).await
     }
 
     pub async fn link_incidents(
@@ -857,186 +521,43 @@ impl Store {
         actor: String,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.done(ops::Op::LinkIncidents { problem, incidents, actor, now }).await
+        self.done(Op::LinkIncidents { problem, incidents, actor, now }).await
     }
 
     pub async fn list_problems(&self, q: ProblemQuery) -> Result<Vec<Problem>, StoreError> {
-        self.read(move |c| problems::list(c, &q)).await
+        self.backend.list_problems(q).await
     }
 
     pub async fn get_problem(&self, id: i64) -> Result<Option<ProblemDetail>, StoreError> {
-        self.read(move |c| problems::detail(c, id)).await
+        self.backend.get_problem(id).await
     }
 
-    pub async fn list_silences(&self, include_expired: bool, now: Timestamp) -> Result<Vec<Silence>, StoreError> {
-        self.read(move |c| reader::silences(c, (!include_expired).then_some(now), Some(10_000))).await
-    }
-
-    /// Finish every queued write, checkpoint and close the database.
-    pub async fn close(&self) {
-        let (done, rx) = oneshot::channel();
-        if self.writer.send(ops::Request::Close { done }).await.is_ok() {
-            let _ = rx.await;
-        }
-    }
-
-    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        // The permit moves into the blocking task: if the caller goes away
-        // the connection is still in use until the task gives it back.
-        let permit = self.readers.permits.clone().acquire_owned().await.map_err(|_| StoreError::Closed)?;
-        let pool = self.readers.clone();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let conn = pool.conns.lock().expect("reader pool lock").pop().ok_or(StoreError::Closed)?;
-            let result = f(&conn);
-            pool.conns.lock().expect("reader pool lock").push(conn);
-            result
-        })
-        .await
-        .map_err(|e| StoreError::Corrupt(format!("reader task failed: {e}")))?
+    /// Finish every queued write and close the database; deliveries cut
+    /// short are due again at `now`.
+    pub async fn close(&self, now: Timestamp) {
+        self.backend.close(now).await
     }
 
     /// True when the database answers a query.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        if self.writer.is_closed() {
-            return Err(StoreError::Closed);
-        }
-        self.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?)).await
+        self.backend.ping().await
     }
 
     pub async fn list_alerts(&self, q: AlertQuery) -> Result<AlertPage, StoreError> {
-        self.read(move |c| reader::list_alerts(c, &q)).await
+        self.backend.list_alerts(q).await
     }
 
     /// Every firing alert, without raw payloads.
     pub async fn firing_alerts(&self) -> Result<Vec<AlertRecord>, StoreError> {
-        self.read(reader::firing_alerts).await
+        self.backend.firing_alerts().await
     }
 
     pub async fn get_alert(&self, fp: Fingerprint) -> Result<Option<AlertRecord>, StoreError> {
-        self.read(move |c| reader::get_alert(c, &fp)).await
+        self.backend.get_alert(fp).await
     }
 
     /// How many alerts are stored, by status.
     pub async fn count_alerts(&self) -> Result<(u64, u64), StoreError> {
-        self.read(|c| {
-            let firing = c.query_row("SELECT count(*) FROM alerts WHERE status = 'firing'", [], |r| r.get(0))?;
-            let resolved = c.query_row("SELECT count(*) FROM alerts WHERE status = 'resolved'", [], |r| r.get(0))?;
-            Ok((firing, resolved))
-        })
-        .await
-    }
-}
-
-/// Refuse a damaged database before anything is written to it.
-fn check_integrity(conn: &Connection, how: IntegrityCheck) -> Result<(), StoreError> {
-    let pragma = match how {
-        IntegrityCheck::Off => return Ok(()),
-        IntegrityCheck::Quick => "PRAGMA quick_check(20)",
-        IntegrityCheck::Full => "PRAGMA integrity_check(20)",
-    };
-    let started = std::time::Instant::now();
-    let problems: Vec<String> =
-        conn.prepare(pragma)?.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<_, _>>()?;
-    if problems.len() == 1 && problems[0] == "ok" {
-        tracing::info!(check = pragma, ms = started.elapsed().as_millis() as u64, "database integrity ok");
-        return Ok(());
-    }
-    Err(StoreError::Corrupt(format!(
-        "the database fails {pragma}: {}; restore a backup (alertgate backup) or repair it with sqlite3 .recover",
-        problems.join("; ")
-    )))
-}
-
-/// Copy the database at `db` to `to` while the gateway may be running: one
-/// read transaction sees a consistent state (WAL readers do not block the
-/// writer), copied with SQLite's backup API, then checked.
-pub fn backup(db: &Path, to: &Path) -> Result<u64, StoreError> {
-    if to.exists() {
-        return Err(StoreError::Conflict(format!("{} exists; choose a new file", to.display())));
-    }
-    let src = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-    src.pragma_update(None, "busy_timeout", 5000)?;
-    let mut dst = Connection::open(to)?;
-    {
-        let b = rusqlite::backup::Backup::new(&src, &mut dst)?;
-        // All pages in one step: one snapshot, never restarted by concurrent writes.
-        match b.step(-1)? {
-            rusqlite::backup::StepResult::Done => {}
-            other => return Err(StoreError::CommitFailed(format!("backup did not complete: {other:?}"))),
-        }
-    }
-    let ok: String = dst.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
-    if ok != "ok" {
-        return Err(StoreError::Corrupt(format!("the copy fails its check: {ok}")));
-    }
-    dst.pragma_update(None, "journal_mode", "DELETE")?;
-    Ok(std::fs::metadata(to).map(|m| m.len()).unwrap_or(0))
-}
-
-/// WAL size past which a checkpoint waits for the writer to pause, so the
-/// WAL cannot grow without bound under a constant write load.
-const WAL_RESTART_BYTES: u64 = 64 << 20;
-
-/// `store.max_size` over the database file and its WAL together.
-pub(crate) struct SizeLimit {
-    pub max: u64,
-    /// What the WAL may take before the checkpointer truncates it.
-    pub wal_share: u64,
-    db: PathBuf,
-    wal: PathBuf,
-}
-
-impl SizeLimit {
-    fn new(max: u64, db: &Path) -> SizeLimit {
-        SizeLimit {
-            max,
-            wal_share: (max / 4).clamp(256 << 10, WAL_RESTART_BYTES),
-            db: db.to_path_buf(),
-            wal: PathBuf::from(format!("{}-wal", db.display())),
-        }
-    }
-
-    /// True when the files together have reached the limit.
-    pub fn reached(&self) -> bool {
-        let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
-        size(&self.db) + size(&self.wal) >= self.max
-    }
-}
-
-/// Copy the WAL into the database in the background, once a second: a
-/// passive checkpoint never blocks the writer or readers.
-fn checkpointer(conn: Connection, stop: std::sync::mpsc::Receiver<()>, wal_share: u64) {
-    let wal = conn.path().map(|p| PathBuf::from(format!("{p}-wal")));
-    loop {
-        match stop.recv_timeout(std::time::Duration::from_secs(1)) {
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            _ => return,
-        }
-        let size = wal.as_ref().and_then(|p| std::fs::metadata(p).ok()).map_or(0, |m| m.len());
-        // Past its share the WAL is copied back and truncated, so the files
-        // stay within `store.max_size`.
-        let mode = if size > wal_share { "TRUNCATE" } else { "PASSIVE" };
-        if let Err(e) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
-            tracing::warn!(error = %e, "background checkpoint failed");
-        }
-    }
-}
-
-pub(crate) fn ms(t: Timestamp) -> i64 {
-    t.as_millisecond()
-}
-
-pub(crate) fn ts(ms: i64) -> Result<Timestamp, StoreError> {
-    Timestamp::from_millisecond(ms).map_err(|e| StoreError::Corrupt(format!("time {ms}: {e}")))
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        StoreError::classify(e)
+        self.backend.count_alerts().await
     }
 }

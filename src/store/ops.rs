@@ -1,16 +1,16 @@
-//! What the store's handle asks of its writer, and what it answers.
+//! The mutations a backend applies, as data: each is one durable write,
+//! and what it answers.
 use jiff::Timestamp;
-use tokio::sync::oneshot;
 
-use super::outbox::DeliveryRecord;
-use super::problems::{NewProblem, ProblemUpdate};
-use super::{IngestOutcome, StoreError};
+use super::StoreError;
+use super::query::{DeliveryRecord, IngestOutcome, NewProblem, ProblemUpdate};
 use crate::engine::silence::SilenceSpec;
 use crate::model::AlertUpdate;
 use crate::model::change::{Change, NewChange};
 use crate::model::incident::{IncidentAction, Priority};
 
-pub(super) enum Op {
+#[derive(Debug)]
+pub enum Op {
     Ingest {
         updates: Vec<AlertUpdate>,
         /// Labels and annotations of each observed alert as JSON, encoded
@@ -109,10 +109,12 @@ pub(super) enum Op {
         action: String,
         actor: String,
         detail: serde_json::Value,
+        now: Timestamp,
     },
 }
 
-pub(super) enum Reply {
+#[derive(Debug)]
+pub enum Reply {
     Ingest(IngestOutcome),
     Tick(usize),
     Done,
@@ -120,18 +122,6 @@ pub(super) enum Reply {
     Change(Change),
     Id(i64),
     Claimed(Vec<crate::model::notification::OutboxItem>),
-}
-
-pub(super) enum Request {
-    Write {
-        op: Box<Op>,
-        /// The caller's address, for the audit log.
-        source: Option<String>,
-        reply: oneshot::Sender<Result<Reply, StoreError>>,
-    },
-    Close {
-        done: oneshot::Sender<()>,
-    },
 }
 
 impl Op {
@@ -149,10 +139,68 @@ impl Op {
         )
     }
 
+    /// The time the op happens at, which its records carry.
+    pub fn now(&self) -> Option<Timestamp> {
+        match self {
+            Op::Ingest { now, .. }
+            | Op::Tick { now }
+            | Op::Act { now, .. }
+            | Op::Assign { now, .. }
+            | Op::Note { now, .. }
+            | Op::SetPriority { now, .. }
+            | Op::CreateSilence { now, .. }
+            | Op::UpdateSilence { now, .. }
+            | Op::ExpireSilence { now, .. }
+            | Op::RecordChange { now, .. }
+            | Op::CreateProblem { now, .. }
+            | Op::UpdateProblem { now, .. }
+            | Op::LinkIncidents { now, .. }
+            | Op::ClaimNotifications { now, .. }
+            | Op::RecordDeliveries { now, .. }
+            | Op::RetryNotification { now, .. }
+            | Op::Audit { now, .. } => Some(*now),
+            Op::RenewLeases { .. } => None,
+        }
+    }
+
     pub fn weight(&self) -> usize {
         match self {
             Op::Ingest { updates, .. } => updates.len().max(1),
             _ => 1,
         }
     }
+}
+
+/// Alerts past which a batch's encoding runs on a blocking thread.
+const LARGE_BATCH: usize = 500;
+
+/// The ingest op of a request's alerts, with their labels and annotations
+/// encoded here, on the caller's task, so the writer spends no time on it.
+pub async fn ingest(updates: Vec<AlertUpdate>, now: Timestamp, sender: Option<String>) -> Result<Op, StoreError> {
+    let encode = |updates: &[AlertUpdate]| -> Vec<Option<(String, String)>> {
+        updates
+            .iter()
+            .map(|u| match u {
+                AlertUpdate::Observe(a) => Some((
+                    serde_json::to_string(&a.labels).unwrap_or_else(|_| "{}".into()),
+                    serde_json::to_string(&a.annotations).unwrap_or_else(|_| "{}".into()),
+                )),
+                _ => None,
+            })
+            .collect()
+    };
+    // A large batch is encoded off the async workers, which other
+    // senders' requests need meanwhile.
+    let (updates, encoded) = if updates.len() > LARGE_BATCH {
+        tokio::task::spawn_blocking(move || {
+            let encoded = encode(&updates);
+            (updates, encoded)
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("encoding task failed: {e}")))?
+    } else {
+        let encoded = encode(&updates);
+        (updates, encoded)
+    };
+    Ok(Op::Ingest { updates, encoded, now, sender })
 }

@@ -227,7 +227,7 @@ async fn alerts(State(state): State<AppState>, RawQuery(query): RawQuery) -> AmR
     let now = crate::clock::now();
     let (firing, silences) =
         tokio::try_join!(state.store.firing_alerts(), state.store.list_silences(false, crate::clock::now()))?;
-    Ok(Json(view::alerts(&state.rules(), &firing, &silences, &filter, now)))
+    Ok(Json(view::alerts(state.store.silence_ids(), &state.rules(), &firing, &silences, &filter, now)))
 }
 
 /// Firing alerts grouped by receiver and group labels.
@@ -243,7 +243,7 @@ async fn groups(State(state): State<AppState>, RawQuery(query): RawQuery) -> AmR
     let now = crate::clock::now();
     let (firing, silences) =
         tokio::try_join!(state.store.firing_alerts(), state.store.list_silences(false, crate::clock::now()))?;
-    Ok(Json(view::groups(&state.rules(), &firing, &silences, &filter, now)))
+    Ok(Json(view::groups(state.store.silence_ids(), &state.rules(), &firing, &silences, &filter, now)))
 }
 
 /// Silences, active first, then pending, then those that ended in the last 120 hours.
@@ -268,15 +268,15 @@ async fn silences(
     let now = crate::clock::now();
     let since = now.checked_sub(view::EXPIRED_SILENCE_RETENTION).unwrap_or(now);
     let all = state.store.silences_ended_after(since).await?;
-    Ok(Json(view::silences(&all, &filter, now)))
+    Ok(Json(view::silences(state.store.silence_ids(), &all, &filter, now)))
 }
 
 /// The silence a path names; 404 for ids no silence can have.
-fn path_silence(raw: Result<PathText, ApiError>) -> AmResult<i64> {
+fn path_silence(ids: view::SilenceIds, raw: Result<PathText, ApiError>) -> AmResult<i64> {
     let PathText(raw) = raw.map_err(AlertmanagerError)?;
-    match view::parse_silence_id(&raw) {
+    match ids.parse(&raw) {
         SilenceRef::Id(id) => Ok(id),
-        SilenceRef::Unknown => Err(not_found()),
+        SilenceRef::Unknown | SilenceRef::Numbered { .. } => Err(not_found()),
         SilenceRef::Malformed => Err(bad(format!("silenceID: expected a silence id (a UUID), got {raw:?}"))),
     }
 }
@@ -293,9 +293,9 @@ async fn get_silence(
     State(state): State<AppState>,
     raw: Result<PathText, ApiError>,
 ) -> AmResult<Json<view::GettableSilence>> {
-    let id = path_silence(raw)?;
+    let id = path_silence(state.store.silence_ids(), raw)?;
     match state.store.get_silence(id).await? {
-        Some(s) => Ok(Json(view::silence(&s, crate::clock::now()))),
+        Some(s) => Ok(Json(view::silence(state.store.silence_ids(), &s, crate::clock::now()))),
         None => Err(not_found()),
     }
 }
@@ -314,7 +314,7 @@ async fn delete_silence(
     Extension(caller): Extension<Caller>,
     raw: Result<PathText, ApiError>,
 ) -> AmResult<StatusCode> {
-    let id = path_silence(raw)?;
+    let id = path_silence(state.store.silence_ids(), raw)?;
     match state.store.from(caller.source).expire_silence(id, caller.name(), crate::clock::now()).await {
         Ok(()) => Ok(StatusCode::OK),
         Err(crate::store::StoreError::NotFound(_)) => Err(not_found()),
@@ -403,13 +403,13 @@ async fn post_silence(
                 .create_silence(s.matchers, s.starts_at, s.ends_at, s.created_by, s.comment, crate::clock::now())
                 .await?
         }
-        Some(raw) => match view::parse_silence_id(raw) {
+        Some(raw) => match state.store.silence_ids().parse(raw) {
             SilenceRef::Id(id) => match store.update_silence(id, spec, crate::clock::now()).await {
                 Err(crate::store::StoreError::NotFound(_)) => return Err(not_found()),
                 other => other?,
             },
-            SilenceRef::Unknown | SilenceRef::Malformed => return Err(not_found()),
+            SilenceRef::Unknown | SilenceRef::Numbered { .. } | SilenceRef::Malformed => return Err(not_found()),
         },
     };
-    Ok(Json(SilenceCreated { silence_id: view::silence_id(silence.id) }))
+    Ok(Json(SilenceCreated { silence_id: state.store.silence_ids().format(silence.id) }))
 }

@@ -20,7 +20,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::silence::{Silence, SilenceState};
-pub use crate::engine::silence::{SilenceRef, parse_silence_id, silence_id};
+pub use crate::engine::silence::{SilenceIds, SilenceRef};
 use crate::model::{AlertRecord, LabelSet};
 use crate::rules::RuleSet;
 use crate::rules::incident::GroupBy;
@@ -155,7 +155,13 @@ struct Routed {
 }
 
 /// Every firing alert as Alertmanager shows it, with its status now.
-fn route_all(rules: &RuleSet, firing: &[AlertRecord], silences: &[Silence], now: Timestamp) -> Vec<Routed> {
+fn route_all(
+    ids: SilenceIds,
+    rules: &RuleSet,
+    firing: &[AlertRecord],
+    silences: &[Silence],
+    now: Timestamp,
+) -> Vec<Routed> {
     let labels: Vec<&LabelSet> = firing.iter().map(|a| &a.labels).collect();
     let inhibitors = crate::engine::inhibit::inhibitors(&rules.inhibit_rules, &labels);
     let root = root_receiver(rules);
@@ -164,7 +170,7 @@ fn route_all(rules: &RuleSet, firing: &[AlertRecord], silences: &[Silence], now:
         .zip(inhibitors)
         .map(|(a, by)| {
             let silenced_by: Vec<String> =
-                silences.iter().filter(|s| s.mutes(&a.labels, now)).map(|s| silence_id(s.id)).collect();
+                silences.iter().filter(|s| s.mutes(&a.labels, now)).map(|s| ids.format(s.id)).collect();
             let mut inhibited_by: Vec<String> = by.iter().map(|i| firing[*i].fingerprint.to_string()).collect();
             inhibited_by.sort();
             let maintenance = matches!(a.muted_by, Some(crate::model::MuteReason::Maintenance(_)));
@@ -206,13 +212,14 @@ fn group_labels(group_by: &GroupBy, labels: &LabelSet) -> LabelSet {
 
 /// `GET /api/v2/alerts`: sorted by fingerprint, as Alertmanager sorts them.
 pub fn alerts(
+    ids: SilenceIds,
     rules: &RuleSet,
     firing: &[AlertRecord],
     silences: &[Silence],
     filter: &AlertFilter,
     now: Timestamp,
 ) -> Vec<GettableAlert> {
-    let mut out: Vec<GettableAlert> = route_all(rules, firing, silences, now)
+    let mut out: Vec<GettableAlert> = route_all(ids, rules, firing, silences, now)
         .into_iter()
         .filter(|r| filter.keeps(&r.alert, r.maintenance))
         .filter(|r| r.alert.receivers.iter().any(|rc| filter.keeps_receiver(&rc.name)))
@@ -227,6 +234,7 @@ pub fn alerts(
 /// receivers the `receiver` filter keeps, by name (where `/alerts` lists
 /// all, in route order), as Alertmanager does.
 pub fn groups(
+    ids: SilenceIds,
     rules: &RuleSet,
     firing: &[AlertRecord],
     silences: &[Silence],
@@ -234,7 +242,7 @@ pub fn groups(
     now: Timestamp,
 ) -> Vec<AlertGroup> {
     let mut by_key: BTreeMap<(LabelSet, String), Vec<GettableAlert>> = BTreeMap::new();
-    for r in route_all(rules, firing, silences, now) {
+    for r in route_all(ids, rules, firing, silences, now) {
         if !filter.keeps(&r.alert, r.maintenance) {
             continue;
         }
@@ -316,11 +324,11 @@ pub struct GettableSilence {
 
 /// A silence as Alertmanager shows it. `updatedAt` is its creation, or
 /// its end once it has ended (expiring early sets the end to that moment).
-pub fn silence(s: &Silence, now: Timestamp) -> GettableSilence {
+pub fn silence(ids: SilenceIds, s: &Silence, now: Timestamp) -> GettableSilence {
     let state = s.state(now);
     let updated = if state == SilenceState::Expired { s.created_at.max(s.ends_at) } else { s.created_at };
     GettableSilence {
-        id: silence_id(s.id),
+        id: ids.format(s.id),
         status: SilenceStatus { state },
         updated_at: time(updated),
         comment: s.comment.clone(),
@@ -335,7 +343,7 @@ pub fn silence(s: &Silence, now: Timestamp) -> GettableSilence {
 /// matcher (same name, operator and value), active first (ending soonest
 /// first), then pending (starting soonest first), then expired (most
 /// recently ended first), as Alertmanager orders them.
-pub fn silences(all: &[Silence], filter: &[Matcher], now: Timestamp) -> Vec<GettableSilence> {
+pub fn silences(ids: SilenceIds, all: &[Silence], filter: &[Matcher], now: Timestamp) -> Vec<GettableSilence> {
     let mut kept: Vec<&Silence> =
         all.iter().filter(|s| filter.iter().all(|f| s.matchers.iter().any(|m| m.same_as(f)))).collect();
     let rank = |s: &Silence| match s.state(now) {
@@ -344,7 +352,7 @@ pub fn silences(all: &[Silence], filter: &[Matcher], now: Timestamp) -> Vec<Gett
         SilenceState::Expired => (2, -s.ends_at.as_millisecond()),
     };
     kept.sort_by_key(|s| (rank(s), s.id));
-    kept.into_iter().map(|s| silence(s, now)).collect()
+    kept.into_iter().map(|s| silence(ids, s, now)).collect()
 }
 
 /// The rules as an Alertmanager configuration, for `config.original`:

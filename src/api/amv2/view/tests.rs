@@ -26,6 +26,8 @@ inhibit_rules:
     equal: [alertname]
 "#;
 
+const IDS: SilenceIds = SilenceIds::new(0xc0ffee01);
+
 fn now() -> Timestamp {
     "2026-11-26T10:00:00.250Z".parse().unwrap()
 }
@@ -76,17 +78,26 @@ fn times_are_utc_milliseconds() {
 #[test]
 fn silence_ids_round_trip() {
     for id in [1, 7, 4096, 1 << 40] {
-        let uuid = silence_id(id);
+        let uuid = IDS.format(id);
         assert_eq!(uuid.len(), 36, "{uuid}");
-        assert_eq!(parse_silence_id(&uuid), SilenceRef::Id(id));
-        assert_eq!(parse_silence_id(&uuid.to_uppercase()), SilenceRef::Id(id));
+        assert_eq!(IDS.parse(&uuid), SilenceRef::Id(id));
+        assert_eq!(IDS.parse(&uuid.to_uppercase()), SilenceRef::Id(id));
     }
-    assert_eq!(silence_id(7), "00000000-0000-4000-8000-000000000007");
-    assert_eq!(parse_silence_id("42"), SilenceRef::Id(42));
-    assert_eq!(parse_silence_id("17b6b4f3-0495-49ea-98d1-6f84a5a5f6e6"), SilenceRef::Unknown);
-    for bad in ["", "abc", "17b6b4f3-0495-49ea-98d1", "00000000-0000-4000-8000-00000000000g", "99999999999999999999"] {
-        assert_eq!(parse_silence_id(bad), SilenceRef::Malformed, "{bad:?}");
+    assert_eq!(IDS.format(7), "c0ffee01-0000-4000-8000-000000000007");
+    assert_eq!(IDS.parse("42"), SilenceRef::Id(42));
+    assert_eq!(IDS.parse("17b6b4f3-0495-49ea-98d1-6f84a5a5f6e6"), SilenceRef::Unknown);
+    for bad in ["", "abc", "17b6b4f3-0495-49ea-98d1", "c0ffee01-0000-4000-8000-00000000000g", "99999999999999999999"] {
+        assert_eq!(IDS.parse(bad), SilenceRef::Malformed, "{bad:?}");
     }
+}
+
+#[test]
+fn another_gateways_silence_is_not_taken_for_ours() {
+    let other = SilenceIds::new(0x1234);
+    assert_eq!(IDS.parse(&other.format(7)), SilenceRef::Unknown);
+    assert_eq!(other.parse(&IDS.format(7)), SilenceRef::Unknown);
+    // Ids given out before realms existed still name our silences.
+    assert_eq!(IDS.parse("00000000-0000-4000-8000-000000000007"), SilenceRef::Id(7));
 }
 
 #[test]
@@ -107,7 +118,7 @@ fn alert_status_receivers_and_filters() {
     let held = alert(&[("alertname", "Mem"), ("severity", "info")], Some("change:3"));
     let firing = vec![crit.clone(), warn.clone(), other.clone(), held.clone()];
     let silences = vec![silence(1, "alertname=\"Cpu\"", -10, 60), silence(2, "alertname=\"Cpu\"", 10, 60)];
-    let got = alerts(&r, &firing, &silences, &all(), now());
+    let got = alerts(IDS, &r, &firing, &silences, &all(), now());
     assert_eq!(got.len(), 4);
     let by_fp = |a: &AlertRecord| got.iter().find(|g| g.fingerprint == a.fingerprint.as_str()).unwrap();
     let names = |g: &GettableAlert| g.receivers.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
@@ -124,23 +135,23 @@ fn alert_status_receivers_and_filters() {
 
     let o = by_fp(&other);
     assert_eq!(names(o), ["unrouted"]);
-    assert_eq!(o.status.silenced_by, vec![silence_id(1)], "the pending silence does not count");
+    assert_eq!(o.status.silenced_by, vec![IDS.format(1)], "the pending silence does not count");
 
     let h = by_fp(&held);
     assert_eq!((h.status.state, h.status.silenced_by.len()), ("suppressed", 0), "a maintenance window");
 
     let only_active = AlertFilter { active: true, ..Default::default() };
     let fps: Vec<String> =
-        alerts(&r, &firing, &silences, &only_active, now()).into_iter().map(|a| a.fingerprint).collect();
+        alerts(IDS, &r, &firing, &silences, &only_active, now()).into_iter().map(|a| a.fingerprint).collect();
     assert_eq!(fps, vec![crit.fingerprint.to_string()]);
 
     let matchers = AlertFilter { matchers: parse_matchers("alertname=~\"D.*\"").unwrap(), ..all() };
-    assert_eq!(alerts(&r, &firing, &silences, &matchers, now()).len(), 2);
+    assert_eq!(alerts(IDS, &r, &firing, &silences, &matchers, now()).len(), 2);
 
     let receiver = AlertFilter { receiver: Some(regex::Regex::new("^(?:crit)$").unwrap()), ..all() };
-    assert!(alerts(&r, &firing, &silences, &receiver, now()).is_empty(), "the regex is anchored");
+    assert!(alerts(IDS, &r, &firing, &silences, &receiver, now()).is_empty(), "the regex is anchored");
     let receiver = AlertFilter { receiver: Some(regex::Regex::new("^(?:crit.*)$").unwrap()), ..all() };
-    assert_eq!(alerts(&r, &firing, &silences, &receiver, now()).len(), 1);
+    assert_eq!(alerts(IDS, &r, &firing, &silences, &receiver, now()).len(), 1);
 }
 
 #[test]
@@ -149,7 +160,7 @@ fn groups_follow_each_rules_group_by() {
     let crit = alert(&[("alertname", "Disk"), ("severity", "critical"), ("team", "a"), ("cluster", "c1")], None);
     let warn = alert(&[("alertname", "Disk"), ("severity", "warning"), ("team", "a")], None);
     let other = alert(&[("alertname", "Cpu")], None);
-    let got = groups(&r, &[crit.clone(), warn.clone(), other], &[], &all(), now());
+    let got = groups(IDS, &r, &[crit.clone(), warn.clone(), other], &[], &all(), now());
     let summary: Vec<(String, Value, usize)> = got
         .iter()
         .map(|g| (g.receiver.name.clone(), serde_json::to_value(&g.labels).unwrap(), g.alerts.len()))
@@ -168,7 +179,7 @@ fn groups_follow_each_rules_group_by() {
     let names: Vec<&str> = disk.alerts[0].receivers.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["critical", "team-a"], "within groups, receivers by name");
     let team_only = AlertFilter { receiver: Some(regex::Regex::new("^(?:team-a)$").unwrap()), ..all() };
-    let only = groups(&r, &[crit, warn], &[], &team_only, now());
+    let only = groups(IDS, &r, &[crit, warn], &[], &team_only, now());
     assert_eq!(only.len(), 2);
     assert!(only.iter().flat_map(|g| &g.alerts).all(|a| a.receivers == [Receiver { name: "team-a".into() }]));
 }
@@ -184,16 +195,20 @@ fn silences_are_filtered_by_equal_matchers_and_sorted_as_alertmanager_does() {
         silence(6, "a=\"2\"", -10, 20),
     ];
     let ids = |v: Vec<GettableSilence>| v.into_iter().map(|s| s.id).collect::<Vec<_>>();
-    let want = |ids: &[i64]| ids.iter().map(|i| silence_id(*i)).collect::<Vec<_>>();
-    assert_eq!(ids(silences(&list, &[], now())), want(&[2, 6, 1, 3, 5, 4]));
-    assert_eq!(ids(silences(&list, &parse_matchers("a=\"1\"").unwrap(), now())), want(&[2, 1, 3, 5, 4]));
-    assert_eq!(ids(silences(&list, &parse_matchers("b=~\"x.*\"").unwrap(), now())), want(&[2]));
-    assert_eq!(ids(silences(&list, &parse_matchers("b=\"x.*\"").unwrap(), now())), want(&[]), "same operator only");
+    let want = |ids: &[i64]| ids.iter().map(|i| IDS.format(*i)).collect::<Vec<_>>();
+    assert_eq!(ids(silences(IDS, &list, &[], now())), want(&[2, 6, 1, 3, 5, 4]));
+    assert_eq!(ids(silences(IDS, &list, &parse_matchers("a=\"1\"").unwrap(), now())), want(&[2, 1, 3, 5, 4]));
+    assert_eq!(ids(silences(IDS, &list, &parse_matchers("b=~\"x.*\"").unwrap(), now())), want(&[2]));
+    assert_eq!(
+        ids(silences(IDS, &list, &parse_matchers("b=\"x.*\"").unwrap(), now())),
+        want(&[]),
+        "same operator only"
+    );
 
-    let shown = silences(&list, &[], now());
-    let expired = shown.iter().find(|s| s.id == silence_id(5)).unwrap();
+    let shown = silences(IDS, &list, &[], now());
+    let expired = shown.iter().find(|s| s.id == IDS.format(5)).unwrap();
     assert_eq!(expired.updated_at, time(list[4].ends_at), "an ended silence was last changed at its end");
-    let active = shown.iter().find(|s| s.id == silence_id(2)).unwrap();
+    let active = shown.iter().find(|s| s.id == IDS.format(2)).unwrap();
     assert_eq!(active.updated_at, time(list[1].created_at));
     let json = serde_json::to_value(active).unwrap();
     assert_eq!(json["status"]["state"], "active");

@@ -4,14 +4,15 @@
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::state::{SYSTEM, WriterState, event};
+use super::state::{SYSTEM, WriterState, record_event};
 use super::{StoreError, ms, outbox, ts};
 use crate::engine::escalation::Escalation;
 use crate::engine::sla::{self as decide, ClockSlot, SlaEffect};
 use crate::model::incident::{IncidentState, Priority};
 use crate::sla::calendar::Calendar;
-use crate::sla::clock::{ClockKind, ClockState, Milestone, SlaClock, Warned};
+use crate::sla::clock::{ClockKind, Milestone, SlaClock, Warned};
 use crate::sla::timers::TimerKey;
+use crate::store::{EscalationView, SlaView};
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
@@ -142,7 +143,7 @@ impl WriterState {
                 }
                 SlaEffect::Save(slot) => self.save_clock(tx, incident_id, &slot)?,
                 SlaEffect::Record(e) => {
-                    recorded = Some(event(tx, incident_id, e.at, SYSTEM, e.kind, &e.message, e.data)?);
+                    recorded = Some(record_event(tx, incident_id, (e.at, now), SYSTEM, e.kind, &e.message, e.data)?);
                 }
                 SlaEffect::Milestone { kind, milestone } => {
                     if labels.is_none() {
@@ -359,105 +360,15 @@ impl WriterState {
     }
 }
 
-/// One clock as the API shows it, computed at the time of the request.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct ClockView {
-    pub state: ClockState,
-    /// As a Prometheus duration, e.g. `15m`; null while the incident's
-    /// priority makes no such promise (the time used still counts).
-    pub target: Option<String>,
-    pub target_seconds: Option<f64>,
-    /// Working time used (paused time and time outside the calendar's
-    /// hours do not count).
-    pub elapsed_seconds: f64,
-    /// Negative once breached; null without a target.
-    pub remaining_seconds: Option<f64>,
-    pub warned_at: Vec<Warned>,
-    pub breached_at: Option<Timestamp>,
-    pub stopped_at: Option<Timestamp>,
-    /// The deadline: when the clock breaches if it keeps running, in the
-    /// calendar's working time; null when paused, stopped, breached or
-    /// without a target.
-    #[serde(rename = "breachAt")]
-    pub breach_at: Option<Timestamp>,
-    /// When the next warning or the breach falls due if the clock keeps running.
-    #[serde(rename = "nextMilestoneAt")]
-    pub next_milestone_at: Option<Timestamp>,
-    /// The same as `nextMilestoneAt` (kept for existing scripts).
-    pub due_at: Option<Timestamp>,
-    /// The same as `breachAt` (kept for existing scripts).
-    pub breach_due_at: Option<Timestamp>,
-}
-
-/// An incident's SLA: its policy and clocks.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct SlaView {
-    pub policy: String,
-    pub calendar: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub respond: Option<ClockView>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub resolve: Option<ClockView>,
-}
-
-/// Where an incident stands in its escalation policy.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct EscalationView {
-    pub policy: String,
-    /// 1-based, as the timeline says it.
-    pub round: u32,
-    /// The next step to notify, 1-based.
-    pub next_step: usize,
-    /// `None` once stopped or every step and repeat is done.
-    pub next_at: Option<Timestamp>,
-}
-
 pub(super) fn sla_view(
     c: &Connection,
     incident_id: i64,
     rules: &crate::rules::RuleSet,
     now: Timestamp,
 ) -> Result<Option<SlaView>, StoreError> {
-    let rows = clocks_of(c, incident_id)?;
-    let Some(first) = rows.first() else { return Ok(None) };
-    let mut view = SlaView {
-        policy: first.clock.policy.clone(),
-        calendar: first.clock.calendar.clone(),
-        respond: None,
-        resolve: None,
-    };
-    for slot in rows {
-        let c = &slot.clock;
-        let cal = rules.calendar(&c.calendar);
-        let (breach_at, next_milestone_at) = (c.breach_at(&cal), c.next_milestone_at(&cal));
-        let clock = ClockView {
-            state: c.state(),
-            target: c.target_ms.map(decide::human_ms),
-            target_seconds: c.target_ms.map(|t| t as f64 / 1000.0),
-            elapsed_seconds: c.elapsed_ms(&cal, now) as f64 / 1000.0,
-            remaining_seconds: c.remaining_ms(&cal, now).map(|r| r as f64 / 1000.0),
-            warned_at: c.warned.clone(),
-            breached_at: c.breached_at,
-            stopped_at: c.stopped_at,
-            breach_at,
-            next_milestone_at,
-            due_at: next_milestone_at,
-            breach_due_at: breach_at,
-        };
-        match c.kind {
-            ClockKind::Respond => view.respond = Some(clock),
-            ClockKind::Resolve => view.resolve = Some(clock),
-        }
-    }
-    Ok(Some(view))
+    Ok(decide::view(&clocks_of(c, incident_id)?, rules, now))
 }
 
 pub(super) fn escalation_view(c: &Connection, incident_id: i64) -> Result<Option<EscalationView>, StoreError> {
-    Ok(WriterState::escalation_of(c, incident_id)?.map(|e| EscalationView {
-        policy: e.policy,
-        round: e.round + 1,
-        next_step: e.step + 1,
-        next_at: e.due_at,
-    }))
+    Ok(WriterState::escalation_of(c, incident_id)?.map(|e| e.view()))
 }

@@ -2,9 +2,8 @@
 //! after a change of their service, and maintenance windows.
 use jiff::Timestamp;
 use rusqlite::{Connection, params};
-use serde_json::json;
 
-use super::state::{SYSTEM, WriterState, event};
+use super::state::{SYSTEM, WriterState, entry};
 use super::{StoreError, ms, ts};
 use crate::model::MuteReason;
 use crate::model::change::{Change, NewChange};
@@ -148,7 +147,7 @@ impl WriterState {
         for change in candidates {
             let change = change?;
             if change.may_have_caused(now, window) {
-                suspect(tx, incident_id, &change, now, "")?;
+                suspect(tx, incident_id, &change, false, now)?;
             }
         }
         Ok(())
@@ -170,7 +169,7 @@ impl WriterState {
             .collect::<Result<_, _>>()?;
         for (incident_id, created_at) in opened {
             if change.may_have_caused(super::ts(created_at)?, window) {
-                suspect(tx, incident_id, change, now, " (recorded after the incident opened)")?;
+                suspect(tx, incident_id, change, true, now)?;
             }
         }
         Ok(())
@@ -197,22 +196,13 @@ impl WriterState {
 }
 
 /// Link `change` to an incident as a suspected cause, once.
-fn suspect(tx: &Connection, incident_id: i64, change: &Change, now: Timestamp, note: &str) -> Result<(), StoreError> {
+fn suspect(tx: &Connection, incident_id: i64, change: &Change, late: bool, now: Timestamp) -> Result<(), StoreError> {
     let linked = tx
         .prepare_cached("INSERT OR IGNORE INTO incident_changes (incident_id, change_id) VALUES (?1, ?2)")?
         .execute(params![incident_id, change.id])?;
     if linked == 0 {
         return Ok(());
     }
-    let service = change.service.as_deref().unwrap_or_default();
-    event(
-        tx,
-        incident_id,
-        now,
-        SYSTEM,
-        "change_suspected",
-        &format!("suspected cause: change {} of {service}: {}{note}", change.id, change.summary),
-        json!({ "change": change.id }),
-    )?;
+    entry(tx, incident_id, SYSTEM, crate::engine::timeline::change_suspected(change, late, now))?;
     Ok(())
 }

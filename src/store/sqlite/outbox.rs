@@ -7,6 +7,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 
 use super::{StoreError, ms};
+use crate::store::query::{DeliveryRecord, NotificationQuery, NotificationView};
 
 use crate::model::notification::EVENTS;
 use crate::model::notification::NotificationState;
@@ -144,23 +145,6 @@ pub(super) fn incident_snapshot(
 /// Alerts a notification lists; the incident's page has them all.
 const SNAPSHOT_ALERTS: i64 = 20;
 
-/// How a delivery of a row ended, as the worker reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeliveryRecord {
-    /// Delivered; `covered_by` names the digest that carried it.
-    Sent {
-        covered_by: Option<String>,
-    },
-    Retry {
-        at: Timestamp,
-        error: String,
-    },
-    /// Dead letter: refused for good, or too old.
-    Dead {
-        error: String,
-    },
-}
-
 const ITEM_COLUMNS: &str = "id, event, incident_id, problem_id, notifier, idempotency_key, payload, attempts,
     COALESCE(retried_at, created_at)";
 
@@ -287,34 +271,7 @@ pub(super) fn retry(tx: &Connection, id: i64, now: Timestamp) -> Result<(), Stor
     Ok(())
 }
 
-/// A notification as the API lists it.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct NotificationView {
-    pub id: i64,
-    pub event: String,
-    pub incident_id: Option<i64>,
-    pub problem_id: Option<i64>,
-    pub notifier: String,
-    pub idempotency_key: String,
-    pub state: String,
-    pub attempts: u32,
-    pub created_at: Timestamp,
-    pub next_attempt_at: Option<Timestamp>,
-    pub last_error: Option<String>,
-    pub sent_at: Option<Timestamp>,
-    /// The digest that carried it, when rate limiting coalesced it.
-    pub covered_by: Option<String>,
-}
-
-pub(super) fn list(
-    c: &Connection,
-    state: Option<NotificationState>,
-    notifier: Option<&str>,
-    incident: Option<i64>,
-    before: Option<i64>,
-    limit: usize,
-) -> Result<Vec<NotificationView>, StoreError> {
+pub(super) fn list(c: &Connection, q: &NotificationQuery) -> Result<Vec<NotificationView>, StoreError> {
     let rows = c
         .prepare_cached(
             "SELECT id, event, incident_id, problem_id, notifier, idempotency_key, state, attempts, created_at,
@@ -323,13 +280,16 @@ pub(super) fn list(
                AND (?3 IS NULL OR incident_id = ?3) AND (?4 IS NULL OR id < ?4)
              ORDER BY id DESC LIMIT ?5",
         )?
-        .query_map(params![state.map(NotificationState::as_str), notifier, incident, before, limit as i64], |r| {
-            Ok((
-                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?),
-                (r.get::<_, i64>(7)?, r.get::<_, i64>(8)?, r.get::<_, Option<i64>>(9)?, r.get(10)?),
-                (r.get::<_, Option<i64>>(11)?, r.get(12)?),
-            ))
-        })?
+        .query_map(
+            params![q.state.map(NotificationState::as_str), q.notifier, q.incident, q.before, q.limit as i64],
+            |r| {
+                Ok((
+                    (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?),
+                    (r.get::<_, i64>(7)?, r.get::<_, i64>(8)?, r.get::<_, Option<i64>>(9)?, r.get(10)?),
+                    (r.get::<_, Option<i64>>(11)?, r.get(12)?),
+                ))
+            },
+        )?
         .collect::<Result<Vec<_>, _>>()?;
     rows.into_iter()
         .map(

@@ -279,7 +279,22 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX sla_clocks_due ON sla_clocks (due_at) WHERE due_at IS NOT NULL;
     CREATE INDEX sla_clocks_breached ON sla_clocks (breached_at) WHERE breached_at IS NOT NULL;
     "#,
+    // 7: facts about the database itself. `realm` names this database's
+    // silences in Alertmanager's API (never 0: that names ids given out before).
+    r#"
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO meta (key, value) VALUES ('realm', (abs(random()) % 4294967295) + 1);
+    "#,
 ];
+
+/// This database's realm (see migration 7).
+pub fn realm(conn: &Connection) -> Result<u32, StoreError> {
+    let text: String = conn.query_row("SELECT value FROM meta WHERE key = 'realm'", [], |r| r.get(0))?;
+    text.parse().map_err(|e| StoreError::Corrupt(format!("realm {text:?}: {e}")))
+}
 
 /// The schema version this build writes.
 pub const VERSION: usize = MIGRATIONS.len();

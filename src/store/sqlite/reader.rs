@@ -2,12 +2,14 @@
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter, types::Value};
 use serde_json::value::RawValue;
 
-use super::{
-    AlertPage, AlertQuery, IncidentAlert, IncidentDetail, IncidentPage, IncidentQuery, IncidentSort, StoreError, ms, ts,
-};
+use super::{StoreError, ms, ts};
 use crate::engine::silence::Silence;
 use crate::model::incident::{Impact, Incident, IncidentState, Priority, TimelineEvent, Urgency};
 use crate::model::{AlertRecord, AlertStatus, Fingerprint, Source};
+use crate::store::query::{
+    AlertPage, AlertQuery, DetailPage, IncidentAlert, IncidentDetail, IncidentPage, IncidentQuery, IncidentSort,
+    SlaFilter,
+};
 
 const COLUMNS: &str = "id, fingerprint, source, status, labels, annotations, starts_at, ends_at, expires_at,
     generator_url, first_seen, last_seen, occurrences, acknowledged_at, raw, muted_by";
@@ -17,6 +19,15 @@ const CHUNK: usize = 500;
 /// Most rows one page may scan, so a matcher that rarely matches cannot tie
 /// up a reader; the cursor lets the client go on.
 const MAX_SCAN: usize = 100_000;
+
+/// How many alerts are stored: (firing, resolved).
+pub(super) fn count_alerts(c: &Connection) -> Result<(u64, u64), StoreError> {
+    let count = |status: AlertStatus| -> Result<u64, StoreError> {
+        Ok(c.prepare_cached("SELECT count(*) FROM alerts WHERE status = ?1")?
+            .query_row([status.as_str()], |r| r.get(0))?)
+    };
+    Ok((count(AlertStatus::Firing)?, count(AlertStatus::Resolved)?))
+}
 
 pub(super) fn list_alerts(c: &Connection, q: &AlertQuery) -> Result<AlertPage, StoreError> {
     let mut sql = format!("SELECT {COLUMNS} FROM alerts WHERE id < ?1");
@@ -190,7 +201,7 @@ fn incident_filter(q: &IncidentQuery) -> (String, Vec<Value>) {
     if let Some(f) = q.sla {
         sql.push_str(&format!(
             " AND EXISTS (SELECT 1 FROM sla_clocks s WHERE s.incident_id = incidents.id AND {})",
-            f.condition()
+            sla_condition(f)
         ));
     }
     if let Some(text) = q.title.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
@@ -259,7 +270,7 @@ pub(super) fn get_incident(
     c: &Connection,
     id: i64,
     rules: &crate::rules::RuleSet,
-    page: super::DetailPage,
+    page: DetailPage,
     now: jiff::Timestamp,
 ) -> Result<Option<IncidentDetail>, StoreError> {
     let Some(incident) = c
@@ -391,4 +402,15 @@ pub(super) fn silences_where(c: &Connection, condition: &str, arg: i64) -> Resul
             })
         })
         .collect()
+}
+
+/// The SQL condition on a clock row `s` of an `?sla=` filter.
+fn sla_condition(f: SlaFilter) -> String {
+    use crate::sla::clock::ClockState;
+    match f {
+        SlaFilter::State(state) => state.sql("s"),
+        SlaFilter::AtRisk => {
+            format!("({} OR {}) AND s.warned != '[]'", ClockState::Running.sql("s"), ClockState::Paused.sql("s"))
+        }
+    }
 }

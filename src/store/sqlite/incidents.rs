@@ -6,17 +6,18 @@ use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 
-use super::state::{AlertRef, SYSTEM, StoredAlert, WriterState, current_state, event};
+use super::state::{AlertRef, SYSTEM, StoredAlert, WriterState, current_state, entry, event};
 use super::{StoreError, ms, ts};
 use crate::engine::inhibit::InhibitIndex;
-use crate::engine::lifecycle::{self, LifecycleEffect, LifecycleView, Measure, Stamp, with_comment};
+use crate::engine::lifecycle::{self, LifecycleEffect, LifecycleView, Measure, Stamp};
+use crate::engine::opening::{self, LastAlertResolved, Opening};
 use crate::engine::silence::silenced_by;
+use crate::engine::timeline;
 use crate::engine::{self, FiringDecision, GroupView, IncidentView, PendingView};
 use crate::model::incident::{IncidentAction, IncidentState, Priority};
 use crate::model::{Fingerprint, LabelSet, MuteReason};
 use crate::rules::RuleSet;
 use crate::rules::incident::IncidentRule;
-use crate::rules::policy::incident_fields;
 use crate::sla::timers::{TimerKey, Timers};
 
 /// The hot path's statement, built once: the open incidents an alert is in.
@@ -47,6 +48,7 @@ impl WriterState {
             maintenance: Vec::new(),
             timers: Timers::default(),
             staged: Vec::new(),
+            loaded_at: now,
         };
         e.silences = super::reader::silences(conn, Some(now), None)?;
         e.maintenance = super::changes::maintenance(conn, now)?;
@@ -73,24 +75,25 @@ impl WriterState {
         Ok(())
     }
 
-    pub fn set_rules(&mut self, conn: &Connection, rules: Arc<RuleSet>) -> Result<(), StoreError> {
+    /// Take reloaded rules in force at `now`.
+    pub fn set_rules(&mut self, conn: &Connection, rules: Arc<RuleSet>, now: Timestamp) -> Result<(), StoreError> {
         let calendars_changed = rules.calendars != self.rules.calendars;
         self.rules = rules;
         self.rebuild_inhibit(conn)?;
         if calendars_changed {
-            self.reschedule_clocks(conn)?;
+            self.reschedule_clocks(conn, now)?;
         }
         Ok(())
     }
 
     /// Working hours changed: every running clock's next milestone moves.
-    fn reschedule_clocks(&mut self, conn: &Connection) -> Result<(), StoreError> {
+    fn reschedule_clocks(&mut self, conn: &Connection, now: Timestamp) -> Result<(), StoreError> {
         let ids: Vec<i64> = conn
             .prepare("SELECT id FROM sla_clocks WHERE due_at IS NOT NULL")?
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         let tx = conn.unchecked_transaction()?;
-        let applied = ids.into_iter().try_for_each(|id| self.fire_clock(&tx, id, crate::clock::now()));
+        let applied = ids.into_iter().try_for_each(|id| self.fire_clock(&tx, id, now));
         if let Err(e) = applied.and_then(|()| Ok(tx.commit()?)) {
             // Rolled back: nothing of it may take effect in memory either.
             self.discard_staged();
@@ -240,15 +243,7 @@ impl WriterState {
         self.act(tx, id, IncidentAction::Reopen, SYSTEM, None, now)?;
         tx.prepare_cached("UPDATE incidents SET flap_count = flap_count + 1 WHERE id = ?1")?.execute([id])?;
         self.facts.push(crate::metrics::Fact::Flapping { rule: rule.name.clone() });
-        event(
-            tx,
-            id,
-            now,
-            SYSTEM,
-            "flapping",
-            &format!("alert {} fired again within the flap window ({})", a.fingerprint, rule.flap_window),
-            json!({ "fingerprint": a.fingerprint }),
-        )?;
+        entry(tx, id, SYSTEM, timeline::flapping(a.fingerprint, rule.flap_window, now))?;
         set_alert_firing(tx, id, a, true, now)
     }
 
@@ -259,10 +254,7 @@ impl WriterState {
     }
 
     fn service_of(&self, rule: &IncidentRule, a: &AlertRef<'_>) -> Option<String> {
-        rule.service_template
-            .as_ref()
-            .and_then(|name| self.rules.templates.render(name, a.labels, a.annotations).ok())
-            .filter(|s| !s.is_empty())
+        opening::service_of(&self.rules, rule, a.labels, a.annotations)
     }
 
     /// Open an incident for `first` and every firing alert held in its pending group.
@@ -274,18 +266,12 @@ impl WriterState {
         first: &AlertRef<'_>,
         now: Timestamp,
     ) -> Result<i64, StoreError> {
-        let t = &self.rules.templates;
-        let title = t.render(&rule.title_template, first.labels, first.annotations).unwrap_or_else(|e| {
+        let rules = self.rules.clone();
+        let opening = opening::open(&rules, rule, first.labels, first.annotations);
+        if let Some(e) = &opening.title_error {
             tracing::warn!(rule = %rule.name, error = %e, "title template failed; using the alert name");
-            String::new()
-        });
-        let title = if title.is_empty() {
-            first.labels.get("alertname").cloned().unwrap_or_else(|| rule.name.clone())
-        } else {
-            title
-        };
-        let service = self.service_of(rule, first);
-        let (impact, urgency, priority) = rule.priority(&self.rules.priority_matrix, first.labels);
+        }
+        let Opening { title, service, impact, urgency, priority, assignee, .. } = &opening;
         let labels = serde_json::to_string(first.labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         tx.prepare_cached(
             "INSERT INTO incidents (rule, group_key, title, service, impact, urgency, priority, state, assignee,
@@ -300,7 +286,7 @@ impl WriterState {
             impact.as_str(),
             urgency.as_str(),
             priority.as_str(),
-            rule.assign_to,
+            assignee,
             labels,
             ms(now),
             IncidentState::Triggered.as_str(),
@@ -312,18 +298,12 @@ impl WriterState {
             priority: priority.as_str(),
             service: service.clone().unwrap_or_default(),
         });
-        let created = event(
-            tx,
-            id,
-            now,
-            SYSTEM,
-            "created",
-            &format!("opened by rule {} with priority {priority}", rule.name),
-            json!({ "rule": rule.name, "group_key": key, "impact": impact, "urgency": urgency, "priority": priority }),
-        )?;
-        if let Some(a) = &rule.assign_to {
-            event(tx, id, now, SYSTEM, "assigned", &format!("assigned to {a}"), json!({ "assignee": a }))?;
+        let mut created = None;
+        for e in opening.entries(rule, key, now) {
+            let recorded = entry(tx, id, SYSTEM, e)?;
+            created.get_or_insert(recorded);
         }
+        let created = created.expect("an opening has a created entry");
         link_alert(tx, id, rule, first, now)?;
         // The alerts that waited in the pending group join it.
         let held: Vec<(i64, String, String, String)> = tx
@@ -345,20 +325,10 @@ impl WriterState {
         let common: String =
             tx.prepare_cached("SELECT labels FROM incidents WHERE id = ?1")?.query_row([id], |r| r.get(0))?;
         let common: LabelSet = serde_json::from_str(&common).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let fields = incident_fields(
-            &common,
-            &[
-                ("rule", &rule.name),
-                ("service", service.as_deref().unwrap_or("")),
-                ("priority", priority.as_str()),
-                ("impact", impact.as_str()),
-                ("urgency", urgency.as_str()),
-                ("title", &title),
-            ],
-        );
-        self.start_clocks(tx, id, rule.sla_policy.as_deref(), &fields, priority, now)?;
+        let fields = opening.fields(rule, &common);
+        self.start_clocks(tx, id, rule.sla_policy.as_deref(), &fields, *priority, now)?;
         self.correlate_changes(tx, id, service.as_deref(), now)?;
-        self.link_problems(tx, id, &title, &fields, now)?;
+        self.link_problems(tx, id, title, &fields, now)?;
         self.notify_incident(tx, id, "incident.triggered", created, json!({}), None, now)?;
         if let Some(policy) = &rule.escalation {
             self.start_escalation(tx, id, policy, now)?;
@@ -383,15 +353,15 @@ impl WriterState {
             let open = IncidentState::parse(&state).is_some_and(IncidentState::is_open);
             if firing == 0 && open {
                 let rule = rules.incident_rules.iter().find(|r| r.name == rule);
-                match engine::auto_resolve_at(rule, now) {
-                    Some(at) if at <= now => {
+                match opening::last_alert_resolved(rule, now) {
+                    LastAlertResolved::Resolve => {
                         self.act(tx, id, IncidentAction::Resolve, SYSTEM, Some("every alert is resolved"), now)?;
                     }
-                    Some(at) => {
+                    LastAlertResolved::ResolveAt(at) => {
                         tx.prepare_cached("UPDATE incidents SET auto_resolve_at = ?2 WHERE id = ?1")?
                             .execute(params![id, ms(at)])?;
                     }
-                    None => {}
+                    LastAlertResolved::Stay => {}
                 }
             }
         }
@@ -666,8 +636,8 @@ fn link_alert(
     }
     let labels: String =
         tx.prepare_cached("SELECT labels FROM incidents WHERE id = ?1")?.query_row([id], |r| r.get(0))?;
-    let mut common: LabelSet = serde_json::from_str(&labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    common.retain(|k, v| a.labels.get(k) == Some(v));
+    let current: LabelSet = serde_json::from_str(&labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let common = timeline::common_labels(current, a.labels);
     let common = serde_json::to_string(&common).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     tx.prepare_cached(
         "UPDATE incidents SET alert_count = alert_count + 1, firing_count = firing_count + 1, labels = ?2,
@@ -676,15 +646,7 @@ fn link_alert(
     .execute(params![id, common, ms(now)])?;
     tx.prepare_cached("DELETE FROM pending_alerts WHERE alert_id = ?1 AND rule = ?2")?
         .execute(params![a.id, rule.name])?;
-    event(
-        tx,
-        id,
-        now,
-        SYSTEM,
-        "alert_joined",
-        &format!("alert {} joined", describe(a)),
-        json!({ "fingerprint": a.fingerprint }),
-    )?;
+    entry(tx, id, SYSTEM, timeline::alert_joined(a.fingerprint, a.labels, now))?;
     Ok(())
 }
 
@@ -709,24 +671,8 @@ fn set_alert_firing(
             auto_resolve_at = CASE WHEN ?2 > 0 THEN NULL ELSE auto_resolve_at END WHERE id = ?1",
     )?
     .execute(params![id, delta, ms(now)])?;
-    let (kind, verb) = if firing { ("alert_refired", "fired again") } else { ("alert_resolved", "resolved") };
-    event(
-        tx,
-        id,
-        now,
-        SYSTEM,
-        kind,
-        &format!("alert {} {verb}", describe(a)),
-        json!({ "fingerprint": a.fingerprint }),
-    )?;
+    entry(tx, id, SYSTEM, timeline::alert_firing(a.fingerprint, a.labels, firing, now))?;
     Ok(())
-}
-
-fn describe(a: &AlertRef<'_>) -> String {
-    match a.labels.get("alertname") {
-        Some(name) => format!("{name} ({})", a.fingerprint),
-        None => a.fingerprint.to_string(),
-    }
 }
 
 impl WriterState {
@@ -818,18 +764,14 @@ impl WriterState {
             "UPDATE incidents SET assignee = ?2, updated_at = ?3 WHERE id = ?1",
             params![id, assignee, ms(now)],
         )?;
-        let message = match assignee {
-            Some(a) => format!("assigned to {a}"),
-            None => "unassigned".to_owned(),
-        };
-        event(tx, id, now, actor, "assigned", &message, json!({ "before": before, "after": assignee }))?;
+        entry(tx, id, actor, timeline::assigned(before.as_deref(), assignee, now))?;
         Ok(())
     }
 
     pub(super) fn note(tx: &Connection, id: i64, text: &str, actor: &str, now: Timestamp) -> Result<(), StoreError> {
         current_state(tx, id)?;
         tx.execute("UPDATE incidents SET updated_at = ?2 WHERE id = ?1", params![id, ms(now)])?;
-        event(tx, id, now, actor, "note", text, json!({}))?;
+        entry(tx, id, actor, timeline::note(text, now))?;
         Ok(())
     }
 
@@ -848,16 +790,7 @@ impl WriterState {
             "UPDATE incidents SET priority = ?2, updated_at = ?3 WHERE id = ?1",
             params![id, priority.as_str(), ms(now)],
         )?;
-        let message = with_comment(format!("priority {before} → {priority}"), comment);
-        event(
-            tx,
-            id,
-            now,
-            actor,
-            "priority_changed",
-            &message,
-            json!({ "before": before, "after": priority, "comment": comment }),
-        )?;
+        entry(tx, id, actor, timeline::priority_changed(&before, priority, comment, now))?;
         if before != priority.as_str() {
             self.retarget_clocks(tx, id, priority, state, now)?;
         }

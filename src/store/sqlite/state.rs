@@ -14,8 +14,7 @@ use crate::model::{Annotations, Fingerprint, LabelSet};
 use crate::rules::RuleSet;
 use crate::sla::timers::{TimerKey, Timers};
 
-/// The actor the gateway records for what it does by itself.
-pub const SYSTEM: &str = "alertgate";
+pub use crate::store::SYSTEM_ACTOR as SYSTEM;
 
 /// What the writer keeps in memory between batches.
 pub(super) struct WriterState {
@@ -39,6 +38,8 @@ pub(super) struct WriterState {
     /// Timer changes of the request being applied: kept only if its
     /// savepoint commits, so a rolled-back request leaves no timer behind.
     pub staged: Vec<(TimerKey, Option<Timestamp>)>,
+    /// The time of the request it was loaded at.
+    pub loaded_at: Timestamp,
 }
 
 /// The alert a decision is about.
@@ -73,11 +74,31 @@ impl StoredAlert {
     }
 }
 
-/// Append to an incident's timeline; returns the entry's id.
+/// Append to an incident's timeline what happens now; returns the entry's id.
 pub(super) fn event(
     tx: &Connection,
     id: i64,
-    at: Timestamp,
+    now: Timestamp,
+    actor: &str,
+    kind: &str,
+    message: &str,
+    data: serde_json::Value,
+) -> Result<i64, StoreError> {
+    record_event(tx, id, (now, now), actor, kind, message, data)
+}
+
+/// Append an entry the engine worded to an incident's timeline; returns its id.
+pub(super) fn entry(tx: &Connection, id: i64, actor: &str, e: crate::engine::sla::Entry) -> Result<i64, StoreError> {
+    event(tx, id, e.at, actor, e.kind, &e.message, e.data)
+}
+
+/// Append to an incident's timeline what happened at `at`, recorded at
+/// `recorded_at` (a milestone found late, after a restart, is dated when
+/// it fell due); returns the entry's id.
+pub(super) fn record_event(
+    tx: &Connection,
+    id: i64,
+    (at, recorded_at): (Timestamp, Timestamp),
     actor: &str,
     kind: &str,
     message: &str,
@@ -87,7 +108,7 @@ pub(super) fn event(
         "INSERT INTO incident_events (incident_id, at, actor, kind, message, data, recorded_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute(params![id, ms(at), actor, kind, message, data.to_string(), ms(crate::clock::now())])?;
+    .execute(params![id, ms(at), actor, kind, message, data.to_string(), ms(recorded_at)])?;
     Ok(tx.last_insert_rowid())
 }
 

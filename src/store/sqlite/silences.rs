@@ -5,30 +5,8 @@ use jiff::Timestamp;
 use rusqlite::{Connection, params};
 
 use super::state::WriterState;
-use super::{Store, StoreError, ms};
+use super::{StoreError, ms};
 use crate::engine::silence::{Silence, SilenceSpec, SilenceState, SilenceUpdate, plan_update};
-
-impl Store {
-    /// One silence by id, whatever its state.
-    pub async fn get_silence(&self, id: i64) -> Result<Option<Silence>, StoreError> {
-        self.read(move |c| Ok(super::reader::silences_where(c, "id = ?1", id)?.into_iter().next())).await
-    }
-
-    /// Silences not ended by `t` (pending, active, and those expired since).
-    pub async fn silences_ended_after(&self, t: Timestamp) -> Result<Vec<Silence>, StoreError> {
-        self.read(move |c| super::reader::silences(c, Some(t), None)).await
-    }
-
-    /// Post a silence under the id of an existing one, as Alertmanager's
-    /// API does: changed in place, or replaced by a new silence (see
-    /// [`plan_update`]). Returns the silence now in force.
-    pub async fn update_silence(&self, id: i64, spec: SilenceSpec, now: Timestamp) -> Result<Silence, StoreError> {
-        match self.write(super::ops::Op::UpdateSilence { id, spec, now }).await? {
-            super::ops::Reply::Silence(s) => Ok(s),
-            _ => unreachable!("changing a silence answers with it"),
-        }
-    }
-}
 
 pub(super) fn insert(
     tx: &Connection,

@@ -2,15 +2,15 @@
 //! hand, linked to their incidents, and edited through their lifecycle.
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::state::{SYSTEM, WriterState, event};
+use super::state::{SYSTEM, WriterState, entry};
 use super::{StoreError, ms, outbox, ts};
 use crate::engine::problems::{self, EditError, KeyHistory, Recurrence};
 use crate::model::LabelSet;
 use crate::model::incident::TimelineEvent;
 use crate::model::problem::{Problem, ProblemState};
+use crate::store::query::{LinkedIncident, NewProblem, ProblemDetail, ProblemQuery, ProblemUpdate};
 
 const COLUMNS: &str = "p.id, p.title, p.key, p.rule, p.state, p.root_cause, p.workaround, p.created_by, p.created_at,
     p.updated_at, p.resolved_at, p.closed_at,
@@ -44,36 +44,6 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Problem, StoreErro
             closed_at: t(3)?,
         })
     })())
-}
-
-/// Filters for listing problems.
-#[derive(Debug, Default, Clone)]
-pub struct ProblemQuery {
-    pub states: Vec<ProblemState>,
-    pub before: Option<i64>,
-    pub limit: usize,
-}
-
-/// An incident as a problem lists it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct LinkedIncident {
-    pub id: i64,
-    pub title: String,
-    pub state: String,
-    pub priority: String,
-    pub service: Option<String>,
-    pub created_at: Timestamp,
-    pub linked_at: Timestamp,
-    pub linked_by: String,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ProblemDetail {
-    #[serde(flatten)]
-    pub problem: Problem,
-    pub incidents: Vec<LinkedIncident>,
-    pub timeline: Vec<TimelineEvent>,
 }
 
 pub(super) fn list(c: &Connection, q: &ProblemQuery) -> Result<Vec<Problem>, StoreError> {
@@ -179,19 +149,6 @@ fn problem_event(
     Ok(tx.last_insert_rowid())
 }
 
-/// A problem as submitted by hand.
-#[derive(Debug, Clone, Default)]
-pub struct NewProblem {
-    pub title: String,
-    pub key: Option<String>,
-    pub root_cause: Option<String>,
-    pub workaround: Option<String>,
-    pub incidents: Vec<i64>,
-}
-
-/// A person's edit of a problem (see [`crate::engine::problems::edit`]).
-pub type ProblemUpdate = crate::engine::problems::ProblemEdit;
-
 impl WriterState {
     /// A new incident: record its key under every problem rule it matches,
     /// link it to the active problem of that key, or open one when the key
@@ -288,16 +245,7 @@ impl WriterState {
             .query_row([problem_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         let parsed =
             ProblemState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("problem state {state:?}")))?;
-        let message = problems::link_message(problem_id, &title, parsed, workaround.as_deref());
-        event(
-            tx,
-            incident_id,
-            now,
-            actor,
-            "problem_linked",
-            &message,
-            json!({ "problem": problem_id, "state": state, "workaround": workaround }),
-        )?;
+        entry(tx, incident_id, actor, problems::linked_entry(problem_id, &title, parsed, workaround.as_deref(), now))?;
         problem_event(
             tx,
             problem_id,
@@ -398,9 +346,7 @@ impl WriterState {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let p = get(tx, problem_id)?.ok_or_else(|| StoreError::NotFound(format!("no problem {problem_id}")))?;
-        if p.state == ProblemState::Closed {
-            return Err(StoreError::Conflict(format!("problem {problem_id} is closed")));
-        }
+        problems::may_link(problem_id, p.state).map_err(|e| StoreError::Conflict(e.to_string()))?;
         for iid in incidents {
             super::state::current_state(tx, *iid)?;
             self.link(tx, problem_id, *iid, actor, now)?;

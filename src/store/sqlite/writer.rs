@@ -10,13 +10,14 @@ use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::ops::{Op, Reply, Request};
 use super::outbox;
 use super::state::{AlertRef, StoredAlert, WriterState};
-use super::{IngestOutcome, SharedRules, StoreError, ms, ts};
+use super::{SharedRules, StoreError, ms, ts};
 use crate::engine::AlertRouting;
 use crate::model::alert::{Episode, episode, observe};
 use crate::model::{Alert, AlertState, AlertStatus, AlertUpdate, Observation};
+use crate::store::IngestOutcome;
+use crate::store::ops::{Op, Reply};
 
 /// Most requests, and most alerts, one transaction takes.
 const MAX_BATCH_REQUESTS: usize = 512;
@@ -29,6 +30,18 @@ const MAX_BATCH_ALERTS: usize = 20_000;
 /// part is committed; if a part fails, the parts before it stay (a retry
 /// of the whole request is idempotent: alerts deduplicate).
 const PART_ALERTS: usize = 1_000;
+
+/// What the store's handle asks of its writer.
+pub(super) enum Request {
+    Write {
+        op: Box<Op>,
+        /// The caller's address, for the audit log.
+        source: Option<Arc<str>>,
+        reply: oneshot::Sender<Result<Reply, StoreError>>,
+    },
+    /// Finish what is queued and close; deliveries cut short are due again at `now`.
+    Close { now: Timestamp, done: oneshot::Sender<()> },
+}
 
 /// Where the result of an op goes.
 enum Answer {
@@ -43,7 +56,7 @@ struct Partial {
     encoded: Vec<Option<(String, String)>>,
     now: Timestamp,
     sender: Option<String>,
-    source: Option<String>,
+    source: Option<Arc<str>>,
     reply: oneshot::Sender<Result<Reply, StoreError>>,
     outcome: IngestOutcome,
 }
@@ -84,7 +97,7 @@ pub(super) fn run(
     let shown_changed = watch_shown_tables(&conn);
     let mut batch: Vec<Pending> = Vec::new();
     let mut partials: std::collections::VecDeque<Partial> = std::collections::VecDeque::new();
-    let mut close: Option<oneshot::Sender<()>> = None;
+    let mut close: Option<(Timestamp, oneshot::Sender<()>)> = None;
     // Requests already queued when a close arrives are answered; large
     // requests under way are finished first.
     while close.is_none() || !partials.is_empty() {
@@ -109,7 +122,7 @@ pub(super) fn run(
                         batch.push((op, source, Answer::Caller(reply)));
                     }
                 },
-                Request::Close { done } => close = Some(done),
+                Request::Close { now, done } => close = Some((now, done)),
             }
             if close.is_none() && batch.len() < MAX_BATCH_REQUESTS && weight < MAX_BATCH_ALERTS {
                 next = rx.try_recv().ok();
@@ -120,9 +133,11 @@ pub(super) fn run(
         if let Some(p) = &mut part {
             batch.push((p.next_part(), p.source.clone(), Answer::Part));
         }
+        // Reloaded rules take effect at the time of the batch that first sees them.
         let current = rules.read().expect("rules lock").clone();
         if !Arc::ptr_eq(&current, &writer_state.rules)
-            && let Err(e) = writer_state.set_rules(&conn, current)
+            && let Some(now) = batch_time(&batch)
+            && let Err(e) = writer_state.set_rules(&conn, current, now)
         {
             tracing::error!(error = %e, "applying reloaded rules failed");
         }
@@ -132,13 +147,16 @@ pub(super) fn run(
         }
         if !batch.is_empty() {
             shown_changed.store(false, std::sync::atomic::Ordering::Relaxed);
-            part_result = part_result.or(commit_batch(&mut conn, &mut writer_state, &mut batch));
-            // A sender's re-sends of alerts already in open incidents, or a
-            // tick that found nothing due, change nothing a view shows and
-            // wake no view.
-            if shown_changed.load(std::sync::atomic::Ordering::Relaxed) {
-                feed.bump();
-            }
+            // Live views learn of a commit before its callers are answered,
+            // so a page read after a 2xx shows the change. A sender's
+            // re-sends of alerts already in open incidents, or a tick that
+            // found nothing due, change nothing a view shows and wake no view.
+            let wake_views = || {
+                if shown_changed.load(std::sync::atomic::Ordering::Relaxed) {
+                    feed.bump();
+                }
+            };
+            part_result = part_result.or(commit_batch(&mut conn, &mut writer_state, &mut batch, wake_views));
         }
         if let (Some(mut p), Some(result)) = (part, part_result) {
             match result {
@@ -171,7 +189,11 @@ pub(super) fn run(
     }
     // Deliveries cut short by the shutdown are due again at once for the
     // next run, not after their lease.
-    match outbox::release_all(&conn, crate::clock::now()) {
+    let released = match &close {
+        Some((now, _)) => outbox::release_all(&conn, *now),
+        None => Ok(0),
+    };
+    match released {
         Ok(0) => {}
         Ok(n) => tracing::info!(notifications = n, "released the leases of unfinished deliveries"),
         Err(e) => tracing::warn!(error = %e, "releasing notification leases failed"),
@@ -184,12 +206,17 @@ pub(super) fn run(
         Ok(()) => tracing::info!("database closed cleanly"),
         Err((_, e)) => tracing::error!(error = %e, "closing the database failed"),
     }
-    if let Some(done) = close {
+    if let Some((_, done)) = close {
         let _ = done.send(());
     }
 }
 
-type Pending = (Op, Option<String>, Answer);
+type Pending = (Op, Option<Arc<str>>, Answer);
+
+/// The latest time among a batch's ops.
+fn batch_time(batch: &[Pending]) -> Option<Timestamp> {
+    batch.iter().filter_map(|(op, ..)| op.now()).max()
+}
 
 /// At `store.max_size` (database and WAL together), requests that would
 /// store more are refused before they start; the outbox's bookkeeping
@@ -214,12 +241,13 @@ fn refuse_growth(batch: &mut Vec<Pending>) -> Option<Result<Reply, StoreError>> 
     part
 }
 
-/// Apply and commit a batch, answering each caller; the result of the
+/// Apply and commit a batch, tell `committed`, then answer each caller; the result of the
 /// batch's [`Answer::Part`], if it has one, is returned instead.
 fn commit_batch(
     conn: &mut Connection,
     writer_state: &mut WriterState,
     batch: &mut Vec<Pending>,
+    committed: impl FnOnce(),
 ) -> Option<Result<Reply, StoreError>> {
     let started = std::time::Instant::now();
     let mut results: Vec<Result<Reply, StoreError>> = Vec::with_capacity(batch.len());
@@ -257,12 +285,8 @@ fn commit_batch(
     })();
     if engine_touched_by_failure || outcome.is_err() {
         // A rolled-back request may have touched the in-memory state.
-        match WriterState::load(
-            conn,
-            writer_state.rules.clone(),
-            writer_state.subscriptions.clone(),
-            crate::clock::now(),
-        ) {
+        let now = batch_time(batch).unwrap_or(writer_state.loaded_at);
+        match WriterState::load(conn, writer_state.rules.clone(), writer_state.subscriptions.clone(), now) {
             Ok(fresh) => *writer_state = fresh,
             Err(e) => tracing::error!(error = %e, "reloading the writer's state failed"),
         }
@@ -279,6 +303,7 @@ fn commit_batch(
     };
     match outcome {
         Ok(()) => {
+            committed();
             for fact in &facts {
                 fact.count();
             }
@@ -305,18 +330,20 @@ fn apply_audited(
     op: &Op,
     source: Option<&str>,
 ) -> Result<Reply, StoreError> {
-    let Some(a) = super::audit::audited(op) else { return apply(tx, writer_state, op) };
+    let (Some(a), Some(now)) = (crate::store::audit::audited(op), op.now()) else {
+        return apply(tx, writer_state, op);
+    };
     let before = match a.id {
         Some(id) => super::audit::snapshot(tx, a.kind, id)?,
         None => serde_json::Value::Null,
     };
     let reply = apply(tx, writer_state, op)?;
-    let id = a.id.or_else(|| super::audit::created_id(&reply));
+    let id = a.id.or_else(|| crate::store::audit::created_id(&reply));
     let after = match id {
         Some(id) => super::audit::snapshot(tx, a.kind, id)?,
         None => serde_json::Value::Null,
     };
-    super::audit::record(tx, crate::clock::now(), &a, id, source, &before, &after)?;
+    super::audit::record(tx, now, &a, id, source, &before, &after)?;
     Ok(reply)
 }
 

@@ -1,0 +1,201 @@
+//! What an incident is when its rule opens it for an alert: title,
+//! service, impact, urgency and priority, assignee, the first timeline
+//! entries, and the fields SLA policies and problem rules match on; and
+//! what becomes of an open incident whose last alert resolved.
+use jiff::Timestamp;
+use serde_json::json;
+
+use crate::engine::sla::Entry;
+use crate::model::incident::{Impact, Priority, Urgency};
+use crate::model::{Annotations, LabelSet};
+use crate::rules::RuleSet;
+use crate::rules::incident::IncidentRule;
+use crate::rules::policy::incident_fields;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Opening {
+    pub title: String,
+    pub service: Option<String>,
+    pub impact: Impact,
+    pub urgency: Urgency,
+    pub priority: Priority,
+    pub assignee: Option<String>,
+    /// Why the title template could not be used (the title then falls
+    /// back to the alert's name), for the log.
+    pub title_error: Option<String>,
+}
+
+/// The incident `rule` opens for an alert with these labels.
+pub fn open(rules: &RuleSet, rule: &IncidentRule, labels: &LabelSet, annotations: &Annotations) -> Opening {
+    let (title, title_error) = match rules.templates.render(&rule.title_template, labels, annotations) {
+        Ok(t) => (t, None),
+        Err(e) => (String::new(), Some(e.to_string())),
+    };
+    let title =
+        if title.is_empty() { labels.get("alertname").cloned().unwrap_or_else(|| rule.name.clone()) } else { title };
+    let (impact, urgency, priority) = rule.priority(&rules.priority_matrix, labels);
+    Opening {
+        title,
+        service: service_of(rules, rule, labels, annotations),
+        impact,
+        urgency,
+        priority,
+        assignee: rule.assign_to.clone(),
+        title_error,
+    }
+}
+
+/// The service `rule` names for an alert; `None` when its template is
+/// absent, fails, or renders empty.
+pub fn service_of(
+    rules: &RuleSet,
+    rule: &IncidentRule,
+    labels: &LabelSet,
+    annotations: &Annotations,
+) -> Option<String> {
+    rule.service_template
+        .as_ref()
+        .and_then(|name| rules.templates.render(name, labels, annotations).ok())
+        .filter(|s| !s.is_empty())
+}
+
+impl Opening {
+    /// The timeline entries the incident starts with; the first is the
+    /// one its `incident.triggered` notification tells.
+    pub fn entries(&self, rule: &IncidentRule, key: &str, now: Timestamp) -> Vec<Entry> {
+        let (impact, urgency, priority) = (self.impact, self.urgency, self.priority);
+        let mut out = vec![Entry {
+            at: now,
+            kind: "created",
+            message: format!("opened by rule {} with priority {priority}", rule.name),
+            data: json!({ "rule": rule.name, "group_key": key, "impact": impact, "urgency": urgency, "priority": priority }),
+        }];
+        if let Some(a) = &self.assignee {
+            out.push(Entry {
+                at: now,
+                kind: "assigned",
+                message: format!("assigned to {a}"),
+                data: json!({ "assignee": a }),
+            });
+        }
+        out
+    }
+
+    /// What SLA policies and problem rules match: the incident's common
+    /// labels and its own fields (`rule`, `service`, `priority`, ...).
+    pub fn fields(&self, rule: &IncidentRule, common: &LabelSet) -> LabelSet {
+        incident_fields(
+            common,
+            &[
+                ("rule", &rule.name),
+                ("service", self.service.as_deref().unwrap_or("")),
+                ("priority", self.priority.as_str()),
+                ("impact", self.impact.as_str()),
+                ("urgency", self.urgency.as_str()),
+                ("title", &self.title),
+            ],
+        )
+    }
+}
+
+/// What happens to an open incident whose last firing alert resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LastAlertResolved {
+    /// Resolve it now.
+    Resolve,
+    /// Resolve it at this instant unless an alert fires again before.
+    ResolveAt(Timestamp),
+    /// It stays open until a person resolves it.
+    Stay,
+}
+
+/// `rule` is the incident's rule (`None` when a reload removed it: the
+/// incident resolves at once, as it would have by default).
+pub fn last_alert_resolved(rule: Option<&IncidentRule>, now: Timestamp) -> LastAlertResolved {
+    match super::auto_resolve_at(rule, now) {
+        Some(at) if at <= now => LastAlertResolved::Resolve,
+        Some(at) => LastAlertResolved::ResolveAt(at),
+        None => LastAlertResolved::Stay,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(yaml: &str) -> RuleSet {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("r.yaml"), yaml).unwrap();
+        RuleSet::load_dir(dir.path()).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> LabelSet {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    const RULES: &str = r#"
+incident_rules:
+  - name: db
+    matchers: ['alertname=~".+"', 'team!="x"']
+    title: "{{ labels.alertname }} on {{ labels.instance }}"
+    service: "{{ labels.service }}"
+    impact: high
+    urgency_from: {label: severity, map: {critical: high}, default: medium}
+    assign_to: dba
+  - name: bare
+    matchers: ['team="x"']
+    title: "{{ labels.missing }}"
+"#;
+
+    #[test]
+    fn an_opening_renders_title_and_service_and_prices_the_alert() {
+        let rs = rules(RULES);
+        let rule = &rs.incident_rules[0];
+        let l = labels(&[("alertname", "DiskFull"), ("instance", "db1"), ("service", "pay"), ("severity", "critical")]);
+        let o = open(&rs, rule, &l, &Default::default());
+        assert_eq!(o.title, "DiskFull on db1");
+        assert_eq!(o.service.as_deref(), Some("pay"));
+        assert_eq!((o.impact, o.urgency), (Impact::High, Urgency::High));
+        assert_eq!(o.priority, rs.priority_matrix.priority(Impact::High, Urgency::High));
+        assert_eq!(o.assignee.as_deref(), Some("dba"));
+        let now = Timestamp::UNIX_EPOCH;
+        let kinds: Vec<&str> = o.entries(rule, "k", now).iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, ["created", "assigned"]);
+        let f = o.fields(rule, &l);
+        assert_eq!(f.get("rule").map(String::as_str), Some("db"));
+        assert_eq!(f.get("title").map(String::as_str), Some("DiskFull on db1"));
+        assert_eq!(f.get("instance").map(String::as_str), Some("db1"));
+    }
+
+    #[test]
+    fn an_empty_title_falls_back_to_the_alert_name_then_the_rule_name() {
+        let rs = rules(RULES);
+        let rule = &rs.incident_rules[1];
+        let o = open(&rs, rule, &labels(&[("team", "x"), ("alertname", "Up")]), &Default::default());
+        assert_eq!(o.title, "Up");
+        let o = open(&rs, rule, &labels(&[("team", "x")]), &Default::default());
+        assert_eq!(o.title, "bare");
+        assert_eq!(o.service, None);
+        assert_eq!(o.entries(rule, "k", Timestamp::UNIX_EPOCH).len(), 1, "no assignee, no assigned entry");
+    }
+
+    #[test]
+    fn the_last_alert_resolving_resolves_now_later_or_never() {
+        let rs = rules(
+            r#"
+incident_rules:
+  - {name: now, matchers: ['a="1"']}
+  - {name: later, matchers: ['a="2"'], auto_resolve_after: 5m}
+  - {name: never, matchers: ['a="3"'], auto_resolve_after: never}
+"#,
+        );
+        let now: Timestamp = "2026-11-26T10:00:00Z".parse().unwrap();
+        assert_eq!(last_alert_resolved(Some(&rs.incident_rules[0]), now), LastAlertResolved::Resolve);
+        assert_eq!(
+            last_alert_resolved(Some(&rs.incident_rules[1]), now),
+            LastAlertResolved::ResolveAt("2026-11-26T10:05:00Z".parse().unwrap())
+        );
+        assert_eq!(last_alert_resolved(Some(&rs.incident_rules[2]), now), LastAlertResolved::Stay);
+        assert_eq!(last_alert_resolved(None, now), LastAlertResolved::Resolve);
+    }
+}

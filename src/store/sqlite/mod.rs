@@ -1,0 +1,521 @@
+//! The embedded default backend: one SQLite file in the data directory.
+//!
+//! One writer thread holds the write connection and commits concurrent
+//! requests together (group commit, see `writer`); a small pool of read-only
+//! connections serves queries. SQLite runs in WAL mode with
+//! `synchronous=FULL` by default, so an answered write survives a crash or a
+//! power cut. The only module with SQL and `rusqlite` in it.
+mod audit;
+mod changes;
+mod gauges;
+mod incidents;
+mod outbox;
+mod problems;
+mod reader;
+mod reports;
+mod schema;
+mod sender_ack;
+mod silences;
+mod sla;
+mod state;
+mod writer;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use jiff::Timestamp;
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use super::ops::{Op, Reply};
+use super::settings::{IntegrityCheck, StoreConfig, Synchronous};
+use super::{
+    AlertPage, AlertQuery, AuditEntry, AuditQuery, Backend, ChangeFeed, DetailPage, IncidentDetail, IncidentPage,
+    IncidentQuery, NotificationQuery, NotificationView, ProblemDetail, ProblemQuery, ReportGroup, SharedRules,
+    SlaReport, SlaView, StoreError,
+};
+use crate::engine::silence::{Silence, SilenceIds};
+use crate::model::change::Change;
+use crate::model::notification::NotificationState;
+use crate::model::problem::Problem;
+use crate::model::{AlertRecord, Fingerprint};
+
+pub use schema::VERSION as SCHEMA_VERSION;
+
+/// The database file's name inside the data directory.
+pub const DB_FILE: &str = "alertgate.db";
+
+/// The lock file inside the data directory.
+pub const LOCK_FILE: &str = "alertgate.lock";
+
+/// Take the data directory's lock, or say who holds it. The OS drops the
+/// lock when the process ends, however it ends (kill -9 included).
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, StoreError> {
+    let path = data_dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| StoreError::DataDir { path: path.clone(), source })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked(data_dir.to_path_buf())),
+        Err(std::fs::TryLockError::Error(source)) => Err(StoreError::DataDir { path, source }),
+    }
+}
+
+struct ReadPool {
+    conns: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
+}
+
+/// The SQLite backend: the writer thread's queue and the read pool.
+pub struct SqliteStore {
+    writer: mpsc::Sender<writer::Request>,
+    /// For what reads compute at request time (SLA clocks need calendars).
+    rules: SharedRules,
+    /// The writer's earliest timer in epoch milliseconds (`i64::MAX`: none).
+    next_timer: Arc<AtomicI64>,
+    outbox_wakeup: Arc<tokio::sync::Notify>,
+    feed: ChangeFeed,
+    readers: Arc<ReadPool>,
+    path: Arc<PathBuf>,
+    silence_ids: SilenceIds,
+    /// Held while the store is open: one gateway per data directory.
+    _lock: std::fs::File,
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database under `data_dir`, apply
+    /// migrations and start the writer thread.
+    pub fn open(
+        data_dir: &Path,
+        cfg: StoreConfig,
+        rules: SharedRules,
+        subscriptions: crate::model::notification::Subscriptions,
+        now: Timestamp,
+    ) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|source| StoreError::DataDir { path: data_dir.to_path_buf(), source })?;
+        let lock = lock_data_dir(data_dir)?;
+        let path = data_dir.join(DB_FILE);
+        let mut conn = open_writer(&path, &cfg)?;
+        // The lock says no other process delivers from this database, so
+        // the leases a previous run left (a crash, a kill -9) are ours to
+        // hand back: pending pages go out now, not when the leases expire.
+        let released = outbox::release_all(&conn, now)?;
+        if released > 0 {
+            tracing::info!(notifications = released, "released notification leases left by the previous run");
+        }
+        let silence_ids = SilenceIds::new(schema::realm(&conn)?);
+        let size_limit = bound_size(&mut conn, &cfg, &path)?;
+        let checkpoints = Connection::open(&path)?;
+        checkpoints.pragma_update(None, "busy_timeout", 5000)?;
+        let readers = open_readers(&path, cfg.read_connections)?;
+
+        // Load the writer's in-memory state here, so a store that cannot
+        // start fails `open` instead of every write later.
+        let current = rules.read().expect("rules lock").clone();
+        let writer_state = state::WriterState::load(&conn, current, subscriptions, now)?;
+        let (stop_checkpoints, stopped) = std::sync::mpsc::channel::<()>();
+        let wal_share = size_limit.as_ref().map_or(WAL_RESTART_BYTES, |l| l.wal_share);
+        let checkpointer = std::thread::Builder::new()
+            .name("store-checkpoint".into())
+            .spawn(move || checkpointer(checkpoints, stopped, wal_share))
+            .map_err(|e| StoreError::Corrupt(format!("cannot start the checkpoint thread: {e}")))?;
+        let (tx, rx) = mpsc::channel(4096);
+        let shared = writer::Shared {
+            rules: rules.clone(),
+            next_timer: Arc::new(AtomicI64::new(writer_state.timers.next_due().map_or(i64::MAX, ms))),
+            outbox_wakeup: Arc::new(tokio::sync::Notify::new()),
+            size_limit,
+            feed: ChangeFeed::default(),
+        };
+        let store = SqliteStore {
+            writer: tx,
+            rules,
+            next_timer: shared.next_timer.clone(),
+            outbox_wakeup: shared.outbox_wakeup.clone(),
+            feed: shared.feed.clone(),
+            readers: Arc::new(ReadPool {
+                permits: Arc::new(Semaphore::new(readers.len())),
+                conns: Mutex::new(readers),
+            }),
+            path: Arc::new(path),
+            silence_ids,
+            _lock: lock,
+        };
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || {
+                // The last checkpoint at close must not race the background one.
+                let stop = move || {
+                    let _ = stop_checkpoints.send(());
+                    let _ = checkpointer.join();
+                };
+                writer::run(conn, writer_state, rx, shared, stop)
+            })
+            .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
+        Ok(store)
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        // The permit moves into the blocking task: if the caller goes away
+        // the connection is still in use until the task gives it back.
+        let permit = self.readers.permits.clone().acquire_owned().await.map_err(|_| StoreError::Closed)?;
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let conn = pool.conns.lock().expect("reader pool lock").pop().ok_or(StoreError::Closed)?;
+            let result = f(&conn);
+            pool.conns.lock().expect("reader pool lock").push(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("reader task failed: {e}")))?
+    }
+
+    fn rules(&self) -> Arc<crate::rules::RuleSet> {
+        self.rules.read().expect("rules lock").clone()
+    }
+}
+
+/// The write connection, in WAL mode with the configured durability,
+/// checked and migrated.
+fn open_writer(path: &Path, cfg: &StoreConfig) -> Result<Connection, StoreError> {
+    let mut conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(
+        None,
+        "synchronous",
+        match cfg.synchronous {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        },
+    )?;
+    conn.pragma_update(None, "busy_timeout", 5000)?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(None, "cache_size", -16_000)?; // KiB; larger caches cost more at each commit than they save
+    check_integrity(&conn, cfg.integrity_check)?;
+    schema::migrate(&mut conn)?;
+    // Checkpoints run on their own thread (see `checkpointer`), so the
+    // writer never stalls copying the WAL into a large database.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    Ok(conn)
+}
+
+/// `max_size` holds the database and its WAL: the WAL gets a share
+/// (checkpointed and truncated back to it), the database the rest.
+fn bound_size(conn: &mut Connection, cfg: &StoreConfig, path: &Path) -> Result<Option<SizeLimit>, StoreError> {
+    let Some(max) = cfg.max_size else { return Ok(None) };
+    let limit = SizeLimit::new(max as u64, path);
+    let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    let pages = ((limit.max - limit.wal_share) as i64 / page).max(1);
+    conn.pragma_update(None, "journal_size_limit", limit.wal_share as i64)?;
+    // Never below what the file already holds, or nothing could be written at all.
+    let _: i64 = conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| r.get(0))?;
+    Ok(Some(limit))
+}
+
+fn open_readers(path: &Path, n: usize) -> Result<Vec<Connection>, StoreError> {
+    (0..n)
+        .map(|_| {
+            let r = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+            )?;
+            r.pragma_update(None, "busy_timeout", 5000)?;
+            r.pragma_update(None, "cache_size", -4_000)?;
+            Ok(r)
+        })
+        .collect()
+}
+
+#[async_trait::async_trait]
+impl Backend for SqliteStore {
+    fn describe(&self) -> String {
+        format!("sqlite:{}", self.path.display())
+    }
+
+    async fn write(&self, op: Op, source: Option<Arc<str>>) -> Result<Reply, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.writer
+            .send(writer::Request::Write { op: Box::new(op), source, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn close(&self, now: Timestamp) {
+        let (done, rx) = oneshot::channel();
+        if self.writer.send(writer::Request::Close { now, done }).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        if self.writer.is_closed() {
+            return Err(StoreError::Closed);
+        }
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?)).await
+    }
+
+    fn next_timer(&self) -> Option<Timestamp> {
+        match self.next_timer.load(Ordering::Relaxed) {
+            i64::MAX => None,
+            v => Timestamp::from_millisecond(v).ok(),
+        }
+    }
+
+    fn outbox_wakeup(&self) -> Arc<tokio::sync::Notify> {
+        self.outbox_wakeup.clone()
+    }
+
+    fn feed(&self) -> &ChangeFeed {
+        &self.feed
+    }
+
+    fn silence_ids(&self) -> SilenceIds {
+        self.silence_ids
+    }
+
+    async fn list_alerts(&self, q: AlertQuery) -> Result<AlertPage, StoreError> {
+        self.read(move |c| reader::list_alerts(c, &q)).await
+    }
+
+    async fn firing_alerts(&self) -> Result<Vec<AlertRecord>, StoreError> {
+        self.read(reader::firing_alerts).await
+    }
+
+    async fn get_alert(&self, fp: Fingerprint) -> Result<Option<AlertRecord>, StoreError> {
+        self.read(move |c| reader::get_alert(c, &fp)).await
+    }
+
+    async fn count_alerts(&self) -> Result<(u64, u64), StoreError> {
+        self.read(reader::count_alerts).await
+    }
+
+    async fn list_incidents(&self, q: IncidentQuery, count: bool) -> Result<(IncidentPage, Option<u64>), StoreError> {
+        self.read(move |c| {
+            let total = if count { Some(reader::count_incidents(c, &q)?) } else { None };
+            Ok((reader::list_incidents(c, &q)?, total))
+        })
+        .await
+    }
+
+    async fn sla_views(&self, ids: Vec<i64>, now: Timestamp) -> Result<HashMap<i64, SlaView>, StoreError> {
+        let rules = self.rules();
+        self.read(move |c| {
+            let mut out = HashMap::with_capacity(ids.len());
+            for id in ids {
+                if let Some(v) = sla::sla_view(c, id, &rules, now)? {
+                    out.insert(id, v);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn get_incident(
+        &self,
+        id: i64,
+        page: DetailPage,
+        now: Timestamp,
+    ) -> Result<Option<IncidentDetail>, StoreError> {
+        let rules = self.rules();
+        self.read(move |c| reader::get_incident(c, id, &rules, page, now)).await
+    }
+
+    async fn list_silences(
+        &self,
+        active_at: Option<Timestamp>,
+        limit: Option<usize>,
+    ) -> Result<Vec<Silence>, StoreError> {
+        self.read(move |c| reader::silences(c, active_at, limit)).await
+    }
+
+    async fn get_silence(&self, id: i64) -> Result<Option<Silence>, StoreError> {
+        self.read(move |c| Ok(reader::silences_where(c, "id = ?1", id)?.into_iter().next())).await
+    }
+
+    async fn list_changes(
+        &self,
+        service: Option<String>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Change>, StoreError> {
+        self.read(move |c| changes::list(c, service.as_deref(), before, limit)).await
+    }
+
+    async fn list_problems(&self, q: ProblemQuery) -> Result<Vec<Problem>, StoreError> {
+        self.read(move |c| problems::list(c, &q)).await
+    }
+
+    async fn get_problem(&self, id: i64) -> Result<Option<ProblemDetail>, StoreError> {
+        self.read(move |c| problems::detail(c, id)).await
+    }
+
+    async fn next_notification_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.read(|c| {
+            let due: Option<i64> = c.query_row(
+                &format!(
+                    "SELECT min(next_attempt_at) FROM notifications WHERE {}",
+                    NotificationState::Pending.sql("state")
+                ),
+                [],
+                |r| r.get(0),
+            )?;
+            due.map(ts).transpose()
+        })
+        .await
+    }
+
+    async fn list_notifications(&self, q: NotificationQuery) -> Result<Vec<NotificationView>, StoreError> {
+        self.read(move |c| outbox::list(c, &q)).await
+    }
+
+    async fn outbox_depth(&self, now: Timestamp) -> Result<(u64, Option<f64>), StoreError> {
+        self.read(move |c| outbox::depth(c, now)).await
+    }
+
+    async fn list_audit(&self, q: AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        self.read(move |c| audit::list(c, &q)).await
+    }
+
+    async fn sla_report(&self, from: Timestamp, to: Timestamp, group: ReportGroup) -> Result<SlaReport, StoreError> {
+        self.read(move |c| reports::sla(c, from, to, group)).await
+    }
+
+    async fn update_gauges(&self, now: Timestamp) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        self.read(move |c| gauges::update(c, &path, now)).await
+    }
+}
+
+/// Refuse a damaged database before anything is written to it.
+fn check_integrity(conn: &Connection, how: IntegrityCheck) -> Result<(), StoreError> {
+    let pragma = match how {
+        IntegrityCheck::Off => return Ok(()),
+        IntegrityCheck::Quick => "PRAGMA quick_check(20)",
+        IntegrityCheck::Full => "PRAGMA integrity_check(20)",
+    };
+    let started = std::time::Instant::now();
+    let problems: Vec<String> =
+        conn.prepare(pragma)?.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<_, _>>()?;
+    if problems.len() == 1 && problems[0] == "ok" {
+        tracing::info!(check = pragma, ms = started.elapsed().as_millis() as u64, "database integrity ok");
+        return Ok(());
+    }
+    Err(StoreError::Corrupt(format!(
+        "the database fails {pragma}: {}; restore a backup (alertgate backup) or repair it with sqlite3 .recover",
+        problems.join("; ")
+    )))
+}
+
+/// Copy the database at `db` to `to` while the gateway may be running: one
+/// read transaction sees a consistent state (WAL readers do not block the
+/// writer), copied with SQLite's backup API, then checked.
+pub fn backup(db: &Path, to: &Path) -> Result<u64, StoreError> {
+    if to.exists() {
+        return Err(StoreError::Conflict(format!("{} exists; choose a new file", to.display())));
+    }
+    let src = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    src.pragma_update(None, "busy_timeout", 5000)?;
+    let mut dst = Connection::open(to)?;
+    {
+        let b = rusqlite::backup::Backup::new(&src, &mut dst)?;
+        // All pages in one step: one snapshot, never restarted by concurrent writes.
+        match b.step(-1)? {
+            rusqlite::backup::StepResult::Done => {}
+            other => return Err(StoreError::CommitFailed(format!("backup did not complete: {other:?}"))),
+        }
+    }
+    let ok: String = dst.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+    if ok != "ok" {
+        return Err(StoreError::Corrupt(format!("the copy fails its check: {ok}")));
+    }
+    dst.pragma_update(None, "journal_mode", "DELETE")?;
+    Ok(std::fs::metadata(to).map(|m| m.len()).unwrap_or(0))
+}
+
+/// WAL size past which a checkpoint waits for the writer to pause, so the
+/// WAL cannot grow without bound under a constant write load.
+const WAL_RESTART_BYTES: u64 = 64 << 20;
+
+/// `store.max_size` over the database file and its WAL together.
+pub(crate) struct SizeLimit {
+    pub max: u64,
+    /// What the WAL may take before the checkpointer truncates it.
+    pub wal_share: u64,
+    db: PathBuf,
+    wal: PathBuf,
+}
+
+impl SizeLimit {
+    fn new(max: u64, db: &Path) -> SizeLimit {
+        SizeLimit {
+            max,
+            wal_share: (max / 4).clamp(256 << 10, WAL_RESTART_BYTES),
+            db: db.to_path_buf(),
+            wal: PathBuf::from(format!("{}-wal", db.display())),
+        }
+    }
+
+    /// True when the files together have reached the limit.
+    pub fn reached(&self) -> bool {
+        let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        size(&self.db) + size(&self.wal) >= self.max
+    }
+}
+
+/// Copy the WAL into the database in the background, once a second: a
+/// passive checkpoint never blocks the writer or readers.
+fn checkpointer(conn: Connection, stop: std::sync::mpsc::Receiver<()>, wal_share: u64) {
+    let wal = conn.path().map(|p| PathBuf::from(format!("{p}-wal")));
+    loop {
+        match stop.recv_timeout(std::time::Duration::from_secs(1)) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+        let size = wal.as_ref().and_then(|p| std::fs::metadata(p).ok()).map_or(0, |m| m.len());
+        // Past its share the WAL is copied back and truncated, so the files
+        // stay within `store.max_size`.
+        let mode = if size > wal_share { "TRUNCATE" } else { "PASSIVE" };
+        if let Err(e) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
+            tracing::warn!(error = %e, "background checkpoint failed");
+        }
+    }
+}
+
+pub(crate) fn ms(t: Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+pub(crate) fn ts(ms: i64) -> Result<Timestamp, StoreError> {
+    Timestamp::from_millisecond(ms).map_err(|e| StoreError::Corrupt(format!("time {ms}: {e}")))
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match &e {
+            rusqlite::Error::SqliteFailure(f, msg) => match f.code {
+                rusqlite::ErrorCode::DiskFull => {
+                    StoreError::DiskFull(msg.clone().unwrap_or_else(|| "database or disk is full".into()))
+                }
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked => {
+                    StoreError::Busy(e.to_string())
+                }
+                _ => StoreError::Database(e.to_string()),
+            },
+            _ => StoreError::Database(e.to_string()),
+        }
+    }
+}

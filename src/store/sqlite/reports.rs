@@ -1,0 +1,88 @@
+//! The SLA report's sums, by SQL (see `store::report` for what they mean).
+use jiff::Timestamp;
+use rusqlite::{Connection, params};
+
+use super::{StoreError, ms};
+use crate::sla::clock::ClockState;
+use crate::store::report::{GroupSums, RecurringProblem, ReportGroup, SlaReport};
+
+fn column(group: ReportGroup) -> &'static str {
+    match group {
+        ReportGroup::Service => "COALESCE(i.service, '')",
+        ReportGroup::Priority => "i.priority",
+        ReportGroup::Rule => "i.rule",
+    }
+}
+
+/// Incidents created in `[from, to)`.
+pub(super) fn sla(c: &Connection, from: Timestamp, to: Timestamp, group: ReportGroup) -> Result<SlaReport, StoreError> {
+    let col = column(group);
+    let mut rows: std::collections::BTreeMap<String, GroupSums> = Default::default();
+    let mut stmt = c.prepare(&format!(
+        "SELECT {col}, count(*), count(i.acknowledged_at), COALESCE(sum(i.acknowledged_at - i.created_at), 0),
+                count(i.resolved_at), COALESCE(sum(i.resolved_at - i.created_at), 0)
+         FROM incidents i WHERE i.created_at >= ?1 AND i.created_at < ?2 GROUP BY 1"
+    ))?;
+    for row in stmt.query_map(params![ms(from), ms(to)], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, i64>(3)?,
+            r.get::<_, i64>(4)?,
+            r.get::<_, i64>(5)?,
+        ))
+    })? {
+        let (key, n, acked, ack_sum, resolved, resolve_sum) = row?;
+        let e = rows.entry(key).or_default();
+        e.incidents = n as u64;
+        e.acknowledged = acked as u64;
+        e.ack_ms_sum = ack_sum;
+        e.resolved = resolved as u64;
+        e.resolve_ms_sum = resolve_sum;
+    }
+    let mut stmt = c.prepare(&format!(
+        "SELECT {col}, s.kind, sum({}), sum({}), sum({})
+         FROM incidents i JOIN sla_clocks s ON s.incident_id = i.id
+         WHERE i.created_at >= ?1 AND i.created_at < ?2 GROUP BY 1, 2",
+        ClockState::Met.sql("s"),
+        ClockState::Breached.sql("s"),
+        ClockState::ResolvedUnacknowledged.sql("s"),
+    ))?;
+    for row in stmt.query_map(params![ms(from), ms(to)], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, i64>(3)?,
+            r.get::<_, i64>(4)?,
+        ))
+    })? {
+        let (key, kind, met, breached, unanswered) = row?;
+        let e = rows.entry(key).or_default();
+        if kind == "respond" {
+            e.respond_met = met as u64;
+            e.respond_breaches = breached as u64;
+            e.resolved_unacknowledged = unanswered as u64;
+        } else {
+            e.resolve_met = met as u64;
+            e.resolve_breaches = breached as u64;
+        }
+    }
+    let top_problems = c
+        .prepare(
+            "SELECT p.id, p.title, p.state, count(*) FROM problem_incidents pi
+             JOIN problems p ON p.id = pi.problem_id JOIN incidents i ON i.id = pi.incident_id
+             WHERE i.created_at >= ?1 AND i.created_at < ?2 GROUP BY p.id ORDER BY 4 DESC, p.id LIMIT 10",
+        )?
+        .query_map(params![ms(from), ms(to)], |r| {
+            Ok(RecurringProblem {
+                id: r.get(0)?,
+                title: r.get(1)?,
+                state: r.get(2)?,
+                incidents: r.get::<_, i64>(3)? as u64,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(SlaReport::assemble((from, to), group, rows.into_iter().collect(), top_problems))
+}
