@@ -21,6 +21,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod model;
 pub mod notify;
+pub mod oncall;
 pub mod output;
 pub mod replay;
 pub mod rules;
