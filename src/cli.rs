@@ -234,7 +234,7 @@ fn check(args: CheckArgs) -> ExitCode {
         config.as_ref().map(|c| c.rules_dir.clone()).or(overrides.rules_dir).unwrap_or_else(|| "rules".into());
     let allow_empty = config.as_ref().is_some_and(|c| c.allow_empty);
     let loaded = match (&config, &overrides.config_file) {
-        (Some(c), _) => crate::config::load_rules(&rules_dir, &c.notifiers, allow_empty),
+        (Some(c), _) => crate::config::load_rules(&rules_dir, &c.notifiers, &c.people, allow_empty),
         // A broken config: its notifiers still count as defined, so a rule
         // naming one is not reported again.
         (None, file) => {
@@ -248,13 +248,15 @@ fn check(args: CheckArgs) -> ExitCode {
         Ok(set) => {
             if !failed {
                 println!(
-                    "ok: {} rule file(s), {} incident rule(s), {} inhibit rule(s), {} SLA policies, {} escalation policies, {} problem rule(s)",
+                    "ok: {} rule file(s), {} incident rule(s), {} inhibit rule(s), {} SLA policies, {} escalation policies, {} problem rule(s), {} schedule(s), {} heartbeat(s)",
                     set.files.len(),
                     set.incident_rules.len(),
                     set.inhibit_rules.len(),
                     set.sla_policies.len(),
                     set.escalation_policies.len(),
-                    set.problem_rules.len()
+                    set.problem_rules.len(),
+                    set.schedules.len(),
+                    set.heartbeats.len()
                 );
             }
         }

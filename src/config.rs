@@ -2,6 +2,8 @@
 //! environment variables and flags, checked into typed values at load.
 //! Precedence: flag, then environment variable, then file, then default.
 //! Every problem in the file is reported at once.
+mod people;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,6 +12,8 @@ use serde::Deserialize;
 
 use crate::ingest::generic::{Mapping, MappingSpec};
 use crate::model::Duration;
+use crate::model::person::Person;
+pub use people::{check_people, reachable};
 
 /// The default listen address: loopback, clear of Prometheus (9090),
 /// Alertmanager (9093/9094), Grafana (3000) and the common exporters.
@@ -29,6 +33,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub generic: BTreeMap<String, Mapping>,
     pub notifiers: crate::notify::Notifiers,
+    /// Whom schedules and escalation steps page (`people:`).
+    pub people: Vec<Person>,
     pub outbox: crate::notify::OutboxSettings,
     pub auth: std::sync::Arc<crate::auth::Auth>,
     pub tls: Option<TlsFiles>,
@@ -246,6 +252,8 @@ struct FileConfig {
     #[serde(default)]
     notifiers: Vec<crate::notify::RawNotifier>,
     #[serde(default)]
+    people: Vec<people::RawPerson>,
+    #[serde(default)]
     outbox: crate::notify::RawOutbox,
     #[serde(default)]
     auth: crate::auth::RawAuth,
@@ -351,6 +359,7 @@ impl Config {
         let generic = check.generic_mappings(file.generic);
         let web = check.web(&file.web);
         let notifiers = check.notifiers(file.notifiers, &web);
+        let people = check.people(file.people, &notifiers);
         let auth = check.auth(file.auth);
         let tls = check.tls(file.tls);
         let limits = file.limits.compile(&check.file_name, &mut check.problems);
@@ -370,6 +379,7 @@ impl Config {
             log_format: o.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
             generic,
             notifiers,
+            people,
             outbox,
             auth: std::sync::Arc::new(auth),
             tls,
@@ -509,6 +519,14 @@ impl Check {
         notifiers
     }
 
+    /// Each person must be reachable through a notifier above.
+    fn people(&mut self, raw: Vec<people::RawPerson>, notifiers: &crate::notify::Notifiers) -> Vec<Person> {
+        let mut problems = Vec::new();
+        let people = people::compile(raw, notifiers, &mut problems);
+        self.problems_under("", problems);
+        people
+    }
+
     fn auth(&mut self, raw: crate::auth::RawAuth) -> crate::auth::Auth {
         raw.compile(&self.base).unwrap_or_else(|errs| {
             self.problems_under("", errs);
@@ -549,20 +567,26 @@ impl Check {
 }
 
 impl Config {
-    /// Load the rules directory and check that every notifier the rules
-    /// name is configured.
+    /// Load the rules directory and check that every notifier and person
+    /// the rules name is configured.
     pub fn load_rules(&self) -> Result<crate::rules::RuleSet, Vec<crate::rules::RuleError>> {
-        load_rules(&self.rules_dir, &self.notifiers, self.allow_empty)
+        load_rules(&self.rules_dir, &self.notifiers, &self.people, self.allow_empty)
     }
 }
 
+/// The rules as this config runs them: the notifiers they name must be
+/// configured; once the files themselves are valid, the people they name
+/// must be defined and reachable ([`check_people`]).
 pub fn load_rules(
     dir: &Path,
     notifiers: &crate::notify::Notifiers,
+    people: &[Person],
     allow_empty: bool,
 ) -> Result<crate::rules::RuleSet, Vec<crate::rules::RuleError>> {
     let names = notifiers.names();
-    crate::rules::RuleSet::load(dir, &crate::rules::LoadOptions { notifiers: Some(&names), allow_empty })
+    let set = crate::rules::RuleSet::load(dir, &crate::rules::LoadOptions { notifiers: Some(&names), allow_empty })?;
+    let problems = check_people(&set, people, notifiers);
+    if problems.is_empty() { Ok(set) } else { Err(problems) }
 }
 
 /// The address to bind: `127.0.0.1:9797`, `[::1]:9797`, or a host name

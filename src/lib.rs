@@ -3,8 +3,9 @@
 //! Senders push alerts over HTTP (`api`), each format is parsed into the
 //! normalized [`model::Alert`] (`ingest`), and the store (`store`), the only
 //! owner of the SQLite file, deduplicates and commits them durably before the
-//! sender gets its 2xx. Pure decisions live in `model`, `rules` and `ingest`;
-//! I/O lives at the edges (`api`, `web`, `store`, `client`).
+//! sender gets its 2xx. Pure decisions live in `model`, `rules`, `ingest` and
+//! `oncall` (who is on call); I/O lives at the edges (`api`, `web`, `store`,
+//! `client`).
 #![forbid(unsafe_code)]
 // stdout is written through `output`, which survives a closed pipe.
 #![warn(clippy::print_stdout)]
@@ -21,6 +22,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod model;
 pub mod notify;
+pub mod oncall;
 pub mod output;
 pub mod replay;
 pub mod rules;

@@ -4,6 +4,7 @@
 use jiff::{SignedDuration, Timestamp};
 
 use crate::rules::policy::EscalationPolicy;
+use crate::rules::target::Target;
 
 /// Where an incident is in its escalation policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +63,10 @@ impl Escalation {
                 self.due_at = None;
                 break;
             };
-            fired.push(StepFired { round: self.round, step: self.step, notify: step.notify.clone(), at: due });
+            // Notifiers only: paging schedule: and person: targets needs who is on
+            // call and people's contacts, which the escalation does not have yet.
+            let notify = step.notify.iter().filter_map(Target::notifier).map(str::to_owned).collect();
+            fired.push(StepFired { round: self.round, step: self.step, notify, at: due });
             self.step += 1;
             if let Some(next) = policy.steps.get(self.step) {
                 self.due_at = Some(plus(self.round_started, next.after.signed()));
@@ -107,10 +111,10 @@ mod tests {
         EscalationPolicy {
             name: "payments".into(),
             steps: vec![
-                EscalationStep { after: Duration::ZERO, notify: vec!["payments-oncall".into()] },
+                EscalationStep { after: Duration::ZERO, notify: vec![Target::Notifier("payments-oncall".into())] },
                 EscalationStep {
                     after: Duration::from_secs(900),
-                    notify: vec!["payments-lead".into(), "chatops".into()],
+                    notify: vec![Target::Notifier("payments-lead".into()), Target::Notifier("chatops".into())],
                 },
             ],
             repeat,
@@ -158,5 +162,18 @@ mod tests {
         shorter.steps.truncate(1);
         assert!(e.fire_due(&shorter, t("2026-11-24T11:00:00Z")).is_empty());
         assert_eq!(e.due_at, None);
+    }
+
+    #[test]
+    fn schedule_and_person_targets_are_not_notifiers() {
+        let mut p = policy(0);
+        p.steps[0].notify = vec![
+            Target::Schedule("payments-primary".into()),
+            Target::Person("carol".into()),
+            Target::Notifier("chatops".into()),
+        ];
+        let start = t("2026-11-24T10:00:00Z");
+        let mut e = Escalation::start(&p, start);
+        assert_eq!(e.fire_due(&p, start)[0].notify, ["chatops"]);
     }
 }

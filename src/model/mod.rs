@@ -3,9 +3,11 @@ pub mod alert;
 pub mod change;
 pub mod duration;
 pub mod fingerprint;
+pub mod heartbeat;
 pub mod incident;
 pub mod mute;
 pub mod notification;
+pub mod person;
 pub mod problem;
 
 pub use alert::{Alert, AlertRecord, AlertState, AlertStatus, AlertUpdate, Annotations, LabelSet, Observation, Source};

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::matcher::Matcher;
+use super::target::Target;
 use super::template::TemplateBuilder;
 use crate::model::incident::{Impact, Priority, PriorityMatrix, Urgency};
 use crate::model::{Duration, LabelSet};
@@ -99,7 +100,12 @@ pub struct IncidentRule {
     /// `None` means `never`.
     pub auto_resolve_after: Option<Duration>,
     pub flap_window: Duration,
+    /// As written: an assignment group, `schedule:NAME` or `person:NAME`.
     pub assign_to: Option<String>,
+    /// `assign_to` when it names a schedule (the incident goes to whoever
+    /// is on call when it opens) or a person; `None` for a group. Never a
+    /// [`Target::Notifier`].
+    pub assign_to_target: Option<Target>,
     /// Overrides the first matching SLA policy (checked to exist).
     pub sla_policy: Option<String>,
     /// The escalation policy its incidents follow (checked to exist).
@@ -280,6 +286,19 @@ fn service_template(
     })
 }
 
+/// A schedule or person `assign_to` names; a plain name is an assignment
+/// group, as before schedules existed.
+fn assign_target(text: &str, p: &mut Vec<String>) -> Option<Target> {
+    match Target::parse(text) {
+        Ok(Target::Notifier(_)) => None,
+        Ok(t) => Some(t),
+        Err(e) => {
+            p.push(format!("assign_to: {e}"));
+            None
+        }
+    }
+}
+
 impl RawIncidentRule {
     pub(super) fn name(&self) -> &str {
         &self.name
@@ -304,6 +323,8 @@ impl RawIncidentRule {
         }
         let title_template = title_template(self.title, index, templates, &mut p);
         let service_template = service_template(self.service, index, templates, &mut p);
+        let assign_to = self.assign_to.filter(|a| !a.is_empty());
+        let assign_to_target = assign_to.as_deref().and_then(|a| assign_target(a, &mut p));
         if !p.is_empty() {
             return Err(p);
         }
@@ -320,7 +341,8 @@ impl RawIncidentRule {
             min_duration,
             auto_resolve_after,
             flap_window,
-            assign_to: self.assign_to.filter(|a| !a.is_empty()),
+            assign_to,
+            assign_to_target,
             sla_policy: self.sla_policy,
             escalation: self.escalation,
             notify: self.notify,

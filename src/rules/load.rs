@@ -7,10 +7,13 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
+use super::heartbeat::RawHeartbeat;
 use super::incident::{self, RawIncidentRule, RawInhibitRule};
 use super::policy::{RawChangeCorrelation, RawEscalationPolicy, RawProblemRule, RawSlaPolicy};
+use super::target::{PersonReference, Target};
 use super::template::TemplateBuilder;
 use super::{LoadOptions, RouteIndex, RuleError, RuleSet};
+use crate::oncall::{RawSchedule, Schedule};
 use crate::sla::calendar::{Calendar, RawCalendar};
 use crate::yaml::{Mark, Node, YamlError, tree::Kind};
 
@@ -23,6 +26,8 @@ const SECTIONS: &[&str] = &[
     "escalation_policies",
     "problem_rules",
     "change_correlation",
+    "schedules",
+    "heartbeats",
 ];
 
 /// A reference from one section to a name another defines.
@@ -30,7 +35,7 @@ struct Reference {
     file: PathBuf,
     at: Mark,
     who: String,
-    /// `calendar`, `sla_policy`, `escalation`, or `notify` (with the field).
+    /// `calendar`, `sla_policy`, `escalation`, `schedule`, or `notify` (with the field).
     what: &'static str,
     field: String,
     name: String,
@@ -112,6 +117,8 @@ impl<'o> Loader<'o> {
                 "sla_policies" => self.each(file, value, "sla_policies", Self::sla_policy),
                 "escalation_policies" => self.each(file, value, "escalation_policies", Self::escalation_policy),
                 "problem_rules" => self.each(file, value, "problem_rules", Self::problem_rule),
+                "schedules" => self.each(file, value, "schedules", Self::schedule),
+                "heartbeats" => self.each(file, value, "heartbeats", Self::heartbeat),
                 "calendars" => self.calendars(file, value),
                 "priority_matrix" => self.priority_matrix(file, key, value),
                 "change_correlation" => self.change_correlation(file, key, value),
@@ -175,6 +182,29 @@ impl<'o> Loader<'o> {
         self.references.push(Reference { file, at, who: who.to_owned(), what, field, name: name.to_owned() });
     }
 
+    /// A target named at `field`: a notifier or schedule to check once all
+    /// files are read, or a person for the config to check.
+    fn target(&mut self, file: &Path, item: &Node, who: &str, field: &str, target: &Target) {
+        let at = item.find(field).map_or(item.at, |n| n.at);
+        let list = field.rsplit_once('[').map_or(field, |(list, _)| list).to_owned();
+        match target {
+            Target::Notifier(n) => self.refer(file, at, who, "notify", list, n),
+            Target::Schedule(s) => self.refer(file, at, who, "schedule", field.to_owned(), s),
+            Target::Person(p) => self.person(file, at, who, field, p),
+        }
+    }
+
+    fn person(&mut self, file: &Path, at: Mark, who: &str, field: &str, person: &str) {
+        self.set.person_references.push(PersonReference {
+            person: person.to_owned(),
+            file: file.to_path_buf(),
+            line: at.line,
+            column: at.column,
+            rule: who.to_owned(),
+            field: field.to_owned(),
+        });
+    }
+
     fn incident_rule(&mut self, file: &Path, item: &Node, _: usize) {
         let who = Self::name_of(item);
         let Some(raw) = self.read::<RawIncidentRule>(file, item, &who) else { return };
@@ -194,6 +224,9 @@ impl<'o> Loader<'o> {
                 for (i, n) in rule.notify.iter().enumerate() {
                     let at = item.find(&format!("notify[{i}]")).map_or(item.at, |n| n.at);
                     self.refer(file, at, &name, "notify", "notify".into(), n);
+                }
+                if let Some(t) = &rule.assign_to_target {
+                    self.target(file, item, &name, "assign_to", t);
                 }
                 self.set.incident_rules.push(rule)
             }
@@ -236,9 +269,8 @@ impl<'o> Loader<'o> {
         match raw.compile() {
             Ok(p) => {
                 for (i, step) in p.steps.iter().enumerate() {
-                    for (j, n) in step.notify.iter().enumerate() {
-                        let at = item.find(&format!("steps[{i}].notify[{j}]")).map_or(item.at, |n| n.at);
-                        self.refer(file, at, &who_text, "notify", format!("steps[{i}].notify"), n);
+                    for (j, t) in step.notify.iter().enumerate() {
+                        self.target(file, item, &who_text, &format!("steps[{i}].notify[{j}]"), t);
                     }
                 }
                 self.set.escalation_policies.insert(name, p);
@@ -255,6 +287,40 @@ impl<'o> Loader<'o> {
         self.define("problem rule", &name, file, item.get("name").map_or(item.at, |n| n.at), &who);
         match raw.compile() {
             Ok(r) => self.set.problem_rules.push(r),
+            Err(problems) => self.compile_errors(file, item, &who, problems),
+        }
+    }
+
+    fn schedule(&mut self, file: &Path, item: &Node, _: usize) {
+        let who = Self::name_of(item).map(|n| format!("schedules.{n}"));
+        let Some(raw) = self.read::<RawSchedule>(file, item, &who) else { return };
+        let name = raw.name.clone();
+        let who_text = format!("schedules.{name}");
+        let who = Some(who_text.clone());
+        self.define("schedule", &name, file, item.get("name").map_or(item.at, |n| n.at), &who);
+        match Schedule::compile(raw) {
+            Ok(s) => {
+                for (i, layer) in s.layers.iter().enumerate() {
+                    for (j, person) in layer.rotation.people.iter().enumerate() {
+                        let field = format!("layers[{i}].rotation.people[{j}]");
+                        let at = item.find(&field).map_or(item.at, |n| n.at);
+                        self.person(file, at, &who_text, &field, person);
+                    }
+                }
+                self.set.schedules.insert(name, s);
+            }
+            Err(problems) => self.compile_errors(file, item, &who, problems),
+        }
+    }
+
+    fn heartbeat(&mut self, file: &Path, item: &Node, _: usize) {
+        let who = Self::name_of(item).map(|n| format!("heartbeats.{n}"));
+        let Some(raw) = self.read::<RawHeartbeat>(file, item, &who) else { return };
+        let name = raw.name().to_owned();
+        let who = Some(format!("heartbeats.{name}"));
+        self.define("heartbeat", &name, file, item.get("name").map_or(item.at, |n| n.at), &who);
+        match raw.compile() {
+            Ok(h) => _ = self.set.heartbeats.insert(name, h),
             Err(problems) => self.compile_errors(file, item, &who, problems),
         }
     }
@@ -338,6 +404,12 @@ impl<'o> Loader<'o> {
                     }
                     let list = if known.is_empty() { "none are configured".to_owned() } else { known.join(", ") };
                     format!("{}: no notifier {:?} in the config (known: {list})", r.field, r.name)
+                }
+                "schedule" => {
+                    if self.set.schedules.contains_key(&r.name) {
+                        continue;
+                    }
+                    format!("{}: no schedule {:?} in schedules", r.field, r.name)
                 }
                 what => {
                     let (known, section) = match what {

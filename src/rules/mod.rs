@@ -2,18 +2,21 @@
 //! order. Each file is parsed into raw types (unknown keys are errors), then
 //! compiled into checked rules; every problem of every file is reported with
 //! its file, line and rule name. `alertgate check` runs this same code.
+pub mod heartbeat;
 pub mod incident;
 mod load;
 pub mod matcher;
 pub mod policy;
+pub mod target;
 pub mod template;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::model::Duration;
 use crate::model::incident::PriorityMatrix;
+use crate::oncall::Schedule;
 use crate::sla::calendar::Calendar;
 use incident::{IncidentRule, InhibitRule};
 use policy::{EscalationPolicy, ProblemRule, SlaPolicy};
@@ -36,6 +39,13 @@ pub struct RuleSet {
     pub problem_rules: Vec<ProblemRule>,
     /// How long after a change an incident of its service lists it.
     pub change_window: Duration,
+    /// On-call schedules by name.
+    pub schedules: BTreeMap<String, Schedule>,
+    /// Heartbeats by name.
+    pub heartbeats: BTreeMap<String, heartbeat::Heartbeat>,
+    /// Every place the rules name a person; people live in the config, so
+    /// these are checked where config and rules meet.
+    pub person_references: Vec<target::PersonReference>,
     index: RouteIndex,
 }
 
@@ -52,6 +62,9 @@ impl Default for RuleSet {
             escalation_policies: HashMap::new(),
             problem_rules: Vec::new(),
             change_window: policy::DEFAULT_CHANGE_WINDOW,
+            schedules: BTreeMap::new(),
+            heartbeats: BTreeMap::new(),
+            person_references: Vec::new(),
             index: RouteIndex::default(),
         }
     }
@@ -364,6 +377,126 @@ incident_rules:
             "b.yaml:3:15: rule sla_policies.biz: calendar: no \"business-us\" in calendars",
             "b.yaml:11:17: rule payments: sla_policy: no \"nope\" in sla_policies",
             "b.yaml:12:17: rule payments: escalation: no \"missing\" in escalation_policies",
+        ];
+        for w in want {
+            assert!(errs.iter().any(|e| e.contains(w)), "no {w:?} in {errs:#?}");
+        }
+        assert_eq!(errs.len(), want.len(), "{errs:#?}");
+    }
+
+    #[test]
+    fn schedules_heartbeats_and_targets_compile() {
+        use target::Target;
+        let a = r#"schedules:
+  - name: payments-primary
+    timezone: Europe/Berlin
+    layers:
+      - name: weekly
+        rotation: {people: [alice, bob, carol], shift: 1w, handoff: "mon 09:00", start: 2026-11-02}
+      - name: business-hours-backup
+        rotation: {people: [dave], shift: 1d, handoff: "09:00"}
+        restrict: {mon-fri: "09:00-17:00"}
+heartbeats:
+  - name: prometheus-prod
+    interval: 1m
+    grace: 2m
+    matchers: ['alertname="Watchdog"', 'prometheus="monitoring/k8s"']
+    labels: {service: monitoring, severity: critical}
+escalation_policies:
+  - name: payments
+    steps:
+      - {after: 0m,  notify: [schedule:payments-primary]}
+      - {after: 15m, notify: [person:carol, chatops]}
+incident_rules:
+  - name: payments
+    escalation: payments
+    assign_to: schedule:payments-primary
+  - name: db
+    assign_to: dba-team
+"#;
+        let set = load(&[("a.yaml", a)]).unwrap();
+        let s = &set.schedules["payments-primary"];
+        assert_eq!(s.layers.len(), 2);
+        let at = "2026-11-02T10:00:00Z".parse().unwrap();
+        assert_eq!(crate::oncall::on_call(s, &[], at).unwrap().person, "dave");
+        let h = &set.heartbeats["prometheus-prod"];
+        assert_eq!((h.interval, h.grace), (Duration::from_secs(60), Duration::from_secs(120)));
+        let steps = &set.escalation_policies["payments"].steps;
+        assert_eq!(steps[0].notify, [Target::Schedule("payments-primary".into())]);
+        assert_eq!(steps[1].notify, [Target::Person("carol".into()), Target::Notifier("chatops".into())]);
+        let rule = &set.incident_rules[0];
+        assert_eq!(rule.assign_to.as_deref(), Some("schedule:payments-primary"));
+        assert_eq!(rule.assign_to_target, Some(Target::Schedule("payments-primary".into())));
+        assert_eq!(set.incident_rules[1].assign_to_target, None, "a plain name is an assignment group");
+        // Every person the rules name, where, for the config to check.
+        let named: Vec<String> = set
+            .person_references
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}:{}:{} {} {} {}",
+                    r.file.file_name().unwrap().to_string_lossy(),
+                    r.line,
+                    r.column,
+                    r.rule,
+                    r.field,
+                    r.person
+                )
+            })
+            .collect();
+        assert_eq!(
+            named,
+            [
+                "a.yaml:6:29 schedules.payments-primary layers[0].rotation.people[0] alice",
+                "a.yaml:6:36 schedules.payments-primary layers[0].rotation.people[1] bob",
+                "a.yaml:6:41 schedules.payments-primary layers[0].rotation.people[2] carol",
+                "a.yaml:8:29 schedules.payments-primary layers[1].rotation.people[0] dave",
+                "a.yaml:20:31 escalation_policies.payments steps[1].notify[0] carol",
+            ]
+        );
+    }
+
+    #[test]
+    fn schedule_and_heartbeat_mistakes_name_file_line_column_and_rule() {
+        let a = "schedules:
+  - name: s
+    timezone: Europe/Berln
+    layers:
+      - name: weekly
+        rotation: {people: [a], shift: 1 week, handoff: 'mon 9am'}
+        restrict: {mon-fry: '09:00-17:00'}
+  - name: s
+    layers: [{name: l, rotation: {people: [a], shift: 1d}}]
+heartbeats:
+  - name: hb
+    interval: 500ms
+    matchers: ['job=~\"(\"']
+  - name: hb
+    interval: 1m
+    timeout: 2m
+escalation_policies:
+  - name: p
+    steps: [{after: 0m, notify: ['schedule:nope', chatops]}]
+  - name: q
+    steps: [{after: 0m, notify: ['person:']}]
+incident_rules:
+  - name: r
+    assign_to: schedule:missing
+";
+        let errs: Vec<String> = load(&[("a.yaml", a)]).unwrap_err().iter().map(|e| e.to_string()).collect();
+        let want = [
+            "a.yaml:3:15: rule schedules.s: timezone: unknown time zone \"Europe/Berln\"",
+            "a.yaml:6:40: rule schedules.s: layers[0].rotation.shift: \"1 week\" is not a shift length",
+            "a.yaml:6:57: rule schedules.s: layers[0].rotation.handoff: \"mon 9am\" is not a handoff",
+            "a.yaml:7:29: rule schedules.s: layers[0].restrict.mon-fry: unknown day \"fry\"",
+            "a.yaml:8:11: rule schedules.s: duplicate schedule name (first defined at",
+            "a.yaml:12:15: rule heartbeats.hb: interval: at least 1s",
+            "a.yaml:13:16: rule heartbeats.hb: matchers[0]: bad matcher",
+            "a.yaml:16:5: rule heartbeats.hb: unknown field `timeout`",
+            "a.yaml:14:11: rule heartbeats.hb: duplicate heartbeat name (first defined at",
+            "a.yaml:19:34: rule escalation_policies.p: steps[0].notify[0]: no schedule \"nope\" in schedules",
+            "a.yaml:21:34: rule escalation_policies.q: steps[0].notify[0]: \"person:\": give a name after the colon",
+            "a.yaml:24:16: rule r: assign_to: no schedule \"missing\" in schedules",
         ];
         for w in want {
             assert!(errs.iter().any(|e| e.contains(w)), "no {w:?} in {errs:#?}");

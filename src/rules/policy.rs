@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::matcher::Matcher;
+use super::target::Target;
 use crate::model::incident::{IncidentState, Priority};
 use crate::model::{Duration, LabelSet};
 
@@ -101,7 +102,8 @@ impl SlaPolicy {
 pub struct EscalationStep {
     /// Since the round began (the incident triggered, for the first round).
     pub after: Duration,
-    pub notify: Vec<String>,
+    /// Notifiers, schedules (whoever is on call) and people.
+    pub notify: Vec<Target>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -257,14 +259,21 @@ impl RawEscalationPolicy {
         for (i, s) in self.steps.into_iter().enumerate() {
             let after = duration(&s.after, &format!("steps[{i}].after"), &mut p).unwrap_or_default();
             if s.notify.is_empty() {
-                p.push(format!("steps[{i}].notify: name at least one notifier"));
+                p.push(format!("steps[{i}].notify: name at least one notifier, schedule:NAME or person:NAME"));
+            }
+            let mut notify = Vec::new();
+            for (j, text) in s.notify.iter().enumerate() {
+                match Target::parse(text) {
+                    Ok(t) => notify.push(t),
+                    Err(e) => p.push(format!("steps[{i}].notify[{j}]: {e}")),
+                }
             }
             if let Some(prev) = steps.last().map(|s: &EscalationStep| s.after)
                 && after < prev
             {
                 p.push(format!("steps[{i}].after: {after} comes before the previous step's {prev}"));
             }
-            steps.push(EscalationStep { after, notify: s.notify });
+            steps.push(EscalationStep { after, notify });
         }
         let last = steps.last().map(|s| s.after).unwrap_or_default();
         let repeat_interval = match &self.repeat_interval {
@@ -373,6 +382,25 @@ mod tests {
         assert!(errs[0].contains("steps[1].notify"));
         assert!(errs[1].contains("comes before"));
         assert!(compile("name: p\n").unwrap_err()[0].contains("at least one step"));
+    }
+
+    #[test]
+    fn escalation_targets_are_typed() {
+        let compile = |y: &str| crate::yaml::from_str::<RawEscalationPolicy>(y).unwrap().compile();
+        let p = compile(
+            "name: payments\nsteps:\n  - {after: 0m, notify: [schedule:payments-primary]}\n  - {after: 15m, notify: [person:carol, chatops]}\n",
+        )
+        .unwrap();
+        assert_eq!(p.steps[0].notify, [Target::Schedule("payments-primary".into())]);
+        assert_eq!(p.steps[1].notify, [Target::Person("carol".into()), Target::Notifier("chatops".into())]);
+        let errs = compile("name: p\nsteps: [{after: 0m, notify: [chatops, 'schedule:', 'person: ']}]\n").unwrap_err();
+        assert_eq!(
+            errs,
+            [
+                "steps[0].notify[1]: \"schedule:\": give a name after the colon",
+                "steps[0].notify[2]: \"person:\": give a name after the colon",
+            ]
+        );
     }
 
     #[test]

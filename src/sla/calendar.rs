@@ -184,6 +184,29 @@ impl Calendar {
         found.map_or(Timestamp::MAX, timestamp)
     }
 
+    /// The working intervals that overlap `[from, to)`, in order, each
+    /// `[start, end)` whole (not clipped to the window); `[from, to)` itself
+    /// for 24x7. On-call restrictions need where working time begins and
+    /// ends, not only how much of it there is.
+    pub fn working_intervals(&self, from: Timestamp, to: Timestamp) -> Vec<(Timestamp, Timestamp)> {
+        let (from_ms, to_ms) = (from.as_millisecond(), to.as_millisecond());
+        let Schedule::Weekly(week) = &self.schedule else {
+            return if to > from { vec![(from, to)] } else { Vec::new() };
+        };
+        let mut out = Vec::new();
+        let last = week.date_of(to).tomorrow().unwrap_or(Date::MAX);
+        week.walk(week.walk_start(from), last, |start, end| {
+            if start >= to_ms {
+                return ControlFlow::Break(());
+            }
+            if end > from_ms {
+                out.push((timestamp(start), timestamp(end)));
+            }
+            ControlFlow::Continue(())
+        });
+        out
+    }
+
     /// Whether `at` lies in working time.
     pub fn is_working(&self, at: Timestamp) -> bool {
         let Schedule::Weekly(week) = &self.schedule else { return true };
@@ -434,6 +457,23 @@ mod tests {
         // A start inside the gap moves forward, as jiff's "compatible" does.
         let gap = cal("Europe/Berlin", &[("sun", "02:30-05:00")], &[]);
         assert_eq!(gap.working_ms(ts("2026-03-29T00:00:00+01:00"), ts("2026-03-30T00:00:00+02:00")), H + H / 2);
+    }
+
+    #[test]
+    fn working_intervals_whole_and_in_order() {
+        let c = cal("Europe/Berlin", &[("mon-fri", "09:00-12:00, 13:00-17:00")], &["2026-03-31"]);
+        // Monday 2026-03-30 (after the switch to CEST) to Wednesday, the Tuesday a holiday.
+        let got = c.working_intervals(ts("2026-03-30T10:00:00+02:00"), ts("2026-04-01T09:30:00+02:00"));
+        let want = [
+            ("2026-03-30T09:00:00+02:00", "2026-03-30T12:00:00+02:00"),
+            ("2026-03-30T13:00:00+02:00", "2026-03-30T17:00:00+02:00"),
+            ("2026-04-01T09:00:00+02:00", "2026-04-01T12:00:00+02:00"),
+        ];
+        assert_eq!(got, want.map(|(a, b)| (ts(a), ts(b))));
+        assert!(c.working_intervals(ts("2026-03-28T00:00:00Z"), ts("2026-03-29T00:00:00Z")).is_empty());
+        let (a, b) = (ts("2026-03-28T00:00:00Z"), ts("2026-03-29T00:00:00Z"));
+        assert_eq!(Calendar::always().working_intervals(a, b), [(a, b)]);
+        assert!(Calendar::always().working_intervals(b, a).is_empty());
     }
 
     #[test]

@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use super::*;
 use crate::model::incident::{IncidentState, Priority};
 use crate::rules::policy::{EscalationStep, Targets};
+use crate::rules::target::Target;
 use crate::sla::clock::ClockState;
 
 fn t(s: &str) -> Timestamp {
@@ -189,9 +190,9 @@ fn escalation_policy() -> EscalationPolicy {
     EscalationPolicy {
         name: "pager".into(),
         steps: vec![
-            EscalationStep { after: d("0m"), notify: vec!["primary".into()] },
-            EscalationStep { after: d("10m"), notify: vec!["secondary".into()] },
-            EscalationStep { after: d("20m"), notify: vec!["manager".into()] },
+            EscalationStep { after: d("0m"), notify: vec![Target::Notifier("primary".into())] },
+            EscalationStep { after: d("10m"), notify: vec![Target::Notifier("secondary".into())] },
+            EscalationStep { after: d("20m"), notify: vec![Target::Notifier("manager".into())] },
         ],
         repeat: 0,
         repeat_interval: d("0m"),
