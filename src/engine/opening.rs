@@ -98,20 +98,55 @@ impl Opening {
     }
 }
 
-/// What happens to an open incident whose last firing alert resolved.
+/// What the gateway does once an incident is open, in order: the alerts
+/// held in its pending group join, then the ITSM layer starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpeningStep {
+    JoinHeldAlerts,
+    StartClocks,
+    CorrelateChanges,
+    LinkProblems,
+    /// Tell the rule's notifiers, with the first timeline entry.
+    NotifyTriggered,
+    StartEscalation(String),
+}
+
+pub fn steps(rule: &IncidentRule) -> Vec<OpeningStep> {
+    let mut out = vec![
+        OpeningStep::JoinHeldAlerts,
+        OpeningStep::StartClocks,
+        OpeningStep::CorrelateChanges,
+        OpeningStep::LinkProblems,
+        OpeningStep::NotifyTriggered,
+    ];
+    out.extend(rule.escalation.clone().map(OpeningStep::StartEscalation));
+    out
+}
+
+/// What happens to an incident when one of its alerts resolves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LastAlertResolved {
-    /// Resolve it now.
+    /// Resolve it now (comment: [`super::pending::ALL_ALERTS_RESOLVED`]).
     Resolve,
-    /// Resolve it at this instant unless an alert fires again before.
+    /// Resolve it at this instant unless an alert of it fires again
+    /// before (a firing alert clears the time).
     ResolveAt(Timestamp),
-    /// It stays open until a person resolves it.
+    /// Nothing: alerts still fire, it is not open, or only a person resolves it.
     Stay,
 }
 
-/// `rule` is the incident's rule (`None` when a reload removed it: the
-/// incident resolves at once, as it would have by default).
-pub fn last_alert_resolved(rule: Option<&IncidentRule>, now: Timestamp) -> LastAlertResolved {
+/// An alert of an incident in `state` resolved, leaving `firing_left` of
+/// its alerts firing. `rule` is the incident's rule (`None` when a reload
+/// removed it: the incident resolves at once, as it would have by default).
+pub fn alert_resolved(
+    rule: Option<&IncidentRule>,
+    state: crate::model::incident::IncidentState,
+    firing_left: u64,
+    now: Timestamp,
+) -> LastAlertResolved {
+    if firing_left > 0 || !state.is_open() {
+        return LastAlertResolved::Stay;
+    }
     match super::auto_resolve_at(rule, now) {
         Some(at) if at <= now => LastAlertResolved::Resolve,
         Some(at) => LastAlertResolved::ResolveAt(at),
@@ -180,6 +215,28 @@ incident_rules:
     }
 
     #[test]
+    fn an_incident_opens_its_itsm_layer_in_order() {
+        let rs = rules(
+            "incident_rules:\n  - {name: a, matchers: ['a=\"1\"'], escalation: p}\nescalation_policies:\n  - {name: p, steps: [{after: 0m, notify: [ops]}]}\n",
+        );
+        let steps = steps(&rs.incident_rules[0]);
+        assert_eq!(steps.first(), Some(&OpeningStep::JoinHeldAlerts));
+        assert_eq!(steps.last(), Some(&OpeningStep::StartEscalation("p".into())));
+        let plain = rules("incident_rules:\n  - {name: a, matchers: ['a=\"1\"']}\n");
+        assert_eq!(super::steps(&plain.incident_rules[0]).last(), Some(&OpeningStep::NotifyTriggered));
+    }
+
+    #[test]
+    fn an_alert_resolving_resolves_its_incident_only_when_the_last_one_does() {
+        use crate::model::incident::IncidentState::{Acknowledged, Resolved};
+        let rs = rules("incident_rules:\n  - {name: now, matchers: ['a=\"1\"']}\n");
+        let (rule, now) = (Some(&rs.incident_rules[0]), Timestamp::UNIX_EPOCH);
+        assert_eq!(alert_resolved(rule, Acknowledged, 1, now), LastAlertResolved::Stay, "one still fires");
+        assert_eq!(alert_resolved(rule, Resolved, 0, now), LastAlertResolved::Stay, "already resolved");
+        assert_eq!(alert_resolved(rule, Acknowledged, 0, now), LastAlertResolved::Resolve);
+    }
+
+    #[test]
     fn the_last_alert_resolving_resolves_now_later_or_never() {
         let rs = rules(
             r#"
@@ -190,12 +247,13 @@ incident_rules:
 "#,
         );
         let now: Timestamp = "2026-11-26T10:00:00Z".parse().unwrap();
-        assert_eq!(last_alert_resolved(Some(&rs.incident_rules[0]), now), LastAlertResolved::Resolve);
+        let open = crate::model::incident::IncidentState::Triggered;
+        assert_eq!(alert_resolved(Some(&rs.incident_rules[0]), open, 0, now), LastAlertResolved::Resolve);
         assert_eq!(
-            last_alert_resolved(Some(&rs.incident_rules[1]), now),
+            alert_resolved(Some(&rs.incident_rules[1]), open, 0, now),
             LastAlertResolved::ResolveAt("2026-11-26T10:05:00Z".parse().unwrap())
         );
-        assert_eq!(last_alert_resolved(Some(&rs.incident_rules[2]), now), LastAlertResolved::Stay);
-        assert_eq!(last_alert_resolved(None, now), LastAlertResolved::Resolve);
+        assert_eq!(alert_resolved(Some(&rs.incident_rules[2]), open, 0, now), LastAlertResolved::Stay);
+        assert_eq!(alert_resolved(None, open, 0, now), LastAlertResolved::Resolve);
     }
 }

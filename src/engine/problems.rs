@@ -12,9 +12,18 @@ use crate::rules::policy::ProblemRule;
 pub struct KeyHistory {
     /// The newest open or known-error problem of the key.
     pub active: Option<i64>,
-    /// Incidents of the key within the rule's window (this one included)
-    /// that no earlier problem of the key has taken, oldest first.
-    pub recurring: Vec<i64>,
+    /// Incidents of the key within the rule's window (this one included),
+    /// oldest first, each with whether an earlier problem of the key took it.
+    pub in_window: Vec<(i64, bool)>,
+}
+
+impl KeyHistory {
+    /// The incidents that count towards the threshold: those of an
+    /// earlier, resolved problem of the key do not count again; they
+    /// recur only with new ones.
+    pub fn recurring(&self) -> Vec<i64> {
+        self.in_window.iter().filter(|(_, taken)| !taken).map(|(id, _)| *id).collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +46,8 @@ pub fn on_incident(rule: &ProblemRule, key: &str, title: &str, history: &KeyHist
     if let Some(id) = history.active {
         return Recurrence::Link(id);
     }
-    if history.recurring.len() < rule.min_incidents as usize {
+    let recurring = history.recurring();
+    if recurring.len() < rule.min_incidents as usize {
         return Recurrence::Nothing;
     }
     Recurrence::Open {
@@ -45,10 +55,10 @@ pub fn on_incident(rule: &ProblemRule, key: &str, title: &str, history: &KeyHist
         message: format!(
             "opened by problem rule {}: {} incidents of {key} within {}",
             rule.name,
-            history.recurring.len(),
+            recurring.len(),
             rule.window
         ),
-        incidents: history.recurring.clone(),
+        incidents: recurring,
     }
 }
 
@@ -113,9 +123,36 @@ pub enum EditError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct EditOutcome {
     pub state: ProblemState,
+    /// Which time the new state sets.
+    pub stamp: ProblemStamp,
     pub changed: Map<String, Value>,
     pub message: String,
     pub became_known_error: bool,
+}
+
+/// The time a problem's new state sets: resolved and closed are dated;
+/// reopening clears the resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemStamp {
+    Nothing,
+    Resolved,
+    Closed,
+    Reopened,
+}
+
+/// A problem's timeline entry: an incident linked to it.
+pub fn incident_linked(incident_id: i64, now: Timestamp) -> crate::engine::sla::Entry {
+    crate::engine::sla::Entry {
+        at: now,
+        kind: "incident_linked",
+        message: format!("incident {incident_id} linked"),
+        data: json!({ "incident": incident_id }),
+    }
+}
+
+/// A problem's first timeline entry when a person opens it.
+pub fn opened_by_hand(key: Option<&str>, now: Timestamp) -> crate::engine::sla::Entry {
+    crate::engine::sla::Entry { at: now, kind: "opened", message: "opened by hand".into(), data: json!({ "key": key }) }
 }
 
 /// Decide an edit of `before`; `None` when it changes nothing.
@@ -149,12 +186,25 @@ pub fn edit(before: &Problem, e: &ProblemEdit) -> Result<Option<EditOutcome>, Ed
         format!("changed {}", names.join(", "))
     };
     let became_known_error = state == ProblemState::KnownError && before.state != ProblemState::KnownError;
-    Ok(Some(EditOutcome { state, changed, message, became_known_error }))
+    let stamp = match state {
+        _ if state == before.state => ProblemStamp::Nothing,
+        ProblemState::Resolved => ProblemStamp::Resolved,
+        ProblemState::Closed => ProblemStamp::Closed,
+        ProblemState::Open => ProblemStamp::Reopened,
+        ProblemState::KnownError => ProblemStamp::Nothing,
+    };
+    Ok(Some(EditOutcome { state, stamp, changed, message, became_known_error }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn incidents_an_earlier_problem_took_do_not_count_again() {
+        let h = KeyHistory { active: None, in_window: vec![(1, true), (2, false), (3, true), (4, false)] };
+        assert_eq!(h.recurring(), [2, 4]);
+    }
 
     #[test]
     fn only_a_closed_problem_refuses_links() {
@@ -206,7 +256,7 @@ mod tests {
     #[test]
     fn recurring_incidents_become_a_problem_at_the_threshold() {
         let key = "recurring{service=\"db\"}";
-        let history = |active: Option<i64>, n: i64| KeyHistory { active, recurring: (1..=n).collect() };
+        let history = |active: Option<i64>, n: i64| KeyHistory { active, in_window: (1..=n).map(|i| (i, false)).collect() };
         assert_eq!(on_incident(&rule(3), key, "disk full", &history(None, 2)), Recurrence::Nothing);
         assert_eq!(
             on_incident(&rule(3), key, "disk full", &history(None, 3)),

@@ -35,6 +35,12 @@ impl AlertStatus {
             _ => None,
         }
     }
+
+    /// The SQL condition that `column` holds this status (a literal, so
+    /// partial indexes on it stay usable).
+    pub fn sql(self, column: &str) -> String {
+        format!("{column} = '{}'", self.as_str())
+    }
 }
 
 /// Which integration delivered an alert.
@@ -215,6 +221,27 @@ pub fn episode(stored: &AlertState, incoming: &Alert, obs: Observation, now: Tim
     Episode { starts_at, ends_at, clears_acknowledgement: obs == Observation::Refired }
 }
 
+/// A sender resolved an alert by its key (PagerDuty `resolve`): a firing
+/// alert resolves now; an already resolved one is a repeat (PagerDuty
+/// accepts both); `None` for a key never seen.
+pub fn resolved_by_sender(stored: Option<&AlertState>, now: Timestamp) -> Option<(Observation, Option<Episode>)> {
+    let stored = stored?;
+    Some(match stored.status {
+        AlertStatus::Firing => (
+            Observation::Resolved,
+            Some(Episode { starts_at: stored.starts_at, ends_at: Some(now), clears_acknowledgement: false }),
+        ),
+        AlertStatus::Resolved => (Observation::Repeated, None),
+    })
+}
+
+/// A firing alert whose sender stopped repeating it resolves at the
+/// instant it expired (its `endsAt`, or `resolve_timeout` after the last
+/// receipt), not when the gateway noticed.
+pub fn expired(stored: &AlertState, expires_at: Timestamp) -> Episode {
+    Episode { starts_at: stored.starts_at, ends_at: Some(expires_at), clears_acknowledgement: false }
+}
+
 /// An alert as stored, with what the gateway has learnt about it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -253,6 +280,25 @@ mod tests {
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_sender_resolves_a_firing_alert_now_and_repeats_a_resolved_one() {
+        let now = ts("2026-11-26T10:05:00Z");
+        let firing = AlertState { status: AlertStatus::Firing, starts_at: ts("2026-11-26T10:00:00Z"), ends_at: None, expired: false };
+        let (obs, e) = resolved_by_sender(Some(&firing), now).unwrap();
+        assert_eq!(obs, Observation::Resolved);
+        assert_eq!(e.unwrap().ends_at, Some(now));
+        let resolved = AlertState { status: AlertStatus::Resolved, ends_at: Some(now), ..firing };
+        assert_eq!(resolved_by_sender(Some(&resolved), now), Some((Observation::Repeated, None)));
+        assert_eq!(resolved_by_sender(None, now), None, "a key never seen");
+    }
+
+    #[test]
+    fn an_expired_alert_ends_when_it_expired_not_when_noticed() {
+        let firing = AlertState { status: AlertStatus::Firing, starts_at: ts("2026-11-26T10:00:00Z"), ends_at: None, expired: false };
+        let e = expired(&firing, ts("2026-11-26T10:04:00Z"));
+        assert_eq!((e.starts_at, e.ends_at), (firing.starts_at, Some(ts("2026-11-26T10:04:00Z"))));
     }
 
     fn alert(status: AlertStatus, starts: &str, ends: Option<&str>) -> Alert {

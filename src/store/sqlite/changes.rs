@@ -177,13 +177,12 @@ impl WriterState {
 
     /// The maintenance window (a suppressing change) of `service` at `now`.
     pub(super) fn maintenance_of(&self, service: &str, now: Timestamp) -> Option<i64> {
-        self.maintenance.iter().find(|c| c.service.as_deref() == Some(service) && c.suppresses(now)).map(|c| c.id)
+        crate::engine::mute::maintenance_window(&self.maintenance, service, now)
     }
 
     /// Maintenance windows that ended: what they muted is routed again.
     pub(super) fn end_maintenance(&mut self, tx: &Connection, now: Timestamp) -> Result<(), StoreError> {
-        let ended: Vec<i64> =
-            self.maintenance.iter().filter(|c| c.ends_at.is_none_or(|e| e <= now)).map(|c| c.id).collect();
+        let ended = crate::engine::mute::ended_windows(&self.maintenance, now);
         if ended.is_empty() {
             return Ok(());
         }

@@ -10,12 +10,14 @@ use super::state::{AlertRef, SYSTEM, StoredAlert, WriterState, current_state, en
 use super::{StoreError, ms, ts};
 use crate::engine::inhibit::InhibitIndex;
 use crate::engine::lifecycle::{self, LifecycleEffect, LifecycleView, Measure, Stamp};
-use crate::engine::opening::{self, LastAlertResolved, Opening};
+use crate::engine::mute;
+use crate::engine::opening::{self, LastAlertResolved, Opening, OpeningStep};
+use crate::engine::pending::{self, AfterLeave, DueGroup};
 use crate::engine::silence::silenced_by;
 use crate::engine::timeline;
 use crate::engine::{self, FiringDecision, GroupView, IncidentView, PendingView};
 use crate::model::incident::{IncidentAction, IncidentState, Priority};
-use crate::model::{Fingerprint, LabelSet, MuteReason};
+use crate::model::{AlertStatus, Fingerprint, LabelSet, MuteReason};
 use crate::rules::RuleSet;
 use crate::rules::incident::IncidentRule;
 use crate::sla::timers::{TimerKey, Timers};
@@ -150,7 +152,7 @@ impl WriterState {
     ) -> Result<(), StoreError> {
         let rules = self.rules.clone();
         self.inhibit.update(&rules.inhibit_rules, a.fingerprint, a.labels, true);
-        if !newly_fired && self.still_in_open_incidents(tx, a, now)? {
+        if !newly_fired && !mute::routes(newly_fired, self.still_in_open_incidents(tx, a, now)?) {
             return Ok(());
         }
         let muted = self.mute_reason(a.fingerprint, a.labels, now);
@@ -305,7 +307,53 @@ impl WriterState {
         }
         let created = created.expect("an opening has a created entry");
         link_alert(tx, id, rule, first, now)?;
-        // The alerts that waited in the pending group join it.
+        for step in opening::steps(rule) {
+            match step {
+                OpeningStep::JoinHeldAlerts => join_held(tx, id, rule, key, first, now)?,
+                OpeningStep::StartClocks | OpeningStep::LinkProblems => {
+                    let fields = opening.fields(rule, &labels_of(tx, id)?);
+                    if step == OpeningStep::StartClocks {
+                        self.start_clocks(tx, id, rule.sla_policy.as_deref(), &fields, *priority, now)?;
+                    } else {
+                        self.link_problems(tx, id, title, &fields, now)?;
+                    }
+                }
+                OpeningStep::CorrelateChanges => self.correlate_changes(tx, id, service.as_deref(), now)?,
+                OpeningStep::NotifyTriggered => {
+                    self.notify_incident(tx, id, "incident.triggered", created, json!({}), None, now)?
+                }
+                OpeningStep::StartEscalation(policy) => self.start_escalation(tx, id, &policy, now)?,
+            }
+        }
+        Ok(id)
+    }
+}
+
+/// An alert by row id, for a decision about it.
+fn stored_alert(tx: &Connection, id: i64) -> Result<StoredAlert, StoreError> {
+    let (fp, labels, annotations): (String, String, String) = tx
+        .prepare_cached("SELECT fingerprint, labels, annotations FROM alerts WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    StoredAlert::from_row(id, &fp, &labels, &annotations)
+}
+
+/// The incident's labels: those all its alerts share.
+fn labels_of(tx: &Connection, id: i64) -> Result<LabelSet, StoreError> {
+    let text: String =
+        tx.prepare_cached("SELECT labels FROM incidents WHERE id = ?1")?.query_row([id], |r| r.get(0))?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// The alerts that waited in the pending group join the incident it opened.
+fn join_held(
+    tx: &Connection,
+    id: i64,
+    rule: &IncidentRule,
+    key: &str,
+    first: &AlertRef<'_>,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    {
         let held: Vec<(i64, String, String, String)> = tx
             .prepare_cached(
                 "SELECT a.id, a.fingerprint, a.labels, a.annotations FROM pending_alerts p JOIN alerts a ON a.id = p.alert_id
@@ -321,21 +369,11 @@ impl WriterState {
             .execute(params![rule.name, key])?;
         tx.prepare_cached("DELETE FROM pending_groups WHERE rule = ?1 AND group_key = ?2")?
             .execute(params![rule.name, key])?;
-        // The ITSM layer: clocks, escalation, suspected changes, problems.
-        let common: String =
-            tx.prepare_cached("SELECT labels FROM incidents WHERE id = ?1")?.query_row([id], |r| r.get(0))?;
-        let common: LabelSet = serde_json::from_str(&common).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let fields = opening.fields(rule, &common);
-        self.start_clocks(tx, id, rule.sla_policy.as_deref(), &fields, *priority, now)?;
-        self.correlate_changes(tx, id, service.as_deref(), now)?;
-        self.link_problems(tx, id, title, &fields, now)?;
-        self.notify_incident(tx, id, "incident.triggered", created, json!({}), None, now)?;
-        if let Some(policy) = &rule.escalation {
-            self.start_escalation(tx, id, policy, now)?;
-        }
-        Ok(id)
     }
+    Ok(())
+}
 
+impl WriterState {
     /// A resolved alert: mark it in its incidents, auto-resolve those left
     /// with no firing alert, and drop it from pending groups.
     pub fn on_resolved(&mut self, tx: &Connection, a: &AlertRef<'_>, now: Timestamp) -> Result<(), StoreError> {
@@ -350,19 +388,18 @@ impl WriterState {
             let (state, firing, rule): (String, i64, String) = tx
                 .prepare_cached("SELECT state, firing_count, rule FROM incidents WHERE id = ?1")?
                 .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-            let open = IncidentState::parse(&state).is_some_and(IncidentState::is_open);
-            if firing == 0 && open {
-                let rule = rules.incident_rules.iter().find(|r| r.name == rule);
-                match opening::last_alert_resolved(rule, now) {
-                    LastAlertResolved::Resolve => {
-                        self.act(tx, id, IncidentAction::Resolve, SYSTEM, Some("every alert is resolved"), now)?;
-                    }
-                    LastAlertResolved::ResolveAt(at) => {
-                        tx.prepare_cached("UPDATE incidents SET auto_resolve_at = ?2 WHERE id = ?1")?
-                            .execute(params![id, ms(at)])?;
-                    }
-                    LastAlertResolved::Stay => {}
+            let state =
+                IncidentState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("incident state {state:?}")))?;
+            let rule = rules.incident_rules.iter().find(|r| r.name == rule);
+            match opening::alert_resolved(rule, state, firing as u64, now) {
+                LastAlertResolved::Resolve => {
+                    self.act(tx, id, IncidentAction::Resolve, SYSTEM, Some(pending::ALL_ALERTS_RESOLVED), now)?;
                 }
+                LastAlertResolved::ResolveAt(at) => {
+                    tx.prepare_cached("UPDATE incidents SET auto_resolve_at = ?2 WHERE id = ?1")?
+                        .execute(params![id, ms(at)])?;
+                }
+                LastAlertResolved::Stay => {}
             }
         }
         self.leave_pending(tx, a.id)?;
@@ -401,12 +438,7 @@ impl WriterState {
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         for reason in reasons.iter().filter_map(|r| MuteReason::parse(r)) {
-            let active = match reason {
-                MuteReason::Silence(id) => self.silences.iter().any(|s| s.id == id && s.ends_at > now),
-                MuteReason::Maintenance(id) => self.maintenance.iter().any(|c| c.id == id && c.suppresses(now)),
-                MuteReason::Inhibited => true,
-            };
-            if !active {
+            if !mute::still_muted(reason, &self.silences, &self.maintenance, now) {
                 self.recheck_muted(tx, reason, now)?;
             }
         }
@@ -456,8 +488,8 @@ impl WriterState {
             self.release_ended_mutes(tx, now)?;
             self.ended_mutes_released = true;
         }
-        let ended: Vec<i64> = self.silences.iter().filter(|s| s.ends_at <= now).map(|s| s.id).collect();
-        self.silences.retain(|s| s.ends_at > now);
+        let ended = mute::ended_silences(&self.silences, now);
+        self.silences.retain(|s| !ended.contains(&s.id));
         for id in ended {
             self.recheck_muted(tx, MuteReason::Silence(id), now)?;
         }
@@ -468,22 +500,22 @@ impl WriterState {
         let rules = self.rules.clone();
         for (rule_name, key, first) in due {
             self.prune_muted_pending(tx, &rule_name, &key, now)?;
-            let first_alert: Option<(i64, String, String, String)> = tx
-                .prepare_cached(
-                    "SELECT a.id, a.fingerprint, a.labels, a.annotations FROM pending_alerts p JOIN alerts a ON a.id = p.alert_id
-                     WHERE p.rule = ?1 AND p.group_key = ?2 AND a.status = 'firing' ORDER BY a.id LIMIT 1",
-                )?
-                .query_row(params![rule_name, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-                .optional()?;
+            let firing: Vec<i64> = tx
+                .prepare_cached(&format!(
+                    "SELECT a.id FROM pending_alerts p JOIN alerts a ON a.id = p.alert_id
+                     WHERE p.rule = ?1 AND p.group_key = ?2 AND {} ORDER BY a.id",
+                    AlertStatus::Firing.sql("a.status")
+                ))?
+                .query_map(params![rule_name, key], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
             let rule = rules.incident_rules.iter().find(|r| r.name == rule_name);
-            match (rule, first_alert) {
-                (Some(rule), Some((id, fp, labels, annotations))) if engine::qualifies(rule, ts(first)?, 1, now) => {
-                    let first = StoredAlert::from_row(id, &fp, &labels, &annotations)?;
+            match (pending::due_group(rule, ts(first)?, &firing, now), rule) {
+                (DueGroup::Open { first }, Some(rule)) => {
+                    let first = stored_alert(tx, first)?;
                     self.open_incident(tx, rule, &key, &first.as_ref(), now)?;
                 }
-                (Some(_), Some(_)) => {}
+                (DueGroup::Wait, _) => {}
                 _ => {
-                    // The rule is gone (reload) or no alert of the group fires.
                     tx.prepare_cached("DELETE FROM pending_alerts WHERE rule = ?1 AND group_key = ?2")?
                         .execute(params![rule_name, key])?;
                     tx.prepare_cached("DELETE FROM pending_groups WHERE rule = ?1 AND group_key = ?2")?
@@ -496,11 +528,13 @@ impl WriterState {
             .query_map([ms(now)], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         for id in resolving {
-            let state: String = tx.query_row("SELECT state FROM incidents WHERE id = ?1", [id], |r| r.get(0))?;
-            if IncidentState::parse(&state).is_some_and(IncidentState::is_open) {
-                self.act(tx, id, IncidentAction::Resolve, SYSTEM, Some("every alert is resolved"), now)?;
-            } else {
-                tx.execute("UPDATE incidents SET auto_resolve_at = NULL WHERE id = ?1", [id])?;
+            match pending::auto_resolve_due(current_state(tx, id)?) {
+                Some((action, why)) => {
+                    self.act(tx, id, action, SYSTEM, Some(why), now)?;
+                }
+                None => {
+                    tx.execute("UPDATE incidents SET auto_resolve_at = NULL WHERE id = ?1", [id])?;
+                }
             }
         }
         Ok(())
@@ -520,20 +554,19 @@ impl WriterState {
             let oldest: Option<i64> = tx
                 .prepare_cached("SELECT min(held_at) FROM pending_alerts WHERE rule = ?1 AND group_key = ?2")?
                 .query_row(params![rule, key], |r| r.get(0))?;
-            let Some(oldest) = oldest else {
-                tx.prepare_cached("DELETE FROM pending_groups WHERE rule = ?1 AND group_key = ?2")?
-                    .execute(params![rule, key])?;
-                continue;
-            };
-            // A rule gone by a reload: due at once, so the next tick clears the group.
-            let due = match self.rules.incident_rules.iter().find(|r| r.name == rule) {
-                Some(r) => engine::pending_due(r, ts(oldest)?).map(ms),
-                None => Some(oldest),
-            };
-            tx.prepare_cached(
-                "UPDATE pending_groups SET first_fired_at = ?3, due_at = ?4 WHERE rule = ?1 AND group_key = ?2",
-            )?
-            .execute(params![rule, key, oldest, due])?;
+            let found = self.rules.incident_rules.iter().find(|r| r.name == rule);
+            match pending::after_leave(found, oldest.map(ts).transpose()?) {
+                AfterLeave::Gone => {
+                    tx.prepare_cached("DELETE FROM pending_groups WHERE rule = ?1 AND group_key = ?2")?
+                        .execute(params![rule, key])?;
+                }
+                AfterLeave::Redate { first_fired_at, due_at } => {
+                    tx.prepare_cached(
+                        "UPDATE pending_groups SET first_fired_at = ?3, due_at = ?4 WHERE rule = ?1 AND group_key = ?2",
+                    )?
+                    .execute(params![rule, key, ms(first_fired_at), due_at.map(ms)])?;
+                }
+            }
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ mod outbox;
 mod problems;
 mod reader;
 mod reports;
+mod rows;
 mod schema;
 mod sender_ack;
 mod silences;

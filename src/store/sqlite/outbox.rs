@@ -4,12 +4,12 @@
 //! happened (it rolled back). The delivery worker reads the rows.
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{StoreError, ms};
 use crate::store::query::{DeliveryRecord, NotificationQuery, NotificationView};
 
-use crate::model::notification::EVENTS;
+use crate::engine::notify::Delivery;
 use crate::model::notification::NotificationState;
 
 /// The states of an outbox row, as its SQL spells them.
@@ -17,133 +17,27 @@ const PENDING: &str = NotificationState::Pending.as_str();
 const SENT: &str = NotificationState::Sent.as_str();
 const FAILED: &str = NotificationState::Failed.as_str();
 
-/// Queue `event` for each notifier in `targets` (duplicates dropped).
-/// `origin` names the fact that caused it (a timeline entry), so the
-/// idempotency key stays the same however often delivery is retried.
-#[allow(clippy::too_many_arguments)]
+/// Queue `event` for each delivery the engine chose; a delivery already
+/// queued (same idempotency key) is not queued twice.
 pub(super) fn enqueue(
     tx: &Connection,
-    subscriptions: Option<&crate::model::notification::Subscriptions>,
     event: &str,
-    incident_id: Option<i64>,
-    problem_id: Option<i64>,
-    origin: &str,
-    targets: &[String],
+    (incident_id, problem_id): (Option<i64>, Option<i64>),
+    deliveries: &[Delivery],
     payload: &Value,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    debug_assert!(EVENTS.contains(&event), "unknown event {event}");
-    let mut seen: Vec<&str> = Vec::new();
-    for notifier in targets {
-        if seen.contains(&notifier.as_str()) || subscriptions.is_some_and(|s| !s.allows(notifier, event)) {
-            continue;
-        }
-        seen.push(notifier);
-        let key = format!("{origin}-{notifier}");
+    let payload = payload.to_string();
+    for d in deliveries {
         tx.prepare_cached(&format!(
             "INSERT OR IGNORE INTO notifications
                 (event, incident_id, problem_id, notifier, idempotency_key, payload, state, created_at, next_attempt_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, '{PENDING}', ?7, ?7)"
         ))?
-        .execute(params![event, incident_id, problem_id, notifier, key, payload.to_string(), ms(now)])?;
+        .execute(params![event, incident_id, problem_id, d.notifier, d.idempotency_key, payload, ms(now)])?;
     }
     Ok(())
 }
-
-/// What a notification says about an incident, as of the event: templates
-/// render from this, not from the incident as it is at delivery.
-pub(super) fn incident_snapshot(
-    tx: &Connection,
-    id: i64,
-    calendars: crate::engine::sla::Calendars<'_>,
-    now: Timestamp,
-) -> Result<Value, StoreError> {
-    let row = tx
-        .prepare_cached(
-            "SELECT title, service, rule, priority, impact, urgency, state, assignee, labels, alert_count,
-                    firing_count, created_at FROM incidents WHERE id = ?1",
-        )?
-        .query_row([id], |r| {
-            Ok(json!({
-                "id": id,
-                "title": r.get::<_, String>(0)?,
-                "service": r.get::<_, Option<String>>(1)?,
-                "rule": r.get::<_, String>(2)?,
-                "priority": r.get::<_, String>(3)?,
-                "impact": r.get::<_, String>(4)?,
-                "urgency": r.get::<_, String>(5)?,
-                "state": r.get::<_, String>(6)?,
-                "assignee": r.get::<_, Option<String>>(7)?,
-                "labels": serde_json::from_str::<Value>(&r.get::<_, String>(8)?).unwrap_or(Value::Null),
-                "alertCount": r.get::<_, i64>(9)?,
-                "firingCount": r.get::<_, i64>(10)?,
-                "createdAt": super::ts(r.get(11)?).map(|t| t.to_string()).unwrap_or_default(),
-            }))
-        })
-        .optional()?
-        .ok_or_else(|| StoreError::NotFound(format!("no incident {id}")))?;
-    let mut row = row;
-    let known_error: Option<(i64, String, Option<String>)> = tx
-        .prepare_cached(
-            "SELECT p.id, p.title, p.workaround FROM problem_incidents pi JOIN problems p ON p.id = pi.problem_id
-             WHERE pi.incident_id = ?1 AND p.state = ?2 ORDER BY p.id DESC LIMIT 1",
-        )?
-        .query_row(params![id, crate::model::problem::ProblemState::KnownError.as_str()], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
-        .optional()?;
-    if let Some((pid, title, workaround)) = known_error {
-        row["knownError"] = json!({ "problemId": pid, "title": title, "workaround": workaround });
-    }
-    // The alerts (the first ones of a large incident) with what a responder
-    // needs: labels, annotations (summary, runbook and dashboard links), source.
-    let alerts: Vec<Value> = tx
-        .prepare_cached(
-            "SELECT a.fingerprint, a.status, a.labels, a.annotations, a.generator_url, a.starts_at, ia.firing
-             FROM incident_alerts ia JOIN alerts a ON a.id = ia.alert_id WHERE ia.incident_id = ?1
-             ORDER BY ia.joined_at, a.id LIMIT ?2",
-        )?
-        .query_map(params![id, SNAPSHOT_ALERTS], |r| {
-            let labels: String = r.get(2)?;
-            let annotations: String = r.get(3)?;
-            Ok(json!({
-                "fingerprint": r.get::<_, String>(0)?,
-                "status": if r.get::<_, bool>(6)? { r.get::<_, String>(1)? } else { "resolved".to_owned() },
-                "labels": serde_json::from_str::<Value>(&labels).unwrap_or(Value::Null),
-                "annotations": serde_json::from_str::<Value>(&annotations).unwrap_or(Value::Null),
-                "generatorURL": r.get::<_, Option<String>>(4)?,
-                "startsAt": super::ts(r.get(5)?).map(|t| t.to_string()).unwrap_or_default(),
-            }))
-        })?
-        .collect::<Result<_, _>>()?;
-    row["alerts"] = Value::Array(alerts);
-    let mut sla = serde_json::Map::new();
-    for slot in super::sla::clocks_of(tx, id)? {
-        let c = &slot.clock;
-        let cal = calendars(&c.calendar);
-        let breach_at = c.breach_at(&cal);
-        let next = c.next_milestone_at(&cal);
-        sla.insert(
-            c.kind.as_str().to_owned(),
-            json!({
-                "state": c.state(),
-                "target": c.target_ms.map(|t| crate::model::Duration::from_millis(t).to_string()),
-                "breachAt": breach_at.map(|t| t.to_string()),
-                "nextMilestoneAt": next.map(|t| t.to_string()),
-                "dueAt": next.map(|t| t.to_string()),
-                "breachedAt": c.breached_at.map(|t| t.to_string()),
-                "remainingSeconds": c.remaining_ms(&cal, now).map(|r| r / 1000),
-            }),
-        );
-    }
-    if !sla.is_empty() {
-        row["sla"] = Value::Object(sla);
-    }
-    Ok(row)
-}
-
-/// Alerts a notification lists; the incident's page has them all.
-const SNAPSHOT_ALERTS: i64 = 20;
 
 const ITEM_COLUMNS: &str = "id, event, incident_id, problem_id, notifier, idempotency_key, payload, attempts,
     COALESCE(retried_at, created_at)";

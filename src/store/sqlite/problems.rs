@@ -6,10 +6,12 @@ use serde_json::{Value, json};
 
 use super::state::{SYSTEM, WriterState, entry};
 use super::{StoreError, ms, outbox, ts};
-use crate::engine::problems::{self, EditError, KeyHistory, Recurrence};
+use crate::engine::notify;
+use crate::engine::problems::{self, EditError, KeyHistory, ProblemStamp, Recurrence};
 use crate::model::LabelSet;
 use crate::model::incident::TimelineEvent;
 use crate::model::problem::{Problem, ProblemState};
+use crate::rules::incident::IncidentRule;
 use crate::store::query::{LinkedIncident, NewProblem, ProblemDetail, ProblemQuery, ProblemUpdate};
 
 const COLUMNS: &str = "p.id, p.title, p.key, p.rule, p.state, p.root_cause, p.workaround, p.created_by, p.created_at,
@@ -133,6 +135,10 @@ pub(super) fn of_incident(c: &Connection, incident_id: i64) -> Result<Vec<Proble
     rows.into_iter().collect()
 }
 
+fn problem_entry(tx: &Connection, id: i64, actor: &str, e: crate::engine::sla::Entry) -> Result<i64, StoreError> {
+    problem_event(tx, id, e.at, actor, e.kind, &e.message, e.data)
+}
+
 fn problem_event(
     tx: &Connection,
     id: i64,
@@ -175,22 +181,19 @@ impl WriterState {
                 ))?
                 .query_row([&key], |r| r.get(0))
                 .optional()?;
-            let recurring: Vec<i64> = if active.is_some() {
+            let in_window: Vec<(i64, bool)> = if active.is_some() {
                 Vec::new()
             } else {
                 tx.prepare_cached(
-                    // Incidents of an earlier, resolved problem of this key
-                    // do not count again: they recur only with new ones.
-                    "SELECT incident_id FROM incident_problem_keys k WHERE key = ?1 AND created_at >= ?2
-                     AND NOT EXISTS (SELECT 1 FROM problem_incidents pi JOIN problems p ON p.id = pi.problem_id
-                                     WHERE pi.incident_id = k.incident_id AND p.key = ?1)
-                     ORDER BY incident_id",
+                    "SELECT incident_id, EXISTS (SELECT 1 FROM problem_incidents pi JOIN problems p ON p.id = pi.problem_id
+                                                 WHERE pi.incident_id = k.incident_id AND p.key = ?1)
+                     FROM incident_problem_keys k WHERE key = ?1 AND created_at >= ?2 ORDER BY incident_id",
                 )?
-                .query_map(params![key, ms(problems::window_start(rule, now))], |r| r.get(0))?
+                .query_map(params![key, ms(problems::window_start(rule, now))], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?
             };
             let (problem_title, message, recurring) =
-                match problems::on_incident(rule, &key, title, &KeyHistory { active, recurring }) {
+                match problems::on_incident(rule, &key, title, &KeyHistory { active, in_window }) {
                     Recurrence::Link(pid) => {
                         self.link(tx, pid, incident_id, SYSTEM, now)?;
                         continue;
@@ -246,15 +249,7 @@ impl WriterState {
         let parsed =
             ProblemState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("problem state {state:?}")))?;
         entry(tx, incident_id, actor, problems::linked_entry(problem_id, &title, parsed, workaround.as_deref(), now))?;
-        problem_event(
-            tx,
-            problem_id,
-            now,
-            actor,
-            "incident_linked",
-            &format!("incident {incident_id} linked"),
-            json!({ "incident": incident_id }),
-        )?;
+        problem_entry(tx, problem_id, actor, problems::incident_linked(incident_id, now))?;
         tx.prepare_cached("UPDATE problems SET updated_at = ?2 WHERE id = ?1")?
             .execute(params![problem_id, ms(now)])?;
         Ok(true)
@@ -284,7 +279,7 @@ impl WriterState {
             ProblemState::Open.as_str()
         ])?;
         let pid = tx.last_insert_rowid();
-        let event_id = problem_event(tx, pid, now, actor, "opened", "opened by hand", json!({ "key": p.key }))?;
+        let event_id = problem_entry(tx, pid, actor, problems::opened_by_hand(p.key.as_deref(), now))?;
         for iid in &p.incidents {
             self.link(tx, pid, *iid, actor, now)?;
         }
@@ -308,12 +303,11 @@ impl WriterState {
         })?;
         let Some(outcome) = outcome else { return Ok(()) };
         let state = outcome.state;
-        let column = match state {
-            _ if state == before.state => "",
-            ProblemState::Resolved => ", resolved_at = ?6",
-            ProblemState::Closed => ", closed_at = ?6",
-            ProblemState::Open => ", resolved_at = NULL",
-            ProblemState::KnownError => "",
+        let column = match outcome.stamp {
+            ProblemStamp::Nothing => "",
+            ProblemStamp::Resolved => ", resolved_at = ?6",
+            ProblemStamp::Closed => ", closed_at = ?6",
+            ProblemStamp::Reopened => ", resolved_at = NULL",
         };
         tx.execute(
             &format!(
@@ -370,20 +364,14 @@ impl WriterState {
             )?
             .query_map([problem_id], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
-        let targets: Vec<String> = self
-            .rules
-            .incident_rules
-            .iter()
-            .filter(|r| rules.contains(&r.name))
-            .flat_map(|r| r.notify.iter().cloned())
-            .collect();
-        if targets.is_empty() {
+        let rules: Vec<&IncidentRule> = self.rules.incident_rules.iter().filter(|r| rules.contains(&r.name)).collect();
+        let origin = notify::problem_origin(problem_id, event_id);
+        let deliveries = notify::deliveries(name, &origin, None, &rules, &self.subscriptions);
+        if deliveries.is_empty() {
             return Ok(());
         }
         let problem = get(tx, problem_id)?.ok_or_else(|| StoreError::NotFound(format!("no problem {problem_id}")))?;
-        let payload = json!({ "event": name, "problem": problem });
-        let origin = format!("problem-{problem_id}-event-{event_id}");
         self.outbox_dirty.set(true);
-        outbox::enqueue(tx, Some(&self.subscriptions), name, None, Some(problem_id), &origin, &targets, &payload, now)
+        outbox::enqueue(tx, name, (None, Some(problem_id)), &deliveries, &notify::problem_payload(name, &problem), now)
     }
 }

@@ -7,8 +7,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::state::{SYSTEM, WriterState, record_event};
 use super::{StoreError, ms, outbox, ts};
 use crate::engine::escalation::Escalation;
+use crate::engine::notify;
 use crate::engine::sla::{self as decide, ClockSlot, SlaEffect};
 use crate::model::incident::{IncidentState, Priority};
+use crate::rules::incident::IncidentRule;
 use crate::sla::calendar::Calendar;
 use crate::sla::clock::{ClockKind, Milestone, SlaClock, Warned};
 use crate::sla::timers::TimerKey;
@@ -244,30 +246,25 @@ impl WriterState {
         targets: Option<&[String]>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let rule_targets;
-        let explicit = targets.is_some();
-        let targets = match targets {
-            Some(t) => t,
-            None => {
-                let rule: String = tx
-                    .prepare_cached("SELECT rule FROM incidents WHERE id = ?1")?
-                    .query_row([incident_id], |r| r.get(0))?;
-                rule_targets = self.rules.incident_rules.iter().find(|r| r.name == rule).map(|r| r.notify.clone());
-                match &rule_targets {
-                    Some(t) if !t.is_empty() => t,
-                    _ => return Ok(()),
-                }
-            }
+        let incident = super::rows::incident(tx, incident_id)?
+            .ok_or_else(|| StoreError::NotFound(format!("no incident {incident_id}")))?;
+        let rule: Vec<&IncidentRule> = self.rules.incident_rules.iter().filter(|r| r.name == incident.rule).collect();
+        let origin = notify::incident_origin(incident_id, event_id);
+        let deliveries = notify::deliveries(name, &origin, targets, &rule, &self.subscriptions);
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        let alerts = super::rows::first_alerts(tx, incident_id, notify::SNAPSHOT_ALERTS)?;
+        let facts = notify::IncidentFacts {
+            incident: &incident,
+            alerts: &alerts,
+            known_errors: &super::problems::of_incident(tx, incident_id)?,
+            clocks: &clocks_of(tx, incident_id)?,
         };
-        let snapshot = outbox::incident_snapshot(tx, incident_id, &|name| self.rules.calendar(name), now)?;
-        let mut payload = serde_json::json!({ "event": name, "incident": snapshot });
+        let mut payload = notify::incident_payload(name, &facts, &|name| self.rules.calendar(name), now);
         payload["data"] = data;
-        let origin = format!("incident-{incident_id}-event-{event_id}");
-        // Named targets (an escalation step) are told whatever they subscribe to or not;
-        // a rule's notifiers only the events they subscribe to.
-        let filter = if explicit { None } else { Some(&self.subscriptions) };
         self.outbox_dirty.set(true);
-        outbox::enqueue(tx, filter, name, Some(incident_id), None, &origin, targets, &payload, now)
+        outbox::enqueue(tx, name, (Some(incident_id), None), &deliveries, &payload, now)
     }
 
     // Escalation.

@@ -14,7 +14,7 @@ use super::outbox;
 use super::state::{AlertRef, StoredAlert, WriterState};
 use super::{SharedRules, StoreError, ms, ts};
 use crate::engine::AlertRouting;
-use crate::model::alert::{Episode, episode, observe};
+use crate::model::alert::{Episode, episode, expired, observe, resolved_by_sender};
 use crate::model::{Alert, AlertState, AlertStatus, AlertUpdate, Observation};
 use crate::store::IngestOutcome;
 use crate::store::ops::{Op, Reply};
@@ -498,45 +498,54 @@ fn resolve_by_sender(
     fingerprint: &str,
     now: Timestamp,
 ) -> Result<Option<Observation>, StoreError> {
-    let resolved: Option<(i64, String, String)> = tx
-        .prepare_cached(
-            "UPDATE alerts SET status = ?3, ends_at = ?2, expires_at = NULL,
-             expired = 0, last_seen = ?2, occurrences = occurrences + 1
-             WHERE fingerprint = ?1 AND status = ?4 RETURNING id, labels, annotations",
-        )?
-        .query_row(params![fingerprint, ms(now), AlertStatus::Resolved.as_str(), AlertStatus::Firing.as_str()], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
-        .optional()?;
-    if let Some((id, labels, annotations)) = resolved {
-        resolve_stored(tx, writer_state, id, fingerprint, &labels, &annotations, now)?;
-        return Ok(Some(Observation::Resolved));
+    let stored = stored_alert(tx, fingerprint)?;
+    let Some((obs, episode)) = resolved_by_sender(stored.as_ref().map(|(_, state)| state), now) else {
+        return Ok(None);
+    };
+    let (id, _) = stored.expect("a decision about a stored alert");
+    match episode {
+        Some(e) => {
+            let (labels, annotations): (String, String) = tx
+                .prepare_cached(
+                    "UPDATE alerts SET status = ?2, ends_at = ?3, expires_at = NULL, expired = 0, last_seen = ?4,
+                        occurrences = occurrences + 1 WHERE id = ?1 RETURNING labels, annotations",
+                )?
+                .query_row(params![id, AlertStatus::Resolved.as_str(), e.ends_at.map(ms), ms(now)], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+            resolve_stored(tx, writer_state, id, fingerprint, &labels, &annotations, now)?;
+        }
+        None => {
+            tx.prepare_cached("UPDATE alerts SET last_seen = ?2, occurrences = occurrences + 1 WHERE id = ?1")?
+                .execute(params![id, ms(now)])?;
+        }
     }
-    // Already resolved, or never seen: PagerDuty accepts both without
-    // effect; so do we, but a known key still records that it was repeated.
-    let known = tx
-        .prepare_cached("UPDATE alerts SET last_seen = ?2, occurrences = occurrences + 1 WHERE fingerprint = ?1")?
-        .execute(params![fingerprint, ms(now)])?;
-    Ok((known > 0).then_some(Observation::Repeated))
+    Ok(Some(obs))
 }
 
 /// Firing alerts past their `expires_at` (`endsAt`, or `resolve_timeout`
-/// without a re-send) resolve at that instant; how many did.
+/// without a re-send) resolve; how many did.
 fn expire_alerts(tx: &Connection, writer_state: &mut WriterState, now: Timestamp) -> Result<usize, StoreError> {
-    let expired: Vec<(i64, String, String, String)> = tx
-        .prepare_cached(
-            "UPDATE alerts SET status = ?2, ends_at = expires_at, expired = 1, expires_at = NULL
-             WHERE status = ?3 AND expires_at IS NOT NULL AND expires_at <= ?1
-             RETURNING id, fingerprint, labels, annotations",
-        )?
-        .query_map(params![ms(now), AlertStatus::Resolved.as_str(), AlertStatus::Firing.as_str()], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })?
+    let due: Vec<(i64, String, i64, i64)> = tx
+        .prepare_cached(&format!(
+            "SELECT id, fingerprint, starts_at, expires_at FROM alerts
+             WHERE {} AND expires_at IS NOT NULL AND expires_at <= ?1",
+            AlertStatus::Firing.sql("status")
+        ))?
+        .query_map(params![ms(now)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
         .collect::<Result<_, _>>()?;
-    for (id, fp, labels, annotations) in &expired {
-        resolve_stored(tx, writer_state, *id, fp, labels, annotations, now)?;
+    for (id, fp, starts_at, expires_at) in &due {
+        let stored = AlertState { status: AlertStatus::Firing, starts_at: ts(*starts_at)?, ends_at: None, expired: false };
+        let e = expired(&stored, ts(*expires_at)?);
+        let (labels, annotations): (String, String) = tx
+            .prepare_cached(
+                "UPDATE alerts SET status = ?2, ends_at = ?3, expired = 1, expires_at = NULL WHERE id = ?1
+                 RETURNING labels, annotations",
+            )?
+            .query_row(params![id, AlertStatus::Resolved.as_str(), e.ends_at.map(ms)], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        resolve_stored(tx, writer_state, *id, fp, &labels, &annotations, now)?;
     }
-    Ok(expired.len())
+    Ok(due.len())
 }
 
 fn resolve_stored(
@@ -570,7 +579,7 @@ fn observe_alert(
             id
         }
         (Observation::Repeated, Some((id, state))) if a.status == AlertStatus::Firing => {
-            row.repeat_firing(tx, id, &state)?;
+            row.repeat_firing(tx, id, &episode(&state, a, Observation::Repeated, now))?;
             id
         }
         (obs, Some((id, state))) => {
@@ -635,7 +644,7 @@ impl AlertRow<'_> {
     /// The hot path: a sender re-sends a firing alert. Only columns that
     /// can change are written, so the status and source indexes are left
     /// alone; the source stays that of the first delivery.
-    fn repeat_firing(&self, tx: &Connection, id: i64, stored: &AlertState) -> Result<(), StoreError> {
+    fn repeat_firing(&self, tx: &Connection, id: i64, e: &Episode) -> Result<(), StoreError> {
         let a = self.a;
         tx.prepare_cached(
             "UPDATE alerts SET labels = ?2, annotations = ?3, starts_at = ?4, expires_at = ?5,
@@ -646,7 +655,7 @@ impl AlertRow<'_> {
             id,
             self.labels,
             self.annotations,
-            ms(stored.starts_at.min(a.starts_at)),
+            ms(e.starts_at),
             a.expires_at.map(ms),
             a.generator_url,
             ms(self.now),
