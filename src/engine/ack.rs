@@ -9,10 +9,26 @@ pub fn acknowledges(state: crate::model::incident::IncidentState, firing: u64, a
     state == crate::model::incident::IncidentState::Triggered && firing > 0 && acknowledged >= firing
 }
 
+/// Who a sender's acknowledgement is recorded as, and why: the sender's
+/// token name (a sender without one is "a sender").
+pub fn acknowledgement(sender: Option<&str>) -> (String, String) {
+    let sender = sender.unwrap_or("a sender");
+    (sender.to_owned(), format!("every firing alert was acknowledged by its sender ({sender})"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::incident::IncidentState::*;
+
+    #[test]
+    fn a_senders_acknowledgement_names_it() {
+        assert_eq!(
+            acknowledgement(Some("pd-payments")).1,
+            "every firing alert was acknowledged by its sender (pd-payments)"
+        );
+        assert_eq!(acknowledgement(None).0, "a sender");
+    }
 
     #[test]
     fn only_a_triggered_incident_with_every_firing_alert_acknowledged() {

@@ -15,6 +15,7 @@ pub mod notify;
 pub mod opening;
 pub mod pending;
 pub mod problems;
+pub mod report;
 pub mod silence;
 pub mod sla;
 pub mod timeline;

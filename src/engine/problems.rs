@@ -256,7 +256,8 @@ mod tests {
     #[test]
     fn recurring_incidents_become_a_problem_at_the_threshold() {
         let key = "recurring{service=\"db\"}";
-        let history = |active: Option<i64>, n: i64| KeyHistory { active, in_window: (1..=n).map(|i| (i, false)).collect() };
+        let history =
+            |active: Option<i64>, n: i64| KeyHistory { active, in_window: (1..=n).map(|i| (i, false)).collect() };
         assert_eq!(on_incident(&rule(3), key, "disk full", &history(None, 2)), Recurrence::Nothing);
         assert_eq!(
             on_incident(&rule(3), key, "disk full", &history(None, 3)),

@@ -168,7 +168,19 @@ pub fn problems(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SilenceUpdate {
     InPlace,
-    Replace { expire_old: bool },
+    /// A new silence takes over, starting no earlier than now; the old one
+    /// is expired first unless it already ended.
+    Replace {
+        expire_old: bool,
+        starts_at: Timestamp,
+    },
+}
+
+/// The times of a silence expired at `now`: it ends now (and, if it had
+/// not started, starts now too, so it never was). `None` when it already
+/// ended: expiring it again changes nothing.
+pub fn expire(s: &Silence, now: Timestamp) -> Option<(Timestamp, Timestamp)> {
+    (s.ends_at > now).then(|| (s.starts_at.min(now), now))
 }
 
 pub fn plan_update(
@@ -191,7 +203,7 @@ pub fn plan_update(
     if same_matchers && times_allowed {
         SilenceUpdate::InPlace
     } else {
-        SilenceUpdate::Replace { expire_old: state != SilenceState::Expired }
+        SilenceUpdate::Replace { expire_old: state != SilenceState::Expired, starts_at: starts_at.max(now) }
     }
 }
 
@@ -226,16 +238,59 @@ mod tests {
         let cases = [
             ("active, longer", &active, m("a=\"1\""), at(0), at(120), InPlace),
             ("active, ends now", &active, m("a=\"1\""), at(0), at(10), InPlace),
-            ("active, ends in the past", &active, m("a=\"1\""), at(0), at(9), Replace { expire_old: true }),
-            ("active, moved start", &active, m("a=\"1\""), at(1), at(60), Replace { expire_old: true }),
-            ("active, other matchers", &active, m("a=\"2\""), at(0), at(60), Replace { expire_old: true }),
-            ("active, regex instead of equal", &active, m("a=~\"1\""), at(0), at(60), Replace { expire_old: true }),
+            (
+                "active, ends in the past",
+                &active,
+                m("a=\"1\""),
+                at(0),
+                at(9),
+                Replace { expire_old: true, starts_at: now },
+            ),
+            ("active, moved start", &active, m("a=\"1\""), at(1), at(60), Replace { expire_old: true, starts_at: now }),
+            (
+                "active, other matchers",
+                &active,
+                m("a=\"2\""),
+                at(0),
+                at(60),
+                Replace { expire_old: true, starts_at: now },
+            ),
+            (
+                "active, regex instead of equal",
+                &active,
+                m("a=~\"1\""),
+                at(0),
+                at(60),
+                Replace { expire_old: true, starts_at: now },
+            ),
             ("pending, later start", &pending, m("a=\"1\""), at(30), at(60), InPlace),
-            ("pending, start in the past", &pending, m("a=\"1\""), at(5), at(60), Replace { expire_old: true }),
-            ("expired", &expired, m("a=\"1\""), at(10), at(60), Replace { expire_old: false }),
+            (
+                "pending, start in the past",
+                &pending,
+                m("a=\"1\""),
+                at(5),
+                at(60),
+                Replace { expire_old: true, starts_at: now },
+            ),
+            (
+                "expired, later start",
+                &expired,
+                m("a=\"1\""),
+                at(30),
+                at(60),
+                Replace { expire_old: false, starts_at: at(30) },
+            ),
         ];
         for (name, old, matchers, starts, ends, want) in cases {
             assert_eq!(plan_update(old, &matchers, starts, ends, now), want, "{name}");
         }
+    }
+
+    #[test]
+    fn expiring_ends_a_silence_now_and_an_ended_one_not_again() {
+        let now = at(10);
+        assert_eq!(expire(&silence(0, 60, "a=\"1\""), now), Some((at(0), now)));
+        assert_eq!(expire(&silence(20, 60, "a=\"1\""), now), Some((now, now)), "a pending one never was");
+        assert_eq!(expire(&silence(0, 5, "a=\"1\""), now), None);
     }
 }

@@ -58,6 +58,13 @@ pub fn note(text: &str, now: Timestamp) -> Entry {
     Entry { at: now, kind: "note", message: text.to_owned(), data: json!({}) }
 }
 
+/// A person set the priority: the timeline records it (to the same
+/// priority too, for its comment); the clocks take the new priority's
+/// targets only when it differs (the second value).
+pub fn set_priority(before: Priority, after: Priority, comment: Option<&str>, now: Timestamp) -> (Entry, bool) {
+    (priority_changed(before.as_str(), after, comment, now), before != after)
+}
+
 pub fn priority_changed(before: &str, after: Priority, comment: Option<&str>, now: Timestamp) -> Entry {
     Entry {
         at: now,
@@ -107,6 +114,15 @@ mod tests {
         assert_eq!(assigned(None, Some("bob"), now).data["after"], "bob");
         assert_eq!(priority_changed("P3", Priority::P1, Some("customers"), now).message, "priority P3 → P1: customers");
         assert_eq!(priority_changed("P3", Priority::P1, Some(""), now).message, "priority P3 → P1");
+    }
+
+    #[test]
+    fn only_a_different_priority_retargets_the_clocks() {
+        let now = Timestamp::UNIX_EPOCH;
+        assert!(set_priority(Priority::P3, Priority::P1, None, now).1);
+        let (e, retarget) = set_priority(Priority::P2, Priority::P2, Some("confirmed"), now);
+        assert!(!retarget);
+        assert_eq!(e.message, "priority P2 → P2: confirmed");
     }
 
     #[test]

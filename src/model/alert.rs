@@ -285,7 +285,12 @@ mod tests {
     #[test]
     fn a_sender_resolves_a_firing_alert_now_and_repeats_a_resolved_one() {
         let now = ts("2026-11-26T10:05:00Z");
-        let firing = AlertState { status: AlertStatus::Firing, starts_at: ts("2026-11-26T10:00:00Z"), ends_at: None, expired: false };
+        let firing = AlertState {
+            status: AlertStatus::Firing,
+            starts_at: ts("2026-11-26T10:00:00Z"),
+            ends_at: None,
+            expired: false,
+        };
         let (obs, e) = resolved_by_sender(Some(&firing), now).unwrap();
         assert_eq!(obs, Observation::Resolved);
         assert_eq!(e.unwrap().ends_at, Some(now));
@@ -296,7 +301,12 @@ mod tests {
 
     #[test]
     fn an_expired_alert_ends_when_it_expired_not_when_noticed() {
-        let firing = AlertState { status: AlertStatus::Firing, starts_at: ts("2026-11-26T10:00:00Z"), ends_at: None, expired: false };
+        let firing = AlertState {
+            status: AlertStatus::Firing,
+            starts_at: ts("2026-11-26T10:00:00Z"),
+            ends_at: None,
+            expired: false,
+        };
         let e = expired(&firing, ts("2026-11-26T10:04:00Z"));
         assert_eq!((e.starts_at, e.ends_at), (firing.starts_at, Some(ts("2026-11-26T10:04:00Z"))));
     }

@@ -22,6 +22,13 @@ impl MuteReason {
         }
     }
 
+    /// The SQL condition that `column` holds a reason that ends with time
+    /// (a silence's or a maintenance window's), as [`MuteReason`]'s
+    /// `Display` writes them.
+    pub fn ends_in_time_sql(column: &str) -> String {
+        format!("({column} LIKE 'silence:%' OR {column} LIKE 'change:%')")
+    }
+
     /// The `reason` label of `alertgate_alerts_muted_total`.
     pub fn metric_label(self) -> &'static str {
         match self {

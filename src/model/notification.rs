@@ -76,6 +76,15 @@ impl NotificationState {
         Self::ALL.into_iter().find(|n| n.as_str() == s)
     }
 
+    /// A person may send a notification again only while it is failed
+    /// (dead-lettered) or still pending.
+    pub fn may_retry(self, id: i64) -> Result<(), String> {
+        match self {
+            NotificationState::Failed | NotificationState::Pending => Ok(()),
+            other => Err(format!("notification {id} is {}; only failed or pending ones are retried", other.as_str())),
+        }
+    }
+
     /// `column = 'state'`, for the outbox's SQL.
     pub fn sql(self, column: &str) -> String {
         format!("{column} = '{}'", self.as_str())

@@ -116,6 +116,12 @@ impl ClockState {
         }
     }
 
+    /// "At risk" as an SQL predicate over a clock row under alias `t`:
+    /// running or paused, past a warning, not breached.
+    pub fn at_risk_sql(t: &str) -> String {
+        format!("({} OR {}) AND {t}.warned != '[]'", ClockState::Running.sql(t), ClockState::Paused.sql(t))
+    }
+
     /// Settled: the clock will not move again (unless a resolve clock's incident reopens).
     pub fn is_settled(self) -> bool {
         matches!(self, ClockState::Met | ClockState::Breached | ClockState::ResolvedUnacknowledged)

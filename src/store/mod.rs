@@ -11,7 +11,6 @@ pub mod audit;
 mod feed;
 pub mod ops;
 pub mod query;
-pub mod report;
 pub mod settings;
 pub mod sqlite;
 
@@ -31,6 +30,7 @@ use crate::rules::RuleSet;
 use crate::rules::matcher::Matcher;
 use ops::{Op, Reply};
 
+pub use crate::engine::report::{GroupSums, RecurringProblem, ReportGroup, ReportRow, SlaReport};
 pub use crate::engine::silence::SilenceSpec;
 pub use crate::engine::sla::{ClockView, EscalationView, SlaView};
 pub use audit::{AuditEntry, AuditQuery};
@@ -40,7 +40,6 @@ pub use query::{
     IncidentQuery, IncidentSort, IngestOutcome, LinkedIncident, NewProblem, NotificationQuery, NotificationView,
     ProblemDetail, ProblemQuery, ProblemUpdate, SlaFilter,
 };
-pub use report::{GroupSums, RecurringProblem, ReportGroup, ReportRow, SlaReport};
 pub use sqlite::{DB_FILE, LOCK_FILE, SCHEMA_VERSION, backup};
 
 /// Who the gateway records as the actor of what it does by itself.
@@ -122,14 +121,20 @@ impl StoreError {
 
 /// What a database does for the gateway. A write returns once its effects
 /// are durably committed; on error nothing of it is stored. Reads see
-/// committed data only.
+/// committed data only. A backend loads the rows a decision needs, asks
+/// `engine` (or `model`) what to do, and applies the answer in the write's
+/// transaction; it decides nothing itself, so a second backend repeats no
+/// rule. The wake-ups (`next_timer`, `outbox_wakeup`, `feed`) tell this
+/// process of its own commits; a backend shared by several gateways must
+/// also carry the others' (for PostgreSQL: LISTEN/NOTIFY).
 #[async_trait::async_trait]
 pub trait Backend: Send + Sync + 'static {
     /// Where the data lives, for the log (never with credentials).
     fn describe(&self) -> String;
     /// Apply one mutation; `source` is the caller's address for the audit log.
     async fn write(&self, op: Op, source: Option<Arc<str>>) -> Result<Reply, StoreError>;
-    /// Finish queued writes and close; `now` releases unfinished leases.
+    /// Finish queued writes and close; the notification leases this
+    /// gateway holds are released at `now`, due again at once.
     async fn close(&self, now: Timestamp);
     /// True when the database answers a query.
     async fn ping(&self) -> Result<(), StoreError>;
@@ -188,9 +193,9 @@ pub trait Backend: Send + Sync + 'static {
     async fn list_audit(&self, q: AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
     /// The SLA report of incidents created in `[from, to)`.
     async fn sla_report(&self, from: Timestamp, to: Timestamp, group: ReportGroup) -> Result<SlaReport, StoreError>;
-    /// Set the gauges of stored state (open incidents, clocks, compliance,
-    /// problems, outbox, database size) for a scrape.
-    async fn update_gauges(&self, now: Timestamp) -> Result<(), StoreError>;
+    /// The counts of stored state the gauges show (open incidents, clocks,
+    /// compliance, problems, outbox, database size).
+    async fn stored_facts(&self, now: Timestamp) -> Result<crate::metrics::stored::StoredFacts, StoreError>;
 }
 
 /// A cheap, cloneable handle on the store.
@@ -350,7 +355,8 @@ impl Store {
 
     /// Set the gauges of stored state for a scrape.
     pub async fn update_gauges(&self, now: Timestamp) -> Result<(), StoreError> {
-        self.backend.update_gauges(now).await
+        crate::metrics::stored::set(&self.backend.stored_facts(now).await?);
+        Ok(())
     }
 
     /// The SLA report of incidents created in `[from, to)`.

@@ -125,20 +125,6 @@ pub enum Reply {
 }
 
 impl Op {
-    /// Whether applying this op can change the writer's in-memory state
-    /// (inhibit index, silences), which a rollback must then restore.
-    pub fn touches_writer_state(&self) -> bool {
-        matches!(
-            self,
-            Op::Ingest { .. }
-                | Op::Tick { .. }
-                | Op::CreateSilence { .. }
-                | Op::UpdateSilence { .. }
-                | Op::ExpireSilence { .. }
-                | Op::RecordChange { .. }
-        )
-    }
-
     /// The time the op happens at, which its records carry.
     pub fn now(&self) -> Option<Timestamp> {
         match self {
@@ -160,13 +146,6 @@ impl Op {
             | Op::RetryNotification { now, .. }
             | Op::Audit { now, .. } => Some(*now),
             Op::RenewLeases { .. } => None,
-        }
-    }
-
-    pub fn weight(&self) -> usize {
-        match self {
-            Op::Ingest { updates, .. } => updates.len().max(1),
-            _ => 1,
         }
     }
 }

@@ -1,55 +1,42 @@
-//! Gauges of stored state, read at scrape time.
-use std::collections::HashMap;
+//! The counts of stored state the gauges show, read at scrape time.
 use std::path::Path;
 
 use jiff::Timestamp;
 use rusqlite::{Connection, params};
 
 use super::{StoreError, ms};
-use crate::metrics::{COMPLIANCE_WINDOW_DAYS, metrics};
-use crate::model::incident::IncidentState;
+use crate::metrics::COMPLIANCE_WINDOW_DAYS;
+use crate::metrics::stored::StoredFacts;
+use crate::model::incident::{IncidentState, Priority};
 use crate::model::problem::ProblemState;
-use crate::sla::clock::ClockState;
+use crate::sla::clock::{ClockKind, ClockState};
 
-pub(super) fn update(c: &Connection, db: &Path, now: Timestamp) -> Result<(), StoreError> {
-    let m = metrics();
-    m.incidents_open.reset();
+fn parsed<T>(what: &str, text: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T, StoreError> {
+    parse(text).ok_or_else(|| StoreError::Corrupt(format!("{what} {text:?}")))
+}
+
+pub(super) fn read(c: &Connection, db: &Path, now: Timestamp) -> Result<StoredFacts, StoreError> {
+    let mut facts = StoredFacts::default();
     let mut stmt = c.prepare_cached(&format!(
         "SELECT state, priority, COALESCE(service, ''), count(*) FROM incidents WHERE {} GROUP BY 1, 2, 3",
         IncidentState::open_sql("state")
     ))?;
-    let rows = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get(3)?)))?;
-    // Services past the label budget are summed under `other`.
-    let mut open: HashMap<(String, String, String), i64> = HashMap::new();
-    for row in rows {
+    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?)))? {
         let (state, priority, service, n): (String, String, String, i64) = row?;
-        let service = m.services.admit("incidents_open", &service).into_owned();
-        *open.entry((state, priority, service)).or_default() += n;
-    }
-    for ((state, priority, service), n) in open {
-        m.incidents_open.with_label_values(&[state.as_str(), priority.as_str(), service.as_str()]).set(n);
+        let state = parsed("incident state", &state, IncidentState::parse)?;
+        facts.open_incidents.push((state, parsed("priority", &priority, Priority::parse)?, service, n as u64));
     }
 
-    m.sla_clocks_running.reset();
-    // Every kind and state exists at zero, so a dashboard shows 0, not "No data".
-    for kind in ["respond", "resolve"] {
-        for state in ["running", "paused"] {
-            m.sla_clocks_running.with_label_values(&[kind, state]).set(0);
-        }
-    }
+    // Not stopped, counting now or not (a breached clock counts on until
+    // its incident is answered).
     let mut stmt = c.prepare_cached(
-        // Clocks that have not stopped, counting or not (a breached clock
-        // keeps counting until its incident is answered).
-        "SELECT kind, CASE WHEN running_since IS NULL THEN 'paused' ELSE 'running' END, count(*) FROM sla_clocks
-         WHERE stopped_at IS NULL GROUP BY 1, 2",
+        "SELECT kind, running_since IS NOT NULL, count(*) FROM sla_clocks WHERE stopped_at IS NULL GROUP BY 1, 2",
     )?;
-    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?)))? {
-        let (kind, state, n): (String, String, i64) = row?;
-        m.sla_clocks_running.with_label_values(&[kind.as_str(), state.as_str()]).set(n);
+    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?, r.get(2)?)))? {
+        let (kind, counting, n): (String, bool, i64) = row?;
+        facts.clocks_counting.push((parsed("clock kind", &kind, ClockKind::parse)?, counting, n as u64));
     }
 
-    m.sla_compliance.reset();
     let since = ms(now) - COMPLIANCE_WINDOW_DAYS * 86_400_000;
     let mut stmt = c.prepare_cached(&format!(
         "SELECT s.kind, i.priority, COALESCE(i.service, ''), sum({}), sum({} OR {})
@@ -59,43 +46,24 @@ pub(super) fn update(c: &Connection, db: &Path, now: Timestamp) -> Result<(), St
         ClockState::Breached.sql("s"),
         ClockState::ResolvedUnacknowledged.sql("s"),
     ))?;
-    let mut decided: HashMap<(String, String, String), (i64, i64)> = HashMap::new();
     for row in stmt.query_map(params![since], |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?))
     })? {
-        let (kind, priority, service, met, breached): (String, String, String, i64, i64) = row?;
-        let service = m.services.admit("sla_compliance", &service).into_owned();
-        let sums = decided.entry((kind, priority, service)).or_default();
-        *sums = (sums.0 + met, sums.1 + breached);
-    }
-    for ((kind, priority, service), (met, breached)) in decided {
-        if met + breached > 0 {
-            m.sla_compliance
-                .with_label_values(&[kind.as_str(), priority.as_str(), service.as_str()])
-                .set(met as f64 / (met + breached) as f64);
-        }
+        let (kind, priority, service, met, not_met): (String, String, String, i64, i64) = row?;
+        let kind = parsed("clock kind", &kind, ClockKind::parse)?;
+        let priority = parsed("priority", &priority, Priority::parse)?;
+        facts.settled_clocks.push((kind, priority, service, met as u64, not_met as u64));
     }
 
-    m.problems_open.reset();
-    for state in ProblemState::ALL.iter().filter(|s| **s != ProblemState::Closed).map(|s| s.as_str()) {
-        m.problems_open.with_label_values(&[state]).set(0);
-    }
-    let mut stmt = c.prepare_cached(&format!(
-        "SELECT state, count(*) FROM problems WHERE state != '{}' GROUP BY 1",
-        ProblemState::Closed.as_str()
-    ))?;
+    let mut stmt = c.prepare_cached("SELECT state, count(*) FROM problems GROUP BY 1")?;
     for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))? {
         let (state, n): (String, i64) = row?;
-        m.problems_open.with_label_values(&[state.as_str()]).set(n);
+        facts.problems.push((parsed("problem state", &state, ProblemState::parse)?, n as u64));
     }
 
-    let (depth, oldest) = super::outbox::depth(c, now)?;
-    m.outbox_depth.set(depth as i64);
-    m.outbox_oldest.set(oldest.unwrap_or(0.0));
-
+    facts.outbox = super::outbox::depth(c, now)?;
     for (file, path) in [("db", db.to_path_buf()), ("wal", db.with_extension("db-wal"))] {
-        let size = std::fs::metadata(&path).map(|md| md.len() as i64).unwrap_or(0);
-        m.database_size.with_label_values(&[file]).set(size);
+        facts.database_bytes.push((file, std::fs::metadata(&path).map_or(0, |md| md.len())));
     }
-    Ok(())
+    Ok(facts)
 }

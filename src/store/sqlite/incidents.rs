@@ -22,6 +22,25 @@ use crate::rules::RuleSet;
 use crate::rules::incident::IncidentRule;
 use crate::sla::timers::{TimerKey, Timers};
 
+/// The firing alerts held in a pending group (rule, key); built once, as
+/// routing a new alert asks it.
+static HELD_FIRING: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT a.id, a.fingerprint, a.labels FROM pending_alerts p JOIN alerts a ON a.id = p.alert_id
+         WHERE p.rule = ?1 AND p.group_key = ?2 AND {}",
+        AlertStatus::Firing.sql("a.status")
+    )
+});
+
+/// How many alerts of a pending group (rule, key) fire, and whether alert ?3 is one.
+static HELD_FIRING_COUNT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT count(*), coalesce(sum(a.id = ?3), 0) > 0 FROM pending_alerts p JOIN alerts a ON a.id = p.alert_id
+         WHERE p.rule = ?1 AND p.group_key = ?2 AND {}",
+        AlertStatus::Firing.sql("a.status")
+    )
+});
+
 /// The hot path's statement, built once: the open incidents an alert is in.
 static OPEN_INCIDENTS_OF_ALERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
@@ -131,7 +150,8 @@ impl WriterState {
         if rules.inhibit_rules.is_empty() {
             return Ok(());
         }
-        let mut stmt = conn.prepare("SELECT fingerprint, labels FROM alerts WHERE status = 'firing'")?;
+        let mut stmt = conn
+            .prepare(&format!("SELECT fingerprint, labels FROM alerts WHERE {}", AlertStatus::Firing.sql("status")))?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         for row in rows {
             let (fp, labels) = row?;
@@ -355,10 +375,11 @@ fn join_held(
 ) -> Result<(), StoreError> {
     {
         let held: Vec<(i64, String, String, String)> = tx
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "SELECT a.id, a.fingerprint, a.labels, a.annotations FROM pending_alerts p JOIN alerts a ON a.id = p.alert_id
-                 WHERE p.rule = ?1 AND p.group_key = ?2 AND a.status = 'firing' AND a.id != ?3",
-            )?
+                 WHERE p.rule = ?1 AND p.group_key = ?2 AND {} AND a.id != ?3",
+                AlertStatus::Firing.sql("a.status")
+            ))?
             .query_map(params![rule.name, key, first.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
             .collect::<Result<_, _>>()?;
         for (alert_id, fp, labels, annotations) in held {
@@ -414,9 +435,10 @@ impl WriterState {
     /// maintenance window ended, or an inhibiting alert resolved.
     pub fn recheck_muted(&mut self, tx: &Connection, reason: MuteReason, now: Timestamp) -> Result<(), StoreError> {
         let muted: Vec<(i64, String, String, String)> = tx
-            .prepare_cached(
-                "SELECT id, fingerprint, labels, annotations FROM alerts WHERE muted_by = ?1 AND status = 'firing'",
-            )?
+            .prepare_cached(&format!(
+                "SELECT id, fingerprint, labels, annotations FROM alerts WHERE muted_by = ?1 AND {}",
+                AlertStatus::Firing.sql("status")
+            ))?
             .query_map([reason.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
             .collect::<Result<_, _>>()?;
         for (id, fp, labels, annotations) in muted {
@@ -431,10 +453,11 @@ impl WriterState {
     /// ended at load) are routed again.
     fn release_ended_mutes(&mut self, tx: &Connection, now: Timestamp) -> Result<(), StoreError> {
         let reasons: Vec<String> = tx
-            .prepare_cached(
-                "SELECT DISTINCT muted_by FROM alerts WHERE muted_by IS NOT NULL AND status = 'firing'
-                 AND (muted_by LIKE 'silence:%' OR muted_by LIKE 'change:%')",
-            )?
+            .prepare_cached(&format!(
+                "SELECT DISTINCT muted_by FROM alerts WHERE {} AND {}",
+                AlertStatus::Firing.sql("status"),
+                MuteReason::ends_in_time_sql("muted_by")
+            ))?
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         for reason in reasons.iter().filter_map(|r| MuteReason::parse(r)) {
@@ -456,10 +479,7 @@ impl WriterState {
     /// alert began firing meanwhile) leave their pending group.
     fn prune_muted_pending(&self, tx: &Connection, rule: &str, key: &str, now: Timestamp) -> Result<(), StoreError> {
         let held: Vec<(i64, String, String)> = tx
-            .prepare_cached(
-                "SELECT a.id, a.fingerprint, a.labels FROM pending_alerts p JOIN alerts a ON a.id = p.alert_id
-                 WHERE p.rule = ?1 AND p.group_key = ?2 AND a.status = 'firing'",
-            )?
+            .prepare_cached(&HELD_FIRING)?
             .query_map(params![rule, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<Result<_, _>>()?;
         for (id, fp, labels) in held {
@@ -633,10 +653,7 @@ fn pending(tx: &Connection, rule: &str, key: &str, alert_id: i64) -> Result<Opti
         return Ok(None);
     };
     let (firing, contains): (i64, bool) = tx
-        .prepare_cached(
-            "SELECT count(*), coalesce(sum(a.id = ?3), 0) > 0 FROM pending_alerts p JOIN alerts a ON a.id = p.alert_id
-             WHERE p.rule = ?1 AND p.group_key = ?2 AND a.status = 'firing'",
-        )?
+        .prepare_cached(&HELD_FIRING_COUNT)?
         .query_row(params![rule, key, alert_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(Some(PendingView { first_fired_at: ts(first)?, firing: firing as u32, contains_alert: contains }))
 }
@@ -819,12 +836,14 @@ impl WriterState {
     ) -> Result<(), StoreError> {
         let state = current_state(tx, id)?;
         let before: String = tx.query_row("SELECT priority FROM incidents WHERE id = ?1", [id], |r| r.get(0))?;
+        let before = Priority::parse(&before).ok_or_else(|| StoreError::Corrupt(format!("priority {before:?}")))?;
         tx.execute(
             "UPDATE incidents SET priority = ?2, updated_at = ?3 WHERE id = ?1",
             params![id, priority.as_str(), ms(now)],
         )?;
-        entry(tx, id, actor, timeline::priority_changed(&before, priority, comment, now))?;
-        if before != priority.as_str() {
+        let (recorded, retarget) = timeline::set_priority(before, priority, comment, now);
+        entry(tx, id, actor, recorded)?;
+        if retarget {
             self.retarget_clocks(tx, id, priority, state, now)?;
         }
         Ok(())

@@ -38,6 +38,7 @@ use super::{
     SlaReport, SlaView, StoreError,
 };
 use crate::engine::silence::{Silence, SilenceIds};
+use crate::metrics::stored::StoredFacts;
 use crate::model::change::Change;
 use crate::model::notification::NotificationState;
 use crate::model::problem::Problem;
@@ -395,9 +396,9 @@ impl Backend for SqliteStore {
         self.read(move |c| reports::sla(c, from, to, group)).await
     }
 
-    async fn update_gauges(&self, now: Timestamp) -> Result<(), StoreError> {
+    async fn stored_facts(&self, now: Timestamp) -> Result<StoredFacts, StoreError> {
         let path = self.path.clone();
-        self.read(move |c| gauges::update(c, &path, now)).await
+        self.read(move |c| gauges::read(c, &path, now)).await
     }
 }
 

@@ -144,24 +144,19 @@ pub(super) fn release_all(tx: &Connection, now: Timestamp) -> Result<usize, Stor
 
 /// A dead letter (or a pending row) goes out again now; its age counts anew.
 pub(super) fn retry(tx: &Connection, id: i64, now: Timestamp) -> Result<(), StoreError> {
-    let n = tx
-        .prepare_cached(&format!(
-            "UPDATE notifications SET state = '{PENDING}', next_attempt_at = ?2, retried_at = ?2, leased_until = NULL
-             WHERE id = ?1 AND state IN ('{FAILED}', '{PENDING}')"
-        ))?
-        .execute(params![id, ms(now)])?;
-    if n == 0 {
-        let state: Option<String> = tx
-            .prepare_cached("SELECT state FROM notifications WHERE id = ?1")?
-            .query_row([id], |r| r.get(0))
-            .optional()?;
-        return Err(match state {
-            None => StoreError::NotFound(format!("no notification {id}")),
-            Some(s) => {
-                StoreError::Conflict(format!("notification {id} is {s}; only failed or pending ones are retried"))
-            }
-        });
-    }
+    let state: String = tx
+        .prepare_cached("SELECT state FROM notifications WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("no notification {id}")))?;
+    let state =
+        NotificationState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("notification state {state:?}")))?;
+    state.may_retry(id).map_err(StoreError::Conflict)?;
+    tx.prepare_cached(&format!(
+        "UPDATE notifications SET state = '{PENDING}', next_attempt_at = ?2, retried_at = ?2, leased_until = NULL
+         WHERE id = ?1"
+    ))?
+    .execute(params![id, ms(now)])?;
     Ok(())
 }
 

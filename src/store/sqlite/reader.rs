@@ -11,7 +11,6 @@ use crate::store::query::{
     SlaFilter,
 };
 
-
 /// Rows fetched per round while label matchers filter in memory.
 const CHUNK: usize = 500;
 /// Most rows one page may scan, so a matcher that rarely matches cannot tie
@@ -83,7 +82,7 @@ pub(super) fn list_alerts(c: &Connection, q: &AlertQuery) -> Result<AlertPage, S
 /// what Alertmanager's API lists.
 pub(super) fn firing_alerts(c: &Connection) -> Result<Vec<AlertRecord>, StoreError> {
     let columns = COLUMNS.replace("raw,", "'null',");
-    let sql = format!("SELECT {columns} FROM alerts WHERE status = 'firing' ORDER BY id");
+    let sql = format!("SELECT {columns} FROM alerts WHERE {} ORDER BY id", AlertStatus::Firing.sql("status"));
     let mut stmt = c.prepare_cached(&sql)?;
     let rows = stmt.query_map([], row_to_alert)?;
     Ok(rows.map(|r| r.map(|(_, a)| a)).collect::<Result<_, _>>()?)
@@ -93,9 +92,6 @@ pub(super) fn get_alert(c: &Connection, fp: &Fingerprint) -> Result<Option<Alert
     let sql = format!("SELECT {COLUMNS} FROM alerts WHERE fingerprint = ?1");
     Ok(c.prepare_cached(&sql)?.query_row([fp.as_str()], row_to_alert).optional()?.map(|(_, a)| a))
 }
-
-
-
 
 /// The `WHERE` conditions of an incident query (without its cursor) and
 /// their arguments.
@@ -197,8 +193,6 @@ pub(super) fn list_incidents(c: &Connection, q: &IncidentQuery) -> Result<Incide
     Ok(IncidentPage { incidents, next_cursor })
 }
 
-
-
 pub(super) fn get_incident(
     c: &Connection,
     id: i64,
@@ -275,10 +269,7 @@ pub(super) fn get_incident(
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     let problems = super::problems::of_incident(c, id)?;
-    let workaround = problems
-        .iter()
-        .find(|p| p.state == crate::model::problem::ProblemState::KnownError)
-        .and_then(|p| p.workaround.clone());
+    let workaround = crate::engine::notify::known_error(&problems).and_then(|p| p.workaround.clone());
     Ok(Some(IncidentDetail {
         incident,
         sla: super::sla::sla_view(c, id, rules, now)?,
@@ -338,8 +329,6 @@ fn sla_condition(f: SlaFilter) -> String {
     use crate::sla::clock::ClockState;
     match f {
         SlaFilter::State(state) => state.sql("s"),
-        SlaFilter::AtRisk => {
-            format!("({} OR {}) AND s.warned != '[]'", ClockState::Running.sql("s"), ClockState::Paused.sql("s"))
-        }
+        SlaFilter::AtRisk => ClockState::at_risk_sql("s"),
     }
 }

@@ -1,10 +1,10 @@
-//! The SLA report's sums, by SQL (see `store::report` for what they mean).
+//! The SLA report's sums, by SQL (see `engine::report` for what they mean).
 use jiff::Timestamp;
 use rusqlite::{Connection, params};
 
 use super::{StoreError, ms};
-use crate::sla::clock::ClockState;
-use crate::store::report::{GroupSums, RecurringProblem, ReportGroup, SlaReport};
+use crate::engine::report::{GroupSums, RecurringProblem, ReportGroup, SlaReport};
+use crate::sla::clock::{ClockKind, ClockState};
 
 fn column(group: ReportGroup) -> &'static str {
     match group {
@@ -60,7 +60,7 @@ pub(super) fn sla(c: &Connection, from: Timestamp, to: Timestamp, group: ReportG
     })? {
         let (key, kind, met, breached, unanswered) = row?;
         let e = rows.entry(key).or_default();
-        if kind == "respond" {
+        if ClockKind::parse(&kind) == Some(ClockKind::Respond) {
             e.respond_met = met as u64;
             e.respond_breaches = breached as u64;
             e.resolved_unacknowledged = unanswered as u64;

@@ -43,7 +43,8 @@ pub(super) fn row_to_alert(r: &Row<'_>) -> rusqlite::Result<(i64, AlertRecord)> 
     ))
 }
 
-pub(super) const INCIDENT_COLUMNS: &str = "id, title, service, rule, group_key, impact, urgency, priority, state, assignee,
+pub(super) const INCIDENT_COLUMNS: &str =
+    "id, title, service, rule, group_key, impact, urgency, priority, state, assignee,
     alert_count, firing_count, flap_count, labels, created_at, updated_at, acknowledged_at, resolved_at, closed_at,
     auto_resolve_at";
 

@@ -29,13 +29,12 @@ impl WriterState {
             )?
             .query_map(params![alert_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
             .collect::<Result<_, _>>()?;
-        let sender = sender.unwrap_or("a sender");
+        let (actor, why) = crate::engine::ack::acknowledgement(sender);
         for (id, state, firing, acked) in incidents {
             let state =
                 IncidentState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("incident state {state:?}")))?;
             if crate::engine::ack::acknowledges(state, firing as u64, acked as u64) {
-                let why = format!("every firing alert was acknowledged by its sender ({sender})");
-                self.act(tx, id, IncidentAction::Acknowledge, sender, Some(&why), now)?;
+                self.act(tx, id, IncidentAction::Acknowledge, &actor, Some(&why), now)?;
             }
         }
         Ok(())

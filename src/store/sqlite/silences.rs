@@ -41,22 +41,26 @@ pub(super) fn insert(
     Ok(silence)
 }
 
+fn silence(tx: &Connection, id: i64) -> Result<Silence, StoreError> {
+    super::reader::silences_where(tx, "id = ?1", id)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| StoreError::NotFound(format!("no silence {id}")))
+}
+
 pub(super) fn expire(
     tx: &Connection,
     writer_state: &mut WriterState,
     id: i64,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let n = tx
-        .prepare_cached(
-            "UPDATE silences SET ends_at = ?2, starts_at = MIN(starts_at, ?2) WHERE id = ?1 AND ends_at > ?2",
-        )?
-        .execute(params![id, ms(now)])?;
-    if n == 0 {
-        let exists: bool = tx.query_row("SELECT count(*) > 0 FROM silences WHERE id = ?1", [id], |r| r.get(0))?;
-        if !exists {
-            return Err(StoreError::NotFound(format!("no silence {id}")));
-        }
+    let silence = silence(tx, id)?;
+    if let Some((starts_at, ends_at)) = crate::engine::silence::expire(&silence, now) {
+        tx.prepare_cached("UPDATE silences SET starts_at = ?2, ends_at = ?3 WHERE id = ?1")?.execute(params![
+            id,
+            ms(starts_at),
+            ms(ends_at)
+        ])?;
     }
     // The alerts it muted are routed again at once, not at their
     // sender's next re-send (hours away for an Alertmanager group).
@@ -72,10 +76,7 @@ pub(super) fn update(
     spec: &SilenceSpec,
     now: Timestamp,
 ) -> Result<Silence, StoreError> {
-    let old = super::reader::silences_where(tx, "id = ?1", id)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| StoreError::NotFound("silence not found".into()))?;
+    let old = silence(tx, id)?;
     match plan_update(&old, &spec.matchers, spec.starts_at, spec.ends_at, now) {
         SilenceUpdate::InPlace => {
             tx.prepare_cached(
@@ -99,11 +100,10 @@ pub(super) fn update(
             tracing::info!(silence = id, "silence changed");
             Ok(silence)
         }
-        SilenceUpdate::Replace { expire_old } => {
+        SilenceUpdate::Replace { expire_old, starts_at } => {
             if expire_old {
                 expire(tx, writer_state, id, now)?;
             }
-            let starts_at = spec.starts_at.max(now);
             let silence = insert(tx, writer_state, &SilenceSpec { starts_at, ..spec.clone() }, now)?;
             tracing::info!(silence = silence.id, replaces = id, "silence replaced");
             Ok(silence)

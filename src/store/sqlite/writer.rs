@@ -31,6 +31,28 @@ const MAX_BATCH_ALERTS: usize = 20_000;
 /// of the whole request is idempotent: alerts deduplicate).
 const PART_ALERTS: usize = 1_000;
 
+/// Whether applying this op can change the writer's in-memory state
+/// (inhibit index, silences), which a rollback must then restore.
+fn touches_writer_state(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Ingest { .. }
+            | Op::Tick { .. }
+            | Op::CreateSilence { .. }
+            | Op::UpdateSilence { .. }
+            | Op::ExpireSilence { .. }
+            | Op::RecordChange { .. }
+    )
+}
+
+/// What an op counts towards a batch's bound.
+fn weight_of(op: &Op) -> usize {
+    match op {
+        Op::Ingest { updates, .. } => updates.len().max(1),
+        _ => 1,
+    }
+}
+
 /// What the store's handle asks of its writer.
 pub(super) enum Request {
     Write {
@@ -118,7 +140,7 @@ pub(super) fn run(
                         partials.push_back(Partial { updates, encoded, now, sender, source, reply, outcome });
                     }
                     op => {
-                        weight += op.weight();
+                        weight += weight_of(&op);
                         batch.push((op, source, Answer::Caller(reply)));
                     }
                 },
@@ -268,7 +290,7 @@ fn commit_batch(
                 Err(e) => {
                     writer_state.discard_staged();
                     writer_state.facts.clear();
-                    engine_touched_by_failure |= op.touches_writer_state();
+                    engine_touched_by_failure |= touches_writer_state(op);
                     drop(sp); // rolls back this request only
                     // Some errors (disk full, I/O) make SQLite roll back the
                     // whole transaction; a later savepoint would then commit
@@ -535,14 +557,17 @@ fn expire_alerts(tx: &Connection, writer_state: &mut WriterState, now: Timestamp
         .query_map(params![ms(now)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
         .collect::<Result<_, _>>()?;
     for (id, fp, starts_at, expires_at) in &due {
-        let stored = AlertState { status: AlertStatus::Firing, starts_at: ts(*starts_at)?, ends_at: None, expired: false };
+        let stored =
+            AlertState { status: AlertStatus::Firing, starts_at: ts(*starts_at)?, ends_at: None, expired: false };
         let e = expired(&stored, ts(*expires_at)?);
         let (labels, annotations): (String, String) = tx
             .prepare_cached(
                 "UPDATE alerts SET status = ?2, ends_at = ?3, expired = 1, expires_at = NULL WHERE id = ?1
                  RETURNING labels, annotations",
             )?
-            .query_row(params![id, AlertStatus::Resolved.as_str(), e.ends_at.map(ms)], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            .query_row(params![id, AlertStatus::Resolved.as_str(), e.ends_at.map(ms)], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
         resolve_stored(tx, writer_state, *id, fp, &labels, &annotations, now)?;
     }
     Ok(due.len())

@@ -10,6 +10,8 @@
 //! transaction commits ([`Fact`]). Gauges of stored state (open incidents,
 //! running clocks, compliance, outbox depth) are read from the store at
 //! scrape time (`store::Store::gauges`).
+pub mod stored;
+
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
