@@ -120,10 +120,10 @@ pub enum FiringDecision {
 /// the alert was just created or went from resolved to firing, false for a
 /// repeat of an alert that was firing already.
 pub fn firing(rule: &IncidentRule, group: &GroupView, newly_fired: bool, now: Timestamp) -> FiringDecision {
+    if let Some(id) = already_in(group.own_incident) {
+        return FiringDecision::AlreadyIn(id);
+    }
     if let Some(own) = group.own_incident {
-        if own.state.is_open() {
-            return FiringDecision::AlreadyIn(own.id);
-        }
         if !newly_fired {
             return FiringDecision::Ignore;
         }
@@ -154,6 +154,36 @@ pub fn firing(rule: &IncidentRule, group: &GroupView, newly_fired: bool, now: Ti
 pub fn pending_due(rule: &IncidentRule, first_fired_at: Timestamp) -> Option<Timestamp> {
     (rule.min_duration.as_millis() > 0)
         .then(|| first_fired_at.checked_add(rule.min_duration.signed()).unwrap_or(Timestamp::MAX))
+}
+
+/// The open incident of the rule an alert already belongs to: it stays
+/// there (marked firing again), whatever else its group holds. Known from
+/// the alert's own incident alone, so the store asks it before loading the
+/// rest of the group.
+pub fn already_in(own_incident: Option<IncidentView>) -> Option<i64> {
+    own_incident.filter(|own| own.state.is_open()).map(|own| own.id)
+}
+
+/// What reopening a flapping incident does, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FlapStep {
+    Reopen,
+    /// Count the flap on the incident (and in the metrics).
+    CountFlap,
+    Record(crate::engine::sla::Entry),
+    /// The alert fires in it again.
+    MarkFiring,
+}
+
+/// The alert `fingerprint` fired again within `rule`'s flap window: its
+/// resolved incident reopens.
+pub fn flap_reopen(rule: &IncidentRule, fingerprint: &crate::model::Fingerprint, now: Timestamp) -> Vec<FlapStep> {
+    vec![
+        FlapStep::Reopen,
+        FlapStep::CountFlap,
+        FlapStep::Record(crate::engine::timeline::flapping(fingerprint, rule.flap_window, now)),
+        FlapStep::MarkFiring,
+    ]
 }
 
 /// A pending group opens its incident once it has `min_alerts` firing

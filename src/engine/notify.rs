@@ -57,6 +57,12 @@ pub fn deliveries(
     out
 }
 
+/// The rules whose notifiers hear of a problem: those of the incidents
+/// linked to it (`linked_rules` are their names).
+pub fn problem_rules<'r>(rules: &'r [IncidentRule], linked_rules: &[String]) -> Vec<&'r IncidentRule> {
+    rules.iter().filter(|r| linked_rules.contains(&r.name)).collect()
+}
+
 /// The facts about an incident a notification carries, as of the event.
 pub struct IncidentFacts<'a> {
     pub incident: &'a Incident,
@@ -75,7 +81,14 @@ pub fn known_error(problems: &[Problem]) -> Option<&Problem> {
 
 /// What a notification says about an incident: templates render from
 /// this, not from the incident as it is at delivery.
-pub fn incident_payload(event: &str, facts: &IncidentFacts<'_>, calendars: Calendars<'_>, now: Timestamp) -> Value {
+/// `data` is what the event adds (e.g. an SLA milestone's clock).
+pub fn incident_payload(
+    event: &str,
+    facts: &IncidentFacts<'_>,
+    data: Value,
+    calendars: Calendars<'_>,
+    now: Timestamp,
+) -> Value {
     let i = facts.incident;
     let mut snapshot = json!({
         "id": i.id,
@@ -118,7 +131,7 @@ pub fn incident_payload(event: &str, facts: &IncidentFacts<'_>, calendars: Calen
     if !sla.is_empty() {
         snapshot["sla"] = Value::Object(sla);
     }
-    json!({ "event": event, "incident": snapshot })
+    json!({ "event": event, "incident": snapshot, "data": data })
 }
 
 fn clocks_payload(clocks: &[ClockSlot], calendars: Calendars<'_>, now: Timestamp) -> Map<String, Value> {

@@ -135,6 +135,13 @@ pub enum LastAlertResolved {
     Stay,
 }
 
+/// An alert joined an incident or fired in it again: whether that calls
+/// off a resolution the incident was waiting for (it does: an incident
+/// with a firing alert does not resolve by itself).
+pub fn alert_firing_cancels_auto_resolve(firing: bool) -> bool {
+    firing
+}
+
 /// An alert of an incident in `state` resolved, leaving `firing_left` of
 /// its alerts firing. `rule` is the incident's rule (`None` when a reload
 /// removed it: the incident resolves at once, as it would have by default).

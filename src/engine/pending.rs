@@ -10,6 +10,35 @@ use crate::rules::incident::IncidentRule;
 /// alerts have all resolved.
 pub const ALL_ALERTS_RESOLVED: &str = "every alert is resolved";
 
+/// One round of the timers, in order. Alerts expire first, so an incident
+/// whose last alert expired resolves in the same round; SLA milestones and
+/// escalation steps fall due before mutes end, so an alert a window
+/// muted until now does not page for the past; ended mutes route their
+/// alerts again before pending groups are judged, so those alerts count;
+/// auto-resolve comes last, after every alert's state is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TickStep {
+    ExpireAlerts,
+    DueTimers,
+    EndMaintenance,
+    /// Once after start: mutes whose silence or window ended while the
+    /// gateway was down.
+    ReleaseEndedMutes,
+    EndSilences,
+    DuePendingGroups,
+    DueAutoResolves,
+}
+
+pub const TICK: [TickStep; 7] = [
+    TickStep::ExpireAlerts,
+    TickStep::DueTimers,
+    TickStep::EndMaintenance,
+    TickStep::ReleaseEndedMutes,
+    TickStep::EndSilences,
+    TickStep::DuePendingGroups,
+    TickStep::DueAutoResolves,
+];
+
 /// What a pending group whose timer fell due becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DueGroup {

@@ -122,6 +122,10 @@ pub enum EditError {
 /// after, for the timeline), its message, and whether it makes a known error.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EditOutcome {
+    /// The problem's fields after the edit (a field left out keeps its value).
+    pub title: String,
+    pub root_cause: Option<String>,
+    pub workaround: Option<String>,
     pub state: ProblemState,
     /// Which time the new state sets.
     pub stamp: ProblemStamp,
@@ -147,6 +151,26 @@ pub fn incident_linked(incident_id: i64, now: Timestamp) -> crate::engine::sla::
         kind: "incident_linked",
         message: format!("incident {incident_id} linked"),
         data: json!({ "incident": incident_id }),
+    }
+}
+
+/// A problem's timeline entry of a person's edit.
+pub fn updated(outcome: &EditOutcome, now: Timestamp) -> crate::engine::sla::Entry {
+    crate::engine::sla::Entry {
+        at: now,
+        kind: "updated",
+        message: outcome.message.clone(),
+        data: Value::Object(outcome.changed.clone()),
+    }
+}
+
+/// A problem's first timeline entry when a rule opens it.
+pub fn opened_by_rule(rule: &ProblemRule, key: &str, message: &str, now: Timestamp) -> crate::engine::sla::Entry {
+    crate::engine::sla::Entry {
+        at: now,
+        kind: "opened",
+        message: message.to_owned(),
+        data: json!({ "rule": rule.name, "key": key }),
     }
 }
 
@@ -193,7 +217,16 @@ pub fn edit(before: &Problem, e: &ProblemEdit) -> Result<Option<EditOutcome>, Ed
         ProblemState::Open => ProblemStamp::Reopened,
         ProblemState::KnownError => ProblemStamp::Nothing,
     };
-    Ok(Some(EditOutcome { state, stamp, changed, message, became_known_error }))
+    Ok(Some(EditOutcome {
+        title: e.title.clone().unwrap_or_else(|| before.title.clone()),
+        root_cause: e.root_cause.clone().or_else(|| before.root_cause.clone()),
+        workaround: e.workaround.clone().or_else(|| before.workaround.clone()),
+        state,
+        stamp,
+        changed,
+        message,
+        became_known_error,
+    }))
 }
 
 #[cfg(test)]

@@ -42,6 +42,14 @@ pub enum SilenceState {
     Expired,
 }
 
+impl SilenceState {
+    /// A silence not expired at the time bound to `?N` (`param`), as an
+    /// SQL predicate over its `ends_at` column: the same as [`Silence::state`].
+    pub fn not_expired_sql(ends_at: &str, param: &str) -> String {
+        format!("{ends_at} > {param}")
+    }
+}
+
 impl Silence {
     pub fn state(&self, now: Timestamp) -> SilenceState {
         if now < self.starts_at {

@@ -151,16 +151,18 @@ pub fn follow(slots: Vec<ClockSlot>, state: IncidentState, calendars: Calendars<
 /// The incident's priority changed: its clocks take the new priority's
 /// targets under their policy. A priority without a target suspends the
 /// promise but not the time it measures; a promise the old priority did not
-/// make starts now, if the incident has not kept it already.
+/// make starts now, if the incident has not kept it already. Without its
+/// policy (a reload removed it) the clocks keep their targets.
 pub fn retarget(
     slots: Vec<ClockSlot>,
-    policy: &SlaPolicy,
+    policy: Option<&SlaPolicy>,
     priority: Priority,
     state: IncidentState,
     acknowledged: bool,
     calendars: Calendars<'_>,
     now: Timestamp,
 ) -> Vec<SlaEffect> {
+    let Some(policy) = policy else { return Vec::new() };
     let mut effects = Vec::new();
     for kind in ClockKind::ALL {
         let target = target_of(policy, priority, kind);
@@ -259,6 +261,12 @@ const MISSED_STEP: SignedDuration = SignedDuration::from_secs(60);
 
 /// Notify every escalation step due by `now`. A policy gone from the rules
 /// ends the escalation where it stands.
+/// An incident's escalation begins at `now`; a policy a reload removed
+/// begins nothing.
+pub fn start_escalation(policy: Option<&EscalationPolicy>, now: Timestamp) -> Option<Escalation> {
+    policy.map(|p| Escalation::start(p, now))
+}
+
 pub fn escalate(esc: &mut Escalation, policy: Option<&EscalationPolicy>, now: Timestamp) -> Vec<SlaEffect> {
     let fired = match policy {
         Some(policy) => esc.fire_due(policy, now),

@@ -235,6 +235,13 @@ pub fn resolved_by_sender(stored: Option<&AlertState>, now: Timestamp) -> Option
     })
 }
 
+/// A sender acknowledged an alert by its key (PagerDuty `acknowledge`),
+/// whatever its status: a repeat of it, acknowledged since its first
+/// acknowledgement (`stored` is that, `None` until then).
+pub fn acknowledged_by_sender(stored: Option<Timestamp>, now: Timestamp) -> (Observation, Timestamp) {
+    (Observation::Repeated, stored.unwrap_or(now))
+}
+
 /// A firing alert whose sender stopped repeating it resolves at the
 /// instant it expired (its `endsAt`, or `resolve_timeout` after the last
 /// receipt), not when the gateway noticed.
@@ -297,6 +304,13 @@ mod tests {
         let resolved = AlertState { status: AlertStatus::Resolved, ends_at: Some(now), ..firing };
         assert_eq!(resolved_by_sender(Some(&resolved), now), Some((Observation::Repeated, None)));
         assert_eq!(resolved_by_sender(None, now), None, "a key never seen");
+    }
+
+    #[test]
+    fn the_first_acknowledgement_by_a_sender_stands() {
+        let (first, later) = (ts("2026-11-26T10:00:00Z"), ts("2026-11-26T10:07:00Z"));
+        assert_eq!(acknowledged_by_sender(None, first), (Observation::Repeated, first));
+        assert_eq!(acknowledged_by_sender(Some(first), later), (Observation::Repeated, first));
     }
 
     #[test]

@@ -25,7 +25,22 @@ pub struct Change {
     pub created_at: Timestamp,
 }
 
+/// Most changes an incident lists as suspected causes: the latest ones of
+/// its service (a deploy pipeline that records a change per commit would
+/// otherwise bury the responder).
+pub const MOST_SUSPECTS: usize = 20;
+
+/// Most incidents a change recorded after the fact is linked to: the
+/// latest ones of its window.
+pub const MOST_SUSPECTED_OF: usize = 200;
+
 impl Change {
+    /// A maintenance window in force or still to come at `now` (what the
+    /// writer keeps in memory).
+    pub fn is_upcoming_window(&self, now: Timestamp) -> bool {
+        self.suppress && self.ends_at.is_some_and(|e| e > now)
+    }
+
     /// When it stops counting as a suspected cause.
     pub fn suspect_until(&self, window: crate::model::Duration) -> Timestamp {
         let end = self.ends_at.unwrap_or(self.starts_at);

@@ -98,6 +98,9 @@ names!(IncidentState {
 });
 
 impl IncidentState {
+    /// The state an incident opens in.
+    pub const INITIAL: IncidentState = IncidentState::Triggered;
+
     /// Open incidents absorb new alerts of their key.
     pub const OPEN: [IncidentState; 3] = [IncidentState::Triggered, IncidentState::Acknowledged, IncidentState::OnHold];
 
@@ -191,6 +194,12 @@ pub struct Incident {
     pub auto_resolve_at: Option<jiff::Timestamp>,
 }
 
+/// When a timeline entry was written down, shown only where it says
+/// something: a fact recorded late (a second or more after it happened).
+pub fn shown_recorded_at(at: jiff::Timestamp, recorded_at: jiff::Timestamp) -> Option<jiff::Timestamp> {
+    (recorded_at.duration_since(at).abs() >= jiff::SignedDuration::from_secs(1)).then_some(recorded_at)
+}
+
 /// One timeline entry: who did what, when.
 /// One entry of an incident's or a problem's timeline.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -211,6 +220,14 @@ pub struct TimelineEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_late_record_shows_when_it_was_written() {
+        let at: jiff::Timestamp = "2026-11-26T10:00:00Z".parse().unwrap();
+        let late: jiff::Timestamp = "2026-11-26T10:00:01Z".parse().unwrap();
+        assert_eq!(shown_recorded_at(at, late), Some(late));
+        assert_eq!(shown_recorded_at(at, "2026-11-26T10:00:00.999Z".parse().unwrap()), None);
+    }
     use IncidentAction as A;
     use IncidentState as S;
 

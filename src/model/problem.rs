@@ -19,6 +19,9 @@ pub enum ProblemState {
 }
 
 impl ProblemState {
+    /// The state a problem opens in.
+    pub const INITIAL: ProblemState = ProblemState::Open;
+
     pub const ALL: [ProblemState; 4] =
         [ProblemState::Open, ProblemState::KnownError, ProblemState::Resolved, ProblemState::Closed];
 

@@ -116,6 +116,23 @@ impl ClockState {
         }
     }
 
+    /// A settled clock that did not keep its promise (breached, or stopped
+    /// by a resolution nobody acknowledged), as an SQL predicate.
+    pub fn not_met_sql(t: &str) -> String {
+        format!("({} OR {})", ClockState::Breached.sql(t), ClockState::ResolvedUnacknowledged.sql(t))
+    }
+
+    /// A clock not stopped that counts time now (running, or breached and
+    /// still running until its incident is answered), as an SQL predicate;
+    /// [`ClockState::unstopped_sql`] for the clocks it is taken among.
+    pub fn counting_sql(t: &str) -> String {
+        format!("{t}.running_since IS NOT NULL")
+    }
+
+    pub fn unstopped_sql(t: &str) -> String {
+        format!("{t}.stopped_at IS NULL")
+    }
+
     /// "At risk" as an SQL predicate over a clock row under alias `t`:
     /// running or paused, past a warning, not breached.
     pub fn at_risk_sql(t: &str) -> String {

@@ -53,6 +53,39 @@ pub fn audited(op: &Op) -> Option<Audited<'_>> {
     }
 }
 
+/// What an audited target is, as a backend loads it.
+pub enum Target<'a> {
+    Incident(&'a crate::model::incident::Incident),
+    Silence(&'a crate::engine::silence::Silence),
+    Problem(&'a crate::model::problem::Problem),
+    Change(&'a crate::model::change::Change),
+    Notification { state: crate::model::notification::NotificationState, attempts: u32, notifier: &'a str },
+}
+
+/// The audited fields of a target, as the log's `before` and `after` show them.
+pub fn snapshot(target: Target<'_>) -> Value {
+    match target {
+        Target::Incident(i) => json!({
+            "state": i.state.as_str(), "priority": i.priority.as_str(), "assignee": i.assignee, "title": i.title,
+        }),
+        Target::Silence(s) => json!({
+            "matchers": s.matchers.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
+            "startsAt": s.starts_at, "endsAt": s.ends_at,
+        }),
+        Target::Problem(p) => json!({
+            "title": p.title, "state": p.state.as_str(), "rootCause": p.root_cause, "workaround": p.workaround,
+            "incidents": p.incident_count,
+        }),
+        Target::Change(c) => json!({
+            "service": c.service, "summary": c.summary, "startsAt": c.starts_at, "endsAt": c.ends_at,
+            "suppress": c.suppress,
+        }),
+        Target::Notification { state, attempts, notifier } => {
+            json!({ "state": state.as_str(), "attempts": attempts, "notifier": notifier })
+        }
+    }
+}
+
 /// The id of what a create op made.
 pub fn created_id(reply: &Reply) -> Option<i64> {
     match reply {

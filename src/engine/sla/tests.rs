@@ -130,13 +130,13 @@ fn following_the_state_records_each_change_and_milestones_at_their_instants() {
 fn a_promise_is_not_dodged_through_a_priority_without_it() {
     // P1 with 10 of 15 minutes used → P4 (no respond target) for 3 minutes → P1.
     let slots = saved(&start(&policy(), Priority::P1, t("10:00:00")));
-    let p4 = retarget(slots, &policy(), Priority::P4, IncidentState::Triggered, false, &always, t("10:10:00"));
+    let p4 = retarget(slots, Some(&policy()), Priority::P4, IncidentState::Triggered, false, &always, t("10:10:00"));
     let slots = saved(&p4);
     let respond = slots.iter().find(|s| s.clock.kind == ClockKind::Respond).expect("the respond clock stays");
     assert_eq!(respond.clock.target_ms, None);
     assert_eq!(respond.clock.state(), ClockState::Running, "shown while at P4, time counting");
     assert!(entries(&p4).iter().any(|(_, m)| m.starts_with("respond target 15m suspended")), "{p4:#?}");
-    let p1 = retarget(slots, &policy(), Priority::P1, IncidentState::Triggered, false, &always, t("10:13:00"));
+    let p1 = retarget(slots, Some(&policy()), Priority::P1, IncidentState::Triggered, false, &always, t("10:13:00"));
     let respond = saved(&p1).into_iter().find(|s| s.clock.kind == ClockKind::Respond).unwrap();
     assert_eq!(respond.clock.breach_at(&Calendar::always()), Some(t("10:15:00")), "2 minutes left, not 15");
     assert!(!p1.iter().any(|e| matches!(e, SlaEffect::Notify { .. })), "no second 50 % warning");
@@ -151,7 +151,7 @@ fn a_longer_target_warns_at_its_own_thresholds() {
     let warned = fire(slots[0].clone(), &Calendar::always(), t("10:15:00"));
     assert_eq!(entries(&warned), vec![(t("10:15:00"), "respond SLA at 50% (15m of 30m used)")]);
     let effects =
-        retarget(saved(&warned), &long, Priority::P3, IncidentState::Triggered, false, &always, t("10:20:00"));
+        retarget(saved(&warned), Some(&long), Priority::P3, IncidentState::Triggered, false, &always, t("10:20:00"));
     let respond = saved(&effects).remove(0);
     assert_eq!(respond.clock.next_milestone_at(&Calendar::always()), Some(t("12:00:00")), "50 % of 4h");
     let effects = fire(respond, &Calendar::always(), t("12:00:00"));
@@ -166,7 +166,8 @@ fn a_promise_the_old_priority_lacked_starts_only_if_still_open() {
         (IncidentState::Acknowledged, true, vec![ClockKind::Respond, ClockKind::Resolve]),
         (IncidentState::Resolved, true, vec![ClockKind::Respond]),
     ] {
-        let effects = retarget(slots.clone(), &policy(), Priority::P1, state, acknowledged, &always, t("10:05:00"));
+        let effects =
+            retarget(slots.clone(), Some(&policy()), Priority::P1, state, acknowledged, &always, t("10:05:00"));
         let mut kinds: Vec<ClockKind> = saved(&effects).iter().map(|s| s.clock.kind).collect();
         let kept: Vec<ClockKind> = slots.iter().map(|s| s.clock.kind).filter(|k| !kinds.contains(k)).collect();
         kinds.extend(kept);
@@ -179,7 +180,8 @@ fn a_promise_the_old_priority_lacked_starts_only_if_still_open() {
 fn a_settled_clock_is_not_rewritten_by_a_new_priority() {
     let slots = saved(&start(&policy(), Priority::P1, t("10:00:00")));
     let acked = saved(&follow(slots, IncidentState::Acknowledged, &always, t("10:05:00")));
-    let effects = retarget(acked, &policy(), Priority::P2, IncidentState::Acknowledged, true, &always, t("10:06:00"));
+    let effects =
+        retarget(acked, Some(&policy()), Priority::P2, IncidentState::Acknowledged, true, &always, t("10:06:00"));
     assert!(
         !saved(&effects).iter().any(|s| s.clock.kind == ClockKind::Respond),
         "the met respond clock stays as it was: {effects:#?}"

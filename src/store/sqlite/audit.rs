@@ -5,34 +5,35 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use super::{StoreError, ms, ts};
-use crate::store::audit::{AuditEntry, AuditQuery, Audited};
+use crate::model::notification::NotificationState;
+use crate::store::audit::{self, AuditEntry, AuditQuery, Audited, Target};
 
-/// The audited fields of a target as they are now.
+/// The audited fields of a target as they are now (`Null` when there is none).
 pub(super) fn snapshot(tx: &Connection, kind: &str, id: i64) -> Result<Value, StoreError> {
-    let sql = match kind {
-        "incident" => {
-            "SELECT json_object('state', state, 'priority', priority, 'assignee', assignee, 'title', title)
-             FROM incidents WHERE id = ?1"
-        }
+    let shown = match kind {
+        "incident" => super::rows::incident(tx, id)?.map(|i| audit::snapshot(Target::Incident(&i))),
         "silence" => {
-            "SELECT json_object('matchers', json(matchers), 'startsAt', starts_at, 'endsAt', ends_at) FROM silences WHERE id = ?1"
+            super::reader::silences_where(tx, "id = ?1", id)?.first().map(|s| audit::snapshot(Target::Silence(s)))
         }
-        "problem" => {
-            "SELECT json_object('title', title, 'state', state, 'rootCause', root_cause, 'workaround', workaround,
-                'incidents', (SELECT count(*) FROM problem_incidents WHERE problem_id = problems.id))
-             FROM problems WHERE id = ?1"
-        }
-        "change" => {
-            "SELECT json_object('service', service, 'summary', summary, 'startsAt', starts_at, 'endsAt', ends_at,
-                'suppress', suppress) FROM changes WHERE id = ?1"
-        }
+        "problem" => super::problems::get(tx, id)?.map(|p| audit::snapshot(Target::Problem(&p))),
+        "change" => super::changes::get(tx, id)?.map(|c| audit::snapshot(Target::Change(&c))),
         "notification" => {
-            "SELECT json_object('state', state, 'attempts', attempts, 'notifier', notifier) FROM notifications WHERE id = ?1"
+            let row: Option<(String, u32, String)> = tx
+                .prepare_cached("SELECT state, attempts, notifier FROM notifications WHERE id = ?1")?
+                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()?;
+            match row {
+                Some((state, attempts, notifier)) => {
+                    let state = NotificationState::parse(&state)
+                        .ok_or_else(|| StoreError::Corrupt(format!("notification state {state:?}")))?;
+                    Some(audit::snapshot(Target::Notification { state, attempts, notifier: &notifier }))
+                }
+                None => None,
+            }
         }
-        _ => return Ok(Value::Null),
+        _ => None,
     };
-    let text: Option<String> = tx.prepare_cached(sql)?.query_row([id], |r| r.get(0)).optional()?;
-    Ok(text.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(Value::Null))
+    Ok(shown.unwrap_or(Value::Null))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -1,12 +1,12 @@
 //! Changes: recording them, linking incidents that start during or soon
 //! after a change of their service, and maintenance windows.
 use jiff::Timestamp;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::state::{SYSTEM, WriterState, entry};
 use super::{StoreError, ms, ts};
 use crate::model::MuteReason;
-use crate::model::change::{Change, NewChange};
+use crate::model::change::{Change, MOST_SUSPECTED_OF, MOST_SUSPECTS, NewChange};
 
 const COLUMNS: &str =
     "id, service, summary, starts_at, ends_at, link, labels, source, suppress, created_by, created_at";
@@ -66,6 +66,14 @@ pub(super) fn of_incident(c: &Connection, incident_id: i64) -> Result<Vec<Change
     rows.into_iter().collect()
 }
 
+/// One change by id.
+pub(super) fn get(c: &Connection, id: i64) -> Result<Option<Change>, StoreError> {
+    c.prepare_cached(&format!("SELECT {COLUMNS} FROM changes WHERE id = ?1"))?
+        .query_row([id], from_row)
+        .optional()?
+        .transpose()
+}
+
 /// Suppressing changes that have not ended by `now`.
 pub(super) fn maintenance(c: &Connection, now: Timestamp) -> Result<Vec<Change>, StoreError> {
     let rows: Vec<Result<Change, StoreError>> = c
@@ -112,7 +120,7 @@ impl WriterState {
             created_by: c.created_by.clone(),
             created_at: now,
         };
-        if change.suppress && change.ends_at.is_some_and(|e| e > now) {
+        if change.is_upcoming_window(now) {
             self.maintenance.push(change.clone());
         }
         self.correlate_incidents(tx, &change, now)?;
@@ -140,9 +148,9 @@ impl WriterState {
         let candidates: Vec<Result<Change, StoreError>> = tx
             .prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM changes WHERE service = ?1 AND starts_at <= ?2
-                 AND COALESCE(ends_at, starts_at) >= ?2 - ?3 ORDER BY starts_at DESC LIMIT 20"
+                 AND COALESCE(ends_at, starts_at) >= ?2 - ?3 ORDER BY starts_at DESC LIMIT ?4"
             ))?
-            .query_map(params![service, ms(now), window.as_millis()], from_row)?
+            .query_map(params![service, ms(now), window.as_millis(), MOST_SUSPECTS as i64], from_row)?
             .collect::<Result<_, _>>()?;
         for change in candidates {
             let change = change?;
@@ -161,11 +169,12 @@ impl WriterState {
         let opened: Vec<(i64, i64)> = tx
             .prepare_cached(
                 "SELECT id, created_at FROM incidents WHERE service = ?1 AND created_at >= ?2 AND created_at <= ?3
-                 ORDER BY created_at DESC LIMIT 200",
+                 ORDER BY created_at DESC LIMIT ?4",
             )?
-            .query_map(params![service, ms(change.starts_at), ms(change.suspect_until(window))], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?
+            .query_map(
+                params![service, ms(change.starts_at), ms(change.suspect_until(window)), MOST_SUSPECTED_OF as i64],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
             .collect::<Result<_, _>>()?;
         for (incident_id, created_at) in opened {
             if change.may_have_caused(super::ts(created_at)?, window) {

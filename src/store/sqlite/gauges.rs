@@ -29,9 +29,11 @@ pub(super) fn read(c: &Connection, db: &Path, now: Timestamp) -> Result<StoredFa
 
     // Not stopped, counting now or not (a breached clock counts on until
     // its incident is answered).
-    let mut stmt = c.prepare_cached(
-        "SELECT kind, running_since IS NOT NULL, count(*) FROM sla_clocks WHERE stopped_at IS NULL GROUP BY 1, 2",
-    )?;
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT s.kind, {}, count(*) FROM sla_clocks s WHERE {} GROUP BY 1, 2",
+        ClockState::counting_sql("s"),
+        ClockState::unstopped_sql("s")
+    ))?;
     for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?, r.get(2)?)))? {
         let (kind, counting, n): (String, bool, i64) = row?;
         facts.clocks_counting.push((parsed("clock kind", &kind, ClockKind::parse)?, counting, n as u64));
@@ -39,12 +41,11 @@ pub(super) fn read(c: &Connection, db: &Path, now: Timestamp) -> Result<StoredFa
 
     let since = ms(now) - COMPLIANCE_WINDOW_DAYS * 86_400_000;
     let mut stmt = c.prepare_cached(&format!(
-        "SELECT s.kind, i.priority, COALESCE(i.service, ''), sum({}), sum({} OR {})
+        "SELECT s.kind, i.priority, COALESCE(i.service, ''), sum({}), sum({})
              FROM sla_clocks s JOIN incidents i ON i.id = s.incident_id
              WHERE i.created_at >= ?1 GROUP BY 1, 2, 3",
         ClockState::Met.sql("s"),
-        ClockState::Breached.sql("s"),
-        ClockState::ResolvedUnacknowledged.sql("s"),
+        ClockState::not_met_sql("s"),
     ))?;
     for row in stmt.query_map(params![since], |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?))

@@ -12,10 +12,10 @@ use crate::engine::inhibit::InhibitIndex;
 use crate::engine::lifecycle::{self, LifecycleEffect, LifecycleView, Measure, Stamp};
 use crate::engine::mute;
 use crate::engine::opening::{self, LastAlertResolved, Opening, OpeningStep};
-use crate::engine::pending::{self, AfterLeave, DueGroup};
+use crate::engine::pending::{self, AfterLeave, DueGroup, TickStep};
 use crate::engine::silence::silenced_by;
 use crate::engine::timeline;
-use crate::engine::{self, FiringDecision, GroupView, IncidentView, PendingView};
+use crate::engine::{self, FiringDecision, FlapStep, GroupView, IncidentView, PendingView};
 use crate::model::incident::{IncidentAction, IncidentState, Priority};
 use crate::model::{AlertStatus, Fingerprint, LabelSet, MuteReason};
 use crate::rules::RuleSet;
@@ -179,7 +179,7 @@ impl WriterState {
         let in_maintenance =
             |rule: &IncidentRule| if self.maintenance.is_empty() { None } else { self.in_maintenance(rule, a, now) };
         let routes = match engine::route_firing(&rules, a.labels, muted, in_maintenance) {
-            engine::Routing::Muted(reason) => return self.mute(tx, a, reason),
+            engine::Routing::Muted(reason) => return self.mute(tx, a.id, reason),
             engine::Routing::Route(routes) => routes,
         };
         tx.prepare_cached("UPDATE alerts SET muted_by = NULL WHERE id = ?1 AND muted_by IS NOT NULL")?
@@ -206,14 +206,15 @@ impl WriterState {
         Ok(!open.is_empty())
     }
 
-    fn mute(&mut self, tx: &Connection, a: &AlertRef<'_>, reason: MuteReason) -> Result<(), StoreError> {
+    /// A muted alert opens nothing: it leaves its pending groups.
+    fn mute(&mut self, tx: &Connection, alert_id: i64, reason: MuteReason) -> Result<(), StoreError> {
         let changed = tx
             .prepare_cached("UPDATE alerts SET muted_by = ?2 WHERE id = ?1 AND muted_by IS NOT ?2")?
-            .execute(params![a.id, reason.to_string()])?;
+            .execute(params![alert_id, reason.to_string()])?;
         if changed > 0 {
             self.facts.push(crate::metrics::Fact::Muted { reason: reason.metric_label() });
         }
-        self.leave_pending(tx, a.id)
+        self.leave_pending(tx, alert_id)
     }
 
     /// A firing alert under one of the rules it routes to.
@@ -226,13 +227,8 @@ impl WriterState {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let own = own_incident(tx, a.id, &rule.name)?;
-        if let Some((view, firing)) = own
-            && view.state.is_open()
-        {
-            if !firing {
-                set_alert_firing(tx, view.id, a, true, now)?;
-            }
-            return Ok(());
+        if let Some(id) = engine::already_in(own.map(|(v, _)| v)) {
+            return set_alert_firing(tx, id, a, true, now);
         }
         let key = rule.group_key(a.labels);
         self.prune_muted_pending(tx, &rule.name, &key, now)?;
@@ -262,11 +258,23 @@ impl WriterState {
         a: &AlertRef<'_>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.act(tx, id, IncidentAction::Reopen, SYSTEM, None, now)?;
-        tx.prepare_cached("UPDATE incidents SET flap_count = flap_count + 1 WHERE id = ?1")?.execute([id])?;
-        self.facts.push(crate::metrics::Fact::Flapping { rule: rule.name.clone() });
-        entry(tx, id, SYSTEM, timeline::flapping(a.fingerprint, rule.flap_window, now))?;
-        set_alert_firing(tx, id, a, true, now)
+        for step in engine::flap_reopen(rule, a.fingerprint, now) {
+            match step {
+                FlapStep::Reopen => {
+                    self.act(tx, id, IncidentAction::Reopen, SYSTEM, None, now)?;
+                }
+                FlapStep::CountFlap => {
+                    tx.prepare_cached("UPDATE incidents SET flap_count = flap_count + 1 WHERE id = ?1")?
+                        .execute([id])?;
+                    self.facts.push(crate::metrics::Fact::Flapping { rule: rule.name.clone() });
+                }
+                FlapStep::Record(e) => {
+                    entry(tx, id, SYSTEM, e)?;
+                }
+                FlapStep::MarkFiring => set_alert_firing(tx, id, a, true, now)?,
+            }
+        }
+        Ok(())
     }
 
     /// The maintenance window (change id) the service of `rule` for this alert is in.
@@ -311,7 +319,7 @@ impl WriterState {
             assignee,
             labels,
             ms(now),
-            IncidentState::Triggered.as_str(),
+            IncidentState::INITIAL.as_str(),
         ])?;
         let id = tx.last_insert_rowid();
         tracing::info!(incident = id, rule = %rule.name, %priority, title = %title, "incident triggered");
@@ -477,7 +485,13 @@ impl WriterState {
 
     /// Alerts muted since they were held (a silence was created or a source
     /// alert began firing meanwhile) leave their pending group.
-    fn prune_muted_pending(&self, tx: &Connection, rule: &str, key: &str, now: Timestamp) -> Result<(), StoreError> {
+    fn prune_muted_pending(
+        &mut self,
+        tx: &Connection,
+        rule: &str,
+        key: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         let held: Vec<(i64, String, String)> = tx
             .prepare_cached(&HELD_FIRING)?
             .query_map(params![rule, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
@@ -486,33 +500,47 @@ impl WriterState {
             let fp = Fingerprint::parse(&fp).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let labels: LabelSet = serde_json::from_str(&labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             if let Some(reason) = self.mute_reason(&fp, &labels, now) {
-                tx.prepare_cached("UPDATE alerts SET muted_by = ?2 WHERE id = ?1")?
-                    .execute(params![id, reason.to_string()])?;
-                self.leave_pending(tx, id)?;
+                self.mute(tx, id, reason)?;
             }
         }
         Ok(())
     }
 
-    /// Timers: pending groups whose first alert has fired long enough, and
-    /// incidents due to resolve themselves.
-    pub fn tick(&mut self, tx: &Connection, now: Timestamp) -> Result<(), StoreError> {
-        for key in self.timers.take_due(now) {
-            match key {
-                TimerKey::Clock(id) => self.fire_clock(tx, id, now)?,
-                TimerKey::Escalation(id) => self.fire_escalation(tx, id, now)?,
+    /// One round of the timers, in the engine's order; how many alerts expired.
+    pub fn tick(&mut self, tx: &Connection, now: Timestamp) -> Result<usize, StoreError> {
+        let mut expired = 0;
+        for step in pending::TICK {
+            match step {
+                TickStep::ExpireAlerts => expired = super::writer::expire_alerts(tx, self, now)?,
+                TickStep::DueTimers => {
+                    for key in self.timers.take_due(now) {
+                        match key {
+                            TimerKey::Clock(id) => self.fire_clock(tx, id, now)?,
+                            TimerKey::Escalation(id) => self.fire_escalation(tx, id, now)?,
+                        }
+                    }
+                }
+                TickStep::EndMaintenance => self.end_maintenance(tx, now)?,
+                TickStep::ReleaseEndedMutes if !self.ended_mutes_released => {
+                    self.release_ended_mutes(tx, now)?;
+                    self.ended_mutes_released = true;
+                }
+                TickStep::ReleaseEndedMutes => {}
+                TickStep::EndSilences => {
+                    let ended = mute::ended_silences(&self.silences, now);
+                    self.silences.retain(|s| !ended.contains(&s.id));
+                    for id in ended {
+                        self.recheck_muted(tx, MuteReason::Silence(id), now)?;
+                    }
+                }
+                TickStep::DuePendingGroups => self.due_pending_groups(tx, now)?,
+                TickStep::DueAutoResolves => self.due_auto_resolves(tx, now)?,
             }
         }
-        self.end_maintenance(tx, now)?;
-        if !self.ended_mutes_released {
-            self.release_ended_mutes(tx, now)?;
-            self.ended_mutes_released = true;
-        }
-        let ended = mute::ended_silences(&self.silences, now);
-        self.silences.retain(|s| !ended.contains(&s.id));
-        for id in ended {
-            self.recheck_muted(tx, MuteReason::Silence(id), now)?;
-        }
+        Ok(expired)
+    }
+
+    fn due_pending_groups(&mut self, tx: &Connection, now: Timestamp) -> Result<(), StoreError> {
         let due: Vec<(String, String, i64)> = tx
             .prepare_cached("SELECT rule, group_key, first_fired_at FROM pending_groups WHERE due_at <= ?1")?
             .query_map([ms(now)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
@@ -543,6 +571,10 @@ impl WriterState {
                 }
             }
         }
+        Ok(())
+    }
+
+    fn due_auto_resolves(&mut self, tx: &Connection, now: Timestamp) -> Result<(), StoreError> {
         let resolving: Vec<i64> = tx
             .prepare_cached("SELECT id FROM incidents WHERE auto_resolve_at <= ?1")?
             .query_map([ms(now)], |r| r.get(0))?
@@ -691,9 +723,9 @@ fn link_alert(
     let common = serde_json::to_string(&common).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     tx.prepare_cached(
         "UPDATE incidents SET alert_count = alert_count + 1, firing_count = firing_count + 1, labels = ?2,
-            auto_resolve_at = NULL, updated_at = ?3 WHERE id = ?1",
+            auto_resolve_at = CASE WHEN ?4 THEN NULL ELSE auto_resolve_at END, updated_at = ?3 WHERE id = ?1",
     )?
-    .execute(params![id, common, ms(now)])?;
+    .execute(params![id, common, ms(now), opening::alert_firing_cancels_auto_resolve(true)])?;
     tx.prepare_cached("DELETE FROM pending_alerts WHERE alert_id = ?1 AND rule = ?2")?
         .execute(params![a.id, rule.name])?;
     entry(tx, id, SYSTEM, timeline::alert_joined(a.fingerprint, a.labels, now))?;
@@ -718,9 +750,9 @@ fn set_alert_firing(
     let delta: i64 = if firing { 1 } else { -1 };
     tx.prepare_cached(
         "UPDATE incidents SET firing_count = firing_count + ?2, updated_at = ?3,
-            auto_resolve_at = CASE WHEN ?2 > 0 THEN NULL ELSE auto_resolve_at END WHERE id = ?1",
+            auto_resolve_at = CASE WHEN ?4 THEN NULL ELSE auto_resolve_at END WHERE id = ?1",
     )?
-    .execute(params![id, delta, ms(now)])?;
+    .execute(params![id, delta, ms(now), opening::alert_firing_cancels_auto_resolve(firing)])?;
     entry(tx, id, SYSTEM, timeline::alert_firing(a.fingerprint, a.labels, firing, now))?;
     Ok(())
 }

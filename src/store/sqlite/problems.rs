@@ -2,7 +2,7 @@
 //! hand, linked to their incidents, and edited through their lifecycle.
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::state::{SYSTEM, WriterState, entry};
 use super::{StoreError, ms, outbox, ts};
@@ -11,7 +11,6 @@ use crate::engine::problems::{self, EditError, KeyHistory, ProblemStamp, Recurre
 use crate::model::LabelSet;
 use crate::model::incident::TimelineEvent;
 use crate::model::problem::{Problem, ProblemState};
-use crate::rules::incident::IncidentRule;
 use crate::store::query::{LinkedIncident, NewProblem, ProblemDetail, ProblemQuery, ProblemUpdate};
 
 const COLUMNS: &str = "p.id, p.title, p.key, p.rule, p.state, p.root_cause, p.workaround, p.created_by, p.created_at,
@@ -211,11 +210,10 @@ impl WriterState {
                 rule.name,
                 SYSTEM,
                 ms(now),
-                ProblemState::Open.as_str()
+                ProblemState::INITIAL.as_str()
             ])?;
             let pid = tx.last_insert_rowid();
-            let event_id =
-                problem_event(tx, pid, now, SYSTEM, "opened", &message, json!({ "rule": rule.name, "key": key }))?;
+            let event_id = problem_entry(tx, pid, SYSTEM, problems::opened_by_rule(rule, &key, &message, now))?;
             tracing::info!(problem = pid, rule = %rule.name, %key, "problem opened");
             for iid in recurring {
                 self.link(tx, pid, iid, SYSTEM, now)?;
@@ -276,7 +274,7 @@ impl WriterState {
             p.workaround,
             actor,
             ms(now),
-            ProblemState::Open.as_str()
+            ProblemState::INITIAL.as_str()
         ])?;
         let pid = tx.last_insert_rowid();
         let event_id = problem_entry(tx, pid, actor, problems::opened_by_hand(p.key.as_deref(), now))?;
@@ -314,16 +312,9 @@ impl WriterState {
                 "UPDATE problems SET title = ?2, root_cause = ?3, workaround = ?4, state = ?5, updated_at = ?6{column}
                  WHERE id = ?1"
             ),
-            params![
-                id,
-                u.title.as_ref().unwrap_or(&before.title),
-                u.root_cause.as_ref().or(before.root_cause.as_ref()),
-                u.workaround.as_ref().or(before.workaround.as_ref()),
-                state.as_str(),
-                ms(now)
-            ],
+            params![id, outcome.title, outcome.root_cause, outcome.workaround, state.as_str(), ms(now)],
         )?;
-        let event_id = problem_event(tx, id, now, actor, "updated", &outcome.message, Value::Object(outcome.changed))?;
+        let event_id = problem_entry(tx, id, actor, problems::updated(&outcome, now))?;
         tracing::info!(problem = id, from = %before.state, to = %state, actor, "problem updated");
         if outcome.became_known_error {
             self.notify_problem(tx, id, "problem.known_error", event_id, now)?;
@@ -364,7 +355,7 @@ impl WriterState {
             )?
             .query_map([problem_id], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
-        let rules: Vec<&IncidentRule> = self.rules.incident_rules.iter().filter(|r| rules.contains(&r.name)).collect();
+        let rules = notify::problem_rules(&self.rules.incident_rules, &rules);
         let origin = notify::problem_origin(problem_id, event_id);
         let deliveries = notify::deliveries(name, &origin, None, &rules, &self.subscriptions);
         if deliveries.is_empty() {

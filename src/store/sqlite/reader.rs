@@ -256,11 +256,11 @@ pub(super) fn get_incident(
     let timeline = timeline_rows
         .into_iter()
         .map(|(at, actor, kind, message, data, recorded, _)| {
-            // Shown only where it says something: a fact recorded late.
-            let recorded = recorded.filter(|r| (r - at).abs() >= 1000).map(ts).transpose()?;
+            let at = ts(at)?;
+            let recorded = recorded.map(ts).transpose()?;
             Ok(TimelineEvent {
-                at: ts(at)?,
-                recorded_at: recorded,
+                at,
+                recorded_at: recorded.and_then(|r| crate::model::incident::shown_recorded_at(at, r)),
                 actor,
                 kind,
                 message,
@@ -291,7 +291,11 @@ pub(super) fn silences(
     not_ended_at: Option<jiff::Timestamp>,
     limit: Option<usize>,
 ) -> Result<Vec<Silence>, StoreError> {
-    let condition = format!("ends_at > ?1 ORDER BY id DESC LIMIT {}", limit.unwrap_or(usize::MAX >> 1));
+    let condition = format!(
+        "{} ORDER BY id DESC LIMIT {}",
+        crate::engine::silence::SilenceState::not_expired_sql("ends_at", "?1"),
+        limit.unwrap_or(usize::MAX >> 1)
+    );
     silences_where(c, &condition, not_ended_at.map(ms).unwrap_or(i64::MIN))
 }
 

@@ -217,10 +217,10 @@ impl WriterState {
             .prepare_cached("SELECT sla_policy, acknowledged_at IS NOT NULL FROM incidents WHERE id = ?1")?
             .query_row([incident_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
         let Some(policy_name) = policy_name else { return Ok(()) };
-        let Some(policy) = rules.sla_policies.iter().find(|p| p.name == policy_name) else {
+        let policy = rules.sla_policies.iter().find(|p| p.name == policy_name);
+        if policy.is_none() {
             tracing::warn!(incident = incident_id, policy = %policy_name, "SLA policy gone; targets kept");
-            return Ok(());
-        };
+        }
         let slots = clocks_of(tx, incident_id)?;
         let effects = decide::retarget(slots, policy, priority, state, acknowledged, &|name| self.calendar(name), now);
         self.apply_sla(tx, incident_id, effects, now)
@@ -261,8 +261,7 @@ impl WriterState {
             known_errors: &super::problems::of_incident(tx, incident_id)?,
             clocks: &clocks_of(tx, incident_id)?,
         };
-        let mut payload = notify::incident_payload(name, &facts, &|name| self.rules.calendar(name), now);
-        payload["data"] = data;
+        let payload = notify::incident_payload(name, &facts, data, &|name| self.rules.calendar(name), now);
         self.outbox_dirty.set(true);
         outbox::enqueue(tx, name, (Some(incident_id), None), &deliveries, &payload, now)
     }
@@ -277,8 +276,9 @@ impl WriterState {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let rules = self.rules.clone();
-        let Some(policy) = rules.escalation_policies.get(policy_name) else { return Ok(()) };
-        let esc = Escalation::start(policy, now);
+        let Some(esc) = decide::start_escalation(rules.escalation_policies.get(policy_name), now) else {
+            return Ok(());
+        };
         tx.prepare_cached(
             "INSERT INTO escalations (incident_id, policy, round, step, round_started, due_at) VALUES (?1, ?2, 0, 0, ?3, ?4)
              ON CONFLICT (incident_id) DO UPDATE SET policy = ?2, round = 0, step = 0, round_started = ?3, due_at = ?4",

@@ -14,7 +14,7 @@ use super::outbox;
 use super::state::{AlertRef, StoredAlert, WriterState};
 use super::{SharedRules, StoreError, ms, ts};
 use crate::engine::AlertRouting;
-use crate::model::alert::{Episode, episode, expired, observe, resolved_by_sender};
+use crate::model::alert::{Episode, acknowledged_by_sender, episode, expired, observe, resolved_by_sender};
 use crate::model::{Alert, AlertState, AlertStatus, AlertUpdate, Observation};
 use crate::store::IngestOutcome;
 use crate::store::ops::{Op, Reply};
@@ -374,11 +374,7 @@ fn apply(tx: &Connection, writer_state: &mut WriterState, op: &Op) -> Result<Rep
         Op::Ingest { updates, encoded, now, sender } => {
             Ok(Reply::Ingest(ingest(tx, writer_state, updates, encoded, *now, sender.as_deref())?))
         }
-        Op::Tick { now } => {
-            let expired = expire_alerts(tx, writer_state, *now)?;
-            writer_state.tick(tx, *now)?;
-            Ok(Reply::Tick(expired))
-        }
+        Op::Tick { now } => Ok(Reply::Tick(writer_state.tick(tx, *now)?)),
         Op::Act { id, action, actor, comment, now } => {
             writer_state.act(tx, *id, *action, actor, comment.as_deref(), *now)?;
             Ok(Reply::Done)
@@ -481,13 +477,13 @@ fn ingest(
                     AlertRouting::Nothing => {}
                 }
             }
-            AlertUpdate::Acknowledge { fingerprint } => {
-                let acked = acknowledge_by_sender(tx, fingerprint.as_str(), now)?;
-                outcome.count_known(acked.is_some(), Observation::Repeated);
-                if let Some(id) = acked {
+            AlertUpdate::Acknowledge { fingerprint } => match acknowledge_by_sender(tx, fingerprint.as_str(), now)? {
+                Some((id, obs)) => {
+                    outcome.count(obs);
                     writer_state.on_sender_acknowledged(tx, id, sender, now)?;
                 }
-            }
+                None => outcome.count_known(false, Observation::Repeated),
+            },
             AlertUpdate::Resolve { fingerprint } => {
                 let known = resolve_by_sender(tx, writer_state, fingerprint.as_str(), now)?;
                 match known {
@@ -500,16 +496,24 @@ fn ingest(
     Ok(outcome)
 }
 
-/// A sender acknowledged an alert (PagerDuty `acknowledge`): its id, if known.
-fn acknowledge_by_sender(tx: &Connection, fingerprint: &str, now: Timestamp) -> Result<Option<i64>, StoreError> {
-    Ok(tx
-        .prepare_cached(
-            "UPDATE alerts SET acknowledged_at = COALESCE(acknowledged_at, ?2),
-             last_seen = ?2, occurrences = occurrences + 1
-             WHERE fingerprint = ?1 RETURNING id",
-        )?
-        .query_row(params![fingerprint, ms(now)], |r| r.get(0))
-        .optional()?)
+/// A sender acknowledged an alert (PagerDuty `acknowledge`): its id and
+/// what it was to the alert, if the key is known.
+fn acknowledge_by_sender(
+    tx: &Connection,
+    fingerprint: &str,
+    now: Timestamp,
+) -> Result<Option<(i64, Observation)>, StoreError> {
+    let stored: Option<(i64, Option<i64>)> = tx
+        .prepare_cached("SELECT id, acknowledged_at FROM alerts WHERE fingerprint = ?1")?
+        .query_row([fingerprint], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((id, acked)) = stored else { return Ok(None) };
+    let (obs, acknowledged_at) = acknowledged_by_sender(acked.map(ts).transpose()?, now);
+    tx.prepare_cached(
+        "UPDATE alerts SET acknowledged_at = ?2, last_seen = ?3, occurrences = occurrences + 1 WHERE id = ?1",
+    )?
+    .execute(params![id, ms(acknowledged_at), ms(now)])?;
+    Ok(Some((id, obs)))
 }
 
 /// A sender resolved an alert by its key (PagerDuty `resolve`): what it
@@ -547,7 +551,11 @@ fn resolve_by_sender(
 
 /// Firing alerts past their `expires_at` (`endsAt`, or `resolve_timeout`
 /// without a re-send) resolve; how many did.
-fn expire_alerts(tx: &Connection, writer_state: &mut WriterState, now: Timestamp) -> Result<usize, StoreError> {
+pub(super) fn expire_alerts(
+    tx: &Connection,
+    writer_state: &mut WriterState,
+    now: Timestamp,
+) -> Result<usize, StoreError> {
     let due: Vec<(i64, String, i64, i64)> = tx
         .prepare_cached(&format!(
             "SELECT id, fingerprint, starts_at, expires_at FROM alerts
