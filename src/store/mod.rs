@@ -15,7 +15,7 @@ pub mod report;
 pub mod settings;
 pub mod sqlite;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -31,6 +31,7 @@ use crate::rules::RuleSet;
 use crate::rules::matcher::Matcher;
 use ops::{Op, Reply};
 
+pub use crate::engine::heartbeat::Stored as HeartbeatStored;
 pub use crate::engine::silence::SilenceSpec;
 pub use crate::engine::sla::{ClockView, EscalationView, SlaView};
 pub use audit::{AuditEntry, AuditQuery};
@@ -188,6 +189,8 @@ pub trait Backend: Send + Sync + 'static {
     async fn list_audit(&self, q: AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
     /// The SLA report of incidents created in `[from, to)`.
     async fn sla_report(&self, from: Timestamp, to: Timestamp, group: ReportGroup) -> Result<SlaReport, StoreError>;
+    /// What is stored of each heartbeat that has pinged, by name.
+    async fn heartbeats(&self) -> Result<BTreeMap<String, HeartbeatStored>, StoreError>;
     /// Set the gauges of stored state (open incidents, clocks, compliance,
     /// problems, outbox, database size) for a scrape.
     async fn update_gauges(&self, now: Timestamp) -> Result<(), StoreError>;
@@ -346,6 +349,18 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<NotificationView>, StoreError> {
         self.backend.list_notifications(NotificationQuery { state, notifier, incident, before, limit }).await
+    }
+
+    /// A heartbeat's ping by HTTP, durably committed; `NotFound` when the
+    /// rules have no heartbeat of this name.
+    pub async fn ping_heartbeat(&self, name: String, now: Timestamp) -> Result<(), StoreError> {
+        self.done(Op::PingHeartbeat { name, now }).await
+    }
+
+    /// What is stored of each heartbeat that has pinged (its last ping), by
+    /// name; a heartbeat of the rules missing here never pinged.
+    pub async fn heartbeats(&self) -> Result<BTreeMap<String, HeartbeatStored>, StoreError> {
+        self.backend.heartbeats().await
     }
 
     /// Set the gauges of stored state for a scrape.

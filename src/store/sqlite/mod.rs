@@ -8,6 +8,7 @@
 mod audit;
 mod changes;
 mod gauges;
+mod heartbeats;
 mod incidents;
 mod outbox;
 mod problems;
@@ -20,7 +21,7 @@ mod sla;
 mod state;
 mod writer;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,6 +37,7 @@ use super::{
     IncidentQuery, NotificationQuery, NotificationView, ProblemDetail, ProblemQuery, ReportGroup, SharedRules,
     SlaReport, SlaView, StoreError,
 };
+use crate::engine::heartbeat::Stored as HeartbeatStored;
 use crate::engine::silence::{Silence, SilenceIds};
 use crate::model::change::Change;
 use crate::model::notification::NotificationState;
@@ -392,6 +394,10 @@ impl Backend for SqliteStore {
 
     async fn sla_report(&self, from: Timestamp, to: Timestamp, group: ReportGroup) -> Result<SlaReport, StoreError> {
         self.read(move |c| reports::sla(c, from, to, group)).await
+    }
+
+    async fn heartbeats(&self) -> Result<BTreeMap<String, HeartbeatStored>, StoreError> {
+        self.read(heartbeats::stored).await
     }
 
     async fn update_gauges(&self, now: Timestamp) -> Result<(), StoreError> {
