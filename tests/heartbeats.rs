@@ -297,6 +297,47 @@ async fn watchdog_alerts_ping_the_heartbeat_they_match() {
     assert_eq!(inc["state"], "resolved", "{inc:#}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_moves_deadlines_and_a_heartbeat_gone_resolves_its_alert() {
+    let rules = rules_dir(RULES);
+    let g = start(rules.path());
+    ping(&g, "nightly-backup").await;
+    watchdog(&g, "monitoring/k8s").await;
+    let reload = |text: String| {
+        std::fs::write(rules.path().join("rules.yaml"), text).unwrap();
+        async {
+            let (status, body) = post(&g.url("/-/reload"), "").await;
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+
+    // t0+10m: both down, two incidents.
+    g.advance(secs(600)).await;
+    assert_eq!(incidents(&g).await.iter().filter(|i| i["state"] == "triggered").count(), 2);
+
+    // nightly-backup now expected hourly: not down after all, its incident resolves;
+    // prometheus-prod is gone from the rules: its incident resolves too.
+    let hourly = RULES.replace("interval: 1m\n    grace: 30s", "interval: 1h\n    grace: 30s");
+    let (start, end) = (hourly.find("  - name: prometheus-prod").unwrap(), hourly.find("incident_rules:").unwrap());
+    reload(format!("{}{}", &hourly[..start], &hourly[end..])).await;
+    g.advance(secs(1)).await;
+    assert_eq!(state_of(&g, "nightly-backup").await, "up");
+    let states: Vec<Value> = incidents(&g).await.iter().map(|i| i["state"].clone()).collect();
+    assert_eq!(states, [json!("resolved"), json!("resolved")]);
+    let (status, list) = get(&g.url("/api/v1/heartbeats")).await;
+    assert_eq!((status, list["heartbeats"].as_array().unwrap().len()), (200, 1), "{list}");
+
+    // Its new deadline is an hour and 30 s after its ping.
+    let hb = heartbeat(&g, "nightly-backup").await;
+    assert_eq!(ts(&hb["deadline"]), t0() + secs(3630), "{hb}");
+    g.advance_to(t0() + secs(3629)).await;
+    assert_eq!(incidents(&g).await.iter().filter(|i| i["state"] == "triggered").count(), 0);
+    g.advance_to(t0() + secs(3630)).await;
+    let open: Vec<Value> = incidents(&g).await.into_iter().filter(|i| i["state"] == "triggered").collect();
+    assert_eq!(open.len(), 1, "{open:#?}");
+    assert_eq!(ts(&open[0]["createdAt"]), t0() + secs(3630));
+}
+
 // ---- On the wall clock, with a real Prometheus. ----
 
 const PROMETHEUS_BIN: &str = "/usr/bin/prometheus";
