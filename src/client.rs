@@ -32,7 +32,7 @@ pub enum AlertsCommand {
         /// firing or resolved.
         #[arg(long)]
         state: Option<String>,
-        /// alertmanager, prometheus, grafana, pagerduty or generic:NAME.
+        /// alertmanager, prometheus, grafana, pagerduty, generic:NAME, or heartbeat (missed heartbeats).
         #[arg(long)]
         source: Option<String>,
         /// Label matcher, e.g. 'severity="critical"' (repeatable).
