@@ -414,8 +414,18 @@ fn check_integrity(conn: &Connection, how: IntegrityCheck) -> Result<(), StoreEr
         IntegrityCheck::Full => "PRAGMA integrity_check(20)",
     };
     let started = std::time::Instant::now();
-    let problems: Vec<String> =
-        conn.prepare(pragma)?.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<_, _>>()?;
+    let run = || -> rusqlite::Result<Vec<String>> {
+        conn.prepare(pragma)?.query_map([], |r| r.get::<_, String>(0))?.collect()
+    };
+    let problems = match run() {
+        Ok(problems) => problems,
+        // Damage the check cannot step over (a b-tree page of garbage) is
+        // its answer too, not an error of its own.
+        Err(rusqlite::Error::SqliteFailure(f, msg)) if f.code == rusqlite::ErrorCode::DatabaseCorrupt => {
+            vec![msg.unwrap_or_else(|| "database disk image is malformed".into())]
+        }
+        Err(e) => return Err(e.into()),
+    };
     if problems.len() == 1 && problems[0] == "ok" {
         tracing::info!(check = pragma, ms = started.elapsed().as_millis() as u64, "database integrity ok");
         return Ok(());
