@@ -46,9 +46,9 @@ impl Role {
 pub enum Permission {
     /// Health checks.
     Open,
-    /// Post alerts or change events.
+    /// Post alerts or change events, ping heartbeats.
     Ingest,
-    /// Read alerts, incidents, problems, changes, silences, reports, metrics.
+    /// Read alerts, incidents, problems, changes, silences, heartbeats, reports, metrics.
     Read,
     /// Acknowledge, resolve, reopen, hold, close, note, assign, set priority.
     Respond,
@@ -105,6 +105,9 @@ pub const ROUTES: &[RouteAccess] = &[
     route("/api/v1/notifications", &[("GET", READ)]),
     route("/api/v1/notifications/{id}/retry", &[("POST", ADMIN)]),
     route("/api/v1/audit", &[("GET", ADMIN)]),
+    route("/api/v1/heartbeats", &[("GET", READ)]),
+    // A ping is a sender's call, as posting an alert is.
+    route("/api/v1/heartbeats/{name}", &[("GET", READ), ("POST", INGEST)]),
     // Alertmanager's API v2 (read and silences).
     route("/api/v2/status", &[("GET", READ)]),
     route("/api/v2/receivers", &[("GET", READ)]),

@@ -62,6 +62,14 @@ enum Command {
         #[command(flatten)]
         client: crate::client::ClientArgs,
     },
+    /// Heartbeats of a running gateway: list them (the default), or `ping NAME`.
+    #[command(visible_alias = "heartbeat")]
+    Heartbeats {
+        #[command(subcommand)]
+        command: Option<crate::client::HeartbeatsCommand>,
+        #[command(flatten)]
+        client: crate::client::ClientArgs,
+    },
     /// Reports of a running gateway: `report sla --from --to`.
     Report {
         #[command(subcommand)]
@@ -156,6 +164,7 @@ pub fn main() -> ExitCode {
         Command::Problems { command, client } => crate::client::run_problems(&client, command),
         Command::Changes { command, client } => crate::client::run_changes(&client, command),
         Command::Report { command, client } => crate::client::run_report(&client, command),
+        Command::Heartbeats { command, client } => crate::client::run_heartbeats(&client, command),
         Command::Replay(args) => crate::replay::run(args),
         Command::Backup { file, data_dir, config } => backup(&file, data_dir, config),
         Command::Notify { command: NotifyCommand::Test { name, config } } => notify_test(&name, config),

@@ -2,6 +2,7 @@
 // Every line printed goes through the writer that survives a closed pipe.
 use crate::output::outln as println;
 mod gateway;
+mod heartbeats;
 mod itsm;
 mod silences;
 mod when;
@@ -31,7 +32,7 @@ pub enum AlertsCommand {
         /// firing or resolved.
         #[arg(long)]
         state: Option<String>,
-        /// alertmanager, prometheus, grafana, pagerduty or generic:NAME.
+        /// alertmanager, prometheus, grafana, pagerduty, generic:NAME, or heartbeat (missed heartbeats).
         #[arg(long)]
         source: Option<String>,
         /// Label matcher, e.g. 'severity="critical"' (repeatable).
@@ -166,11 +167,16 @@ pub fn run_incidents(args: &ClientArgs, cmd: IncidentsCommand) -> ExitCode {
 }
 
 pub use gateway::{TIMEOUT, base_url, check_alertgate, unreachable};
+pub use heartbeats::HeartbeatsCommand;
 pub use itsm::{ChangesCommand, ProblemsCommand, ReportCommand};
 pub use silences::SilenceCommand;
 
 pub fn run_silence(args: &ClientArgs, cmd: SilenceCommand) -> ExitCode {
     block_on(silences::silence(args, cmd))
+}
+
+pub fn run_heartbeats(args: &ClientArgs, cmd: Option<HeartbeatsCommand>) -> ExitCode {
+    block_on(heartbeats::heartbeats(args, cmd))
 }
 
 pub fn run_report(args: &ClientArgs, cmd: ReportCommand) -> ExitCode {

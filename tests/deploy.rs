@@ -466,6 +466,10 @@ sla_policies:
     targets:
       P1: {respond: 1s, resolve: 2s}
     warn_at: [50%]
+# Never pinged: its state series is exposed all the same.
+heartbeats:
+  - name: deploy-test
+    interval: 1h
 "#;
 
 fn v2_alert(name: &str, starts_at: Timestamp, ends_at: Timestamp) -> Value {

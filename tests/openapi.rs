@@ -166,7 +166,7 @@ async fn get(g: &Gateway, path: &str) -> Value {
 }
 
 /// A gateway with some of everything, so schemathesis reaches past the 404s.
-async fn seeded_gateway() -> (Gateway, Value) {
+async fn seeded_gateway() -> (Gateway, Value, tempfile::TempDir) {
     let config = format!(
         "auth:
   tokens:
@@ -178,7 +178,16 @@ generic:
 ",
         hex::encode(Sha256::digest(ADMIN.as_bytes()))
     );
-    let g = Gateway::start_with(Options { config: Some(config), ..Default::default() });
+    // The shipped rules, and a heartbeat named as the generic mapping, so
+    // that `{name}` drawn from the dictionary below finds both.
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::copy(common::repo_path("rules/default.yaml"), rules.path().join("default.yaml")).unwrap();
+    std::fs::write(rules.path().join("heartbeats.yaml"), "heartbeats:\n  - {name: kuma, interval: 1m}\n").unwrap();
+    let g = Gateway::start_with(Options {
+        config: Some(config),
+        rules_dir: Some(rules.path().to_path_buf()),
+        ..Default::default()
+    });
     let fixture = |name: &str| serde_json::from_str::<Value>(&common::fixture(name)).unwrap();
     post(&g, "/api/v1/ingest/alertmanager", fixture("alertmanager_webhook_firing.json")).await;
     post(&g, "/api/v2/alerts", fixture("prometheus_v2_alerts.json")).await;
@@ -194,6 +203,7 @@ generic:
     )
     .await;
     post(&g, "/api/v1/changes", json!({"service": "api", "summary": "deploy 1.2"})).await;
+    post(&g, "/api/v1/heartbeats/kuma", Value::Null).await;
     let incidents = get(&g, "/api/v1/incidents").await;
     let incident_ids: Vec<i64> =
         incidents["incidents"].as_array().unwrap().iter().map(|i| i["id"].as_i64().unwrap()).collect();
@@ -203,7 +213,7 @@ generic:
     let fingerprints: Vec<Value> =
         alerts["alerts"].as_array().unwrap().iter().map(|a| a["fingerprint"].clone()).collect();
     let seed = json!({ "ids": incident_ids, "fingerprints": fingerprints });
-    (g, seed)
+    (g, seed, rules)
 }
 
 /// schemathesis' configuration: the known ids and fingerprints are drawn
@@ -238,7 +248,7 @@ values = [\"acknowledge\", \"hold\", \"resolve\", \"reopen\", \"close\"]
 /// acknowledged one. Bodies must be objects.
 #[tokio::test]
 async fn an_array_body_is_refused_not_read_as_fields() {
-    let (g, seed) = seeded_gateway().await;
+    let (g, seed, _rules) = seeded_gateway().await;
     let id = seed["ids"][0].as_i64().unwrap();
     post(&g, &format!("/api/v1/incidents/{id}/assign"), json!({"assignee": "alice"})).await;
     for (path, body) in [
@@ -276,7 +286,7 @@ async fn an_array_body_is_refused_not_read_as_fields() {
 /// Alertmanager's clients read.
 #[tokio::test]
 async fn malformed_requests_get_the_documented_error_shapes() {
-    let (g, _) = seeded_gateway().await;
+    let (g, _, _rules) = seeded_gateway().await;
     for path in ["/api/v1/alerts/%FF", "/api/v1/ingest/generic/%C3%28", "/api/v2/silence/%FF"] {
         let method = if path.contains("generic") { "POST" } else { "GET" };
         let resp = client()
@@ -325,7 +335,7 @@ async fn malformed_requests_get_the_documented_error_shapes() {
 async fn schemathesis_finds_no_fault_in_any_operation() {
     let schemathesis = venv_tool("schemathesis");
     let validator = venv_tool("openapi-spec-validator");
-    let (g, seed) = seeded_gateway().await;
+    let (g, seed, _rules) = seeded_gateway().await;
     let work = tempfile::tempdir().unwrap();
 
     // The served document is the library's, and valid OpenAPI 3.1.

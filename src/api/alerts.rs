@@ -19,7 +19,7 @@ const MAX_LIMIT: usize = 1000;
     summary = "List alerts, newest first",
     params(
         ("state" = inline(Option<AlertStatus>), Query, description = "Only firing or only resolved alerts (`status` is an alias)"),
-        ("source" = Option<String>, Query, description = "The integration: `alertmanager`, `prometheus`, `grafana`, `pagerduty`, `generic:NAME`"),
+        ("source" = Option<String>, Query, description = "The integration: `alertmanager`, `prometheus`, `grafana`, `pagerduty`, `generic:NAME`; `heartbeat` for missed heartbeats' alerts"),
         ("fingerprint" = Option<String>, Query, min_length = 1, max_length = 255, description = "One alert"),
         ("muted" = Option<bool>, Query, description = "`true`: only alerts a silence or an inhibition keeps from incidents; `false`: only the others"),
         ("filter" = Option<Vec<String>>, Query, explode, description = "Repeatable; Alertmanager matchers, e.g. `severity=~\"crit.*\"` or `{a=\"1\",b!=\"2\"}`"),

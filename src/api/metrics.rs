@@ -19,6 +19,10 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
         // The counters are still worth having; stale gauges say so in the log.
         tracing::warn!(error = %e, "reading the gauges for /metrics failed");
     }
+    match super::heartbeats::views(&state, crate::clock::now()).await {
+        Ok(views) => metrics().heartbeats(&views.iter().map(|v| v.gauges()).collect::<Vec<_>>()),
+        Err(e) => tracing::warn!(error = e.error, "reading the heartbeats for /metrics failed"),
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], metrics().encode()).into_response()
 }
 

@@ -9,6 +9,7 @@ mod changes;
 mod clock;
 pub mod error;
 mod health;
+mod heartbeats;
 mod incidents;
 mod ingest;
 mod metrics;
@@ -208,6 +209,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(reports::sla))
         .routes(routes!(notifications::list))
         .routes(routes!(notifications::retry))
+        .routes(routes!(heartbeats::list))
+        .routes(routes!(heartbeats::get, heartbeats::ping))
         .routes(routes!(audit::list))
         .routes(routes!(reload))
         .merge(amv2::routes())

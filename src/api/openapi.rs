@@ -26,7 +26,7 @@ pub const PATH: &str = "/api/v1/openapi.json";
         title = "alertgate",
         description = "The HTTP API of alertgate, an alert-to-incident gateway: ingest endpoints for \
             Alertmanager, Prometheus, Grafana, PagerDuty Events v2 and generic JSON senders; incidents, \
-            silences, problems, changes, notifications, reports and the audit log; and Alertmanager's \
+            silences, problems, changes, notifications, heartbeats, reports and the audit log; and Alertmanager's \
             API v2 (read and silences), so amtool, karma and Grafana work against it.\n\n\
             Authenticate with `Authorization: Bearer <token>` (or basic auth whose password is the token). \
             Each operation's `x-alertgate-role` names the role it needs (`open`: none). Errors of \
@@ -44,6 +44,7 @@ pub const PATH: &str = "/api/v1/openapi.json";
         (name = "changes", description = "Changes, deploys and maintenance windows"),
         (name = "notifications", description = "The outbox of notifications"),
         (name = "reports", description = "SLA reports"),
+        (name = "heartbeats", description = "Expected pings whose silence opens an incident"),
         (name = "admin", description = "Rules reload and the audit log"),
         (name = "alertmanager", description = "Alertmanager's API v2, in the shapes of Alertmanager 0.25"),
     ),

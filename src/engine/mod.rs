@@ -8,6 +8,7 @@
 //! changes nothing about which incident an alert joins.
 pub mod ack;
 pub mod escalation;
+pub mod heartbeat;
 pub mod inhibit;
 pub mod lifecycle;
 pub mod mute;

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::engine::sla::Entry;
 use crate::model::incident::{Impact, Priority, Urgency};
-use crate::model::{Annotations, LabelSet};
+use crate::model::{Annotations, Fingerprint, LabelSet};
 use crate::rules::RuleSet;
 use crate::rules::incident::IncidentRule;
 use crate::rules::policy::incident_fields;
@@ -25,11 +25,22 @@ pub struct Opening {
     pub title_error: Option<String>,
 }
 
-/// The incident `rule` opens for an alert with these labels.
-pub fn open(rules: &RuleSet, rule: &IncidentRule, labels: &LabelSet, annotations: &Annotations) -> Opening {
-    let (title, title_error) = match rules.templates.render(&rule.title_template, labels, annotations) {
-        Ok(t) => (t, None),
-        Err(e) => (String::new(), Some(e.to_string())),
+/// The incident `rule` opens for an alert with these labels. A missed
+/// heartbeat's alert names its heartbeat in the title, whatever the rule's
+/// template (see [`super::heartbeat::incident_title`]).
+pub fn open(
+    rules: &RuleSet,
+    rule: &IncidentRule,
+    fingerprint: &Fingerprint,
+    labels: &LabelSet,
+    annotations: &Annotations,
+) -> Opening {
+    let (title, title_error) = match super::heartbeat::incident_title(fingerprint, labels, annotations) {
+        Some(t) => (t, None),
+        None => match rules.templates.render(&rule.title_template, labels, annotations) {
+            Ok(t) => (t, None),
+            Err(e) => (String::new(), Some(e.to_string())),
+        },
     };
     let title =
         if title.is_empty() { labels.get("alertname").cloned().unwrap_or_else(|| rule.name.clone()) } else { title };
@@ -194,7 +205,8 @@ incident_rules:
         let rs = rules(RULES);
         let rule = &rs.incident_rules[0];
         let l = labels(&[("alertname", "DiskFull"), ("instance", "db1"), ("service", "pay"), ("severity", "critical")]);
-        let o = open(&rs, rule, &l, &Default::default());
+        let fp = Fingerprint::of_labels(&l);
+        let o = open(&rs, rule, &fp, &l, &Default::default());
         assert_eq!(o.title, "DiskFull on db1");
         assert_eq!(o.service.as_deref(), Some("pay"));
         assert_eq!((o.impact, o.urgency), (Impact::High, Urgency::High));
@@ -213,9 +225,11 @@ incident_rules:
     fn an_empty_title_falls_back_to_the_alert_name_then_the_rule_name() {
         let rs = rules(RULES);
         let rule = &rs.incident_rules[1];
-        let o = open(&rs, rule, &labels(&[("team", "x"), ("alertname", "Up")]), &Default::default());
+        let l = labels(&[("team", "x"), ("alertname", "Up")]);
+        let o = open(&rs, rule, &Fingerprint::of_labels(&l), &l, &Default::default());
         assert_eq!(o.title, "Up");
-        let o = open(&rs, rule, &labels(&[("team", "x")]), &Default::default());
+        let l = labels(&[("team", "x")]);
+        let o = open(&rs, rule, &Fingerprint::of_labels(&l), &l, &Default::default());
         assert_eq!(o.title, "bare");
         assert_eq!(o.service, None);
         assert_eq!(o.entries(rule, "k", Timestamp::UNIX_EPOCH).len(), 1, "no assignee, no assigned entry");

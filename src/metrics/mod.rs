@@ -18,6 +18,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use prometheus::core::Collector;
+
+use crate::model::heartbeat::HeartbeatState;
 use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
     Opts, Registry, TextEncoder,
@@ -119,6 +121,8 @@ pub struct Metrics {
     pub connections_open: IntGauge,
     pub connections_evicted: IntCounter,
     pub connections_refused: IntCounter,
+    pub heartbeat_last_ping: GaugeVec,
+    pub heartbeat_state: IntGaugeVec,
     /// Bounds the `service` label of every metric that has one.
     pub services: LabelBudget,
 }
@@ -258,6 +262,18 @@ const CONNECTIONS_REFUSED: Spec = Spec::new(
     &[],
 );
 
+// Heartbeats (their names come from the rules, so the label is bounded).
+const HEARTBEAT_LAST_PING: Spec = Spec::new(
+    "alertgate_heartbeat_last_ping_timestamp_seconds",
+    "When each heartbeat last pinged (absent before its first ping).",
+    &["heartbeat"],
+);
+const HEARTBEAT_STATE: Spec = Spec::new(
+    "alertgate_heartbeat_state",
+    "1 for each heartbeat's state now (never, up, late, down), 0 for the others.",
+    &["heartbeat", "state"],
+);
+
 // The gateway itself.
 const BUILD_INFO: Spec = Spec::new("alertgate_build_info", "Always 1; the version as a label.", &["version"]);
 const RELOAD_OK: Spec = Spec::new(
@@ -349,6 +365,8 @@ impl Metrics {
             connections_open: int_gauge(r, &CONNECTIONS_OPEN),
             connections_evicted: counter(r, &CONNECTIONS_EVICTED),
             connections_refused: counter(r, &CONNECTIONS_REFUSED),
+            heartbeat_last_ping: gauge_vec(r, &HEARTBEAT_LAST_PING),
+            heartbeat_state: int_gauge_vec(r, &HEARTBEAT_STATE),
             services: LabelBudget::new(DEFAULT_MAX_LABEL_VALUES),
             registry,
         };
@@ -381,6 +399,22 @@ impl Metrics {
         }
         for class in ["ingest", "api"] {
             self.rate_limited.with_label_values(&[class]);
+        }
+    }
+
+    /// Set the heartbeat gauges for a scrape: each heartbeat of the rules,
+    /// its state at `now` and its last ping (a heartbeat gone from the
+    /// rules leaves no series).
+    pub fn heartbeats(&self, heartbeats: &[(&str, HeartbeatState, Option<jiff::Timestamp>)]) {
+        self.heartbeat_last_ping.reset();
+        self.heartbeat_state.reset();
+        for (name, state, last_ping) in heartbeats {
+            for s in HeartbeatState::ALL {
+                self.heartbeat_state.with_label_values(&[name, s.as_str()]).set(i64::from(s == *state));
+            }
+            if let Some(t) = last_ping {
+                self.heartbeat_last_ping.with_label_values(&[name]).set(t.as_millisecond() as f64 / 1000.0);
+            }
         }
     }
 

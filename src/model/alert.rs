@@ -56,6 +56,8 @@ pub enum Source {
     PagerDuty,
     /// Any JSON, through the named mapping from the config.
     Generic(String),
+    /// The gateway itself: a heartbeat that missed its deadline.
+    Heartbeat,
 }
 
 impl Source {
@@ -65,6 +67,7 @@ impl Source {
             "prometheus" => Source::Prometheus,
             "grafana" => Source::Grafana,
             "pagerduty" => Source::PagerDuty,
+            "heartbeat" => Source::Heartbeat,
             other => Source::Generic(other.strip_prefix("generic:")?.to_owned()),
         })
     }
@@ -77,6 +80,7 @@ impl fmt::Display for Source {
             Source::Prometheus => f.write_str("prometheus"),
             Source::Grafana => f.write_str("grafana"),
             Source::PagerDuty => f.write_str("pagerduty"),
+            Source::Heartbeat => f.write_str("heartbeat"),
             Source::Generic(name) => write!(f, "generic:{name}"),
         }
     }
@@ -255,7 +259,8 @@ pub fn expired(stored: &AlertState, expires_at: Timestamp) -> Episode {
 pub struct AlertRecord {
     pub fingerprint: Fingerprint,
     /// The integration that delivered it: `alertmanager`, `prometheus`,
-    /// `grafana`, `pagerduty` or `generic:NAME`.
+    /// `grafana`, `pagerduty` or `generic:NAME`; `heartbeat` for the alert
+    /// of a missed heartbeat, which the gateway raises itself.
     #[schema(value_type = String, examples("alertmanager"))]
     pub source: Source,
     pub status: AlertStatus,
@@ -401,6 +406,7 @@ mod tests {
             Source::Grafana,
             Source::PagerDuty,
             Source::Generic("uptime".into()),
+            Source::Heartbeat,
         ] {
             assert_eq!(Source::parse(&s.to_string()), Some(s));
         }

@@ -24,6 +24,9 @@ pub enum HeartbeatState {
 }
 
 impl HeartbeatState {
+    pub const ALL: [HeartbeatState; 4] =
+        [HeartbeatState::Never, HeartbeatState::Up, HeartbeatState::Late, HeartbeatState::Down];
+
     pub fn as_str(self) -> &'static str {
         match self {
             HeartbeatState::Never => "never",

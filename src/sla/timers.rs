@@ -1,5 +1,5 @@
 //! One timer structure for everything that happens at an instant: SLA
-//! warnings and breaches, escalation steps. Ordered by due time, so a tick
+//! warnings and breaches, escalation steps, heartbeat deadlines. Ordered by due time, so a tick
 //! takes what is due without looking at anything else, and keyed, so
 //! rescheduling or cancelling a timer is a lookup, not a scan.
 use std::collections::{BTreeSet, HashMap};
@@ -12,6 +12,9 @@ pub enum TimerKey {
     Clock(i64),
     /// An incident's next escalation step, by incident id.
     Escalation(i64),
+    /// A heartbeat's deadline (or a change its rules made), by the id of
+    /// its stored row.
+    Heartbeat(i64),
 }
 
 #[derive(Debug, Default, Clone)]

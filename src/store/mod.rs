@@ -14,7 +14,7 @@ pub mod query;
 pub mod settings;
 pub mod sqlite;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -30,6 +30,7 @@ use crate::rules::RuleSet;
 use crate::rules::matcher::Matcher;
 use ops::{Op, Reply};
 
+pub use crate::engine::heartbeat::Stored as HeartbeatStored;
 pub use crate::engine::report::{GroupSums, RecurringProblem, ReportGroup, ReportRow, SlaReport};
 pub use crate::engine::silence::SilenceSpec;
 pub use crate::engine::sla::{ClockView, EscalationView, SlaView};
@@ -193,6 +194,8 @@ pub trait Backend: Send + Sync + 'static {
     async fn list_audit(&self, q: AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
     /// The SLA report of incidents created in `[from, to)`.
     async fn sla_report(&self, from: Timestamp, to: Timestamp, group: ReportGroup) -> Result<SlaReport, StoreError>;
+    /// What is stored of each heartbeat that has pinged, by name.
+    async fn heartbeats(&self) -> Result<BTreeMap<String, HeartbeatStored>, StoreError>;
     /// The counts of stored state the gauges show (open incidents, clocks,
     /// compliance, problems, outbox, database size).
     async fn stored_facts(&self, now: Timestamp) -> Result<crate::metrics::stored::StoredFacts, StoreError>;
@@ -351,6 +354,18 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<NotificationView>, StoreError> {
         self.backend.list_notifications(NotificationQuery { state, notifier, incident, before, limit }).await
+    }
+
+    /// A heartbeat's ping by HTTP, durably committed; `NotFound` when the
+    /// rules have no heartbeat of this name.
+    pub async fn ping_heartbeat(&self, name: String, now: Timestamp) -> Result<(), StoreError> {
+        self.done(Op::PingHeartbeat { name, now }).await
+    }
+
+    /// What is stored of each heartbeat that has pinged (its last ping), by
+    /// name; a heartbeat of the rules missing here never pinged.
+    pub async fn heartbeats(&self) -> Result<BTreeMap<String, HeartbeatStored>, StoreError> {
+        self.backend.heartbeats().await
     }
 
     /// Set the gauges of stored state for a scrape.

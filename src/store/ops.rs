@@ -24,6 +24,12 @@ pub enum Op {
     Tick {
         now: Timestamp,
     },
+    /// A heartbeat's ping by HTTP (`NotFound` when the rules have no
+    /// heartbeat of this name).
+    PingHeartbeat {
+        name: String,
+        now: Timestamp,
+    },
     Act {
         id: i64,
         action: IncidentAction,
@@ -130,6 +136,7 @@ impl Op {
         match self {
             Op::Ingest { now, .. }
             | Op::Tick { now }
+            | Op::PingHeartbeat { now, .. }
             | Op::Act { now, .. }
             | Op::Assign { now, .. }
             | Op::Note { now, .. }

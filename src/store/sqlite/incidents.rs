@@ -75,6 +75,7 @@ impl WriterState {
         e.maintenance = super::changes::maintenance(conn, now)?;
         e.rebuild_inhibit(conn)?;
         e.load_timers(conn)?;
+        e.set_heartbeat_timers(conn, now)?;
         Ok(e)
     }
 
@@ -101,6 +102,7 @@ impl WriterState {
         let calendars_changed = rules.calendars != self.rules.calendars;
         self.rules = rules;
         self.rebuild_inhibit(conn)?;
+        self.set_heartbeat_timers(conn, now)?;
         if calendars_changed {
             self.reschedule_clocks(conn, now)?;
         }
@@ -297,7 +299,7 @@ impl WriterState {
         now: Timestamp,
     ) -> Result<i64, StoreError> {
         let rules = self.rules.clone();
-        let opening = opening::open(&rules, rule, first.labels, first.annotations);
+        let opening = opening::open(&rules, rule, first.fingerprint, first.labels, first.annotations);
         if let Some(e) = &opening.title_error {
             tracing::warn!(rule = %rule.name, error = %e, "title template failed; using the alert name");
         }
@@ -517,6 +519,7 @@ impl WriterState {
                         match key {
                             TimerKey::Clock(id) => self.fire_clock(tx, id, now)?,
                             TimerKey::Escalation(id) => self.fire_escalation(tx, id, now)?,
+                            TimerKey::Heartbeat(id) => self.fire_heartbeat(tx, id, now)?,
                         }
                     }
                 }

@@ -8,6 +8,7 @@
 mod audit;
 mod changes;
 mod gauges;
+mod heartbeats;
 mod incidents;
 mod outbox;
 mod problems;
@@ -21,7 +22,7 @@ mod sla;
 mod state;
 mod writer;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,6 +38,7 @@ use super::{
     IncidentQuery, NotificationQuery, NotificationView, ProblemDetail, ProblemQuery, ReportGroup, SharedRules,
     SlaReport, SlaView, StoreError,
 };
+use crate::engine::heartbeat::Stored as HeartbeatStored;
 use crate::engine::silence::{Silence, SilenceIds};
 use crate::metrics::stored::StoredFacts;
 use crate::model::change::Change;
@@ -396,6 +398,10 @@ impl Backend for SqliteStore {
         self.read(move |c| reports::sla(c, from, to, group)).await
     }
 
+    async fn heartbeats(&self) -> Result<BTreeMap<String, HeartbeatStored>, StoreError> {
+        self.read(heartbeats::stored).await
+    }
+
     async fn stored_facts(&self, now: Timestamp) -> Result<StoredFacts, StoreError> {
         let path = self.path.clone();
         self.read(move |c| gauges::read(c, &path, now)).await
@@ -410,8 +416,18 @@ fn check_integrity(conn: &Connection, how: IntegrityCheck) -> Result<(), StoreEr
         IntegrityCheck::Full => "PRAGMA integrity_check(20)",
     };
     let started = std::time::Instant::now();
-    let problems: Vec<String> =
-        conn.prepare(pragma)?.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<_, _>>()?;
+    let run = || -> rusqlite::Result<Vec<String>> {
+        conn.prepare(pragma)?.query_map([], |r| r.get::<_, String>(0))?.collect()
+    };
+    let problems = match run() {
+        Ok(problems) => problems,
+        // Damage the check cannot step over (a b-tree page of garbage) is
+        // its answer too, not an error of its own.
+        Err(rusqlite::Error::SqliteFailure(f, msg)) if f.code == rusqlite::ErrorCode::DatabaseCorrupt => {
+            vec![msg.unwrap_or_else(|| "database disk image is malformed".into())]
+        }
+        Err(e) => return Err(e.into()),
+    };
     if problems.len() == 1 && problems[0] == "ok" {
         tracing::info!(check = pragma, ms = started.elapsed().as_millis() as u64, "database integrity ok");
         return Ok(());

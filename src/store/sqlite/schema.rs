@@ -288,6 +288,17 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     INSERT INTO meta (key, value) VALUES ('realm', (abs(random()) % 4294967295) + 1);
     "#,
+    // 8: heartbeats that have pinged: the last ping, and the deadline whose
+    // miss raised the heartbeat's alert while that alert fires. A heartbeat
+    // without a row never pinged.
+    r#"
+    CREATE TABLE heartbeats (
+        id        INTEGER PRIMARY KEY,
+        name      TEXT    NOT NULL UNIQUE,
+        last_ping INTEGER NOT NULL,
+        missed_at INTEGER
+    );
+    "#,
 ];
 
 /// This database's realm (see migration 7).

@@ -38,6 +38,7 @@ fn touches_writer_state(op: &Op) -> bool {
         op,
         Op::Ingest { .. }
             | Op::Tick { .. }
+            | Op::PingHeartbeat { .. }
             | Op::CreateSilence { .. }
             | Op::UpdateSilence { .. }
             | Op::ExpireSilence { .. }
@@ -375,6 +376,10 @@ fn apply(tx: &Connection, writer_state: &mut WriterState, op: &Op) -> Result<Rep
             Ok(Reply::Ingest(ingest(tx, writer_state, updates, encoded, *now, sender.as_deref())?))
         }
         Op::Tick { now } => Ok(Reply::Tick(writer_state.tick(tx, *now)?)),
+        Op::PingHeartbeat { name, now } => {
+            writer_state.ping_heartbeat(tx, name, *now)?;
+            Ok(Reply::Done)
+        }
         Op::Act { id, action, actor, comment, now } => {
             writer_state.act(tx, *id, *action, actor, comment.as_deref(), *now)?;
             Ok(Reply::Done)
@@ -433,8 +438,9 @@ fn apply(tx: &Connection, writer_state: &mut WriterState, op: &Op) -> Result<Rep
 
 /// Tables whose changes no live view shows: the alerts' own bookkeeping
 /// (a re-send updates `last_seen` and the delivery count), the outbox's,
-/// and the audit log.
-const UNSHOWN_TABLES: [&str; 5] = ["alerts", "notifications", "audit_log", "pending_alerts", "pending_groups"];
+/// the audit log, and heartbeats' pings.
+const UNSHOWN_TABLES: [&str; 6] =
+    ["alerts", "notifications", "audit_log", "pending_alerts", "pending_groups", "heartbeats"];
 
 /// A flag the connection sets whenever a row of a table that live views
 /// show changes (SQLite's update hook, called for every row written).
@@ -449,8 +455,9 @@ fn watch_shown_tables(conn: &Connection) -> Arc<std::sync::atomic::AtomicBool> {
     changed
 }
 
-/// A batch of alert updates from one sender.
-fn ingest(
+/// A batch of alert updates from one sender; the firing alerts among them
+/// ping the heartbeats they match, in the same transaction.
+pub(super) fn ingest(
     tx: &Connection,
     writer_state: &mut WriterState,
     updates: &[AlertUpdate],
@@ -459,9 +466,12 @@ fn ingest(
     sender: Option<&str>,
 ) -> Result<IngestOutcome, StoreError> {
     let mut outcome = IngestOutcome::default();
+    let rules = writer_state.rules.clone();
+    let mut pinged = std::collections::BTreeMap::new();
     for (u, enc) in updates.iter().zip(encoded) {
         match u {
             AlertUpdate::Observe(alert) => {
+                pinged.extend(crate::engine::heartbeat::pinged_by(&rules, alert).map(|hb| (&hb.name, hb)));
                 let (labels, annotations) = enc.as_ref().map(|(l, a)| (l.as_str(), a.as_str())).unwrap_or_default();
                 let (id, obs) = observe_alert(tx, alert, labels, annotations, now)?;
                 outcome.count(obs);
@@ -493,6 +503,7 @@ fn ingest(
             }
         }
     }
+    writer_state.ping_heartbeats(tx, pinged.into_values(), now)?;
     Ok(outcome)
 }
 
@@ -516,9 +527,10 @@ fn acknowledge_by_sender(
     Ok(Some((id, obs)))
 }
 
-/// A sender resolved an alert by its key (PagerDuty `resolve`): what it
-/// was to the alert, or `None` for a key never seen.
-fn resolve_by_sender(
+/// A sender resolved an alert by its key (PagerDuty `resolve`, or a
+/// heartbeat's ping its alert): what it was to the alert, or `None` for a
+/// key never seen.
+pub(super) fn resolve_by_sender(
     tx: &Connection,
     writer_state: &mut WriterState,
     fingerprint: &str,
