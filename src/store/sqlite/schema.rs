@@ -288,6 +288,13 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     INSERT INTO meta (key, value) VALUES ('realm', (abs(random()) % 4294967295) + 1);
     "#,
+    // 8: the service desk: incidents people report, and merges.
+    r#"
+    ALTER TABLE incidents ADD COLUMN source TEXT NOT NULL DEFAULT 'alert' CHECK (source IN ('alert', 'reported'));
+    ALTER TABLE incidents ADD COLUMN description TEXT;
+    ALTER TABLE incidents ADD COLUMN reporter TEXT;
+    ALTER TABLE incidents ADD COLUMN merged_into INTEGER REFERENCES incidents (id);
+    "#,
 ];
 
 /// This database's realm (see migration 7).
