@@ -116,6 +116,53 @@ pub enum IncidentsCommand {
         #[arg(long, env = "ALERTGATE_ACTOR")]
         actor: Option<String>,
     },
+    /// Report an incident no alert caught (the service desk).
+    Open {
+        #[arg(long)]
+        title: String,
+        #[arg(long)]
+        service: Option<String>,
+        /// high, medium (default) or low.
+        #[arg(long)]
+        impact: Option<String>,
+        /// high, medium (default) or low.
+        #[arg(long)]
+        urgency: Option<String>,
+        #[arg(long, short = 'd')]
+        description: Option<String>,
+        /// Who reported it (default: the actor).
+        #[arg(long)]
+        reporter: Option<String>,
+        /// A label incident rules may match, NAME=VALUE (repeatable).
+        #[arg(long = "label", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
+        #[arg(long)]
+        assignee: Option<String>,
+        /// Who (default: $ALERTGATE_ACTOR, else $USER).
+        #[arg(long, env = "ALERTGATE_ACTOR")]
+        actor: Option<String>,
+    },
+    /// Link stored alerts to an open incident by hand.
+    Link {
+        id: i64,
+        /// Fingerprints of the alerts.
+        #[arg(required = true)]
+        fingerprints: Vec<String>,
+        /// Who (default: $ALERTGATE_ACTOR, else $USER).
+        #[arg(long, env = "ALERTGATE_ACTOR")]
+        actor: Option<String>,
+    },
+    /// Merge an incident into another (its alerts, timeline and links move; it closes).
+    Merge {
+        id: i64,
+        #[arg(long)]
+        into: i64,
+        #[arg(long, short = 'm')]
+        comment: Option<String>,
+        /// Who (default: $ALERTGATE_ACTOR, else $USER).
+        #[arg(long, env = "ALERTGATE_ACTOR")]
+        actor: Option<String>,
+    },
     /// Add a note to the timeline.
     Note {
         id: i64,
@@ -388,6 +435,41 @@ async fn incidents(args: &ClientArgs, cmd: IncidentsCommand) -> anyhow::Result<(
             print_incident(args, &d)?;
             return Ok(());
         }
+        IncidentsCommand::Open {
+            title,
+            service,
+            impact,
+            urgency,
+            description,
+            reporter,
+            labels,
+            assignee,
+            actor: who,
+        } => {
+            let labels: serde_json::Map<String, serde_json::Value> =
+                labels.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect();
+            let body = serde_json::json!({
+                "actor": actor(who), "title": title, "service": service, "impact": impact, "urgency": urgency,
+                "description": description, "reporter": reporter, "labels": labels, "assignee": assignee,
+            });
+            let d = send(args, reqwest::Method::POST, "/api/v1/incidents", &[], Some(body)).await?;
+            print_incident(args, &d)?;
+            return Ok(());
+        }
+        IncidentsCommand::Link { id, fingerprints, actor: who } => {
+            let body = serde_json::json!({ "actor": actor(who), "fingerprints": fingerprints });
+            let d =
+                send(args, reqwest::Method::POST, &format!("/api/v1/incidents/{id}/alerts"), &[], Some(body)).await?;
+            print_incident(args, &d)?;
+            return Ok(());
+        }
+        IncidentsCommand::Merge { id, into, comment, actor: who } => {
+            let body = serde_json::json!({ "actor": actor(who), "into": into, "comment": comment });
+            let d =
+                send(args, reqwest::Method::POST, &format!("/api/v1/incidents/{id}/merge"), &[], Some(body)).await?;
+            print_incident(args, &d)?;
+            return Ok(());
+        }
         IncidentsCommand::Note { id, text, actor: who } => {
             let body = serde_json::json!({ "actor": actor(who), "text": text });
             let d =
@@ -450,4 +532,12 @@ fn encode_segment(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// `NAME=VALUE` of `--label`.
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected NAME=VALUE, got {s:?}")),
+    }
 }

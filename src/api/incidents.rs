@@ -9,7 +9,7 @@ use super::auth::Caller;
 use super::body::JsonText;
 use super::error::{ApiError, ErrorBody};
 use super::{AppState, Id, PathText};
-use crate::model::incident::{IncidentAction, IncidentState, Priority};
+use crate::model::incident::{Impact, IncidentAction, IncidentState, NewReport, Priority, Urgency};
 use crate::store::{DetailPage, IncidentCursor, IncidentDetail, IncidentPage, IncidentQuery, IncidentSort, SlaFilter};
 
 const DEFAULT_LIMIT: usize = 50;
@@ -73,6 +73,146 @@ pub async fn get(
         Some(d) => Ok(Json(d)),
         None => Err(ApiError::not_found(format!("no incident {id}"))),
     }
+}
+
+/// An incident as a person reports it.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ReportBody {
+    /// What is wrong, in a line. Not blank.
+    #[schema(max_length = 500)]
+    title: String,
+    description: Option<String>,
+    service: Option<String>,
+    /// `high`, `medium` (default) or `low`.
+    impact: Option<Impact>,
+    /// `high`, `medium` (default) or `low`.
+    urgency: Option<Urgency>,
+    /// Who reported it (a customer, a colleague); the caller when absent.
+    #[schema(max_length = 200)]
+    reporter: Option<String>,
+    /// Labels incident rules and SLA policies may match on.
+    #[serde(default)]
+    labels: crate::model::LabelSet,
+    assignee: Option<String>,
+    #[schema(max_length = 200)]
+    actor: Option<String>,
+}
+
+const MAX_TITLE: usize = 500;
+
+/// `POST /api/v1/incidents`: a person reports an incident no alert caught.
+#[utoipa::path(post, path = "/api/v1/incidents", tag = "incidents",
+    summary = "Report an incident (the service desk)",
+    request_body = ReportBody,
+    responses(
+        (status = 201, description = "Opened; the incident as it is now", body = IncidentDetail),
+        (status = 400, description = "A bad body, which the error names", body = ErrorBody),
+    ))]
+pub async fn report(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonText(body): JsonText,
+) -> Result<(StatusCode, Json<IncidentDetail>), ApiError> {
+    let b: ReportBody = parse_body(&body)?;
+    let title = b.title.trim().to_owned();
+    if title.is_empty() || title.chars().count() > MAX_TITLE {
+        return Err(ApiError::bad_request(format!("title: a report needs a title of 1 to {MAX_TITLE} characters")));
+    }
+    let mut errors = crate::ingest::Errors::default();
+    crate::ingest::check_labels_optional(&b.labels, "labels", &mut errors);
+    errors.finish(())?;
+    let blank_none = |v: Option<String>| v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let report = NewReport {
+        title,
+        description: blank_none(b.description),
+        service: blank_none(b.service),
+        impact: b.impact.unwrap_or(Impact::Medium),
+        urgency: b.urgency.unwrap_or(Urgency::Medium),
+        reporter: blank_none(b.reporter),
+        labels: b.labels,
+        assignee: blank_none(b.assignee),
+    };
+    let id =
+        state.store.from(caller.source).report_incident(report, caller.actor(b.actor)?, crate::clock::now()).await?;
+    Ok((StatusCode::CREATED, detail(&state, id).await?))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct LinkAlertsBody {
+    /// Fingerprints of stored alerts (see `GET /api/v1/alerts`).
+    fingerprints: Vec<String>,
+    #[schema(max_length = 200)]
+    actor: Option<String>,
+}
+
+/// Most alerts one request links.
+const MAX_LINKED: usize = 1000;
+
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/alerts", tag = "incidents",
+    summary = "Link alerts to an open incident by hand",
+    params(("id" = i64, Path)),
+    request_body = LinkAlertsBody,
+    responses(
+        (status = 200, description = "Linked; the incident as it is now", body = IncidentDetail),
+        (status = 400, description = "A bad id or body, or an unknown fingerprint", body = ErrorBody),
+        (status = 404, description = "No such incident", body = ErrorBody),
+        (status = 409, description = "The incident is resolved or closed", body = ErrorBody),
+    ))]
+pub async fn link_alerts(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Id(id): Id,
+    JsonText(body): JsonText,
+) -> Result<Json<IncidentDetail>, ApiError> {
+    let b: LinkAlertsBody = parse_body(&body)?;
+    if b.fingerprints.is_empty() || b.fingerprints.len() > MAX_LINKED {
+        return Err(ApiError::bad_request(format!("fingerprints: 1 to {MAX_LINKED} fingerprints")));
+    }
+    let fingerprints = b
+        .fingerprints
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            crate::model::Fingerprint::parse(f).map_err(|e| ApiError::bad_request(format!("fingerprints[{i}]: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let actor = caller.actor(b.actor)?;
+    state.store.from(caller.source).link_alerts(id, fingerprints, actor, crate::clock::now()).await?;
+    detail(&state, id).await
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct MergeBody {
+    /// The incident this one merges into; it must be open.
+    into: i64,
+    comment: Option<String>,
+    #[schema(max_length = 200)]
+    actor: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/merge", tag = "incidents",
+    summary = "Merge an incident into another: its alerts, timeline and links move, and it closes pointing there",
+    params(("id" = i64, Path)),
+    request_body = MergeBody,
+    responses(
+        (status = 200, description = "Merged; the incident merged into, as it is now", body = IncidentDetail),
+        (status = 400, description = "A bad id or body", body = ErrorBody),
+        (status = 404, description = "No such incident", body = ErrorBody),
+        (status = 409, description = "Not possible: the same incident, this one closed, or the other not open", body = ErrorBody),
+    ))]
+pub async fn merge(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Id(id): Id,
+    JsonText(body): JsonText,
+) -> Result<Json<IncidentDetail>, ApiError> {
+    let b: MergeBody = parse_body(&body)?;
+    let actor = caller.actor(b.actor)?;
+    state.store.from(caller.source).merge(id, b.into, b.comment, actor, crate::clock::now()).await?;
+    detail(&state, b.into).await
 }
 
 fn detail_page(query: Option<&str>) -> Result<DetailPage, ApiError> {

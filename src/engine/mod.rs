@@ -7,6 +7,7 @@
 //! grouping state is as durable as the alert and a restart or a reload
 //! changes nothing about which incident an alert joins.
 pub mod ack;
+pub mod desk;
 pub mod escalation;
 pub mod heartbeat;
 pub mod inhibit;

@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use crate::engine::sla::Entry;
-use crate::model::incident::{Impact, Priority, Urgency};
+use crate::model::incident::{Impact, IncidentSource, NewReport, Priority, Urgency};
 use crate::model::{Annotations, Fingerprint, LabelSet};
 use crate::rules::RuleSet;
 use crate::rules::incident::IncidentRule;
@@ -53,6 +53,97 @@ pub fn open(
         priority,
         assignee: rule.assign_to.clone(),
         title_error,
+    }
+}
+
+/// An incident a person reports: its rule (the first incident rule whose
+/// matchers match the report's fields, which may be none), what it is,
+/// and the labels its rules and policies match (the report's labels with
+/// its `service` and `source="reported"`).
+pub struct Reported<'r> {
+    pub rule: Option<&'r IncidentRule>,
+    pub opening: Opening,
+    pub labels: LabelSet,
+}
+
+/// The rule name a reported incident no rule matches is filed under.
+pub const REPORTED_RULE: &str = "reported";
+
+pub fn report<'r>(rules: &'r RuleSet, r: &NewReport) -> Reported<'r> {
+    let mut labels = r.labels.clone();
+    if let Some(service) = &r.service {
+        labels.entry("service".into()).or_insert_with(|| service.clone());
+    }
+    labels.insert("source".into(), IncidentSource::Reported.as_str().into());
+    let rule = rules.route(&labels).into_iter().next();
+    let opening = Opening {
+        title: r.title.clone(),
+        service: r.service.clone(),
+        impact: r.impact,
+        urgency: r.urgency,
+        priority: rules.priority_matrix.priority(r.impact, r.urgency),
+        assignee: r.assignee.clone().or_else(|| rule.and_then(|rule| rule.assign_to.clone())),
+        title_error: None,
+    };
+    Reported { rule, opening, labels }
+}
+
+impl Reported<'_> {
+    pub fn rule_name(&self) -> &str {
+        self.rule.map_or(REPORTED_RULE, |r| r.name.as_str())
+    }
+
+    /// The timeline entries a reported incident starts with; the first is
+    /// the one its `incident.triggered` notification tells.
+    pub fn entries(&self, reporter: &str, now: Timestamp) -> Vec<Entry> {
+        let o = &self.opening;
+        let (impact, urgency, priority) = (o.impact, o.urgency, o.priority);
+        let mut out = vec![Entry {
+            at: now,
+            kind: "created",
+            message: format!("reported by {reporter} with priority {priority}"),
+            data: json!({
+                "source": "reported", "reporter": reporter, "rule": self.rule_name(),
+                "impact": impact, "urgency": urgency, "priority": priority,
+            }),
+        }];
+        if let Some(a) = &o.assignee {
+            out.push(Entry {
+                at: now,
+                kind: "assigned",
+                message: format!("assigned to {a}"),
+                data: json!({ "assignee": a }),
+            });
+        }
+        out
+    }
+
+    /// What SLA policies and problem rules match: its labels and its own fields.
+    pub fn fields(&self) -> LabelSet {
+        let o = &self.opening;
+        incident_fields(
+            &self.labels,
+            &[
+                ("rule", self.rule_name()),
+                ("service", o.service.as_deref().unwrap_or("")),
+                ("priority", o.priority.as_str()),
+                ("impact", o.impact.as_str()),
+                ("urgency", o.urgency.as_str()),
+                ("title", &o.title),
+            ],
+        )
+    }
+
+    /// As an alert-born incident's, without alerts to join.
+    pub fn steps(&self) -> Vec<OpeningStep> {
+        let mut out = vec![
+            OpeningStep::StartClocks,
+            OpeningStep::CorrelateChanges,
+            OpeningStep::LinkProblems,
+            OpeningStep::NotifyTriggered,
+        ];
+        out.extend(self.rule.and_then(|r| r.escalation.clone()).map(OpeningStep::StartEscalation));
+        out
     }
 }
 
@@ -233,6 +324,39 @@ incident_rules:
         assert_eq!(o.title, "bare");
         assert_eq!(o.service, None);
         assert_eq!(o.entries(rule, "k", Timestamp::UNIX_EPOCH).len(), 1, "no assignee, no assigned entry");
+    }
+
+    #[test]
+    fn a_report_is_priced_by_the_matrix_and_routed_by_its_service_and_labels() {
+        let rs = rules(
+            "incident_rules:\n  - {name: pay, matchers: ['service=\"payments\"'], assign_to: payments-team, escalation: p}\n  - {name: desk, matchers: ['source=\"reported\"']}\nescalation_policies:\n  - {name: p, steps: [{after: 0m, notify: [ops]}]}\n",
+        );
+        let report = |service: Option<&str>, impact, urgency| NewReport {
+            title: "Cannot pay".into(),
+            description: None,
+            service: service.map(str::to_owned),
+            impact,
+            urgency,
+            reporter: Some("jane".into()),
+            labels: LabelSet::new(),
+            assignee: None,
+        };
+        let r = super::report(&rs, &report(Some("payments"), Impact::High, Urgency::High));
+        assert_eq!(r.rule_name(), "pay");
+        assert_eq!(r.opening.priority, rs.priority_matrix.priority(Impact::High, Urgency::High));
+        assert_eq!(r.opening.assignee.as_deref(), Some("payments-team"), "the rule assigns it");
+        assert_eq!(r.labels.get("source").map(String::as_str), Some("reported"));
+        assert_eq!(r.steps().last(), Some(&OpeningStep::StartEscalation("p".into())));
+        assert!(!r.steps().contains(&OpeningStep::JoinHeldAlerts), "no alerts to join");
+        assert_eq!(
+            r.entries("jane", Timestamp::UNIX_EPOCH)[0].message,
+            format!("reported by jane with priority {}", r.opening.priority)
+        );
+        let other = super::report(&rs, &report(None, Impact::Low, Urgency::Low));
+        assert_eq!(other.rule_name(), "desk", "any report matches source=reported");
+        assert_eq!(other.fields().get("service").map(String::as_str), Some(""));
+        let none = rules("incident_rules:\n  - {name: a, matchers: ['alertname=\"X\"']}\n");
+        assert_eq!(super::report(&none, &report(None, Impact::Low, Urgency::Low)).rule_name(), REPORTED_RULE);
     }
 
     #[test]

@@ -192,6 +192,59 @@ pub struct Incident {
     pub closed_at: Option<jiff::Timestamp>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auto_resolve_at: Option<jiff::Timestamp>,
+    /// How it came to be: from alerts, or reported by a person.
+    pub source: IncidentSource,
+    /// What the reporter wrote (reported incidents).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Who reported it (reported incidents).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reporter: Option<String>,
+    /// The incident this one was merged into (it closed then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<i64>,
+}
+
+/// How an incident came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum IncidentSource {
+    /// Opened by an incident rule for firing alerts.
+    Alert,
+    /// Reported by a person (the service desk).
+    Reported,
+}
+
+impl IncidentSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentSource::Alert => "alert",
+            IncidentSource::Reported => "reported",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "alert" => Some(IncidentSource::Alert),
+            "reported" => Some(IncidentSource::Reported),
+            _ => None,
+        }
+    }
+}
+
+/// An incident a person reports: no alert behind it (yet).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewReport {
+    pub title: String,
+    pub description: Option<String>,
+    pub service: Option<String>,
+    pub impact: Impact,
+    pub urgency: Urgency,
+    /// Who reported it (a customer, a colleague); the actor when absent.
+    pub reporter: Option<String>,
+    /// Labels incident rules and SLA policies may match on.
+    pub labels: crate::model::LabelSet,
+    pub assignee: Option<String>,
 }
 
 /// When a timeline entry was written down, shown only where it says

@@ -40,6 +40,19 @@ pub fn audited(op: &Op) -> Option<Audited<'_>> {
         }
         Op::ExpireSilence { id, actor, .. } => a("silence.expire".into(), "silence", Some(*id), actor, Value::Null),
         Op::RecordChange { change, .. } => a("change.create".into(), "change", None, &change.created_by, Value::Null),
+        Op::ReportIncident { actor, report, .. } => a(
+            "incident.report".into(),
+            "incident",
+            None,
+            actor,
+            json!({ "reporter": report.reporter, "title": report.title }),
+        ),
+        Op::LinkAlerts { id, fingerprints, actor, .. } => {
+            a("incident.link_alerts".into(), "incident", Some(*id), actor, json!({ "fingerprints": fingerprints }))
+        }
+        Op::Merge { id, into, actor, comment, .. } => {
+            a("incident.merge".into(), "incident", Some(*id), actor, json!({ "into": into, "comment": comment }))
+        }
         Op::CreateProblem { actor, .. } => a("problem.create".into(), "problem", None, actor, Value::Null),
         Op::UpdateProblem { id, actor, .. } => a("problem.update".into(), "problem", Some(*id), actor, Value::Null),
         Op::LinkIncidents { problem, incidents, actor, .. } => {

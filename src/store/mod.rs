@@ -518,6 +518,43 @@ impl Store {
         self.backend.list_changes(service, before, limit).await
     }
 
+    /// Open an incident a person reports; its id.
+    pub async fn report_incident(
+        &self,
+        report: crate::model::incident::NewReport,
+        actor: String,
+        now: Timestamp,
+    ) -> Result<i64, StoreError> {
+        match self.write(Op::ReportIncident { report, actor, now }).await? {
+            Reply::Id(id) => Ok(id),
+            _ => unreachable!("reporting an incident answers with its id"),
+        }
+    }
+
+    /// Link alerts to an open incident by hand.
+    pub async fn link_alerts(
+        &self,
+        id: i64,
+        fingerprints: Vec<Fingerprint>,
+        actor: String,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.done(Op::LinkAlerts { id, fingerprints, actor, now }).await
+    }
+
+    /// Merge incident `id` into `into`: its alerts, timeline and links move,
+    /// and it closes pointing there.
+    pub async fn merge(
+        &self,
+        id: i64,
+        into: i64,
+        comment: Option<String>,
+        actor: String,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.done(Op::Merge { id, into, comment, actor, now }).await
+    }
+
     pub async fn create_problem(&self, problem: NewProblem, actor: String, now: Timestamp) -> Result<i64, StoreError> {
         match self.write(Op::CreateProblem { problem, actor, now }).await? {
             Reply::Id(id) => Ok(id),

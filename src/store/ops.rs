@@ -7,7 +7,7 @@ use super::query::{DeliveryRecord, IngestOutcome, NewProblem, ProblemUpdate};
 use crate::engine::silence::SilenceSpec;
 use crate::model::AlertUpdate;
 use crate::model::change::{Change, NewChange};
-use crate::model::incident::{IncidentAction, Priority};
+use crate::model::incident::{IncidentAction, NewReport, Priority};
 
 #[derive(Debug)]
 pub enum Op {
@@ -73,6 +73,27 @@ pub enum Op {
     },
     RecordChange {
         change: NewChange,
+        now: Timestamp,
+    },
+    /// A person reports an incident (the service desk).
+    ReportIncident {
+        report: NewReport,
+        actor: String,
+        now: Timestamp,
+    },
+    /// Link alerts to an incident by hand.
+    LinkAlerts {
+        id: i64,
+        fingerprints: Vec<crate::model::Fingerprint>,
+        actor: String,
+        now: Timestamp,
+    },
+    /// Merge incident `id` into `into`.
+    Merge {
+        id: i64,
+        into: i64,
+        comment: Option<String>,
+        actor: String,
         now: Timestamp,
     },
     CreateProblem {
@@ -145,6 +166,9 @@ impl Op {
             | Op::UpdateSilence { now, .. }
             | Op::ExpireSilence { now, .. }
             | Op::RecordChange { now, .. }
+            | Op::ReportIncident { now, .. }
+            | Op::LinkAlerts { now, .. }
+            | Op::Merge { now, .. }
             | Op::CreateProblem { now, .. }
             | Op::UpdateProblem { now, .. }
             | Op::LinkIncidents { now, .. }

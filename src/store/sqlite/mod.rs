@@ -7,6 +7,7 @@
 //! power cut. The only module with SQL and `rusqlite` in it.
 mod audit;
 mod changes;
+mod desk;
 mod gauges;
 mod heartbeats;
 mod incidents;

@@ -3,7 +3,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::value::RawValue;
 
 use super::{StoreError, ts};
-use crate::model::incident::{Impact, Incident, IncidentState, Priority, Urgency};
+use crate::model::incident::{Impact, Incident, IncidentSource, IncidentState, Priority, Urgency};
 use crate::model::{AlertRecord, AlertStatus, Fingerprint, Source};
 
 pub(super) const COLUMNS: &str = "id, fingerprint, source, status, labels, annotations, starts_at, ends_at, expires_at,
@@ -46,7 +46,7 @@ pub(super) fn row_to_alert(r: &Row<'_>) -> rusqlite::Result<(i64, AlertRecord)> 
 pub(super) const INCIDENT_COLUMNS: &str =
     "id, title, service, rule, group_key, impact, urgency, priority, state, assignee,
     alert_count, firing_count, flap_count, labels, created_at, updated_at, acknowledged_at, resolved_at, closed_at,
-    auto_resolve_at";
+    auto_resolve_at, source, description, reporter, merged_into";
 
 pub(super) fn row_to_incident(r: &Row<'_>) -> rusqlite::Result<Incident> {
     let bad = |i: usize, e: String| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into());
@@ -77,6 +77,10 @@ pub(super) fn row_to_incident(r: &Row<'_>) -> rusqlite::Result<Incident> {
         resolved_at: opt_time(17)?,
         closed_at: opt_time(18)?,
         auto_resolve_at: opt_time(19)?,
+        source: IncidentSource::parse(&text(20)?).ok_or_else(|| bad(20, "source".into()))?,
+        description: r.get(21)?,
+        reporter: r.get(22)?,
+        merged_into: r.get(23)?,
     })
 }
 

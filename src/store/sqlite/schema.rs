@@ -299,6 +299,13 @@ const MIGRATIONS: &[&str] = &[
         missed_at INTEGER
     );
     "#,
+    // 9: the service desk: incidents people report, and merges.
+    r#"
+    ALTER TABLE incidents ADD COLUMN source TEXT NOT NULL DEFAULT 'alert' CHECK (source IN ('alert', 'reported'));
+    ALTER TABLE incidents ADD COLUMN description TEXT;
+    ALTER TABLE incidents ADD COLUMN reporter TEXT;
+    ALTER TABLE incidents ADD COLUMN merged_into INTEGER REFERENCES incidents (id);
+    "#,
 ];
 
 /// This database's realm (see migration 7).

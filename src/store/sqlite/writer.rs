@@ -37,6 +37,7 @@ fn touches_writer_state(op: &Op) -> bool {
     matches!(
         op,
         Op::Ingest { .. }
+            | Op::Merge { .. }
             | Op::Tick { .. }
             | Op::PingHeartbeat { .. }
             | Op::CreateSilence { .. }
@@ -405,6 +406,17 @@ fn apply(tx: &Connection, writer_state: &mut WriterState, op: &Op) -> Result<Rep
             Ok(Reply::Done)
         }
         Op::RecordChange { change, now } => Ok(Reply::Change(writer_state.record_change(tx, change, *now)?)),
+        Op::LinkAlerts { id, fingerprints, actor, now } => {
+            writer_state.link_alerts(tx, *id, fingerprints, actor, *now)?;
+            Ok(Reply::Done)
+        }
+        Op::Merge { id, into, comment, actor, now } => {
+            writer_state.merge(tx, *id, *into, comment.as_deref(), actor, *now)?;
+            Ok(Reply::Done)
+        }
+        Op::ReportIncident { report, actor, now } => {
+            Ok(Reply::Id(writer_state.report_incident(tx, report, actor, *now)?))
+        }
         Op::CreateProblem { problem, actor, now } => {
             Ok(Reply::Id(writer_state.create_problem(tx, problem, actor, *now)?))
         }

@@ -1,0 +1,304 @@
+//! The service desk, as timelines: an incident a person reports runs the
+//! same SLA clocks and escalation as an alert-born one; alerts are linked
+//! to it by hand; two incidents that are one are merged.
+mod common;
+
+use common::{BIN, Gateway, Options, get, post, run_to_exit, t0, wait_for};
+use jiff::{SignedDuration, Timestamp};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const RULES: &str = r#"
+sla_policies:
+  - name: desk
+    warn_at: [50]
+    targets:
+      P1: {respond: 15m, resolve: 4h}
+      P3: {respond: 1h}
+escalation_policies:
+  - name: payments
+    steps:
+      - {after: 0s, notify: [oncall]}
+      - {after: 10m, notify: [lead]}
+incident_rules:
+  - name: payments
+    matchers: ['service="payments"']
+    group_by: [alertname]
+    impact: high
+    urgency: high
+    sla_policy: desk
+    escalation: payments
+    notify: [chatops]
+  - name: other
+    matchers: []
+    group_by: [alertname]
+    sla_policy: desk
+"#;
+
+fn start() -> (Gateway, tempfile::TempDir) {
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(rules.path().join("rules.yaml"), RULES).unwrap();
+    let mut config = String::from("resolve_timeout: 1d\nnotifiers:\n");
+    for n in ["oncall", "lead", "chatops"] {
+        config.push_str(&format!("  - {{name: {n}, type: webhook, url: \"http://127.0.0.1:9/{n}\"}}\n"));
+    }
+    let g = Gateway::start_with(Options {
+        config: Some(config),
+        rules_dir: Some(rules.path().to_path_buf()),
+        test_clock: Some(t0()),
+        ..Default::default()
+    });
+    (g, rules)
+}
+
+fn ts(v: &Value) -> Timestamp {
+    v.as_str().unwrap_or_else(|| panic!("not a time: {v}")).parse().unwrap()
+}
+
+fn mins(n: i64) -> SignedDuration {
+    SignedDuration::from_mins(n)
+}
+
+fn kinds(inc: &Value, kind: &str) -> Vec<Value> {
+    inc["timeline"].as_array().unwrap().iter().filter(|e| e["kind"] == kind).cloned().collect()
+}
+
+async fn report(g: &Gateway, body: Value) -> (u16, Value) {
+    post(&g.url("/api/v1/incidents"), &body.to_string()).await
+}
+
+async fn incident(g: &Gateway, id: i64) -> Value {
+    let (status, inc) = get(&g.url(&format!("/api/v1/incidents/{id}"))).await;
+    assert_eq!(status, 200, "{inc}");
+    inc
+}
+
+async fn alert_incident(g: &Gateway, alertname: &str, service: &str) -> Value {
+    let alert = json!([{"labels": {"alertname": alertname, "service": service}}]);
+    let (status, body) = post(&g.url("/api/v2/alerts"), &alert.to_string()).await;
+    assert_eq!(status, 200, "{body}");
+    let id = wait_for(Duration::from_secs(15), "the alert's incident", || async {
+        let (_, list) = get(&g.url("/api/v1/incidents?state=all")).await;
+        list["incidents"].as_array()?.iter().find(|i| i["title"] == alertname).map(|i| i["id"].as_i64().unwrap())
+    })
+    .await;
+    incident(g, id).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reported_p1_runs_its_clocks_and_escalates_like_an_alert_born_one() {
+    let (g, _rules) = start();
+
+    // t0: a customer cannot pay; the service desk reports it.
+    let (status, inc) = report(
+        &g,
+        json!({
+            "title": "Customers cannot pay by card",
+            "description": "Three calls in ten minutes: the card form spins.",
+            "service": "payments", "impact": "high", "urgency": "high",
+            "reporter": "desk:jane", "actor": "jane",
+        }),
+    )
+    .await;
+    assert_eq!(status, 201, "{inc}");
+    let id = inc["id"].as_i64().unwrap();
+    assert_eq!(inc["source"], "reported");
+    assert_eq!(inc["reporter"], "desk:jane");
+    assert_eq!(inc["priority"], "P1", "impact high x urgency high");
+    assert_eq!(inc["rule"], "payments", "matched by its service");
+    assert_eq!(inc["alertCount"], 0);
+    assert_eq!(ts(&inc["createdAt"]), t0());
+    let created = kinds(&inc, "created");
+    assert_eq!(created[0]["message"], "reported by desk:jane with priority P1");
+    assert_eq!(created[0]["actor"], "jane");
+    assert_eq!(inc["sla"]["policy"], "desk");
+    assert_eq!(ts(&inc["sla"]["respond"]["breachAt"]), t0() + mins(15));
+    let escalated = kinds(&inc, "escalated");
+    assert_eq!(escalated.len(), 1, "step 1 at once: {inc:#}");
+    assert_eq!(escalated[0]["data"]["notify"], json!(["oncall"]));
+
+    // The rule's notifier is told, as for an alert-born incident.
+    let (_, queued) = get(&g.url(&format!("/api/v1/notifications?incident={id}"))).await;
+    let events: Vec<(&str, &str)> = queued["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["notifier"].as_str().unwrap(), n["event"].as_str().unwrap()))
+        .collect();
+    assert!(events.contains(&("chatops", "incident.triggered")), "{events:?}");
+    assert!(events.contains(&("oncall", "incident.escalated")), "{events:?}");
+
+    // t0+10m: step 2; t0+15m: nobody acknowledged, the respond clock breaches.
+    g.advance(mins(10)).await;
+    let inc = incident(&g, id).await;
+    assert_eq!(kinds(&inc, "escalated").len(), 2, "{inc:#}");
+    g.advance(mins(5)).await;
+    let inc = incident(&g, id).await;
+    assert_eq!(inc["sla"]["respond"]["state"], "breached", "{inc:#}");
+    assert_eq!(ts(&inc["sla"]["respond"]["breached_at"]), t0() + mins(15));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_is_checked_and_a_bad_one_stores_nothing() {
+    let (g, _rules) = start();
+    for (body, names) in [
+        (json!({"title": "   "}), "title"),
+        (json!({"title": "x", "impact": "huge"}), "impact"),
+        (json!({"title": "x", "labels": {"": "v"}}), "labels"),
+        (json!({"title": "x", "severity": "high"}), "severity"),
+    ] {
+        let (status, err) = report(&g, body.clone()).await;
+        assert_eq!(status, 400, "{body} -> {err}");
+        assert!(err.to_string().contains(names), "{body} -> {err}");
+    }
+    let (_, list) = get(&g.url("/api/v1/incidents?state=all")).await;
+    assert_eq!(list["incidents"].as_array().unwrap().len(), 0, "{list}");
+
+    // A report no rule's matchers take is filed under `reported`, with defaults.
+    let (status, inc) =
+        report(&g, json!({"title": "Printer on fire", "labels": {"team": "facilities"}, "actor": "desk"})).await;
+    assert_eq!(status, 201, "{inc}");
+    assert_eq!(inc["rule"], "other", "the catch-all rule takes it");
+    assert_eq!(inc["priority"], "P3", "medium x medium");
+    assert_eq!(inc["labels"]["source"], "reported");
+    assert_eq!(inc["labels"]["team"], "facilities");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_are_linked_by_hand_and_merges_move_alerts_timeline_and_clocks() {
+    let (g, _rules) = start();
+
+    // t0: a colleague reports slow checkouts.
+    let (status, reported) =
+        report(
+            &g,
+            json!({"title": "Checkout is slow", "service": "payments", "impact": "high", "urgency": "high", "actor": "jane"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{reported}");
+    let reported_id = reported["id"].as_i64().unwrap();
+
+    // t0+5m: the alert fires and opens its own incident.
+    g.advance(mins(5)).await;
+    let born = alert_incident(&g, "CheckoutLatency", "payments").await;
+    let born_id = born["id"].as_i64().unwrap();
+    assert_ne!(born_id, reported_id);
+    let fingerprint = born["alerts"][0]["fingerprint"].as_str().unwrap().to_owned();
+
+    // Link the alert to the report by hand: it joins, the timeline says who.
+    let url = g.url(&format!("/api/v1/incidents/{reported_id}/alerts"));
+    let (status, linked) = post(&url, &json!({"fingerprints": [fingerprint], "actor": "bob"}).to_string()).await;
+    assert_eq!(status, 200, "{linked}");
+    assert_eq!(linked["alertCount"], 1);
+    assert_eq!(linked["firingCount"], 1);
+    let entry = &kinds(&linked, "alert_linked")[0];
+    assert_eq!(entry["actor"], "bob");
+    let (status, err) = post(&url, &json!({"fingerprints": ["0000000000000bad"], "actor": "bob"}).to_string()).await;
+    assert_eq!(status, 400, "an unknown fingerprint: {err}");
+
+    // t0+6m: merge the alert's incident into the report.
+    g.advance(mins(1)).await;
+    let merge = g.url(&format!("/api/v1/incidents/{born_id}/merge"));
+    let body = json!({"into": reported_id, "comment": "same outage", "actor": "bob"});
+    let (status, into) = post(&merge, &body.to_string()).await;
+    assert_eq!(status, 200, "{into}");
+    assert_eq!(into["id"], reported_id);
+    assert_eq!(into["alertCount"], 1, "the shared alert is in it once");
+    let merged = &kinds(&into, "merged")[0];
+    assert_eq!(merged["message"], format!("incident {born_id} merged into this one: same outage"));
+    // The merged incident's timeline came along, naming where from.
+    let moved: Vec<&Value> =
+        into["timeline"].as_array().unwrap().iter().filter(|e| e["data"]["mergedFrom"] == born_id).collect();
+    assert!(moved.iter().any(|e| e["kind"] == "created"), "{into:#}");
+    assert!(moved.iter().all(|e| e["message"].as_str().unwrap().starts_with(&format!("[incident {born_id}]"))));
+    // The report came first: its clocks stand, counting from t0.
+    assert_eq!(ts(&into["sla"]["respond"]["breachAt"]), t0() + mins(15), "{into:#}");
+
+    let gone = incident(&g, born_id).await;
+    assert_eq!(gone["state"], "closed");
+    assert_eq!(gone["mergedInto"], reported_id);
+    assert_eq!(gone["alertCount"], 0);
+    assert!(gone.get("sla").is_none(), "its clocks went: {gone:#}");
+    assert_eq!(kinds(&gone, "merged_into").len(), 1);
+
+    // Merging again, or into itself, or into a closed incident, is refused.
+    let (status, _) = post(&merge, &json!({"into": reported_id, "actor": "bob"}).to_string()).await;
+    assert_eq!(status, 409);
+    let self_merge = g.url(&format!("/api/v1/incidents/{reported_id}/merge"));
+    let (status, _) = post(&self_merge, &json!({"into": reported_id, "actor": "bob"}).to_string()).await;
+    assert_eq!(status, 409);
+    let (status, _) = post(&self_merge, &json!({"into": born_id, "actor": "bob"}).to_string()).await;
+    assert_eq!(status, 409, "into a closed incident");
+
+    // t0+15m: nobody acknowledged: the promise made at t0 breaches once.
+    g.advance_to(t0() + mins(15)).await;
+    let into = incident(&g, reported_id).await;
+    assert_eq!(into["sla"]["respond"]["state"], "breached", "{into:#}");
+    assert_eq!(kinds(&into, "sla_breached").len(), 1, "{into:#}");
+}
+
+/// `alertgate incidents open|link|merge` against the gateway, as `alice`;
+/// (exit success, stdout, stderr).
+async fn cli(g: &Gateway, args: &[&str]) -> (bool, String, String) {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let url = format!("http://{}", g.addr);
+    tokio::task::spawn_blocking(move || {
+        let mut cmd = std::process::Command::new(BIN);
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("ALERTGATE_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("ALERTGATE_URL", url).env("ALERTGATE_ACTOR", "alice").args(&args);
+        let (status, stdout, stderr) = run_to_exit(&mut cmd, Duration::from_secs(60));
+        (status.success(), stdout, stderr)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_reports_links_and_merges() {
+    let (g, _rules) = start();
+    let (ok, out, err) = cli(
+        &g,
+        &[
+            "incidents",
+            "open",
+            "--title",
+            "VPN drops every hour",
+            "--service",
+            "network",
+            "--impact",
+            "low",
+            "--urgency",
+            "high",
+            "--label",
+            "site=berlin",
+            "-d",
+            "since the update",
+        ],
+    )
+    .await;
+    assert!(ok, "{out}{err}");
+    let (_, list) = get(&g.url("/api/v1/incidents?state=all")).await;
+    let inc = &list["incidents"][0];
+    assert_eq!(inc["title"], "VPN drops every hour", "{list}");
+    assert_eq!(inc["source"], "reported");
+    assert_eq!(inc["reporter"], "alice", "the actor reported it");
+    assert_eq!(inc["description"], "since the update");
+    assert_eq!(inc["labels"]["site"], "berlin");
+    let reported = inc["id"].as_i64().unwrap();
+
+    let born = alert_incident(&g, "VpnTunnelDown", "network").await;
+    let (born_id, fp) = (born["id"].as_i64().unwrap(), born["alerts"][0]["fingerprint"].as_str().unwrap().to_owned());
+    let (ok, out, err) = cli(&g, &["incidents", "link", &reported.to_string(), &fp]).await;
+    assert!(ok, "{out}{err}");
+    assert_eq!(incident(&g, reported).await["alertCount"], 1);
+    let (ok, out, err) = cli(&g, &["incidents", "merge", &born_id.to_string(), "--into", &reported.to_string()]).await;
+    assert!(ok, "{out}{err}");
+    assert_eq!(incident(&g, born_id).await["mergedInto"], reported);
+    let (ok, _, err) = cli(&g, &["incidents", "open", "--title", "x", "--impact", "huge"]).await;
+    assert!(!ok, "a bad impact is refused");
+    assert!(err.contains("impact"), "{err}");
+}
