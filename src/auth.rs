@@ -95,6 +95,8 @@ pub const ROUTES: &[RouteAccess] = &[
     route("/api/v1/incidents/{id}/assign", &[("POST", RESPOND)]),
     route("/api/v1/incidents/{id}/alerts", &[("POST", RESPOND)]),
     route("/api/v1/incidents/{id}/merge", &[("POST", RESPOND)]),
+    route("/api/v1/incidents/{id}/review", &[("GET", READ), ("POST", RESPOND), ("PATCH", RESPOND)]),
+    route("/api/v1/incidents/{id}/review.md", &[("GET", READ)]),
     route("/api/v1/incidents/{id}/notes", &[("POST", RESPOND)]),
     route("/api/v1/incidents/{id}/priority", &[("PATCH", RESPOND)]),
     route("/api/v1/silences", &[("GET", READ), ("POST", ADMIN)]),

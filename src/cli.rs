@@ -34,6 +34,13 @@ enum Command {
         #[command(flatten)]
         client: crate::client::ClientArgs,
     },
+    /// Post-incident reviews of a running gateway.
+    Reviews {
+        #[command(subcommand)]
+        command: crate::client::ReviewsCommand,
+        #[command(flatten)]
+        client: crate::client::ClientArgs,
+    },
     /// Incidents of a running gateway: list, show, ack, resolve, note, ...
     Incidents {
         #[command(subcommand)]
@@ -160,6 +167,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check(args),
         Command::Alerts { command, client } => crate::client::run_alerts(&client, command),
         Command::Incidents { command, client } => crate::client::run_incidents(&client, command),
+        Command::Reviews { command, client } => crate::client::run_reviews(&client, command),
         Command::Silence { command, client } => crate::client::run_silence(&client, command),
         Command::Problems { command, client } => crate::client::run_problems(&client, command),
         Command::Changes { command, client } => crate::client::run_changes(&client, command),

@@ -226,6 +226,22 @@ pub fn run_heartbeats(args: &ClientArgs, cmd: Option<HeartbeatsCommand>) -> Exit
     block_on(heartbeats::heartbeats(args, cmd))
 }
 
+/// Post-incident reviews.
+#[derive(clap::Subcommand)]
+pub enum ReviewsCommand {
+    /// Print an incident's review as Markdown (the Google SRE book's postmortem order).
+    Export { incident: i64 },
+}
+
+pub fn run_reviews(args: &ClientArgs, cmd: ReviewsCommand) -> ExitCode {
+    block_on(async move {
+        let ReviewsCommand::Export { incident } = cmd;
+        let text = get_text(args, &format!("/api/v1/incidents/{incident}/review.md"), &[], "text/markdown").await?;
+        crate::output::write_stdout(format_args!("{text}"), false);
+        Ok(())
+    })
+}
+
 pub fn run_report(args: &ClientArgs, cmd: ReportCommand) -> ExitCode {
     block_on(itsm::report(args, cmd))
 }

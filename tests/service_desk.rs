@@ -302,3 +302,82 @@ async fn the_command_line_reports_links_and_merges() {
     assert!(!ok, "a bad impact is refused");
     assert!(err.contains("impact"), "{err}");
 }
+
+async fn patch(url: &str, body: &Value) -> (u16, Value) {
+    let resp = common::client().patch(url).json(body).send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolved_incident_gets_a_review_drafted_from_its_timeline_and_published() {
+    let (g, _rules) = start();
+    let inc = alert_incident(&g, "CardDeclines", "payments").await;
+    let id = inc["id"].as_i64().unwrap();
+    let review = g.url(&format!("/api/v1/incidents/{id}/review"));
+
+    // An open incident has no review yet.
+    let (status, err) = post(&review, &json!({"actor": "alice"}).to_string()).await;
+    assert_eq!(status, 409, "{err}");
+    assert!(err["error"].as_str().unwrap().contains("resolved"), "{err}");
+
+    // t0+3m acknowledged, t0+4m a note, t0+9m resolved.
+    g.advance(mins(3)).await;
+    let act = |what: &str| g.url(&format!("/api/v1/incidents/{id}/{what}"));
+    assert_eq!(post(&act("acknowledge"), &json!({"actor": "alice"}).to_string()).await.0, 200);
+    g.advance(mins(1)).await;
+    let note = json!({"actor": "alice", "text": "rolled back card-api 2.14"});
+    assert_eq!(post(&act("notes"), &note.to_string()).await.0, 201);
+    g.advance(mins(5)).await;
+    assert_eq!(post(&act("resolve"), &json!({"actor": "alice"}).to_string()).await.0, 200);
+
+    // The draft's timeline is the incident's, in order.
+    let (status, draft) = post(&review, &json!({"actor": "alice"}).to_string()).await;
+    assert_eq!(status, 201, "{draft}");
+    assert_eq!(draft["state"], "draft");
+    let drafted: Vec<&str> =
+        draft["timeline"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    let at = |k: &str| drafted.iter().position(|x| *x == k).unwrap_or_else(|| panic!("{k} in {drafted:?}"));
+    assert!(at("created") < at("acknowledged") && at("acknowledged") < at("note") && at("note") < at("resolved"));
+    let times: Vec<Timestamp> = draft["timeline"].as_array().unwrap().iter().map(|e| ts(&e["at"])).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    assert!(draft["timeline"].to_string().contains("rolled back card-api 2.14"));
+    assert_eq!(post(&review, &json!({"actor": "alice"}).to_string()).await.0, 409, "one review per incident");
+
+    // Written, sent to review, published; a published review changes no more.
+    let (status, r) = patch(
+        &review,
+        &json!({"actor": "alice", "summary": "A bad card-api deploy declined cards for 9 minutes",
+                "rootCause": "a config default flipped", "state": "in_review",
+                "lessons": {"wentWell": ["paged within a minute"], "gotLucky": ["low traffic"]}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["state"], "in_review");
+    let (status, r) = patch(&review, &json!({"actor": "bob", "state": "published"})).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(ts(&r["publishedAt"]), t0() + mins(9));
+    let (status, _) = patch(&review, &json!({"actor": "bob", "summary": "rewritten"})).await;
+    assert_eq!(status, 409);
+    let inc = incident(&g, id).await;
+    let moves: Vec<String> = kinds(&inc, "review").iter().map(|e| e["message"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(
+        moves,
+        [
+            "post-incident review started",
+            "post-incident review draft → in_review",
+            "post-incident review in_review → published"
+        ]
+    );
+
+    // Exported as Markdown, over HTTP and from the command line.
+    let md = common::client().get(format!("{review}.md")).send().await.unwrap();
+    assert_eq!(md.headers()["content-type"], "text/markdown; charset=utf-8");
+    let md = md.text().await.unwrap();
+    assert!(md.starts_with("# Post-incident review: CardDeclines"), "{md}");
+    assert!(md.contains("## Root cause\n\na config default flipped"), "{md}");
+    assert!(md.contains("- paged within a minute"), "{md}");
+    let (ok, out, err) = cli(&g, &["reviews", "export", &id.to_string()]).await;
+    assert!(ok, "{err}");
+    assert_eq!(out, md);
+}

@@ -17,6 +17,7 @@ mod notifications;
 pub mod openapi;
 mod problems;
 mod reports;
+mod reviews;
 mod silences;
 
 use std::sync::Arc;
@@ -201,6 +202,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(incidents::act))
         .routes(routes!(incidents::link_alerts))
         .routes(routes!(incidents::merge))
+        .routes(routes!(reviews::start, reviews::get, reviews::edit))
+        .routes(routes!(reviews::markdown))
         .routes(routes!(silences::create, silences::list))
         .routes(routes!(silences::expire))
         .routes(routes!(problems::create, problems::list))

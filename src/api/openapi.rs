@@ -40,6 +40,7 @@ pub const PATH: &str = "/api/v1/openapi.json";
         (name = "alerts", description = "Alerts as stored"),
         (name = "incidents", description = "Incidents and what on-call engineers do to them"),
         (name = "silences", description = "Silences (the same ones as the Alertmanager API's)"),
+        (name = "reviews", description = "Post-incident reviews"),
         (name = "problems", description = "Problems behind recurring incidents"),
         (name = "changes", description = "Changes, deploys and maintenance windows"),
         (name = "notifications", description = "The outbox of notifications"),

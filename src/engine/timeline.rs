@@ -7,6 +7,7 @@ use crate::engine::lifecycle::with_comment;
 use crate::engine::sla::Entry;
 use crate::model::change::Change;
 use crate::model::incident::Priority;
+use crate::model::review::ReviewState;
 use crate::model::{Duration, Fingerprint, LabelSet};
 
 /// An alert as the timeline names it: `AlertName (fingerprint)`.
@@ -84,6 +85,21 @@ pub fn change_suspected(change: &Change, late: bool, now: Timestamp) -> Entry {
         kind: "change_suspected",
         message: format!("suspected cause: change {} of {service}: {}{note}", change.id, change.summary),
         data: json!({ "change": change.id }),
+    }
+}
+
+/// The incident's entry of its post-incident review's start.
+pub fn review_started(now: Timestamp) -> Entry {
+    Entry { at: now, kind: "review", message: "post-incident review started".into(), data: json!({ "state": "draft" }) }
+}
+
+/// The incident's entry of its review moving on (to review, published, back to draft).
+pub fn review_moved(from: ReviewState, to: ReviewState, now: Timestamp) -> Entry {
+    Entry {
+        at: now,
+        kind: "review",
+        message: format!("post-incident review {from} → {to}"),
+        data: json!({ "from": from, "to": to }),
     }
 }
 

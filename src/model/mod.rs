@@ -9,6 +9,7 @@ pub mod mute;
 pub mod notification;
 pub mod person;
 pub mod problem;
+pub mod review;
 
 pub use alert::{Alert, AlertRecord, AlertState, AlertStatus, AlertUpdate, Annotations, LabelSet, Observation, Source};
 pub use duration::Duration;

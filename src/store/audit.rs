@@ -53,6 +53,12 @@ pub fn audited(op: &Op) -> Option<Audited<'_>> {
         Op::Merge { id, into, actor, comment, .. } => {
             a("incident.merge".into(), "incident", Some(*id), actor, json!({ "into": into, "comment": comment }))
         }
+        Op::CreateReview { incident, actor, .. } => {
+            a("review.create".into(), "review", Some(*incident), actor, Value::Null)
+        }
+        Op::EditReview { incident, actor, edit, .. } => {
+            a("review.update".into(), "review", Some(*incident), actor, json!({ "state": edit.state }))
+        }
         Op::CreateProblem { actor, .. } => a("problem.create".into(), "problem", None, actor, Value::Null),
         Op::UpdateProblem { id, actor, .. } => a("problem.update".into(), "problem", Some(*id), actor, Value::Null),
         Op::LinkIncidents { problem, incidents, actor, .. } => {
@@ -73,6 +79,7 @@ pub enum Target<'a> {
     Problem(&'a crate::model::problem::Problem),
     Change(&'a crate::model::change::Change),
     Notification { state: crate::model::notification::NotificationState, attempts: u32, notifier: &'a str },
+    Review(&'a crate::model::review::Review),
 }
 
 /// The audited fields of a target, as the log's `before` and `after` show them.
@@ -93,6 +100,7 @@ pub fn snapshot(target: Target<'_>) -> Value {
             "service": c.service, "summary": c.summary, "startsAt": c.starts_at, "endsAt": c.ends_at,
             "suppress": c.suppress,
         }),
+        Target::Review(r) => json!({ "state": r.state.as_str(), "summary": r.text.summary }),
         Target::Notification { state, attempts, notifier } => {
             json!({ "state": state.as_str(), "attempts": attempts, "notifier": notifier })
         }

@@ -184,6 +184,8 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<Vec<Change>, StoreError>;
     async fn list_problems(&self, q: ProblemQuery) -> Result<Vec<Problem>, StoreError>;
     async fn get_problem(&self, id: i64) -> Result<Option<ProblemDetail>, StoreError>;
+    /// An incident's post-incident review, if it has one.
+    async fn get_review(&self, incident_id: i64) -> Result<Option<crate::model::review::Review>, StoreError>;
 
     /// When the earliest pending notification is due.
     async fn next_notification_due(&self) -> Result<Option<Timestamp>, StoreError>;
@@ -584,6 +586,37 @@ impl Store {
 
     pub async fn list_problems(&self, q: ProblemQuery) -> Result<Vec<Problem>, StoreError> {
         self.backend.list_problems(q).await
+    }
+
+    /// Start the post-incident review of a resolved incident.
+    pub async fn create_review(
+        &self,
+        incident: i64,
+        actor: String,
+        now: Timestamp,
+    ) -> Result<crate::model::review::Review, StoreError> {
+        match self.write(Op::CreateReview { incident, actor, now }).await? {
+            Reply::Review(r) => Ok(*r),
+            _ => unreachable!("starting a review answers with it"),
+        }
+    }
+
+    /// Edit a review (its text, its state).
+    pub async fn edit_review(
+        &self,
+        incident: i64,
+        edit: crate::model::review::ReviewEdit,
+        actor: String,
+        now: Timestamp,
+    ) -> Result<crate::model::review::Review, StoreError> {
+        match self.write(Op::EditReview { incident, edit, actor, now }).await? {
+            Reply::Review(r) => Ok(*r),
+            _ => unreachable!("editing a review answers with it"),
+        }
+    }
+
+    pub async fn get_review(&self, incident: i64) -> Result<Option<crate::model::review::Review>, StoreError> {
+        self.backend.get_review(incident).await
     }
 
     pub async fn get_problem(&self, id: i64) -> Result<Option<ProblemDetail>, StoreError> {

@@ -96,6 +96,18 @@ pub enum Op {
         actor: String,
         now: Timestamp,
     },
+    /// Start the post-incident review of a resolved incident.
+    CreateReview {
+        incident: i64,
+        actor: String,
+        now: Timestamp,
+    },
+    EditReview {
+        incident: i64,
+        edit: crate::model::review::ReviewEdit,
+        actor: String,
+        now: Timestamp,
+    },
     CreateProblem {
         problem: NewProblem,
         actor: String,
@@ -149,6 +161,7 @@ pub enum Reply {
     Change(Change),
     Id(i64),
     Claimed(Vec<crate::model::notification::OutboxItem>),
+    Review(Box<crate::model::review::Review>),
 }
 
 impl Op {
@@ -167,6 +180,8 @@ impl Op {
             | Op::ExpireSilence { now, .. }
             | Op::RecordChange { now, .. }
             | Op::ReportIncident { now, .. }
+            | Op::CreateReview { now, .. }
+            | Op::EditReview { now, .. }
             | Op::LinkAlerts { now, .. }
             | Op::Merge { now, .. }
             | Op::CreateProblem { now, .. }

@@ -15,6 +15,7 @@ mod outbox;
 mod problems;
 mod reader;
 mod reports;
+mod reviews;
 mod rows;
 mod schema;
 mod sender_ack;
@@ -366,6 +367,10 @@ impl Backend for SqliteStore {
 
     async fn get_problem(&self, id: i64) -> Result<Option<ProblemDetail>, StoreError> {
         self.read(move |c| problems::detail(c, id)).await
+    }
+
+    async fn get_review(&self, incident_id: i64) -> Result<Option<crate::model::review::Review>, StoreError> {
+        self.read(move |c| reviews::get(c, incident_id)).await
     }
 
     async fn next_notification_due(&self) -> Result<Option<Timestamp>, StoreError> {

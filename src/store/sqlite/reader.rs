@@ -255,18 +255,7 @@ pub(super) fn get_incident(
     timeline_rows.truncate(page.timeline_limit);
     let timeline = timeline_rows
         .into_iter()
-        .map(|(at, actor, kind, message, data, recorded, _)| {
-            let at = ts(at)?;
-            let recorded = recorded.map(ts).transpose()?;
-            Ok(TimelineEvent {
-                at,
-                recorded_at: recorded.and_then(|r| crate::model::incident::shown_recorded_at(at, r)),
-                actor,
-                kind,
-                message,
-                data: data.and_then(|d| serde_json::from_str(&d).ok()).unwrap_or(serde_json::Value::Null),
-            })
-        })
+        .map(|(at, actor, kind, message, data, recorded, _)| timeline_event((at, actor, kind, message, data, recorded)))
         .collect::<Result<Vec<_>, StoreError>>()?;
     let problems = super::problems::of_incident(c, id)?;
     let workaround = crate::engine::notify::known_error(&problems).and_then(|p| p.workaround.clone());
@@ -335,4 +324,30 @@ fn sla_condition(f: SlaFilter) -> String {
         SlaFilter::State(state) => state.sql("s"),
         SlaFilter::AtRisk => ClockState::at_risk_sql("s"),
     }
+}
+
+type EventRow = (i64, String, String, String, Option<String>, Option<i64>);
+
+fn timeline_event((at, actor, kind, message, data, recorded): EventRow) -> Result<TimelineEvent, StoreError> {
+    let at = ts(at)?;
+    let recorded = recorded.map(ts).transpose()?;
+    Ok(TimelineEvent {
+        at,
+        recorded_at: recorded.and_then(|r| crate::model::incident::shown_recorded_at(at, r)),
+        actor,
+        kind,
+        message,
+        data: data.and_then(|d| serde_json::from_str(&d).ok()).unwrap_or(serde_json::Value::Null),
+    })
+}
+
+/// An incident's whole timeline, in the order it was written.
+pub(super) fn timeline(c: &Connection, id: i64) -> Result<Vec<TimelineEvent>, StoreError> {
+    let rows: Vec<EventRow> = c
+        .prepare_cached(
+            "SELECT at, actor, kind, message, data, recorded_at FROM incident_events WHERE incident_id = ?1 ORDER BY id",
+        )?
+        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?
+        .collect::<Result<_, _>>()?;
+    rows.into_iter().map(timeline_event).collect()
 }

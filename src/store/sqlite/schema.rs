@@ -306,6 +306,19 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE incidents ADD COLUMN reporter TEXT;
     ALTER TABLE incidents ADD COLUMN merged_into INTEGER REFERENCES incidents (id);
     "#,
+    // 10: post-incident reviews, one per incident; `text` is its written
+    // parts and timeline as JSON (model::review::ReviewText).
+    r#"
+    CREATE TABLE reviews (
+        incident_id  INTEGER PRIMARY KEY REFERENCES incidents (id),
+        state        TEXT    NOT NULL CHECK (state IN ('draft', 'in_review', 'published')),
+        text         TEXT    NOT NULL,
+        created_by   TEXT    NOT NULL,
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL,
+        published_at INTEGER
+    );
+    "#,
 ];
 
 /// This database's realm (see migration 7).

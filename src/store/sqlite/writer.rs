@@ -414,6 +414,12 @@ fn apply(tx: &Connection, writer_state: &mut WriterState, op: &Op) -> Result<Rep
             writer_state.merge(tx, *id, *into, comment.as_deref(), actor, *now)?;
             Ok(Reply::Done)
         }
+        Op::CreateReview { incident, actor, now } => {
+            Ok(Reply::Review(Box::new(writer_state.create_review(tx, *incident, actor, *now)?)))
+        }
+        Op::EditReview { incident, edit, actor, now } => {
+            Ok(Reply::Review(Box::new(writer_state.edit_review(tx, *incident, edit, actor, *now)?)))
+        }
         Op::ReportIncident { report, actor, now } => {
             Ok(Reply::Id(writer_state.report_incident(tx, report, actor, *now)?))
         }
