@@ -381,3 +381,64 @@ async fn a_resolved_incident_gets_a_review_drafted_from_its_timeline_and_publish
     assert!(ok, "{err}");
     assert_eq!(out, md);
 }
+
+/// A `/metrics` sample's value, 0 when the series is absent.
+async fn metric(g: &Gateway, series: &str) -> f64 {
+    let text = common::client().get(g.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    text.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok())).unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incident_whose_review_is_required_closes_only_once_it_is_published() {
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(
+        rules.path().join("rules.yaml"),
+        r#"
+reviews: {required_for: [P1], due_within: 2d}
+incident_rules:
+  - {name: pay, matchers: ['service="payments"'], group_by: [alertname], impact: high, urgency: high, service: '{{ labels.service }}'}
+  - {name: db, matchers: ['service="db"'], group_by: [alertname], impact: low, urgency: low, review: required, service: '{{ labels.service }}'}
+  - {name: rest, matchers: [], group_by: [alertname], impact: low, urgency: low, service: '{{ labels.service }}'}
+"#,
+    )
+    .unwrap();
+    let g = Gateway::start_with(Options {
+        config: Some("resolve_timeout: 1d\n".into()),
+        rules_dir: Some(rules.path().to_path_buf()),
+        test_clock: Some(t0()),
+        ..Default::default()
+    });
+    // t0: a P1 (required by priority), a P5 of `db` (required by its rule), a P5 of `rest` (not).
+    let p1 = alert_incident(&g, "Checkout", "payments").await["id"].as_i64().unwrap();
+    let db = alert_incident(&g, "Replication", "db").await["id"].as_i64().unwrap();
+    let rest = alert_incident(&g, "Disk", "web").await["id"].as_i64().unwrap();
+    let act = |id: i64, what: &str| g.url(&format!("/api/v1/incidents/{id}/{what}"));
+    let alice = json!({"actor": "alice"}).to_string();
+    for id in [p1, db, rest] {
+        assert_eq!(post(&act(id, "resolve"), &alice).await.0, 200);
+    }
+    // Closing waits for the review where one is required.
+    for id in [p1, db] {
+        let (status, err) = post(&act(id, "close"), &alice).await;
+        assert_eq!(status, 409, "{err}");
+        assert!(err["error"].as_str().unwrap().contains("post-incident review"), "{err}");
+    }
+    assert_eq!(post(&act(rest, "close"), &alice).await.0, 200, "no review required");
+
+    // t0+2d: both required reviews are overdue.
+    assert_eq!(metric(&g, "alertgate_reviews_overdue{service=\"payments\"}").await, 0.0);
+    g.advance(SignedDuration::from_hours(48)).await;
+    assert_eq!(metric(&g, "alertgate_reviews_overdue{service=\"payments\"}").await, 1.0);
+    assert_eq!(metric(&g, "alertgate_reviews_overdue{service=\"db\"}").await, 1.0);
+
+    // The P1's review is written and published: it closes, and is not overdue any more.
+    assert_eq!(post(&act(p1, "review"), &alice).await.0, 201);
+    let review = act(p1, "review");
+    let (status, _) = patch(&review, &json!({"actor": "alice", "summary": "card-api", "state": "in_review"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(post(&act(p1, "close"), &alice).await.0, 409, "in review is not published");
+    assert_eq!(patch(&review, &json!({"actor": "bob", "state": "published"})).await.0, 200);
+    assert_eq!(post(&act(p1, "close"), &alice).await.0, 200);
+    assert_eq!(metric(&g, "alertgate_reviews_overdue{service=\"payments\"}").await, 0.0);
+    assert_eq!(metric(&g, "alertgate_reviews_overdue{service=\"db\"}").await, 1.0);
+}

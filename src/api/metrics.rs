@@ -15,7 +15,7 @@ use crate::metrics::metrics;
     responses((status = 200, description = "The metrics", body = String,
         content_type = "text/plain; version=0.0.4; charset=utf-8")))]
 pub async fn scrape(State(state): State<AppState>) -> Response {
-    if let Err(e) = state.store.update_gauges(crate::clock::now()).await {
+    if let Err(e) = state.store.update_gauges(crate::clock::now(), &state.rules()).await {
         // The counters are still worth having; stale gauges say so in the log.
         tracing::warn!(error = %e, "reading the gauges for /metrics failed");
     }

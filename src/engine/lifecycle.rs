@@ -15,6 +15,50 @@ pub struct LifecycleView {
     pub acknowledged_at: Option<Timestamp>,
     /// The escalation policy of the incident's rule, if it has one.
     pub escalation: Option<String>,
+    /// A post-incident review is required and not yet published.
+    pub review_pending: bool,
+}
+
+/// Why an action may not happen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActError {
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error(
+        "this incident needs a published post-incident review before it closes (review: required); \
+         publish it first: PATCH /api/v1/incidents/{{id}}/review {{\"state\": \"published\"}}"
+    )]
+    ReviewPending,
+}
+
+/// The services of the incidents whose required review is overdue at
+/// `now`: resolved more than `reviews.due_within` ago, still unpublished.
+/// `unreviewed` is (rule, priority, service, resolved at).
+pub fn overdue_reviews(
+    unreviewed: &[(String, crate::model::incident::Priority, String, Timestamp)],
+    rules: &crate::rules::RuleSet,
+    now: Timestamp,
+) -> Vec<String> {
+    let due = rules.reviews.due_within.signed();
+    unreviewed
+        .iter()
+        .filter(|(rule, priority, _, _)| {
+            review_required(rules.incident_rules.iter().find(|r| &r.name == rule), *priority, &rules.reviews)
+        })
+        .filter(|(_, _, _, resolved)| resolved.checked_add(due).is_ok_and(|d| d <= now))
+        .map(|(_, _, service, _)| service.clone())
+        .collect()
+}
+
+/// Whether an incident needs a published review before it closes: its
+/// rule says `review: required`, or its priority is one the rules' `reviews`
+/// section names.
+pub fn review_required(
+    rule: Option<&crate::rules::incident::IncidentRule>,
+    priority: crate::model::incident::Priority,
+    policy: &crate::rules::policy::ReviewPolicy,
+) -> bool {
+    rule.is_some_and(|r| r.review_required) || policy.required_for.contains(&priority)
 }
 
 /// Which instant the new state stamps on the incident.
@@ -88,10 +132,13 @@ pub fn act(
     actor: &str,
     comment: Option<&str>,
     now: Timestamp,
-) -> Result<Vec<LifecycleEffect>, TransitionError> {
+) -> Result<Vec<LifecycleEffect>, ActError> {
     use IncidentAction as A;
     let from = view.state;
     let to = transition(from, action)?;
+    if action == A::Close && view.review_pending {
+        return Err(ActError::ReviewPending);
+    }
     let seconds = (now.as_millisecond() - view.created_at.as_millisecond()).max(0) as f64 / 1000.0;
     let mut effects = Vec::new();
     match action {
@@ -148,12 +195,22 @@ mod tests {
         format!("2026-11-24T{s}Z").parse().unwrap()
     }
 
+    #[test]
+    fn an_incident_whose_review_is_required_closes_only_once_it_is_published() {
+        let resolved = LifecycleView { review_pending: true, ..view(IncidentState::Resolved, true) };
+        assert_eq!(act(&resolved, IncidentAction::Close, "alice", None, t("11:00:00")), Err(ActError::ReviewPending));
+        assert!(act(&resolved, IncidentAction::Reopen, "alice", None, t("11:00:00")).is_ok(), "only closing waits");
+        let published = LifecycleView { review_pending: false, ..resolved };
+        assert!(act(&published, IncidentAction::Close, "alice", None, t("11:00:00")).is_ok());
+    }
+
     fn view(state: IncidentState, acknowledged: bool) -> LifecycleView {
         LifecycleView {
             state,
             created_at: t("10:00:00"),
             acknowledged_at: acknowledged.then(|| t("10:01:00")),
             escalation: Some("pager".into()),
+            review_pending: false,
         }
     }
 

@@ -107,6 +107,7 @@ pub struct Metrics {
     pub sla_clocks_running: IntGaugeVec,
     pub sla_compliance: GaugeVec,
     pub problems_open: IntGaugeVec,
+    pub reviews_overdue: IntGaugeVec,
     pub notifications: IntCounterVec,
     pub rate_limited: IntCounterVec,
     pub outbox_depth: IntGauge,
@@ -196,6 +197,12 @@ const TIME_TO_RESOLVE: Spec = Spec::new(
 );
 const PROBLEMS_OPEN: Spec =
     Spec::new("alertgate_problems", "Problems not closed, by state (open, known_error, resolved).", &["state"]);
+
+const REVIEWS_OVERDUE: Spec = Spec::new(
+    "alertgate_reviews_overdue",
+    "Incidents whose required post-incident review is not published within reviews.due_within of their resolution (resolved in the last 90 days).",
+    &["service"],
+);
 
 // SLA clocks.
 const SLA_BREACHES: Spec =
@@ -351,6 +358,7 @@ impl Metrics {
             sla_clocks_running: int_gauge_vec(r, &SLA_CLOCKS_RUNNING),
             sla_compliance: gauge_vec(r, &SLA_COMPLIANCE),
             problems_open: int_gauge_vec(r, &PROBLEMS_OPEN),
+            reviews_overdue: int_gauge_vec(r, &REVIEWS_OVERDUE),
             notifications: counter_vec(r, &NOTIFICATIONS),
             rate_limited: counter_vec(r, &RATE_LIMITED),
             outbox_depth: int_gauge(r, &OUTBOX_DEPTH),

@@ -24,10 +24,17 @@ pub struct StoredFacts {
     pub outbox: (u64, Option<f64>),
     /// Bytes of the database's files, by file (`db`, `wal`).
     pub database_bytes: Vec<(&'static str, u64)>,
+    /// Incidents resolved in the last [`UNREVIEWED_WINDOW_DAYS`] days
+    /// without a published review: (rule, priority, service, resolved at).
+    pub unreviewed: Vec<(String, Priority, String, jiff::Timestamp)>,
 }
 
-/// Set the stored-state gauges from `facts`.
-pub fn set(facts: &StoredFacts) {
+/// How far back the overdue-review gauge looks.
+pub const UNREVIEWED_WINDOW_DAYS: i64 = 90;
+
+/// Set the stored-state gauges from `facts`; `overdue_reviews` are the
+/// services of incidents whose required review is overdue.
+pub fn set(facts: &StoredFacts, overdue_reviews: &[String]) {
     let m = super::metrics();
     m.incidents_open.reset();
     // Services past the label budget are summed under `other`.
@@ -71,6 +78,15 @@ pub fn set(facts: &StoredFacts) {
     }
     for (state, n) in facts.problems.iter().filter(|(s, _)| *s != ProblemState::Closed) {
         m.problems_open.with_label_values(&[state.as_str()]).set(*n as i64);
+    }
+
+    m.reviews_overdue.reset();
+    let mut overdue: HashMap<String, i64> = HashMap::new();
+    for service in overdue_reviews {
+        *overdue.entry(m.services.admit("reviews_overdue", service).into_owned()).or_default() += 1;
+    }
+    for (service, n) in overdue {
+        m.reviews_overdue.with_label_values(&[service.as_str()]).set(n);
     }
 
     m.outbox_depth.set(facts.outbox.0 as i64);

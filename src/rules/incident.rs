@@ -30,6 +30,8 @@ pub(super) struct RawIncidentRule {
     auto_resolve_after: Option<String>,
     flap_window: Option<String>,
     assign_to: Option<String>,
+    /// `required`: its incidents close only with a published review.
+    review: Option<String>,
     sla_policy: Option<String>,
     escalation: Option<String>,
     #[serde(default)]
@@ -113,6 +115,8 @@ pub struct IncidentRule {
     /// Notifiers told of its incidents' events.
     pub notify: Vec<String>,
     pub continue_matching: bool,
+    /// Its incidents close only once their post-incident review is published.
+    pub review_required: bool,
 }
 
 impl IncidentRule {
@@ -325,6 +329,14 @@ impl RawIncidentRule {
         let service_template = service_template(self.service, index, templates, &mut p);
         let assign_to = self.assign_to.filter(|a| !a.is_empty());
         let assign_to_target = assign_to.as_deref().and_then(|a| assign_target(a, &mut p));
+        let review_required = match self.review.as_deref() {
+            None | Some("optional") => false,
+            Some("required") => true,
+            Some(other) => {
+                p.push(format!("review: expected required or optional, got {other:?}"));
+                false
+            }
+        };
         if !p.is_empty() {
             return Err(p);
         }
@@ -347,6 +359,7 @@ impl RawIncidentRule {
             escalation: self.escalation,
             notify: self.notify,
             continue_matching: self.continue_matching,
+            review_required,
         })
     }
 }

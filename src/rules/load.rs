@@ -26,6 +26,7 @@ const SECTIONS: &[&str] = &[
     "escalation_policies",
     "problem_rules",
     "change_correlation",
+    "reviews",
     "schedules",
     "heartbeats",
 ];
@@ -122,6 +123,7 @@ impl<'o> Loader<'o> {
                 "calendars" => self.calendars(file, value),
                 "priority_matrix" => self.priority_matrix(file, key, value),
                 "change_correlation" => self.change_correlation(file, key, value),
+                "reviews" => self.reviews(file, key, value),
                 other => self.errors.push(located(
                     file,
                     Some(key.at),
@@ -379,6 +381,17 @@ impl<'o> Loader<'o> {
                     self.errors.push(located(file, Some(at), None, m));
                 }
             }
+        }
+    }
+
+    fn reviews(&mut self, file: &Path, key: &Node, value: &Node) {
+        if !self.single("reviews", file, key) {
+            return;
+        }
+        let Some(raw) = self.read::<super::policy::RawReviews>(file, value, &None) else { return };
+        match raw.compile() {
+            Ok(r) => self.set.reviews = r,
+            Err(problems) => self.compile_errors(file, value, &None, problems),
         }
     }
 

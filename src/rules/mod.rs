@@ -39,6 +39,8 @@ pub struct RuleSet {
     pub problem_rules: Vec<ProblemRule>,
     /// How long after a change an incident of its service lists it.
     pub change_window: Duration,
+    /// Which incidents need a published post-incident review.
+    pub reviews: policy::ReviewPolicy,
     /// On-call schedules by name.
     pub schedules: BTreeMap<String, Schedule>,
     /// Heartbeats by name.
@@ -62,6 +64,7 @@ impl Default for RuleSet {
             escalation_policies: HashMap::new(),
             problem_rules: Vec::new(),
             change_window: policy::DEFAULT_CHANGE_WINDOW,
+            reviews: policy::ReviewPolicy::default(),
             schedules: BTreeMap::new(),
             heartbeats: BTreeMap::new(),
             person_references: Vec::new(),
@@ -291,6 +294,27 @@ inhibit_rules:
         assert!(errs[0].to_string().contains("duplicate rule name (first defined at"));
         assert!(errs[0].to_string().contains("b.yaml:3:11: rule x"), "{}", errs[0]);
         assert!(errs[1].to_string().contains("priority_matrix is already defined"));
+    }
+
+    #[test]
+    fn reviews_are_required_by_rule_or_by_priority_and_checked() {
+        let set = load(&[(
+            "r.yaml",
+            "reviews: {required_for: [P1, P2], due_within: 3d}\nincident_rules:\n  - {name: a, matchers: ['x=\"1\"'], review: required}\n",
+        )])
+        .unwrap();
+        assert!(set.incident_rules[0].review_required);
+        use crate::model::incident::Priority;
+        assert_eq!(set.reviews.required_for, [Priority::P1, Priority::P2]);
+        assert_eq!(set.reviews.due_within, Duration::from_secs(3 * 86_400));
+        let errs = load(&[(
+            "r.yaml",
+            "reviews: {required_for: [P9]}\nincident_rules:\n  - {name: a, matchers: ['x=\"1\"'], review: maybe}\n",
+        )])
+        .unwrap_err();
+        let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert!(text.iter().any(|e| e.contains("required_for[0]") && e.contains("P9")), "{text:?}");
+        assert!(text.iter().any(|e| e.contains("review: expected required or optional")), "{text:?}");
     }
 
     #[test]

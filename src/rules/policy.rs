@@ -65,6 +65,46 @@ pub(super) struct RawProblemRule {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(super) struct RawReviews {
+    #[serde(default)]
+    required_for: Vec<String>,
+    due_within: Option<String>,
+}
+
+/// Which incidents need a published post-incident review before they
+/// close, and how soon after their resolution it is due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewPolicy {
+    pub required_for: Vec<crate::model::incident::Priority>,
+    pub due_within: Duration,
+}
+
+impl Default for ReviewPolicy {
+    fn default() -> Self {
+        ReviewPolicy { required_for: Vec::new(), due_within: Duration::from_secs(5 * 86_400) }
+    }
+}
+
+impl RawReviews {
+    pub(super) fn compile(self) -> Result<ReviewPolicy, Vec<String>> {
+        let mut p = Vec::new();
+        let mut required_for = Vec::new();
+        for (i, raw) in self.required_for.iter().enumerate() {
+            match crate::model::incident::Priority::parse(raw) {
+                Some(pr) => required_for.push(pr),
+                None => p.push(format!("required_for[{i}]: expected P1 to P5, got {raw:?}")),
+            }
+        }
+        let due_within = match &self.due_within {
+            Some(d) => duration(d, "reviews.due_within", &mut p).unwrap_or_default(),
+            None => ReviewPolicy::default().due_within,
+        };
+        if p.is_empty() { Ok(ReviewPolicy { required_for, due_within }) } else { Err(p) }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct RawChangeCorrelation {
     window: Option<String>,
 }

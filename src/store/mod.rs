@@ -371,8 +371,10 @@ impl Store {
     }
 
     /// Set the gauges of stored state for a scrape.
-    pub async fn update_gauges(&self, now: Timestamp) -> Result<(), StoreError> {
-        crate::metrics::stored::set(&self.backend.stored_facts(now).await?);
+    pub async fn update_gauges(&self, now: Timestamp, rules: &RuleSet) -> Result<(), StoreError> {
+        let facts = self.backend.stored_facts(now).await?;
+        let overdue = crate::engine::lifecycle::overdue_reviews(&facts.unreviewed, rules, now);
+        crate::metrics::stored::set(&facts, &overdue);
         Ok(())
     }
 

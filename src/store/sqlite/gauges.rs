@@ -62,6 +62,20 @@ pub(super) fn read(c: &Connection, db: &Path, now: Timestamp) -> Result<StoredFa
         facts.problems.push((parsed("problem state", &state, ProblemState::parse)?, n as u64));
     }
 
+    let since = ms(now) - crate::metrics::stored::UNREVIEWED_WINDOW_DAYS * 86_400_000;
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT i.rule, i.priority, COALESCE(i.service, ''), i.resolved_at FROM incidents i
+         WHERE i.resolved_at >= ?1 AND i.merged_into IS NULL
+           AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.incident_id = i.id AND r.state = '{}')",
+        crate::model::review::ReviewState::Published.as_str()
+    ))?;
+    for row in stmt.query_map(params![since], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?))
+    })? {
+        let (rule, priority, service, resolved) = row?;
+        facts.unreviewed.push((rule, parsed("priority", &priority, Priority::parse)?, service, super::ts(resolved)?));
+    }
+
     facts.outbox = super::outbox::depth(c, now)?;
     for (file, path) in [("db", db.to_path_buf()), ("wal", db.with_extension("db-wal"))] {
         facts.database_bytes.push((file, std::fs::metadata(&path).map_or(0, |md| md.len())));

@@ -812,11 +812,22 @@ impl WriterState {
 
     fn lifecycle_view(&self, tx: &Connection, id: i64) -> Result<LifecycleView, StoreError> {
         let state = current_state(tx, id)?;
-        let (rule, created, acked): (String, i64, Option<i64>) = tx
-            .prepare_cached("SELECT rule, created_at, acknowledged_at FROM incidents WHERE id = ?1")?
-            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        let escalation = self.rules.incident_rules.iter().find(|r| r.name == rule).and_then(|r| r.escalation.clone());
-        Ok(LifecycleView { state, created_at: ts(created)?, acknowledged_at: acked.map(ts).transpose()?, escalation })
+        let (rule, created, acked, priority): (String, i64, Option<i64>, String) = tx
+            .prepare_cached("SELECT rule, created_at, acknowledged_at, priority FROM incidents WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        let priority =
+            Priority::parse(&priority).ok_or_else(|| StoreError::Corrupt(format!("priority {priority:?}")))?;
+        let rule = self.rules.incident_rules.iter().find(|r| r.name == rule);
+        let escalation = rule.and_then(|r| r.escalation.clone());
+        let review_pending = lifecycle::review_required(rule, priority, &self.rules.reviews)
+            && super::reviews::get(tx, id)?.is_none_or(|r| r.state != crate::model::review::ReviewState::Published);
+        Ok(LifecycleView {
+            state,
+            created_at: ts(created)?,
+            acknowledged_at: acked.map(ts).transpose()?,
+            escalation,
+            review_pending,
+        })
     }
 
     /// Reopens, and the time to acknowledge (first acknowledgement) and to
