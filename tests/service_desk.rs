@@ -442,3 +442,38 @@ incident_rules:
     assert_eq!(metric(&g, "alertgate_reviews_overdue{service=\"payments\"}").await, 0.0);
     assert_eq!(metric(&g, "alertgate_reviews_overdue{service=\"db\"}").await, 1.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recurring_alert_shows_what_fixed_it_last_time_and_an_unrelated_one_nothing() {
+    let (g, _rules) = start();
+    let alice = json!({"actor": "alice"}).to_string();
+    // t0: DiskFull on db1; a note says what fixed it; resolved.
+    let first = alert_incident(&g, "DiskFull", "db").await["id"].as_i64().unwrap();
+    let act = |id: i64, what: &str| g.url(&format!("/api/v1/incidents/{id}/{what}"));
+    let note = json!({"actor": "alice", "text": "rotated the WAL archive; see runbook db-17"});
+    assert_eq!(post(&act(first, "notes"), &note.to_string()).await.0, 201);
+    assert_eq!(post(&act(first, "resolve"), &alice).await.0, 200);
+    let resolved = json!([{"labels": {"alertname": "DiskFull", "service": "db"}, "endsAt": g.now().to_string()}]);
+    assert_eq!(post(&g.url("/api/v2/alerts"), &resolved.to_string()).await.0, 200);
+
+    // A day later it fires again: a new incident, which lists the first.
+    g.advance(SignedDuration::from_hours(24)).await;
+    let alert = json!([{"labels": {"alertname": "DiskFull", "service": "db"}, "startsAt": g.now().to_string()}]);
+    assert_eq!(post(&g.url("/api/v2/alerts"), &alert.to_string()).await.0, 200);
+    let second = wait_for(Duration::from_secs(15), "the second incident", || async {
+        let (_, list) = get(&g.url("/api/v1/incidents?state=open")).await;
+        list["incidents"].as_array()?.iter().find(|i| i["title"] == "DiskFull").map(|i| i["id"].as_i64().unwrap())
+    })
+    .await;
+    assert_ne!(second, first);
+    let inc = incident(&g, second).await;
+    let similar = inc["similarIncidents"].as_array().unwrap();
+    assert_eq!(similar.len(), 1, "{inc:#}");
+    assert_eq!(similar[0]["id"], first);
+    assert_eq!(similar[0]["likeness"], "same_group");
+    assert_eq!(similar[0]["resolvingNote"], "rotated the WAL archive; see runbook db-17");
+
+    // Something else entirely lists nothing.
+    let other = alert_incident(&g, "CertExpiring", "edge").await;
+    assert_eq!(other["similarIncidents"], json!([]), "{other:#}");
+}

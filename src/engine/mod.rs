@@ -19,6 +19,7 @@ pub mod pending;
 pub mod problems;
 pub mod report;
 pub mod silence;
+pub mod similar;
 pub mod sla;
 pub mod timeline;
 

@@ -188,6 +188,9 @@ pub struct IncidentDetail {
     /// Pass as `timeline_cursor` for the next entries; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeline_next_cursor: Option<String>,
+    /// Up to five earlier incidents like it, with how each was resolved
+    /// (see [`crate::engine::similar`]).
+    pub similar_incidents: Vec<crate::engine::similar::SimilarIncident>,
 }
 
 /// Which part of an incident's alerts and timeline a detail shows: an

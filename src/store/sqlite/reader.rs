@@ -4,7 +4,9 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter, types::V
 use super::rows::{COLUMNS, INCIDENT_COLUMNS, incident, row_to_alert, row_to_incident};
 use super::{StoreError, ms, ts};
 use crate::engine::silence::Silence;
+use crate::engine::similar::{self, SimilarIncident};
 use crate::model::incident::{Incident, Priority, TimelineEvent};
+use crate::model::review::ReviewState;
 use crate::model::{AlertRecord, AlertStatus, Fingerprint};
 use crate::store::query::{
     AlertPage, AlertQuery, DetailPage, IncidentAlert, IncidentDetail, IncidentPage, IncidentQuery, IncidentSort,
@@ -259,8 +261,10 @@ pub(super) fn get_incident(
         .collect::<Result<Vec<_>, StoreError>>()?;
     let problems = super::problems::of_incident(c, id)?;
     let workaround = crate::engine::notify::known_error(&problems).and_then(|p| p.workaround.clone());
+    let similar_incidents = similar(c, &incident)?;
     Ok(Some(IncidentDetail {
         incident,
+        similar_incidents,
         sla: super::sla::sla_view(c, id, rules, now)?,
         escalation: super::sla::escalation_view(c, id)?,
         workaround,
@@ -350,4 +354,51 @@ pub(super) fn timeline(c: &Connection, id: i64) -> Result<Vec<TimelineEvent>, St
         .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?
         .collect::<Result<_, _>>()?;
     rows.into_iter().map(timeline_event).collect()
+}
+
+/// Candidates read for likeness: the latest of the same rule or service,
+/// and the latest of any (labels may make those alike).
+const SIMILAR_CANDIDATES: i64 = 200;
+
+/// The earlier incidents most like `this` (see `engine::similar`), with
+/// how each was resolved.
+fn similar(c: &Connection, this: &Incident) -> Result<Vec<SimilarIncident>, StoreError> {
+    let mut candidates: Vec<Incident> = Vec::new();
+    for condition in ["(rule = ?2 OR service = ?3)", "1 = 1"] {
+        let rows = c
+            .prepare_cached(&format!(
+                "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id < ?1 AND merged_into IS NULL AND {condition}
+                 ORDER BY id DESC LIMIT ?4"
+            ))?
+            .query_map(params![this.id, this.rule, this.service, SIMILAR_CANDIDATES], row_to_incident)?
+            .collect::<Result<Vec<_>, _>>()?;
+        candidates.extend(rows.into_iter().filter(|r| candidates.iter().all(|k| k.id != r.id)).collect::<Vec<_>>());
+    }
+    similar::rank(this, &candidates)
+        .into_iter()
+        .map(|(past, likeness)| {
+            let resolving_note: Option<String> = c
+                .prepare_cached(
+                    "SELECT message FROM incident_events WHERE incident_id = ?1 AND kind = 'note'
+                     AND (?2 IS NULL OR at <= ?2) ORDER BY id DESC LIMIT 1",
+                )?
+                .query_row(params![past.id, past.resolved_at.map(ms)], |r| r.get(0))
+                .optional()?;
+            let review_summary = super::reviews::get(c, past.id)?
+                .filter(|r| r.state == ReviewState::Published)
+                .and_then(|r| r.text.summary);
+            let problems = super::problems::of_incident(c, past.id)?;
+            let workaround = crate::engine::notify::known_error(&problems).and_then(|p| p.workaround.clone());
+            Ok(SimilarIncident {
+                id: past.id,
+                title: past.title.clone(),
+                likeness,
+                created_at: past.created_at,
+                resolved_at: past.resolved_at,
+                resolving_note,
+                review_summary,
+                workaround,
+            })
+        })
+        .collect()
 }
