@@ -477,3 +477,69 @@ async fn a_recurring_alert_shows_what_fixed_it_last_time_and_an_unrelated_one_no
     let other = alert_incident(&g, "CertExpiring", "edge").await;
     assert_eq!(other["similarIncidents"], json!([]), "{other:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_item_is_tracked_to_done_and_its_overdue_notice_goes_out_once() {
+    let (g, _rules) = start();
+    let inc = alert_incident(&g, "Replication", "payments").await;
+    let id = inc["id"].as_i64().unwrap();
+    let items = g.url("/api/v1/action-items");
+
+    // Bad input names the field; nothing is stored.
+    for (body, field) in [
+        (json!({"title": "x", "owner": "bob", "due": "soon", "incident": id, "actor": "alice"}), "due"),
+        (json!({"title": "x", "owner": "bob", "due": "2026-12-01", "actor": "alice"}), "incident, problem"),
+        (json!({"title": " ", "owner": "bob", "due": "2026-12-01", "incident": id, "actor": "alice"}), "title"),
+    ] {
+        let (status, err) = post(&items, &body.to_string()).await;
+        assert_eq!(status, 400, "{body}: {err}");
+        assert!(err["error"].as_str().unwrap().starts_with(field), "{err}");
+    }
+    let due = (t0() + mins(60)).to_string();
+    let body = json!({"title": "Alert on replica lag", "owner": "bob", "due": due, "incident": id, "actor": "alice"});
+    let (status, item) = post(&items, &body.to_string()).await;
+    assert_eq!(status, 201, "{item}");
+    let item_id = item["id"].as_i64().unwrap();
+    assert_eq!(item["state"], "open");
+    assert_eq!(item["service"], json!(null), "the rules here set no service template");
+
+    let overdue_notices = || async {
+        let (_, n) = get(&g.url(&format!("/api/v1/notifications?incident={id}"))).await;
+        n["notifications"].as_array().unwrap().iter().filter(|n| n["event"] == "action_item.overdue").count()
+    };
+    let (_, listed) = get(&g.url("/api/v1/action-items?owner=bob&overdue=true")).await;
+    assert_eq!(listed["actionItems"], json!([]), "not due yet");
+
+    // t0+60m: due; overdue, and the rule's notifier is told, once.
+    g.advance(mins(60)).await;
+    let (_, listed) = get(&g.url("/api/v1/action-items?owner=bob&overdue=true")).await;
+    assert_eq!(listed["actionItems"][0]["id"], item_id, "{listed}");
+    assert_eq!(overdue_notices().await, 1);
+    g.advance(mins(60)).await;
+    assert_eq!(overdue_notices().await, 1, "once, however long it stays overdue");
+    let inc = incident(&g, id).await;
+    assert_eq!(kinds(&inc, "action_item_overdue").len(), 1);
+    assert_eq!(
+        common::client()
+            .get(g.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("alertgate_action_items{service=\"\",state=\"overdue\"}"))
+            .map(|l| l.ends_with(" 1")),
+        Some(true)
+    );
+
+    // Done: no longer open or overdue.
+    let (status, done) =
+        patch(&g.url(&format!("/api/v1/action-items/{item_id}")), &json!({"state": "done", "actor": "bob"})).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["state"], "done");
+    assert_eq!(ts(&done["settledAt"]), t0() + mins(120));
+    let (_, open) = get(&g.url("/api/v1/action-items?state=open")).await;
+    assert_eq!(open["actionItems"], json!([]));
+}

@@ -1,5 +1,6 @@
 //! HTTP routes. Handlers parse, call the store, and map errors to JSON
 //! answers in one place (`error`).
+mod action_items;
 mod alerts;
 mod amv2;
 mod audit;
@@ -204,6 +205,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(incidents::merge))
         .routes(routes!(reviews::start, reviews::get, reviews::edit))
         .routes(routes!(reviews::markdown))
+        .routes(routes!(action_items::create, action_items::list))
+        .routes(routes!(action_items::edit))
         .routes(routes!(silences::create, silences::list))
         .routes(routes!(silences::expire))
         .routes(routes!(problems::create, problems::list))

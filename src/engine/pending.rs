@@ -27,9 +27,11 @@ pub enum TickStep {
     EndSilences,
     DuePendingGroups,
     DueAutoResolves,
+    /// Action items past their due date: their owners are told, once.
+    OverdueActionItems,
 }
 
-pub const TICK: [TickStep; 7] = [
+pub const TICK: [TickStep; 8] = [
     TickStep::ExpireAlerts,
     TickStep::DueTimers,
     TickStep::EndMaintenance,
@@ -37,6 +39,7 @@ pub const TICK: [TickStep; 7] = [
     TickStep::EndSilences,
     TickStep::DuePendingGroups,
     TickStep::DueAutoResolves,
+    TickStep::OverdueActionItems,
 ];
 
 /// What a pending group whose timer fell due becomes.

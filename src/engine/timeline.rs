@@ -103,6 +103,16 @@ pub fn review_moved(from: ReviewState, to: ReviewState, now: Timestamp) -> Entry
     }
 }
 
+/// The entry of an action item that passed its due date.
+pub fn action_item_overdue(id: i64, title: &str, owner: &str, due: Timestamp, now: Timestamp) -> Entry {
+    Entry {
+        at: now,
+        kind: "action_item_overdue",
+        message: format!("action item {id} ({title}) of {owner} is overdue: due {due}"),
+        data: json!({ "actionItem": id, "owner": owner, "due": due }),
+    }
+}
+
 /// The labels an incident keeps once `joining` joins it: those all its
 /// alerts share.
 pub fn common_labels(mut incident: LabelSet, joining: &LabelSet) -> LabelSet {

@@ -108,6 +108,7 @@ pub struct Metrics {
     pub sla_compliance: GaugeVec,
     pub problems_open: IntGaugeVec,
     pub reviews_overdue: IntGaugeVec,
+    pub action_items: IntGaugeVec,
     pub notifications: IntCounterVec,
     pub rate_limited: IntCounterVec,
     pub outbox_depth: IntGauge,
@@ -202,6 +203,12 @@ const REVIEWS_OVERDUE: Spec = Spec::new(
     "alertgate_reviews_overdue",
     "Incidents whose required post-incident review is not published within reviews.due_within of their resolution (resolved in the last 90 days).",
     &["service"],
+);
+
+const ACTION_ITEMS: Spec = Spec::new(
+    "alertgate_action_items",
+    "Action items not done, by the service of their incident (\"\" for a problem's): state=\"open\" all of them, state=\"overdue\" those past their due date.",
+    &["service", "state"],
 );
 
 // SLA clocks.
@@ -359,6 +366,7 @@ impl Metrics {
             sla_compliance: gauge_vec(r, &SLA_COMPLIANCE),
             problems_open: int_gauge_vec(r, &PROBLEMS_OPEN),
             reviews_overdue: int_gauge_vec(r, &REVIEWS_OVERDUE),
+            action_items: int_gauge_vec(r, &ACTION_ITEMS),
             notifications: counter_vec(r, &NOTIFICATIONS),
             rate_limited: counter_vec(r, &RATE_LIMITED),
             outbox_depth: int_gauge(r, &OUTBOX_DEPTH),

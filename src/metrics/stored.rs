@@ -27,6 +27,8 @@ pub struct StoredFacts {
     /// Incidents resolved in the last [`UNREVIEWED_WINDOW_DAYS`] days
     /// without a published review: (rule, priority, service, resolved at).
     pub unreviewed: Vec<(String, Priority, String, jiff::Timestamp)>,
+    /// Open action items by service: (service, open, of them overdue).
+    pub action_items: Vec<(String, u64, u64)>,
 }
 
 /// How far back the overdue-review gauge looks.
@@ -87,6 +89,17 @@ pub fn set(facts: &StoredFacts, overdue_reviews: &[String]) {
     }
     for (service, n) in overdue {
         m.reviews_overdue.with_label_values(&[service.as_str()]).set(n);
+    }
+
+    m.action_items.reset();
+    let mut items: HashMap<String, (u64, u64)> = HashMap::new();
+    for (service, open, overdue) in &facts.action_items {
+        let sums = items.entry(m.services.admit("action_items", service).into_owned()).or_default();
+        *sums = (sums.0 + open, sums.1 + overdue);
+    }
+    for (service, (open, overdue)) in items {
+        m.action_items.with_label_values(&[service.as_str(), "open"]).set(open as i64);
+        m.action_items.with_label_values(&[service.as_str(), "overdue"]).set(overdue as i64);
     }
 
     m.outbox_depth.set(facts.outbox.0 as i64);

@@ -1,4 +1,5 @@
 //! The domain types and the pure decisions on them: no I/O here.
+pub mod action_item;
 pub mod alert;
 pub mod change;
 pub mod duration;

@@ -16,6 +16,7 @@ pub const EVENTS: &[&str] = &[
     "sla.breached",
     "problem.opened",
     "problem.known_error",
+    "action_item.overdue",
 ];
 
 /// Notifier name → the events it takes. A name not listed (a notifier

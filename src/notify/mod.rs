@@ -54,6 +54,7 @@ pub fn event_title(event: &str) -> &'static str {
         "sla.breached" => "SLA breached",
         "problem.opened" => "Problem opened",
         "problem.known_error" => "Known error",
+        "action_item.overdue" => "Action item overdue",
         "test" => "Test notification",
         _ => "Notification",
     }

@@ -53,6 +53,16 @@ pub fn audited(op: &Op) -> Option<Audited<'_>> {
         Op::Merge { id, into, actor, comment, .. } => {
             a("incident.merge".into(), "incident", Some(*id), actor, json!({ "into": into, "comment": comment }))
         }
+        Op::CreateActionItem { actor, item, .. } => a(
+            "action_item.create".into(),
+            "action_item",
+            None,
+            actor,
+            json!({ "title": item.title, "owner": item.owner }),
+        ),
+        Op::EditActionItem { id, actor, edit, .. } => {
+            a("action_item.update".into(), "action_item", Some(*id), actor, json!({ "state": edit.state }))
+        }
         Op::CreateReview { incident, actor, .. } => {
             a("review.create".into(), "review", Some(*incident), actor, Value::Null)
         }
@@ -113,6 +123,7 @@ pub fn created_id(reply: &Reply) -> Option<i64> {
         Reply::Silence(s) => Some(s.id),
         Reply::Change(c) => Some(c.id),
         Reply::Id(id) => Some(*id),
+        Reply::ActionItem(a) => Some(a.id),
         _ => None,
     }
 }

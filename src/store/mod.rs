@@ -41,7 +41,7 @@ pub use query::{
     IncidentQuery, IncidentSort, IngestOutcome, LinkedIncident, NewProblem, NotificationQuery, NotificationView,
     ProblemDetail, ProblemQuery, ProblemUpdate, SlaFilter,
 };
-pub use sqlite::{DB_FILE, LOCK_FILE, SCHEMA_VERSION, backup};
+pub use sqlite::{ActionItemQuery, DB_FILE, LOCK_FILE, SCHEMA_VERSION, backup};
 
 /// Who the gateway records as the actor of what it does by itself.
 pub const SYSTEM_ACTOR: &str = "alertgate";
@@ -184,6 +184,10 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<Vec<Change>, StoreError>;
     async fn list_problems(&self, q: ProblemQuery) -> Result<Vec<Problem>, StoreError>;
     async fn get_problem(&self, id: i64) -> Result<Option<ProblemDetail>, StoreError>;
+    async fn list_action_items(
+        &self,
+        q: ActionItemQuery,
+    ) -> Result<Vec<crate::model::action_item::ActionItem>, StoreError>;
     /// An incident's post-incident review, if it has one.
     async fn get_review(&self, incident_id: i64) -> Result<Option<crate::model::review::Review>, StoreError>;
 
@@ -615,6 +619,39 @@ impl Store {
             Reply::Review(r) => Ok(*r),
             _ => unreachable!("editing a review answers with it"),
         }
+    }
+
+    pub async fn create_action_item(
+        &self,
+        item: crate::model::action_item::NewActionItem,
+        actor: String,
+        now: Timestamp,
+    ) -> Result<crate::model::action_item::ActionItem, StoreError> {
+        match self.write(Op::CreateActionItem { item, actor, now }).await? {
+            Reply::ActionItem(a) => Ok(*a),
+            _ => unreachable!("creating an action item answers with it"),
+        }
+    }
+
+    pub async fn edit_action_item(
+        &self,
+        id: i64,
+        edit: crate::model::action_item::ActionItemEdit,
+        due: Option<Timestamp>,
+        actor: String,
+        now: Timestamp,
+    ) -> Result<crate::model::action_item::ActionItem, StoreError> {
+        match self.write(Op::EditActionItem { id, edit, due, actor, now }).await? {
+            Reply::ActionItem(a) => Ok(*a),
+            _ => unreachable!("editing an action item answers with it"),
+        }
+    }
+
+    pub async fn list_action_items(
+        &self,
+        q: ActionItemQuery,
+    ) -> Result<Vec<crate::model::action_item::ActionItem>, StoreError> {
+        self.backend.list_action_items(q).await
     }
 
     pub async fn get_review(&self, incident: i64) -> Result<Option<crate::model::review::Review>, StoreError> {

@@ -96,6 +96,19 @@ pub enum Op {
         actor: String,
         now: Timestamp,
     },
+    CreateActionItem {
+        item: crate::model::action_item::NewActionItem,
+        actor: String,
+        now: Timestamp,
+    },
+    EditActionItem {
+        id: i64,
+        edit: crate::model::action_item::ActionItemEdit,
+        /// The edit's due date, parsed.
+        due: Option<Timestamp>,
+        actor: String,
+        now: Timestamp,
+    },
     /// Start the post-incident review of a resolved incident.
     CreateReview {
         incident: i64,
@@ -162,6 +175,7 @@ pub enum Reply {
     Id(i64),
     Claimed(Vec<crate::model::notification::OutboxItem>),
     Review(Box<crate::model::review::Review>),
+    ActionItem(Box<crate::model::action_item::ActionItem>),
 }
 
 impl Op {
@@ -181,6 +195,8 @@ impl Op {
             | Op::RecordChange { now, .. }
             | Op::ReportIncident { now, .. }
             | Op::CreateReview { now, .. }
+            | Op::CreateActionItem { now, .. }
+            | Op::EditActionItem { now, .. }
             | Op::EditReview { now, .. }
             | Op::LinkAlerts { now, .. }
             | Op::Merge { now, .. }

@@ -76,6 +76,19 @@ pub(super) fn read(c: &Connection, db: &Path, now: Timestamp) -> Result<StoredFa
         facts.unreviewed.push((rule, parsed("priority", &priority, Priority::parse)?, service, super::ts(resolved)?));
     }
 
+    // Overdue as `ActionItem::is_overdue` says: open, and due by now.
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT COALESCE(i.service, ''), count(*), sum(a.due <= ?1) FROM action_items a
+         LEFT JOIN incidents i ON i.id = a.incident_id WHERE a.state = '{}' GROUP BY 1",
+        crate::model::action_item::ActionItemState::Open.as_str()
+    ))?;
+    for row in
+        stmt.query_map(params![ms(now)], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))?
+    {
+        let (service, open, overdue) = row?;
+        facts.action_items.push((service, open as u64, overdue as u64));
+    }
+
     facts.outbox = super::outbox::depth(c, now)?;
     for (file, path) in [("db", db.to_path_buf()), ("wal", db.with_extension("db-wal"))] {
         facts.database_bytes.push((file, std::fs::metadata(&path).map_or(0, |md| md.len())));

@@ -538,6 +538,7 @@ impl WriterState {
                 }
                 TickStep::DuePendingGroups => self.due_pending_groups(tx, now)?,
                 TickStep::DueAutoResolves => self.due_auto_resolves(tx, now)?,
+                TickStep::OverdueActionItems => self.overdue_action_items(tx, now)?,
             }
         }
         Ok(expired)

@@ -5,6 +5,7 @@
 //! connections serves queries. SQLite runs in WAL mode with
 //! `synchronous=FULL` by default, so an answered write survives a crash or a
 //! power cut. The only module with SQL and `rusqlite` in it.
+mod action_items;
 mod audit;
 mod changes;
 mod desk;
@@ -48,6 +49,7 @@ use crate::model::notification::NotificationState;
 use crate::model::problem::Problem;
 use crate::model::{AlertRecord, Fingerprint};
 
+pub use action_items::ActionItemQuery;
 pub use schema::VERSION as SCHEMA_VERSION;
 
 /// The database file's name inside the data directory.
@@ -367,6 +369,13 @@ impl Backend for SqliteStore {
 
     async fn get_problem(&self, id: i64) -> Result<Option<ProblemDetail>, StoreError> {
         self.read(move |c| problems::detail(c, id)).await
+    }
+
+    async fn list_action_items(
+        &self,
+        q: crate::store::ActionItemQuery,
+    ) -> Result<Vec<crate::model::action_item::ActionItem>, StoreError> {
+        self.read(move |c| action_items::list(c, &q)).await
     }
 
     async fn get_review(&self, incident_id: i64) -> Result<Option<crate::model::review::Review>, StoreError> {

@@ -340,6 +340,19 @@ impl WriterState {
     }
 
     /// Problem events go to the notifiers of its incidents' rules.
+    /// Write `e` to a problem's timeline and tell of it as `name`.
+    pub(super) fn notify_problem_entry(
+        &self,
+        tx: &Connection,
+        problem_id: i64,
+        name: &str,
+        e: crate::engine::sla::Entry,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let event_id = problem_entry(tx, problem_id, SYSTEM, e)?;
+        self.notify_problem(tx, problem_id, name, event_id, now)
+    }
+
     fn notify_problem(
         &self,
         tx: &Connection,

@@ -319,6 +319,25 @@ const MIGRATIONS: &[&str] = &[
         published_at INTEGER
     );
     "#,
+    // 11: action items of reviews (their incidents) and problems.
+    r#"
+    CREATE TABLE action_items (
+        id                  INTEGER PRIMARY KEY,
+        title               TEXT    NOT NULL,
+        owner               TEXT    NOT NULL,
+        due                 INTEGER NOT NULL,
+        state               TEXT    NOT NULL CHECK (state IN ('open', 'done', 'wont_do')),
+        incident_id         INTEGER REFERENCES incidents (id),
+        problem_id          INTEGER REFERENCES problems (id),
+        created_by          TEXT    NOT NULL,
+        created_at          INTEGER NOT NULL,
+        updated_at          INTEGER NOT NULL,
+        settled_at          INTEGER,
+        overdue_notified_at INTEGER,
+        CHECK ((incident_id IS NULL) != (problem_id IS NULL))
+    );
+    CREATE INDEX action_items_open ON action_items (due) WHERE state = 'open';
+    "#,
 ];
 
 /// This database's realm (see migration 7).

@@ -414,6 +414,12 @@ fn apply(tx: &Connection, writer_state: &mut WriterState, op: &Op) -> Result<Rep
             writer_state.merge(tx, *id, *into, comment.as_deref(), actor, *now)?;
             Ok(Reply::Done)
         }
+        Op::CreateActionItem { item, actor, now } => {
+            Ok(Reply::ActionItem(Box::new(writer_state.create_action_item(tx, item, actor, *now)?)))
+        }
+        Op::EditActionItem { id, edit, due, now, .. } => {
+            Ok(Reply::ActionItem(Box::new(writer_state.edit_action_item(tx, *id, edit, *due, *now)?)))
+        }
         Op::CreateReview { incident, actor, now } => {
             Ok(Reply::Review(Box::new(writer_state.create_review(tx, *incident, actor, *now)?)))
         }
