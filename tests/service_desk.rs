@@ -221,6 +221,14 @@ async fn alerts_are_linked_by_hand_and_merges_move_alerts_timeline_and_clocks() 
     assert!(gone.get("sla").is_none(), "its clocks went: {gone:#}");
     assert_eq!(kinds(&gone, "merged_into").len(), 1);
 
+    // A new alert of the merged incident's group goes where it went.
+    let another = json!([{"labels": {"alertname": "CheckoutLatency", "service": "payments", "instance": "b"}}]);
+    assert_eq!(post(&g.url("/api/v2/alerts"), &another.to_string()).await.0, 200);
+    let into = incident(&g, reported_id).await;
+    assert_eq!(into["alertCount"], 2, "{into:#}");
+    let (_, open) = get(&g.url("/api/v1/incidents?state=open")).await;
+    assert_eq!(open["incidents"].as_array().unwrap().len(), 1, "no third incident: {open}");
+
     // Merging again, or into itself, or into a closed incident, is refused.
     let (status, _) = post(&merge, &json!({"into": reported_id, "actor": "bob"}).to_string()).await;
     assert_eq!(status, 409);

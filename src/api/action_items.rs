@@ -29,7 +29,7 @@ struct NewBody {
     actor: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/action-items", tag = "reviews",
+#[utoipa::path(post, path = "/api/v1/action-items", tag = "action_items",
     summary = "Add an action item to an incident's review or to a problem",
     request_body = NewBody,
     responses(
@@ -71,7 +71,7 @@ pub struct ActionItemList {
 
 /// `owner`, `state` (`open`, `done`, `wont_do`), `overdue=true` (open past
 /// their due date), `incident`, `limit` (≤1000); soonest due first.
-#[utoipa::path(get, path = "/api/v1/action-items", tag = "reviews",
+#[utoipa::path(get, path = "/api/v1/action-items", tag = "action_items",
     summary = "List action items, soonest due first",
     params(
         ("owner" = Option<String>, Query),
@@ -108,7 +108,7 @@ pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> R
     Ok(Json(ActionItemList { action_items: state.store.list_action_items(q).await? }))
 }
 
-#[utoipa::path(patch, path = "/api/v1/action-items/{id}", tag = "reviews",
+#[utoipa::path(patch, path = "/api/v1/action-items/{id}", tag = "action_items",
     summary = "Edit an action item: title, owner, due date, state (open, done, wont_do)",
     params(("id" = i64, Path)),
     request_body = ActionItemEdit,

@@ -41,6 +41,7 @@ pub const PATH: &str = "/api/v1/openapi.json";
         (name = "incidents", description = "Incidents and what on-call engineers do to them"),
         (name = "silences", description = "Silences (the same ones as the Alertmanager API's)"),
         (name = "reviews", description = "Post-incident reviews"),
+        (name = "action_items", description = "Action items of reviews and problems, tracked to done"),
         (name = "problems", description = "Problems behind recurring incidents"),
         (name = "changes", description = "Changes, deploys and maintenance windows"),
         (name = "notifications", description = "The outbox of notifications"),

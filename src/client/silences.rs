@@ -62,11 +62,19 @@ pub(crate) fn matcher_args(words: &[String]) -> anyhow::Result<Vec<String>> {
     Ok(out)
 }
 
-/// A silence id from the command line: alertgate's number or the UUID
-/// Alertmanager's API shows (taken to be of the gateway addressed).
-fn silence_number(raw: &str) -> anyhow::Result<i64> {
+/// A silence id from the command line: alertgate's number, or the UUID
+/// Alertmanager's API shows, which the gateway checks is one of its own
+/// (another gateway's silence of the same number is not this one).
+#[derive(Debug, PartialEq, Eq)]
+enum SilenceTarget {
+    Number(i64),
+    Uuid(String),
+}
+
+fn silence_target(raw: &str) -> anyhow::Result<SilenceTarget> {
     match parse_silence_id(raw) {
-        SilenceRef::Id(id) | SilenceRef::Numbered { id, .. } => Ok(id),
+        SilenceRef::Id(id) => Ok(SilenceTarget::Number(id)),
+        SilenceRef::Numbered { .. } => Ok(SilenceTarget::Uuid(raw.trim().to_ascii_lowercase())),
         SilenceRef::Unknown => anyhow::bail!("no silence {raw}: not a silence of alertgate"),
         SilenceRef::Malformed => anyhow::bail!("{raw:?} is not a silence id (a number, or a UUID from amtool)"),
     }
@@ -137,13 +145,17 @@ pub async fn silence(args: &ClientArgs, cmd: SilenceCommand) -> anyhow::Result<(
             print_table(&["ID", "STATE", "MATCHERS", "STARTS", "ENDS", "CREATED BY", "COMMENT"], &table);
         }
         SilenceCommand::Expire { ids } => {
-            let numbers = ids.iter().map(|i| silence_number(i)).collect::<anyhow::Result<Vec<_>>>()?;
-            for (raw, id) in ids.iter().zip(numbers) {
-                send(args, reqwest::Method::DELETE, &format!("/api/v1/silences/{id}"), &[], None)
+            let targets = ids.iter().map(|i| silence_target(i)).collect::<anyhow::Result<Vec<_>>>()?;
+            for (raw, target) in ids.iter().zip(targets) {
+                let path = match &target {
+                    SilenceTarget::Number(id) => format!("/api/v1/silences/{id}"),
+                    SilenceTarget::Uuid(uuid) => format!("/api/v2/silence/{uuid}"),
+                };
+                send(args, reqwest::Method::DELETE, &path, &[], None)
                     .await
                     .map_err(|e| e.context(format!("expiring silence {raw}")))?;
                 if !args.json {
-                    println!("expired {id}");
+                    println!("expired {raw}");
                 }
             }
         }
@@ -176,9 +188,14 @@ mod tests {
 
     #[test]
     fn ids_from_either_api() {
-        assert_eq!(silence_number("7").unwrap(), 7);
-        assert_eq!(silence_number("00000000-0000-4000-8000-00000000000a").unwrap(), 10);
-        assert!(silence_number("17b6b4f3-0495-49ea-98d1-6f84a5a5f6e6").is_err());
-        assert!(silence_number("x").is_err());
+        assert_eq!(silence_target("7").unwrap(), SilenceTarget::Number(7));
+        let uuid = "5F0C2A91-0000-4000-8000-00000000000a";
+        assert_eq!(
+            silence_target(uuid).unwrap(),
+            SilenceTarget::Uuid(uuid.to_ascii_lowercase()),
+            "the gateway checks it"
+        );
+        assert!(silence_target("17b6b4f3-0495-49ea-98d1-6f84a5a5f6e6").is_err());
+        assert!(silence_target("x").is_err());
     }
 }

@@ -247,13 +247,15 @@ pub fn alert_firing_cancels_auto_resolve(firing: bool) -> bool {
 /// An alert of an incident in `state` resolved, leaving `firing_left` of
 /// its alerts firing. `rule` is the incident's rule (`None` when a reload
 /// removed it: the incident resolves at once, as it would have by default).
+/// A reported incident is resolved by a person, never because an alert
+/// linked to it stopped firing.
 pub fn alert_resolved(
     rule: Option<&IncidentRule>,
-    state: crate::model::incident::IncidentState,
+    (state, source): (crate::model::incident::IncidentState, IncidentSource),
     firing_left: u64,
     now: Timestamp,
 ) -> LastAlertResolved {
-    if firing_left > 0 || !state.is_open() {
+    if firing_left > 0 || !state.is_open() || source == IncidentSource::Reported {
         return LastAlertResolved::Stay;
     }
     match super::auto_resolve_at(rule, now) {
@@ -376,9 +378,17 @@ incident_rules:
         use crate::model::incident::IncidentState::{Acknowledged, Resolved};
         let rs = rules("incident_rules:\n  - {name: now, matchers: ['a=\"1\"']}\n");
         let (rule, now) = (Some(&rs.incident_rules[0]), Timestamp::UNIX_EPOCH);
-        assert_eq!(alert_resolved(rule, Acknowledged, 1, now), LastAlertResolved::Stay, "one still fires");
-        assert_eq!(alert_resolved(rule, Resolved, 0, now), LastAlertResolved::Stay, "already resolved");
-        assert_eq!(alert_resolved(rule, Acknowledged, 0, now), LastAlertResolved::Resolve);
+        assert_eq!(
+            alert_resolved(rule, (Acknowledged, IncidentSource::Alert), 1, now),
+            LastAlertResolved::Stay,
+            "one still fires"
+        );
+        assert_eq!(
+            alert_resolved(rule, (Resolved, IncidentSource::Alert), 0, now),
+            LastAlertResolved::Stay,
+            "already resolved"
+        );
+        assert_eq!(alert_resolved(rule, (Acknowledged, IncidentSource::Alert), 0, now), LastAlertResolved::Resolve);
     }
 
     #[test]
@@ -393,12 +403,23 @@ incident_rules:
         );
         let now: Timestamp = "2026-11-26T10:00:00Z".parse().unwrap();
         let open = crate::model::incident::IncidentState::Triggered;
-        assert_eq!(alert_resolved(Some(&rs.incident_rules[0]), open, 0, now), LastAlertResolved::Resolve);
         assert_eq!(
-            alert_resolved(Some(&rs.incident_rules[1]), open, 0, now),
+            alert_resolved(Some(&rs.incident_rules[0]), (open, IncidentSource::Alert), 0, now),
+            LastAlertResolved::Resolve
+        );
+        assert_eq!(
+            alert_resolved(Some(&rs.incident_rules[1]), (open, IncidentSource::Alert), 0, now),
             LastAlertResolved::ResolveAt("2026-11-26T10:05:00Z".parse().unwrap())
         );
-        assert_eq!(alert_resolved(Some(&rs.incident_rules[2]), open, 0, now), LastAlertResolved::Stay);
-        assert_eq!(alert_resolved(None, open, 0, now), LastAlertResolved::Resolve);
+        assert_eq!(
+            alert_resolved(Some(&rs.incident_rules[2]), (open, IncidentSource::Alert), 0, now),
+            LastAlertResolved::Stay
+        );
+        assert_eq!(alert_resolved(None, (open, IncidentSource::Alert), 0, now), LastAlertResolved::Resolve);
+        assert_eq!(
+            alert_resolved(None, (open, IncidentSource::Reported), 0, now),
+            LastAlertResolved::Stay,
+            "a person resolves a report"
+        );
     }
 }

@@ -86,8 +86,10 @@ pub fn after_leave(rule: Option<&IncidentRule>, oldest: Option<Timestamp>) -> Af
 
 /// An incident whose auto-resolve time came: resolve it if it is still
 /// open; otherwise only forget the time.
-pub fn auto_resolve_due(state: IncidentState) -> Option<(IncidentAction, &'static str)> {
-    state.is_open().then_some((IncidentAction::Resolve, ALL_ALERTS_RESOLVED))
+/// An incident with a firing alert (one linked or merged into it since)
+/// does not resolve by itself.
+pub fn auto_resolve_due(state: IncidentState, firing: u64) -> Option<(IncidentAction, &'static str)> {
+    (state.is_open() && firing == 0).then_some((IncidentAction::Resolve, ALL_ALERTS_RESOLVED))
 }
 
 #[cfg(test)]
@@ -148,8 +150,12 @@ mod tests {
 
     #[test]
     fn only_an_open_incident_resolves_itself() {
-        assert_eq!(auto_resolve_due(IncidentState::Acknowledged), Some((IncidentAction::Resolve, ALL_ALERTS_RESOLVED)));
-        assert_eq!(auto_resolve_due(IncidentState::Resolved), None);
-        assert_eq!(auto_resolve_due(IncidentState::Closed), None);
+        assert_eq!(
+            auto_resolve_due(IncidentState::Acknowledged, 0),
+            Some((IncidentAction::Resolve, ALL_ALERTS_RESOLVED))
+        );
+        assert_eq!(auto_resolve_due(IncidentState::Acknowledged, 1), None, "an alert fires in it again");
+        assert_eq!(auto_resolve_due(IncidentState::Resolved, 0), None);
+        assert_eq!(auto_resolve_due(IncidentState::Closed, 0), None);
     }
 }

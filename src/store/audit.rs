@@ -90,6 +90,7 @@ pub enum Target<'a> {
     Change(&'a crate::model::change::Change),
     Notification { state: crate::model::notification::NotificationState, attempts: u32, notifier: &'a str },
     Review(&'a crate::model::review::Review),
+    ActionItem(&'a crate::model::action_item::ActionItem),
 }
 
 /// The audited fields of a target, as the log's `before` and `after` show them.
@@ -111,6 +112,9 @@ pub fn snapshot(target: Target<'_>) -> Value {
             "suppress": c.suppress,
         }),
         Target::Review(r) => json!({ "state": r.state.as_str(), "summary": r.text.summary }),
+        Target::ActionItem(a) => json!({
+            "title": a.title, "owner": a.owner, "due": a.due, "state": a.state.as_str(),
+        }),
         Target::Notification { state, attempts, notifier } => {
             json!({ "state": state.as_str(), "attempts": attempts, "notifier": notifier })
         }

@@ -144,10 +144,18 @@ impl WriterState {
     /// each: through the notifiers of the incident's rule (or the problem's
     /// incidents' rules).
     pub(super) fn overdue_action_items(&mut self, tx: &Connection, now: Timestamp) -> Result<(), StoreError> {
-        let q = ActionItemQuery { overdue_at: Some(now), limit: 1000, ..Default::default() };
-        for mut item in list(tx, &q)?.into_iter().filter(|i| i.overdue_news(now)) {
+        // Narrowed to the news by SQL (a partial index), decided by the model.
+        let news: Vec<Result<ActionItem, StoreError>> = tx
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM {FROM} WHERE a.state = '{}' AND a.overdue_notified_at IS NULL AND a.due <= ?1
+                 ORDER BY a.due LIMIT 1000",
+                ActionItemState::Open.as_str()
+            ))?
+            .query_map([ms(now)], from_row)?
+            .collect::<Result<_, _>>()?;
+        for mut item in news.into_iter().collect::<Result<Vec<_>, _>>()?.into_iter().filter(|i| i.overdue_news(now)) {
             let e = timeline::action_item_overdue(item.id, &item.title, &item.owner, item.due, now);
-            let data = serde_json::json!({ "actionItem": item });
+            let data = serde_json::json!({ "actionItem": item, "message": e.message });
             if let Some(incident) = item.incident {
                 let entry_id = entry(tx, incident, super::state::SYSTEM, e)?;
                 self.notify_incident(tx, incident, "action_item.overdue", entry_id, data, None, now)?;

@@ -18,6 +18,7 @@ pub(super) fn snapshot(tx: &Connection, kind: &str, id: i64) -> Result<Value, St
         "problem" => super::problems::get(tx, id)?.map(|p| audit::snapshot(Target::Problem(&p))),
         "change" => super::changes::get(tx, id)?.map(|c| audit::snapshot(Target::Change(&c))),
         "review" => super::reviews::get(tx, id)?.map(|r| audit::snapshot(Target::Review(&r))),
+        "action_item" => super::action_items::get(tx, id)?.map(|a| audit::snapshot(Target::ActionItem(&a))),
         "notification" => {
             let row: Option<(String, u32, String)> = tx
                 .prepare_cached("SELECT state, attempts, notifier FROM notifications WHERE id = ?1")?

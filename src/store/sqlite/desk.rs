@@ -115,6 +115,8 @@ impl WriterState {
             }
             let labels: LabelSet = serde_json::from_str(&labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             self.take_labels(tx, id, &labels, now)?;
+            // It is in an incident now: its rule's pending group lets it go.
+            self.leave_pending(tx, alert_id)?;
             entry(tx, id, actor, desk::alert_linked(fp, &labels, now))?;
         }
         recount(tx, id)
@@ -156,6 +158,9 @@ impl WriterState {
         self.move_alerts(tx, source, target, now)?;
         self.move_clocks(tx, source, target, &plan.take_clocks, now)?;
         self.stop_escalation_row(tx, source)?;
+        tx.execute("UPDATE action_items SET incident_id = ?2 WHERE incident_id = ?1", params![source, target])?;
+        // Its review goes along unless the target has its own.
+        tx.execute("UPDATE OR IGNORE reviews SET incident_id = ?2 WHERE incident_id = ?1", params![source, target])?;
         for table in ["problem_incidents", "incident_changes"] {
             tx.execute(
                 &format!("UPDATE OR IGNORE {table} SET incident_id = ?2 WHERE incident_id = ?1"),
@@ -252,6 +257,11 @@ fn recount(tx: &Connection, id: i64) -> Result<(), StoreError> {
          WHERE id = ?1",
     )?
     .execute([id])?;
+    let firing: i64 =
+        tx.prepare_cached("SELECT firing_count FROM incidents WHERE id = ?1")?.query_row([id], |r| r.get(0))?;
+    if opening::alert_firing_cancels_auto_resolve(firing > 0) {
+        tx.prepare_cached("UPDATE incidents SET auto_resolve_at = NULL WHERE id = ?1")?.execute([id])?;
+    }
     Ok(())
 }
 

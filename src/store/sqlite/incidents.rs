@@ -16,7 +16,7 @@ use crate::engine::pending::{self, AfterLeave, DueGroup, TickStep};
 use crate::engine::silence::silenced_by;
 use crate::engine::timeline;
 use crate::engine::{self, FiringDecision, FlapStep, GroupView, IncidentView, PendingView};
-use crate::model::incident::{IncidentAction, IncidentState, Priority};
+use crate::model::incident::{IncidentAction, IncidentSource, IncidentState, Priority};
 use crate::model::{AlertStatus, Fingerprint, LabelSet, MuteReason};
 use crate::rules::RuleSet;
 use crate::rules::incident::IncidentRule;
@@ -416,13 +416,15 @@ impl WriterState {
             .collect::<Result<_, _>>()?;
         for id in linked {
             set_alert_firing(tx, id, a, false, now)?;
-            let (state, firing, rule): (String, i64, String) = tx
-                .prepare_cached("SELECT state, firing_count, rule FROM incidents WHERE id = ?1")?
-                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            let (state, firing, rule, source): (String, i64, String, String) = tx
+                .prepare_cached("SELECT state, firing_count, rule, source FROM incidents WHERE id = ?1")?
+                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
             let state =
                 IncidentState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("incident state {state:?}")))?;
+            let source = IncidentSource::parse(&source)
+                .ok_or_else(|| StoreError::Corrupt(format!("incident source {source:?}")))?;
             let rule = rules.incident_rules.iter().find(|r| r.name == rule);
-            match opening::alert_resolved(rule, state, firing as u64, now) {
+            match opening::alert_resolved(rule, (state, source), firing as u64, now) {
                 LastAlertResolved::Resolve => {
                     self.act(tx, id, IncidentAction::Resolve, SYSTEM, Some(pending::ALL_ALERTS_RESOLVED), now)?;
                 }
@@ -584,7 +586,9 @@ impl WriterState {
             .query_map([ms(now)], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         for id in resolving {
-            match pending::auto_resolve_due(current_state(tx, id)?) {
+            let firing: i64 =
+                tx.prepare_cached("SELECT firing_count FROM incidents WHERE id = ?1")?.query_row([id], |r| r.get(0))?;
+            match pending::auto_resolve_due(current_state(tx, id)?, firing as u64) {
                 Some((action, why)) => {
                     self.act(tx, id, action, SYSTEM, Some(why), now)?;
                 }
@@ -601,7 +605,7 @@ impl WriterState {
     /// Take an alert out of every pending group. A group left empty goes; a
     /// group that lost its oldest alert now dates from its oldest remaining
     /// one, so a transient first alert cannot make a later one look persistent.
-    fn leave_pending(&self, tx: &Connection, alert_id: i64) -> Result<(), StoreError> {
+    pub(super) fn leave_pending(&self, tx: &Connection, alert_id: i64) -> Result<(), StoreError> {
         let groups: Vec<(String, String)> = tx
             .prepare_cached("DELETE FROM pending_alerts WHERE alert_id = ?1 RETURNING rule, group_key")?
             .query_map([alert_id], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -670,7 +674,12 @@ fn own_incident(tx: &Connection, alert_id: i64, rule: &str) -> Result<Option<(In
 
 fn latest_for_key(tx: &Connection, rule: &str, key: &str) -> Result<Option<IncidentView>, StoreError> {
     tx.prepare_cached(
-        "SELECT id, state, created_at, resolved_at FROM incidents WHERE rule = ?1 AND group_key = ?2 ORDER BY id DESC LIMIT 1",
+        // An incident merged into another stands for it: new alerts of its
+        // key go where it went.
+        "SELECT COALESCE(t.id, i.id), COALESCE(t.state, i.state), COALESCE(t.created_at, i.created_at),
+                CASE WHEN t.id IS NULL THEN i.resolved_at ELSE t.resolved_at END
+         FROM incidents i LEFT JOIN incidents t ON t.id = i.merged_into
+         WHERE i.rule = ?1 AND i.group_key = ?2 ORDER BY i.id DESC LIMIT 1",
     )?
     .query_row(params![rule, key], |r| {
         Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, Option<i64>>(3)?))

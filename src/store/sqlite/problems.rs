@@ -186,7 +186,9 @@ impl WriterState {
                 tx.prepare_cached(
                     "SELECT incident_id, EXISTS (SELECT 1 FROM problem_incidents pi JOIN problems p ON p.id = pi.problem_id
                                                  WHERE pi.incident_id = k.incident_id AND p.key = ?1)
-                     FROM incident_problem_keys k WHERE key = ?1 AND created_at >= ?2 ORDER BY incident_id",
+                     FROM incident_problem_keys k WHERE key = ?1 AND created_at >= ?2
+                       AND k.incident_id NOT IN (SELECT id FROM incidents WHERE merged_into IS NOT NULL)
+                     ORDER BY incident_id",
                 )?
                 .query_map(params![key, ms(problems::window_start(rule, now))], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?

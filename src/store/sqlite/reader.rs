@@ -5,7 +5,7 @@ use super::rows::{COLUMNS, INCIDENT_COLUMNS, incident, row_to_alert, row_to_inci
 use super::{StoreError, ms, ts};
 use crate::engine::silence::Silence;
 use crate::engine::similar::{self, SimilarIncident};
-use crate::model::incident::{Incident, Priority, TimelineEvent};
+use crate::model::incident::{Incident, Priority};
 use crate::model::review::ReviewState;
 use crate::model::{AlertRecord, AlertStatus, Fingerprint};
 use crate::store::query::{
@@ -257,7 +257,9 @@ pub(super) fn get_incident(
     timeline_rows.truncate(page.timeline_limit);
     let timeline = timeline_rows
         .into_iter()
-        .map(|(at, actor, kind, message, data, recorded, _)| timeline_event((at, actor, kind, message, data, recorded)))
+        .map(|(at, actor, kind, message, data, recorded, _)| {
+            super::rows::timeline_event((at, actor, kind, message, data, recorded))
+        })
         .collect::<Result<Vec<_>, StoreError>>()?;
     let problems = super::problems::of_incident(c, id)?;
     let workaround = crate::engine::notify::known_error(&problems).and_then(|p| p.workaround.clone());
@@ -330,32 +332,6 @@ fn sla_condition(f: SlaFilter) -> String {
     }
 }
 
-type EventRow = (i64, String, String, String, Option<String>, Option<i64>);
-
-fn timeline_event((at, actor, kind, message, data, recorded): EventRow) -> Result<TimelineEvent, StoreError> {
-    let at = ts(at)?;
-    let recorded = recorded.map(ts).transpose()?;
-    Ok(TimelineEvent {
-        at,
-        recorded_at: recorded.and_then(|r| crate::model::incident::shown_recorded_at(at, r)),
-        actor,
-        kind,
-        message,
-        data: data.and_then(|d| serde_json::from_str(&d).ok()).unwrap_or(serde_json::Value::Null),
-    })
-}
-
-/// An incident's whole timeline, in the order it was written.
-pub(super) fn timeline(c: &Connection, id: i64) -> Result<Vec<TimelineEvent>, StoreError> {
-    let rows: Vec<EventRow> = c
-        .prepare_cached(
-            "SELECT at, actor, kind, message, data, recorded_at FROM incident_events WHERE incident_id = ?1 ORDER BY id",
-        )?
-        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?
-        .collect::<Result<_, _>>()?;
-    rows.into_iter().map(timeline_event).collect()
-}
-
 /// Candidates read for likeness: the latest of the same rule or service,
 /// and the latest of any (labels may make those alike).
 const SIMILAR_CANDIDATES: i64 = 200;
@@ -364,7 +340,7 @@ const SIMILAR_CANDIDATES: i64 = 200;
 /// how each was resolved.
 fn similar(c: &Connection, this: &Incident) -> Result<Vec<SimilarIncident>, StoreError> {
     let mut candidates: Vec<Incident> = Vec::new();
-    for condition in ["(rule = ?2 OR service = ?3)", "1 = 1"] {
+    for condition in ["rule = ?2", "service = ?3", "1 = 1"] {
         let rows = c
             .prepare_cached(&format!(
                 "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id < ?1 AND merged_into IS NULL AND {condition}

@@ -21,7 +21,7 @@ pub(super) fn sla(c: &Connection, from: Timestamp, to: Timestamp, group: ReportG
     let mut stmt = c.prepare(&format!(
         "SELECT {col}, count(*), count(i.acknowledged_at), COALESCE(sum(i.acknowledged_at - i.created_at), 0),
                 count(i.resolved_at), COALESCE(sum(i.resolved_at - i.created_at), 0)
-         FROM incidents i WHERE i.created_at >= ?1 AND i.created_at < ?2 GROUP BY 1"
+         FROM incidents i WHERE i.created_at >= ?1 AND i.created_at < ?2 AND i.merged_into IS NULL GROUP BY 1"
     ))?;
     for row in stmt.query_map(params![ms(from), ms(to)], |r| {
         Ok((
@@ -44,7 +44,7 @@ pub(super) fn sla(c: &Connection, from: Timestamp, to: Timestamp, group: ReportG
     let mut stmt = c.prepare(&format!(
         "SELECT {col}, s.kind, sum({}), sum({}), sum({})
          FROM incidents i JOIN sla_clocks s ON s.incident_id = i.id
-         WHERE i.created_at >= ?1 AND i.created_at < ?2 GROUP BY 1, 2",
+         WHERE i.created_at >= ?1 AND i.created_at < ?2 AND i.merged_into IS NULL GROUP BY 1, 2",
         ClockState::Met.sql("s"),
         ClockState::Breached.sql("s"),
         ClockState::ResolvedUnacknowledged.sql("s"),
@@ -73,7 +73,7 @@ pub(super) fn sla(c: &Connection, from: Timestamp, to: Timestamp, group: ReportG
         .prepare(
             "SELECT p.id, p.title, p.state, count(*) FROM problem_incidents pi
              JOIN problems p ON p.id = pi.problem_id JOIN incidents i ON i.id = pi.incident_id
-             WHERE i.created_at >= ?1 AND i.created_at < ?2 GROUP BY p.id ORDER BY 4 DESC, p.id LIMIT 10",
+             WHERE i.created_at >= ?1 AND i.created_at < ?2 AND i.merged_into IS NULL GROUP BY p.id ORDER BY 4 DESC, p.id LIMIT 10",
         )?
         .query_map(params![ms(from), ms(to)], |r| {
             Ok(RecurringProblem {

@@ -68,7 +68,7 @@ impl WriterState {
         if get(tx, incident_id)?.is_some() {
             return Err(StoreError::Conflict(format!("incident {incident_id} has its review; PATCH it")));
         }
-        let timeline = super::reader::timeline(tx, incident_id)?;
+        let timeline = super::rows::timeline(tx, incident_id)?;
         let r = review::draft(&incident, &timeline, actor, now).map_err(invalid)?;
         save(tx, &r)?;
         entry(tx, incident_id, actor, timeline::review_started(now))?;

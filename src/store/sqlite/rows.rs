@@ -3,7 +3,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::value::RawValue;
 
 use super::{StoreError, ts};
-use crate::model::incident::{Impact, Incident, IncidentSource, IncidentState, Priority, Urgency};
+use crate::model::incident::{Impact, Incident, IncidentSource, IncidentState, Priority, TimelineEvent, Urgency};
 use crate::model::{AlertRecord, AlertStatus, Fingerprint, Source};
 
 pub(super) const COLUMNS: &str = "id, fingerprint, source, status, labels, annotations, starts_at, ends_at, expires_at,
@@ -100,4 +100,32 @@ pub(super) fn first_alerts(c: &Connection, id: i64, limit: usize) -> Result<Vec<
     ))?
     .query_map(params![id, limit as i64], |r| Ok((row_to_alert(r)?.1, r.get::<_, bool>(16)?)))?
     .collect::<Result<_, _>>()?)
+}
+
+pub(super) type EventRow = (i64, String, String, String, Option<String>, Option<i64>);
+
+pub(super) fn timeline_event(
+    (at, actor, kind, message, data, recorded): EventRow,
+) -> Result<TimelineEvent, StoreError> {
+    let at = ts(at)?;
+    let recorded = recorded.map(ts).transpose()?;
+    Ok(TimelineEvent {
+        at,
+        recorded_at: recorded.and_then(|r| crate::model::incident::shown_recorded_at(at, r)),
+        actor,
+        kind,
+        message,
+        data: data.and_then(|d| serde_json::from_str(&d).ok()).unwrap_or(serde_json::Value::Null),
+    })
+}
+
+/// An incident's whole timeline, in the order it was written.
+pub(super) fn timeline(c: &Connection, id: i64) -> Result<Vec<TimelineEvent>, StoreError> {
+    let rows: Vec<EventRow> = c
+        .prepare_cached(
+            "SELECT at, actor, kind, message, data, recorded_at FROM incident_events WHERE incident_id = ?1 ORDER BY id",
+        )?
+        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?
+        .collect::<Result<_, _>>()?;
+    rows.into_iter().map(timeline_event).collect()
 }

@@ -336,7 +336,11 @@ const MIGRATIONS: &[&str] = &[
         overdue_notified_at INTEGER,
         CHECK ((incident_id IS NULL) != (problem_id IS NULL))
     );
-    CREATE INDEX action_items_open ON action_items (due) WHERE state = 'open';
+    CREATE INDEX action_items_news ON action_items (due) WHERE state = 'open' AND overdue_notified_at IS NULL;
+    CREATE INDEX action_items_incident ON action_items (incident_id);
+    -- Similar incidents read the latest of a rule and of a service.
+    CREATE INDEX incidents_rule ON incidents (rule, id);
+    CREATE INDEX incidents_service ON incidents (service, id);
     "#,
 ];
 
