@@ -551,3 +551,51 @@ async fn an_action_item_is_tracked_to_done_and_its_overdue_notice_goes_out_once(
     let (_, open) = get(&g.url("/api/v1/action-items?state=open")).await;
     assert_eq!(open["actionItems"], json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sla_report_counts_reports_reviews_on_time_and_action_items() {
+    let (g, _rules) = start();
+    let alice = json!({"actor": "alice"}).to_string();
+    // t0: one reported and one alert-born incident of payments.
+    let (status, reported) = report(
+        &g,
+        json!({"title": "Refunds fail", "service": "payments", "impact": "low", "urgency": "low", "actor": "jane"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{reported}");
+    let born = alert_incident(&g, "RefundErrors", "payments").await["id"].as_i64().unwrap();
+    let act = |id: i64, what: &str| g.url(&format!("/api/v1/incidents/{id}/{what}"));
+    assert_eq!(post(&act(born, "resolve"), &alice).await.0, 200);
+    // Its review is published a day later (on time: within 5 days).
+    g.advance(SignedDuration::from_hours(24)).await;
+    assert_eq!(post(&act(born, "review"), &alice).await.0, 201);
+    let review = act(born, "review");
+    assert_eq!(patch(&review, &json!({"actor": "alice", "summary": "s", "state": "in_review"})).await.0, 200);
+    assert_eq!(patch(&review, &json!({"actor": "bob", "state": "published"})).await.0, 200);
+    // Two action items: one done, one past its due date.
+    let items = g.url("/api/v1/action-items");
+    let item = |title: &str, due: Timestamp| {
+        json!({"title": title, "owner": "bob", "due": due.to_string(), "incident": born, "actor": "alice"}).to_string()
+    };
+    let (_, done) = post(&items, &item("retry refunds", g.now() + mins(60))).await;
+    let done_id = done["id"].as_i64().unwrap();
+    assert_eq!(post(&items, &item("alert on refund errors", g.now() + mins(30))).await.0, 201);
+    let (status, _) =
+        patch(&g.url(&format!("/api/v1/action-items/{done_id}")), &json!({"state": "done", "actor": "bob"})).await;
+    assert_eq!(status, 200);
+    g.advance(mins(45)).await;
+
+    let to = g.now().to_string();
+    let from = (t0() - mins(60)).to_string();
+    let (status, rep) = get(&g.url(&format!("/api/v1/reports/sla?from={from}&to={to}&group_by=service"))).await;
+    assert_eq!(status, 200, "{rep}");
+    let total = &rep["total"];
+    assert_eq!(total["incidents"], 2, "{rep:#}");
+    assert_eq!(total["reported"], 1);
+    assert_eq!(total["alertBorn"], 1);
+    assert_eq!(total["reviewsPublished"], 1);
+    assert_eq!(total["reviewsOnTime"], 1);
+    assert_eq!(total["actionItemsDone"], 1);
+    assert_eq!(total["actionItemsOverdue"], 1);
+    assert_eq!(reported["source"], "reported");
+}

@@ -45,6 +45,17 @@ pub struct ReportRow {
     /// Incidents resolved before anyone acknowledged them (with a respond
     /// clock): no promise to respond was kept, none broken by the clock.
     pub resolved_unacknowledged: u64,
+    /// Of the incidents, those people reported (the rest came from alerts).
+    pub reported: u64,
+    pub alert_born: u64,
+    /// Published reviews, and of them those published within
+    /// `reviews.due_within` of the incident's resolution.
+    pub reviews_published: u64,
+    pub reviews_on_time: u64,
+    /// Action items of these incidents: done, and open past their due date
+    /// at the end of the range.
+    pub action_items_done: u64,
+    pub action_items_overdue: u64,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -87,6 +98,11 @@ pub struct GroupSums {
     pub resolved_unacknowledged: u64,
     pub resolve_met: u64,
     pub resolve_breaches: u64,
+    pub reported: u64,
+    pub reviews_published: u64,
+    pub reviews_on_time: u64,
+    pub action_items_done: u64,
+    pub action_items_overdue: u64,
 }
 
 impl GroupSums {
@@ -101,6 +117,11 @@ impl GroupSums {
         self.resolved_unacknowledged += o.resolved_unacknowledged;
         self.resolve_met += o.resolve_met;
         self.resolve_breaches += o.resolve_breaches;
+        self.reported += o.reported;
+        self.reviews_published += o.reviews_published;
+        self.reviews_on_time += o.reviews_on_time;
+        self.action_items_done += o.action_items_done;
+        self.action_items_overdue += o.action_items_overdue;
     }
 }
 
@@ -120,6 +141,12 @@ impl ReportRow {
             respond_breaches: s.respond_breaches,
             resolve_breaches: s.resolve_breaches,
             resolved_unacknowledged: s.resolved_unacknowledged,
+            reported: s.reported,
+            alert_born: s.incidents.saturating_sub(s.reported),
+            reviews_published: s.reviews_published,
+            reviews_on_time: s.reviews_on_time,
+            action_items_done: s.action_items_done,
+            action_items_overdue: s.action_items_overdue,
         }
     }
 }
@@ -151,7 +178,7 @@ impl SlaReport {
         };
         let num = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_default();
         let mut out = format!(
-            "{},incidents,acknowledged,resolved,mtta_seconds,mttr_seconds,respond_compliance_percent,resolve_compliance_percent,respond_breaches,resolve_breaches,resolved_unacknowledged\r\n",
+            "{},incidents,acknowledged,resolved,mtta_seconds,mttr_seconds,respond_compliance_percent,resolve_compliance_percent,respond_breaches,resolve_breaches,resolved_unacknowledged,reported,alert_born,reviews_published,reviews_on_time,action_items_done,action_items_overdue\r\n",
             match self.group_by {
                 ReportGroup::Service => "service",
                 ReportGroup::Priority => "priority",
@@ -160,7 +187,7 @@ impl SlaReport {
         );
         for r in self.groups.iter().chain(std::iter::once(&self.total)) {
             out.push_str(&format!(
-                "{},{},{},{},{},{},{},{},{},{},{}\r\n",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\r\n",
                 quote(&r.key),
                 r.incidents,
                 r.acknowledged,
@@ -171,7 +198,13 @@ impl SlaReport {
                 num(r.resolve_compliance_percent),
                 r.respond_breaches,
                 r.resolve_breaches,
-                r.resolved_unacknowledged
+                r.resolved_unacknowledged,
+                r.reported,
+                r.alert_born,
+                r.reviews_published,
+                r.reviews_on_time,
+                r.action_items_done,
+                r.action_items_overdue
             ));
         }
         out
@@ -232,7 +265,7 @@ mod tests {
         let csv = report.to_csv();
         let lines: Vec<&str> = csv.lines().collect();
         assert!(lines[0].starts_with("service,incidents,"));
-        assert_eq!(lines[1], "\"pay,ments\",2,1,0,90.0,,50.0,,1,0,1");
+        assert_eq!(lines[1], "\"pay,ments\",2,1,0,90.0,,50.0,,1,0,1,0,2,0,0,0,0");
         assert!(lines[2].starts_with("total,2,"));
         assert_eq!(report.groups.len(), 1);
     }

@@ -410,7 +410,9 @@ impl Backend for SqliteStore {
     }
 
     async fn sla_report(&self, from: Timestamp, to: Timestamp, group: ReportGroup) -> Result<SlaReport, StoreError> {
-        self.read(move |c| reports::sla(c, from, to, group)).await
+        let review_due = self.rules().reviews.due_within.signed();
+        // Action items count as overdue as of the end of the range.
+        self.read(move |c| reports::sla(c, (from, to), group, review_due, to)).await
     }
 
     async fn heartbeats(&self) -> Result<BTreeMap<String, HeartbeatStored>, StoreError> {

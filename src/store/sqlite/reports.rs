@@ -15,9 +15,51 @@ fn column(group: ReportGroup) -> &'static str {
 }
 
 /// Incidents created in `[from, to)`.
-pub(super) fn sla(c: &Connection, from: Timestamp, to: Timestamp, group: ReportGroup) -> Result<SlaReport, StoreError> {
+/// `review_due` is how long after its incident's resolution a review is on
+/// time (`reviews.due_within`); `overdue_at` when open action items count
+/// as overdue.
+pub(super) fn sla(
+    c: &Connection,
+    (from, to): (Timestamp, Timestamp),
+    group: ReportGroup,
+    review_due: jiff::SignedDuration,
+    overdue_at: Timestamp,
+) -> Result<SlaReport, StoreError> {
     let col = column(group);
     let mut rows: std::collections::BTreeMap<String, GroupSums> = Default::default();
+    let mut stmt = c.prepare(&format!(
+        "SELECT {col}, sum(i.source = '{}'),
+                sum(r.state = '{published}'),
+                sum(r.state = '{published}' AND r.published_at <= i.resolved_at + ?3)
+         FROM incidents i LEFT JOIN reviews r ON r.incident_id = i.id
+         WHERE i.created_at >= ?1 AND i.created_at < ?2 AND i.merged_into IS NULL GROUP BY 1",
+        crate::model::incident::IncidentSource::Reported.as_str(),
+        published = crate::model::review::ReviewState::Published.as_str(),
+    ))?;
+    for row in stmt.query_map(params![ms(from), ms(to), review_due.as_millis() as i64], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<i64>>(2)?, r.get::<_, Option<i64>>(3)?))
+    })? {
+        let (key, reported, published, on_time) = row?;
+        let e = rows.entry(key).or_default();
+        e.reported = reported as u64;
+        e.reviews_published = published.unwrap_or(0) as u64;
+        e.reviews_on_time = on_time.unwrap_or(0) as u64;
+    }
+    let open = crate::model::action_item::ActionItemState::Open.as_str();
+    let mut stmt = c.prepare(&format!(
+        "SELECT {col}, sum(a.state = '{}'), sum(a.state = '{open}' AND a.due <= ?3)
+         FROM incidents i JOIN action_items a ON a.incident_id = i.id
+         WHERE i.created_at >= ?1 AND i.created_at < ?2 AND i.merged_into IS NULL GROUP BY 1",
+        crate::model::action_item::ActionItemState::Done.as_str(),
+    ))?;
+    for row in stmt.query_map(params![ms(from), ms(to), ms(overdue_at)], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+    })? {
+        let (key, done, overdue) = row?;
+        let e = rows.entry(key).or_default();
+        e.action_items_done = done as u64;
+        e.action_items_overdue = overdue as u64;
+    }
     let mut stmt = c.prepare(&format!(
         "SELECT {col}, count(*), count(i.acknowledged_at), COALESCE(sum(i.acknowledged_at - i.created_at), 0),
                 count(i.resolved_at), COALESCE(sum(i.resolved_at - i.created_at), 0)
