@@ -97,6 +97,7 @@ pub const ROUTES: &[RouteAccess] = &[
     route("/api/v1/incidents/{id}/merge", &[("POST", RESPOND)]),
     route("/api/v1/incidents/{id}/review", &[("GET", READ), ("POST", RESPOND), ("PATCH", RESPOND)]),
     route("/api/v1/incidents/{id}/review.md", &[("GET", READ)]),
+    route("/api/v1/incidents/{id}/review/problem", &[("POST", RESPOND)]),
     route("/api/v1/action-items", &[("GET", READ), ("POST", RESPOND)]),
     route("/api/v1/action-items/{id}", &[("PATCH", RESPOND)]),
     route("/api/v1/incidents/{id}/notes", &[("POST", RESPOND)]),

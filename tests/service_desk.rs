@@ -599,3 +599,38 @@ async fn the_sla_report_counts_reports_reviews_on_time_and_action_items() {
     assert_eq!(total["actionItemsOverdue"], 1);
     assert_eq!(reported["source"], "reported");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_opens_or_links_the_problem_behind_its_incident() {
+    let (g, _rules) = start();
+    let alice = json!({"actor": "alice"}).to_string();
+    let act = |id: i64, what: &str| g.url(&format!("/api/v1/incidents/{id}/{what}"));
+    let mut reviewed = Vec::new();
+    for name in ["QueueBacklog", "QueueStall"] {
+        let id = alert_incident(&g, name, "jobs").await["id"].as_i64().unwrap();
+        assert_eq!(post(&act(id, "resolve"), &alice).await.0, 200);
+        assert_eq!(post(&act(id, "review"), &alice).await.0, 201);
+        let text = json!({"actor": "alice", "summary": format!("{name}: workers starved"), "rootCause": "one pool for two queues"});
+        assert_eq!(patch(&act(id, "review"), &text).await.0, 200);
+        reviewed.push(id);
+    }
+    // The first review opens the problem: its summary and root cause flow there.
+    let url = act(reviewed[0], "review/problem");
+    let (status, p) = post(&url, &json!({"actor": "alice"}).to_string()).await;
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(p["title"], "QueueBacklog: workers starved");
+    assert_eq!(p["rootCause"], "one pool for two queues");
+    let pid = p["id"].as_i64().unwrap();
+    // The second links to it, adding the workaround.
+    let body = json!({"actor": "bob", "problem": pid, "workaround": "scale the pool to 16"});
+    let (status, p) = post(&act(reviewed[1], "review/problem"), &body.to_string()).await;
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(p["workaround"], "scale the pool to 16");
+    assert_eq!(p["title"], "QueueBacklog: workers starved", "the problem keeps its title");
+    let mut linked: Vec<i64> = p["incidents"].as_array().unwrap().iter().map(|i| i["id"].as_i64().unwrap()).collect();
+    linked.sort();
+    assert_eq!(linked, reviewed);
+    // An incident without a review has nothing to give.
+    let other = alert_incident(&g, "Unreviewed", "jobs").await["id"].as_i64().unwrap();
+    assert_eq!(post(&act(other, "review/problem"), &alice).await.0, 404);
+}

@@ -205,6 +205,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(incidents::merge))
         .routes(routes!(reviews::start, reviews::get, reviews::edit))
         .routes(routes!(reviews::markdown))
+        .routes(routes!(reviews::problem))
         .routes(routes!(action_items::create, action_items::list))
         .routes(routes!(action_items::edit))
         .routes(routes!(silences::create, silences::list))

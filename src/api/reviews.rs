@@ -95,6 +95,42 @@ pub async fn markdown(State(state): State<AppState>, Id(id): Id) -> Result<impl 
     Ok(([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], text))
 }
 
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ProblemBody {
+    /// An existing problem to link the incident to; absent to open one
+    /// from the review (its summary as title, its root cause).
+    problem: Option<i64>,
+    workaround: Option<String>,
+    #[schema(max_length = 200)]
+    actor: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/review/problem", tag = "reviews",
+    summary = "Link the reviewed incident to a problem, or open one from its review",
+    params(("id" = i64, Path)),
+    request_body = ProblemBody,
+    responses(
+        (status = 200, description = "The problem, as it is now", body = crate::store::ProblemDetail),
+        (status = 400, description = "A bad id or body", body = ErrorBody),
+        (status = 404, description = "No such incident, review or problem", body = ErrorBody),
+        (status = 409, description = "The problem is closed", body = ErrorBody),
+    ))]
+pub async fn problem(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Id(id): Id,
+    JsonText(body): JsonText,
+) -> Result<Json<crate::store::ProblemDetail>, ApiError> {
+    let b: ProblemBody = parse(&body)?;
+    let workaround = b.workaround.map(|w| w.trim().to_owned()).filter(|w| !w.is_empty());
+    let actor = caller.actor(b.actor)?;
+    let pid =
+        state.store.from(caller.source).review_problem(id, b.problem, workaround, actor, crate::clock::now()).await?;
+    let detail = state.store.get_problem(pid).await?.ok_or_else(|| ApiError::not_found(format!("no problem {pid}")))?;
+    Ok(Json(detail))
+}
+
 async fn found(state: &AppState, id: i64) -> Result<Review, ApiError> {
     state.store.get_review(id).await?.ok_or_else(|| ApiError::not_found(format!("incident {id} has no review")))
 }

@@ -154,6 +154,34 @@ pub fn incident_linked(incident_id: i64, now: Timestamp) -> crate::engine::sla::
     }
 }
 
+/// What a post-incident review gives the problem behind its incident: a
+/// new problem takes the review's summary (or the incident's title) as its
+/// title and its root cause; a linked one takes the root cause only where
+/// it has none yet (what people wrote on the problem stands). A workaround
+/// given goes to either.
+pub fn from_review(
+    review: &crate::model::review::Review,
+    incident_title: &str,
+    existing: Option<&Problem>,
+    workaround: Option<String>,
+) -> ProblemEdit {
+    let root_cause = review.text.root_cause.clone();
+    match existing {
+        None => ProblemEdit {
+            title: Some(review.text.summary.clone().unwrap_or_else(|| incident_title.to_owned())),
+            root_cause,
+            workaround,
+            state: None,
+        },
+        Some(p) => ProblemEdit {
+            title: None,
+            root_cause: if p.root_cause.is_none() { root_cause } else { None },
+            workaround,
+            state: None,
+        },
+    }
+}
+
 /// A problem's timeline entry of a person's edit.
 pub fn updated(outcome: &EditOutcome, now: Timestamp) -> crate::engine::sla::Entry {
     crate::engine::sla::Entry {
@@ -232,6 +260,50 @@ pub fn edit(before: &Problem, e: &ProblemEdit) -> Result<Option<EditOutcome>, Ed
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_review_gives_a_new_problem_its_summary_and_root_cause_and_a_linked_one_only_what_it_lacks() {
+        use crate::model::review::{Review, ReviewState, ReviewText};
+        let at: Timestamp = "2026-11-26T10:00:00Z".parse().unwrap();
+        let review = Review {
+            incident_id: 7,
+            state: ReviewState::Published,
+            text: ReviewText {
+                summary: Some("Card declines".into()),
+                root_cause: Some("a config default".into()),
+                ..Default::default()
+            },
+            created_by: "alice".into(),
+            created_at: at,
+            updated_at: at,
+            published_at: Some(at),
+        };
+        let new = from_review(&review, "Checkout fails", None, Some("restart".into()));
+        assert_eq!(new.title.as_deref(), Some("Card declines"));
+        assert_eq!(new.root_cause.as_deref(), Some("a config default"));
+        assert_eq!(new.workaround.as_deref(), Some("restart"));
+        let mut p = Problem {
+            id: 3,
+            title: "t".into(),
+            key: None,
+            rule: None,
+            state: ProblemState::Open,
+            root_cause: None,
+            workaround: None,
+            incident_count: 1,
+            first_occurrence: None,
+            last_occurrence: None,
+            created_by: "x".into(),
+            created_at: at,
+            updated_at: at,
+            resolved_at: None,
+            closed_at: None,
+        };
+        assert_eq!(from_review(&review, "x", Some(&p), None).root_cause.as_deref(), Some("a config default"));
+        p.root_cause = Some("written on the problem".into());
+        let linked = from_review(&review, "x", Some(&p), None);
+        assert_eq!((linked.title, linked.root_cause), (None, None), "what people wrote stands");
+    }
 
     #[test]
     fn incidents_an_earlier_problem_took_do_not_count_again() {

@@ -53,6 +53,9 @@ pub fn audited(op: &Op) -> Option<Audited<'_>> {
         Op::Merge { id, into, actor, comment, .. } => {
             a("incident.merge".into(), "incident", Some(*id), actor, json!({ "into": into, "comment": comment }))
         }
+        Op::ReviewProblem { problem, actor, incident, .. } => {
+            a("review.problem".into(), "problem", *problem, actor, json!({ "incident": incident }))
+        }
         Op::CreateActionItem { actor, item, .. } => a(
             "action_item.create".into(),
             "action_item",

@@ -621,6 +621,22 @@ impl Store {
         }
     }
 
+    /// Link a reviewed incident to `problem`, or open one from its review;
+    /// the problem's id.
+    pub async fn review_problem(
+        &self,
+        incident: i64,
+        problem: Option<i64>,
+        workaround: Option<String>,
+        actor: String,
+        now: Timestamp,
+    ) -> Result<i64, StoreError> {
+        match self.write(Op::ReviewProblem { incident, problem, workaround, actor, now }).await? {
+            Reply::Id(id) => Ok(id),
+            _ => unreachable!("a review's problem answers with its id"),
+        }
+    }
+
     pub async fn create_action_item(
         &self,
         item: crate::model::action_item::NewActionItem,

@@ -96,6 +96,15 @@ pub enum Op {
         actor: String,
         now: Timestamp,
     },
+    /// Link a reviewed incident to a problem (`problem`), or open one from
+    /// its review; `workaround` goes to the problem.
+    ReviewProblem {
+        incident: i64,
+        problem: Option<i64>,
+        workaround: Option<String>,
+        actor: String,
+        now: Timestamp,
+    },
     CreateActionItem {
         item: crate::model::action_item::NewActionItem,
         actor: String,
@@ -196,6 +205,7 @@ impl Op {
             | Op::ReportIncident { now, .. }
             | Op::CreateReview { now, .. }
             | Op::CreateActionItem { now, .. }
+            | Op::ReviewProblem { now, .. }
             | Op::EditActionItem { now, .. }
             | Op::EditReview { now, .. }
             | Op::LinkAlerts { now, .. }

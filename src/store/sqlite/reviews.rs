@@ -94,3 +94,44 @@ impl WriterState {
         Ok(r)
     }
 }
+
+impl WriterState {
+    /// The problem behind a reviewed incident: link it to `problem` (which
+    /// takes the review's root cause if it has none) or open one from the
+    /// review; `workaround` goes to it. Returns the problem's id.
+    pub(super) fn review_problem(
+        &mut self,
+        tx: &Connection,
+        incident_id: i64,
+        problem: Option<i64>,
+        workaround: Option<String>,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<i64, StoreError> {
+        let review = get(tx, incident_id)?
+            .ok_or_else(|| StoreError::NotFound(format!("incident {incident_id} has no review; POST one")))?;
+        let incident = super::rows::incident(tx, incident_id)?
+            .ok_or_else(|| StoreError::NotFound(format!("no incident {incident_id}")))?;
+        match problem {
+            Some(pid) => {
+                let existing =
+                    super::problems::get(tx, pid)?.ok_or_else(|| StoreError::NotFound(format!("no problem {pid}")))?;
+                let edit = crate::engine::problems::from_review(&review, &incident.title, Some(&existing), workaround);
+                self.link_incidents(tx, pid, &[incident_id], actor, now)?;
+                self.update_problem(tx, pid, &edit, actor, now)?;
+                Ok(pid)
+            }
+            None => {
+                let edit = crate::engine::problems::from_review(&review, &incident.title, None, workaround);
+                let new = crate::store::NewProblem {
+                    title: edit.title.unwrap_or_else(|| incident.title.clone()),
+                    key: None,
+                    root_cause: edit.root_cause,
+                    workaround: edit.workaround,
+                    incidents: vec![incident_id],
+                };
+                self.create_problem(tx, &new, actor, now)
+            }
+        }
+    }
+}

@@ -414,6 +414,9 @@ fn apply(tx: &Connection, writer_state: &mut WriterState, op: &Op) -> Result<Rep
             writer_state.merge(tx, *id, *into, comment.as_deref(), actor, *now)?;
             Ok(Reply::Done)
         }
+        Op::ReviewProblem { incident, problem, workaround, actor, now } => {
+            Ok(Reply::Id(writer_state.review_problem(tx, *incident, *problem, workaround.clone(), actor, *now)?))
+        }
         Op::CreateActionItem { item, actor, now } => {
             Ok(Reply::ActionItem(Box::new(writer_state.create_action_item(tx, item, actor, *now)?)))
         }
