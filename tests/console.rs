@@ -630,3 +630,47 @@ async fn re_sent_alerts_wake_no_live_page() {
     assert_eq!(status, 200, "{body}");
     assert!(page_version(&g).await > before, "a new incident is");
 }
+
+/// The service desk in the console: a responder reports an incident with
+/// the form on the incident list and lands on its page; a viewer sees no form.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_responder_reports_an_incident_from_the_console() {
+    let (g, _rules) = start_gateway();
+    let b = Browser::start().await;
+    b.sign_in(&g, VIEWER, "vic").await;
+    b.goto(&g, "/incidents").await;
+    b.find("#count").await;
+    assert_eq!(b.count("#report-incident").await, 0, "a viewer may not report");
+    b.sign_out().await;
+
+    b.sign_in(&g, RESPONDER, "alice").await;
+    b.goto(&g, "/incidents").await;
+    b.click("#report-incident summary").await;
+    b.fill("#r-title", "Customers cannot pay by card").await;
+    b.fill("#r-description", "three calls in ten minutes").await;
+    b.fill("#r-service", "payments").await;
+    b.js("document.getElementById('r-impact').value = 'high'; document.getElementById('r-urgency').value = 'high'")
+        .await;
+    b.fill("#r-reporter", "desk:jane").await;
+    b.shot("report-incident-desktop").await;
+    b.click("#report-submit").await;
+    b.wait_text("#flash", "reported").await;
+    assert!(b.client.current_url().await.unwrap().path().starts_with("/incidents/"), "lands on the incident");
+    b.wait_text("h1", "Customers cannot pay by card").await;
+    b.wait_text("#incident-reporter", "desk:jane").await;
+    b.wait_text("#incident-description", "three calls in ten minutes").await;
+    b.shot("reported-incident-desktop").await;
+
+    // A second report of the service lists the first as a similar incident.
+    let body = json!({"title": "Card payments time out", "service": "payments", "actor": "alice"});
+    let (status, second) = api(&g, "POST", "/api/v1/incidents", RESPONDER, Some(body)).await;
+    assert_eq!(status, 201, "{second}");
+    b.goto(&g, &format!("/incidents/{}", second["id"])).await;
+    b.wait_text("#similar-1", "Customers cannot pay by card").await;
+
+    let inc = incident(&g, 1).await;
+    assert_eq!(inc["source"], "reported", "{inc:#}");
+    assert_eq!(inc["priority"], "P1", "high impact, high urgency");
+    assert_eq!(inc["reporter"], "desk:jane");
+    assert_eq!(inc["description"], "three calls in ten minutes");
+}

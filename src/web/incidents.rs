@@ -191,7 +191,10 @@ pub async fn detail_part(
 fn page_base(console: &Console, viewer: &Viewer) -> Value {
     json!({
         "base": console.base,
-        "can": { "respond": viewer.may("POST", ACT_ROUTE), "silence": viewer.may("POST", "/api/v1/silences") },
+        "can": {
+            "respond": viewer.may("POST", ACT_ROUTE),
+            "silence": viewer.may("POST", "/api/v1/silences"),
+        },
     })
 }
 
@@ -384,6 +387,46 @@ pub async fn priority(
 }
 
 /// `POST /incidents/{id}/note`: `text`.
+/// `POST /incidents`: a person reports an incident (the service desk).
+pub async fn report(
+    State(state): State<AppState>,
+    Extension(console): Extension<Arc<Console>>,
+    form: Form,
+) -> PageResult {
+    form.viewer.require("POST", "/api/v1/incidents")?;
+    let title = form.text("title").ok_or_else(|| WebError::bad_request("title: say what is wrong"))?;
+    if title.chars().count() > 500 {
+        return Err(WebError::bad_request("title: at most 500 characters"));
+    }
+    let level = |name: &str| -> Result<Option<String>, WebError> {
+        match form.text(name) {
+            Some(v) if ["high", "medium", "low"].contains(&v.as_str()) => Ok(Some(v)),
+            Some(v) => Err(WebError::bad_request(format!("{name}: high, medium or low, not {v:?}"))),
+            None => Ok(None),
+        }
+    };
+    let report = crate::model::incident::NewReport {
+        title,
+        description: form.text("description"),
+        service: form.text("service"),
+        impact: level("impact")?
+            .and_then(|v| crate::model::incident::Impact::parse(&v))
+            .unwrap_or(crate::model::incident::Impact::Medium),
+        urgency: level("urgency")?
+            .and_then(|v| crate::model::incident::Urgency::parse(&v))
+            .unwrap_or(crate::model::incident::Urgency::Medium),
+        reporter: form.text("reporter"),
+        labels: Default::default(),
+        assignee: None,
+    };
+    let id =
+        state.store.from(form.viewer.source).report_incident(report, form.viewer.actor()?, crate::clock::now()).await?;
+    console.sessions.set_flash(&form.viewer.key, format!("Incident #{id} reported"));
+    let mut resp = Redirect::to(&format!("{}/incidents/{id}", console.base)).into_response();
+    *resp.status_mut() = StatusCode::SEE_OTHER;
+    Ok(resp)
+}
+
 pub async fn note(
     State(state): State<AppState>,
     Extension(console): Extension<Arc<Console>>,

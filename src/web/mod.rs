@@ -77,7 +77,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/logout", post(session::logout))
         .route("/events", get(live::events))
         .route("/assets/{name}", get(assets::serve))
-        .route("/incidents", get(incidents::list))
+        .route("/incidents", get(incidents::list).post(incidents::report))
         .route("/incidents/bulk", post(incidents::bulk))
         .route("/incidents/{id}", get(incidents::show))
         .route("/incidents/{id}/act", post(incidents::act))

@@ -99,6 +99,7 @@ pub fn page(console: &Console, viewer: &Viewer, nav: &str, mut ctx: Value) -> Va
         "can": {
             "respond": may("POST", "/api/v1/incidents/{id}/{action}"),
             "silence": may("POST", "/api/v1/silences"),
+            "report": may("POST", "/api/v1/incidents"),
             "retry": may("POST", "/api/v1/notifications/{id}/retry"),
             "audit": may("GET", "/api/v1/audit"),
         },
