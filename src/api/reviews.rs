@@ -35,7 +35,8 @@ pub async fn start(
     Id(id): Id,
     JsonText(body): JsonText,
 ) -> Result<(StatusCode, Json<Review>), ApiError> {
-    let b: StartBody = if body.trim().is_empty() { StartBody { actor: None } } else { parse(&body)? };
+    let b: StartBody =
+        if body.trim().is_empty() { StartBody { actor: None } } else { crate::ingest::from_json_object(&body, "")? };
     let actor = caller.actor(b.actor)?;
     Ok((
         StatusCode::CREATED,
@@ -71,7 +72,7 @@ pub async fn edit(
     Id(id): Id,
     JsonText(body): JsonText,
 ) -> Result<Json<Review>, ApiError> {
-    let edit: ReviewEdit = parse(&body)?;
+    let edit: ReviewEdit = crate::ingest::from_json_object(&body, "")?;
     let actor = caller.actor(edit.actor.clone())?;
     Ok(Json(state.store.from(caller.source).edit_review(id, edit, actor, crate::clock::now()).await?))
 }
@@ -122,7 +123,7 @@ pub async fn problem(
     Id(id): Id,
     JsonText(body): JsonText,
 ) -> Result<Json<crate::store::ProblemDetail>, ApiError> {
-    let b: ProblemBody = parse(&body)?;
+    let b: ProblemBody = crate::ingest::from_json_object(&body, "")?;
     let workaround = b.workaround.map(|w| w.trim().to_owned()).filter(|w| !w.is_empty());
     let actor = caller.actor(b.actor)?;
     let pid =
@@ -133,8 +134,4 @@ pub async fn problem(
 
 async fn found(state: &AppState, id: i64) -> Result<Review, ApiError> {
     state.store.get_review(id).await?.ok_or_else(|| ApiError::not_found(format!("incident {id} has no review")))
-}
-
-fn parse<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, ApiError> {
-    Ok(crate::ingest::from_json_object(body, "")?)
 }
