@@ -667,6 +667,11 @@ async fn a_responder_reports_an_incident_from_the_console() {
     assert_eq!(status, 201, "{second}");
     b.goto(&g, &format!("/incidents/{}", second["id"])).await;
     b.wait_text("#similar-1", "Customers cannot pay by card").await;
+    b.size(375, 812).await;
+    b.shot("reported-incident-phone").await;
+    b.goto(&g, "/incidents").await;
+    b.click("#report-incident summary").await;
+    b.shot("report-incident-phone").await;
 
     let inc = incident(&g, 1).await;
     assert_eq!(inc["source"], "reported", "{inc:#}");
