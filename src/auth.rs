@@ -115,6 +115,18 @@ pub const ROUTES: &[RouteAccess] = &[
     route("/api/v1/heartbeats", &[("GET", READ)]),
     // A ping is a sender's call, as posting an alert is.
     route("/api/v1/heartbeats/{name}", &[("GET", READ), ("POST", INGEST)]),
+    route("/api/v1/oncall", &[("GET", READ)]),
+    route("/api/v1/schedules", &[("GET", READ)]),
+    route("/api/v1/schedules/{name}/shifts", &[("GET", READ)]),
+    // Swapping and covering shifts is on-call work, as acknowledging is.
+    route("/api/v1/schedules/{name}/overrides", &[("GET", READ), ("POST", RESPOND)]),
+    route("/api/v1/schedules/{name}/overrides/{id}", &[("DELETE", RESPOND)]),
+    route("/api/v1/people", &[("GET", READ)]),
+    route("/api/v1/calendar-feeds", &[("GET", READ), ("POST", RESPOND)]),
+    route("/api/v1/calendar-feeds/{id}", &[("DELETE", RESPOND)]),
+    // Calendar apps send no headers: the feed's key in the URL is checked instead.
+    route("/api/v1/schedules/{name}/calendar.ics", &[("GET", OPEN)]),
+    route("/api/v1/people/{name}/calendar.ics", &[("GET", OPEN)]),
     // Alertmanager's API v2 (read and silences).
     route("/api/v2/status", &[("GET", READ)]),
     route("/api/v2/receivers", &[("GET", READ)]),

@@ -77,6 +77,28 @@ enum Command {
         #[command(flatten)]
         client: crate::client::ClientArgs,
     },
+    /// Who is on call now in each schedule (or SCHEDULE), until when, and who next.
+    Oncall {
+        schedule: Option<String>,
+        #[command(flatten)]
+        client: crate::client::ClientArgs,
+    },
+    /// Schedules: list, `shifts NAME --from --to`, `overrides NAME`,
+    /// `override NAME --person --start --end`, `delete-override NAME ID`, `feed NAME`.
+    #[command(visible_alias = "schedule")]
+    Schedules {
+        #[command(subcommand)]
+        command: Option<crate::client::SchedulesCommand>,
+        #[command(flatten)]
+        client: crate::client::ClientArgs,
+    },
+    /// Calendar feeds: list, `person NAME` (a person's feed), `revoke ID`.
+    CalendarFeeds {
+        #[command(subcommand)]
+        command: Option<crate::client::FeedsCommand>,
+        #[command(flatten)]
+        client: crate::client::ClientArgs,
+    },
     /// Reports of a running gateway: `report sla --from --to`.
     Report {
         #[command(subcommand)]
@@ -173,6 +195,9 @@ pub fn main() -> ExitCode {
         Command::Changes { command, client } => crate::client::run_changes(&client, command),
         Command::Report { command, client } => crate::client::run_report(&client, command),
         Command::Heartbeats { command, client } => crate::client::run_heartbeats(&client, command),
+        Command::Oncall { schedule, client } => crate::client::run_oncall(&client, schedule),
+        Command::Schedules { command, client } => crate::client::run_schedules(&client, command),
+        Command::CalendarFeeds { command, client } => crate::client::run_feeds(&client, command),
         Command::Replay(args) => crate::replay::run(args),
         Command::Backup { file, data_dir, config } => backup(&file, data_dir, config),
         Command::Notify { command: NotifyCommand::Test { name, config } } => notify_test(&name, config),

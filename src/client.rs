@@ -4,6 +4,7 @@ use crate::output::outln as println;
 mod gateway;
 mod heartbeats;
 mod itsm;
+mod oncall;
 mod silences;
 mod when;
 
@@ -224,6 +225,20 @@ pub fn run_silence(args: &ClientArgs, cmd: SilenceCommand) -> ExitCode {
 
 pub fn run_heartbeats(args: &ClientArgs, cmd: Option<HeartbeatsCommand>) -> ExitCode {
     block_on(heartbeats::heartbeats(args, cmd))
+}
+
+pub use oncall::{FeedsCommand, SchedulesCommand};
+
+pub fn run_oncall(args: &ClientArgs, schedule: Option<String>) -> ExitCode {
+    block_on(oncall::oncall(args, schedule))
+}
+
+pub fn run_schedules(args: &ClientArgs, cmd: Option<SchedulesCommand>) -> ExitCode {
+    block_on(oncall::schedules(args, cmd))
+}
+
+pub fn run_feeds(args: &ClientArgs, cmd: Option<FeedsCommand>) -> ExitCode {
+    block_on(oncall::feeds(args, cmd))
 }
 
 /// Post-incident reviews.

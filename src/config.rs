@@ -572,6 +572,25 @@ impl Config {
     pub fn load_rules(&self) -> Result<crate::rules::RuleSet, Vec<crate::rules::RuleError>> {
         load_rules(&self.rules_dir, &self.notifiers, &self.people, self.allow_empty)
     }
+
+    /// Whom notifications reach: the notifiers' subscriptions, and the
+    /// people with the email notifier that carries their mail (the first
+    /// of the config).
+    pub fn audience(&self) -> crate::model::notification::Audience {
+        let email_notifier = self
+            .notifiers
+            .list
+            .iter()
+            .find(|n| matches!(n.kind, crate::notify::NotifierKind::Email(_)))
+            .map(|n| n.name.clone());
+        crate::model::notification::Audience {
+            subscriptions: self.notifiers.subscriptions(),
+            directory: std::sync::Arc::new(crate::model::person::Directory {
+                people: self.people.clone(),
+                email_notifier,
+            }),
+        }
+    }
 }
 
 /// The rules as this config runs them: the notifiers they name must be

@@ -62,13 +62,7 @@ pub async fn serve_until(
     m.services.set_limit(config.metrics.max_label_values);
     m.rules_loaded(true);
     let rules: crate::store::SharedRules = Arc::new(std::sync::RwLock::new(Arc::new(rules)));
-    let store = Store::open(
-        &config.data_dir,
-        config.store,
-        rules.clone(),
-        config.notifiers.subscriptions(),
-        crate::clock::now(),
-    )?;
+    let store = Store::open(&config.data_dir, config.store, rules.clone(), config.audience(), crate::clock::now())?;
     tracing::info!(store = %store.describe(), "database open");
 
     if config.auth.enabled() {

@@ -15,6 +15,7 @@ mod incidents;
 mod ingest;
 mod metrics;
 mod notifications;
+pub mod oncall;
 pub mod openapi;
 mod problems;
 mod reports;
@@ -220,6 +221,16 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(notifications::retry))
         .routes(routes!(heartbeats::list))
         .routes(routes!(heartbeats::get, heartbeats::ping))
+        .routes(routes!(oncall::oncall))
+        .routes(routes!(oncall::schedules))
+        .routes(routes!(oncall::shifts))
+        .routes(routes!(oncall::create_override, oncall::list_overrides))
+        .routes(routes!(oncall::delete_override))
+        .routes(routes!(oncall::schedule_calendar))
+        .routes(routes!(oncall::people))
+        .routes(routes!(oncall::person_calendar))
+        .routes(routes!(oncall::create_feed, oncall::list_feeds))
+        .routes(routes!(oncall::revoke_feed))
         .routes(routes!(audit::list))
         .routes(routes!(reload))
         .merge(amv2::routes())

@@ -47,6 +47,7 @@ pub const PATH: &str = "/api/v1/openapi.json";
         (name = "notifications", description = "The outbox of notifications"),
         (name = "reports", description = "SLA reports"),
         (name = "heartbeats", description = "Expected pings whose silence opens an incident"),
+        (name = "oncall", description = "Schedules, who is on call, overrides, people and calendar feeds"),
         (name = "admin", description = "Rules reload and the audit log"),
         (name = "alertmanager", description = "Alertmanager's API v2, in the shapes of Alertmanager 0.25"),
     ),

@@ -24,7 +24,7 @@ pub struct Escalation {
 pub struct StepFired {
     pub round: u32,
     pub step: usize,
-    pub notify: Vec<String>,
+    pub notify: Vec<Target>,
     pub at: Timestamp,
 }
 
@@ -63,10 +63,7 @@ impl Escalation {
                 self.due_at = None;
                 break;
             };
-            // Notifiers only: paging schedule: and person: targets needs who is on
-            // call and people's contacts, which the escalation does not have yet.
-            let notify = step.notify.iter().filter_map(Target::notifier).map(str::to_owned).collect();
-            fired.push(StepFired { round: self.round, step: self.step, notify, at: due });
+            fired.push(StepFired { round: self.round, step: self.step, notify: step.notify.clone(), at: due });
             self.step += 1;
             if let Some(next) = policy.steps.get(self.step) {
                 self.due_at = Some(plus(self.round_started, next.after.signed()));
@@ -129,11 +126,11 @@ mod tests {
         let mut e = Escalation::start(&p, start);
         let first = e.fire_due(&p, start);
         assert_eq!(first.len(), 1);
-        assert_eq!(first[0].notify, ["payments-oncall"]);
+        assert_eq!(first[0].notify, [Target::Notifier("payments-oncall".into())]);
         assert_eq!(e.due_at, Some(t("2026-11-24T10:15:00Z")));
         assert!(e.fire_due(&p, t("2026-11-24T10:14:59Z")).is_empty());
         let second = e.fire_due(&p, t("2026-11-24T10:15:00Z"));
-        assert_eq!(second[0].notify, ["payments-lead", "chatops"]);
+        assert_eq!(second[0].notify, p.steps[1].notify);
         // Round 2 begins repeat_interval after the last step.
         assert_eq!(e.due_at, Some(t("2026-11-24T10:30:00Z")));
         let rest = e.fire_due(&p, t("2026-11-24T12:00:00Z"));
@@ -162,18 +159,5 @@ mod tests {
         shorter.steps.truncate(1);
         assert!(e.fire_due(&shorter, t("2026-11-24T11:00:00Z")).is_empty());
         assert_eq!(e.due_at, None);
-    }
-
-    #[test]
-    fn schedule_and_person_targets_are_not_notifiers() {
-        let mut p = policy(0);
-        p.steps[0].notify = vec![
-            Target::Schedule("payments-primary".into()),
-            Target::Person("carol".into()),
-            Target::Notifier("chatops".into()),
-        ];
-        let start = t("2026-11-24T10:00:00Z");
-        let mut e = Escalation::start(&p, start);
-        assert_eq!(e.fire_due(&p, start)[0].notify, ["chatops"]);
     }
 }

@@ -9,12 +9,14 @@
 pub mod ack;
 pub mod desk;
 pub mod escalation;
+pub mod handoff;
 pub mod heartbeat;
 pub mod inhibit;
 pub mod lifecycle;
 pub mod mute;
 pub mod notify;
 pub mod opening;
+pub mod paging;
 pub mod pending;
 pub mod problems;
 pub mod report;

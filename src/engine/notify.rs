@@ -4,10 +4,12 @@
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
+use crate::engine::paging::{Paged, Reach};
 use crate::engine::sla::{Calendars, ClockSlot};
 use crate::model::AlertRecord;
 use crate::model::incident::Incident;
 use crate::model::notification::{EVENTS, Subscriptions};
+use crate::model::person::{Directory, Recipient};
 use crate::model::problem::Problem;
 use crate::rules::incident::IncidentRule;
 
@@ -15,11 +17,13 @@ use crate::rules::incident::IncidentRule;
 pub const SNAPSHOT_ALERTS: usize = 20;
 
 /// One row to queue: a notifier and the key that makes its delivery
-/// idempotent, the same however often it is retried.
+/// idempotent, the same however often it is retried; for a page to a
+/// person, whom it goes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     pub notifier: String,
     pub idempotency_key: String,
+    pub recipient: Option<Recipient>,
 }
 
 /// The fact an event tells, as named in idempotency keys.
@@ -31,20 +35,23 @@ pub fn problem_origin(problem_id: i64, entry_id: i64) -> String {
     format!("problem-{problem_id}-event-{entry_id}")
 }
 
-/// Where `event` goes. Named `targets` (an escalation step) are told
-/// whatever they subscribe to; otherwise the notifiers of `rules` (the
-/// incident's rule, or the rules of a problem's incidents), each only of
-/// the events it subscribes to. Each notifier once.
+/// Where `event` goes. Whom an escalation step reaches (`targets`) is
+/// told whatever their notifiers subscribe to: its notifiers, and each
+/// person through every way the directory gives to reach them; otherwise
+/// the notifiers of `rules` (the incident's rule, or the rules of a
+/// problem's incidents), each only of the events it subscribes to. Each
+/// notifier, and each person on each notifier, once.
 pub fn deliveries(
     event: &str,
     origin: &str,
-    targets: Option<&[String]>,
+    targets: Option<&Reach>,
     rules: &[&IncidentRule],
     subscriptions: &Subscriptions,
+    directory: &Directory,
 ) -> Vec<Delivery> {
     debug_assert!(EVENTS.contains(&event), "unknown event {event}");
     let (names, filtered): (Vec<&String>, bool) = match targets {
-        Some(t) => (t.iter().collect(), false),
+        Some(t) => (t.notifiers.iter().collect(), false),
         None => (rules.iter().flat_map(|r| r.notify.iter()).collect(), true),
     };
     let mut out: Vec<Delivery> = Vec::new();
@@ -52,7 +59,34 @@ pub fn deliveries(
         if out.iter().any(|d| &d.notifier == notifier) || (filtered && !subscriptions.allows(notifier, event)) {
             continue;
         }
-        out.push(Delivery { notifier: notifier.clone(), idempotency_key: format!("{origin}-{notifier}") });
+        out.push(Delivery {
+            notifier: notifier.clone(),
+            idempotency_key: format!("{origin}-{notifier}"),
+            recipient: None,
+        });
+    }
+    let people = targets.map_or(&[][..], |t| t.people.as_slice());
+    out.extend(to_people(event, origin, people, subscriptions, directory));
+    out
+}
+
+/// A page to each of `people`, through every way the directory gives to
+/// reach them whose notifier takes `event`.
+pub fn to_people(
+    event: &str,
+    origin: &str,
+    people: &[Paged],
+    subscriptions: &Subscriptions,
+    directory: &Directory,
+) -> Vec<Delivery> {
+    let mut out = Vec::new();
+    for p in people {
+        for (notifier, recipient) in directory.routes(&p.person, &p.via) {
+            if subscriptions.allows(&notifier, event) {
+                let idempotency_key = format!("{origin}-{notifier}-{}", p.person);
+                out.push(Delivery { notifier, idempotency_key, recipient: Some(recipient) });
+            }
+        }
     }
     out
 }
@@ -193,21 +227,40 @@ mod tests {
     fn a_rules_notifiers_are_told_once_each_of_what_they_subscribe_to() {
         let (a, b) = (rule("a", &["ops", "chat"]), rule("b", &["ops", "pager"]));
         let subs = only(&[("pager", &["incident.escalated"])]);
-        let d = deliveries("incident.triggered", "incident-1-event-2", None, &[&a, &b], &subs);
+        let d = deliveries("incident.triggered", "incident-1-event-2", None, &[&a, &b], &subs, &Directory::default());
         assert_eq!(names(&d), ["ops", "chat"], "pager takes escalations only; ops once");
         assert_eq!(d[0].idempotency_key, "incident-1-event-2-ops");
     }
 
     #[test]
     fn an_escalation_steps_targets_are_told_whatever_they_subscribe_to() {
-        let subs = only(&[("pager", &["incident.resolved"])]);
-        let targets = ["pager".to_owned(), "pager".to_owned()];
-        let d = deliveries("incident.escalated", "o", Some(&targets), &[&rule("a", &["ops"])], &subs);
-        assert_eq!(names(&d), ["pager"]);
+        let subs = only(&[("pager", &["incident.resolved"]), ("mail", &["incident.escalated"])]);
+        let person = |name: &str| crate::model::person::Person {
+            name: name.into(),
+            email: Some(format!("{name}@example.org")),
+            timezone: None,
+            webhook: Some(crate::model::person::PersonWebhook { notifier: "chat".into(), handle: format!("@{name}") }),
+        };
+        let directory = Directory { people: vec![person("alice")], email_notifier: Some("mail".into()) };
+        let targets = Reach {
+            notifiers: vec!["pager".to_owned()],
+            people: vec![Paged { person: "alice".into(), via: "schedule:primary".into() }],
+            ..Reach::default()
+        };
+        let d = deliveries("incident.escalated", "o", Some(&targets), &[&rule("a", &["ops"])], &subs, &directory);
+        assert_eq!(names(&d), ["pager", "mail", "chat"]);
+        assert_eq!(d[1].idempotency_key, "o-mail-alice");
+        let to = d[1].recipient.as_ref().unwrap();
+        assert_eq!((to.email.as_deref(), to.via.as_str()), (Some("alice@example.org"), "schedule:primary"));
+        assert_eq!(d[2].recipient.as_ref().unwrap().handle.as_deref(), Some("@alice"));
+        // A person whose notifier does not take the event is not paged through it.
+        let subs = only(&[("mail", &["incident.resolved"])]);
+        let d = deliveries("incident.escalated", "o", Some(&targets), &[], &subs, &directory);
+        assert_eq!(names(&d), ["pager", "chat"]);
     }
 
     #[test]
     fn no_rule_and_no_targets_tells_no_one() {
-        assert!(deliveries("incident.triggered", "o", None, &[], &only(&[])).is_empty());
+        assert!(deliveries("incident.triggered", "o", None, &[], &only(&[]), &Directory::default()).is_empty());
     }
 }

@@ -5,6 +5,7 @@
 use jiff::Timestamp;
 use serde_json::json;
 
+use crate::engine::paging::{Assignee, OnCallBook};
 use crate::engine::sla::Entry;
 use crate::model::incident::{Impact, IncidentSource, NewReport, Priority, Urgency};
 use crate::model::{Annotations, Fingerprint, LabelSet};
@@ -20,6 +21,8 @@ pub struct Opening {
     pub urgency: Urgency,
     pub priority: Priority,
     pub assignee: Option<String>,
+    /// What chose the assignee when a schedule did (`schedule:NAME`).
+    pub assigned_via: Option<String>,
     /// Why the title template could not be used (the title then falls
     /// back to the alert's name), for the log.
     pub title_error: Option<String>,
@@ -34,6 +37,8 @@ pub fn open(
     fingerprint: &Fingerprint,
     labels: &LabelSet,
     annotations: &Annotations,
+    book: &OnCallBook<'_>,
+    now: Timestamp,
 ) -> Opening {
     let (title, title_error) = match super::heartbeat::incident_title(fingerprint, labels, annotations) {
         Some(t) => (t, None),
@@ -45,13 +50,15 @@ pub fn open(
     let title =
         if title.is_empty() { labels.get("alertname").cloned().unwrap_or_else(|| rule.name.clone()) } else { title };
     let (impact, urgency, priority) = rule.priority(&rules.priority_matrix, labels);
+    let assigned = book.assignee(rule.assign_to.as_deref(), rule.assign_to_target.as_ref(), now);
     Opening {
         title,
         service: service_of(rules, rule, labels, annotations),
         impact,
         urgency,
         priority,
-        assignee: rule.assign_to.clone(),
+        assignee: assigned.as_ref().map(|a| a.name.clone()),
+        assigned_via: assigned.and_then(|a| a.via),
         title_error,
     }
 }
@@ -69,20 +76,25 @@ pub struct Reported<'r> {
 /// The rule name a reported incident no rule matches is filed under.
 pub const REPORTED_RULE: &str = "reported";
 
-pub fn report<'r>(rules: &'r RuleSet, r: &NewReport) -> Reported<'r> {
+pub fn report<'r>(rules: &'r RuleSet, r: &NewReport, book: &OnCallBook<'_>, now: Timestamp) -> Reported<'r> {
     let mut labels = r.labels.clone();
     if let Some(service) = &r.service {
         labels.entry("service".into()).or_insert_with(|| service.clone());
     }
     labels.insert("source".into(), IncidentSource::Reported.as_str().into());
     let rule = rules.route(&labels).into_iter().next();
+    let assigned = match &r.assignee {
+        Some(a) => Some(Assignee { name: a.clone(), via: None }),
+        None => rule.and_then(|rule| book.assignee(rule.assign_to.as_deref(), rule.assign_to_target.as_ref(), now)),
+    };
     let opening = Opening {
         title: r.title.clone(),
         service: r.service.clone(),
         impact: r.impact,
         urgency: r.urgency,
         priority: rules.priority_matrix.priority(r.impact, r.urgency),
-        assignee: r.assignee.clone().or_else(|| rule.and_then(|rule| rule.assign_to.clone())),
+        assignee: assigned.as_ref().map(|a| a.name.clone()),
+        assigned_via: assigned.and_then(|a| a.via),
         title_error: None,
     };
     Reported { rule, opening, labels }
@@ -107,14 +119,7 @@ impl Reported<'_> {
                 "impact": impact, "urgency": urgency, "priority": priority,
             }),
         }];
-        if let Some(a) = &o.assignee {
-            out.push(Entry {
-                at: now,
-                kind: "assigned",
-                message: format!("assigned to {a}"),
-                data: json!({ "assignee": a }),
-            });
-        }
+        out.extend(o.assigned(now));
         out
     }
 
@@ -162,6 +167,16 @@ pub fn service_of(
 }
 
 impl Opening {
+    /// The entry of its first assignee, if it has one.
+    fn assigned(&self, now: Timestamp) -> Option<Entry> {
+        let a = self.assignee.as_ref()?;
+        let message = match &self.assigned_via {
+            Some(via) => format!("assigned to {a}, on call in {via}"),
+            None => format!("assigned to {a}"),
+        };
+        Some(Entry { at: now, kind: "assigned", message, data: json!({ "assignee": a, "via": self.assigned_via }) })
+    }
+
     /// The timeline entries the incident starts with; the first is the
     /// one its `incident.triggered` notification tells.
     pub fn entries(&self, rule: &IncidentRule, key: &str, now: Timestamp) -> Vec<Entry> {
@@ -172,14 +187,7 @@ impl Opening {
             message: format!("opened by rule {} with priority {priority}", rule.name),
             data: json!({ "rule": rule.name, "group_key": key, "impact": impact, "urgency": urgency, "priority": priority }),
         }];
-        if let Some(a) = &self.assignee {
-            out.push(Entry {
-                at: now,
-                kind: "assigned",
-                message: format!("assigned to {a}"),
-                data: json!({ "assignee": a }),
-            });
-        }
+        out.extend(self.assigned(now));
         out
     }
 
@@ -269,6 +277,17 @@ pub fn alert_resolved(
 mod tests {
     use super::*;
 
+    /// No schedules: assignees as the rules write them.
+    macro_rules! no_one {
+        () => {
+            OnCallBook {
+                schedules: &Default::default(),
+                overrides: &Default::default(),
+                directory: &Default::default(),
+            }
+        };
+    }
+
     fn rules(yaml: &str) -> RuleSet {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("r.yaml"), yaml).unwrap();
@@ -299,7 +318,7 @@ incident_rules:
         let rule = &rs.incident_rules[0];
         let l = labels(&[("alertname", "DiskFull"), ("instance", "db1"), ("service", "pay"), ("severity", "critical")]);
         let fp = Fingerprint::of_labels(&l);
-        let o = open(&rs, rule, &fp, &l, &Default::default());
+        let o = open(&rs, rule, &fp, &l, &Default::default(), &no_one!(), Timestamp::UNIX_EPOCH);
         assert_eq!(o.title, "DiskFull on db1");
         assert_eq!(o.service.as_deref(), Some("pay"));
         assert_eq!((o.impact, o.urgency), (Impact::High, Urgency::High));
@@ -319,10 +338,12 @@ incident_rules:
         let rs = rules(RULES);
         let rule = &rs.incident_rules[1];
         let l = labels(&[("team", "x"), ("alertname", "Up")]);
-        let o = open(&rs, rule, &Fingerprint::of_labels(&l), &l, &Default::default());
+        let o =
+            open(&rs, rule, &Fingerprint::of_labels(&l), &l, &Default::default(), &no_one!(), Timestamp::UNIX_EPOCH);
         assert_eq!(o.title, "Up");
         let l = labels(&[("team", "x")]);
-        let o = open(&rs, rule, &Fingerprint::of_labels(&l), &l, &Default::default());
+        let o =
+            open(&rs, rule, &Fingerprint::of_labels(&l), &l, &Default::default(), &no_one!(), Timestamp::UNIX_EPOCH);
         assert_eq!(o.title, "bare");
         assert_eq!(o.service, None);
         assert_eq!(o.entries(rule, "k", Timestamp::UNIX_EPOCH).len(), 1, "no assignee, no assigned entry");
@@ -343,7 +364,12 @@ incident_rules:
             labels: LabelSet::new(),
             assignee: None,
         };
-        let r = super::report(&rs, &report(Some("payments"), Impact::High, Urgency::High));
+        let r = super::report(
+            &rs,
+            &report(Some("payments"), Impact::High, Urgency::High),
+            &no_one!(),
+            Timestamp::UNIX_EPOCH,
+        );
         assert_eq!(r.rule_name(), "pay");
         assert_eq!(r.opening.priority, rs.priority_matrix.priority(Impact::High, Urgency::High));
         assert_eq!(r.opening.assignee.as_deref(), Some("payments-team"), "the rule assigns it");
@@ -354,11 +380,15 @@ incident_rules:
             r.entries("jane", Timestamp::UNIX_EPOCH)[0].message,
             format!("reported by jane with priority {}", r.opening.priority)
         );
-        let other = super::report(&rs, &report(None, Impact::Low, Urgency::Low));
+        let other = super::report(&rs, &report(None, Impact::Low, Urgency::Low), &no_one!(), Timestamp::UNIX_EPOCH);
         assert_eq!(other.rule_name(), "desk", "any report matches source=reported");
         assert_eq!(other.fields().get("service").map(String::as_str), Some(""));
         let none = rules("incident_rules:\n  - {name: a, matchers: ['alertname=\"X\"']}\n");
-        assert_eq!(super::report(&none, &report(None, Impact::Low, Urgency::Low)).rule_name(), REPORTED_RULE);
+        assert_eq!(
+            super::report(&none, &report(None, Impact::Low, Urgency::Low), &no_one!(), Timestamp::UNIX_EPOCH)
+                .rule_name(),
+            REPORTED_RULE
+        );
     }
 
     #[test]

@@ -46,11 +46,11 @@ pub enum SlaEffect {
         milestone: Milestone,
     },
     /// Notify of the entry recorded last: the rule's notifiers (those that
-    /// subscribe to `event`), or every one of `targets`.
+    /// subscribe to `event`), or whom an escalation step reaches.
     Notify {
         event: &'static str,
         data: Value,
-        targets: Option<Vec<String>>,
+        targets: Option<crate::engine::paging::Reach>,
     },
 }
 
@@ -267,7 +267,13 @@ pub fn start_escalation(policy: Option<&EscalationPolicy>, now: Timestamp) -> Op
     policy.map(|p| Escalation::start(p, now))
 }
 
-pub fn escalate(esc: &mut Escalation, policy: Option<&EscalationPolicy>, now: Timestamp) -> Vec<SlaEffect> {
+/// Schedules page whoever is on call at the step's instant (`book`).
+pub fn escalate(
+    esc: &mut Escalation,
+    policy: Option<&EscalationPolicy>,
+    book: &crate::engine::paging::OnCallBook<'_>,
+    now: Timestamp,
+) -> Vec<SlaEffect> {
     let fired = match policy {
         Some(policy) => esc.fire_due(policy, now),
         None => {
@@ -279,19 +285,26 @@ pub fn escalate(esc: &mut Escalation, policy: Option<&EscalationPolicy>, now: Ti
     let mut effects = Vec::new();
     for (i, step) in fired.into_iter().enumerate() {
         let missed = i < last && now.duration_since(step.at) > MISSED_STEP;
+        let reach = book.reach(&step.notify, step.at);
         let message = format!(
             "escalation {} step {} (round {}): {} {}",
             esc.policy,
             step.step + 1,
             step.round + 1,
             if missed { "missed while the gateway was down, not notified:" } else { "notified" },
-            step.notify.join(", ")
+            reach.said.join(", ")
         );
-        let data = json!({ "policy": esc.policy, "step": step.step + 1, "round": step.round + 1,
-                           "notify": step.notify, "notified": !missed });
+        let notify: Vec<String> = step.notify.iter().map(ToString::to_string).collect();
+        let mut data = json!({ "policy": esc.policy, "step": step.step + 1, "round": step.round + 1,
+                               "notify": notify, "notified": !missed });
+        if !reach.people.is_empty() || !reach.uncovered.is_empty() {
+            let paged = reach.data();
+            data["paged"] = paged["paged"].clone();
+            data["nobodyOnCall"] = paged["nobodyOnCall"].clone();
+        }
         effects.push(entry(step.at, "escalated", message, data.clone()));
         if !missed {
-            effects.push(SlaEffect::Notify { event: "incident.escalated", data, targets: Some(step.notify) });
+            effects.push(SlaEffect::Notify { event: "incident.escalated", data, targets: Some(reach) });
         }
     }
     effects

@@ -125,6 +125,11 @@ pub struct Metrics {
     pub connections_refused: IntCounter,
     pub heartbeat_last_ping: GaugeVec,
     pub heartbeat_state: IntGaugeVec,
+    pub oncall_uncovered: IntGauge,
+    pub oncall_covered: IntGaugeVec,
+    pub oncall_shift_end: GaugeVec,
+    pub oncall_overrides: IntGaugeVec,
+    pub oncall_handoffs: IntCounterVec,
     /// Bounds the `service` label of every metric that has one.
     pub services: LabelBudget,
 }
@@ -288,6 +293,24 @@ const HEARTBEAT_STATE: Spec = Spec::new(
     &["heartbeat", "state"],
 );
 
+// On call (schedule names come from the rules, so the label is bounded).
+const ONCALL_UNCOVERED: Spec =
+    Spec::new("alertgate_oncall_schedules_uncovered", "Schedules with nobody on call now, overrides applied.", &[]);
+const ONCALL_COVERED: Spec = Spec::new(
+    "alertgate_oncall_covered",
+    "1 when someone is on call in the schedule now, 0 when nobody is.",
+    &["schedule"],
+);
+const ONCALL_SHIFT_END: Spec = Spec::new(
+    "alertgate_oncall_shift_end_timestamp_seconds",
+    "When the current on-call person's stretch ends (absent when nobody is on call or no end is in sight).",
+    &["schedule"],
+);
+const ONCALL_OVERRIDES: Spec =
+    Spec::new("alertgate_oncall_overrides_active", "Overrides in force now, by schedule.", &["schedule"]);
+const ONCALL_HANDOFFS: Spec =
+    Spec::new("alertgate_oncall_handoffs_total", "Changes of the person on call, by schedule.", &["schedule"]);
+
 // The gateway itself.
 const BUILD_INFO: Spec = Spec::new("alertgate_build_info", "Always 1; the version as a label.", &["version"]);
 const RELOAD_OK: Spec = Spec::new(
@@ -383,6 +406,11 @@ impl Metrics {
             connections_refused: counter(r, &CONNECTIONS_REFUSED),
             heartbeat_last_ping: gauge_vec(r, &HEARTBEAT_LAST_PING),
             heartbeat_state: int_gauge_vec(r, &HEARTBEAT_STATE),
+            oncall_uncovered: int_gauge(r, &ONCALL_UNCOVERED),
+            oncall_covered: int_gauge_vec(r, &ONCALL_COVERED),
+            oncall_shift_end: gauge_vec(r, &ONCALL_SHIFT_END),
+            oncall_overrides: int_gauge_vec(r, &ONCALL_OVERRIDES),
+            oncall_handoffs: counter_vec(r, &ONCALL_HANDOFFS),
             services: LabelBudget::new(DEFAULT_MAX_LABEL_VALUES),
             registry,
         };
@@ -434,6 +462,25 @@ impl Metrics {
         }
     }
 
+    /// Set the on-call gauges for a scrape: each schedule of the rules,
+    /// whether someone is on call, until when, and its live overrides.
+    pub fn oncall(&self, schedules: &[(&str, bool, Option<jiff::Timestamp>, usize)]) {
+        self.oncall_covered.reset();
+        self.oncall_shift_end.reset();
+        self.oncall_overrides.reset();
+        let mut uncovered = 0;
+        for (name, covered, until, overrides) in schedules {
+            self.oncall_covered.with_label_values(&[name]).set(i64::from(*covered));
+            uncovered += i64::from(!covered);
+            if let Some(t) = until {
+                self.oncall_shift_end.with_label_values(&[name]).set(t.as_millisecond() as f64 / 1000.0);
+            }
+            self.oncall_overrides.with_label_values(&[name]).set(*overrides as i64);
+            self.oncall_handoffs.with_label_values(&[name]);
+        }
+        self.oncall_uncovered.set(uncovered);
+    }
+
     /// Record how a load of the rule files went.
     pub fn rules_loaded(&self, ok: bool) {
         self.reload_ok.set(i64::from(ok));
@@ -467,6 +514,7 @@ pub enum Fact {
     SlaBreach { kind: &'static str, priority: String, service: String },
     Acknowledged { priority: String, service: String, seconds: f64 },
     Resolved { priority: String, service: String, seconds: f64 },
+    Handoff { schedule: String },
 }
 
 impl Fact {
@@ -475,6 +523,7 @@ impl Fact {
         let admit = |metric: &'static str, service: &str| m.services.admit(metric, service).into_owned();
         match self {
             Fact::Muted { reason } => m.alerts_muted.with_label_values(&[reason]).inc(),
+            Fact::Handoff { schedule } => m.oncall_handoffs.with_label_values(&[schedule]).inc(),
             Fact::IncidentCreated { rule, priority, service } => {
                 let service = admit("incidents_created", service);
                 m.incidents_created.with_label_values(&[rule.as_str(), priority, service.as_str()]).inc()

@@ -8,6 +8,7 @@ pub mod heartbeat;
 pub mod incident;
 pub mod mute;
 pub mod notification;
+pub mod oncall;
 pub mod person;
 pub mod problem;
 pub mod review;

@@ -17,6 +17,7 @@ pub const EVENTS: &[&str] = &[
     "problem.opened",
     "problem.known_error",
     "action_item.overdue",
+    "oncall.handoff",
 ];
 
 /// Notifier name → the events it takes. A name not listed (a notifier
@@ -33,6 +34,14 @@ impl Subscriptions {
     pub fn allows(&self, notifier: &str, event: &str) -> bool {
         self.0.get(notifier).is_none_or(|events| events.contains(event))
     }
+}
+
+/// Whom notifications reach: the events each notifier takes, and the
+/// people pages go to.
+#[derive(Debug, Clone, Default)]
+pub struct Audience {
+    pub subscriptions: Subscriptions,
+    pub directory: Arc<crate::model::person::Directory>,
 }
 
 /// One outbox row as the worker sees it.

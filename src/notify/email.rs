@@ -36,8 +36,17 @@ pub fn build(n: &Notifier, e: &EmailSettings, d: &Delivery) -> Result<Message, S
         _ => format!("<{}@{domain}>", d.idempotency_key()),
     };
     let mut b = Message::builder().from(e.from.clone()).subject(subject).message_id(Some(message_id));
-    for to in &e.to {
-        b = b.to(to.clone());
+    // A page to a person goes to their address only, not the notifier's list.
+    match d.recipient().and_then(|r| r.email) {
+        Some(address) => {
+            let to = address.parse().map_err(|err| format!("{address:?} is not an email address: {err}"))?;
+            b = b.to(lettre::message::Mailbox::new(None, to));
+        }
+        None => {
+            for to in &e.to {
+                b = b.to(to.clone());
+            }
+        }
     }
     if let (Some(root), false) = (&root, opens_thread) {
         b = b.in_reply_to(root.clone()).references(root.clone());

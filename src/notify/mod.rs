@@ -55,6 +55,7 @@ pub fn event_title(event: &str) -> &'static str {
         "problem.opened" => "Problem opened",
         "problem.known_error" => "Known error",
         "action_item.overdue" => "Action item overdue",
+        "oncall.handoff" => "On-call handoff",
         "test" => "Test notification",
         _ => "Notification",
     }
@@ -81,6 +82,12 @@ impl Delivery {
                 format!("digest-{}-{first}-{last}", many.len())
             }
         }
+    }
+
+    /// The person a page goes to (every item of a digest has the same; see
+    /// the worker), if it is a page to a person.
+    pub fn recipient(&self) -> Option<crate::model::person::Recipient> {
+        recipient_of(self.items.first()?)
     }
 
     /// The incident every item is about, if there is one.
@@ -124,8 +131,14 @@ impl Delivery {
             ctx["event_title"] = "Digest".into();
         }
         ctx["events"] = Value::Array(events);
+        ctx["recipient"] = self.items.first().and_then(|i| i.payload.get("recipient")).cloned().unwrap_or(Value::Null);
         ctx
     }
+}
+
+/// The person an outbox row pages, as its payload says.
+pub fn recipient_of(item: &OutboxItem) -> Option<crate::model::person::Recipient> {
+    serde_json::from_value(item.payload.get("recipient")?.clone()).ok()
 }
 
 /// Give each incident of a context its console page as `url`

@@ -35,7 +35,7 @@ impl TemplateKind {
     }
 }
 
-const SUBJECT: &str = r#"{% if digest %}[alertgate] {{ digest.count }} events{% if incident %} on #{{ incident.id }} {{ incident.title }}{% endif %}{% elif incident %}[{{ incident.priority }}] {{ event_title }}: #{{ incident.id }} {{ incident.title }}{% elif problem %}{{ event_title }}: problem #{{ problem.id }} {{ problem.title }}{% else %}{{ event_title }}{% endif %}"#;
+const SUBJECT: &str = r#"{% if digest %}[alertgate] {{ digest.count }} events{% if incident %} on #{{ incident.id }} {{ incident.title }}{% endif %}{% elif incident %}[{{ incident.priority }}] {{ event_title }}: #{{ incident.id }} {{ incident.title }}{% elif problem %}{{ event_title }}: problem #{{ problem.id }} {{ problem.title }}{% elif data.schedule %}{{ event_title }}: {{ data.schedule }}{% if data.incoming %}, {{ data.incoming }} on call{% endif %}{% else %}{{ event_title }}{% endif %}"#;
 
 const TEXT: &str = r#"{% macro one(e) -%}
 {% set i = e.incident -%}
@@ -63,8 +63,14 @@ const TEXT: &str = r#"{% macro one(e) -%}
 {% endif %}  incidents: {{ e.problem.incidentCount }}
 {% else -%}
 {{ e.event_title }}
+{% if e.data.message %}  {{ e.data.message }}
+{% endif -%}
 {% endif -%}
 {%- endmacro -%}
+{% if recipient -%}
+To {{ recipient.person }}, paged through {{ recipient.via }}:
+
+{% endif -%}
 {% if digest -%}
 {{ digest.count }} events were coalesced into this message (rate limit of {{ notifier }}):
 
@@ -93,9 +99,10 @@ const HTML: &str = r#"{% macro one(e) -%}
 <h3>{{ e.event_title }}: problem #{{ e.problem.id }} {{ e.problem.title }} ({{ e.problem.state }})</h3>
 {% if e.problem.rootCause %}<p>Root cause: {{ e.problem.rootCause }}</p>{% endif %}
 {% if e.problem.workaround %}<p>Workaround: {{ e.problem.workaround }}</p>{% endif %}
-{% else %}<h3>{{ e.event_title }}</h3>{% endif -%}
+{% else %}<h3>{{ e.event_title }}</h3>{% if e.data.message %}<p>{{ e.data.message }}</p>{% endif %}{% endif -%}
 {%- endmacro -%}
 <html><body>
+{% if recipient %}<p>To <b>{{ recipient.person }}</b>, paged through {{ recipient.via }}.</p>{% endif %}
 {% if digest %}<p>{{ digest.count }} events were coalesced into this message (rate limit of {{ notifier }}).</p>{% endif %}
 {% for e in events %}{{ one(e) }}{% if not loop.last %}<hr>{% endif %}{% endfor %}
 <p style="color:#888">alertgate</p>
@@ -109,6 +116,7 @@ const BODY: &str = r#"{
   "problem": {{ problem|tojson }},
   "data": {{ data|tojson }},
   "digest": {{ digest|tojson }},
+  "recipient": {{ recipient|tojson }},
   "events": {{ events|tojson }}
 }"#;
 

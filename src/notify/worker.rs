@@ -242,8 +242,12 @@ async fn notifier_task(
             while let Ok(more) = rx.try_recv() {
                 overflow.push(more);
             }
-            let rest = overflow.split_off(overflow.len().min(MAX_DIGEST));
-            let digest = std::mem::replace(&mut overflow, rest);
+            // A digest goes to one recipient: the notifier's own, or one person.
+            let person = |i: &OutboxItem| i.payload.get("recipient").and_then(|r| r.get("person")).cloned();
+            let first = person(&overflow[0]);
+            let (mut digest, rest): (Vec<_>, Vec<_>) = overflow.drain(..).partition(|i| person(i) == first);
+            overflow = digest.split_off(digest.len().min(MAX_DIGEST));
+            overflow.extend(rest);
             tracing::info!(notifier = %n.name, events = digest.len(), "rate limit reached; sending a digest");
             send(&n, digest, &store, &http, &settings, &in_flight).await;
         }

@@ -15,6 +15,8 @@ pub enum TimerKey {
     /// A heartbeat's deadline (or a change its rules made), by the id of
     /// its stored row.
     Heartbeat(i64),
+    /// A schedule's next handoff, by the id of its handoff row.
+    Handoff(i64),
 }
 
 #[derive(Debug, Default, Clone)]

@@ -80,6 +80,22 @@ pub fn audited(op: &Op) -> Option<Audited<'_>> {
         Op::RetryNotification { id, actor, .. } => {
             a("notification.retry".into(), "notification", Some(*id), actor, Value::Null)
         }
+        Op::CreateOverride { new, actor, .. } => a(
+            "schedule.override.create".into(),
+            "override",
+            None,
+            actor,
+            json!({ "schedule": new.schedule, "person": new.person, "reason": new.reason }),
+        ),
+        Op::DeleteOverride { schedule, id, actor, .. } => {
+            a("schedule.override.delete".into(), "override", Some(*id), actor, json!({ "schedule": schedule }))
+        }
+        Op::CreateCalendarFeed { of, actor, .. } => {
+            a("calendar_feed.create".into(), "calendar_feed", None, actor, json!({ "of": of }))
+        }
+        Op::RevokeCalendarFeed { id, actor, .. } => {
+            a("calendar_feed.revoke".into(), "calendar_feed", Some(*id), actor, Value::Null)
+        }
         Op::Audit { action, actor, detail, .. } => a(action.clone(), "gateway", None, actor, detail.clone()),
         _ => None,
     }
@@ -94,6 +110,8 @@ pub enum Target<'a> {
     Notification { state: crate::model::notification::NotificationState, attempts: u32, notifier: &'a str },
     Review(&'a crate::model::review::Review),
     ActionItem(&'a crate::model::action_item::ActionItem),
+    Override(&'a crate::model::oncall::ScheduleOverride),
+    CalendarFeed(&'a crate::model::oncall::CalendarFeed),
 }
 
 /// The audited fields of a target, as the log's `before` and `after` show them.
@@ -118,6 +136,10 @@ pub fn snapshot(target: Target<'_>) -> Value {
         Target::ActionItem(a) => json!({
             "title": a.title, "owner": a.owner, "due": a.due, "state": a.state.as_str(),
         }),
+        Target::Override(o) => json!({
+            "schedule": o.schedule, "person": o.person, "start": o.start, "end": o.end, "reason": o.reason,
+        }),
+        Target::CalendarFeed(f) => json!({ "of": f.of, "revokedAt": f.revoked_at }),
         Target::Notification { state, attempts, notifier } => {
             json!({ "state": state.as_str(), "attempts": attempts, "notifier": notifier })
         }
@@ -131,6 +153,8 @@ pub fn created_id(reply: &Reply) -> Option<i64> {
         Reply::Change(c) => Some(c.id),
         Reply::Id(id) => Some(*id),
         Reply::ActionItem(a) => Some(a.id),
+        Reply::Override(o) => Some(o.id),
+        Reply::CalendarFeed(f) => Some(f.id),
         _ => None,
     }
 }

@@ -202,6 +202,20 @@ pub trait Backend: Send + Sync + 'static {
     async fn sla_report(&self, from: Timestamp, to: Timestamp, group: ReportGroup) -> Result<SlaReport, StoreError>;
     /// What is stored of each heartbeat that has pinged, by name.
     async fn heartbeats(&self) -> Result<BTreeMap<String, HeartbeatStored>, StoreError>;
+    /// Overrides not deleted that overlap `[from, to)`, of one schedule or
+    /// all, oldest first.
+    async fn overrides(
+        &self,
+        schedule: Option<String>,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<crate::model::oncall::ScheduleOverride>, StoreError>;
+    async fn calendar_feeds(&self) -> Result<Vec<crate::model::oncall::CalendarFeed>, StoreError>;
+    /// The live feed whose key hashes to `key_hash`.
+    async fn calendar_feed_by_key(
+        &self,
+        key_hash: String,
+    ) -> Result<Option<crate::model::oncall::CalendarFeed>, StoreError>;
     /// The counts of stored state the gauges show (open incidents, clocks,
     /// compliance, problems, outbox, database size).
     async fn stored_facts(&self, now: Timestamp) -> Result<crate::metrics::stored::StoredFacts, StoreError>;
@@ -226,10 +240,10 @@ impl Store {
         data_dir: &Path,
         cfg: settings::StoreConfig,
         rules: SharedRules,
-        subscriptions: crate::model::notification::Subscriptions,
+        audience: crate::model::notification::Audience,
         now: Timestamp,
     ) -> Result<Store, StoreError> {
-        Ok(Store::new(Arc::new(sqlite::SqliteStore::open(data_dir, cfg, rules, subscriptions, now)?)))
+        Ok(Store::new(Arc::new(sqlite::SqliteStore::open(data_dir, cfg, rules, audience, now)?)))
     }
 
     /// Where the data lives, for the log.
@@ -372,6 +386,65 @@ impl Store {
     /// name; a heartbeat of the rules missing here never pinged.
     pub async fn heartbeats(&self) -> Result<BTreeMap<String, HeartbeatStored>, StoreError> {
         self.backend.heartbeats().await
+    }
+
+    pub async fn overrides(
+        &self,
+        schedule: Option<String>,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<crate::model::oncall::ScheduleOverride>, StoreError> {
+        self.backend.overrides(schedule, from, to).await
+    }
+
+    pub async fn create_override(
+        &self,
+        new: crate::model::oncall::NewOverride,
+        actor: String,
+        now: Timestamp,
+    ) -> Result<crate::model::oncall::ScheduleOverride, StoreError> {
+        match self.write(Op::CreateOverride { new, actor, now }).await? {
+            Reply::Override(o) => Ok(*o),
+            _ => unreachable!("creating an override answers with it"),
+        }
+    }
+
+    pub async fn delete_override(
+        &self,
+        schedule: String,
+        id: i64,
+        actor: String,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.done(Op::DeleteOverride { schedule, id, actor, now }).await
+    }
+
+    pub async fn calendar_feeds(&self) -> Result<Vec<crate::model::oncall::CalendarFeed>, StoreError> {
+        self.backend.calendar_feeds().await
+    }
+
+    pub async fn calendar_feed_by_key(
+        &self,
+        key_hash: String,
+    ) -> Result<Option<crate::model::oncall::CalendarFeed>, StoreError> {
+        self.backend.calendar_feed_by_key(key_hash).await
+    }
+
+    pub async fn create_calendar_feed(
+        &self,
+        of: crate::model::oncall::FeedOf,
+        key_hash: String,
+        actor: String,
+        now: Timestamp,
+    ) -> Result<crate::model::oncall::CalendarFeed, StoreError> {
+        match self.write(Op::CreateCalendarFeed { of, key_hash, actor, now }).await? {
+            Reply::CalendarFeed(f) => Ok(*f),
+            _ => unreachable!("creating a calendar feed answers with it"),
+        }
+    }
+
+    pub async fn revoke_calendar_feed(&self, id: i64, actor: String, now: Timestamp) -> Result<(), StoreError> {
+        self.done(Op::RevokeCalendarFeed { id, actor, now }).await
     }
 
     /// Set the gauges of stored state for a scrape.

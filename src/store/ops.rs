@@ -147,6 +147,29 @@ pub enum Op {
         actor: String,
         now: Timestamp,
     },
+    CreateOverride {
+        new: crate::model::oncall::NewOverride,
+        actor: String,
+        now: Timestamp,
+    },
+    DeleteOverride {
+        schedule: String,
+        id: i64,
+        actor: String,
+        now: Timestamp,
+    },
+    /// A calendar feed whose key hashes to `key_hash`.
+    CreateCalendarFeed {
+        of: crate::model::oncall::FeedOf,
+        key_hash: String,
+        actor: String,
+        now: Timestamp,
+    },
+    RevokeCalendarFeed {
+        id: i64,
+        actor: String,
+        now: Timestamp,
+    },
     ClaimNotifications {
         now: Timestamp,
         lease_until: Timestamp,
@@ -185,6 +208,8 @@ pub enum Reply {
     Claimed(Vec<crate::model::notification::OutboxItem>),
     Review(Box<crate::model::review::Review>),
     ActionItem(Box<crate::model::action_item::ActionItem>),
+    Override(Box<crate::model::oncall::ScheduleOverride>),
+    CalendarFeed(Box<crate::model::oncall::CalendarFeed>),
 }
 
 impl Op {
@@ -213,6 +238,10 @@ impl Op {
             | Op::CreateProblem { now, .. }
             | Op::UpdateProblem { now, .. }
             | Op::LinkIncidents { now, .. }
+            | Op::CreateOverride { now, .. }
+            | Op::DeleteOverride { now, .. }
+            | Op::CreateCalendarFeed { now, .. }
+            | Op::RevokeCalendarFeed { now, .. }
             | Op::ClaimNotifications { now, .. }
             | Op::RecordDeliveries { now, .. }
             | Op::RetryNotification { now, .. }

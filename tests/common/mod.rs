@@ -2,6 +2,8 @@
 //! its own temporary data directory, and talk to it over HTTP.
 #![allow(dead_code)] // each test binary uses a different part of this
 
+pub mod smtp;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

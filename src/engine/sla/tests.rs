@@ -10,6 +10,17 @@ use crate::rules::policy::{EscalationStep, Targets};
 use crate::rules::target::Target;
 use crate::sla::clock::ClockState;
 
+/// No schedules, overrides or people: steps that name notifiers only.
+macro_rules! book {
+    () => {
+        crate::engine::paging::OnCallBook {
+            schedules: &BTreeMap::new(),
+            overrides: &crate::engine::paging::Overrides::new(),
+            directory: &crate::model::person::Directory::default(),
+        }
+    };
+}
+
 fn t(s: &str) -> Timestamp {
     format!("2026-11-24T{s}Z").parse().unwrap()
 }
@@ -205,11 +216,11 @@ fn escalation_policy() -> EscalationPolicy {
 fn each_step_is_paged_when_due_and_steps_missed_while_down_only_recorded() {
     let policy = escalation_policy();
     let mut esc = Escalation::start(&policy, t("10:00:00"));
-    let first = escalate(&mut esc, Some(&policy), t("10:00:00"));
+    let first = escalate(&mut esc, Some(&policy), &book!(), t("10:00:00"));
     assert_eq!(kinds(&first), ["escalated", "incident.escalated"]);
     assert_eq!(esc.due_at, Some(t("10:10:00")));
     // Down from 10:01 to 10:30: step 2 is recorded at its instant, not paged; step 3 is.
-    let back = escalate(&mut esc, Some(&policy), t("10:30:00"));
+    let back = escalate(&mut esc, Some(&policy), &book!(), t("10:30:00"));
     assert_eq!(kinds(&back), ["escalated", "escalated", "incident.escalated"]);
     assert_eq!(
         entries(&back)[0],
@@ -219,16 +230,16 @@ fn each_step_is_paged_when_due_and_steps_missed_while_down_only_recorded() {
         )
     );
     assert_eq!(entries(&back)[1], (t("10:20:00"), "escalation pager step 3 (round 1): notified manager"));
-    assert!(matches!(&back[2], SlaEffect::Notify { targets: Some(t), .. } if t == &vec!["manager".to_string()]));
+    assert!(matches!(&back[2], SlaEffect::Notify { targets: Some(t), .. } if t.notifiers == ["manager"]));
     assert_eq!(esc.due_at, None);
     // On time (within a minute of each instant), every step is paged.
     let mut esc = Escalation::start(&policy, t("10:00:00"));
-    escalate(&mut esc, Some(&policy), t("10:00:00"));
-    let on_time = escalate(&mut esc, Some(&policy), t("10:20:30"));
+    escalate(&mut esc, Some(&policy), &book!(), t("10:00:00"));
+    let on_time = escalate(&mut esc, Some(&policy), &book!(), t("10:20:30"));
     assert_eq!(kinds(&on_time), ["escalated", "escalated", "incident.escalated"], "step 2 was 10m30s late: missed");
     let mut esc = Escalation::start(&policy, t("10:00:00"));
-    escalate(&mut esc, Some(&policy), t("10:00:00"));
-    let late_by_seconds = escalate(&mut esc, Some(&policy), t("10:10:30"));
+    escalate(&mut esc, Some(&policy), &book!(), t("10:00:00"));
+    let late_by_seconds = escalate(&mut esc, Some(&policy), &book!(), t("10:10:30"));
     assert_eq!(kinds(&late_by_seconds), ["escalated", "incident.escalated"]);
 }
 
@@ -236,7 +247,7 @@ fn each_step_is_paged_when_due_and_steps_missed_while_down_only_recorded() {
 fn an_escalation_stops_once_and_a_vanished_policy_ends_it() {
     let policy = escalation_policy();
     let mut esc = Escalation::start(&policy, t("10:00:00"));
-    assert!(escalate(&mut esc, None, t("10:00:00")).is_empty());
+    assert!(escalate(&mut esc, None, &book!(), t("10:00:00")).is_empty());
     assert_eq!(esc.due_at, None, "the policy is gone: the escalation ends");
     let mut esc = Escalation::start(&policy, t("10:00:00"));
     let stopped = stop_escalation(&mut esc, "acknowledged by alice", t("10:03:00"));

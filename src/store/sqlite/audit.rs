@@ -19,6 +19,8 @@ pub(super) fn snapshot(tx: &Connection, kind: &str, id: i64) -> Result<Value, St
         "change" => super::changes::get(tx, id)?.map(|c| audit::snapshot(Target::Change(&c))),
         "review" => super::reviews::get(tx, id)?.map(|r| audit::snapshot(Target::Review(&r))),
         "action_item" => super::action_items::get(tx, id)?.map(|a| audit::snapshot(Target::ActionItem(&a))),
+        "override" => super::oncall::override_by_id(tx, id)?.map(|o| audit::snapshot(Target::Override(&o))),
+        "calendar_feed" => super::oncall::feed_by_id(tx, id)?.map(|f| audit::snapshot(Target::CalendarFeed(&f))),
         "notification" => {
             let row: Option<(String, u32, String)> = tx
                 .prepare_cached("SELECT state, attempts, notifier FROM notifications WHERE id = ?1")?

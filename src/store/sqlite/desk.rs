@@ -25,7 +25,7 @@ impl WriterState {
         now: Timestamp,
     ) -> Result<i64, StoreError> {
         let rules = self.rules.clone();
-        let reported = opening::report(&rules, report);
+        let reported = opening::report(&rules, report, &self.book(), now);
         let o = &reported.opening;
         let reporter = report.reporter.as_deref().unwrap_or(actor);
         let labels = serde_json::to_string(&reported.labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;

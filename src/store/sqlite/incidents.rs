@@ -55,12 +55,13 @@ impl WriterState {
     pub fn load(
         conn: &Connection,
         rules: Arc<RuleSet>,
-        subscriptions: crate::model::notification::Subscriptions,
+        audience: crate::model::notification::Audience,
         now: Timestamp,
     ) -> Result<WriterState, StoreError> {
         let mut e = WriterState {
             rules,
-            subscriptions,
+            audience,
+            overrides: crate::engine::paging::Overrides::new(),
             outbox_dirty: std::cell::Cell::new(false),
             facts: Vec::new(),
             ended_mutes_released: false,
@@ -76,6 +77,7 @@ impl WriterState {
         e.rebuild_inhibit(conn)?;
         e.load_timers(conn)?;
         e.set_heartbeat_timers(conn, now)?;
+        e.load_oncall(conn, now)?;
         Ok(e)
     }
 
@@ -103,6 +105,7 @@ impl WriterState {
         self.rules = rules;
         self.rebuild_inhibit(conn)?;
         self.set_heartbeat_timers(conn, now)?;
+        self.load_oncall(conn, now)?;
         if calendars_changed {
             self.reschedule_clocks(conn, now)?;
         }
@@ -299,7 +302,8 @@ impl WriterState {
         now: Timestamp,
     ) -> Result<i64, StoreError> {
         let rules = self.rules.clone();
-        let opening = opening::open(&rules, rule, first.fingerprint, first.labels, first.annotations);
+        let opening =
+            opening::open(&rules, rule, first.fingerprint, first.labels, first.annotations, &self.book(), now);
         if let Some(e) = &opening.title_error {
             tracing::warn!(rule = %rule.name, error = %e, "title template failed; using the alert name");
         }
@@ -522,6 +526,7 @@ impl WriterState {
                             TimerKey::Clock(id) => self.fire_clock(tx, id, now)?,
                             TimerKey::Escalation(id) => self.fire_escalation(tx, id, now)?,
                             TimerKey::Heartbeat(id) => self.fire_heartbeat(tx, id, now)?,
+                            TimerKey::Handoff(id) => self.fire_handoff(tx, id, now)?,
                         }
                     }
                 }

@@ -12,6 +12,7 @@ mod desk;
 mod gauges;
 mod heartbeats;
 mod incidents;
+mod oncall;
 mod outbox;
 mod problems;
 mod reader;
@@ -103,7 +104,7 @@ impl SqliteStore {
         data_dir: &Path,
         cfg: StoreConfig,
         rules: SharedRules,
-        subscriptions: crate::model::notification::Subscriptions,
+        audience: crate::model::notification::Audience,
         now: Timestamp,
     ) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(data_dir)
@@ -127,7 +128,7 @@ impl SqliteStore {
         // Load the writer's in-memory state here, so a store that cannot
         // start fails `open` instead of every write later.
         let current = rules.read().expect("rules lock").clone();
-        let writer_state = state::WriterState::load(&conn, current, subscriptions, now)?;
+        let writer_state = state::WriterState::load(&conn, current, audience, now)?;
         let (stop_checkpoints, stopped) = std::sync::mpsc::channel::<()>();
         let wal_share = size_limit.as_ref().map_or(WAL_RESTART_BYTES, |l| l.wal_share);
         let checkpointer = std::thread::Builder::new()
@@ -417,6 +418,26 @@ impl Backend for SqliteStore {
 
     async fn heartbeats(&self) -> Result<BTreeMap<String, HeartbeatStored>, StoreError> {
         self.read(heartbeats::stored).await
+    }
+
+    async fn overrides(
+        &self,
+        schedule: Option<String>,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<crate::model::oncall::ScheduleOverride>, StoreError> {
+        self.read(move |c| oncall::overrides(c, schedule.as_deref(), from, to)).await
+    }
+
+    async fn calendar_feeds(&self) -> Result<Vec<crate::model::oncall::CalendarFeed>, StoreError> {
+        self.read(oncall::feeds).await
+    }
+
+    async fn calendar_feed_by_key(
+        &self,
+        key_hash: String,
+    ) -> Result<Option<crate::model::oncall::CalendarFeed>, StoreError> {
+        self.read(move |c| oncall::feed_by_key(c, &key_hash)).await
     }
 
     async fn stored_facts(&self, now: Timestamp) -> Result<StoredFacts, StoreError> {

@@ -27,8 +27,15 @@ pub(super) fn enqueue(
     payload: &Value,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let payload = payload.to_string();
+    let shared = payload.to_string();
     for d in deliveries {
+        // A page to a person carries whom it goes to; the rest share one text.
+        let own = d.recipient.as_ref().map(|r| {
+            let mut p = payload.clone();
+            p["recipient"] = serde_json::to_value(r).unwrap_or_default();
+            p.to_string()
+        });
+        let payload = own.as_deref().unwrap_or(&shared);
         tx.prepare_cached(&format!(
             "INSERT OR IGNORE INTO notifications
                 (event, incident_id, problem_id, notifier, idempotency_key, payload, state, created_at, next_attempt_at)

@@ -372,7 +372,8 @@ impl WriterState {
             .collect::<Result<_, _>>()?;
         let rules = notify::problem_rules(&self.rules.incident_rules, &rules);
         let origin = notify::problem_origin(problem_id, event_id);
-        let deliveries = notify::deliveries(name, &origin, None, &rules, &self.subscriptions);
+        let deliveries =
+            notify::deliveries(name, &origin, None, &rules, &self.audience.subscriptions, &self.audience.directory);
         if deliveries.is_empty() {
             return Ok(());
         }

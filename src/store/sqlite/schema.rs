@@ -342,6 +342,43 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX incidents_rule ON incidents (rule, id);
     CREATE INDEX incidents_service ON incidents (service, id);
     "#,
+    // 12: on call: overrides of schedules (deleted ones kept for the
+    // record), how far each schedule's handoffs have been announced, and
+    // the hashed keys of calendar feeds.
+    r#"
+    CREATE TABLE schedule_overrides (
+        id         INTEGER PRIMARY KEY,
+        schedule   TEXT    NOT NULL,
+        person     TEXT    NOT NULL,
+        starts_at  INTEGER NOT NULL,
+        ends_at    INTEGER NOT NULL,
+        reason     TEXT,
+        created_by TEXT    NOT NULL,
+        created_at INTEGER NOT NULL,
+        deleted_by TEXT,
+        deleted_at INTEGER,
+        CHECK (ends_at > starts_at)
+    );
+    CREATE INDEX schedule_overrides_live ON schedule_overrides (schedule, ends_at) WHERE deleted_at IS NULL;
+    CREATE TABLE oncall_handoffs (
+        id                INTEGER PRIMARY KEY,
+        schedule          TEXT    NOT NULL UNIQUE,
+        announced_through INTEGER NOT NULL,
+        -- Who was told last that they are on call; NULL: nobody is.
+        announced_person  TEXT
+    );
+    CREATE TABLE calendar_feeds (
+        id         INTEGER PRIMARY KEY,
+        schedule   TEXT,
+        person     TEXT,
+        key_hash   TEXT    NOT NULL UNIQUE,
+        created_by TEXT    NOT NULL,
+        created_at INTEGER NOT NULL,
+        revoked_by TEXT,
+        revoked_at INTEGER,
+        CHECK ((schedule IS NULL) != (person IS NULL))
+    );
+    "#,
 ];
 
 /// This database's realm (see migration 7).

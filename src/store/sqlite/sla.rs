@@ -166,7 +166,7 @@ impl WriterState {
                     let Some(entry) = recorded else {
                         return Err(StoreError::Corrupt(format!("{event}: a notification without its entry")));
                     };
-                    self.notify_incident(tx, incident_id, event, entry, data, targets.as_deref(), now)?;
+                    self.notify_incident(tx, incident_id, event, entry, data, targets.as_ref(), now)?;
                 }
             }
         }
@@ -243,14 +243,15 @@ impl WriterState {
         name: &str,
         event_id: i64,
         data: serde_json::Value,
-        targets: Option<&[String]>,
+        targets: Option<&crate::engine::paging::Reach>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let incident = super::rows::incident(tx, incident_id)?
             .ok_or_else(|| StoreError::NotFound(format!("no incident {incident_id}")))?;
         let rule: Vec<&IncidentRule> = self.rules.incident_rules.iter().filter(|r| r.name == incident.rule).collect();
         let origin = notify::incident_origin(incident_id, event_id);
-        let deliveries = notify::deliveries(name, &origin, targets, &rule, &self.subscriptions);
+        let deliveries =
+            notify::deliveries(name, &origin, targets, &rule, &self.audience.subscriptions, &self.audience.directory);
         if deliveries.is_empty() {
             return Ok(());
         }
@@ -319,7 +320,8 @@ impl WriterState {
         if policy.is_none() {
             tracing::warn!(incident = incident_id, policy = %esc.policy, "escalation policy gone; escalation ends");
         }
-        let effects = decide::escalate(&mut esc, policy, now);
+        let book = self.book();
+        let effects = decide::escalate(&mut esc, policy, &book, now);
         self.apply_sla(tx, incident_id, effects, now)?;
         self.save_escalation(tx, incident_id, &esc)
     }

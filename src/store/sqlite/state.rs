@@ -25,8 +25,10 @@ pub(super) struct WriterState {
     pub maintenance: Vec<Change>,
     /// Every pending SLA milestone and escalation step.
     pub timers: Timers,
-    /// Which events each notifier takes.
-    pub subscriptions: crate::model::notification::Subscriptions,
+    /// Which events each notifier takes, and the people pages go to.
+    pub audience: crate::model::notification::Audience,
+    /// Stored on-call overrides not yet ended, by schedule.
+    pub overrides: crate::engine::paging::Overrides,
     /// Set when a request queued a notification, so the worker is woken
     /// once the batch commits.
     pub outbox_dirty: std::cell::Cell<bool>,

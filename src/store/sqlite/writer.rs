@@ -44,6 +44,8 @@ fn touches_writer_state(op: &Op) -> bool {
             | Op::UpdateSilence { .. }
             | Op::ExpireSilence { .. }
             | Op::RecordChange { .. }
+            | Op::CreateOverride { .. }
+            | Op::DeleteOverride { .. }
     )
 }
 
@@ -310,7 +312,7 @@ fn commit_batch(
     if engine_touched_by_failure || outcome.is_err() {
         // A rolled-back request may have touched the in-memory state.
         let now = batch_time(batch).unwrap_or(writer_state.loaded_at);
-        match WriterState::load(conn, writer_state.rules.clone(), writer_state.subscriptions.clone(), now) {
+        match WriterState::load(conn, writer_state.rules.clone(), writer_state.audience.clone(), now) {
             Ok(fresh) => *writer_state = fresh,
             Err(e) => tracing::error!(error = %e, "reloading the writer's state failed"),
         }
@@ -422,6 +424,20 @@ fn apply(tx: &Connection, writer_state: &mut WriterState, op: &Op) -> Result<Rep
         }
         Op::EditActionItem { id, edit, due, now, .. } => {
             Ok(Reply::ActionItem(Box::new(writer_state.edit_action_item(tx, *id, edit, *due, *now)?)))
+        }
+        Op::CreateOverride { new, actor, now } => {
+            Ok(Reply::Override(Box::new(writer_state.create_override(tx, new, actor, *now)?)))
+        }
+        Op::DeleteOverride { schedule, id, actor, now } => {
+            writer_state.delete_override(tx, schedule, *id, actor, *now)?;
+            Ok(Reply::Done)
+        }
+        Op::CreateCalendarFeed { of, key_hash, actor, now } => {
+            Ok(Reply::CalendarFeed(Box::new(super::oncall::create_feed(tx, of, key_hash, actor, *now)?)))
+        }
+        Op::RevokeCalendarFeed { id, actor, now } => {
+            super::oncall::revoke_feed(tx, *id, actor, *now)?;
+            Ok(Reply::Done)
         }
         Op::CreateReview { incident, actor, now } => {
             Ok(Reply::Review(Box::new(writer_state.create_review(tx, *incident, actor, *now)?)))
