@@ -306,18 +306,10 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for OverridePath {
     }
 }
 
-#[derive(Deserialize, Default, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-struct ActorBody {
-    #[schema(max_length = 200)]
-    actor: Option<String>,
-}
-
 /// Delete an override: the schedule's layers decide again (kept in the
 /// audit log).
 #[utoipa::path(delete, path = "/api/v1/schedules/{name}/overrides/{id}", tag = "oncall",
     params(("name" = String, Path), ("id" = i64, Path)),
-    request_body(content = ActorBody, description = "Optional"),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "A bad id or body", body = ErrorBody),
@@ -327,12 +319,8 @@ pub async fn delete_override(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     OverridePath { schedule, id }: OverridePath,
-    JsonText(body): JsonText,
 ) -> Result<StatusCode, ApiError> {
-    let b: ActorBody =
-        if body.trim().is_empty() { ActorBody::default() } else { crate::ingest::from_json_object(&body, "")? };
-    let actor = caller.actor(b.actor)?;
-    state.store.from(caller.source).delete_override(schedule, id, actor, crate::clock::now()).await?;
+    state.store.from(caller.source).delete_override(schedule, id, caller.name(), crate::clock::now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -462,8 +450,7 @@ pub async fn revoke_feed(
     Extension(caller): Extension<Caller>,
     Id(id): Id,
 ) -> Result<StatusCode, ApiError> {
-    let actor = caller.actor(None)?;
-    state.store.from(caller.source).revoke_calendar_feed(id, actor, crate::clock::now()).await?;
+    state.store.from(caller.source).revoke_calendar_feed(id, caller.name(), crate::clock::now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

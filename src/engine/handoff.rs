@@ -60,39 +60,39 @@ pub fn next_handoff(schedule: &Schedule, overrides: &[Override], at: Timestamp) 
 }
 
 /// The handoffs of `schedule` after `announced.through` up to `now`. The
-/// walk starts from the person told last, so an override created or
-/// deleted since (which rewrites who was on call) is a handoff now.
+/// person told last hands over: an override created or deleted since
+/// (which rewrote who was on call) is a handoff from them, now.
 pub fn due(schedule: &Schedule, overrides: &[Override], announced: &Announced, now: Timestamp) -> HandoffPlan {
-    let mut passed = Vec::new();
-    let mut at = announced.through.max(now.checked_sub(CATCH_UP).unwrap_or(now));
-    let mut outgoing = announced.person.clone();
-    let hand = |passed: &mut Vec<Handoff>, outgoing: &mut Option<String>, when: Timestamp| {
+    let mut passed: Vec<Handoff> = Vec::new();
+    let start = announced.through.max(now.checked_sub(CATCH_UP).unwrap_or(now)).min(now);
+    let mut at = start;
+    let mut outgoing = oncall::on_call(schedule, overrides, at).map(|o| o.person);
+    let hand = |when: Timestamp, outgoing: Option<String>| {
         let incoming = oncall::on_call(schedule, overrides, when);
         let (person, until) = (incoming.as_ref().map(|o| o.person.clone()), incoming.and_then(|o| o.until));
-        if person != *outgoing {
-            passed.push(Handoff {
-                schedule: schedule.name.clone(),
-                at: when,
-                outgoing: outgoing.take(),
-                incoming: person.clone(),
-                until,
-            });
-        }
-        *outgoing = person;
+        let handoff = Handoff { schedule: schedule.name.clone(), at: when, outgoing, incoming: person, until };
+        (handoff.outgoing != handoff.incoming).then_some(handoff)
     };
-    if at <= now {
-        hand(&mut passed, &mut outgoing, at);
-    }
     while passed.len() < MAX_WALK {
         let Some(change) = next_handoff(schedule, overrides, at).filter(|c| *c <= now) else { break };
-        hand(&mut passed, &mut outgoing, change);
+        if let Some(h) = hand(change, outgoing.clone()) {
+            outgoing.clone_from(&h.incoming);
+            passed.push(h);
+        }
         at = change;
     }
+    // Whoever was told last is who hands over first.
+    match passed.first_mut() {
+        Some(first) => first.outgoing.clone_from(&announced.person),
+        None => passed.extend(hand(now, announced.person.clone())),
+    }
+    passed.retain(|h| h.outgoing != h.incoming);
     let caught_up = passed.len() < MAX_WALK;
     let through = if caught_up { now.max(announced.through) } else { at };
+    let person = if caught_up { oncall::on_call(schedule, overrides, through).map(|o| o.person) } else { outgoing };
     let next = if caught_up { next_handoff(schedule, overrides, through) } else { Some(now) };
     let tell = if caught_up { passed.last().cloned() } else { None };
-    HandoffPlan { tell, passed, announced: Announced { through, person: outgoing }, next }
+    HandoffPlan { tell, passed, announced: Announced { through, person }, next }
 }
 
 impl Handoff {
@@ -131,7 +131,8 @@ impl Handoff {
 
     /// The idempotency origin: one handoff of one schedule.
     pub fn origin(&self) -> String {
-        format!("handoff-{}-{}", self.schedule, self.at.as_millisecond())
+        let incoming = self.incoming.as_deref().unwrap_or("nobody");
+        format!("handoff-{}-{}-{incoming}", self.schedule, self.at.as_millisecond())
     }
 }
 
@@ -205,7 +206,7 @@ mod tests {
         // Carol was told she is on call; the override was deleted since: alice is told now.
         let told_carol = Announced { through: t("2026-11-02T09:46:00Z"), person: Some("carol".into()) };
         let plan = due(&s, &[], &told_carol, t("2026-11-02T09:47:00Z"));
-        assert_eq!(said(&plan), ["02 09:46 Some(\"carol\")->Some(\"alice\")"]);
+        assert_eq!(said(&plan), ["02 09:47 Some(\"carol\")->Some(\"alice\")"], "the handoff is now");
     }
 
     #[test]
@@ -225,7 +226,7 @@ mod tests {
         let s = Schedule::compile(crate::yaml::from_str::<RawSchedule>(yaml).unwrap()).unwrap();
         let now = t("2026-11-13T09:00:00Z");
         let plan = due(&s, &[], &Announced { through: t("2026-11-01T00:00:00Z"), person: None }, now);
-        assert_eq!(plan.passed.len(), 1 + 7 * 24, "hourly, a week back");
+        assert_eq!(plan.passed.len(), 7 * 24, "hourly, a week back");
         let overrides: Vec<Override> = (0..1_200)
             .map(|i| {
                 let start = t("2026-11-12T00:00:00Z") + jiff::SignedDuration::from_secs(i * 60);

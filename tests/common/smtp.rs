@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(15);
 
-const PYTHON: &str = "/usr/bin/python3";
+pub const PYTHON: &str = "/usr/bin/python3";
 
 /// aiosmtpd writing every message it accepts to a maildir. Killed on drop.
 pub struct Smtp {
