@@ -470,6 +470,12 @@ sla_policies:
 heartbeats:
   - name: deploy-test
     interval: 1h
+# Someone always on call: the coverage series is exposed.
+schedules:
+  - name: deploy-test
+    layers:
+      - name: always
+        rotation: {people: [alice], shift: 1w}
 "#;
 
 fn v2_alert(name: &str, starts_at: Timestamp, ends_at: Timestamp) -> Value {
@@ -509,7 +515,10 @@ async fn the_gateway_exposes_every_metric_the_dashboard_and_rules_use_and_promto
     let rules = tempfile::tempdir().unwrap();
     std::fs::write(rules.path().join("rules.yaml"), TRAFFIC_RULES).unwrap();
     let g = Gateway::start_with(Options {
-        config: Some(format!("notifiers:\n  - name: hook\n    type: webhook\n    url: http://{refused}/hook\n")),
+        config: Some(format!(
+            "notifiers:\n  - name: hook\n    type: webhook\n    url: http://{refused}/hook\n\
+             people:\n  - {{name: alice, webhook: {{notifier: hook, handle: '@alice'}}}}\n"
+        )),
         rules_dir: Some(rules.path().to_path_buf()),
         ..Default::default()
     });

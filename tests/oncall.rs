@@ -283,6 +283,18 @@ async fn shifts_the_cli_and_revocable_calendar_feeds() {
     );
     assert!(st.success(), "{err}");
     assert!(out.contains("carol") && out.contains("override:"), "{out}");
+    let end = (common::wall_clock() + jiff::SignedDuration::from_hours(24)).to_string();
+    let (st, out, err) = run_to_exit(
+        Command::new(BIN)
+            .args(["schedules", "override", "payments-primary", "--person", "bob", "--start", "now", "--end", &end])
+            .args(["--reason", "swap", "--actor", "bob", "--url", &url]),
+        Duration::from_secs(20),
+    );
+    assert!(st.success(), "{err}");
+    assert!(out.contains("bob") && out.contains("swap"), "{out}");
+    let (_, listed) = get(&g.url("/api/v1/schedules/payments-primary/overrides")).await;
+    assert_eq!(listed["overrides"].as_array().map(Vec::len), Some(2), "{listed}");
+    assert_eq!(listed["overrides"][1]["createdBy"], "bob");
 
     // A feed of the schedule: parsed by a real iCalendar parser, the same shifts.
     let (status, feed) = post(

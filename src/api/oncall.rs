@@ -39,7 +39,7 @@ struct Stored(Vec<ScheduleOverride>);
 
 impl Stored {
     fn of(&self, schedule: &str) -> (Vec<Override>, Vec<i64>) {
-        self.0.iter().filter(|o| o.schedule == schedule).map(|o| (o.as_override(), o.id)).unzip()
+        self.0.iter().filter(|o| o.schedule == schedule).map(|o| (Override::from(o), o.id)).unzip()
     }
 }
 
@@ -443,6 +443,7 @@ pub async fn list_feeds(State(state): State<AppState>) -> Result<Json<FeedList>,
     params(("id" = i64, Path)),
     responses(
         (status = 204, description = "Revoked"),
+        (status = 400, description = "Not an id", body = ErrorBody),
         (status = 404, description = "No live feed of this id", body = ErrorBody),
     ))]
 pub async fn revoke_feed(

@@ -36,11 +36,19 @@ pub enum SchedulesCommand {
         end: String,
         #[arg(long)]
         reason: Option<String>,
+        /// Who (default: $ALERTGATE_ACTOR, else $USER).
+        #[arg(long, env = "ALERTGATE_ACTOR")]
+        actor: Option<String>,
     },
     /// Delete an override by id.
     DeleteOverride { name: String, id: i64 },
     /// Make a calendar feed of a schedule's shifts; prints its URL (shown once).
-    Feed { name: String },
+    Feed {
+        name: String,
+        /// Who (default: $ALERTGATE_ACTOR, else $USER).
+        #[arg(long, env = "ALERTGATE_ACTOR")]
+        actor: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -48,7 +56,12 @@ pub enum FeedsCommand {
     /// List calendar feeds (the default).
     List,
     /// Make a feed of a person's shifts in every schedule; prints its URL.
-    Person { name: String },
+    Person {
+        name: String,
+        /// Who (default: $ALERTGATE_ACTOR, else $USER).
+        #[arg(long, env = "ALERTGATE_ACTOR")]
+        actor: Option<String>,
+    },
     /// Revoke a feed by id: its URL stops working.
     Revoke { id: i64 },
 }
@@ -135,8 +148,9 @@ pub async fn schedules(args: &ClientArgs, cmd: Option<SchedulesCommand>) -> anyh
             let list = get_json(args, &path, &[]).await?;
             print_overrides(args, &list["overrides"])?;
         }
-        SchedulesCommand::Override { name, person, start, end, reason } => {
+        SchedulesCommand::Override { name, person, start, end, reason, actor } => {
             let body = json!({
+                "actor": super::actor(actor),
                 "person": person,
                 "start": time("start", &start, Bound::Start)?,
                 "end": time("end", &end, Bound::Start)?,
@@ -151,10 +165,9 @@ pub async fn schedules(args: &ClientArgs, cmd: Option<SchedulesCommand>) -> anyh
             send(args, reqwest::Method::DELETE, &path, &[], None).await?;
             println!("override {id} of {name} deleted");
         }
-        SchedulesCommand::Feed { name } => {
-            let feed =
-                send(args, reqwest::Method::POST, "/api/v1/calendar-feeds", &[], Some(json!({ "schedule": name })))
-                    .await?;
+        SchedulesCommand::Feed { name, actor } => {
+            let body = json!({ "schedule": name, "actor": super::actor(actor) });
+            let feed = send(args, reqwest::Method::POST, "/api/v1/calendar-feeds", &[], Some(body)).await?;
             print_feed(args, &feed)?;
         }
     }
@@ -195,10 +208,9 @@ pub async fn feeds(args: &ClientArgs, cmd: Option<FeedsCommand>) -> anyhow::Resu
                 print_table(&["ID", "OF", "BY", "CREATED", "REVOKED"], &rows);
             }
         }
-        FeedsCommand::Person { name } => {
-            let feed =
-                send(args, reqwest::Method::POST, "/api/v1/calendar-feeds", &[], Some(json!({ "person": name })))
-                    .await?;
+        FeedsCommand::Person { name, actor } => {
+            let body = json!({ "person": name, "actor": super::actor(actor) });
+            let feed = send(args, reqwest::Method::POST, "/api/v1/calendar-feeds", &[], Some(body)).await?;
             print_feed(args, &feed)?;
         }
         FeedsCommand::Revoke { id } => {

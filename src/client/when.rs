@@ -10,12 +10,15 @@ pub enum Bound {
     End,
 }
 
-/// An RFC 3339 time (`2026-11-26T09:00:00Z`), a local date and time
+/// `now`, an RFC 3339 time (`2026-11-26T09:00:00Z`), a local date and time
 /// (`2026-11-26T09:00`), or a date (`2026-11-26`) in `tz`. A date names the
 /// whole day: as a start its first instant, as an end the next day's, so
 /// `--from 2026-11-01 --to 2026-11-30` is all of November.
 pub fn parse_time(text: &str, bound: Bound, tz: &TimeZone) -> Result<Timestamp, String> {
     let text = text.trim();
+    if text == "now" {
+        return Ok(Timestamp::now());
+    }
     if let Ok(t) = text.parse::<Timestamp>() {
         return Ok(t);
     }
@@ -36,7 +39,7 @@ pub fn parse_time(text: &str, bound: Bound, tz: &TimeZone) -> Result<Timestamp, 
     if let Ok(dt) = text.parse::<DateTime>() {
         return local(dt);
     }
-    Err(format!("{text:?} is not a date (2026-11-26), a local time (2026-11-26T09:00) or an RFC 3339 time"))
+    Err(format!("{text:?} is not now, a date (2026-11-26), a local time (2026-11-26T09:00) or an RFC 3339 time"))
 }
 
 #[cfg(test)]
@@ -56,6 +59,7 @@ mod tests {
             parse_time("2026-11-26T10:00:00+01:00", Bound::Start, &utc).unwrap().to_string(),
             "2026-11-26T09:00:00Z"
         );
-        assert!(parse_time("26.11.2026", Bound::Start, &utc).unwrap_err().contains("not a date"));
+        assert!(parse_time("26.11.2026", Bound::Start, &utc).unwrap_err().contains("is not now, a date"));
+        assert!(parse_time("now", Bound::Start, &utc).is_ok());
     }
 }

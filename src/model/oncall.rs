@@ -18,12 +18,6 @@ pub struct ScheduleOverride {
     pub created_at: Timestamp,
 }
 
-impl ScheduleOverride {
-    pub fn as_override(&self) -> crate::oncall::Override {
-        crate::oncall::Override { person: self.person.clone(), start: self.start, end: self.end }
-    }
-}
-
 /// An override as asked for, checked: its schedule and person exist, it
 /// ends after it starts and after now.
 #[derive(Debug, Clone, PartialEq, Eq)]

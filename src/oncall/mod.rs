@@ -29,6 +29,12 @@ pub struct Override {
     pub end: Timestamp,
 }
 
+impl From<&crate::model::oncall::ScheduleOverride> for Override {
+    fn from(o: &crate::model::oncall::ScheduleOverride) -> Override {
+        Override { person: o.person.clone(), start: o.start, end: o.end }
+    }
+}
+
 impl Override {
     fn covers(&self, at: Timestamp) -> bool {
         self.start <= at && at < self.end

@@ -65,7 +65,7 @@ pub(super) fn override_by_id(c: &Connection, id: i64) -> Result<Option<ScheduleO
 fn live_overrides(c: &Connection, now: Timestamp) -> Result<Overrides, StoreError> {
     let mut out = Overrides::new();
     for o in overrides(c, None, now, Timestamp::MAX)? {
-        out.entry(o.schedule.clone()).or_default().push(o.as_override());
+        out.entry(o.schedule.clone()).or_default().push(crate::oncall::Override::from(&o));
     }
     Ok(out)
 }
@@ -191,7 +191,7 @@ impl WriterState {
         .execute(params![new.schedule, new.person, ms(new.start), ms(new.end), new.reason, actor, ms(now)])?;
         let id = tx.last_insert_rowid();
         let stored = override_by_id(tx, id)?.ok_or_else(|| StoreError::Corrupt(format!("override {id} vanished")))?;
-        self.overrides.entry(new.schedule.clone()).or_default().push(stored.as_override());
+        self.overrides.entry(new.schedule.clone()).or_default().push(crate::oncall::Override::from(&stored));
         self.reschedule_handoff(tx, &new.schedule, now)?;
         tracing::info!(schedule = %new.schedule, person = %new.person, start = %new.start, end = %new.end, actor, "override created");
         Ok(stored)
