@@ -679,3 +679,234 @@ async fn a_responder_reports_an_incident_from_the_console() {
     assert_eq!(inc["reporter"], "desk:jane");
     assert_eq!(inc["description"], "three calls in ten minutes");
 }
+
+/// Daily rotation alice/bob in Berlin, handing over at 09:00 from the test
+/// clock's date; an incident rule that pages whoever is on call and
+/// assigns to them.
+const ONCALL_RULES: &str = r#"schedules:
+  - name: payments-primary
+    timezone: Europe/Berlin
+    layers:
+      - name: daily
+        rotation: {people: [alice, bob], shift: 1d, handoff: "09:00", start: 2026-03-02}
+escalation_policies:
+  - name: payments
+    steps:
+      - {after: 0m, notify: [schedule:payments-primary]}
+incident_rules:
+  - name: payments
+    matchers: ['service="payments"']
+    title: "{{ labels.alertname }}"
+    escalation: payments
+    assign_to: schedule:payments-primary
+"#;
+
+/// A gateway on a controlled clock (Monday 2 March 2026, 10:00 in Berlin)
+/// with three people reached by email through an SMTP server nobody runs:
+/// deliveries fail and wait, which does not matter here.
+fn start_oncall_gateway() -> (Gateway, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("rules/oncall.yaml"), ONCALL_RULES).unwrap();
+    let config = format!(
+        "auth:
+  tokens:
+    - {{name: alertmanager, role: ingest, token_sha256: \"{}\"}}
+    - {{name: vic, role: viewer, token_sha256: \"{}\"}}
+    - {{name: ops, role: responder, token_sha256: \"{}\"}}
+    - {{name: root, role: admin, token_sha256: \"{}\"}}
+notifiers:
+  - {{name: mail, type: email, smtp: {{host: 127.0.0.1, port: {}, tls: none}}, from: alertgate@example.org, to: [ops@example.org]}}
+outbox: {{initial_backoff: 1h, max_backoff: 1h, max_age: 24h}}
+people:
+  - {{name: alice, email: alice@example.org}}
+  - {{name: bob, email: bob@example.org}}
+  - {{name: carol, email: carol@example.org}}
+",
+        sha(INGEST),
+        sha(VIEWER),
+        sha(RESPONDER),
+        sha(ADMIN),
+        free_port()
+    );
+    let g = Gateway::start_with(Options {
+        config: Some(config),
+        rules_dir: Some(dir.path().join("rules")),
+        test_clock: Some(common::t0()),
+        ..Default::default()
+    });
+    (g, dir)
+}
+
+impl Browser {
+    /// Set a form field's value as a script would (a `datetime-local`
+    /// field's typing order depends on the browser's locale).
+    async fn set_value(&self, id: &str, value: &str) {
+        self.client
+            .execute("document.getElementById(arguments[0]).value = arguments[1]", vec![json!(id), json!(value)])
+            .await
+            .unwrap_or_else(|e| panic!("set #{id}: {e}"));
+    }
+
+    /// Nothing on the page is wider than the window, tables aside (they
+    /// scroll in their own box).
+    async fn assert_fits(&self, what: &str) {
+        let fits = self.js("return document.documentElement.scrollWidth <= window.innerWidth + 1").await;
+        let wide = self.js("return Array.from(document.querySelectorAll('body *')).filter(e => !(e.parentElement && e.parentElement.closest('.table-wrap')) && e.getBoundingClientRect().right > window.innerWidth + 1).slice(0, 8).map(e => e.tagName + '.' + e.className + ' ' + e.getBoundingClientRect().right).join(', ')").await;
+        assert_eq!(fits, true, "{what} fits the window: wider are {wide}");
+    }
+}
+
+/// On call in the console, as a timeline on a controlled clock: alice is
+/// on call and bob next; carol covers through the override form (a
+/// refused attempt first); an incident pages carol through the schedule,
+/// which its page says; deleting the override (from the keyboard) gives
+/// the shift back to alice; past the handoff, bob. A viewer sees no forms;
+/// the page works at phone width and in the dark theme.
+#[tokio::test(flavor = "multi_thread")]
+async fn on_call_overrides_and_who_was_paged() {
+    let (g, _rules) = start_oncall_gateway();
+    let b = Browser::start().await;
+    b.sign_in(&g, RESPONDER, "ops").await;
+
+    // Mon 10:00 Berlin: alice since 09:00, until Tuesday's handoff; bob next.
+    b.click("header nav a[href='/oncall']").await;
+    b.wait_text("#now-payments-primary", "alice").await;
+    assert_eq!(b.text("#next-payments-primary").await, "bob");
+    let now = b.text("#schedule-payments-primary .oncall-now .now dd").await;
+    assert!(now.contains("until Tue 3 Mar 09:00 CET") && now.contains("23h 00m left"), "{now}");
+    assert!(now.contains("through layer daily"), "{now}");
+    assert!(b.text("#schedule-payments-primary h2").await.contains("Europe/Berlin"), "the zone is named");
+    let shifts = b.texts("#schedule-payments-primary table.shifts tbody tr").await;
+    assert_eq!(shifts.len(), 15, "two weeks of daily shifts from now, the first cut at now: {shifts:?}");
+    assert!(shifts[0].starts_with("alice now") && shifts[0].contains("Mon 2 Mar 10:00"), "{shifts:?}");
+    assert!(shifts[1].starts_with("bob") && shifts[1].contains("Tue 3 Mar 09:00"), "{shifts:?}");
+    b.wait_text("#schedule-payments-primary", "No overrides").await;
+
+    // A refused override comes back to the form, filled in, saying why.
+    b.click("#new-override summary").await;
+    b.set_value("o-person", "carol").await;
+    b.set_value("o-end", "2026-03-02T09:30").await;
+    b.fill("#o-reason", "alice at the dentist").await;
+    b.click("#add-override").await;
+    let refused = b.wait_text("#flash.error[role=alert]", "The override was not added").await;
+    assert!(refused.contains("end: 2026-03-02T08:30:00Z is in the past"), "{refused}");
+    assert_eq!(b.js("return document.getElementById('new-override').open").await, true, "the form is open again");
+    assert_eq!(b.js("return document.getElementById('o-person').value").await, "carol");
+    assert_eq!(b.js("return document.getElementById('o-reason').value").await, "alice at the dentist");
+    b.shot("oncall-refused-desktop").await;
+    b.wait_text("#schedule-payments-primary", "No overrides").await;
+
+    // Carol covers from now (start left blank) to 18:00 Berlin.
+    b.set_value("o-end", "2026-03-02T18:00").await;
+    b.click("#add-override").await;
+    b.wait_text(
+        "#flash",
+        "Override #1: carol on call in payments-primary from Mon 2 Mar 10:00 to Mon 2 Mar 18:00 (Europe/Berlin)",
+    )
+    .await;
+    assert_eq!(b.text("#now-payments-primary").await, "carol");
+    let now = b.text("#schedule-payments-primary .oncall-now .now dd").await;
+    assert!(now.contains("until Mon 2 Mar 18:00 CET") && now.contains("through override #1"), "{now}");
+    assert_eq!(b.text("#next-payments-primary").await, "alice", "alice again after the cover");
+    let listed = b.text("#override-1").await;
+    assert!(
+        listed.contains("carol") && listed.contains("in force") && listed.contains("alice at the dentist"),
+        "{listed}"
+    );
+    assert!(listed.contains("by ops"), "recorded under the signed-in name: {listed}");
+    let shifts = b.texts("#schedule-payments-primary table.shifts tbody tr").await;
+    assert!(shifts[0].starts_with("carol now") && shifts[0].contains("override #1"), "{shifts:?}");
+    assert!(shifts[1].starts_with("alice") && shifts[1].contains("Mon 2 Mar 18:00"), "{shifts:?}");
+    let (_, api_view) = api(&g, "GET", "/api/v1/oncall", VIEWER, None).await;
+    assert_eq!(api_view["schedules"][0]["now"]["source"], "override:1", "the API agrees: {api_view:#}");
+    b.shot("oncall-desktop").await;
+    b.size(375, 812).await;
+    b.goto(&g, "/oncall").await;
+    b.find("#override-1").await;
+    b.assert_fits("/oncall at 375 px").await;
+    let delete = b.find("#delete-override-1").await;
+    let (x, _, w, _) = delete.rectangle().await.unwrap();
+    assert!(x >= 0.0 && x + w <= 376.0, "the Delete button is on screen: x={x} w={w}");
+    b.shot("oncall-phone").await;
+    b.js("document.getElementById('shifts-payments-primary-h').scrollIntoView()").await;
+    b.shot("oncall-shifts-phone").await;
+    b.click("#new-override summary").await;
+    b.assert_fits("/oncall's form at 375 px").await;
+    b.shot("oncall-form-phone").await;
+    b.size(1280, 900).await;
+
+    // An alert opens an incident: its first step pages the schedule, which is carol now.
+    fire(&g, json!([{"labels": {"alertname": "CardPaymentsFailing", "service": "payments", "severity": "critical"}}]))
+        .await;
+    let id = wait_for(WAIT, "the incident to page someone", || async {
+        let (_, list) = api(&g, "GET", "/api/v1/incidents", VIEWER, None).await;
+        let id = list["incidents"].as_array()?.first()?["id"].as_i64()?;
+        let inc = incident(&g, id).await;
+        let paged = inc["timeline"].as_array()?.iter().any(|e| e["kind"] == "escalated");
+        paged.then_some(id)
+    })
+    .await;
+    let inc = incident(&g, id).await;
+    assert_eq!(inc["assignee"], "carol", "assign_to: schedule: the person on call: {inc:#}");
+    b.goto(&g, &format!("/incidents/{id}")).await;
+    let paged = b.wait_text("#paged li", "carol").await;
+    assert!(
+        paged.starts_with("carol via schedule:payments-primary") && paged.contains("step 1 of payments"),
+        "{paged}"
+    );
+    assert_eq!(b.count("#paged li").await, 1, "only carol was paged");
+    let to_schedule = b.find("#paged a.via").await.attr("href").await.unwrap().unwrap_or_default();
+    assert_eq!(to_schedule, "/oncall#schedule-payments-primary");
+    b.wait_text("#incident-assignee", "carol").await;
+    let png = b.find("#paged").await.screenshot().await.expect("a screenshot of the Paged section");
+    std::fs::write(screenshot_dir().join("incident-paged.png"), png).unwrap();
+    b.shot("incident-paged-desktop").await;
+    b.size(375, 812).await;
+    b.goto(&g, &format!("/incidents/{id}")).await;
+    b.js("document.getElementById('paged').scrollIntoView()").await;
+    b.assert_fits("the incident page at 375 px").await;
+    b.shot("incident-paged-phone").await;
+    b.size(1280, 900).await;
+
+    // The override is deleted from the keyboard: alice has her shift back.
+    b.goto(&g, "/oncall").await;
+    b.js("document.getElementById('delete-override-1').focus()").await;
+    assert_eq!(b.js("return document.activeElement.id").await, "delete-override-1");
+    b.find("#delete-override-1").await.send_keys("\u{e007}").await.unwrap();
+    b.wait_text("#flash", "Override #1 of payments-primary deleted").await;
+    assert_eq!(b.text("#now-payments-primary").await, "alice");
+    assert_eq!(b.text("#next-payments-primary").await, "bob");
+    b.wait_text("#schedule-payments-primary", "No overrides").await;
+    let (_, left) = api(&g, "GET", "/api/v1/schedules/payments-primary/overrides", VIEWER, None).await;
+    assert_eq!(left["overrides"], json!([]), "{left:#}");
+
+    // Tuesday 09:30 Berlin, past the handoff: bob, then alice. The
+    // responder's session ended meanwhile (12 h); a viewer signs in, and
+    // sees who is on call with no way to change it.
+    g.advance_to_as("2026-03-03T08:30:00Z".parse().unwrap(), ADMIN).await;
+    b.sign_in(&g, VIEWER, "vic").await;
+    b.goto(&g, "/oncall").await;
+    b.wait_text("#now-payments-primary", "bob").await;
+    assert_eq!(b.text("#next-payments-primary").await, "alice");
+    assert_eq!(b.count("#new-override").await + b.count("form.delete").await, 0, "no forms for a viewer");
+    let csrf = b.js("return document.body.dataset.csrf").await.as_str().unwrap().to_owned();
+    let forged = format!("csrf={csrf}&schedule=payments-primary&person=carol&end=2026-03-04T00:00");
+    assert_eq!(b.post_form("/oncall/overrides", &forged).await, 403);
+    b.client.close().await.ok();
+
+    // In the dark theme, reached with `g o`.
+    let d = Browser::start_with(&["--force-dark-mode"]).await;
+    d.sign_in(&g, RESPONDER, "ops").await;
+    d.find("body").await.send_keys("go").await.unwrap();
+    d.wait_text("#now-payments-primary", "bob").await;
+    assert!(d.client.current_url().await.unwrap().path().ends_with("/oncall"), "g o goes to the on-call page");
+    assert_eq!(d.js("return getComputedStyle(document.body).backgroundColor").await, "rgb(18, 20, 24)");
+    d.shot("oncall-dark-desktop").await;
+    d.size(375, 812).await;
+    d.goto(&g, "/oncall").await;
+    d.find("#now-payments-primary").await;
+    d.assert_fits("/oncall dark at 375 px").await;
+    d.shot("oncall-dark-phone").await;
+    d.client.close().await.ok();
+}

@@ -204,6 +204,32 @@ fn merge(into: &mut Value, from: Value) {
     }
 }
 
+/// Whom escalation paged, from the `escalated` timeline entries, oldest
+/// first: each person with the target that reached them (a schedule names
+/// who was on call in it at the step's instant), and each schedule that had
+/// nobody on call then.
+fn paged(timeline: &[crate::model::incident::TimelineEvent]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for e in timeline.iter().filter(|e| e.kind == "escalated") {
+        let d = &e.data;
+        let step = json!({
+            "at": e.at, "policy": d["policy"], "step": d["step"], "round": d["round"],
+            // A step that fell due while the gateway was down is recorded, not sent.
+            "notified": d["notified"].as_bool().unwrap_or(true),
+        });
+        for p in d["paged"].as_array().into_iter().flatten() {
+            let via = p["via"].as_str().unwrap_or_default();
+            out.push(json!({
+                "person": p["person"], "via": via, "schedule": via.strip_prefix("schedule:"), "step": step,
+            }));
+        }
+        for s in d["nobodyOnCall"].as_array().into_iter().flatten() {
+            out.push(json!({ "person": null, "schedule": s, "step": step }));
+        }
+    }
+    out
+}
+
 fn incident_id(raw: &str) -> Result<i64, WebError> {
     raw.parse().map_err(|_| WebError::not_found(format!("no incident {raw:?}")))
 }
@@ -229,6 +255,7 @@ async fn detail_context(state: &AppState, viewer: &Viewer, id: i64) -> Result<Va
         })
         .collect();
     let sla = clocks(d.sla.as_ref());
+    let paged = paged(&d.timeline);
     let alerts: Vec<Value> = d.alerts.iter().map(super::alerts::alert_view).collect();
     let mut timeline = serde_json::to_value(&d.timeline).unwrap_or_default();
     if let Some(t) = timeline.as_array_mut() {
@@ -238,6 +265,7 @@ async fn detail_context(state: &AppState, viewer: &Viewer, id: i64) -> Result<Va
     v["alerts"] = alerts.into();
     v["timeline"] = timeline;
     v["sla"] = sla;
+    v["paged"] = paged.into();
     Ok(json!({
         "incident": v,
         "actions": if viewer.may("POST", ACT_ROUTE) { actions } else { vec![] },

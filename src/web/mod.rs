@@ -11,6 +11,7 @@ mod assets;
 mod incidents;
 mod itsm;
 mod live;
+mod oncall;
 mod reports;
 mod session;
 mod view;
@@ -85,6 +86,9 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/incidents/{id}/priority", post(incidents::priority))
         .route("/incidents/{id}/note", post(incidents::note))
         .route("/alerts", get(alerts::list))
+        .route("/oncall", get(oncall::page))
+        .route("/oncall/overrides", post(oncall::create_override))
+        .route("/oncall/overrides/{id}/delete", post(oncall::delete_override))
         .route("/silences", get(alerts::silences).post(alerts::create_silence))
         .route("/silences/preview", get(alerts::preview))
         .route("/silences/{id}/expire", post(alerts::expire_silence))

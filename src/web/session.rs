@@ -41,7 +41,15 @@ struct Session {
     role: Role,
     csrf: String,
     expires: Timestamp,
-    flash: Option<String>,
+    flash: Option<Flash>,
+}
+
+/// A message for the next page this session shows, once.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Flash {
+    pub text: String,
+    /// What was asked was not done: shown as an alert, in the error colour.
+    pub error: bool,
 }
 
 pub struct Sessions {
@@ -97,12 +105,22 @@ impl Sessions {
     }
 
     pub fn set_flash(&self, k: &[u8; 32], message: String) {
+        self.put_flash(k, Flash { text: message, error: false });
+    }
+
+    /// A form that was refused sends the browser back to its page, which
+    /// says why (instead of an error page that loses the page's context).
+    pub fn set_error(&self, k: &[u8; 32], message: String) {
+        self.put_flash(k, Flash { text: message, error: true });
+    }
+
+    fn put_flash(&self, k: &[u8; 32], flash: Flash) {
         if let Some(s) = self.table.lock().expect("sessions lock").get_mut(k) {
-            s.flash = Some(message);
+            s.flash = Some(flash);
         }
     }
 
-    pub fn take_flash(&self, k: &[u8; 32]) -> Option<String> {
+    pub fn take_flash(&self, k: &[u8; 32]) -> Option<Flash> {
         self.table.lock().expect("sessions lock").get_mut(k).and_then(|s| s.flash.take())
     }
 }
@@ -413,8 +431,10 @@ mod tests {
         assert!(!s.alive(&key(&id2), t0), "logout deletes the session");
         assert_ne!(s.get(&k, t0).unwrap().csrf, "", "every session has a CSRF token");
         s.set_flash(&k, "done".into());
-        assert_eq!(s.take_flash(&k).as_deref(), Some("done"));
+        assert_eq!(s.take_flash(&k), Some(Flash { text: "done".into(), error: false }));
         assert_eq!(s.take_flash(&k), None, "a flash shows once");
+        s.set_error(&k, "refused".into());
+        assert_eq!(s.take_flash(&k).map(|f| f.error), Some(true));
     }
 
     #[test]

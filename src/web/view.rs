@@ -21,6 +21,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("notifications.html", include_str!("templates/notifications.html")),
     ("audit.html", include_str!("templates/audit.html")),
     ("reports.html", include_str!("templates/reports.html")),
+    ("oncall.html", include_str!("templates/oncall.html")),
 ];
 
 pub fn environment() -> Environment<'static> {

@@ -251,8 +251,27 @@ impl Gateway {
 
     /// Move the controlled clock forward to `t` (see [`Gateway::advance`]).
     pub async fn advance_to(&self, t: Timestamp) -> Timestamp {
+        self.move_clock(t, None).await
+    }
+
+    /// As [`Gateway::advance_to`], on a gateway with tokens: `admin` is an
+    /// admin's token (only admins move the clock).
+    pub async fn advance_to_as(&self, t: Timestamp, admin: &str) -> Timestamp {
+        self.move_clock(t, Some(admin)).await
+    }
+
+    async fn move_clock(&self, t: Timestamp, token: Option<&str>) -> Timestamp {
         assert!(self.clock().is_some(), "only a gateway on a controlled clock (Options::test_clock) moves in time");
-        let (status, body) = post(&self.url("/-/clock"), &serde_json::json!({ "to": t }).to_string()).await;
+        let mut req = client()
+            .post(self.url("/-/clock"))
+            .header("content-type", "application/json")
+            .body(serde_json::json!({ "to": t }).to_string());
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await.expect("post /-/clock");
+        let status = resp.status().as_u16();
+        let body: Value = serde_json::from_str(&resp.text().await.unwrap_or_default()).unwrap_or(Value::Null);
         assert_eq!(status, 200, "moving the clock to {t}: {body}");
         let now: Timestamp = body["now"].as_str().expect("the clock's time").parse().unwrap();
         assert_eq!(now, t, "the clock stands where it was sent");

@@ -152,7 +152,7 @@
     if (e.ctrlKey || e.metaKey || e.altKey || tag === "input" || tag === "textarea" || tag === "select" || e.target.isContentEditable) return;
     if (pendingG) {
       pendingG = false;
-      var to = { i: "/incidents", a: "/alerts", s: "/silences", p: "/problems", c: "/changes", n: "/notifications", r: "/reports" }[e.key];
+      var to = { i: "/incidents", a: "/alerts", o: "/oncall", s: "/silences", p: "/problems", c: "/changes", n: "/notifications", r: "/reports" }[e.key];
       if (to) { location.href = base + to; e.preventDefault(); }
       return;
     }
