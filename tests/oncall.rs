@@ -39,8 +39,14 @@ incident_rules:
 "#;
 
 fn config(smtp_port: u16) -> String {
+    config_with(smtp_port, "127.0.0.1:9")
+}
+
+/// `chatops` posts to `hook`; carol is reached there too, as `@carol`.
+fn config_with(smtp_port: u16, hook: &str) -> String {
     format!(
         r#"notifiers:
+  - {{name: chatops, type: webhook, url: "http://{hook}/chat", timeout: 5s}}
   - name: mail
     type: email
     smtp: {{host: 127.0.0.1, port: {smtp_port}, tls: none}}
@@ -50,7 +56,7 @@ fn config(smtp_port: u16) -> String {
 people:
   - {{name: alice, email: alice@example.org, timezone: Europe/Berlin}}
   - {{name: bob, email: bob@example.org}}
-  - {{name: carol, email: carol@example.org}}
+  - {{name: carol, email: carol@example.org, webhook: {{notifier: chatops, handle: "@carol"}}}}
 outbox: {{initial_backoff: 1s, max_backoff: 2s, max_age: 1h}}
 "#
     )
@@ -60,9 +66,44 @@ fn at(s: &str) -> Timestamp {
     s.parse().unwrap()
 }
 
+/// A chat bridge on 127.0.0.1:0 that keeps every JSON body it is sent.
+struct Chat {
+    addr: std::net::SocketAddr,
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl Chat {
+    async fn start() -> Chat {
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = bodies.clone();
+        let app = axum::Router::new().route(
+            "/chat",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                let kept = kept.clone();
+                async move {
+                    kept.lock().unwrap().push(serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null));
+                    axum::http::StatusCode::OK
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Chat { addr, bodies }
+    }
+
+    fn of(&self, event: &str) -> Vec<Value> {
+        self.bodies.lock().unwrap().iter().filter(|b| b["event"] == event).cloned().collect()
+    }
+}
+
 fn start(rules: &Path, smtp: &Smtp, clock: Timestamp) -> Gateway {
+    start_with_chat(rules, smtp, clock, "127.0.0.1:9")
+}
+
+fn start_with_chat(rules: &Path, smtp: &Smtp, clock: Timestamp, chat: &str) -> Gateway {
     Gateway::start_with(Options {
-        config: Some(config(smtp.port)),
+        config: Some(config_with(smtp.port, chat)),
         rules_dir: Some(rules.to_path_buf()),
         test_clock: Some(clock),
         ..Default::default()
@@ -97,7 +138,8 @@ async fn the_on_call_person_is_paged_at_their_address_with_overrides_applied() {
     let smtp = Smtp::start();
     let rules = tempfile::tempdir().unwrap();
     std::fs::write(rules.path().join("oncall.yaml"), RULES).unwrap();
-    let g = start(rules.path(), &smtp, at("2026-03-02T10:00:00Z"));
+    let chat = Chat::start().await;
+    let g = start_with_chat(rules.path(), &smtp, at("2026-03-02T10:00:00Z"), &chat.addr.to_string());
 
     // 10:00: alice since 09:00 until tomorrow 09:00, then bob.
     let now = oncall(&g).await;
@@ -158,6 +200,18 @@ async fn the_on_call_person_is_paged_at_their_address_with_overrides_applied() {
     assert_eq!(said("escalated"), ["escalation payments step 1 (round 1): notified schedule:payments-primary (carol)"]);
     let body = smtp.wait_messages(3, "the page").await[2].part("text/plain");
     assert!(body.contains("To carol, paged through schedule:payments-primary"), "{body}");
+    // Carol's chat handle is paged too, through the webhook notifier.
+    let pages = wait_for(WAIT, "carol's page in the chat", || async {
+        let pages = chat.of("incident.escalated");
+        (!pages.is_empty()).then_some(pages)
+    })
+    .await;
+    assert_eq!(pages.len(), 1, "{pages:#?}");
+    assert_eq!(
+        pages[0]["recipient"],
+        json!({ "person": "carol", "via": "schedule:payments-primary", "handle": "@carol" })
+    );
+    assert_eq!(pages[0]["incident"]["assignee"], "carol");
 
     // 10:59: the override is deleted (audited): alice is on call again, and she
     // and carol are told so.
