@@ -17,7 +17,7 @@ pub enum Bound {
 pub fn parse_time(text: &str, bound: Bound, tz: &TimeZone) -> Result<Timestamp, String> {
     let text = text.trim();
     if text == "now" {
-        return Ok(Timestamp::now());
+        return Ok(crate::clock::now());
     }
     if let Ok(t) = text.parse::<Timestamp>() {
         return Ok(t);
