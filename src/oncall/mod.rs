@@ -11,6 +11,7 @@
 //! wins now, nothing can change the answer until that layer does), so the
 //! answer for one instant costs a few shift computations, never a walk
 //! over every shift since a rotation's start.
+pub mod ical;
 mod rotation;
 mod schedule;
 
