@@ -38,10 +38,6 @@ incident_rules:
     escalation: payments
 "#;
 
-fn config(smtp_port: u16) -> String {
-    config_with(smtp_port, "127.0.0.1:9")
-}
-
 /// `chatops` posts to `hook`; carol is reached there too, as `@carol`.
 fn config_with(smtp_port: u16, hook: &str) -> String {
     format!(

@@ -6,7 +6,7 @@
 //! included, without trusting the app's copy of our schedule's zone rules.
 //! Subscribers re-fetch the whole feed and match events by UID, so a UID
 //! must not change between renders while the shift stays the same (see
-//! [`uid`]); pass whole shifts, not shifts cut at a moving window's start,
+//! `uid`); pass whole shifts, not shifts cut at a moving window's start,
 //! or the first event's UID changes with every fetch.
 use jiff::Timestamp;
 use jiff::tz::Offset;
@@ -54,6 +54,8 @@ pub fn render(feed: &Feed<'_>, shifts: &[FeedShift<'_>], now: Timestamp) -> Stri
     let capacity = HEAD.len() + 64 + 2 * feed.name.len() + 2 * feed.description.map_or(0, str::len);
     let mut w = Writer { out: String::with_capacity(capacity + per_shift + 240 * shifts.len()), width: 0 };
     let stamp = utc_basic(now);
+    let mut last_end = (now, stamp);
+    let stamp_line = ["DTSTAMP:", std::str::from_utf8(&stamp).expect("ASCII"), "\r\n"].concat();
 
     w.out.push_str(HEAD);
     w.property("X-WR-CALNAME:");
@@ -69,15 +71,17 @@ pub fn render(feed: &Feed<'_>, shifts: &[FeedShift<'_>], now: Timestamp) -> Stri
         w.property("UID:");
         uid(&mut w, shift);
         w.end();
-        w.instant("DTSTAMP:", &stamp);
-        w.instant("DTSTART:", &utc_basic(shift.start));
-        w.instant("DTEND:", &utc_basic(shift.end));
-        w.property("SUMMARY:");
-        w.text("On call: ");
+        w.out.push_str(&stamp_line);
+        // A shift usually starts where the one before it ended.
+        let start = if shift.start == last_end.0 { last_end.1 } else { utc_basic(shift.start) };
+        last_end = (shift.end, utc_basic(shift.end));
+        w.instant("DTSTART:", &start);
+        w.instant("DTEND:", &last_end.1);
+        w.property("SUMMARY:On call: ");
         w.text(shift.person);
-        w.text(" (");
+        w.raw(" (");
         w.text(shift.schedule);
-        w.text(")");
+        w.raw(")");
         w.end();
         w.out.push_str(EVENT_TAIL);
     }
@@ -143,26 +147,25 @@ fn decimal(buf: &mut [u8; 20], n: i64) -> &str {
 }
 
 /// `YYYYMMDDTHHMMSSZ`, the UTC form of DATE-TIME; fractions of a second are
-/// dropped (the form has none). Written by hand: strftime parses its format
-/// on every call, and a feed writes three of these per event.
+/// dropped (the form has none). Digits by hand: strftime parses its format
+/// on every call, and a feed writes two of these per event.
 fn utc_basic(at: Timestamp) -> [u8; 16] {
     let dt = Offset::UTC.to_datetime(at);
-    // DATE-TIME has four digits of year; jiff's years before 0000 do not
-    // come out of schedules, and are written as 0000.
-    let year = u32::try_from(dt.year()).unwrap_or(0);
     let mut b = *b"00000000T000000Z";
-    let mut put = |at: usize, width: usize, mut v: u32| {
+    let mut put = |at: usize, width: usize, mut v: i32| {
         for i in (at..at + width).rev() {
             b[i] = b'0' + (v % 10) as u8;
             v /= 10;
         }
     };
-    put(0, 4, year);
-    put(4, 2, dt.month() as u32);
-    put(6, 2, dt.day() as u32);
-    put(9, 2, dt.hour() as u32);
-    put(11, 2, dt.minute() as u32);
-    put(13, 2, dt.second() as u32);
+    // DATE-TIME has four digits of year; jiff's years before 0000 do not
+    // come out of schedules, and are written as 0000.
+    put(0, 4, i32::from(dt.year()).max(0));
+    put(4, 2, dt.month().into());
+    put(6, 2, dt.day().into());
+    put(9, 2, dt.hour().into());
+    put(11, 2, dt.minute().into());
+    put(13, 2, dt.second().into());
     b
 }
 
@@ -359,12 +362,35 @@ END:VCALENDAR\r
     }
 
     #[test]
+    fn utc_form_agrees_with_strftime() {
+        let edges = [
+            "0000-01-01T00:00:00Z",
+            "0000-02-29T12:00:00Z",
+            "1969-12-31T23:59:59.999Z",
+            "1970-01-01T00:00:00Z",
+            "2000-02-29T23:59:59Z",
+            "2024-12-31T23:59:59Z",
+            "2100-02-28T00:00:00Z",
+            "2100-03-01T00:00:00Z",
+            "9999-12-30T22:00:00.999999999Z",
+        ];
+        let (min, max) = (t("0000-01-01T00:00:00Z").as_second(), Timestamp::MAX.as_second());
+        // The edges (the last is jiff's latest instant), and every 11.6 days
+        // or so across ten thousand years.
+        let steps = (min..max).step_by(1_000_003).map(|s| Timestamp::from_second(s).unwrap());
+        for at in edges.into_iter().map(t).chain(steps) {
+            let want = Offset::UTC.to_datetime(at).strftime("%Y%m%dT%H%M%SZ").to_string();
+            assert_eq!(std::str::from_utf8(&utc_basic(at)).unwrap(), want, "{at}");
+        }
+    }
+
+    #[test]
     fn text_is_escaped() {
         let description = "a,b;c\\d\ne\r\nf\rg\u{7}h\ti";
         let ics = render(&Feed { name: "n", description: Some(description) }, &[], t("2026-11-01T12:00:00Z"));
         let lines = unfolded(&ics);
-        assert_eq!(property(&lines, "X-WR-CALDESC"), ["a\\,b\\;c\\\\d\\ne\\nf\\ng\th\ti"]);
-        assert_eq!(unescape(property(&lines, "X-WR-CALDESC")[0]), "a,b;c\\d\ne\nf\ng\th\ti");
+        assert_eq!(property(&lines, "X-WR-CALDESC"), ["a\\,b\\;c\\\\d\\ne\\nf\\ngh\ti"]);
+        assert_eq!(unescape(property(&lines, "X-WR-CALDESC")[0]), "a,b;c\\d\ne\nf\ngh\ti");
     }
 
     #[test]
