@@ -1,7 +1,7 @@
 //! Action items in the store. What they may become, and when one is
 //! overdue, is decided in `model::action_item`; this loads and saves.
+use super::sql::{Connection, OptionalExtension, Row, params};
 use jiff::Timestamp;
-use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::state::{WriterState, entry};
 use super::{StoreError, ms, ts};
@@ -12,7 +12,7 @@ const COLUMNS: &str = "a.id, a.title, a.owner, a.due, a.state, a.incident_id, a.
     a.created_at, a.updated_at, a.settled_at, a.overdue_notified_at";
 const FROM: &str = "action_items a LEFT JOIN incidents i ON i.id = a.incident_id";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<ActionItem, StoreError>> {
+fn from_row(r: &Row<'_>) -> super::sql::Result<Result<ActionItem, StoreError>> {
     let (id, title, owner, due, state): (i64, String, String, i64, String) =
         (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
     let (incident, problem, service, created_by) = (r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?);

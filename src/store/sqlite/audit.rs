@@ -1,7 +1,7 @@
 //! The audit log's rows: snapshots of a target before and after, and the
 //! listing (what is audited is decided in `store::audit`).
+use super::sql::{Connection, OptionalExtension, params};
 use jiff::Timestamp;
-use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use super::{StoreError, ms, ts};
@@ -82,9 +82,9 @@ pub(super) fn list(c: &Connection, q: &AuditQuery) -> Result<Vec<AuditEntry>, St
         )?
         .query_map(params![q.actor, q.action, kind, id, q.since.map(ms), q.before, q.limit as i64], |r| {
             Ok((
-                (r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, Option<String>>(3)?),
-                (r.get::<_, String>(4)?, r.get::<_, String>(5)?, r.get::<_, Option<i64>>(6)?),
-                (r.get::<_, String>(7)?, r.get::<_, String>(8)?, r.get::<_, String>(9)?),
+                (r.get::<i64>(0)?, r.get::<i64>(1)?, r.get::<String>(2)?, r.get::<Option<String>>(3)?),
+                (r.get::<String>(4)?, r.get::<String>(5)?, r.get::<Option<i64>>(6)?),
+                (r.get::<String>(7)?, r.get::<String>(8)?, r.get::<String>(9)?),
             ))
         })?
         .collect::<Result<Vec<_>, _>>()?;

@@ -1,7 +1,7 @@
 //! Changes: recording them, linking incidents that start during or soon
 //! after a change of their service, and maintenance windows.
+use super::sql::{Connection, OptionalExtension, params};
 use jiff::Timestamp;
-use rusqlite::{Connection, OptionalExtension, params};
 
 use super::state::{SYSTEM, WriterState, entry};
 use super::{StoreError, ms, ts};
@@ -11,7 +11,7 @@ use crate::model::change::{Change, MOST_SUSPECTED_OF, MOST_SUSPECTS, NewChange};
 const COLUMNS: &str =
     "id, service, summary, starts_at, ends_at, link, labels, source, suppress, created_by, created_at";
 
-fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Change, StoreError>> {
+fn from_row(r: &super::sql::Row<'_>) -> super::sql::Result<Result<Change, StoreError>> {
     let id: i64 = r.get(0)?;
     let starts: i64 = r.get(3)?;
     let ends: Option<i64> = r.get(4)?;

@@ -1,8 +1,8 @@
 //! The service desk in the store: incidents people report, alerts linked
 //! to an incident by hand, and merges. What they are is decided in
 //! `engine::opening` and `engine::merge`; this applies it.
+use super::sql::{Connection, OptionalExtension, params};
 use jiff::Timestamp;
-use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 
 use super::state::{WriterState, entry};

@@ -1,8 +1,8 @@
 //! The counts of stored state the gauges show, read at scrape time.
 use std::path::Path;
 
+use super::sql::{Connection, params};
 use jiff::Timestamp;
-use rusqlite::{Connection, params};
 
 use super::{StoreError, ms};
 use crate::metrics::COMPLIANCE_WINDOW_DAYS;
@@ -21,7 +21,7 @@ pub(super) fn read(c: &Connection, db: &Path, now: Timestamp) -> Result<StoredFa
         "SELECT state, priority, COALESCE(service, ''), count(*) FROM incidents WHERE {} GROUP BY 1, 2, 3",
         IncidentState::open_sql("state")
     ))?;
-    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?)))? {
+    for row in stmt.query_map(params![], |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?, r.get(2)?, r.get(3)?)))? {
         let (state, priority, service, n): (String, String, String, i64) = row?;
         let state = parsed("incident state", &state, IncidentState::parse)?;
         facts.open_incidents.push((state, parsed("priority", &priority, Priority::parse)?, service, n as u64));
@@ -34,7 +34,7 @@ pub(super) fn read(c: &Connection, db: &Path, now: Timestamp) -> Result<StoredFa
         ClockState::counting_sql("s"),
         ClockState::unstopped_sql("s")
     ))?;
-    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?, r.get(2)?)))? {
+    for row in stmt.query_map(params![], |r| Ok((r.get::<String>(0)?, r.get::<bool>(1)?, r.get(2)?)))? {
         let (kind, counting, n): (String, bool, i64) = row?;
         facts.clocks_counting.push((parsed("clock kind", &kind, ClockKind::parse)?, counting, n as u64));
     }
@@ -48,7 +48,7 @@ pub(super) fn read(c: &Connection, db: &Path, now: Timestamp) -> Result<StoredFa
         ClockState::not_met_sql("s"),
     ))?;
     for row in stmt.query_map(params![since], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?))
+        Ok((r.get::<String>(0)?, r.get::<String>(1)?, r.get::<String>(2)?, r.get(3)?, r.get(4)?))
     })? {
         let (kind, priority, service, met, not_met): (String, String, String, i64, i64) = row?;
         let kind = parsed("clock kind", &kind, ClockKind::parse)?;
@@ -57,7 +57,7 @@ pub(super) fn read(c: &Connection, db: &Path, now: Timestamp) -> Result<StoredFa
     }
 
     let mut stmt = c.prepare_cached("SELECT state, count(*) FROM problems GROUP BY 1")?;
-    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))? {
+    for row in stmt.query_map(params![], |r| Ok((r.get::<String>(0)?, r.get(1)?)))? {
         let (state, n): (String, i64) = row?;
         facts.problems.push((parsed("problem state", &state, ProblemState::parse)?, n as u64));
     }
@@ -70,7 +70,7 @@ pub(super) fn read(c: &Connection, db: &Path, now: Timestamp) -> Result<StoredFa
         crate::model::review::ReviewState::Published.as_str()
     ))?;
     for row in stmt.query_map(params![since], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?))
+        Ok((r.get::<String>(0)?, r.get::<String>(1)?, r.get::<String>(2)?, r.get::<i64>(3)?))
     })? {
         let (rule, priority, service, resolved) = row?;
         facts.unreviewed.push((rule, parsed("priority", &priority, Priority::parse)?, service, super::ts(resolved)?));
@@ -82,9 +82,7 @@ pub(super) fn read(c: &Connection, db: &Path, now: Timestamp) -> Result<StoredFa
          LEFT JOIN incidents i ON i.id = a.incident_id WHERE a.state = '{}' GROUP BY 1",
         crate::model::action_item::ActionItemState::Open.as_str()
     ))?;
-    for row in
-        stmt.query_map(params![ms(now)], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))?
-    {
+    for row in stmt.query_map(params![ms(now)], |r| Ok((r.get::<String>(0)?, r.get::<i64>(1)?, r.get::<i64>(2)?)))? {
         let (service, open, overdue) = row?;
         facts.action_items.push((service, open as u64, overdue as u64));
     }

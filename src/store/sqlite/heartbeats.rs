@@ -4,8 +4,8 @@
 //! the plan in the writer's transaction and keeps the timer.
 use std::collections::BTreeMap;
 
+use super::sql::{Connection, OptionalExtension, params};
 use jiff::Timestamp;
-use rusqlite::{Connection, OptionalExtension, params};
 
 use super::state::WriterState;
 use super::{StoreError, ms, ts};
@@ -23,7 +23,7 @@ struct Row {
 
 const COLUMNS: &str = "id, name, last_ping, missed_at";
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String, i64, Option<i64>)> {
+fn row(r: &super::sql::Row<'_>) -> super::sql::Result<(i64, String, i64, Option<i64>)> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
 }
 
@@ -31,7 +31,7 @@ fn to_row((id, name, last_ping, missed): (i64, String, i64, Option<i64>)) -> Res
     Ok(Row { id, name, stored: Stored { last_ping: ts(last_ping)?, missed: missed.map(ts).transpose()? } })
 }
 
-fn one(tx: &Connection, filter: &str, key: impl rusqlite::ToSql) -> Result<Option<Row>, StoreError> {
+fn one(tx: &Connection, filter: &str, key: impl super::sql::ToSql) -> Result<Option<Row>, StoreError> {
     tx.prepare_cached(&format!("SELECT {COLUMNS} FROM heartbeats WHERE {filter}"))?
         .query_row([key], row)
         .optional()?
@@ -42,7 +42,7 @@ fn one(tx: &Connection, filter: &str, key: impl rusqlite::ToSql) -> Result<Optio
 fn all(conn: &Connection) -> Result<Vec<Row>, StoreError> {
     let rows: Vec<_> = conn
         .prepare_cached(&format!("SELECT {COLUMNS} FROM heartbeats"))?
-        .query_map([], row)?
+        .query_map(params![], row)?
         .collect::<Result<_, _>>()?;
     rows.into_iter().map(to_row).collect()
 }
@@ -125,15 +125,16 @@ impl WriterState {
             // Observed at the deadline: its incident, clocks and timeline
             // date from then; entries written later than that (a restart)
             // say when they were written, as late SLA milestones do.
-            let before: i64 = tx.query_row("SELECT coalesce(max(id), 0) FROM incident_events", [], |r| r.get(0))?;
-            super::writer::ingest(tx, self, &[AlertUpdate::Observe(alert)], &[encoded], deadline, None)?;
+            let before: i64 =
+                tx.query_row("SELECT coalesce(max(id), 0) FROM incident_events", params![], |r| r.get(0))?;
+            super::apply::ingest(tx, self, &[AlertUpdate::Observe(alert)], &[encoded], deadline, None)?;
             if deadline < now {
                 tx.prepare_cached("UPDATE incident_events SET recorded_at = ?2 WHERE id > ?1")?
                     .execute(params![before, ms(now)])?;
             }
         }
         if plan.clear {
-            super::writer::resolve_by_sender(tx, self, heartbeat::fingerprint(name).as_str(), now)?;
+            super::apply::resolve_by_sender(tx, self, heartbeat::fingerprint(name).as_str(), now)?;
             tracing::info!(heartbeat = name, "heartbeat pinged again; its alert is resolved");
         }
         let id = match plan.store {

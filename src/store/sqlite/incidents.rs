@@ -2,8 +2,8 @@
 //! people's actions inside the writer's transaction.
 use std::sync::Arc;
 
+use super::sql::{Connection, OptionalExtension, params};
 use jiff::Timestamp;
-use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 
 use super::state::{AlertRef, SYSTEM, StoredAlert, WriterState, current_state, entry, event};
@@ -89,7 +89,7 @@ impl WriterState {
             ("SELECT incident_id, due_at FROM escalations WHERE due_at IS NOT NULL", false),
         ] {
             let mut stmt = conn.prepare(sql)?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+            let rows = stmt.query_map(params![], |r| Ok((r.get::<i64>(0)?, r.get::<i64>(1)?)))?;
             for row in rows {
                 let (id, due) = row?;
                 let key = if clock { TimerKey::Clock(id) } else { TimerKey::Escalation(id) };
@@ -116,10 +116,10 @@ impl WriterState {
     fn reschedule_clocks(&mut self, conn: &Connection, now: Timestamp) -> Result<(), StoreError> {
         let ids: Vec<i64> = conn
             .prepare("SELECT id FROM sla_clocks WHERE due_at IS NOT NULL")?
-            .query_map([], |r| r.get(0))?
+            .query_map(params![], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         let tx = conn.unchecked_transaction()?;
-        let applied = ids.into_iter().try_for_each(|id| self.fire_clock(&tx, id, now));
+        let applied = ids.into_iter().try_for_each(|id| self.fire_clock(&tx.connection(), id, now));
         if let Err(e) = applied.and_then(|()| Ok(tx.commit()?)) {
             // Rolled back: nothing of it may take effect in memory either.
             self.discard_staged();
@@ -157,7 +157,7 @@ impl WriterState {
         }
         let mut stmt = conn
             .prepare(&format!("SELECT fingerprint, labels FROM alerts WHERE {}", AlertStatus::Firing.sql("status")))?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let rows = stmt.query_map(params![], |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)))?;
         for row in rows {
             let (fp, labels) = row?;
             let labels: LabelSet = serde_json::from_str(&labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -474,7 +474,7 @@ impl WriterState {
                 AlertStatus::Firing.sql("status"),
                 MuteReason::ends_in_time_sql("muted_by")
             ))?
-            .query_map([], |r| r.get(0))?
+            .query_map(params![], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         for reason in reasons.iter().filter_map(|r| MuteReason::parse(r)) {
             if !mute::still_muted(reason, &self.silences, &self.maintenance, now) {
@@ -519,7 +519,7 @@ impl WriterState {
         let mut expired = 0;
         for step in pending::TICK {
             match step {
-                TickStep::ExpireAlerts => expired = super::writer::expire_alerts(tx, self, now)?,
+                TickStep::ExpireAlerts => expired = super::apply::expire_alerts(tx, self, now)?,
                 TickStep::DueTimers => {
                     for key in self.timers.take_due(now) {
                         match key {
@@ -664,13 +664,7 @@ fn own_incident(tx: &Connection, alert_id: i64, rule: &str) -> Result<Option<(In
          WHERE ia.alert_id = ?1 AND ia.rule = ?2 ORDER BY ia.incident_id DESC LIMIT 1",
     )?
     .query_row(params![alert_id, rule], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-            r.get::<_, Option<i64>>(3)?,
-            r.get::<_, bool>(4)?,
-        ))
+        Ok((r.get::<i64>(0)?, r.get::<String>(1)?, r.get::<i64>(2)?, r.get::<Option<i64>>(3)?, r.get::<bool>(4)?))
     })
     .optional()?
     .map(|(id, state, created, resolved, firing)| Ok((view(id, &state, created, resolved)?, firing)))
@@ -687,7 +681,7 @@ fn latest_for_key(tx: &Connection, rule: &str, key: &str) -> Result<Option<Incid
          WHERE i.rule = ?1 AND i.group_key = ?2 ORDER BY i.id DESC LIMIT 1",
     )?
     .query_row(params![rule, key], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, Option<i64>>(3)?))
+        Ok((r.get::<i64>(0)?, r.get::<String>(1)?, r.get::<i64>(2)?, r.get::<Option<i64>>(3)?))
     })
     .optional()?
     .map(|(id, state, created, resolved)| view(id, &state, created, resolved))
@@ -697,7 +691,7 @@ fn latest_for_key(tx: &Connection, rule: &str, key: &str) -> Result<Option<Incid
 fn pending(tx: &Connection, rule: &str, key: &str, alert_id: i64) -> Result<Option<PendingView>, StoreError> {
     let Some(first) = tx
         .prepare_cached("SELECT first_fired_at FROM pending_groups WHERE rule = ?1 AND group_key = ?2")?
-        .query_row(params![rule, key], |r| r.get::<_, i64>(0))
+        .query_row(params![rule, key], |r| r.get::<i64>(0))
         .optional()?
     else {
         return Ok(None);

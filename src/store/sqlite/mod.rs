@@ -6,6 +6,7 @@
 //! `synchronous=FULL` by default, so an answered write survives a crash or a
 //! power cut. The only module with SQL and `rusqlite` in it.
 mod action_items;
+mod apply;
 mod audit;
 mod changes;
 mod desk;
@@ -23,6 +24,7 @@ mod schema;
 mod sender_ack;
 mod silences;
 mod sla;
+mod sql;
 mod state;
 mod writer;
 
@@ -115,7 +117,7 @@ impl SqliteStore {
         // The lock says no other process delivers from this database, so
         // the leases a previous run left (a crash, a kill -9) are ours to
         // hand back: pending pages go out now, not when the leases expire.
-        let released = outbox::release_all(&conn, now)?;
+        let released = outbox::release_all(&sql::Connection::sqlite(&conn), now)?;
         if released > 0 {
             tracing::info!(notifications = released, "released notification leases left by the previous run");
         }
@@ -128,7 +130,7 @@ impl SqliteStore {
         // Load the writer's in-memory state here, so a store that cannot
         // start fails `open` instead of every write later.
         let current = rules.read().expect("rules lock").clone();
-        let writer_state = state::WriterState::load(&conn, current, audience, now)?;
+        let writer_state = state::WriterState::load(&sql::Connection::sqlite(&conn), current, audience, now)?;
         let (stop_checkpoints, stopped) = std::sync::mpsc::channel::<()>();
         let wal_share = size_limit.as_ref().map_or(WAL_RESTART_BYTES, |l| l.wal_share);
         let checkpointer = std::thread::Builder::new()
@@ -174,7 +176,7 @@ impl SqliteStore {
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&sql::Connection<'_>) -> Result<T, StoreError> + Send + 'static,
     {
         // The permit moves into the blocking task: if the caller goes away
         // the connection is still in use until the task gives it back.
@@ -183,7 +185,7 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let conn = pool.conns.lock().expect("reader pool lock").pop().ok_or(StoreError::Closed)?;
-            let result = f(&conn);
+            let result = f(&sql::Connection::sqlite(&conn));
             pool.conns.lock().expect("reader pool lock").push(conn);
             result
         })
@@ -273,7 +275,7 @@ impl Backend for SqliteStore {
         if self.writer.is_closed() {
             return Err(StoreError::Closed);
         }
-        self.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?)).await
+        self.read(|c| Ok(c.query_row("SELECT 1", sql::params![], |r| r.get::<i64>(0)).map(|_| ())?)).await
     }
 
     fn next_timer(&self) -> Option<Timestamp> {
@@ -390,7 +392,7 @@ impl Backend for SqliteStore {
                     "SELECT min(next_attempt_at) FROM notifications WHERE {}",
                     NotificationState::Pending.sql("state")
                 ),
-                [],
+                sql::params![],
                 |r| r.get(0),
             )?;
             due.map(ts).transpose()
@@ -557,6 +559,15 @@ pub(crate) fn ms(t: Timestamp) -> i64 {
 
 pub(crate) fn ts(ms: i64) -> Result<Timestamp, StoreError> {
     Timestamp::from_millisecond(ms).map_err(|e| StoreError::Corrupt(format!("time {ms}: {e}")))
+}
+
+impl From<sql::Error> for StoreError {
+    fn from(e: sql::Error) -> Self {
+        match e {
+            sql::Error::Sqlite(e) => e.into(),
+            sql::Error::Conversion(m) => StoreError::Corrupt(m),
+        }
+    }
 }
 
 impl From<rusqlite::Error> for StoreError {

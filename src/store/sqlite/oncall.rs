@@ -2,8 +2,8 @@
 //! not ended, for paging), each schedule's handoff bookkeeping with its
 //! timer, and calendar feed keys. `engine::paging` and `engine::handoff`
 //! decide; this stores and loads.
+use super::sql::{Connection, OptionalExtension, params};
 use jiff::Timestamp;
-use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 
 use super::state::WriterState;
@@ -16,7 +16,7 @@ use crate::sla::timers::TimerKey;
 
 const OVERRIDE_COLUMNS: &str = "id, schedule, person, starts_at, ends_at, reason, created_by, created_at";
 
-fn override_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<ScheduleOverride, StoreError>> {
+fn override_row(r: &super::sql::Row<'_>) -> super::sql::Result<Result<ScheduleOverride, StoreError>> {
     let (start, end, created): (i64, i64, i64) = (r.get(3)?, r.get(4)?, r.get(7)?);
     let (id, schedule, person, reason, created_by) = (r.get(0)?, r.get(1)?, r.get(2)?, r.get(5)?, r.get(6)?);
     Ok((|| {
@@ -72,7 +72,7 @@ fn live_overrides(c: &Connection, now: Timestamp) -> Result<Overrides, StoreErro
 
 const FEED_COLUMNS: &str = "id, schedule, person, created_by, created_at, revoked_at";
 
-fn feed_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<CalendarFeed, StoreError>> {
+fn feed_row(r: &super::sql::Row<'_>) -> super::sql::Result<Result<CalendarFeed, StoreError>> {
     let (id, schedule, person): (i64, Option<String>, Option<String>) = (r.get(0)?, r.get(1)?, r.get(2)?);
     let (created_by, created, revoked): (String, i64, Option<i64>) = (r.get(3)?, r.get(4)?, r.get(5)?);
     Ok((|| {
@@ -88,7 +88,7 @@ fn feed_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<CalendarFeed, Stor
 pub(super) fn feeds(c: &Connection) -> Result<Vec<CalendarFeed>, StoreError> {
     let rows: Vec<_> = c
         .prepare_cached(&format!("SELECT {FEED_COLUMNS} FROM calendar_feeds ORDER BY id"))?
-        .query_map([], feed_row)?
+        .query_map(params![], feed_row)?
         .collect::<Result<_, _>>()?;
     rows.into_iter().collect()
 }
@@ -166,7 +166,7 @@ impl WriterState {
         }
         let rows: Vec<(i64, String, i64)> = conn
             .prepare_cached("SELECT id, schedule, announced_through FROM oncall_handoffs")?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .query_map(params![], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<Result<_, _>>()?;
         for (id, name, through) in rows {
             // Due at once when the person told last may no longer be on call

@@ -2,8 +2,8 @@
 //! transaction of the state change that caused it, so a notification is
 //! neither lost (the change committed) nor sent for a change that never
 //! happened (it rolled back). The delivery worker reads the rows.
+use super::sql::{Connection, OptionalExtension, params};
 use jiff::Timestamp;
-use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use super::{StoreError, ms};
@@ -50,12 +50,12 @@ const ITEM_COLUMNS: &str = "id, event, incident_id, problem_id, notifier, idempo
     COALESCE(retried_at, created_at)";
 
 fn item_from_row(
-    r: &rusqlite::Row<'_>,
-) -> rusqlite::Result<Result<crate::model::notification::OutboxItem, StoreError>> {
+    r: &super::sql::Row<'_>,
+) -> super::sql::Result<Result<crate::model::notification::OutboxItem, StoreError>> {
     let payload: String = r.get(6)?;
     let age_from: i64 = r.get(8)?;
     let (id, event, incident_id, problem_id, notifier, key, attempts) =
-        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get::<_, i64>(7)?);
+        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get::<i64>(7)?);
     Ok((|| {
         Ok(crate::model::notification::OutboxItem {
             id,
@@ -181,8 +181,8 @@ pub(super) fn list(c: &Connection, q: &NotificationQuery) -> Result<Vec<Notifica
             |r| {
                 Ok((
                     (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?),
-                    (r.get::<_, i64>(7)?, r.get::<_, i64>(8)?, r.get::<_, Option<i64>>(9)?, r.get(10)?),
-                    (r.get::<_, Option<i64>>(11)?, r.get(12)?),
+                    (r.get::<i64>(7)?, r.get::<i64>(8)?, r.get::<Option<i64>>(9)?, r.get(10)?),
+                    (r.get::<Option<i64>>(11)?, r.get(12)?),
                 ))
             },
         )?
@@ -218,7 +218,7 @@ pub(super) fn list(c: &Connection, q: &NotificationQuery) -> Result<Vec<Notifica
 pub(super) fn depth(c: &Connection, now: Timestamp) -> Result<(u64, Option<f64>), StoreError> {
     let (n, oldest): (i64, Option<i64>) = c.query_row(
         &format!("SELECT count(*), min(created_at) FROM notifications WHERE state = '{PENDING}'"),
-        [],
+        params![],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     Ok((n as u64, oldest.map(|o| (ms(now) - o) as f64 / 1000.0)))

@@ -1,7 +1,7 @@
 //! Problems: formed by problem rules from recurring incidents or opened by
 //! hand, linked to their incidents, and edited through their lifecycle.
+use super::sql::{Connection, OptionalExtension, params};
 use jiff::Timestamp;
-use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use super::state::{SYSTEM, WriterState, entry};
@@ -19,11 +19,11 @@ const COLUMNS: &str = "p.id, p.title, p.key, p.rule, p.state, p.root_cause, p.wo
     (SELECT min(i.created_at) FROM problem_incidents pi JOIN incidents i ON i.id = pi.incident_id WHERE pi.problem_id = p.id),
     (SELECT max(i.created_at) FROM problem_incidents pi JOIN incidents i ON i.id = pi.incident_id WHERE pi.problem_id = p.id)";
 
-fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Problem, StoreError>> {
+fn from_row(r: &super::sql::Row<'_>) -> super::sql::Result<Result<Problem, StoreError>> {
     let state: String = r.get(4)?;
     let times: [Option<i64>; 6] = [r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?, r.get(13)?, r.get(14)?];
     let (id, title, key, rule, root_cause, workaround, created_by, count) =
-        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get::<_, i64>(12)?);
+        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get::<i64>(12)?);
     Ok((|| {
         let t = |i: usize| times[i].map(ts).transpose();
         Ok(Problem {
@@ -77,16 +77,7 @@ pub(super) fn detail(c: &Connection, id: i64) -> Result<Option<ProblemDetail>, S
              ORDER BY i.id DESC LIMIT 1000",
         )?
         .query_map([id], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get::<_, i64>(5)?,
-                r.get::<_, i64>(6)?,
-                r.get(7)?,
-            ))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get::<i64>(5)?, r.get::<i64>(6)?, r.get(7)?))
         })?
         .map(|row| {
             let (id, title, state, priority, service, created, linked, linked_by) = row?;
@@ -104,9 +95,7 @@ pub(super) fn detail(c: &Connection, id: i64) -> Result<Option<ProblemDetail>, S
         .collect::<Result<Vec<_>, StoreError>>()?;
     let timeline = c
         .prepare_cached("SELECT at, actor, kind, message, data FROM problem_events WHERE problem_id = ?1 ORDER BY id")?
-        .query_map([id], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, Option<String>>(4)?))
-        })?
+        .query_map([id], |r| Ok((r.get::<i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get::<Option<String>>(4)?)))?
         .map(|row| {
             let (at, actor, kind, message, data) = row?;
             Ok(TimelineEvent {

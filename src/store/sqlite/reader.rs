@@ -1,5 +1,5 @@
 //! Queries on a read-only connection.
-use rusqlite::{Connection, OptionalExtension, params, params_from_iter, types::Value};
+use super::sql::{Connection, OptionalExtension, Value, params, params_from_iter};
 
 use super::rows::{COLUMNS, INCIDENT_COLUMNS, incident, row_to_alert, row_to_incident};
 use super::{StoreError, ms, ts};
@@ -58,7 +58,7 @@ pub(super) fn list_alerts(c: &Connection, q: &AlertQuery) -> Result<AlertPage, S
     loop {
         args[0] = Value::Integer(cursor);
         let rows: Vec<(i64, AlertRecord)> =
-            stmt.query_map(params_from_iter(args.iter()), row_to_alert)?.collect::<Result<_, _>>()?;
+            stmt.query_map(params_from_iter(&args), row_to_alert)?.collect::<Result<_, _>>()?;
         let exhausted = rows.len() < chunk;
         for (id, alert) in rows {
             scanned += 1;
@@ -86,7 +86,7 @@ pub(super) fn firing_alerts(c: &Connection) -> Result<Vec<AlertRecord>, StoreErr
     let columns = COLUMNS.replace("raw,", "'null',");
     let sql = format!("SELECT {columns} FROM alerts WHERE {} ORDER BY id", AlertStatus::Firing.sql("status"));
     let mut stmt = c.prepare_cached(&sql)?;
-    let rows = stmt.query_map([], row_to_alert)?;
+    let rows = stmt.query_map(params![], row_to_alert)?;
     Ok(rows.map(|r| r.map(|(_, a)| a)).collect::<Result<_, _>>()?)
 }
 
@@ -147,7 +147,7 @@ pub(super) fn count_incidents(c: &Connection, q: &IncidentQuery) -> Result<u64, 
     let (filter, args) = incident_filter(q);
     let n: i64 = c
         .prepare_cached(&format!("SELECT count(*) FROM incidents WHERE {filter}"))?
-        .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
+        .query_row(params_from_iter(&args), |r| r.get(0))?;
     Ok(n as u64)
 }
 
@@ -184,7 +184,7 @@ pub(super) fn list_incidents(c: &Connection, q: &IncidentQuery) -> Result<Incide
     });
     sql.push_str(&format!(" LIMIT {}", q.limit + 1));
     let mut incidents: Vec<Incident> =
-        c.prepare(&sql)?.query_map(params_from_iter(args.iter()), row_to_incident)?.collect::<Result<_, _>>()?;
+        c.prepare(&sql)?.query_map(params_from_iter(&args), row_to_incident)?.collect::<Result<_, _>>()?;
     let more = incidents.len() > q.limit;
     incidents.truncate(q.limit);
     let next_cursor = incidents.last().filter(|_| more).map(|last| match q.sort {
@@ -242,13 +242,13 @@ pub(super) fn get_incident(
         .prepare_cached(timeline_sql)?
         .query_map(params![id, after, page.timeline_limit as i64 + 1], |r| {
             Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, Option<String>>(4)?,
-                r.get::<_, Option<i64>>(5)?,
-                r.get::<_, i64>(6)?,
+                r.get::<i64>(0)?,
+                r.get::<String>(1)?,
+                r.get::<String>(2)?,
+                r.get::<String>(3)?,
+                r.get::<Option<String>>(4)?,
+                r.get::<Option<i64>>(5)?,
+                r.get::<i64>(6)?,
             ))
         })?
         .collect::<Result<Vec<_>, _>>()?;

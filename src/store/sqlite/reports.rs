@@ -1,6 +1,6 @@
 //! The SLA report's sums, by SQL (see `engine::report` for what they mean).
+use super::sql::{Connection, params};
 use jiff::Timestamp;
-use rusqlite::{Connection, params};
 
 use super::{StoreError, ms};
 use crate::engine::report::{GroupSums, RecurringProblem, ReportGroup, SlaReport};
@@ -37,7 +37,7 @@ pub(super) fn sla(
         published = crate::model::review::ReviewState::Published.as_str(),
     ))?;
     for row in stmt.query_map(params![ms(from), ms(to), review_due.as_millis() as i64], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<i64>>(2)?, r.get::<_, Option<i64>>(3)?))
+        Ok((r.get::<String>(0)?, r.get::<i64>(1)?, r.get::<Option<i64>>(2)?, r.get::<Option<i64>>(3)?))
     })? {
         let (key, reported, published, on_time) = row?;
         let e = rows.entry(key).or_default();
@@ -53,7 +53,7 @@ pub(super) fn sla(
         crate::model::action_item::ActionItemState::Done.as_str(),
     ))?;
     for row in stmt.query_map(params![ms(from), ms(to), ms(overdue_at)], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        Ok((r.get::<String>(0)?, r.get::<i64>(1)?, r.get::<i64>(2)?))
     })? {
         let (key, done, overdue) = row?;
         let e = rows.entry(key).or_default();
@@ -67,12 +67,12 @@ pub(super) fn sla(
     ))?;
     for row in stmt.query_map(params![ms(from), ms(to)], |r| {
         Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, i64>(2)?,
-            r.get::<_, i64>(3)?,
-            r.get::<_, i64>(4)?,
-            r.get::<_, i64>(5)?,
+            r.get::<String>(0)?,
+            r.get::<i64>(1)?,
+            r.get::<i64>(2)?,
+            r.get::<i64>(3)?,
+            r.get::<i64>(4)?,
+            r.get::<i64>(5)?,
         ))
     })? {
         let (key, n, acked, ack_sum, resolved, resolve_sum) = row?;
@@ -92,13 +92,7 @@ pub(super) fn sla(
         ClockState::ResolvedUnacknowledged.sql("s"),
     ))?;
     for row in stmt.query_map(params![ms(from), ms(to)], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-            r.get::<_, i64>(3)?,
-            r.get::<_, i64>(4)?,
-        ))
+        Ok((r.get::<String>(0)?, r.get::<String>(1)?, r.get::<i64>(2)?, r.get::<i64>(3)?, r.get::<i64>(4)?))
     })? {
         let (key, kind, met, breached, unanswered) = row?;
         let e = rows.entry(key).or_default();
@@ -122,7 +116,7 @@ pub(super) fn sla(
                 id: r.get(0)?,
                 title: r.get(1)?,
                 state: r.get(2)?,
-                incidents: r.get::<_, i64>(3)? as u64,
+                incidents: r.get::<i64>(3)? as u64,
             })
         })?
         .collect::<Result<_, _>>()?;

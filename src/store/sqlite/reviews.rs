@@ -1,8 +1,8 @@
 //! Post-incident reviews in the store: one row per incident, its written
 //! parts as one JSON document. What a review may become is decided in
 //! `model::review`; this loads, applies and saves.
+use super::sql::{Connection, OptionalExtension, params};
 use jiff::Timestamp;
-use rusqlite::{Connection, OptionalExtension, params};
 
 use super::state::{WriterState, entry};
 use super::{StoreError, ms, ts};

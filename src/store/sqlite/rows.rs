@@ -1,5 +1,5 @@
 //! Rows of alerts and incidents as model values, for readers and writers alike.
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use super::sql::{Connection, OptionalExtension, Row, params};
 use serde_json::value::RawValue;
 
 use super::{StoreError, ts};
@@ -9,11 +9,11 @@ use crate::model::{AlertRecord, AlertStatus, Fingerprint, Source};
 pub(super) const COLUMNS: &str = "id, fingerprint, source, status, labels, annotations, starts_at, ends_at, expires_at,
     generator_url, first_seen, last_seen, occurrences, acknowledged_at, raw, muted_by";
 
-pub(super) fn row_to_alert(r: &Row<'_>) -> rusqlite::Result<(i64, AlertRecord)> {
-    let bad = |i: usize, e: String| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into());
-    let time = |i: usize| -> rusqlite::Result<jiff::Timestamp> { ts(r.get(i)?).map_err(|e| bad(i, e.to_string())) };
-    let opt_time = |i: usize| -> rusqlite::Result<Option<jiff::Timestamp>> {
-        r.get::<_, Option<i64>>(i)?.map(ts).transpose().map_err(|e| bad(i, e.to_string()))
+pub(super) fn row_to_alert(r: &Row<'_>) -> super::sql::Result<(i64, AlertRecord)> {
+    let bad = |i: usize, e: String| super::sql::Error::Conversion(format!("column {i}: {e}"));
+    let time = |i: usize| -> super::sql::Result<jiff::Timestamp> { ts(r.get(i)?).map_err(|e| bad(i, e.to_string())) };
+    let opt_time = |i: usize| -> super::sql::Result<Option<jiff::Timestamp>> {
+        r.get::<Option<i64>>(i)?.map(ts).transpose().map_err(|e| bad(i, e.to_string()))
     };
     let fingerprint: String = r.get(1)?;
     let source: String = r.get(2)?;
@@ -35,10 +35,10 @@ pub(super) fn row_to_alert(r: &Row<'_>) -> rusqlite::Result<(i64, AlertRecord)> 
             generator_url: r.get(9)?,
             first_seen: time(10)?,
             last_seen: time(11)?,
-            occurrences: r.get::<_, i64>(12)? as u64,
+            occurrences: r.get::<i64>(12)? as u64,
             acknowledged_at: opt_time(13)?,
             raw: RawValue::from_string(raw).map_err(|e| bad(14, e.to_string()))?,
-            muted_by: r.get::<_, Option<String>>(15)?.and_then(|m| crate::model::MuteReason::parse(&m)),
+            muted_by: r.get::<Option<String>>(15)?.and_then(|m| crate::model::MuteReason::parse(&m)),
         },
     ))
 }
@@ -48,13 +48,13 @@ pub(super) const INCIDENT_COLUMNS: &str =
     alert_count, firing_count, flap_count, labels, created_at, updated_at, acknowledged_at, resolved_at, closed_at,
     auto_resolve_at, source, description, reporter, merged_into";
 
-pub(super) fn row_to_incident(r: &Row<'_>) -> rusqlite::Result<Incident> {
-    let bad = |i: usize, e: String| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into());
-    let time = |i: usize| -> rusqlite::Result<jiff::Timestamp> { ts(r.get(i)?).map_err(|e| bad(i, e.to_string())) };
-    let opt_time = |i: usize| -> rusqlite::Result<Option<jiff::Timestamp>> {
-        r.get::<_, Option<i64>>(i)?.map(ts).transpose().map_err(|e| bad(i, e.to_string()))
+pub(super) fn row_to_incident(r: &Row<'_>) -> super::sql::Result<Incident> {
+    let bad = |i: usize, e: String| super::sql::Error::Conversion(format!("column {i}: {e}"));
+    let time = |i: usize| -> super::sql::Result<jiff::Timestamp> { ts(r.get(i)?).map_err(|e| bad(i, e.to_string())) };
+    let opt_time = |i: usize| -> super::sql::Result<Option<jiff::Timestamp>> {
+        r.get::<Option<i64>>(i)?.map(ts).transpose().map_err(|e| bad(i, e.to_string()))
     };
-    let text = |i: usize| -> rusqlite::Result<String> { r.get(i) };
+    let text = |i: usize| -> super::sql::Result<String> { r.get(i) };
     let labels = text(13)?;
     Ok(Incident {
         id: r.get(0)?,
@@ -67,9 +67,9 @@ pub(super) fn row_to_incident(r: &Row<'_>) -> rusqlite::Result<Incident> {
         priority: Priority::parse(&text(7)?).ok_or_else(|| bad(7, "priority".into()))?,
         state: IncidentState::parse(&text(8)?).ok_or_else(|| bad(8, "state".into()))?,
         assignee: r.get(9)?,
-        alert_count: r.get::<_, i64>(10)? as u64,
-        firing_count: r.get::<_, i64>(11)? as u64,
-        flap_count: r.get::<_, i64>(12)? as u64,
+        alert_count: r.get::<i64>(10)? as u64,
+        firing_count: r.get::<i64>(11)? as u64,
+        flap_count: r.get::<i64>(12)? as u64,
         labels: serde_json::from_str(&labels).map_err(|e| bad(13, e.to_string()))?,
         created_at: time(14)?,
         updated_at: time(15)?,
@@ -98,7 +98,7 @@ pub(super) fn first_alerts(c: &Connection, id: i64, limit: usize) -> Result<Vec<
         "SELECT {alert_columns}, ia.firing FROM incident_alerts ia JOIN alerts a ON a.id = ia.alert_id
          WHERE ia.incident_id = ?1 ORDER BY ia.joined_at, a.id LIMIT ?2"
     ))?
-    .query_map(params![id, limit as i64], |r| Ok((row_to_alert(r)?.1, r.get::<_, bool>(16)?)))?
+    .query_map(params![id, limit as i64], |r| Ok((row_to_alert(r)?.1, r.get::<bool>(16)?)))?
     .collect::<Result<_, _>>()?)
 }
 

@@ -1,7 +1,7 @@
 //! A sender's acknowledge (PagerDuty `acknowledge`) applied to the
 //! incidents of the alert it names: see [`crate::engine::ack`].
+use super::sql::{Connection, params};
 use jiff::Timestamp;
-use rusqlite::{Connection, params};
 
 use super::StoreError;
 use super::state::WriterState;

@@ -1,8 +1,8 @@
 //! Silences in the store: create, change, expire, and the reads the
 //! Alertmanager API needs. One table serves `/api/v1/silences` and
 //! Alertmanager's `/api/v2/silences` alike.
+use super::sql::{Connection, params};
 use jiff::Timestamp;
-use rusqlite::{Connection, params};
 
 use super::state::WriterState;
 use super::{StoreError, ms};

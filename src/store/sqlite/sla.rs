@@ -1,8 +1,8 @@
 //! SLA clocks and escalations inside the writer's transaction: loading
 //! them, applying what `engine::sla` decides (clock rows, timeline entries,
 //! notifications, timers), and the views the API shows.
+use super::sql::{Connection, OptionalExtension, params};
 use jiff::Timestamp;
-use rusqlite::{Connection, OptionalExtension, params};
 
 use super::state::{SYSTEM, WriterState, record_event};
 use super::{StoreError, ms, outbox, ts};
@@ -24,7 +24,7 @@ const CLOCK_COLUMNS: &str = "id, incident_id, kind, policy, calendar, target_ms,
     running_since, stopped_at, warned, breached_at, unanswered";
 
 /// A clock row: its incident and the clock.
-fn clock_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<(i64, ClockSlot), StoreError>> {
+fn clock_from_row(r: &super::sql::Row<'_>) -> super::sql::Result<Result<(i64, ClockSlot), StoreError>> {
     let kind: String = r.get(2)?;
     let warn_at: String = r.get(6)?;
     let pause_in: String = r.get(7)?;

@@ -2,8 +2,8 @@
 //! decision is about, and the incident timeline every part writes to.
 use std::sync::Arc;
 
+use super::sql::{Connection, OptionalExtension, params};
 use jiff::Timestamp;
-use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{StoreError, ms};
 use crate::engine::inhibit::InhibitIndex;
