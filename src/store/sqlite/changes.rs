@@ -206,7 +206,7 @@ impl WriterState {
 /// Link `change` to an incident as a suspected cause, once.
 fn suspect(tx: &Connection, incident_id: i64, change: &Change, late: bool, now: Timestamp) -> Result<(), StoreError> {
     let linked = tx
-        .prepare_cached("INSERT OR IGNORE INTO incident_changes (incident_id, change_id) VALUES (?1, ?2)")?
+        .prepare_cached("INSERT INTO incident_changes (incident_id, change_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING")?
         .execute(params![incident_id, change.id])?;
     if linked == 0 {
         return Ok(());

@@ -106,8 +106,8 @@ impl WriterState {
             let firing = AlertStatus::parse(&status) == Some(AlertStatus::Firing);
             let linked = tx
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO incident_alerts (incident_id, alert_id, rule, firing, joined_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO incident_alerts (incident_id, alert_id, rule, firing, joined_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
                 )?
                 .execute(params![id, alert_id, incident.rule, firing, ms(now)])?;
             if linked == 0 {
@@ -196,8 +196,9 @@ impl WriterState {
             self.take_labels(tx, target, &labels, now)?;
         }
         tx.prepare_cached(
-            "INSERT OR IGNORE INTO incident_alerts (incident_id, alert_id, rule, firing, joined_at)
-             SELECT ?2, alert_id, rule, firing, joined_at FROM incident_alerts WHERE incident_id = ?1",
+            "INSERT INTO incident_alerts (incident_id, alert_id, rule, firing, joined_at)
+             SELECT ?2, alert_id, rule, firing, joined_at FROM incident_alerts WHERE incident_id = ?1
+             ON CONFLICT DO NOTHING",
         )?
         .execute(params![source, target])?;
         tx.prepare_cached("DELETE FROM incident_alerts WHERE incident_id = ?1")?.execute([source])?;

@@ -647,11 +647,13 @@ fn hold_pending(
 ) -> Result<(), StoreError> {
     let due = engine::pending_due(rule, now).map(ms);
     tx.prepare_cached(
-        "INSERT OR IGNORE INTO pending_groups (rule, group_key, first_fired_at, due_at) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO pending_groups (rule, group_key, first_fired_at, due_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT DO NOTHING",
     )?
     .execute(params![rule.name, key, ms(now), due])?;
     tx.prepare_cached(
-        "INSERT OR IGNORE INTO pending_alerts (rule, group_key, alert_id, held_at) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO pending_alerts (rule, group_key, alert_id, held_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT DO NOTHING",
     )?
     .execute(params![rule.name, key, a.id, ms(now)])?;
     Ok(())
@@ -722,7 +724,8 @@ fn link_alert(
 ) -> Result<(), StoreError> {
     let inserted = tx
         .prepare_cached(
-            "INSERT OR IGNORE INTO incident_alerts (incident_id, alert_id, rule, firing, joined_at) VALUES (?1, ?2, ?3, 1, ?4)",
+            "INSERT INTO incident_alerts (incident_id, alert_id, rule, firing, joined_at) VALUES (?1, ?2, ?3, 1, ?4)
+             ON CONFLICT DO NOTHING",
         )?
         .execute(params![id, a.id, rule.name, ms(now)])?;
     if inserted == 0 {

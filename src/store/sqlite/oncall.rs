@@ -160,7 +160,7 @@ impl WriterState {
         for name in rules.schedules.keys() {
             let person = self.book().on_call(name, now).map(|o| o.person);
             conn.prepare_cached(
-                "INSERT OR IGNORE INTO oncall_handoffs (schedule, announced_through, announced_person) VALUES (?1, ?2, ?3)",
+                "INSERT INTO oncall_handoffs (schedule, announced_through, announced_person) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
             )?
             .execute(params![name, ms(now), person])?;
         }

@@ -37,9 +37,9 @@ pub(super) fn enqueue(
         });
         let payload = own.as_deref().unwrap_or(&shared);
         tx.prepare_cached(&format!(
-            "INSERT OR IGNORE INTO notifications
+            "INSERT INTO notifications
                 (event, incident_id, problem_id, notifier, idempotency_key, payload, state, created_at, next_attempt_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, '{PENDING}', ?7, ?7)"
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, '{PENDING}', ?7, ?7) ON CONFLICT DO NOTHING"
         ))?
         .execute(params![event, incident_id, problem_id, d.notifier, d.idempotency_key, payload, ms(now)])?;
     }

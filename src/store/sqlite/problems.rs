@@ -159,7 +159,7 @@ impl WriterState {
         for rule in rules.problem_rules.iter().filter(|r| r.matches(fields)) {
             let Some(key) = rule.key(fields) else { continue };
             tx.prepare_cached(
-                "INSERT OR IGNORE INTO incident_problem_keys (key, incident_id, created_at) VALUES (?1, ?2, ?3)",
+                "INSERT INTO incident_problem_keys (key, incident_id, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
             )?
             .execute(params![key, incident_id, ms(now)])?;
             let active: Option<i64> = tx
@@ -226,7 +226,7 @@ impl WriterState {
     ) -> Result<bool, StoreError> {
         let n = tx
             .prepare_cached(
-                "INSERT OR IGNORE INTO problem_incidents (problem_id, incident_id, linked_at, linked_by) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO problem_incidents (problem_id, incident_id, linked_at, linked_by) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
             )?
             .execute(params![problem_id, incident_id, ms(now), actor])?;
         if n == 0 {
