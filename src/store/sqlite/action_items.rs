@@ -123,7 +123,7 @@ impl WriterState {
             actor,
             ms(now)
         ])?;
-        get(tx, tx.last_insert_rowid())?.ok_or_else(|| StoreError::Corrupt("an action item just written".into()))
+        get(tx, tx.last_insert_rowid()?)?.ok_or_else(|| StoreError::Corrupt("an action item just written".into()))
     }
 
     pub(super) fn edit_action_item(

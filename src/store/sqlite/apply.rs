@@ -372,7 +372,7 @@ impl AlertRow<'_> {
             ms(self.now),
             self.raw,
         ])?;
-        Ok(tx.last_insert_rowid())
+        Ok(tx.last_insert_rowid()?)
     }
 
     /// The hot path: a sender re-sends a firing alert. Only columns that

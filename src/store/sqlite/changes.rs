@@ -108,7 +108,7 @@ impl WriterState {
             ms(now)
         ])?;
         let change = Change {
-            id: tx.last_insert_rowid(),
+            id: tx.last_insert_rowid()?,
             service: c.service.clone(),
             summary: c.summary.clone(),
             starts_at: c.starts_at,

@@ -49,7 +49,7 @@ impl WriterState {
             report.description,
             reporter,
         ])?;
-        let id = tx.last_insert_rowid();
+        let id = tx.last_insert_rowid()?;
         // Its own group: alerts are linked to it by hand, never by key.
         tx.prepare_cached("UPDATE incidents SET group_key = ?2 WHERE id = ?1")?
             .execute(params![id, format!("{}:{id}", opening::REPORTED_RULE)])?;

@@ -327,7 +327,7 @@ impl WriterState {
             ms(now),
             IncidentState::INITIAL.as_str(),
         ])?;
-        let id = tx.last_insert_rowid();
+        let id = tx.last_insert_rowid()?;
         tracing::info!(incident = id, rule = %rule.name, %priority, title = %title, "incident triggered");
         self.facts.push(crate::metrics::Fact::IncidentCreated {
             rule: rule.name.clone(),

@@ -565,6 +565,8 @@ impl From<sql::Error> for StoreError {
     fn from(e: sql::Error) -> Self {
         match e {
             sql::Error::Sqlite(e) => e.into(),
+            sql::Error::Postgres(e) => StoreError::Database(e.to_string()),
+            e @ sql::Error::NoRows => StoreError::Database(e.to_string()),
             sql::Error::Conversion(m) => StoreError::Corrupt(m),
         }
     }

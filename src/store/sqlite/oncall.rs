@@ -124,7 +124,7 @@ pub(super) fn create_feed(
     )?
     .execute(params![schedule, person, key_hash, actor, ms(now)])?;
     Ok(CalendarFeed {
-        id: tx.last_insert_rowid(),
+        id: tx.last_insert_rowid()?,
         of: of.clone(),
         created_by: actor.to_owned(),
         created_at: now,
@@ -189,7 +189,7 @@ impl WriterState {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?
         .execute(params![new.schedule, new.person, ms(new.start), ms(new.end), new.reason, actor, ms(now)])?;
-        let id = tx.last_insert_rowid();
+        let id = tx.last_insert_rowid()?;
         let stored = override_by_id(tx, id)?.ok_or_else(|| StoreError::Corrupt(format!("override {id} vanished")))?;
         self.overrides.entry(new.schedule.clone()).or_default().push(crate::oncall::Override::from(&stored));
         self.reschedule_handoff(tx, &new.schedule, now)?;

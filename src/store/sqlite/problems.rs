@@ -140,7 +140,7 @@ fn problem_event(
         "INSERT INTO problem_events (problem_id, at, actor, kind, message, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![id, ms(at), actor, kind, message, data.to_string()])?;
-    Ok(tx.last_insert_rowid())
+    Ok(tx.last_insert_rowid()?)
 }
 
 impl WriterState {
@@ -203,7 +203,7 @@ impl WriterState {
                 ms(now),
                 ProblemState::INITIAL.as_str()
             ])?;
-            let pid = tx.last_insert_rowid();
+            let pid = tx.last_insert_rowid()?;
             let event_id = problem_entry(tx, pid, SYSTEM, problems::opened_by_rule(rule, &key, &message, now))?;
             tracing::info!(problem = pid, rule = %rule.name, %key, "problem opened");
             for iid in recurring {
@@ -267,7 +267,7 @@ impl WriterState {
             ms(now),
             ProblemState::INITIAL.as_str()
         ])?;
-        let pid = tx.last_insert_rowid();
+        let pid = tx.last_insert_rowid()?;
         let event_id = problem_entry(tx, pid, actor, problems::opened_by_hand(p.key.as_deref(), now))?;
         for iid in &p.incidents {
             self.link(tx, pid, *iid, actor, now)?;

@@ -28,7 +28,7 @@ pub(super) fn insert(
         ms(now)
     ])?;
     let silence = Silence {
-        id: tx.last_insert_rowid(),
+        id: tx.last_insert_rowid()?,
         matchers: s.matchers.clone(),
         starts_at: s.starts_at,
         ends_at: s.ends_at,

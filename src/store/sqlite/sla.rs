@@ -105,7 +105,7 @@ impl WriterState {
                     json_text(&c.warn_at)?,
                     json_text(&pause_in)?
                 ])?;
-                tx.last_insert_rowid()
+                tx.last_insert_rowid()?
             }
         };
         tx.prepare_cached(

@@ -5,7 +5,19 @@
 //! text, blob): timestamps are epoch milliseconds and flags are 0/1
 //! integers, on every engine. Engine-specific work (opening files,
 //! pragmas, checkpoints, backups) stays outside, on the engine's own types.
+//!
+//! Statements are written once, in the SQL both engines speak, with
+//! numbered parameters `?1`, `?2`...; on PostgreSQL they become `$1`,
+//! `$2`... when first prepared.
+// The PostgreSQL engine is wired into a backend next (issue: several
+// gateways on one PostgreSQL); until then only this module's tests use it.
+#![cfg_attr(not(test), allow(dead_code))]
+
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
+
+use postgres::types::ToSql as PgSend;
 
 /// A value as a statement takes it or a row gives it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,6 +42,9 @@ pub enum Value {
 #[derive(Debug)]
 pub enum Error {
     Sqlite(rusqlite::Error),
+    Postgres(postgres::Error),
+    /// `query_row` found no row (see [`OptionalExtension`]).
+    NoRows,
     /// A column held something its reader cannot take.
     Conversion(String),
 }
@@ -38,6 +53,8 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Sqlite(e) => e.fmt(f),
+            Error::Postgres(e) => e.fmt(f),
+            Error::NoRows => f.write_str("the query returned no row"),
             Error::Conversion(e) => f.write_str(e),
         }
     }
@@ -47,7 +64,16 @@ impl std::error::Error for Error {}
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
-        Error::Sqlite(e)
+        match e {
+            rusqlite::Error::QueryReturnedNoRows => Error::NoRows,
+            e => Error::Sqlite(e),
+        }
+    }
+}
+
+impl From<postgres::Error> for Error {
+    fn from(e: postgres::Error) -> Self {
+        Error::Postgres(e)
     }
 }
 
@@ -267,23 +293,39 @@ fn lite(p: &impl Params) -> rusqlite::ParamsFromIter<impl Iterator<Item = Lite<'
 /// A connection, or a transaction on one: the bookkeeping code takes this.
 #[derive(Clone, Copy)]
 pub struct Connection<'c> {
-    sqlite: &'c rusqlite::Connection,
+    engine: Engine<'c>,
+}
+
+#[derive(Clone, Copy)]
+enum Engine<'c> {
+    Sqlite(&'c rusqlite::Connection),
+    Postgres(&'c PgSession),
 }
 
 impl<'c> Connection<'c> {
     pub fn sqlite(c: &'c rusqlite::Connection) -> Connection<'c> {
-        Connection { sqlite: c }
+        Connection { engine: Engine::Sqlite(c) }
+    }
+
+    pub fn postgres(s: &'c PgSession) -> Connection<'c> {
+        Connection { engine: Engine::Postgres(s) }
     }
 
     /// A statement kept in the connection's cache: the store's statements
     /// are a fixed set, prepared once.
     pub fn prepare_cached(&self, sql: &str) -> Result<Statement<'c>> {
-        Ok(Statement::Cached(self.sqlite.prepare_cached(sql)?))
+        match self.engine {
+            Engine::Sqlite(c) => Ok(Statement::Cached(c.prepare_cached(sql)?)),
+            Engine::Postgres(s) => Ok(Statement::Postgres { session: s, statement: s.prepare(sql)? }),
+        }
     }
 
     /// A statement built for one call (its text depends on the query).
     pub fn prepare(&self, sql: &str) -> Result<Statement<'c>> {
-        Ok(Statement::Plain(self.sqlite.prepare(sql)?))
+        match self.engine {
+            Engine::Sqlite(c) => Ok(Statement::Plain(c.prepare(sql)?)),
+            Engine::Postgres(s) => Ok(Statement::Postgres { session: s, statement: s.prepare(sql)? }),
+        }
     }
 
     pub fn execute(&self, sql: &str, params: impl Params) -> Result<usize> {
@@ -295,54 +337,86 @@ impl<'c> Connection<'c> {
     }
 
     /// The id the last insert on this connection gave its row.
-    pub fn last_insert_rowid(&self) -> i64 {
-        self.sqlite.last_insert_rowid()
+    pub fn last_insert_rowid(&self) -> Result<i64> {
+        match self.engine {
+            Engine::Sqlite(c) => Ok(c.last_insert_rowid()),
+            Engine::Postgres(_) => self.query_row("SELECT lastval()", params![], |r| r.get(0)),
+        }
     }
 
     /// A transaction on a connection that is not in one (`commit` keeps it;
     /// dropping it rolls back).
     pub fn unchecked_transaction(&self) -> Result<Transaction<'c>> {
-        Ok(Transaction(self.sqlite.unchecked_transaction()?))
+        self.batch("BEGIN")?;
+        Ok(Transaction { conn: *self, open: true })
+    }
+
+    fn batch(&self, sql: &str) -> Result<()> {
+        match self.engine {
+            Engine::Sqlite(c) => Ok(c.execute_batch(sql)?),
+            Engine::Postgres(s) => s.batch_execute(sql),
+        }
     }
 }
 
-pub struct Transaction<'c>(rusqlite::Transaction<'c>);
+pub struct Transaction<'c> {
+    conn: Connection<'c>,
+    open: bool,
+}
 
-impl Transaction<'_> {
-    pub fn connection(&self) -> Connection<'_> {
-        Connection::sqlite(&self.0)
+impl<'c> Transaction<'c> {
+    pub fn connection(&self) -> Connection<'c> {
+        self.conn
     }
 
-    pub fn commit(self) -> Result<()> {
-        Ok(self.0.commit()?)
+    pub fn commit(mut self) -> Result<()> {
+        self.open = false;
+        self.conn.batch("COMMIT")
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        if self.open
+            && let Err(e) = self.conn.batch("ROLLBACK")
+        {
+            tracing::warn!(error = %e, "rolling back a transaction failed");
+        }
     }
 }
 
 pub enum Statement<'c> {
     Cached(rusqlite::CachedStatement<'c>),
     Plain(rusqlite::Statement<'c>),
+    Postgres { session: &'c PgSession, statement: postgres::Statement },
 }
 
 impl<'c> Statement<'c> {
-    fn raw(&mut self) -> &mut rusqlite::Statement<'c> {
+    pub fn execute(&mut self, params: impl Params) -> Result<usize> {
         match self {
-            Statement::Cached(s) => s,
-            Statement::Plain(s) => s,
+            Statement::Cached(s) => Ok(s.execute(lite(&params))?),
+            Statement::Plain(s) => Ok(s.execute(lite(&params))?),
+            Statement::Postgres { session, statement } => {
+                let values: Vec<Pg<'_>> = params.each().map(|p| Pg(p.to_sql())).collect();
+                let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = values.iter().map(|v| v as _).collect();
+                let n = session.client.borrow_mut().execute(&*statement, &refs)?;
+                Ok(usize::try_from(n).unwrap_or(usize::MAX))
+            }
         }
     }
 
-    pub fn execute(&mut self, params: impl Params) -> Result<usize> {
-        Ok(self.raw().execute(lite(&params))?)
-    }
-
-    /// The first row; `QueryReturnedNoRows` when there is none (see
+    /// The first row; [`Error::NoRows`] when there is none (see
     /// [`OptionalExtension`]).
     pub fn query_row<T>(&mut self, params: impl Params, f: impl FnOnce(&Row<'_>) -> Result<T>) -> Result<T> {
-        let mut rows = self.raw().query(lite(&params))?;
-        match rows.next()? {
-            Some(r) => f(&Row { sqlite: r }),
-            None => Err(Error::Sqlite(rusqlite::Error::QueryReturnedNoRows)),
-        }
+        let mut first = Some(f);
+        let mut out = None;
+        self.each_row(params, &mut |r| {
+            if let Some(f) = first.take() {
+                out = Some(f(r));
+            }
+            Ok(false)
+        })?;
+        out.unwrap_or(Err(Error::NoRows))
     }
 
     /// Every row, each through `f`.
@@ -351,32 +425,66 @@ impl<'c> Statement<'c> {
         params: impl Params,
         mut f: impl FnMut(&Row<'_>) -> Result<T>,
     ) -> Result<std::vec::IntoIter<Result<T>>> {
-        let mut rows = self.raw().query(lite(&params))?;
         let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            out.push(f(&Row { sqlite: r }));
-        }
+        self.each_row(params, &mut |r| {
+            out.push(f(r));
+            Ok(true)
+        })?;
         Ok(out.into_iter())
+    }
+
+    /// Run the query, handing each row to `each` while it says go on.
+    fn each_row(&mut self, params: impl Params, each: &mut dyn FnMut(&Row<'_>) -> Result<bool>) -> Result<()> {
+        let lite_rows = |s: &mut rusqlite::Statement<'_>, each: &mut dyn FnMut(&Row<'_>) -> Result<bool>| {
+            let mut rows = s.query(lite(&params))?;
+            while let Some(r) = rows.next()? {
+                if !each(&Row::Sqlite(r))? {
+                    break;
+                }
+            }
+            Ok(())
+        };
+        match self {
+            Statement::Cached(s) => lite_rows(s, each),
+            Statement::Plain(s) => lite_rows(s, each),
+            Statement::Postgres { session, statement } => {
+                let values: Vec<Pg<'_>> = params.each().map(|p| Pg(p.to_sql())).collect();
+                let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = values.iter().map(|v| v as _).collect();
+                let rows = session.client.borrow_mut().query(&*statement, &refs)?;
+                for r in &rows {
+                    if !each(&Row::Postgres(r))? {
+                        break;
+                    }
+                }
+                Ok(())
+            }
+        }
     }
 }
 
-pub struct Row<'r> {
-    sqlite: &'r rusqlite::Row<'r>,
+pub enum Row<'r> {
+    Sqlite(&'r rusqlite::Row<'r>),
+    Postgres(&'r postgres::Row),
 }
 
 impl Row<'_> {
     pub fn get<T: FromSql>(&self, idx: usize) -> Result<T> {
-        use rusqlite::types::ValueRef as V;
-        let v = match self.sqlite.get_ref(idx)? {
-            V::Null => ValueRef::Null,
-            V::Integer(i) => ValueRef::Integer(i),
-            V::Real(r) => ValueRef::Real(r),
-            V::Text(t) => ValueRef::Text(
-                std::str::from_utf8(t).map_err(|e| Error::Conversion(format!("column {idx}: not UTF-8: {e}")))?,
-            ),
-            V::Blob(b) => ValueRef::Blob(b),
+        let converted = match self {
+            Row::Sqlite(r) => {
+                use rusqlite::types::ValueRef as V;
+                match r.get_ref(idx)? {
+                    V::Null => T::from_sql(ValueRef::Null),
+                    V::Integer(i) => T::from_sql(ValueRef::Integer(i)),
+                    V::Real(r) => T::from_sql(ValueRef::Real(r)),
+                    V::Text(t) => T::from_sql(ValueRef::Text(
+                        std::str::from_utf8(t).map_err(|e| Error::Conversion(format!("not UTF-8: {e}")))?,
+                    )),
+                    V::Blob(b) => T::from_sql(ValueRef::Blob(b)),
+                }
+            }
+            Row::Postgres(r) => pg_column(r, idx, T::from_sql),
         };
-        T::from_sql(v).map_err(|e| match e {
+        converted.map_err(|e| match e {
             Error::Conversion(m) => Error::Conversion(format!("column {idx}: {m}")),
             e => e,
         })
@@ -392,9 +500,117 @@ impl<T> OptionalExtension<T> for Result<T> {
     fn optional(self) -> Result<Option<T>> {
         match self {
             Ok(v) => Ok(Some(v)),
-            Err(Error::Sqlite(rusqlite::Error::QueryReturnedNoRows)) => Ok(None),
+            Err(Error::NoRows) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+}
+
+// --- PostgreSQL -------------------------------------------------------------
+
+/// One PostgreSQL connection and the statements prepared on it. The
+/// caller keeps it on one thread, as the SQLite writer keeps its own.
+pub struct PgSession {
+    client: RefCell<postgres::Client>,
+    statements: RefCell<HashMap<String, postgres::Statement>>,
+}
+
+impl PgSession {
+    pub fn new(client: postgres::Client) -> PgSession {
+        PgSession { client: RefCell::new(client), statements: RefCell::new(HashMap::new()) }
+    }
+
+    pub fn connection(&self) -> Connection<'_> {
+        Connection::postgres(self)
+    }
+
+    /// Run statements that take no parameters (a transaction's `BEGIN`,
+    /// a migration).
+    pub fn batch_execute(&self, sql: &str) -> Result<()> {
+        Ok(self.client.borrow_mut().batch_execute(sql)?)
+    }
+
+    fn prepare(&self, sql: &str) -> Result<postgres::Statement> {
+        if let Some(s) = self.statements.borrow().get(sql) {
+            return Ok(s.clone());
+        }
+        let statement = self.client.borrow_mut().prepare(&numbered(sql))?;
+        self.statements.borrow_mut().insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+}
+
+/// `?1` becomes `$1`; a `?` inside a quoted literal stays.
+fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut quoted = false;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                out.push(c);
+            }
+            '?' if !quoted && chars.peek().is_some_and(char::is_ascii_digit) => out.push('$'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A parameter on its way to PostgreSQL, converted to the type the server
+/// chose for its place in the statement.
+#[derive(Debug)]
+struct Pg<'a>(ValueRef<'a>);
+
+impl postgres::types::ToSql for Pg<'_> {
+    fn to_sql(
+        &self,
+        ty: &postgres::types::Type,
+        out: &mut postgres::types::private::BytesMut,
+    ) -> std::result::Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        use postgres::types::Type as T;
+        match self.0 {
+            ValueRef::Null => Ok(postgres::types::IsNull::Yes),
+            ValueRef::Integer(i) if *ty == T::INT8 => PgSend::to_sql(&i, ty, out),
+            ValueRef::Integer(i) if *ty == T::INT4 => PgSend::to_sql(&i32::try_from(i)?, ty, out),
+            ValueRef::Integer(i) if *ty == T::INT2 => PgSend::to_sql(&i16::try_from(i)?, ty, out),
+            ValueRef::Integer(i) if *ty == T::BOOL => PgSend::to_sql(&(i != 0), ty, out),
+            ValueRef::Integer(i) if *ty == T::FLOAT8 => PgSend::to_sql(&(i as f64), ty, out),
+            ValueRef::Real(r) if *ty == T::FLOAT8 => PgSend::to_sql(&r, ty, out),
+            ValueRef::Real(r) if *ty == T::FLOAT4 => PgSend::to_sql(&(r as f32), ty, out),
+            ValueRef::Text(t) if [T::TEXT, T::VARCHAR, T::BPCHAR, T::NAME, T::UNKNOWN].contains(ty) => {
+                PgSend::to_sql(&t, ty, out)
+            }
+            ValueRef::Blob(b) if *ty == T::BYTEA => PgSend::to_sql(&b, ty, out),
+            v => Err(format!("cannot send {v:?} as {ty}").into()),
+        }
+    }
+
+    fn accepts(_: &postgres::types::Type) -> bool {
+        true
+    }
+
+    postgres::types::to_sql_checked!();
+}
+
+/// Read column `idx` of a PostgreSQL row as one of the five kinds.
+fn pg_column<T>(r: &postgres::Row, idx: usize, f: impl FnOnce(ValueRef<'_>) -> Result<T>) -> Result<T> {
+    use postgres::types::Type as Ty;
+    let ty = r.columns().get(idx).ok_or_else(|| Error::Conversion("no such column".into()))?.type_().clone();
+    let conv = |e: postgres::Error| Error::Conversion(e.to_string());
+    let int = |v: Option<i64>| v.map_or(ValueRef::Null, ValueRef::Integer);
+    match ty {
+        Ty::INT8 => f(int(r.try_get::<_, Option<i64>>(idx).map_err(conv)?)),
+        Ty::INT4 => f(int(r.try_get::<_, Option<i32>>(idx).map_err(conv)?.map(i64::from))),
+        Ty::INT2 => f(int(r.try_get::<_, Option<i16>>(idx).map_err(conv)?.map(i64::from))),
+        Ty::BOOL => f(int(r.try_get::<_, Option<bool>>(idx).map_err(conv)?.map(i64::from))),
+        Ty::FLOAT8 => f(r.try_get::<_, Option<f64>>(idx).map_err(conv)?.map_or(ValueRef::Null, ValueRef::Real)),
+        Ty::FLOAT4 => {
+            f(r.try_get::<_, Option<f32>>(idx).map_err(conv)?.map_or(ValueRef::Null, |v| ValueRef::Real(f64::from(v))))
+        }
+        Ty::BYTEA => f(r.try_get::<_, Option<&[u8]>>(idx).map_err(conv)?.map_or(ValueRef::Null, ValueRef::Blob)),
+        _ => f(r.try_get::<_, Option<&str>>(idx).map_err(conv)?.map_or(ValueRef::Null, ValueRef::Text)),
     }
 }
 
@@ -407,7 +623,68 @@ mod tests {
         let raw = rusqlite::Connection::open_in_memory().unwrap();
         raw.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, f REAL, s TEXT, b BLOB, flag INTEGER)")
             .unwrap();
-        let c = Connection::sqlite(&raw);
+        round_trip(Connection::sqlite(&raw));
+    }
+
+    /// A database of its own on the local PostgreSQL server, dropped after.
+    struct PgDatabase {
+        admin: postgres::Client,
+        name: String,
+    }
+
+    impl PgDatabase {
+        /// `ALERTGATE_TEST_POSTGRES` (default: the local server, user postgres).
+        fn create() -> (PgDatabase, PgSession) {
+            let base = std::env::var("ALERTGATE_TEST_POSTGRES")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+            let mut admin = postgres::Client::connect(&base, postgres::NoTls)
+                .unwrap_or_else(|e| panic!("the PostgreSQL tests need a server at {base}: {e}"));
+            let mut suffix = [0u8; 6];
+            getrandom::fill(&mut suffix).unwrap();
+            let name = format!("alertgate_test_{}", hex::encode(suffix));
+            admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+            let url = format!("{}/{name}", base.rsplit_once('/').map_or(base.as_str(), |(b, _)| b));
+            let client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            (PgDatabase { admin, name }, PgSession::new(client))
+        }
+    }
+
+    impl Drop for PgDatabase {
+        fn drop(&mut self) {
+            let _ = self.admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        }
+    }
+
+    #[test]
+    fn values_round_trip_through_postgresql() {
+        let (_db, session) = PgDatabase::create();
+        session
+            .batch_execute(
+                "CREATE TABLE t (id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, n BIGINT,
+                    f DOUBLE PRECISION, s TEXT, b BYTEA, flag BIGINT)",
+            )
+            .unwrap();
+        round_trip(session.connection());
+        // Columns PostgreSQL types its own way read as the same five kinds.
+        let c = session.connection();
+        let (yes, small, text): (bool, i64, String) = c
+            .query_row("SELECT ?1 = 'a?b', 7::int4, 'it''s ?1'", params!["a?b"], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        assert_eq!((yes, small, text.as_str()), (true, 7, "it's ?1"));
+    }
+
+    #[test]
+    fn numbered_parameters_become_dollars_outside_literals() {
+        assert_eq!(
+            numbered("SELECT ?1, '?2', ?12 WHERE a = '?' OR b = ?2"),
+            "SELECT $1, '?2', $12 WHERE a = '?' OR b = $2"
+        );
+    }
+
+    /// What every engine must do alike, on a table `t` (id, n, f, s, b, flag).
+    fn round_trip(c: Connection<'_>) {
         let id: i64 = c
             .query_row(
                 "INSERT INTO t (n, f, s, b, flag) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",

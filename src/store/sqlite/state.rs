@@ -111,7 +111,7 @@ pub(super) fn record_event(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![id, ms(at), actor, kind, message, data.to_string(), ms(recorded_at)])?;
-    Ok(tx.last_insert_rowid())
+    Ok(tx.last_insert_rowid()?)
 }
 
 pub(super) fn current_state(tx: &Connection, id: i64) -> Result<IncidentState, StoreError> {
