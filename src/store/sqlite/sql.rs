@@ -615,7 +615,7 @@ fn pg_column<T>(r: &postgres::Row, idx: usize, f: impl FnOnce(ValueRef<'_>) -> R
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     #[test]
@@ -627,14 +627,14 @@ mod tests {
     }
 
     /// A database of its own on the local PostgreSQL server, dropped after.
-    struct PgDatabase {
+    pub(in crate::store::sqlite) struct PgDatabase {
         admin: postgres::Client,
         name: String,
     }
 
     impl PgDatabase {
         /// `ALERTGATE_TEST_POSTGRES` (default: the local server, user postgres).
-        fn create() -> (PgDatabase, PgSession) {
+        pub(in crate::store::sqlite) fn create() -> (PgDatabase, PgSession) {
             let base = std::env::var("ALERTGATE_TEST_POSTGRES")
                 .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
             let mut admin = postgres::Client::connect(&base, postgres::NoTls)
