@@ -117,6 +117,13 @@ enum Command {
         #[arg(long, env = "ALERTGATE_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Apply the schema migrations to a PostgreSQL database (each once,
+    /// under a lock: safe while gateways start); refuses a newer schema.
+    Migrate {
+        /// postgres://USER:PASSWORD@HOST:PORT/DATABASE
+        #[arg(long, env = "ALERTGATE_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+        database_url: String,
+    },
     /// Notifiers: `notify test NAME` sends a test notification through one.
     Notify {
         #[command(subcommand)]
@@ -200,6 +207,7 @@ pub fn main() -> ExitCode {
         Command::CalendarFeeds { command, client } => crate::client::run_feeds(&client, command),
         Command::Replay(args) => crate::replay::run(args),
         Command::Backup { file, data_dir, config } => backup(&file, data_dir, config),
+        Command::Migrate { database_url } => migrate(&database_url),
         Command::Notify { command: NotifyCommand::Test { name, config } } => notify_test(&name, config),
     }
 }
@@ -310,6 +318,23 @@ fn check(args: CheckArgs) -> ExitCode {
         }
     }
     if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+fn migrate(url: &str) -> ExitCode {
+    match crate::store::migrate_postgres(url) {
+        Ok(applied) => {
+            println!(
+                "{}: schema version {} ({applied} migration(s) applied)",
+                crate::store::redacted(url),
+                crate::store::SCHEMA_VERSION
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("alertgate: migrate failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn backup(file: &std::path::Path, data_dir: Option<PathBuf>, config: Option<PathBuf>) -> ExitCode {

@@ -481,6 +481,26 @@ fn check_integrity(conn: &Connection, how: IntegrityCheck) -> Result<(), StoreEr
 /// Copy the database at `db` to `to` while the gateway may be running: one
 /// read transaction sees a consistent state (WAL readers do not block the
 /// writer), copied with SQLite's backup API, then checked.
+/// A database URL with its password hidden, for messages and logs.
+pub fn redacted(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "(a database URL that does not parse)".to_owned(),
+    }
+}
+
+/// Apply the schema migrations a PostgreSQL database at `url` has not had;
+/// how many were applied.
+pub fn migrate_postgres(url: &str) -> Result<usize, StoreError> {
+    let client = postgres::Client::connect(url, postgres::NoTls)
+        .map_err(|e| StoreError::Database(format!("cannot connect to {}: {e}", redacted(url))))?;
+    schema::migrate_postgres(&sql::PgSession::new(client))
+}
+
 pub fn backup(db: &Path, to: &Path) -> Result<u64, StoreError> {
     if to.exists() {
         return Err(StoreError::Conflict(format!("{} exists; choose a new file", to.display())));
@@ -565,7 +585,10 @@ impl From<sql::Error> for StoreError {
     fn from(e: sql::Error) -> Self {
         match e {
             sql::Error::Sqlite(e) => e.into(),
-            sql::Error::Postgres(e) => StoreError::Database(e.to_string()),
+            sql::Error::Postgres(e) => StoreError::Database(match e.as_db_error() {
+                Some(db) => format!("{} ({})", db.message(), db.code().code()),
+                None => e.to_string(),
+            }),
             e @ sql::Error::NoRows => StoreError::Database(e.to_string()),
             sql::Error::Conversion(m) => StoreError::Corrupt(m),
         }

@@ -428,11 +428,21 @@ pub fn postgres_migrations() -> Vec<String> {
 pub fn migrate_postgres(session: &super::sql::PgSession) -> Result<usize, StoreError> {
     const LOCK: i64 = 0x616c_6572_7467_6174; // "alertgat"
     let c = session.connection();
+    c.query_row("SELECT pg_advisory_lock(?1)", [LOCK], |_| Ok(()))?;
+    let applied = apply_postgres(session);
+    let unlocked = c.query_row("SELECT pg_advisory_unlock(?1)", [LOCK], |_| Ok(()));
+    let applied = applied?;
+    unlocked?;
+    Ok(applied)
+}
+
+/// The migrations not yet applied, the lock held.
+fn apply_postgres(session: &super::sql::PgSession) -> Result<usize, StoreError> {
+    let c = session.connection();
     session.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
     let mut applied = 0;
     for (i, sql) in postgres_migrations().iter().enumerate() {
         let tx = c.unchecked_transaction()?;
-        tx.connection().query_row("SELECT pg_advisory_xact_lock(?1)", [LOCK], |_| Ok(()))?;
         let current: i64 = tx.connection().query_row(
             "SELECT coalesce(max(version), 0) FROM schema_version",
             super::sql::params![],
