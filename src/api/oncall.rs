@@ -43,8 +43,12 @@ impl Stored {
     }
 }
 
+/// The overrides that decide who is on call: those naming someone of the
+/// config (as the gateway pages; others are listed, not used).
 async fn stored(state: &AppState, schedule: Option<&str>, from: Timestamp, to: Timestamp) -> Result<Stored, ApiError> {
-    Ok(Stored(state.store.overrides(schedule.map(str::to_owned), from, to).await?))
+    let all = state.store.overrides(schedule.map(str::to_owned), from, to).await?;
+    let known = |o: &ScheduleOverride| state.config.people.iter().any(|p| p.name == o.person);
+    Ok(Stored(all.into_iter().filter(known).collect()))
 }
 
 /// Who is on call now and next in each schedule of the rules (or those named).

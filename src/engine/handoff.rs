@@ -81,13 +81,13 @@ pub fn due(schedule: &Schedule, overrides: &[Override], announced: &Announced, n
         }
         at = change;
     }
+    let caught_up = passed.len() < MAX_WALK;
     // Whoever was told last is who hands over first.
     match passed.first_mut() {
         Some(first) => first.outgoing.clone_from(&announced.person),
         None => passed.extend(hand(now, announced.person.clone())),
     }
     passed.retain(|h| h.outgoing != h.incoming);
-    let caught_up = passed.len() < MAX_WALK;
     let through = if caught_up { now.max(announced.through) } else { at };
     let person = if caught_up { oncall::on_call(schedule, overrides, through).map(|o| o.person) } else { outgoing };
     let next = if caught_up { next_handoff(schedule, overrides, through) } else { Some(now) };
@@ -237,6 +237,14 @@ mod tests {
         assert_eq!(plan.passed.len(), MAX_WALK);
         assert!(plan.tell.is_none(), "not caught up: nothing told yet");
         assert_eq!(plan.next, Some(now), "due again at once");
+        assert!(plan.announced.through < now);
+        // Told last of the person the walk's first change hands to: that change
+        // is no handoff, and the walk is still not caught up.
+        let first_person = oncall::on_call(&s, &overrides, t("2026-11-12T00:00:30Z")).unwrap().person;
+        let told = Announced { through: t("2026-11-12T00:00:00Z"), person: Some(first_person) };
+        let plan = due(&s, &overrides, &told, now);
+        assert_eq!(plan.passed.len(), MAX_WALK - 1);
+        assert!(plan.tell.is_none(), "not caught up: nothing told yet");
         assert!(plan.announced.through < now);
     }
 }

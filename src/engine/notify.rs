@@ -66,26 +66,22 @@ pub fn deliveries(
         });
     }
     let people = targets.map_or(&[][..], |t| t.people.as_slice());
-    out.extend(to_people(event, origin, people, subscriptions, directory));
+    out.extend(to_people(event, origin, people, directory));
     out
 }
 
 /// A page to each of `people`, through every way the directory gives to
-/// reach them whose notifier takes `event`.
-pub fn to_people(
-    event: &str,
-    origin: &str,
-    people: &[Paged],
-    subscriptions: &Subscriptions,
-    directory: &Directory,
-) -> Vec<Delivery> {
+/// reach them. A notifier's `events:` choose what its own recipients (a
+/// team list, a channel) hear; a page addressed to a person goes through
+/// it whatever they say, as a step naming the notifier does.
+pub fn to_people(event: &str, origin: &str, people: &[Paged], directory: &Directory) -> Vec<Delivery> {
+    debug_assert!(EVENTS.contains(&event), "unknown event {event}");
     let mut out = Vec::new();
     for p in people {
         for (notifier, recipient) in directory.routes(&p.person, &p.via) {
-            if subscriptions.allows(&notifier, event) {
-                let idempotency_key = format!("{origin}-{notifier}-{}", p.person);
-                out.push(Delivery { notifier, idempotency_key, recipient: Some(recipient) });
-            }
+            // `+` never appears in a person's name: no key of a notifier alone can equal it.
+            let idempotency_key = format!("{origin}-{notifier}+{}", p.person);
+            out.push(Delivery { notifier, idempotency_key, recipient: Some(recipient) });
         }
     }
     out
@@ -249,14 +245,14 @@ mod tests {
         };
         let d = deliveries("incident.escalated", "o", Some(&targets), &[&rule("a", &["ops"])], &subs, &directory);
         assert_eq!(names(&d), ["pager", "mail", "chat"]);
-        assert_eq!(d[1].idempotency_key, "o-mail-alice");
+        assert_eq!(d[1].idempotency_key, "o-mail+alice");
         let to = d[1].recipient.as_ref().unwrap();
         assert_eq!((to.email.as_deref(), to.via.as_str()), (Some("alice@example.org"), "schedule:primary"));
         assert_eq!(d[2].recipient.as_ref().unwrap().handle.as_deref(), Some("@alice"));
-        // A person whose notifier does not take the event is not paged through it.
+        // A notifier's `events:` are about its own recipients: a person's page goes through it anyway.
         let subs = only(&[("mail", &["incident.resolved"])]);
         let d = deliveries("incident.escalated", "o", Some(&targets), &[], &subs, &directory);
-        assert_eq!(names(&d), ["pager", "chat"]);
+        assert_eq!(names(&d), ["pager", "mail", "chat"]);
     }
 
     #[test]

@@ -285,7 +285,9 @@ pub fn escalate(
     let mut effects = Vec::new();
     for (i, step) in fired.into_iter().enumerate() {
         let missed = i < last && now.duration_since(step.at) > MISSED_STEP;
-        let reach = book.reach(&step.notify, step.at);
+        // A step paged late (the gateway was down) pages whoever is on
+        // call now, not whoever was when it fell due.
+        let reach = book.reach(&step.notify, if missed { step.at } else { now.max(step.at) });
         let message = format!(
             "escalation {} step {} (round {}): {} {}",
             esc.policy,

@@ -254,3 +254,29 @@ fn an_escalation_stops_once_and_a_vanished_policy_ends_it() {
     assert_eq!(entries(&stopped), vec![(t("10:03:00"), "escalation pager stopped: acknowledged by alice")]);
     assert!(stop_escalation(&mut esc, "resolved", t("10:04:00")).is_empty(), "once");
 }
+
+#[test]
+fn a_step_paged_late_pages_whoever_is_on_call_now() {
+    // Bob until 10:15, then alice; the second step (due 10:10) is paged at
+    // 11:00, after an outage: alice is on call then, and alice is paged.
+    let yaml = "name: primary\nlayers:\n  - name: daily\n    rotation: {people: [bob, alice], shift: 1d, handoff: \"10:15\", start: 2026-11-23}\n";
+    let schedule = crate::oncall::Schedule::compile(crate::yaml::from_str(yaml).unwrap()).unwrap();
+    let schedules = BTreeMap::from([("primary".to_owned(), schedule)]);
+    let book = crate::engine::paging::OnCallBook {
+        schedules: &schedules,
+        overrides: &crate::engine::paging::Overrides::new(),
+        directory: &crate::model::person::Directory::default(),
+    };
+    let mut policy = escalation_policy();
+    policy.steps.truncate(2);
+    policy.steps[1].notify = vec![Target::Schedule("primary".into())];
+    let mut esc = Escalation::start(&policy, t("10:00:00"));
+    escalate(&mut esc, Some(&policy), &book, t("10:00:00"));
+    let late = escalate(&mut esc, Some(&policy), &book, t("11:00:00"));
+    assert_eq!(
+        entries(&late)[0],
+        (t("10:10:00"), "escalation pager step 2 (round 1): notified schedule:primary (alice)"),
+        "recorded at its instant, paged to whoever is on call when it is paged"
+    );
+    assert!(matches!(&late[1], SlaEffect::Notify { targets: Some(r), .. } if r.people[0].person == "alice"));
+}

@@ -154,7 +154,27 @@ impl WriterState {
     /// handoff row and timer (at load, and after a reload).
     pub(super) fn load_oncall(&mut self, conn: &Connection, now: Timestamp) -> Result<(), StoreError> {
         self.overrides = live_overrides(conn, now)?;
+        // An override for someone no longer in the config pages no one: the
+        // layers decide instead (the override stays listed, to be deleted).
+        let directory = self.audience.directory.clone();
+        for (schedule, list) in &mut self.overrides {
+            list.retain(|o| {
+                let known = directory.person(&o.person).is_some();
+                if !known {
+                    tracing::warn!(%schedule, person = %o.person, "an override names someone not in the config's people; the schedule's layers decide instead");
+                }
+                known
+            });
+        }
         let rules = self.rules.clone();
+        // A schedule gone from the rules forgets whom it told: back, it starts afresh.
+        let stored: Vec<String> = conn
+            .prepare_cached("SELECT schedule FROM oncall_handoffs")?
+            .query_map(params![], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for gone in stored.iter().filter(|s| !rules.schedules.contains_key(*s)) {
+            conn.prepare_cached("DELETE FROM oncall_handoffs WHERE schedule = ?1")?.execute([gone])?;
+        }
         // A schedule new to the database starts with whoever is on call now,
         // told nothing: its first handoff is the first one to come.
         for name in rules.schedules.keys() {
@@ -215,6 +235,7 @@ impl WriterState {
             return Err(StoreError::NotFound(format!("no override {id} of schedule {schedule:?}")));
         }
         self.overrides = live_overrides(tx, now)?;
+        self.overrides.values_mut().for_each(|l| l.retain(|o| self.audience.directory.person(&o.person).is_some()));
         self.reschedule_handoff(tx, schedule, now)
     }
 
@@ -252,8 +273,7 @@ impl WriterState {
         }
         if let Some(h) = &plan.tell {
             let a = &self.audience;
-            let deliveries =
-                notify::to_people("oncall.handoff", &h.origin(), &h.told(), &a.subscriptions, &a.directory);
+            let deliveries = notify::to_people("oncall.handoff", &h.origin(), &h.told(), &a.directory);
             if !deliveries.is_empty() {
                 let payload = json!({ "event": "oncall.handoff", "data": h.data() });
                 self.outbox_dirty.set(true);
