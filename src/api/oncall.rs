@@ -488,7 +488,10 @@ pub async fn schedule_calendar(
     feed_for(&state, FeedOf::Schedule(name.clone()), query.as_deref()).await?;
     let now = crate::clock::now();
     let (from, to) = (now.saturating_sub(FEED_PAST).unwrap_or(now), now.saturating_add(FEED_AHEAD).unwrap_or(now));
-    let shifts = shifts_of(&state, &name, from, to).await?;
+    let rules = state.rules();
+    let s = schedule(&rules, &name)?;
+    let (o, ids) = stored(&state, Some(&name), from, to).await?.of(&name);
+    let shifts = WithOverrides { schedule: s, overrides: &o, ids: &ids }.whole_shifts(from, to);
     let title = format!("On call: {name}");
     let feed = crate::oncall::ical::Feed { name: &title, description: None };
     let events: Vec<_> = shifts
@@ -518,7 +521,7 @@ pub async fn person_calendar(
     let mut mine = Vec::new();
     for s in rules.schedules.values() {
         let (o, ids) = overrides.of(&s.name);
-        let shifts = WithOverrides { schedule: s, overrides: &o, ids: &ids }.shifts(from, to);
+        let shifts = WithOverrides { schedule: s, overrides: &o, ids: &ids }.whole_shifts(from, to);
         mine.extend(shifts.into_iter().filter(|x| x.person == name).map(|x| (s.name.clone(), x)));
     }
     mine.sort_by_key(|(_, x)| x.start);

@@ -70,6 +70,14 @@ impl WithOverrides<'_> {
         }
     }
 
+    /// The shifts of `[from, to)`, the first one whole (from when its
+    /// person came on call): a calendar feed's events keep their start, and
+    /// so their UID, as the window moves.
+    pub fn whole_shifts(&self, from: Timestamp, to: Timestamp) -> Vec<ShiftView> {
+        let start = super::on_call(self.schedule, self.overrides, from).map_or(from, |on| on.since.min(from));
+        self.shifts(start, to)
+    }
+
     pub fn shifts(&self, from: Timestamp, to: Timestamp) -> Vec<ShiftView> {
         super::shifts(self.schedule, self.overrides, from, to)
             .into_iter()
@@ -109,6 +117,9 @@ mod tests {
         let next = now.next.unwrap();
         assert_eq!((next.person.as_str(), next.source.as_str()), ("alice", "layer:weekly"));
         assert_eq!(next.end, Some(t("2026-11-09T08:00:00Z")), "09:00 in Berlin is 08:00 UTC in November");
+        // A window beginning inside carol's override: its first shift is whole.
+        let whole = w.whole_shifts(t("2026-11-03T12:00:00Z"), t("2026-11-03T13:00:00Z"));
+        assert_eq!((whole[0].start, whole[0].end), (t("2026-11-03T08:00:00Z"), t("2026-11-03T13:00:00Z")));
         let shifts = w.shifts(t("2026-11-02T00:00:00Z"), t("2026-11-10T00:00:00Z"));
         let said: Vec<_> = shifts.iter().map(|s| (s.person.as_str(), s.sources.join("+"))).collect();
         assert_eq!(
