@@ -24,20 +24,10 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
         Err(e) => tracing::warn!(error = e.error, "reading the heartbeats for /metrics failed"),
     }
     let now = crate::clock::now();
-    match super::oncall::board(&state, None, now).await {
-        Ok(board) => {
-            let overrides = state
-                .store
-                .overrides(None, now, now.checked_add(jiff::SignedDuration::from_millis(1)).unwrap_or(now))
-                .await
-                .unwrap_or_default();
-            let gauges: Vec<_> = board
-                .iter()
-                .map(|s| {
-                    let live = overrides.iter().filter(|o| o.schedule == s.schedule && o.start <= now).count();
-                    (s.schedule.as_str(), s.now.is_some(), s.now.as_ref().and_then(|n| n.end), live)
-                })
-                .collect();
+    match super::oncall::coverage(&state, now).await {
+        Ok(schedules) => {
+            let gauges: Vec<_> =
+                schedules.iter().map(|(s, covered, end, live)| (s.as_str(), *covered, *end, *live)).collect();
             metrics().oncall(&gauges);
         }
         Err(e) => tracing::warn!(error = e.error, "reading who is on call for /metrics failed"),

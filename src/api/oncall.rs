@@ -38,6 +38,11 @@ fn schedule<'r>(rules: &'r crate::rules::RuleSet, name: &str) -> Result<&'r Sche
 struct Stored(Vec<ScheduleOverride>);
 
 impl Stored {
+    fn used(state: &AppState, all: Vec<ScheduleOverride>) -> Stored {
+        let known = |o: &ScheduleOverride| state.config.people.iter().any(|p| p.name == o.person);
+        Stored(all.into_iter().filter(known).collect())
+    }
+
     fn of(&self, schedule: &str) -> (Vec<Override>, Vec<i64>) {
         self.0.iter().filter(|o| o.schedule == schedule).map(|o| (Override::from(o), o.id)).unzip()
     }
@@ -46,22 +51,42 @@ impl Stored {
 /// The overrides that decide who is on call: those naming someone of the
 /// config (as the gateway pages; others are listed, not used).
 async fn stored(state: &AppState, schedule: Option<&str>, from: Timestamp, to: Timestamp) -> Result<Stored, ApiError> {
-    let all = state.store.overrides(schedule.map(str::to_owned), from, to).await?;
-    let known = |o: &ScheduleOverride| state.config.people.iter().any(|p| p.name == o.person);
-    Ok(Stored(all.into_iter().filter(known).collect()))
+    Ok(Stored::used(state, state.store.overrides(schedule.map(str::to_owned), from, to).await?))
 }
 
 /// Who is on call now and next in each schedule of the rules (or those named).
 pub async fn board(state: &AppState, only: Option<&str>, at: Timestamp) -> Result<Vec<ScheduleNow>, ApiError> {
-    let rules = state.rules();
     // Overrides ahead matter too: the next shift may be one.
     let overrides = stored(state, only, at, Timestamp::MAX).await?;
+    Ok(board_of(state, &overrides, only, at))
+}
+
+fn board_of(state: &AppState, overrides: &Stored, only: Option<&str>, at: Timestamp) -> Vec<ScheduleNow> {
+    let rules = state.rules();
     let mut out = Vec::new();
     for s in rules.schedules.values().filter(|s| only.is_none_or(|o| o == s.name)) {
         let (o, ids) = overrides.of(&s.name);
         out.push(WithOverrides { schedule: s, overrides: &o, ids: &ids }.now(at));
     }
-    Ok(out)
+    out
+}
+
+/// What the on-call gauges show of each schedule at `at`: its name, whether
+/// someone is on call, until when, and how many overrides are in force.
+pub async fn coverage(
+    state: &AppState,
+    at: Timestamp,
+) -> Result<Vec<(String, bool, Option<Timestamp>, usize)>, ApiError> {
+    let all = state.store.overrides(None, at, Timestamp::MAX).await?;
+    let in_force = |schedule: &str| all.iter().filter(|o| o.schedule == schedule && o.start <= at).count();
+    let board = board_of(state, &Stored::used(state, all.clone()), None, at);
+    Ok(board
+        .into_iter()
+        .map(|s| {
+            let live = in_force(&s.schedule);
+            (s.schedule, s.now.is_some(), s.now.and_then(|n| n.end), live)
+        })
+        .collect())
 }
 
 /// The final shifts of `name` in `[from, to)`.
@@ -461,11 +486,11 @@ pub async fn revoke_feed(
 
 /// The feed the query's key opens, if it is a live key of `of`; anything
 /// else is the same 404, so a feed cannot be probed for.
-async fn feed_for(state: &AppState, of: FeedOf, query: Option<&str>) -> Result<(), ApiError> {
+async fn feed_for(state: &AppState, of: &FeedOf, query: Option<&str>) -> Result<(), ApiError> {
     let refused = || ApiError::not_found("no such calendar feed, or its key was revoked");
     let key = super::query_pairs(query)?.into_iter().find(|(k, _)| k == "key").map(|(_, v)| v).ok_or_else(refused)?;
     let feed = state.store.calendar_feed_by_key(crate::model::oncall::feed_key_hash(&key)).await?;
-    if feed.is_some_and(|f| f.of == of) { Ok(()) } else { Err(refused()) }
+    if feed.is_some_and(|f| f.of == *of) { Ok(()) } else { Err(refused()) }
 }
 
 fn ics(body: String) -> Response {
@@ -485,20 +510,9 @@ pub async fn schedule_calendar(
     PathText(name): PathText,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    feed_for(&state, FeedOf::Schedule(name.clone()), query.as_deref()).await?;
-    let now = crate::clock::now();
-    let (from, to) = (now.saturating_sub(FEED_PAST).unwrap_or(now), now.saturating_add(FEED_AHEAD).unwrap_or(now));
-    let rules = state.rules();
-    let s = schedule(&rules, &name)?;
-    let (o, ids) = stored(&state, Some(&name), from, to).await?.of(&name);
-    let shifts = WithOverrides { schedule: s, overrides: &o, ids: &ids }.whole_shifts(from, to);
-    let title = format!("On call: {name}");
-    let feed = crate::oncall::ical::Feed { name: &title, description: None };
-    let events: Vec<_> = shifts
-        .iter()
-        .map(|s| crate::oncall::ical::FeedShift { schedule: &name, person: &s.person, start: s.start, end: s.end })
-        .collect();
-    Ok(ics(crate::oncall::ical::render(&feed, &events, now)))
+    let of = FeedOf::Schedule(name);
+    feed_for(&state, &of, query.as_deref()).await?;
+    calendar(&state, &of).await
 }
 
 /// A person's shifts in every schedule as an iCalendar feed.
@@ -513,21 +527,33 @@ pub async fn person_calendar(
     PathText(name): PathText,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    feed_for(&state, FeedOf::Person(name.clone()), query.as_deref()).await?;
+    let of = FeedOf::Person(name);
+    feed_for(&state, &of, query.as_deref()).await?;
+    calendar(&state, &of).await
+}
+
+/// The iCalendar feed of a schedule's shifts, or of a person's in every
+/// schedule: 30 days back to a year ahead, each shift whole.
+async fn calendar(state: &AppState, of: &FeedOf) -> Result<Response, ApiError> {
     let now = crate::clock::now();
     let (from, to) = (now.saturating_sub(FEED_PAST).unwrap_or(now), now.saturating_add(FEED_AHEAD).unwrap_or(now));
     let rules = state.rules();
-    let overrides = stored(&state, None, from, to).await?;
-    let mut mine = Vec::new();
-    for s in rules.schedules.values() {
+    let (name, only) = match of {
+        FeedOf::Schedule(s) => (s, Some(schedule(&rules, s)?.name.as_str())),
+        FeedOf::Person(p) => (p, None),
+    };
+    let overrides = stored(state, only, from, to).await?;
+    let mut shifts = Vec::new();
+    for s in rules.schedules.values().filter(|s| only.is_none_or(|o| o == s.name)) {
         let (o, ids) = overrides.of(&s.name);
-        let shifts = WithOverrides { schedule: s, overrides: &o, ids: &ids }.whole_shifts(from, to);
-        mine.extend(shifts.into_iter().filter(|x| x.person == name).map(|x| (s.name.clone(), x)));
+        let theirs = WithOverrides { schedule: s, overrides: &o, ids: &ids }.whole_shifts(from, to);
+        let mine = |x: &ShiftView| matches!(of, FeedOf::Schedule(_)) || x.person == *name;
+        shifts.extend(theirs.into_iter().filter(mine).map(|x| (s.name.as_str(), x)));
     }
-    mine.sort_by_key(|(_, x)| x.start);
+    shifts.sort_by_key(|(_, x)| x.start);
     let title = format!("On call: {name}");
     let feed = crate::oncall::ical::Feed { name: &title, description: None };
-    let events: Vec<_> = mine
+    let events: Vec<_> = shifts
         .iter()
         .map(|(s, x)| crate::oncall::ical::FeedShift { schedule: s, person: &x.person, start: x.start, end: x.end })
         .collect();

@@ -152,11 +152,12 @@ impl WriterState {
 
     /// Load the live overrides and give every schedule of the rules its
     /// handoff row and timer (at load, and after a reload).
-    pub(super) fn load_oncall(&mut self, conn: &Connection, now: Timestamp) -> Result<(), StoreError> {
+    /// Read the overrides not ended into memory. One naming someone no
+    /// longer in the config pages no one: the layers decide instead (the
+    /// override stays listed, to be deleted).
+    fn reload_overrides(&mut self, conn: &Connection, now: Timestamp) -> Result<(), StoreError> {
         self.overrides = live_overrides(conn, now)?;
-        // An override for someone no longer in the config pages no one: the
-        // layers decide instead (the override stays listed, to be deleted).
-        let directory = self.audience.directory.clone();
+        let directory = &self.audience.directory;
         for (schedule, list) in &mut self.overrides {
             list.retain(|o| {
                 let known = directory.person(&o.person).is_some();
@@ -166,6 +167,11 @@ impl WriterState {
                 known
             });
         }
+        Ok(())
+    }
+
+    pub(super) fn load_oncall(&mut self, conn: &Connection, now: Timestamp) -> Result<(), StoreError> {
+        self.reload_overrides(conn, now)?;
         let rules = self.rules.clone();
         // A schedule gone from the rules forgets whom it told: back, it starts afresh.
         let stored: Vec<String> = conn
@@ -234,8 +240,7 @@ impl WriterState {
         if n == 0 {
             return Err(StoreError::NotFound(format!("no override {id} of schedule {schedule:?}")));
         }
-        self.overrides = live_overrides(tx, now)?;
-        self.overrides.values_mut().for_each(|l| l.retain(|o| self.audience.directory.person(&o.person).is_some()));
+        self.reload_overrides(tx, now)?;
         self.reschedule_handoff(tx, schedule, now)
     }
 

@@ -397,9 +397,7 @@ impl<'c> Statement<'c> {
             Statement::Cached(s) => Ok(s.execute(lite(&params))?),
             Statement::Plain(s) => Ok(s.execute(lite(&params))?),
             Statement::Postgres { session, statement } => {
-                let values: Vec<Pg<'_>> = params.each().map(|p| Pg(p.to_sql())).collect();
-                let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = values.iter().map(|v| v as _).collect();
-                let n = session.client.borrow_mut().execute(&*statement, &refs)?;
+                let n = with_pg_params(&params, |refs| session.client.borrow_mut().execute(&*statement, refs))?;
                 Ok(usize::try_from(n).unwrap_or(usize::MAX))
             }
         }
@@ -448,9 +446,7 @@ impl<'c> Statement<'c> {
             Statement::Cached(s) => lite_rows(s, each),
             Statement::Plain(s) => lite_rows(s, each),
             Statement::Postgres { session, statement } => {
-                let values: Vec<Pg<'_>> = params.each().map(|p| Pg(p.to_sql())).collect();
-                let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = values.iter().map(|v| v as _).collect();
-                let rows = session.client.borrow_mut().query(&*statement, &refs)?;
+                let rows = with_pg_params(&params, |refs| session.client.borrow_mut().query(&*statement, refs))?;
                 for r in &rows {
                     if !each(&Row::Postgres(r))? {
                         break;
@@ -556,6 +552,16 @@ fn numbered(sql: &str) -> String {
         }
     }
     out
+}
+
+/// Call `f` with the parameters as the postgres client takes them.
+fn with_pg_params<T>(
+    params: &impl Params,
+    f: impl FnOnce(&[&(dyn postgres::types::ToSql + Sync)]) -> std::result::Result<T, postgres::Error>,
+) -> Result<T> {
+    let values: Vec<Pg<'_>> = params.each().map(|p| Pg(p.to_sql())).collect();
+    let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = values.iter().map(|v| v as _).collect();
+    Ok(f(&refs)?)
 }
 
 /// A parameter on its way to PostgreSQL, converted to the type the server
