@@ -23,11 +23,15 @@ pub enum TimerKey {
 pub struct Timers {
     by_due: BTreeSet<(Timestamp, TimerKey)>,
     due_of: HashMap<TimerKey, Timestamp>,
+    /// Set by every change, so a gateway can tell others sharing its
+    /// database that its timers moved (see [`Timers::take_changed`]).
+    changed: bool,
 }
 
 impl Timers {
     /// Schedule `key` at `due`, replacing its previous time; `None` cancels it.
     pub fn set(&mut self, key: TimerKey, due: Option<Timestamp>) {
+        self.changed = true;
         if let Some(old) = self.due_of.remove(&key) {
             self.by_due.remove(&(old, key));
         }
@@ -46,9 +50,15 @@ impl Timers {
             }
             self.by_due.pop_first();
             self.due_of.remove(&key);
+            self.changed = true;
             out.push(key);
         }
         out
+    }
+
+    /// Whether any timer changed since the last call.
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
     }
 
     pub fn next_due(&self) -> Option<Timestamp> {

@@ -126,7 +126,7 @@ fn apply(tx: &Connection, writer_state: &mut WriterState, op: &Op) -> Result<Rep
         }
         Op::Audit { .. } => Ok(Reply::Done),
         Op::ClaimNotifications { now, lease_until, limit } => {
-            Ok(Reply::Claimed(outbox::claim(tx, *now, *lease_until, *limit)?))
+            Ok(Reply::Claimed(outbox::claim(tx, *now, *lease_until, *limit, writer_state.lease_owner.as_deref())?))
         }
         Op::RenewLeases { ids, lease_until } => {
             outbox::renew(tx, ids, *lease_until)?;

@@ -71,6 +71,8 @@ impl WriterState {
             timers: Timers::default(),
             staged: Vec::new(),
             loaded_at: now,
+            inhibit_touched: Vec::new(),
+            lease_owner: None,
         };
         e.silences = super::reader::silences(conn, Some(now), None)?;
         e.maintenance = super::changes::maintenance(conn, now)?;
@@ -78,7 +80,53 @@ impl WriterState {
         e.load_timers(conn)?;
         e.set_heartbeat_timers(conn, now)?;
         e.load_oncall(conn, now)?;
+        e.timers.take_changed();
         Ok(e)
+    }
+
+    /// Read everything again from what is stored, keeping the rules, the
+    /// audience and the lease owner.
+    pub fn reload(&mut self, conn: &Connection, now: Timestamp) -> Result<(), StoreError> {
+        let mut fresh = WriterState::load(conn, self.rules.clone(), self.audience.clone(), now)?;
+        fresh.lease_owner = self.lease_owner.take();
+        *self = fresh;
+        Ok(())
+    }
+
+    /// Read again what other gateways may have changed: the timers (SLA
+    /// clocks, escalations, heartbeats, handoffs).
+    pub fn reload_timers(&mut self, conn: &Connection, now: Timestamp) -> Result<(), StoreError> {
+        self.load_timers(conn)?;
+        self.set_heartbeat_timers(conn, now)?;
+        self.load_oncall(conn, now)?;
+        self.timers.take_changed();
+        Ok(())
+    }
+
+    /// Read again the silences, maintenance windows and on-call overrides.
+    pub fn reload_mutes(&mut self, conn: &Connection, now: Timestamp) -> Result<(), StoreError> {
+        self.silences = super::reader::silences(conn, Some(now), None)?;
+        self.maintenance = super::changes::maintenance(conn, now)?;
+        self.reload_overrides(conn, now)
+    }
+
+    /// Read again one alert's part in inhibitions (it fired or resolved
+    /// through another gateway).
+    pub fn refresh_inhibit(&mut self, conn: &Connection, fp: &Fingerprint) -> Result<(), StoreError> {
+        let rules = self.rules.clone();
+        if rules.inhibit_rules.is_empty() {
+            return Ok(());
+        }
+        let row: Option<(String, String)> = conn
+            .prepare_cached("SELECT labels, status FROM alerts WHERE fingerprint = ?1")?
+            .query_row([fp.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if let Some((labels, status)) = row {
+            let labels: LabelSet = serde_json::from_str(&labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let firing = AlertStatus::parse(&status) == Some(AlertStatus::Firing);
+            self.inhibit.update(&rules.inhibit_rules, fp, &labels, firing);
+        }
+        Ok(())
     }
 
     /// The timers are the rows with a due time; only those are read.
@@ -113,24 +161,13 @@ impl WriterState {
     }
 
     /// Working hours changed: every running clock's next milestone moves.
+    /// Runs in the writer's transaction, like an op.
     fn reschedule_clocks(&mut self, conn: &Connection, now: Timestamp) -> Result<(), StoreError> {
         let ids: Vec<i64> = conn
             .prepare("SELECT id FROM sla_clocks WHERE due_at IS NOT NULL")?
             .query_map(params![], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
-        let tx = conn.unchecked_transaction()?;
-        let applied = ids.into_iter().try_for_each(|id| self.fire_clock(&tx.connection(), id, now));
-        if let Err(e) = applied.and_then(|()| Ok(tx.commit()?)) {
-            // Rolled back: nothing of it may take effect in memory either.
-            self.discard_staged();
-            self.facts.clear();
-            return Err(e);
-        }
-        self.commit_staged();
-        for fact in self.facts.drain(..) {
-            fact.count();
-        }
-        Ok(())
+        ids.into_iter().try_for_each(|id| self.fire_clock(conn, id, now))
     }
 
     /// Schedule (or cancel) a timer once the current request commits.
@@ -177,6 +214,9 @@ impl WriterState {
     ) -> Result<(), StoreError> {
         let rules = self.rules.clone();
         self.inhibit.update(&rules.inhibit_rules, a.fingerprint, a.labels, true);
+        if newly_fired && !rules.inhibit_rules.is_empty() {
+            self.inhibit_touched.push(a.fingerprint.clone());
+        }
         if !newly_fired && !mute::routes(newly_fired, self.still_in_open_incidents(tx, a, now)?) {
             return Ok(());
         }
@@ -414,6 +454,9 @@ impl WriterState {
     pub fn on_resolved(&mut self, tx: &Connection, a: &AlertRef<'_>, now: Timestamp) -> Result<(), StoreError> {
         let rules = self.rules.clone();
         let sources_changed = self.inhibit.update(&rules.inhibit_rules, a.fingerprint, a.labels, false);
+        if !rules.inhibit_rules.is_empty() {
+            self.inhibit_touched.push(a.fingerprint.clone());
+        }
         let linked: Vec<i64> = tx
             .prepare_cached("SELECT incident_id FROM incident_alerts WHERE alert_id = ?1 AND firing = 1")?
             .query_map([a.id], |r| r.get(0))?

@@ -10,6 +10,7 @@ mod apply;
 mod audit;
 mod changes;
 mod desk;
+mod embedded;
 mod gauges;
 mod heartbeats;
 mod incidents;
@@ -117,7 +118,7 @@ impl SqliteStore {
         // The lock says no other process delivers from this database, so
         // the leases a previous run left (a crash, a kill -9) are ours to
         // hand back: pending pages go out now, not when the leases expire.
-        let released = outbox::release_all(&sql::Connection::sqlite(&conn), now)?;
+        let released = outbox::release_all(&sql::Connection::sqlite(&conn), now, None)?;
         if released > 0 {
             tracing::info!(notifications = released, "released notification leases left by the previous run");
         }
@@ -142,7 +143,6 @@ impl SqliteStore {
             rules: rules.clone(),
             next_timer: Arc::new(AtomicI64::new(writer_state.timers.next_due().map_or(i64::MAX, ms))),
             outbox_wakeup: Arc::new(tokio::sync::Notify::new()),
-            size_limit,
             feed: ChangeFeed::default(),
         };
         let store = SqliteStore {
@@ -162,12 +162,11 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
-                // The last checkpoint at close must not race the background one.
                 let stop = move || {
                     let _ = stop_checkpoints.send(());
                     let _ = checkpointer.join();
                 };
-                writer::run(conn, writer_state, rx, shared, stop)
+                writer::run(embedded::Embedded::new(conn, size_limit, stop), writer_state, rx, shared)
             })
             .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
         Ok(store)

@@ -155,7 +155,7 @@ impl WriterState {
     /// Read the overrides not ended into memory. One naming someone no
     /// longer in the config pages no one: the layers decide instead (the
     /// override stays listed, to be deleted).
-    fn reload_overrides(&mut self, conn: &Connection, now: Timestamp) -> Result<(), StoreError> {
+    pub(super) fn reload_overrides(&mut self, conn: &Connection, now: Timestamp) -> Result<(), StoreError> {
         self.overrides = live_overrides(conn, now)?;
         let directory = &self.audience.directory;
         for (schedule, list) in &mut self.overrides {

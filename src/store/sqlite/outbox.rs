@@ -80,15 +80,16 @@ pub(super) fn claim(
     now: Timestamp,
     lease_until: Timestamp,
     limit: usize,
+    owner: Option<&str>,
 ) -> Result<Vec<crate::model::notification::OutboxItem>, StoreError> {
     let rows: Vec<Result<crate::model::notification::OutboxItem, StoreError>> = tx
         .prepare_cached(&format!(
-            "UPDATE notifications SET next_attempt_at = ?2, leased_until = ?2 WHERE id IN (
+            "UPDATE notifications SET next_attempt_at = ?2, leased_until = ?2, leased_by = ?4 WHERE id IN (
                 SELECT id FROM notifications WHERE state = '{PENDING}' AND next_attempt_at <= ?1
                 ORDER BY next_attempt_at, id LIMIT ?3)
              RETURNING {ITEM_COLUMNS}"
         ))?
-        .query_map(params![ms(now), ms(lease_until), limit as i64], item_from_row)?
+        .query_map(params![ms(now), ms(lease_until), limit as i64, owner], item_from_row)?
         .collect::<Result<_, _>>()?;
     let mut items: Vec<_> = rows.into_iter().collect::<Result<_, _>>()?;
     // RETURNING gives no order; deliver in the order the events happened.
@@ -137,16 +138,18 @@ pub(super) fn renew(tx: &Connection, ids: &[i64], lease_until: Timestamp) -> Res
     Ok(())
 }
 
-/// Hand back every lease: the rows are due now. Only safe when no other
-/// process delivers from this database, which the data directory's lock
-/// guarantees for the embedded store.
-pub(super) fn release_all(tx: &Connection, now: Timestamp) -> Result<usize, StoreError> {
+/// Hand back the leases of `owner` (every lease with `None`): the rows are
+/// due now. Every lease only when no other process delivers from this
+/// database, which the data directory's lock guarantees for the embedded
+/// store; on a shared database each gateway hands back its own.
+pub(super) fn release_all(tx: &Connection, now: Timestamp, owner: Option<&str>) -> Result<usize, StoreError> {
     Ok(tx
         .prepare_cached(&format!(
-            "UPDATE notifications SET next_attempt_at = ?1, leased_until = NULL
-             WHERE leased_until IS NOT NULL AND state = '{PENDING}'"
+            "UPDATE notifications SET next_attempt_at = ?1, leased_until = NULL, leased_by = NULL
+             WHERE leased_until IS NOT NULL AND state = '{PENDING}'
+               AND (CAST(?2 AS TEXT) IS NULL OR leased_by = ?2)"
         ))?
-        .execute(params![ms(now)])?)
+        .execute(params![ms(now), owner])?)
 }
 
 /// A dead letter (or a pending row) goes out again now; its age counts anew.

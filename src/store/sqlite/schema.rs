@@ -379,6 +379,23 @@ const MIGRATIONS: &[&str] = &[
         CHECK ((schedule IS NULL) != (person IS NULL))
     );
     "#,
+    // 13: several gateways on one database (PostgreSQL). Who holds a
+    // notification's lease, so a gateway that stops hands back only its
+    // own; and what each committed write batch changed of the state every
+    // gateway keeps in memory (timers, silences and the like, inhibition
+    // sources), so the others catch up before their next write. `seq`
+    // grows by one per logged batch; old rows are pruned.
+    r#"
+    ALTER TABLE notifications ADD COLUMN leased_by TEXT;
+    CREATE TABLE writer_log (
+        seq     INTEGER NOT NULL PRIMARY KEY,
+        gateway TEXT    NOT NULL,
+        at      INTEGER NOT NULL,
+        timers  INTEGER NOT NULL CHECK (timers IN (0, 1)),
+        mutes   INTEGER NOT NULL CHECK (mutes IN (0, 1)),
+        inhibit TEXT    NOT NULL
+    );
+    "#,
 ];
 
 /// This database's realm (see migration 7).

@@ -42,6 +42,13 @@ pub(super) struct WriterState {
     pub staged: Vec<(TimerKey, Option<Timestamp>)>,
     /// The time of the request it was loaded at.
     pub loaded_at: Timestamp,
+    /// Alerts that became or stopped being inhibition sources, for the
+    /// other gateways sharing the database (see `postgres::catch_up`).
+    pub inhibit_touched: Vec<Fingerprint>,
+    /// Who holds the leases of the notifications this writer claims:
+    /// `None` on SQLite (one gateway per database), the gateway's id on
+    /// PostgreSQL, so a gateway that stops hands back only its own.
+    pub lease_owner: Option<Arc<str>>,
 }
 
 /// The alert a decision is about.

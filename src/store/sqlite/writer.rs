@@ -1,19 +1,22 @@
-//! The writer thread: the one connection that writes.
+//! The writer thread: the one connection of this gateway that writes.
 //!
 //! Requests queue on a channel; the writer takes every request waiting (up to
 //! a bound), applies each inside its own savepoint so one bad request cannot
 //! spoil the others, and commits them in one transaction: one fsync for the
-//! whole group. Only then does each caller get its answer.
+//! whole group. Only then does each caller get its answer. What differs
+//! between databases (SQLite's checkpoints and size bound; PostgreSQL's
+//! lock that orders gateways and the log of what each changed) is behind
+//! [`WriteDb`].
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::outbox;
+use super::sql;
 use super::state::WriterState;
 use super::{SharedRules, StoreError, ms};
 use crate::model::AlertUpdate;
+use crate::model::Fingerprint;
 use crate::store::IngestOutcome;
 use crate::store::ops::{Op, Reply};
 
@@ -105,20 +108,64 @@ pub(super) struct Shared {
     pub next_timer: Arc<std::sync::atomic::AtomicI64>,
     /// Woken after each commit that queued a notification.
     pub outbox_wakeup: Arc<tokio::sync::Notify>,
-    pub size_limit: Option<super::SizeLimit>,
     /// Bumped after each commit that changed rows (the console's live views).
     pub feed: super::ChangeFeed,
 }
 
-pub(super) fn run(
-    mut conn: Connection,
+/// What one committed batch changed of the state writers keep in memory,
+/// for the other gateways sharing the database.
+#[derive(Debug, Default)]
+pub(super) struct Changed {
+    pub timers: bool,
+    /// Silences, maintenance windows or on-call overrides.
+    pub mutes: bool,
+    /// Alerts that fired or resolved while inhibit rules are in force.
+    pub inhibit: Vec<Fingerprint>,
+    /// A notification was queued.
+    pub outbox: bool,
+}
+
+impl Changed {
+    pub fn is_empty(&self) -> bool {
+        !self.timers && !self.mutes && self.inhibit.is_empty()
+    }
+}
+
+/// The database under the writer: its transactions, and what a database
+/// keeps beside the bookkeeping.
+pub(super) trait WriteDb {
+    fn conn(&self) -> sql::Connection<'_>;
+    /// Open a batch's transaction and bring `state` up to what is stored
+    /// (other gateways may have written).
+    fn begin(&mut self, state: &mut WriterState, now: Timestamp) -> Result<(), StoreError>;
+    fn savepoint(&mut self) -> Result<(), StoreError>;
+    fn release(&mut self) -> Result<(), StoreError>;
+    /// Undo what was done since the savepoint; an error when the whole
+    /// transaction went with it (disk full, a lost connection).
+    fn rollback_to(&mut self) -> Result<(), StoreError>;
+    fn commit(&mut self, changed: &Changed) -> Result<(), StoreError>;
+    fn rollback(&mut self);
+    /// The writer's state may be wrong after a rolled-back request: read it
+    /// again from what is stored (now, or before the next batch).
+    fn restore(&mut self, state: &mut WriterState, now: Timestamp);
+    /// Whether the last batch changed rows a live view shows.
+    fn shown_changed(&self) -> bool;
+    /// Whether the database reached its size bound (only what stops
+    /// re-sending is then written).
+    fn full(&self) -> bool {
+        false
+    }
+    /// Close, handing back this writer's notification leases at `now`.
+    fn close(self, now: Option<Timestamp>);
+}
+
+pub(super) fn run<D: WriteDb>(
+    mut db: D,
     mut writer_state: WriterState,
     mut rx: mpsc::Receiver<Request>,
     shared: Shared,
-    stop_checkpoints: impl FnOnce(),
 ) {
-    let Shared { rules, next_timer, outbox_wakeup, size_limit, feed } = shared;
-    let shown_changed = watch_shown_tables(&conn);
+    let Shared { rules, next_timer, outbox_wakeup, feed } = shared;
     let mut batch: Vec<Pending> = Vec::new();
     let mut partials: std::collections::VecDeque<Partial> = std::collections::VecDeque::new();
     let mut close: Option<(Timestamp, oneshot::Sender<()>)> = None;
@@ -157,30 +204,23 @@ pub(super) fn run(
         if let Some(p) = &mut part {
             batch.push((p.next_part(), p.source.clone(), Answer::Part));
         }
-        // Reloaded rules take effect at the time of the batch that first sees them.
-        let current = rules.read().expect("rules lock").clone();
-        if !Arc::ptr_eq(&current, &writer_state.rules)
-            && let Some(now) = batch_time(&batch)
-            && let Err(e) = writer_state.set_rules(&super::sql::Connection::sqlite(&conn), current, now)
-        {
-            tracing::error!(error = %e, "applying reloaded rules failed");
-        }
         let mut part_result = None;
-        if size_limit.as_ref().is_some_and(super::SizeLimit::reached) {
+        if db.full() {
             part_result = refuse_growth(&mut batch);
         }
         if !batch.is_empty() {
-            shown_changed.store(false, std::sync::atomic::Ordering::Relaxed);
+            // Reloaded rules take effect at the time of the batch that first sees them.
+            let current = rules.read().expect("rules lock").clone();
+            let new_rules = (!Arc::ptr_eq(&current, &writer_state.rules)).then_some(current);
+            let result = commit_batch(&mut db, &mut writer_state, &mut batch, new_rules);
             // Live views learn of a commit before its callers are answered,
             // so a page read after a 2xx shows the change. A sender's
             // re-sends of alerts already in open incidents, or a tick that
             // found nothing due, change nothing a view shows and wake no view.
-            let wake_views = || {
-                if shown_changed.load(std::sync::atomic::Ordering::Relaxed) {
-                    feed.bump();
-                }
-            };
-            part_result = part_result.or(commit_batch(&mut conn, &mut writer_state, &mut batch, wake_views));
+            if result.committed && db.shown_changed() {
+                feed.bump();
+            }
+            part_result = part_result.or(answer(&mut batch, result));
         }
         if let (Some(mut p), Some(result)) = (part, part_result) {
             match result {
@@ -212,24 +252,8 @@ pub(super) fn run(
         }
     }
     // Deliveries cut short by the shutdown are due again at once for the
-    // next run, not after their lease.
-    let released = match &close {
-        Some((now, _)) => outbox::release_all(&super::sql::Connection::sqlite(&conn), *now),
-        None => Ok(0),
-    };
-    match released {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(notifications = n, "released the leases of unfinished deliveries"),
-        Err(e) => tracing::warn!(error = %e, "releasing notification leases failed"),
-    }
-    stop_checkpoints();
-    if let Err(e) = conn.execute_batch("PRAGMA optimize; PRAGMA wal_checkpoint(TRUNCATE);") {
-        tracing::warn!(error = %e, "checkpoint at close failed");
-    }
-    match conn.close() {
-        Ok(()) => tracing::info!("database closed cleanly"),
-        Err((_, e)) => tracing::error!(error = %e, "closing the database failed"),
-    }
+    // next run (or another gateway), not after their lease.
+    db.close(close.as_ref().map(|(now, _)| *now));
     if let Some((_, done)) = close {
         let _ = done.send(());
     }
@@ -265,108 +289,126 @@ fn refuse_growth(batch: &mut Vec<Pending>) -> Option<Result<Reply, StoreError>> 
     part
 }
 
-/// Apply and commit a batch, tell `committed`, then answer each caller; the result of the
-/// batch's [`Answer::Part`], if it has one, is returned instead.
-fn commit_batch(
-    conn: &mut Connection,
+/// Whether an op changes the silences, maintenance windows or overrides
+/// every writer keeps in memory.
+fn changes_mutes(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::CreateSilence { .. }
+            | Op::UpdateSilence { .. }
+            | Op::ExpireSilence { .. }
+            | Op::RecordChange { .. }
+            | Op::CreateOverride { .. }
+            | Op::DeleteOverride { .. }
+    )
+}
+
+/// A batch applied: each request's result, and whether it was committed.
+struct Outcome {
+    results: Vec<Result<Reply, StoreError>>,
+    committed: bool,
+}
+
+/// Apply a batch (and rules reloaded since the last) in one transaction
+/// and commit it.
+fn commit_batch<D: WriteDb>(
+    db: &mut D,
     writer_state: &mut WriterState,
-    batch: &mut Vec<Pending>,
-    committed: impl FnOnce(),
-) -> Option<Result<Reply, StoreError>> {
+    batch: &[Pending],
+    new_rules: Option<Arc<crate::rules::RuleSet>>,
+) -> Outcome {
     let started = std::time::Instant::now();
+    let now = batch_time(batch).unwrap_or(writer_state.loaded_at);
     let mut results: Vec<Result<Reply, StoreError>> = Vec::with_capacity(batch.len());
     let mut facts = Vec::new();
-    let mut engine_touched_by_failure = false;
+    let mut changed = Changed::default();
+    let mut state_touched_by_failure = false;
+    writer_state.inhibit_touched.clear();
+    writer_state.timers.take_changed();
     let outcome = (|| -> Result<(), StoreError> {
-        let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        for (op, source, _) in batch.iter() {
-            let sp = tx.savepoint()?;
-            let r =
-                super::apply::apply_audited(&super::sql::Connection::sqlite(&sp), writer_state, op, source.as_deref());
-            match r {
-                Ok(reply) => {
-                    sp.commit()?;
+        db.begin(writer_state, now)?;
+        if let Some(rules) = new_rules {
+            db.savepoint()?;
+            match writer_state.set_rules(&db.conn(), rules, now) {
+                Ok(()) => {
+                    db.release()?;
                     writer_state.commit_staged();
                     facts.append(&mut writer_state.facts);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "applying reloaded rules failed");
+                    writer_state.discard_staged();
+                    writer_state.facts.clear();
+                    state_touched_by_failure = true;
+                    db.rollback_to()?;
+                }
+            }
+        }
+        for (op, source, _) in batch.iter() {
+            db.savepoint()?;
+            match super::apply::apply_audited(&db.conn(), writer_state, op, source.as_deref()) {
+                Ok(reply) => {
+                    db.release()?;
+                    writer_state.commit_staged();
+                    facts.append(&mut writer_state.facts);
+                    changed.mutes |= changes_mutes(op);
                     results.push(Ok(reply));
                 }
                 Err(e) => {
                     writer_state.discard_staged();
                     writer_state.facts.clear();
-                    engine_touched_by_failure |= touches_writer_state(op);
-                    drop(sp); // rolls back this request only
-                    // Some errors (disk full, I/O) make SQLite roll back the
-                    // whole transaction; a later savepoint would then commit
-                    // on its own. The whole batch fails instead.
-                    if tx.is_autocommit() {
+                    state_touched_by_failure |= touches_writer_state(op);
+                    // Some errors (disk full, I/O) roll back the whole
+                    // transaction; a later savepoint would then commit on
+                    // its own. The whole batch fails instead.
+                    if db.rollback_to().is_err() {
                         return Err(e);
                     }
                     results.push(Err(e));
                 }
             }
         }
-        tx.commit()?;
-        Ok(())
+        changed.timers = writer_state.timers.take_changed();
+        changed.inhibit = std::mem::take(&mut writer_state.inhibit_touched);
+        changed.outbox = writer_state.outbox_dirty.get();
+        db.commit(&changed)
     })();
-    if engine_touched_by_failure || outcome.is_err() {
+    if outcome.is_err() {
+        db.rollback();
+    }
+    if state_touched_by_failure || outcome.is_err() {
         // A rolled-back request may have touched the in-memory state.
-        let now = batch_time(batch).unwrap_or(writer_state.loaded_at);
-        match WriterState::load(
-            &super::sql::Connection::sqlite(conn),
-            writer_state.rules.clone(),
-            writer_state.audience.clone(),
-            now,
-        ) {
-            Ok(fresh) => *writer_state = fresh,
-            Err(e) => tracing::error!(error = %e, "reloading the writer's state failed"),
-        }
+        db.restore(writer_state, now);
     }
     let m = crate::metrics::metrics();
     m.commit_duration.observe(started.elapsed().as_secs_f64());
     m.commit_batch_size.observe(batch.len() as f64);
-    let mut part = None;
-    let mut answer = |to: Answer, result: Result<Reply, StoreError>| match to {
-        Answer::Caller(reply) => {
-            let _ = reply.send(result);
-        }
-        Answer::Part => part = Some(result),
-    };
     match outcome {
         Ok(()) => {
-            committed();
             for fact in &facts {
                 fact.count();
             }
-            for ((_, _, to), result) in batch.drain(..).zip(results) {
-                answer(to, result);
-            }
+            Outcome { results, committed: true }
         }
         Err(e) => {
             m.commits_failed.inc();
             tracing::error!(error = %e, requests = batch.len(), "commit failed; nothing of this batch is stored");
-            for (_, _, to) in batch.drain(..) {
-                answer(to, Err(e.duplicate()));
+            Outcome { results: batch.iter().map(|_| Err(e.duplicate())).collect(), committed: false }
+        }
+    }
+}
+
+/// Answer each caller of a batch; the result of the batch's
+/// [`Answer::Part`], if it has one, is returned instead.
+fn answer(batch: &mut Vec<Pending>, outcome: Outcome) -> Option<Result<Reply, StoreError>> {
+    let mut part = None;
+    for ((_, _, to), result) in batch.drain(..).zip(outcome.results) {
+        match to {
+            Answer::Caller(reply) => {
+                let _ = reply.send(result);
             }
+            Answer::Part => part = Some(result),
         }
     }
     part
-}
-
-/// Tables whose changes no live view shows: the alerts' own bookkeeping
-/// (a re-send updates `last_seen` and the delivery count), the outbox's,
-/// the audit log, and heartbeats' pings.
-const UNSHOWN_TABLES: [&str; 6] =
-    ["alerts", "notifications", "audit_log", "pending_alerts", "pending_groups", "heartbeats"];
-
-/// A flag the connection sets whenever a row of a table that live views
-/// show changes (SQLite's update hook, called for every row written).
-fn watch_shown_tables(conn: &Connection) -> Arc<std::sync::atomic::AtomicBool> {
-    let changed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = changed.clone();
-    conn.update_hook(Some(move |_: rusqlite::hooks::Action, _: &str, table: &str, _: i64| {
-        if !UNSHOWN_TABLES.contains(&table) {
-            flag.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
-    }));
-    changed
 }
