@@ -142,6 +142,10 @@ struct ServeArgs {
     /// Directory for the SQLite database.
     #[arg(long, env = "ALERTGATE_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Keep the data in this PostgreSQL database, shared with any other
+    /// gateway on it, instead of SQLite (overrides `store.url`).
+    #[arg(long, env = "ALERTGATE_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    database_url: Option<String>,
     /// Directory of rule files (*.yaml).
     #[arg(long, env = "ALERTGATE_RULES", value_name = "DIR")]
     rules: Option<PathBuf>,
@@ -222,6 +226,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         log_format: args.log_format,
         integrity_check: args.integrity_check,
         allow_unauthenticated: args.allow_unauthenticated,
+        database_url: args.database_url,
     };
     let requested_format = overrides.log_format;
     let config = match Config::load(&overrides) {

@@ -30,6 +30,9 @@ pub struct Config {
     /// How long an alert pushed without `endsAt` stays firing unless repeated.
     pub resolve_timeout: Duration,
     pub store: StoreConfig,
+    /// `store.url` (or `--database-url`): a PostgreSQL database shared by
+    /// several gateways; `None`, the embedded SQLite file in `data_dir`.
+    pub database_url: Option<crate::notify::config::Secret>,
     pub log_format: LogFormat,
     pub generic: BTreeMap<String, Mapping>,
     pub notifiers: crate::notify::Notifiers,
@@ -272,6 +275,10 @@ struct FileConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileStore {
+    /// postgres://USER@HOST/DATABASE; or by environment variable or file.
+    url: Option<String>,
+    url_env: Option<String>,
+    url_file: Option<String>,
     synchronous: Option<Synchronous>,
     read_connections: Option<usize>,
     max_size: Option<ByteSize>,
@@ -289,6 +296,8 @@ pub struct Overrides {
     pub log_format: Option<LogFormat>,
     pub integrity_check: Option<IntegrityCheck>,
     pub allow_unauthenticated: bool,
+    /// `--database-url` / `ALERTGATE_DATABASE_URL`, over `store.url`.
+    pub database_url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -355,6 +364,7 @@ impl Config {
         let (mut check, file, doc) = Check::read(o.config_file.as_deref())?;
         let listen = check.listen(o.listen.clone().or(file.listen));
         let max_body = check.max_body(o.max_body.as_deref(), file.max_body);
+        let database_url = check.database_url(o.database_url.clone(), &file.store);
         let store = check.store(file.store, o.integrity_check);
         let generic = check.generic_mappings(file.generic);
         let web = check.web(&file.web);
@@ -376,6 +386,7 @@ impl Config {
             max_body,
             resolve_timeout: file.resolve_timeout.unwrap_or(Duration::from_secs(300)),
             store,
+            database_url,
             log_format: o.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
             generic,
             notifiers,
@@ -448,6 +459,41 @@ impl Check {
             self.problem(format!("max_body: {max_body} bytes is too small (at least 1KiB)"));
         }
         max_body
+    }
+
+    /// The flag's URL, or the file's (inline, by variable or by file);
+    /// only PostgreSQL URLs are taken.
+    fn database_url(&mut self, flag: Option<String>, store: &FileStore) -> Option<crate::notify::config::Secret> {
+        let url = match flag.filter(|u| !u.is_empty()) {
+            Some(u) => Some(crate::notify::config::Secret::new(u)),
+            None => {
+                let mut problems = Vec::new();
+                let url = crate::notify::config::secret(
+                    store.url.clone(),
+                    store.url_env.clone(),
+                    store.url_file.clone(),
+                    &self.base,
+                    "url",
+                    &mut problems,
+                );
+                self.problems_under("store.", problems);
+                url
+            }
+        }?;
+        let scheme = url.expose().split_once("://").map(|(s, _)| s);
+        if !matches!(scheme, Some("postgres" | "postgresql")) {
+            self.problem(format!(
+                "store.url: {} is not a PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE); \
+                 without one the gateway keeps its data in SQLite under data_dir",
+                crate::store::redacted(url.expose())
+            ));
+            return None;
+        }
+        if let Err(e) = url.expose().parse::<postgres::Config>() {
+            self.problem(format!("store.url: {} does not parse: {e}", crate::store::redacted(url.expose())));
+            return None;
+        }
+        Some(url)
     }
 
     fn store(&mut self, store: FileStore, integrity_check: Option<IntegrityCheck>) -> StoreConfig {

@@ -62,7 +62,17 @@ pub async fn serve_until(
     m.services.set_limit(config.metrics.max_label_values);
     m.rules_loaded(true);
     let rules: crate::store::SharedRules = Arc::new(std::sync::RwLock::new(Arc::new(rules)));
-    let store = Store::open(&config.data_dir, config.store, rules.clone(), config.audience(), crate::clock::now())?;
+    let now = crate::clock::now();
+    let store = match &config.database_url {
+        Some(url) => {
+            // The PostgreSQL client blocks (it runs a runtime of its own).
+            let (url, cfg, shared, audience) = (url.clone(), config.store, rules.clone(), config.audience());
+            tokio::task::spawn_blocking(move || Store::open_postgres(url.expose(), cfg, shared, audience, now))
+                .await
+                .map_err(|e| crate::store::StoreError::Corrupt(format!("opening the database failed: {e}")))??
+        }
+        None => Store::open(&config.data_dir, config.store, rules.clone(), config.audience(), now)?,
+    };
     tracing::info!(store = %store.describe(), "database open");
 
     if config.auth.enabled() {

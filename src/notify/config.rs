@@ -182,7 +182,7 @@ impl RawOutbox {
 }
 
 /// Read a secret given inline, by environment variable or by file (one of them).
-fn secret(
+pub(crate) fn secret(
     inline: Option<String>,
     env: Option<String>,
     file: Option<String>,

@@ -243,7 +243,18 @@ impl Store {
         audience: crate::model::notification::Audience,
         now: Timestamp,
     ) -> Result<Store, StoreError> {
-        Ok(Store::new(Arc::new(sqlite::SqliteStore::open(data_dir, cfg, rules, audience, now)?)))
+        Ok(Store::new(Arc::new(sqlite::SqlStore::open(data_dir, cfg, rules, audience, now)?)))
+    }
+
+    /// Open a PostgreSQL database shared with any other gateway on it.
+    pub fn open_postgres(
+        url: &str,
+        cfg: settings::StoreConfig,
+        rules: SharedRules,
+        audience: crate::model::notification::Audience,
+        now: Timestamp,
+    ) -> Result<Store, StoreError> {
+        Ok(Store::new(Arc::new(sqlite::SqlStore::open_postgres(url, cfg, rules, audience, now)?)))
     }
 
     /// Where the data lives, for the log.

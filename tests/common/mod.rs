@@ -2,6 +2,7 @@
 //! its own temporary data directory, and talk to it over HTTP.
 #![allow(dead_code)] // each test binary uses a different part of this
 
+pub mod pg;
 pub mod smtp;
 
 use std::io::{BufRead, BufReader, Read};
@@ -95,6 +96,8 @@ pub struct Gateway {
     /// Where the controlled clock stands, when the gateway runs on one; a
     /// restart starts it there again.
     clock: std::sync::Mutex<Option<Timestamp>>,
+    /// The gateway's own PostgreSQL database, when the suite runs on PostgreSQL.
+    pub database: Option<pg::Database>,
     _tmp: Option<tempfile::TempDir>,
     stderr_log: PathBuf,
 }
@@ -140,6 +143,12 @@ impl Gateway {
             args.push("--config".into());
             args.push(p.display().to_string());
         }
+        // The whole suite runs on either backend (ALERTGATE_TEST_BACKEND=postgres).
+        let database = pg::on_postgres().then(pg::Database::create);
+        if let Some(db) = &database {
+            args.push("--database-url".into());
+            args.push(db.url.clone());
+        }
         args.extend(opts.extra);
         let (child, addr, stderr_log) = spawn(&dir, &opts.launcher, &args, opts.test_clock);
         Gateway {
@@ -149,6 +158,7 @@ impl Gateway {
             args,
             launcher: opts.launcher,
             clock: std::sync::Mutex::new(opts.test_clock),
+            database,
             _tmp: Some(tmp),
             stderr_log,
         }
@@ -284,6 +294,13 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failing test shows what the gateway said (the log's errors and warnings).
+        if std::thread::panicking() {
+            let said: Vec<String> =
+                self.stderr().lines().filter(|l| l.contains("ERROR") || l.contains("WARN")).map(str::to_owned).collect();
+            let from = said.len().saturating_sub(20);
+            eprintln!("--- the gateway's last warnings and errors:\n{}", said[from..].join("\n"));
+        }
     }
 }
 

@@ -60,8 +60,8 @@ pub(super) fn list(c: &Connection, q: &ActionItemQuery) -> Result<Vec<ActionItem
     let overdue = q.overdue_at.map(ms);
     let rows: Vec<Result<ActionItem, StoreError>> = c
         .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM {FROM} WHERE (?1 IS NULL OR a.owner = ?1) AND (?2 IS NULL OR a.state = ?2)
-               AND (?3 IS NULL OR (a.state = '{}' AND a.due <= ?3)) AND (?4 IS NULL OR a.incident_id = ?4)
+            "SELECT {COLUMNS} FROM {FROM} WHERE (CAST(?1 AS TEXT) IS NULL OR a.owner = ?1) AND (CAST(?2 AS TEXT) IS NULL OR a.state = ?2)
+               AND (CAST(?3 AS BIGINT) IS NULL OR (a.state = '{}' AND a.due <= ?3)) AND (CAST(?4 AS BIGINT) IS NULL OR a.incident_id = ?4)
              ORDER BY a.due, a.id LIMIT ?5",
             ActionItemState::Open.as_str()
         ))?

@@ -76,8 +76,8 @@ pub(super) fn list(c: &Connection, q: &AuditQuery) -> Result<Vec<AuditEntry>, St
     let rows = c
         .prepare_cached(
             "SELECT id, at, actor, source, action, target_kind, target_id, before, after, detail FROM audit_log
-             WHERE (?1 IS NULL OR actor = ?1) AND (?2 IS NULL OR action = ?2) AND (?3 IS NULL OR target_kind = ?3)
-               AND (?4 IS NULL OR target_id = ?4) AND (?5 IS NULL OR at >= ?5) AND (?6 IS NULL OR id < ?6)
+             WHERE (CAST(?1 AS TEXT) IS NULL OR actor = ?1) AND (CAST(?2 AS TEXT) IS NULL OR action = ?2) AND (CAST(?3 AS TEXT) IS NULL OR target_kind = ?3)
+               AND (CAST(?4 AS BIGINT) IS NULL OR target_id = ?4) AND (CAST(?5 AS BIGINT) IS NULL OR at >= ?5) AND (CAST(?6 AS BIGINT) IS NULL OR id < ?6)
              ORDER BY id DESC LIMIT ?7",
         )?
         .query_map(params![q.actor, q.action, kind, id, q.since.map(ms), q.before, q.limit as i64], |r| {

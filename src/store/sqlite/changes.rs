@@ -45,7 +45,7 @@ pub(super) fn list(
 ) -> Result<Vec<Change>, StoreError> {
     let rows: Vec<Result<Change, StoreError>> = c
         .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM changes WHERE (?1 IS NULL OR service = ?1) AND (?2 IS NULL OR id < ?2)
+            "SELECT {COLUMNS} FROM changes WHERE (CAST(?1 AS TEXT) IS NULL OR service = ?1) AND (CAST(?2 AS BIGINT) IS NULL OR id < ?2)
              ORDER BY id DESC LIMIT ?3"
         ))?
         .query_map(params![service, before, limit as i64], from_row)?

@@ -269,13 +269,26 @@ fn recount(tx: &Connection, id: i64) -> Result<(), StoreError> {
 /// The source's timeline, in order, appended to the target's, each entry
 /// naming where it came from; the source keeps its own.
 fn copy_timeline(tx: &Connection, source: i64, target: i64) -> Result<(), StoreError> {
-    tx.prepare_cached(
+    type Entry = (i64, String, String, String, String, i64);
+    let entries: Vec<Entry> = tx
+        .prepare_cached(
+            "SELECT at, actor, kind, message, data, recorded_at FROM incident_events WHERE incident_id = ?1 ORDER BY id",
+        )?
+        .query_map([source], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?
+        .collect::<Result<_, _>>()?;
+    let prefix = desk::moved_entry(source, "");
+    let mut insert = tx.prepare_cached(
         "INSERT INTO incident_events (incident_id, at, actor, kind, message, data, recorded_at)
-         SELECT ?2, at, actor, kind, ?3 || message,
-                json_set(CASE WHEN json_type(data) = 'object' THEN data ELSE '{}' END, '$.mergedFrom', ?1),
-                recorded_at
-         FROM incident_events WHERE incident_id = ?1 ORDER BY id",
-    )?
-    .execute(params![source, target, desk::moved_entry(source, "")])?;
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for (at, actor, kind, message, data, recorded_at) in entries {
+        let mut data = match serde_json::from_str::<serde_json::Value>(&data) {
+            Ok(serde_json::Value::Object(o)) => o,
+            _ => serde_json::Map::new(),
+        };
+        data.insert("mergedFrom".into(), source.into());
+        let data = serde_json::Value::Object(data).to_string();
+        insert.execute(params![target, at, actor, kind, format!("{prefix}{message}"), data, recorded_at])?;
+    }
     Ok(())
 }

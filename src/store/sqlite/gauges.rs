@@ -15,7 +15,7 @@ fn parsed<T>(what: &str, text: &str, parse: impl Fn(&str) -> Option<T>) -> Resul
     parse(text).ok_or_else(|| StoreError::Corrupt(format!("{what} {text:?}")))
 }
 
-pub(super) fn read(c: &Connection, db: &Path, now: Timestamp) -> Result<StoredFacts, StoreError> {
+pub(super) fn read(c: &Connection, db: Option<&Path>, now: Timestamp) -> Result<StoredFacts, StoreError> {
     let mut facts = StoredFacts::default();
     let mut stmt = c.prepare_cached(&format!(
         "SELECT state, priority, COALESCE(service, ''), count(*) FROM incidents WHERE {} GROUP BY 1, 2, 3",
@@ -41,11 +41,12 @@ pub(super) fn read(c: &Connection, db: &Path, now: Timestamp) -> Result<StoredFa
 
     let since = ms(now) - COMPLIANCE_WINDOW_DAYS * 86_400_000;
     let mut stmt = c.prepare_cached(&format!(
-        "SELECT s.kind, i.priority, COALESCE(i.service, ''), sum({}), sum({})
+        "SELECT s.kind, i.priority, COALESCE(i.service, ''),
+                {}, {}
              FROM sla_clocks s JOIN incidents i ON i.id = s.incident_id
              WHERE i.created_at >= ?1 GROUP BY 1, 2, 3",
-        ClockState::Met.sql("s"),
-        ClockState::not_met_sql("s"),
+        super::sql::count_where(&ClockState::Met.sql("s")),
+        super::sql::count_where(&ClockState::not_met_sql("s")),
     ))?;
     for row in stmt.query_map(params![since], |r| {
         Ok((r.get::<String>(0)?, r.get::<String>(1)?, r.get::<String>(2)?, r.get(3)?, r.get(4)?))
@@ -78,8 +79,9 @@ pub(super) fn read(c: &Connection, db: &Path, now: Timestamp) -> Result<StoredFa
 
     // Overdue as `ActionItem::is_overdue` says: open, and due by now.
     let mut stmt = c.prepare_cached(&format!(
-        "SELECT COALESCE(i.service, ''), count(*), sum(a.due <= ?1) FROM action_items a
+        "SELECT COALESCE(i.service, ''), count(*), {} FROM action_items a
          LEFT JOIN incidents i ON i.id = a.incident_id WHERE a.state = '{}' GROUP BY 1",
+        super::sql::count_where("a.due <= ?1"),
         crate::model::action_item::ActionItemState::Open.as_str()
     ))?;
     for row in stmt.query_map(params![ms(now)], |r| Ok((r.get::<String>(0)?, r.get::<i64>(1)?, r.get::<i64>(2)?)))? {
@@ -88,8 +90,16 @@ pub(super) fn read(c: &Connection, db: &Path, now: Timestamp) -> Result<StoredFa
     }
 
     facts.outbox = super::outbox::depth(c, now)?;
-    for (file, path) in [("db", db.to_path_buf()), ("wal", db.with_extension("db-wal"))] {
-        facts.database_bytes.push((file, std::fs::metadata(&path).map_or(0, |md| md.len())));
+    match db {
+        Some(db) => {
+            for (file, path) in [("db", db.to_path_buf()), ("wal", db.with_extension("db-wal"))] {
+                facts.database_bytes.push((file, std::fs::metadata(&path).map_or(0, |md| md.len())));
+            }
+        }
+        None => {
+            let size: i64 = c.query_row("SELECT pg_database_size(current_database())", params![], |r| r.get(0))?;
+            facts.database_bytes.push(("db", size.max(0) as u64));
+        }
     }
     Ok(facts)
 }

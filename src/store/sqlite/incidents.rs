@@ -35,7 +35,7 @@ static HELD_FIRING: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 /// How many alerts of a pending group (rule, key) fire, and whether alert ?3 is one.
 static HELD_FIRING_COUNT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "SELECT count(*), coalesce(sum(a.id = ?3), 0) > 0 FROM pending_alerts p JOIN alerts a ON a.id = p.alert_id
+        "SELECT count(*), coalesce(sum(CASE WHEN a.id = ?3 THEN 1 ELSE 0 END), 0) > 0 FROM pending_alerts p JOIN alerts a ON a.id = p.alert_id
          WHERE p.rule = ?1 AND p.group_key = ?2 AND {}",
         AlertStatus::Firing.sql("a.status")
     )
@@ -254,7 +254,7 @@ impl WriterState {
     /// A muted alert opens nothing: it leaves its pending groups.
     fn mute(&mut self, tx: &Connection, alert_id: i64, reason: MuteReason) -> Result<(), StoreError> {
         let changed = tx
-            .prepare_cached("UPDATE alerts SET muted_by = ?2 WHERE id = ?1 AND muted_by IS NOT ?2")?
+            .prepare_cached("UPDATE alerts SET muted_by = ?2 WHERE id = ?1 AND muted_by IS DISTINCT FROM ?2")?
             .execute(params![alert_id, reason.to_string()])?;
         if changed > 0 {
             self.facts.push(crate::metrics::Fact::Muted { reason: reason.metric_label() });

@@ -16,6 +16,7 @@ mod heartbeats;
 mod incidents;
 mod oncall;
 mod outbox;
+mod shared;
 mod problems;
 mod reader;
 mod reports;
@@ -79,13 +80,60 @@ fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, StoreError> {
     }
 }
 
-struct ReadPool {
-    conns: Mutex<Vec<Connection>>,
+/// Connections for reads, at most `permits` in use at once.
+struct ReadPool<C> {
+    conns: Mutex<Vec<C>>,
     permits: Arc<Semaphore>,
 }
 
-/// The SQLite backend: the writer thread's queue and the read pool.
-pub struct SqliteStore {
+impl<C> ReadPool<C> {
+    fn new(conns: Vec<C>, size: usize) -> ReadPool<C> {
+        ReadPool { conns: Mutex::new(conns), permits: Arc::new(Semaphore::new(size)) }
+    }
+
+    fn take(&self) -> Option<C> {
+        self.conns.lock().expect("reader pool lock").pop()
+    }
+
+    fn put(&self, c: C) {
+        self.conns.lock().expect("reader pool lock").push(c);
+    }
+}
+
+enum Readers {
+    Sqlite(ReadPool<Connection>),
+    /// Sessions made as needed, and made anew after a lost connection.
+    Postgres(ReadPool<sql::PgSession>, ::postgres::Config),
+}
+
+impl Readers {
+    fn permits(&self) -> Arc<Semaphore> {
+        match self {
+            Readers::Sqlite(p) => p.permits.clone(),
+            Readers::Postgres(p, _) => p.permits.clone(),
+        }
+    }
+}
+
+/// Where the data lives.
+enum Location {
+    File {
+        path: PathBuf,
+        /// Held while the store is open: one gateway per data directory.
+        _lock: std::fs::File,
+    },
+    Postgres {
+        /// The URL without its password.
+        url: String,
+        /// Ends the thread that listens for other gateways' commits.
+        stop_listening: Arc<std::sync::atomic::AtomicBool>,
+    },
+}
+
+/// The store over the SQL layer: the writer thread's queue and a read
+/// pool, on the embedded SQLite file or on a PostgreSQL database shared
+/// by several gateways.
+pub struct SqlStore {
     writer: mpsc::Sender<writer::Request>,
     /// For what reads compute at request time (SLA clocks need calendars).
     rules: SharedRules,
@@ -93,14 +141,20 @@ pub struct SqliteStore {
     next_timer: Arc<AtomicI64>,
     outbox_wakeup: Arc<tokio::sync::Notify>,
     feed: ChangeFeed,
-    readers: Arc<ReadPool>,
-    path: Arc<PathBuf>,
+    readers: Arc<Readers>,
+    location: Arc<Location>,
     silence_ids: SilenceIds,
-    /// Held while the store is open: one gateway per data directory.
-    _lock: std::fs::File,
 }
 
-impl SqliteStore {
+impl Drop for SqlStore {
+    fn drop(&mut self) {
+        if let Location::Postgres { stop_listening, .. } = &*self.location {
+            stop_listening.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+impl SqlStore {
     /// Open (creating if needed) the database under `data_dir`, apply
     /// migrations and start the writer thread.
     pub fn open(
@@ -109,7 +163,7 @@ impl SqliteStore {
         rules: SharedRules,
         audience: crate::model::notification::Audience,
         now: Timestamp,
-    ) -> Result<SqliteStore, StoreError> {
+    ) -> Result<SqlStore, StoreError> {
         std::fs::create_dir_all(data_dir)
             .map_err(|source| StoreError::DataDir { path: data_dir.to_path_buf(), source })?;
         let lock = lock_data_dir(data_dir)?;
@@ -145,19 +199,15 @@ impl SqliteStore {
             outbox_wakeup: Arc::new(tokio::sync::Notify::new()),
             feed: ChangeFeed::default(),
         };
-        let store = SqliteStore {
+        let store = SqlStore {
             writer: tx,
             rules,
             next_timer: shared.next_timer.clone(),
             outbox_wakeup: shared.outbox_wakeup.clone(),
             feed: shared.feed.clone(),
-            readers: Arc::new(ReadPool {
-                permits: Arc::new(Semaphore::new(readers.len())),
-                conns: Mutex::new(readers),
-            }),
-            path: Arc::new(path),
+            readers: Arc::new(Readers::Sqlite(ReadPool::new(readers, cfg.read_connections))),
+            location: Arc::new(Location::File { path, _lock: lock }),
             silence_ids,
-            _lock: lock,
         };
         std::thread::Builder::new()
             .name("store-writer".into())
@@ -172,6 +222,56 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// Open a PostgreSQL database that other gateways may share: apply
+    /// migrations (under an advisory lock), load the writer's state, and
+    /// start the writer and the thread that listens for others' commits.
+    pub fn open_postgres(
+        url: &str,
+        cfg: StoreConfig,
+        rules: SharedRules,
+        audience: crate::model::notification::Audience,
+        now: Timestamp,
+    ) -> Result<SqlStore, StoreError> {
+        let config = shared::parse_url(url)?;
+        let session = shared::connect(&config)?;
+        schema::migrate_postgres(&session)?;
+        let silence_ids = SilenceIds::new(schema::realm_of(&session.connection())?);
+        let gateway: Arc<str> = Arc::from(gateway_name());
+        let mut db = shared::SharedDb::new(config.clone(), session, gateway.clone());
+        let current = rules.read().expect("rules lock").clone();
+        let writer_state = db.load(current, audience, now)?;
+        let (tx, rx) = mpsc::channel(4096);
+        let shared = writer::Shared {
+            rules: rules.clone(),
+            next_timer: Arc::new(AtomicI64::new(writer_state.timers.next_due().map_or(i64::MAX, ms))),
+            outbox_wakeup: Arc::new(tokio::sync::Notify::new()),
+            feed: ChangeFeed::default(),
+        };
+        let stop_listening = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let store = SqlStore {
+            writer: tx,
+            rules,
+            next_timer: shared.next_timer.clone(),
+            outbox_wakeup: shared.outbox_wakeup.clone(),
+            feed: shared.feed.clone(),
+            readers: Arc::new(Readers::Postgres(ReadPool::new(Vec::new(), cfg.read_connections), config.clone())),
+            location: Arc::new(Location::Postgres { url: redacted(url), stop_listening: stop_listening.clone() }),
+            silence_ids,
+        };
+        let (feed, wakeup) = (shared.feed.clone(), shared.outbox_wakeup.clone());
+        let listener_gateway = gateway.clone();
+        std::thread::Builder::new()
+            .name("store-listen".into())
+            .spawn(move || shared::listen(config, listener_gateway, feed, wakeup, stop_listening))
+            .map_err(|e| StoreError::Corrupt(format!("cannot start the listener thread: {e}")))?;
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer::run(db, writer_state, rx, shared))
+            .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
+        tracing::info!(gateway = %gateway, "sharing the database with any other gateway on it");
+        Ok(store)
+    }
+
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -179,14 +279,29 @@ impl SqliteStore {
     {
         // The permit moves into the blocking task: if the caller goes away
         // the connection is still in use until the task gives it back.
-        let permit = self.readers.permits.clone().acquire_owned().await.map_err(|_| StoreError::Closed)?;
-        let pool = self.readers.clone();
+        let permit = self.readers.permits().acquire_owned().await.map_err(|_| StoreError::Closed)?;
+        let readers = self.readers.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let conn = pool.conns.lock().expect("reader pool lock").pop().ok_or(StoreError::Closed)?;
-            let result = f(&sql::Connection::sqlite(&conn));
-            pool.conns.lock().expect("reader pool lock").push(conn);
-            result
+            match &*readers {
+                Readers::Sqlite(pool) => {
+                    let conn = pool.take().ok_or(StoreError::Closed)?;
+                    let result = f(&sql::Connection::sqlite(&conn));
+                    pool.put(conn);
+                    result
+                }
+                Readers::Postgres(pool, config) => {
+                    let session = match pool.take() {
+                        Some(s) if !s.is_closed() => s,
+                        _ => shared::connect(config)?,
+                    };
+                    let result = f(&session.connection());
+                    if !session.is_closed() {
+                        pool.put(session);
+                    }
+                    result
+                }
+            }
         })
         .await
         .map_err(|e| StoreError::Corrupt(format!("reader task failed: {e}")))?
@@ -249,9 +364,12 @@ fn open_readers(path: &Path, n: usize) -> Result<Vec<Connection>, StoreError> {
 }
 
 #[async_trait::async_trait]
-impl Backend for SqliteStore {
+impl Backend for SqlStore {
     fn describe(&self) -> String {
-        format!("sqlite:{}", self.path.display())
+        match &*self.location {
+            Location::File { path, .. } => format!("sqlite:{}", path.display()),
+            Location::Postgres { url, .. } => url.clone(),
+        }
     }
 
     async fn write(&self, op: Op, source: Option<Arc<str>>) -> Result<Reply, StoreError> {
@@ -442,8 +560,15 @@ impl Backend for SqliteStore {
     }
 
     async fn stored_facts(&self, now: Timestamp) -> Result<StoredFacts, StoreError> {
-        let path = self.path.clone();
-        self.read(move |c| gauges::read(c, &path, now)).await
+        let location = self.location.clone();
+        self.read(move |c| {
+            let path = match &*location {
+                Location::File { path, .. } => Some(path.as_path()),
+                Location::Postgres { .. } => None,
+            };
+            gauges::read(c, path, now)
+        })
+        .await
     }
 }
 
@@ -480,6 +605,16 @@ fn check_integrity(conn: &Connection, how: IntegrityCheck) -> Result<(), StoreEr
 /// Copy the database at `db` to `to` while the gateway may be running: one
 /// read transaction sees a consistent state (WAL readers do not block the
 /// writer), copied with SQLite's backup API, then checked.
+/// This gateway's name among those sharing a database: host, process and
+/// a random part (a restarted gateway is a new one; its leases expire).
+fn gateway_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
+    let mut random = [0u8; 3];
+    let _ = getrandom::fill(&mut random);
+    let host = if host.is_empty() { "gateway".to_owned() } else { host };
+    format!("{host}-{}-{}", std::process::id(), hex::encode(random))
+}
+
 /// A database URL with its password hidden, for messages and logs.
 pub fn redacted(url: &str) -> String {
     match reqwest::Url::parse(url) {
@@ -584,10 +719,7 @@ impl From<sql::Error> for StoreError {
     fn from(e: sql::Error) -> Self {
         match e {
             sql::Error::Sqlite(e) => e.into(),
-            sql::Error::Postgres(e) => StoreError::Database(match e.as_db_error() {
-                Some(db) => format!("{} ({})", db.message(), db.code().code()),
-                None => e.to_string(),
-            }),
+            sql::Error::Postgres(e) => shared::classify(&e),
             e @ sql::Error::NoRows => StoreError::Database(e.to_string()),
             sql::Error::Conversion(m) => StoreError::Corrupt(m),
         }

@@ -44,7 +44,7 @@ pub(super) fn overrides(
     let rows: Vec<_> = c
         .prepare_cached(&format!(
             "SELECT {OVERRIDE_COLUMNS} FROM schedule_overrides
-             WHERE deleted_at IS NULL AND (?1 IS NULL OR schedule = ?1) AND ends_at > ?2 AND starts_at < ?3
+             WHERE deleted_at IS NULL AND (CAST(?1 AS TEXT) IS NULL OR schedule = ?1) AND ends_at > ?2 AND starts_at < ?3
              ORDER BY id"
         ))?
         .query_map(params![schedule, ms(from), ms(to)], override_row)?

@@ -175,8 +175,8 @@ pub(super) fn list(c: &Connection, q: &NotificationQuery) -> Result<Vec<Notifica
         .prepare_cached(
             "SELECT id, event, incident_id, problem_id, notifier, idempotency_key, state, attempts, created_at,
                     next_attempt_at, last_error, sent_at, covered_by
-             FROM notifications WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR notifier = ?2)
-               AND (?3 IS NULL OR incident_id = ?3) AND (?4 IS NULL OR id < ?4)
+             FROM notifications WHERE (CAST(?1 AS TEXT) IS NULL OR state = ?1) AND (CAST(?2 AS TEXT) IS NULL OR notifier = ?2)
+               AND (CAST(?3 AS BIGINT) IS NULL OR incident_id = ?3) AND (CAST(?4 AS BIGINT) IS NULL OR id < ?4)
              ORDER BY id DESC LIMIT ?5",
         )?
         .query_map(

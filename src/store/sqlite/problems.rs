@@ -48,15 +48,18 @@ fn from_row(r: &super::sql::Row<'_>) -> super::sql::Result<Result<Problem, Store
 }
 
 pub(super) fn list(c: &Connection, q: &ProblemQuery) -> Result<Vec<Problem>, StoreError> {
-    let states: Vec<&str> = q.states.iter().map(|s| s.as_str()).collect();
-    let states = serde_json::to_string(&states).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    // The states are the enum's own words, never the caller's text.
+    let states = match q.states.is_empty() {
+        true => "1 = 1".to_owned(),
+        false => crate::model::sql_in("p.state", q.states.iter().map(|s| s.as_str())),
+    };
     let rows: Vec<Result<Problem, StoreError>> = c
         .prepare_cached(&format!(
             "SELECT {COLUMNS} FROM problems p
-             WHERE (?1 = '[]' OR p.state IN (SELECT value FROM json_each(?1))) AND (?2 IS NULL OR p.id < ?2)
-             ORDER BY p.id DESC LIMIT ?3"
+             WHERE {states} AND (CAST(?1 AS BIGINT) IS NULL OR p.id < ?1)
+             ORDER BY p.id DESC LIMIT ?2"
         ))?
-        .query_map(params![states, q.before, q.limit as i64], from_row)?
+        .query_map(params![q.before, q.limit as i64], from_row)?
         .collect::<Result<_, _>>()?;
     rows.into_iter().collect()
 }

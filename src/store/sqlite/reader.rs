@@ -137,7 +137,7 @@ fn incident_filter(q: &IncidentQuery) -> (String, Vec<Value>) {
         // A substring, case-insensitive for ASCII; `%` and `_` match themselves.
         let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
         args.push(Value::Text(format!("%{escaped}%")));
-        sql.push_str(&format!(" AND title LIKE ?{} ESCAPE '\\'", args.len()));
+        sql.push_str(&format!(" AND lower(title) LIKE lower(?{}) ESCAPE '\\'", args.len()));
     }
     (sql, args)
 }
@@ -156,10 +156,13 @@ pub(super) fn list_incidents(c: &Connection, q: &IncidentQuery) -> Result<Incide
     let mut sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE {filter}");
     if let Some(cur) = q.cursor {
         // Keyset paging: continue after the last row of the previous page.
+        // Every number is a parameter the statement uses (PostgreSQL
+        // cannot type one it does not).
         let (k, i) = (args.len() + 1, args.len() + 2);
+        let id_only = args.len() + 1;
         match q.sort {
-            IncidentSort::CreatedDesc => sql.push_str(&format!(" AND id < ?{i}")),
-            IncidentSort::CreatedAsc => sql.push_str(&format!(" AND id > ?{i}")),
+            IncidentSort::CreatedDesc => sql.push_str(&format!(" AND id < ?{id_only}")),
+            IncidentSort::CreatedAsc => sql.push_str(&format!(" AND id > ?{id_only}")),
             IncidentSort::Priority => {
                 sql.push_str(&format!(" AND (priority > ?{k} OR (priority = ?{k} AND id < ?{i}))"))
             }
@@ -167,13 +170,13 @@ pub(super) fn list_incidents(c: &Connection, q: &IncidentQuery) -> Result<Incide
                 sql.push_str(&format!(" AND (updated_at < ?{k} OR (updated_at = ?{k} AND id < ?{i}))"))
             }
         }
-        let key = match q.sort {
-            IncidentSort::Priority => {
-                Value::Text(Priority::ALL.get(cur.key as usize).map(|p| p.as_str()).unwrap_or("P5").to_owned())
-            }
-            _ => Value::Integer(cur.key),
-        };
-        args.push(key);
+        match q.sort {
+            IncidentSort::Priority => args.push(Value::Text(
+                Priority::ALL.get(cur.key as usize).map(|p| p.as_str()).unwrap_or("P5").to_owned(),
+            )),
+            IncidentSort::UpdatedDesc => args.push(Value::Integer(cur.key)),
+            IncidentSort::CreatedDesc | IncidentSort::CreatedAsc => {}
+        }
         args.push(Value::Integer(cur.id));
     }
     sql.push_str(match q.sort {
@@ -340,13 +343,15 @@ const SIMILAR_CANDIDATES: i64 = 200;
 /// how each was resolved.
 fn similar(c: &Connection, this: &Incident) -> Result<Vec<SimilarIncident>, StoreError> {
     let mut candidates: Vec<Incident> = Vec::new();
-    for condition in ["rule = ?2", "service = ?3", "1 = 1"] {
+    let likeness: [(&str, Option<&str>); 3] =
+        [("rule = ?3", Some(&this.rule)), ("service = ?3", this.service.as_deref()), ("CAST(?3 AS TEXT) IS NULL", None)];
+    for (condition, value) in likeness {
         let rows = c
             .prepare_cached(&format!(
                 "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id < ?1 AND merged_into IS NULL AND {condition}
-                 ORDER BY id DESC LIMIT ?4"
+                 ORDER BY id DESC LIMIT ?2"
             ))?
-            .query_map(params![this.id, this.rule, this.service, SIMILAR_CANDIDATES], row_to_incident)?
+            .query_map(params![this.id, SIMILAR_CANDIDATES, value], row_to_incident)?
             .collect::<Result<Vec<_>, _>>()?;
         candidates.extend(rows.into_iter().filter(|r| candidates.iter().all(|k| k.id != r.id)).collect::<Vec<_>>());
     }
@@ -356,7 +361,7 @@ fn similar(c: &Connection, this: &Incident) -> Result<Vec<SimilarIncident>, Stor
             let resolving_note: Option<String> = c
                 .prepare_cached(
                     "SELECT message FROM incident_events WHERE incident_id = ?1 AND kind = 'note'
-                     AND (?2 IS NULL OR at <= ?2) ORDER BY id DESC LIMIT 1",
+                     AND (CAST(?2 AS BIGINT) IS NULL OR at <= ?2) ORDER BY id DESC LIMIT 1",
                 )?
                 .query_row(params![past.id, past.resolved_at.map(ms)], |r| r.get(0))
                 .optional()?;

@@ -1,5 +1,5 @@
 //! The SLA report's sums, by SQL (see `engine::report` for what they mean).
-use super::sql::{Connection, params};
+use super::sql::{count_where, Connection, params};
 use jiff::Timestamp;
 
 use super::{StoreError, ms};
@@ -27,14 +27,14 @@ pub(super) fn sla(
 ) -> Result<SlaReport, StoreError> {
     let col = column(group);
     let mut rows: std::collections::BTreeMap<String, GroupSums> = Default::default();
+    let published = crate::model::review::ReviewState::Published.as_str();
     let mut stmt = c.prepare(&format!(
-        "SELECT {col}, sum(i.source = '{}'),
-                sum(r.state = '{published}'),
-                sum(r.state = '{published}' AND r.published_at <= i.resolved_at + ?3)
+        "SELECT {col}, {}, {}, {}
          FROM incidents i LEFT JOIN reviews r ON r.incident_id = i.id
          WHERE i.created_at >= ?1 AND i.created_at < ?2 AND i.merged_into IS NULL GROUP BY 1",
-        crate::model::incident::IncidentSource::Reported.as_str(),
-        published = crate::model::review::ReviewState::Published.as_str(),
+        count_where(&format!("i.source = '{}'", crate::model::incident::IncidentSource::Reported.as_str())),
+        count_where(&format!("r.state = '{published}'")),
+        count_where(&format!("r.state = '{published}' AND r.published_at <= i.resolved_at + ?3")),
     ))?;
     for row in stmt.query_map(params![ms(from), ms(to), review_due.as_millis() as i64], |r| {
         Ok((r.get::<String>(0)?, r.get::<i64>(1)?, r.get::<Option<i64>>(2)?, r.get::<Option<i64>>(3)?))
@@ -47,10 +47,11 @@ pub(super) fn sla(
     }
     let open = crate::model::action_item::ActionItemState::Open.as_str();
     let mut stmt = c.prepare(&format!(
-        "SELECT {col}, sum(a.state = '{}'), sum(a.state = '{open}' AND a.due <= ?3)
+        "SELECT {col}, {}, {}
          FROM incidents i JOIN action_items a ON a.incident_id = i.id
          WHERE i.created_at >= ?1 AND i.created_at < ?2 AND i.merged_into IS NULL GROUP BY 1",
-        crate::model::action_item::ActionItemState::Done.as_str(),
+        count_where(&format!("a.state = '{}'", crate::model::action_item::ActionItemState::Done.as_str())),
+        count_where(&format!("a.state = '{open}' AND a.due <= ?3")),
     ))?;
     for row in stmt.query_map(params![ms(from), ms(to), ms(overdue_at)], |r| {
         Ok((r.get::<String>(0)?, r.get::<i64>(1)?, r.get::<i64>(2)?))
@@ -61,8 +62,8 @@ pub(super) fn sla(
         e.action_items_overdue = overdue as u64;
     }
     let mut stmt = c.prepare(&format!(
-        "SELECT {col}, count(*), count(i.acknowledged_at), COALESCE(sum(i.acknowledged_at - i.created_at), 0),
-                count(i.resolved_at), COALESCE(sum(i.resolved_at - i.created_at), 0)
+        "SELECT {col}, count(*), count(i.acknowledged_at), CAST(COALESCE(sum(i.acknowledged_at - i.created_at), 0) AS BIGINT),
+                count(i.resolved_at), CAST(COALESCE(sum(i.resolved_at - i.created_at), 0) AS BIGINT)
          FROM incidents i WHERE i.created_at >= ?1 AND i.created_at < ?2 AND i.merged_into IS NULL GROUP BY 1"
     ))?;
     for row in stmt.query_map(params![ms(from), ms(to)], |r| {
@@ -84,12 +85,12 @@ pub(super) fn sla(
         e.resolve_ms_sum = resolve_sum;
     }
     let mut stmt = c.prepare(&format!(
-        "SELECT {col}, s.kind, sum({}), sum({}), sum({})
+        "SELECT {col}, s.kind, {}, {}, {}
          FROM incidents i JOIN sla_clocks s ON s.incident_id = i.id
          WHERE i.created_at >= ?1 AND i.created_at < ?2 AND i.merged_into IS NULL GROUP BY 1, 2",
-        ClockState::Met.sql("s"),
-        ClockState::Breached.sql("s"),
-        ClockState::ResolvedUnacknowledged.sql("s"),
+        count_where(&ClockState::Met.sql("s")),
+        count_where(&ClockState::Breached.sql("s")),
+        count_where(&ClockState::ResolvedUnacknowledged.sql("s")),
     ))?;
     for row in stmt.query_map(params![ms(from), ms(to)], |r| {
         Ok((r.get::<String>(0)?, r.get::<String>(1)?, r.get::<i64>(2)?, r.get::<i64>(3)?, r.get::<i64>(4)?))

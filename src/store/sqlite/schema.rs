@@ -404,6 +404,13 @@ pub fn realm(conn: &Connection) -> Result<u32, StoreError> {
     text.parse().map_err(|e| StoreError::Corrupt(format!("realm {text:?}: {e}")))
 }
 
+/// This database's realm, through the SQL layer (any engine).
+pub fn realm_of(conn: &super::sql::Connection<'_>) -> Result<u32, StoreError> {
+    let text: String =
+        conn.query_row("SELECT value FROM meta WHERE key = 'realm'", super::sql::params![], |r| r.get(0))?;
+    text.parse().map_err(|e| StoreError::Corrupt(format!("realm {text:?}: {e}")))
+}
+
 /// The schema version this build writes.
 pub const VERSION: usize = MIGRATIONS.len();
 

@@ -9,10 +9,6 @@
 //! Statements are written once, in the SQL both engines speak, with
 //! numbered parameters `?1`, `?2`...; on PostgreSQL they become `$1`,
 //! `$2`... when first prepared.
-// The PostgreSQL engine is wired into a backend next (issue: several
-// gateways on one PostgreSQL); until then only this module's tests use it.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
@@ -502,6 +498,12 @@ impl<T> OptionalExtension<T> for Result<T> {
     }
 }
 
+/// How many rows of a group satisfy `predicate`, as both engines count
+/// (PostgreSQL sums no booleans, and its sum of integers is NUMERIC).
+pub fn count_where(predicate: &str) -> String {
+    format!("CAST(coalesce(sum(CASE WHEN {predicate} THEN 1 ELSE 0 END), 0) AS BIGINT)")
+}
+
 // --- PostgreSQL -------------------------------------------------------------
 
 /// One PostgreSQL connection and the statements prepared on it. The
@@ -526,11 +528,20 @@ impl PgSession {
         Ok(self.client.borrow_mut().batch_execute(sql)?)
     }
 
+    /// True once the connection is lost: the session must be replaced.
+    pub fn is_closed(&self) -> bool {
+        self.client.borrow().is_closed()
+    }
+
     fn prepare(&self, sql: &str) -> Result<postgres::Statement> {
         if let Some(s) = self.statements.borrow().get(sql) {
             return Ok(s.clone());
         }
-        let statement = self.client.borrow_mut().prepare(&numbered(sql))?;
+        let statement = self.client.borrow_mut().prepare(&numbered(sql)).map_err(|e| {
+            // The statement is named in the log: a dialect the server refuses is a bug to fix.
+            tracing::error!(error = %e, statement = %sql.split_whitespace().collect::<Vec<_>>().join(" "), "PostgreSQL refused a statement");
+            e
+        })?;
         self.statements.borrow_mut().insert(sql.to_owned(), statement.clone());
         Ok(statement)
     }
@@ -616,7 +627,41 @@ fn pg_column<T>(r: &postgres::Row, idx: usize, f: impl FnOnce(ValueRef<'_>) -> R
             f(r.try_get::<_, Option<f32>>(idx).map_err(conv)?.map_or(ValueRef::Null, |v| ValueRef::Real(f64::from(v))))
         }
         Ty::BYTEA => f(r.try_get::<_, Option<&[u8]>>(idx).map_err(conv)?.map_or(ValueRef::Null, ValueRef::Blob)),
+        Ty::NUMERIC => match r.try_get::<_, Option<Numeric>>(idx).map_err(conv)? {
+            None => f(ValueRef::Null),
+            Some(Numeric(v)) if v.fract() == 0.0 && v.abs() < 9.0e15 => f(ValueRef::Integer(v as i64)),
+            Some(Numeric(v)) => f(ValueRef::Real(v)),
+        },
         _ => f(r.try_get::<_, Option<&str>>(idx).map_err(conv)?.map_or(ValueRef::Null, ValueRef::Text)),
+    }
+}
+
+/// A NUMERIC (what `sum` of integers gives), read as the nearest double
+/// from its binary form: sign, weight and base-10000 digits.
+struct Numeric(f64);
+
+impl<'a> postgres::types::FromSql<'a> for Numeric {
+    fn from_sql(
+        _: &postgres::types::Type,
+        raw: &'a [u8],
+    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let word = |i: usize| -> std::result::Result<i16, Box<dyn std::error::Error + Sync + Send>> {
+            let b = raw.get(i * 2..i * 2 + 2).ok_or("a NUMERIC too short")?;
+            Ok(i16::from_be_bytes([b[0], b[1]]))
+        };
+        let (digits, weight, sign) = (word(0)? as usize, word(1)?, word(2)? as u16);
+        if sign == 0xC000 {
+            return Ok(Numeric(f64::NAN));
+        }
+        let mut value = 0.0;
+        for i in 0..digits {
+            value += f64::from(word(4 + i)?) * 10_000f64.powi(i32::from(weight) - i as i32);
+        }
+        Ok(Numeric(if sign == 0x4000 { -value } else { value }))
+    }
+
+    fn accepts(ty: &postgres::types::Type) -> bool {
+        *ty == postgres::types::Type::NUMERIC
     }
 }
 
@@ -679,6 +724,12 @@ pub(super) mod tests {
             })
             .unwrap();
         assert_eq!((yes, small, text.as_str()), (true, 7, "it's ?1"));
+        let (sum, half, neg): (i64, f64, i64) = c
+            .query_row("SELECT sum(x), 12345.5::numeric, -20000::numeric FROM (VALUES (1::bigint), (99999999)) v(x)", params![], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        assert_eq!((sum, half, neg), (100_000_000, 12345.5, -20000));
     }
 
     #[test]
