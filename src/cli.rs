@@ -124,6 +124,12 @@ enum Command {
         #[arg(long, env = "ALERTGATE_DATABASE_URL", value_name = "URL", hide_env_values = true)]
         database_url: String,
     },
+    /// The database: `store copy` moves an embedded (SQLite) database into
+    /// PostgreSQL.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Notifiers: `notify test NAME` sends a test notification through one.
     Notify {
         #[command(subcommand)]
@@ -172,6 +178,22 @@ struct ServeArgs {
 }
 
 #[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy an embedded database (a consistent snapshot: the gateway may
+    /// keep running) into a new, empty PostgreSQL database, with every
+    /// table's row count checked.
+    Copy {
+        /// The SQLite database: sqlite:PATH, or a path (a data directory or
+        /// its alertgate.db).
+        #[arg(long, value_name = "SOURCE")]
+        from: String,
+        /// postgres://USER:PASSWORD@HOST:PORT/DATABASE
+        #[arg(long, env = "ALERTGATE_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+        to: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum NotifyCommand {
     /// Send a test notification through the notifier NAME of the config
     /// file and report the outcome.
@@ -212,6 +234,7 @@ pub fn main() -> ExitCode {
         Command::Replay(args) => crate::replay::run(args),
         Command::Backup { file, data_dir, config } => backup(&file, data_dir, config),
         Command::Migrate { database_url } => migrate(&database_url),
+        Command::Store { command: StoreCommand::Copy { from, to } } => store_copy(&from, &to),
         Command::Notify { command: NotifyCommand::Test { name, config } } => notify_test(&name, config),
     }
 }
@@ -337,6 +360,30 @@ fn migrate(url: &str) -> ExitCode {
         }
         Err(e) => {
             eprintln!("alertgate: migrate failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn store_copy(from: &str, to: &str) -> ExitCode {
+    let path = PathBuf::from(from.strip_prefix("sqlite:").unwrap_or(from));
+    let db = if path.is_dir() { path.join(crate::store::DB_FILE) } else { path };
+    match crate::store::copy_to_postgres(&db, to) {
+        Ok(copied) => {
+            let rows: u64 = copied.values().sum();
+            for (table, n) in &copied {
+                println!("{table:<20} {n:>10}");
+            }
+            println!(
+                "copied {rows} rows of {} tables from {} to {} (every count checked)",
+                copied.len(),
+                db.display(),
+                crate::store::redacted(to)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("alertgate: store copy failed: {e}");
             ExitCode::FAILURE
         }
     }

@@ -18,9 +18,9 @@ use crate::store::{DeliveryRecord, Store, StoreError};
 /// How long a claimed row is ours; past it, a worker that died mid-delivery
 /// leaves it due again (at-least-once). Short, because it is renewed while
 /// a delivery is in progress (`RENEW`), and released at shutdown and start.
-pub const LEASE: SignedDuration = SignedDuration::from_secs(60);
+pub const LEASE: SignedDuration = SignedDuration::from_secs(30);
 /// How often the leases of deliveries still in progress are extended.
-const RENEW: StdDuration = StdDuration::from_secs(20);
+const RENEW: StdDuration = StdDuration::from_secs(10);
 /// How long a shutdown waits for deliveries in progress to be recorded.
 const DRAIN: StdDuration = StdDuration::from_secs(5);
 /// Rows claimed per round.

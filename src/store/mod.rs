@@ -41,7 +41,9 @@ pub use query::{
     IncidentQuery, IncidentSort, IngestOutcome, LinkedIncident, NewProblem, NotificationQuery, NotificationView,
     ProblemDetail, ProblemQuery, ProblemUpdate, SlaFilter,
 };
-pub use sqlite::{ActionItemQuery, DB_FILE, LOCK_FILE, SCHEMA_VERSION, backup, migrate_postgres, redacted};
+pub use sqlite::{
+    ActionItemQuery, Copied, DB_FILE, LOCK_FILE, SCHEMA_VERSION, backup, copy_to_postgres, migrate_postgres, redacted,
+};
 
 /// Who the gateway records as the actor of what it does by itself.
 pub const SYSTEM_ACTOR: &str = "alertgate";

@@ -112,6 +112,9 @@ pub struct Options {
     /// Run on a controlled clock standing at this instant (`serve
     /// --test-clock`); time then moves only by [`Gateway::advance`].
     pub test_clock: Option<Timestamp>,
+    /// Keep the data in this PostgreSQL database (shared with other
+    /// gateways of the test), whatever backend the suite runs on.
+    pub database_url: Option<String>,
 }
 
 /// Where tests on a controlled clock start: a Monday, 09:00 UTC (10:00 in
@@ -144,10 +147,10 @@ impl Gateway {
             args.push(p.display().to_string());
         }
         // The whole suite runs on either backend (ALERTGATE_TEST_BACKEND=postgres).
-        let database = pg::on_postgres().then(pg::Database::create);
-        if let Some(db) = &database {
+        let database = (opts.database_url.is_none() && pg::on_postgres()).then(pg::Database::create);
+        if let Some(url) = opts.database_url.as_ref().or(database.as_ref().map(|d| &d.url)) {
             args.push("--database-url".into());
-            args.push(db.url.clone());
+            args.push(url.clone());
         }
         args.extend(opts.extra);
         let (child, addr, stderr_log) = spawn(&dir, &opts.launcher, &args, opts.test_clock);
@@ -296,8 +299,12 @@ impl Drop for Gateway {
         let _ = self.child.wait();
         // A failing test shows what the gateway said (the log's errors and warnings).
         if std::thread::panicking() {
-            let said: Vec<String> =
-                self.stderr().lines().filter(|l| l.contains("ERROR") || l.contains("WARN")).map(str::to_owned).collect();
+            let said: Vec<String> = self
+                .stderr()
+                .lines()
+                .filter(|l| l.contains("ERROR") || l.contains("WARN"))
+                .map(str::to_owned)
+                .collect();
             let from = said.len().saturating_sub(20);
             eprintln!("--- the gateway's last warnings and errors:\n{}", said[from..].join("\n"));
         }

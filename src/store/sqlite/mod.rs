@@ -9,6 +9,7 @@ mod action_items;
 mod apply;
 mod audit;
 mod changes;
+mod copy;
 mod desk;
 mod embedded;
 mod gauges;
@@ -16,7 +17,6 @@ mod heartbeats;
 mod incidents;
 mod oncall;
 mod outbox;
-mod shared;
 mod problems;
 mod reader;
 mod reports;
@@ -24,6 +24,7 @@ mod reviews;
 mod rows;
 mod schema;
 mod sender_ack;
+mod shared;
 mod silences;
 mod sla;
 mod sql;
@@ -55,6 +56,7 @@ use crate::model::problem::Problem;
 use crate::model::{AlertRecord, Fingerprint};
 
 pub use action_items::ActionItemQuery;
+pub use copy::{Copied, copy_to_postgres};
 pub use schema::VERSION as SCHEMA_VERSION;
 
 /// The database file's name inside the data directory.
@@ -103,7 +105,7 @@ impl<C> ReadPool<C> {
 enum Readers {
     Sqlite(ReadPool<Connection>),
     /// Sessions made as needed, and made anew after a lost connection.
-    Postgres(ReadPool<sql::PgSession>, ::postgres::Config),
+    Postgres(ReadPool<sql::PgSession>, Box<::postgres::Config>),
 }
 
 impl Readers {
@@ -254,7 +256,10 @@ impl SqlStore {
             next_timer: shared.next_timer.clone(),
             outbox_wakeup: shared.outbox_wakeup.clone(),
             feed: shared.feed.clone(),
-            readers: Arc::new(Readers::Postgres(ReadPool::new(Vec::new(), cfg.read_connections), config.clone())),
+            readers: Arc::new(Readers::Postgres(
+                ReadPool::new(Vec::new(), cfg.read_connections),
+                Box::new(config.clone()),
+            )),
             location: Arc::new(Location::Postgres { url: redacted(url), stop_listening: stop_listening.clone() }),
             silence_ids,
         };

@@ -171,9 +171,8 @@ pub(super) fn list_incidents(c: &Connection, q: &IncidentQuery) -> Result<Incide
             }
         }
         match q.sort {
-            IncidentSort::Priority => args.push(Value::Text(
-                Priority::ALL.get(cur.key as usize).map(|p| p.as_str()).unwrap_or("P5").to_owned(),
-            )),
+            IncidentSort::Priority => args
+                .push(Value::Text(Priority::ALL.get(cur.key as usize).map(|p| p.as_str()).unwrap_or("P5").to_owned())),
             IncidentSort::UpdatedDesc => args.push(Value::Integer(cur.key)),
             IncidentSort::CreatedDesc | IncidentSort::CreatedAsc => {}
         }
@@ -343,8 +342,11 @@ const SIMILAR_CANDIDATES: i64 = 200;
 /// how each was resolved.
 fn similar(c: &Connection, this: &Incident) -> Result<Vec<SimilarIncident>, StoreError> {
     let mut candidates: Vec<Incident> = Vec::new();
-    let likeness: [(&str, Option<&str>); 3] =
-        [("rule = ?3", Some(&this.rule)), ("service = ?3", this.service.as_deref()), ("CAST(?3 AS TEXT) IS NULL", None)];
+    let likeness: [(&str, Option<&str>); 3] = [
+        ("rule = ?3", Some(&this.rule)),
+        ("service = ?3", this.service.as_deref()),
+        ("CAST(?3 AS TEXT) IS NULL", None),
+    ];
     for (condition, value) in likeness {
         let rows = c
             .prepare_cached(&format!(

@@ -1,5 +1,5 @@
 //! The SLA report's sums, by SQL (see `engine::report` for what they mean).
-use super::sql::{count_where, Connection, params};
+use super::sql::{Connection, count_where, params};
 use jiff::Timestamp;
 
 use super::{StoreError, ms};

@@ -240,7 +240,7 @@ impl WriteDb for SharedDb {
                      VALUES ((SELECT coalesce(max(seq), 0) + 1 FROM writer_log), ?1, ?2, ?3, ?4, ?5) RETURNING seq",
                     params![
                         &*gateway,
-                        ms(Timestamp::now()),
+                        ms(changed.at.unwrap_or_default()),
                         changed.timers,
                         changed.mutes,
                         serde_json::to_string(&inhibit).unwrap_or_default()

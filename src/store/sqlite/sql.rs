@@ -599,6 +599,9 @@ impl postgres::types::ToSql for Pg<'_> {
             ValueRef::Text(t) if [T::TEXT, T::VARCHAR, T::BPCHAR, T::NAME, T::UNKNOWN].contains(ty) => {
                 PgSend::to_sql(&t, ty, out)
             }
+            // SQLite keeps a number written to a text column as a number
+            // (a copied database may hold some).
+            ValueRef::Integer(i) if [T::TEXT, T::VARCHAR].contains(ty) => PgSend::to_sql(&i.to_string(), ty, out),
             ValueRef::Blob(b) if *ty == T::BYTEA => PgSend::to_sql(&b, ty, out),
             v => Err(format!("cannot send {v:?} as {ty}").into()),
         }
@@ -725,9 +728,11 @@ pub(super) mod tests {
             .unwrap();
         assert_eq!((yes, small, text.as_str()), (true, 7, "it's ?1"));
         let (sum, half, neg): (i64, f64, i64) = c
-            .query_row("SELECT sum(x), 12345.5::numeric, -20000::numeric FROM (VALUES (1::bigint), (99999999)) v(x)", params![], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
+            .query_row(
+                "SELECT sum(x), 12345.5::numeric, -20000::numeric FROM (VALUES (1::bigint), (99999999)) v(x)",
+                params![],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
             .unwrap();
         assert_eq!((sum, half, neg), (100_000_000, 12345.5, -20000));
     }

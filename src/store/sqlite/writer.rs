@@ -123,6 +123,8 @@ pub(super) struct Changed {
     pub inhibit: Vec<Fingerprint>,
     /// A notification was queued.
     pub outbox: bool,
+    /// The batch's time.
+    pub at: Option<Timestamp>,
 }
 
 impl Changed {
@@ -212,7 +214,7 @@ pub(super) fn run<D: WriteDb>(
             // Reloaded rules take effect at the time of the batch that first sees them.
             let current = rules.read().expect("rules lock").clone();
             let new_rules = (!Arc::ptr_eq(&current, &writer_state.rules)).then_some(current);
-            let result = commit_batch(&mut db, &mut writer_state, &mut batch, new_rules);
+            let result = commit_batch(&mut db, &mut writer_state, &batch, new_rules);
             // Live views learn of a commit before its callers are answered,
             // so a page read after a 2xx shows the change. A sender's
             // re-sends of alerts already in open incidents, or a tick that
@@ -371,6 +373,7 @@ fn commit_batch<D: WriteDb>(
         changed.timers = writer_state.timers.take_changed();
         changed.inhibit = std::mem::take(&mut writer_state.inhibit_touched);
         changed.outbox = writer_state.outbox_dirty.get();
+        changed.at = Some(now);
         db.commit(&changed)
     })();
     if outcome.is_err() {

@@ -1,0 +1,317 @@
+//! Several gateways on one PostgreSQL database: whichever gateway takes a
+//! request, the team sees what one gateway would have produced, and a
+//! gateway that dies leaves its work to the others.
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::pg::Database;
+use common::{Gateway, Options, client, get, post, t0, wait_for};
+use jiff::SignedDuration;
+use serde_json::{Value, json};
+
+const RULES: &str = r#"
+sla_policies:
+  - name: tiered
+    warn_at: [50]
+    targets:
+      P1: {respond: 30m}
+incident_rules:
+  - name: load
+    matchers: ['alertname=~"Load.*"']
+    group_by: [alertname]
+    title: "{{ labels.alertname }}"
+    impact: low
+    urgency: low
+  - name: pages
+    matchers: []
+    group_by: [alertname]
+    title: "{{ labels.alertname }}"
+    impact: high
+    urgency: high
+    notify: [hook]
+"#;
+
+/// A webhook receiver that records every delivery it answered 200, and
+/// can be told to hold requests unanswered (a receiver that hangs).
+#[derive(Clone, Default)]
+struct Receiver {
+    answered: Arc<Mutex<Vec<(String, Value)>>>,
+    seen: Arc<Mutex<usize>>,
+    hang: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Receiver {
+    async fn start(&self) -> String {
+        let me = self.clone();
+        let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let me = me.clone();
+            async move {
+                *me.seen.lock().unwrap() += 1;
+                if me.hang.load(std::sync::atomic::Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_secs(600)).await;
+                }
+                let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                me.answered.lock().unwrap().push((key, body));
+                axum::http::StatusCode::OK
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{addr}/hook")
+    }
+
+    /// Deliveries answered, by idempotency key.
+    fn by_key(&self) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for (key, _) in self.answered.lock().unwrap().iter() {
+            *out.entry(key.clone()).or_insert(0) += 1;
+        }
+        out
+    }
+
+    fn events(&self) -> Vec<String> {
+        self.answered.lock().unwrap().iter().map(|(_, b)| b["event"].as_str().unwrap_or("").to_owned()).collect()
+    }
+}
+
+struct Cluster {
+    db: Database,
+    gateways: Vec<Gateway>,
+    _rules: tempfile::TempDir,
+}
+
+fn cluster(n: usize, hook: &str, clock: Option<jiff::Timestamp>) -> Cluster {
+    let db = Database::create();
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(rules.path().join("rules.yaml"), RULES).unwrap();
+    let config = format!(
+        "resolve_timeout: 1d\nnotifiers:\n  - {{name: hook, type: webhook, url: \"{hook}\"}}\n\
+         outbox: {{initial_backoff: 1s, max_backoff: 2s, max_age: 1d}}\n"
+    );
+    let gateways = (0..n)
+        .map(|_| {
+            Gateway::start_with(Options {
+                config: Some(config.clone()),
+                rules_dir: Some(rules.path().to_path_buf()),
+                test_clock: clock,
+                database_url: Some(db.url.clone()),
+                ..Default::default()
+            })
+        })
+        .collect();
+    Cluster { db, gateways, _rules: rules }
+}
+
+fn alert(name: &str, instance: &str) -> Value {
+    json!({"labels": {"alertname": name, "instance": instance}, "annotations": {"summary": "cluster test"}})
+}
+
+async fn push(g: &Gateway, alerts: &[Value]) -> u16 {
+    post(&g.url("/api/v2/alerts"), &Value::Array(alerts.to_vec()).to_string()).await.0
+}
+
+async fn incidents(g: &Gateway) -> Vec<Value> {
+    let (status, body) = get(&g.url("/api/v1/incidents?limit=500")).await;
+    assert_eq!(status, 200, "{body}");
+    body["incidents"].as_array().unwrap().clone()
+}
+
+/// Every alert stored, by fingerprint, read from the database itself.
+fn stored_fingerprints(db: &Database) -> BTreeSet<String> {
+    db.column("SELECT fingerprint FROM alerts").into_iter().flatten().collect()
+}
+
+#[tokio::test]
+async fn a_silence_made_on_one_gateway_mutes_an_alert_arriving_at_the_other_at_once() {
+    let hook = Receiver::default().start().await;
+    let c = cluster(2, &hook, None);
+    let (a, b) = (&c.gateways[0], &c.gateways[1]);
+    let now = common::wall_clock();
+    let (status, body) = post(
+        &a.url("/api/v2/silences"),
+        &json!({
+            "matchers": [{"name": "alertname", "value": "DiskFull", "isRegex": false, "isEqual": true}],
+            "startsAt": now.to_string(), "endsAt": (now + SignedDuration::from_hours(1)).to_string(),
+            "createdBy": "ops", "comment": "replacing the disk"
+        })
+        .to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // The very next request, at the other gateway: no waiting.
+    assert_eq!(push(b, &[alert("DiskFull", "db1"), alert("CpuHot", "db1")]).await, 200);
+    let (status, alerts) = get(&b.url("/api/v1/alerts")).await;
+    assert_eq!(status, 200, "{alerts}");
+    let muted: BTreeMap<String, Value> = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["labels"]["alertname"].as_str().unwrap().to_owned(), a["mutedBy"].clone()))
+        .collect();
+    assert!(muted["DiskFull"].is_object() || muted["DiskFull"].is_string(), "silenced: {alerts:#}");
+    assert!(muted["CpuHot"].is_null(), "not silenced: {alerts:#}");
+    let titles: Vec<String> =
+        incidents(a).await.iter().map(|i| i["title"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    assert_eq!(titles, ["CpuHot"], "the silenced alert opened nothing, seen from either gateway");
+}
+
+#[tokio::test]
+async fn concurrent_senders_at_two_gateways_get_exact_counts_and_one_incident_per_group() {
+    let hook = Receiver::default();
+    let url = hook.start().await;
+    let c = cluster(2, &url, None);
+    // 8 senders, 4 at each gateway, each sending the same 40 groups of 5
+    // alerts (200 fingerprints) five times, interleaved.
+    let mut tasks = Vec::new();
+    for sender in 0..8 {
+        let g_url = c.gateways[sender % 2].url("/api/v2/alerts");
+        tasks.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for round in 0..5 {
+                for group in 0..40 {
+                    let batch: Vec<Value> = (0..5)
+                        .map(|i| alert(&format!("Load{}", (group + round + sender) % 40), &format!("host{i}")))
+                        .collect();
+                    let r = client()
+                        .post(&g_url)
+                        .header("content-type", "application/json")
+                        .body(Value::Array(batch).to_string())
+                        .send()
+                        .await
+                        .unwrap();
+                    statuses.push(r.status().as_u16());
+                }
+            }
+            statuses
+        }));
+    }
+    let mut statuses = BTreeMap::new();
+    for t in tasks {
+        for s in t.await.unwrap() {
+            *statuses.entry(s).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(statuses, BTreeMap::from([(200, 8 * 5 * 40)]), "every request accepted, none refused by a deadlock");
+    assert_eq!(stored_fingerprints(&c.db).len(), 200, "each alert stored once");
+    let occurrences: Vec<Option<String>> = c.db.column("SELECT sum(occurrences)::text FROM alerts");
+    assert_eq!(occurrences, [Some((8 * 5 * 40 * 5).to_string())], "every copy counted");
+    for g in &c.gateways {
+        let list = incidents(g).await;
+        let titles: BTreeSet<String> = list.iter().map(|i| i["title"].as_str().unwrap().to_owned()).collect();
+        assert_eq!((list.len(), titles.len()), (40, 40), "one incident per group, seen from {}", g.addr);
+        assert!(list.iter().all(|i| i["alertCount"] == 5), "{list:#?}");
+    }
+}
+
+/// The pid in a gateway's name (`HOST-PID-RANDOM`).
+fn pid_of(gateway_name: &str) -> Option<u32> {
+    gateway_name.rsplit('-').nth(1)?.parse().ok()
+}
+
+#[tokio::test]
+async fn a_gateway_killed_under_load_loses_nothing_and_the_survivor_pages_and_breaches_once() {
+    let hook = Receiver::default();
+    let url = hook.start().await;
+    let mut c = cluster(2, &url, Some(t0()));
+    let mut accepted: BTreeSet<String> = BTreeSet::new();
+    for cycle in 0..3 {
+        // Load at both gateways; the first is killed while it runs.
+        let mut tasks = Vec::new();
+        for sender in 0..4 {
+            let g_url = c.gateways[sender % 2].url("/api/v2/alerts");
+            tasks.push(tokio::spawn(async move {
+                let mut ok = Vec::new();
+                for n in 0..60 {
+                    let name = format!("Load{cycle}x{sender}x{n}");
+                    let r = client()
+                        .post(&g_url)
+                        .header("content-type", "application/json")
+                        .body(json!([alert(&name, "h")]).to_string())
+                        .timeout(Duration::from_secs(10))
+                        .send()
+                        .await;
+                    if r.is_ok_and(|r| r.status() == 200) {
+                        ok.push(name);
+                    }
+                }
+                ok
+            }));
+        }
+        // Kill once the load is under way (the survivor has answered some).
+        let survivor = c.gateways[1].url("/api/v1/alerts");
+        wait_for(Duration::from_secs(30), "load under way", || async {
+            let (_, body) = get(&survivor).await;
+            (body["alerts"].as_array().map_or(0, Vec::len) > (cycle + 1) * 20).then_some(())
+        })
+        .await;
+        c.gateways[0].kill9();
+        for t in tasks {
+            accepted.extend(t.await.unwrap());
+        }
+        c.gateways[0].restart();
+    }
+    let stored: BTreeSet<String> =
+        c.db.column("SELECT labels FROM alerts")
+            .into_iter()
+            .flatten()
+            .map(|l| serde_json::from_str::<Value>(&l).unwrap()["alertname"].as_str().unwrap().to_owned())
+            .collect();
+    let lost: Vec<&String> = accepted.difference(&stored).collect();
+    assert!(lost.is_empty(), "answered 200 but not stored: {lost:?}");
+    assert!(accepted.len() > 3 * 60, "most of the load was accepted: {}", accepted.len());
+
+    // A page whose delivery hangs: the gateway holding its lease dies.
+    hook.hang.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(push(&c.gateways[0], &[alert("PaymentsDown", "pay1")]).await, 200);
+    wait_for(Duration::from_secs(30), "a delivery attempt", || async {
+        (*hook.seen.lock().unwrap() > 0).then_some(())
+    })
+    .await;
+    let holder = c.db.column("SELECT leased_by FROM notifications WHERE leased_by IS NOT NULL");
+    let holder = holder.first().cloned().flatten().expect("a leased notification");
+    let dead = c
+        .gateways
+        .iter()
+        .position(|g| Some(g.child.id()) == pid_of(&holder))
+        .unwrap_or_else(|| panic!("{holder} is none of the gateways"));
+    c.gateways[dead].kill9();
+    hook.hang.store(false, std::sync::atomic::Ordering::SeqCst);
+    let survivor = &c.gateways[1 - dead];
+    // Time passes on the survivor's clock while the other is down: the
+    // lease (30 s) runs out, then the P1's respond target (30 min) passes
+    // its warning (15 min) and its breach. Each step waits for what it
+    // sends, as a delivery takes real time and the clock would not jump.
+    for (to, event) in [(15, "sla.warning"), (30, "sla.breached")] {
+        survivor.advance_to(t0() + SignedDuration::from_mins(to)).await;
+        wait_for(Duration::from_secs(30), event, || async {
+            let events = hook.events();
+            (events.iter().any(|e| e == "incident.triggered") && events.iter().any(|e| e == event)).then_some(())
+        })
+        .await;
+        // ...and for its outcome to be recorded: the lease holds until then.
+        wait_for(Duration::from_secs(30), "the deliveries recorded", || async {
+            let (_, body) = get(&survivor.url("/api/v1/notifications?state=pending")).await;
+            body["notifications"].as_array().is_some_and(Vec::is_empty).then_some(())
+        })
+        .await;
+    }
+    let want = ["incident.triggered", "sla.breached", "sla.warning"];
+    let list = incidents(survivor).await;
+    let page = list.iter().find(|i| i["title"] == "PaymentsDown").expect("the page's incident");
+    let (status, detail) = get(&survivor.url(&format!("/api/v1/incidents/{}", page["id"]))).await;
+    assert_eq!(status, 200, "{detail}");
+    let breaches = detail["timeline"].as_array().unwrap().iter().filter(|e| e["kind"] == "sla_breached").count();
+    assert_eq!(breaches, 1, "{detail:#}");
+    let sent = hook.by_key();
+    let log: Vec<(String, Value)> =
+        hook.answered.lock().unwrap().iter().map(|(k, b)| (k.clone(), b["event"].clone())).collect();
+    assert!(sent.values().all(|n| *n == 1), "each delivery once: {log:#?}");
+    let mut events = hook.events();
+    events.sort();
+    assert_eq!(events, want, "{sent:#?}");
+}
