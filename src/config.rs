@@ -464,8 +464,8 @@ impl Check {
     /// The flag's URL, or the file's (inline, by variable or by file);
     /// only PostgreSQL URLs are taken.
     fn database_url(&mut self, flag: Option<String>, store: &FileStore) -> Option<crate::notify::config::Secret> {
-        let url = match flag.filter(|u| !u.is_empty()) {
-            Some(u) => Some(crate::notify::config::Secret::new(u)),
+        let (url, from_flag) = match flag.filter(|u| !u.is_empty()) {
+            Some(u) => (crate::notify::config::Secret::new(u), true),
             None => {
                 let mut problems = Vec::new();
                 let url = crate::notify::config::secret(
@@ -477,23 +477,26 @@ impl Check {
                     &mut problems,
                 );
                 self.problems_under("store.", problems);
-                url
+                (url?, false)
             }
-        }?;
+        };
+        let shown = crate::store::redacted(url.expose());
         let scheme = url.expose().split_once("://").map(|(s, _)| s);
-        if !matches!(scheme, Some("postgres" | "postgresql")) {
-            self.problem(format!(
-                "store.url: {} is not a PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE); \
-                 without one the gateway keeps its data in SQLite under data_dir",
-                crate::store::redacted(url.expose())
-            ));
-            return None;
+        let problem = if !matches!(scheme, Some("postgres" | "postgresql")) {
+            format!(
+                "{shown} is not a PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE); \
+                 without one the gateway keeps its data in SQLite under data_dir"
+            )
+        } else if let Err(e) = url.expose().parse::<postgres::Config>() {
+            format!("{shown} does not parse: {e}")
+        } else {
+            return Some(url);
+        };
+        match from_flag {
+            true => self.problems.push(format!("--database-url: {problem}")),
+            false => self.problem(format!("store.url: {problem}")),
         }
-        if let Err(e) = url.expose().parse::<postgres::Config>() {
-            self.problem(format!("store.url: {} does not parse: {e}", crate::store::redacted(url.expose())));
-            return None;
-        }
-        Some(url)
+        None
     }
 
     fn store(&mut self, store: FileStore, integrity_check: Option<IntegrityCheck>) -> StoreConfig {

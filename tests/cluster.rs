@@ -315,3 +315,126 @@ async fn a_gateway_killed_under_load_loses_nothing_and_the_survivor_pages_and_br
     events.sort();
     assert_eq!(events, want, "{sent:#?}");
 }
+
+/// A TCP proxy in front of the PostgreSQL server that can be cut: every
+/// connection through it closed, new ones refused, as when the server is
+/// restarted or the network between gateway and database fails.
+#[derive(Clone)]
+struct Proxy {
+    port: u16,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    /// Bumped by every cut: connections of an older generation close.
+    generation: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Proxy {
+    async fn start(target: String) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy = Proxy {
+            port: listener.local_addr().unwrap().port(),
+            up: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            generation: Arc::new(tokio::sync::watch::Sender::new(0)),
+        };
+        let me = proxy.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else { return };
+                if !me.up.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: refused
+                }
+                let target = target.clone();
+                let mut cut = me.generation.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        proxy
+    }
+
+    fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn while_the_database_is_away_ingest_answers_503_and_recovers_by_itself() {
+    let db = Database::create();
+    let url: reqwest::Url = db.url.parse().unwrap();
+    let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+    let proxy = Proxy::start(target).await;
+    let mut through = url.clone();
+    through.set_host(Some("127.0.0.1")).unwrap();
+    through.set_port(Some(proxy.port)).unwrap();
+    let g = Gateway::start_with(Options { database_url: Some(through.to_string()), ..Default::default() });
+
+    // A sender that keeps sending, one new alert per request.
+    let sending = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sender = {
+        let (url, sending) = (g.url("/api/v2/alerts"), sending.clone());
+        tokio::spawn(async move {
+            let mut answers: Vec<(String, u16)> = Vec::new();
+            let mut n = 0;
+            while sending.load(std::sync::atomic::Ordering::SeqCst) {
+                n += 1;
+                let name = format!("Outage{n}");
+                let status = client()
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(json!([alert(&name, "h")]).to_string())
+                    .timeout(Duration::from_secs(20))
+                    .send()
+                    .await
+                    .map_or(0, |r| r.status().as_u16());
+                answers.push((name, status));
+            }
+            answers
+        })
+    };
+    let ready = || async { get(&g.url("/readyz")).await.0 };
+    wait_for(Duration::from_secs(30), "alerts accepted before the outage", || async {
+        (db.column("SELECT count(*)::text FROM alerts")[0].as_deref().unwrap_or("0").parse::<u32>().unwrap() > 20)
+            .then_some(())
+    })
+    .await;
+    proxy.cut();
+    wait_for(Duration::from_secs(30), "/readyz failing while the database is away", || async {
+        (ready().await == 503).then_some(())
+    })
+    .await;
+    let (status, body) = post(&g.url("/api/v2/alerts"), &json!([alert("DuringOutage", "h")]).to_string()).await;
+    assert_eq!(status, 503, "senders are told to retry: {body}");
+    proxy.restore();
+    wait_for(Duration::from_secs(30), "/readyz passing again", || async { (ready().await == 200).then_some(()) })
+        .await;
+    let (status, body) = post(&g.url("/api/v2/alerts"), &json!([alert("AfterOutage", "h")]).to_string()).await;
+    assert_eq!(status, 200, "{body}");
+    sending.store(false, std::sync::atomic::Ordering::SeqCst);
+    let answers = sender.await.unwrap();
+
+    let stored: BTreeSet<String> = db
+        .column("SELECT labels FROM alerts")
+        .into_iter()
+        .flatten()
+        .map(|l| serde_json::from_str::<Value>(&l).unwrap()["alertname"].as_str().unwrap().to_owned())
+        .collect();
+    let accepted: Vec<&String> = answers.iter().filter(|(_, s)| *s == 200).map(|(n, _)| n).collect();
+    let lost: Vec<&&String> = accepted.iter().filter(|n| !stored.contains(n.as_str())).collect();
+    assert!(lost.is_empty(), "answered 200 but not stored: {lost:?}");
+    let mut statuses: BTreeMap<u16, usize> = BTreeMap::new();
+    for (_, s) in &answers {
+        *statuses.entry(*s).or_insert(0) += 1;
+    }
+    assert!(statuses.keys().all(|s| [200, 503].contains(s)), "only 200 or 503, never a 500: {statuses:?}");
+    assert!(statuses.get(&503).is_some_and(|n| *n > 0), "the outage was seen: {statuses:?}");
+    assert!(stored.contains("AfterOutage") && !stored.contains("DuringOutage"), "{stored:?}");
+}

@@ -723,11 +723,19 @@ fn alertgate_check(config: Option<&Path>, rules: &Path) -> Output {
                 dir.join(f)
             };
             std::fs::create_dir_all(at.parent().unwrap()).unwrap();
-            std::fs::write(&at, format!("check-secret-{i}-0123456789abcdef\n")).unwrap();
+            // A database URL must be one; other secrets are any text.
+            let secret = match f.contains("url") {
+                true => format!("postgres://check:secret-{i}@db.invalid/alertgate\n"),
+                false => format!("check-secret-{i}-0123456789abcdef\n"),
+            };
+            std::fs::write(&at, secret).unwrap();
         }
         std::fs::write(&copy, text).unwrap();
         for (i, var) in vars.iter().enumerate() {
-            cmd.env(var, format!("check-env-{i}-0123456789abcdef"));
+            match var.contains("URL") {
+                true => cmd.env(var, format!("postgres://check:env-{i}@db.invalid/alertgate")),
+                false => cmd.env(var, format!("check-env-{i}-0123456789abcdef")),
+            };
         }
         cmd.arg("--config").arg(&copy);
     }

@@ -175,15 +175,22 @@ impl WriterState {
             let in_window: Vec<(i64, bool)> = if active.is_some() {
                 Vec::new()
             } else {
-                tx.prepare_cached(
-                    "SELECT incident_id, EXISTS (SELECT 1 FROM problem_incidents pi JOIN problems p ON p.id = pi.problem_id
-                                                 WHERE pi.incident_id = k.incident_id AND p.key = ?1)
-                     FROM incident_problem_keys k WHERE key = ?1 AND created_at >= ?2
-                       AND k.incident_id NOT IN (SELECT id FROM incidents WHERE merged_into IS NOT NULL)
-                     ORDER BY incident_id",
-                )?
-                .query_map(params![key, ms(problems::window_start(rule, now))], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?
+                // Merged incidents are looked up row by row (a scalar
+                // subquery by id), never by a join a planner might turn
+                // into a scan of every incident.
+                let rows: Vec<(i64, bool, bool)> = tx
+                    .prepare_cached(
+                        "SELECT incident_id,
+                                EXISTS (SELECT 1 FROM problem_incidents pi JOIN problems p ON p.id = pi.problem_id
+                                        WHERE pi.incident_id = k.incident_id AND p.key = ?1),
+                                (SELECT m.merged_into IS NOT NULL FROM incidents m WHERE m.id = k.incident_id)
+                         FROM incident_problem_keys k WHERE key = ?1 AND created_at >= ?2 ORDER BY incident_id",
+                    )?
+                    .query_map(params![key, ms(problems::window_start(rule, now))], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })?
+                    .collect::<Result<_, _>>()?;
+                rows.into_iter().filter(|(_, _, merged)| !merged).map(|(id, linked, _)| (id, linked)).collect()
             };
             let (problem_title, message, recurring) =
                 match problems::on_incident(rule, &key, title, &KeyHistory { active, in_window }) {
