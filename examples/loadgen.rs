@@ -106,6 +106,17 @@ struct Args {
     #[arg(long, value_name = "N")]
     generate_rules: Option<usize>,
 
+    /// Spawn this many gateways (they must share a database: give
+    /// --postgres) and spread the connections over them, round robin.
+    #[arg(long, default_value_t = 1, requires = "spawn_alertgate")]
+    gateways: usize,
+
+    /// Run the spawned gateways on a fresh PostgreSQL database made on this
+    /// server (and dropped after), e.g. postgres://postgres@127.0.0.1/postgres;
+    /// the database server's CPU time is measured too.
+    #[arg(long, value_name = "URL", requires = "spawn_alertgate")]
+    postgres: Option<String>,
+
     /// Extra argument for the spawned alertgate (repeatable), e.g. --alertgate-arg=--foo.
     #[arg(long = "alertgate-arg", value_name = "ARG", allow_hyphen_values = true)]
     alertgate_args: Vec<String>,
@@ -377,6 +388,33 @@ fn cpu_ticks(pid: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// The CPU ticks of these processes together (None if any is gone or none given).
+fn pids_cpu_ticks(pids: &[u32]) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|p| cpu_ticks(&p.to_string())).sum()
+}
+
+/// A per-process value added up over processes.
+fn pids_sum(pids: &[u32], f: impl Fn(u32) -> Option<f64>) -> Option<f64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|p| f(*p)).sum()
+}
+
+/// The CPU ticks of every process named `postgres` (the server and its
+/// backends, as far as they live through the phase).
+fn postgres_cpu_ticks() -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return 0 };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "postgres"))
+        .filter_map(|pid| cpu_ticks(&pid.to_string()))
+        .sum()
+}
+
 /// A `VmXXX:  1234 kB` value from /proc/PID/status, in MiB.
 fn proc_status_mib(pid: u32, key: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -420,6 +458,8 @@ struct PhaseResult {
     first_error: Option<String>,
     latency_ms: Latency,
     server_cpu_s: Option<f64>,
+    /// CPU time of the PostgreSQL server's processes, when the gateways use one.
+    database_cpu_s: Option<f64>,
     cpu_us_per_alert: Option<f64>,
     cpu_s_per_1000_alerts: Option<f64>,
     peak_rss_mib: Option<f64>,
@@ -443,8 +483,12 @@ struct WorkerStats {
 struct Phase {
     server: String,
     phase: String,
-    base_url: String,
-    pid: Option<u32>,
+    /// The servers' base URLs: connection i goes to the (i mod n)th.
+    base_urls: Vec<String>,
+    /// The servers' processes, whose CPU time and memory are added up.
+    pids: Vec<u32>,
+    /// Also measure the PostgreSQL server's processes.
+    database_cpu: bool,
     bodies: Arc<BodyGen>,
     concurrency: usize,
     max_requests: u64,
@@ -564,7 +608,8 @@ fn percentile(sorted: &[u32], q: f64) -> f64 {
 }
 
 async fn run_phase(p: Phase) -> Result<PhaseResult> {
-    let url: Arc<str> = Arc::from(format!("{}{}", p.base_url, p.bodies.format.path()));
+    let urls: Vec<Arc<str>> = p.base_urls.iter().map(|b| Arc::from(format!("{b}{}", p.bodies.format.path()))).collect();
+    let url = urls[0].clone();
     eprintln!(
         "[loadgen] {} {}: {} format={} concurrency={} batch={} fingerprints={}",
         p.server,
@@ -579,14 +624,17 @@ async fn run_phase(p: Phase) -> Result<PhaseResult> {
     let next = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
 
-    let cpu0 = p.pid.and_then(|pid| cpu_ticks(&pid.to_string()));
+    let cpu0 = pids_cpu_ticks(&p.pids);
+    let db0 = p.database_cpu.then(postgres_cpu_ticks);
     let self0 = cpu_ticks("self");
     let start = Instant::now();
     let deadline = start + p.time_limit;
     let handles: Vec<_> = clients
         .into_iter()
-        .map(|c| {
-            tokio::spawn(worker(c, url.clone(), p.bodies.clone(), next.clone(), stop.clone(), p.max_requests, deadline))
+        .enumerate()
+        .map(|(i, c)| {
+            let url = urls[i % urls.len()].clone();
+            tokio::spawn(worker(c, url, p.bodies.clone(), next.clone(), stop.clone(), p.max_requests, deadline))
         })
         .collect();
     let mut all = WorkerStats::default();
@@ -605,7 +653,8 @@ async fn run_phase(p: Phase) -> Result<PhaseResult> {
         all.first_error = all.first_error.or(s.first_error);
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let cpu1 = p.pid.and_then(|pid| cpu_ticks(&pid.to_string()));
+    let cpu1 = pids_cpu_ticks(&p.pids);
+    let db1 = p.database_cpu.then(postgres_cpu_ticks);
     let self1 = cpu_ticks("self");
 
     all.lat_us.sort_unstable();
@@ -647,10 +696,14 @@ async fn run_phase(p: Phase) -> Result<PhaseResult> {
         first_error: all.first_error,
         latency_ms: latency,
         server_cpu_s,
+        database_cpu_s: match (db0, db1) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / p.clk_tck),
+            _ => None,
+        },
         cpu_us_per_alert: server_cpu_s.and_then(per_alert).map(|v| v * 1e6),
         cpu_s_per_1000_alerts: server_cpu_s.and_then(per_alert).map(|v| v * 1000.0),
-        peak_rss_mib: p.pid.and_then(|pid| proc_status_mib(pid, "VmHWM")),
-        rss_mib: p.pid.and_then(|pid| proc_status_mib(pid, "VmRSS")),
+        peak_rss_mib: pids_sum(&p.pids, |pid| proc_status_mib(pid, "VmHWM")),
+        rss_mib: pids_sum(&p.pids, |pid| proc_status_mib(pid, "VmRSS")),
         loadgen_cpu_s: match (self0, self1) {
             (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / p.clk_tck),
             _ => None,
@@ -791,7 +844,44 @@ fn generate_rules(dir: &Path, n: usize) -> Result<PathBuf> {
     Ok(rules)
 }
 
-fn spawn_alertgate(args: &Args, bin: &Path) -> Result<(Spawned, String)> {
+/// A database of its own on the PostgreSQL server, dropped on drop.
+struct FreshDatabase {
+    server: String,
+    name: String,
+    url: String,
+}
+
+impl FreshDatabase {
+    fn create(server: &str) -> Result<FreshDatabase> {
+        let config: postgres::Config = server.parse().context("--postgres is not a PostgreSQL URL")?;
+        let loopback = config.get_hosts().iter().all(|h| match h {
+            postgres::config::Host::Tcp(h) => {
+                h == "localhost" || h.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
+            }
+            postgres::config::Host::Unix(_) => true,
+        });
+        if !loopback {
+            bail!("refusing non-loopback --postgres {server}: only 127.0.0.0/8, localhost and [::1] are allowed");
+        }
+        let url = server.to_owned();
+        let name = format!("alertgate_loadgen_{}", std::process::id());
+        let mut admin = postgres::Client::connect(&url, postgres::NoTls).context("connecting to --postgres")?;
+        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"))?;
+        let base = url.rsplit_once('/').map_or(url.as_str(), |(b, _)| b);
+        eprintln!("[loadgen] made database {name}");
+        Ok(FreshDatabase { server: url.clone(), url: format!("{base}/{name}"), name })
+    }
+}
+
+impl Drop for FreshDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = postgres::Client::connect(&self.server, postgres::NoTls) {
+            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        }
+    }
+}
+
+fn spawn_alertgate(args: &Args, bin: &Path, extra: &[String]) -> Result<(Spawned, String)> {
     let dir = unique_temp_dir("alertgate-loadgen")?;
     let data = dir.join("data");
     std::fs::create_dir_all(&data)?;
@@ -814,6 +904,7 @@ fn spawn_alertgate(args: &Args, bin: &Path) -> Result<(Spawned, String)> {
             vec![]
         })
         .args(&args.alertgate_args)
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(logf.try_clone()?));
@@ -979,10 +1070,11 @@ async fn load_server(
     args: &Args,
     plan: &Plan,
     name: &str,
-    url: &str,
-    pid: Option<u32>,
+    urls: &[String],
+    pids: &[u32],
     formats: &[Format],
 ) -> Result<(Option<PhaseResult>, Vec<PhaseResult>)> {
+    let database_cpu = name == "alertgate" && args.postgres.is_some();
     let request_timeout = Duration::from_secs_f64(args.request_timeout);
     // Send every alert of `bodies` once, as fast as possible, unmeasured.
     let send_all_once = |phase: &str, bodies: BodyGen| {
@@ -990,8 +1082,9 @@ async fn load_server(
         run_phase(Phase {
             server: name.to_string(),
             phase: phase.into(),
-            base_url: url.to_string(),
-            pid,
+            base_urls: urls.to_vec(),
+            pids: pids.to_vec(),
+            database_cpu,
             bodies: Arc::new(bodies),
             concurrency: args.concurrency,
             max_requests,
@@ -1019,8 +1112,9 @@ async fn load_server(
             run_phase(Phase {
                 server: name.to_string(),
                 phase: "measure".into(),
-                base_url: url.to_string(),
-                pid,
+                base_urls: urls.to_vec(),
+                pids: pids.to_vec(),
+                database_cpu,
                 bodies: Arc::new(bodies),
                 concurrency: args.concurrency,
                 max_requests: plan.max_requests,
@@ -1073,17 +1167,41 @@ async fn run(args: Args) -> Result<Report> {
 
     let mut servers = Vec::new();
     if let Some(bin) = &args.spawn_alertgate {
-        let (mut proc, url) = spawn_alertgate(&args, bin)?;
-        wait_ready(&format!("{url}/healthz"), ready_timeout, Some(&mut proc)).await?;
-        let pid = proc.pid();
-        let (preload, runs) = load_server(&args, &plan, "alertgate", &url, Some(pid), &formats).await?;
-        proc.shutdown();
-        drop(proc);
-        servers.push(ServerReport { server: "alertgate".into(), url, pid: Some(pid), spawned: true, preload, runs });
+        if args.gateways == 0 || (args.gateways > 1 && args.postgres.is_none()) {
+            bail!("--gateways N needs N >= 1, and more than one needs --postgres (a shared database)");
+        }
+        let database = args.postgres.as_deref().map(FreshDatabase::create).transpose()?;
+        let mut procs = Vec::new();
+        let mut urls = Vec::new();
+        for _ in 0..args.gateways {
+            let extra: Vec<String> =
+                database.iter().flat_map(|d| ["--database-url".to_owned(), d.url.clone()]).collect();
+            let (mut proc, url) = spawn_alertgate(&args, bin, &extra)?;
+            wait_ready(&format!("{url}/healthz"), ready_timeout, Some(&mut proc)).await?;
+            procs.push(proc);
+            urls.push(url);
+        }
+        let pids: Vec<u32> = procs.iter().map(|p| p.pid()).collect();
+        let (preload, runs) = load_server(&args, &plan, "alertgate", &urls, &pids, &formats).await?;
+        for mut proc in procs {
+            proc.shutdown();
+        }
+        drop(database);
+        let url = urls.join(" ");
+        servers.push(ServerReport {
+            server: "alertgate".into(),
+            url,
+            pid: Some(pids[0]),
+            spawned: true,
+            preload,
+            runs,
+        });
     } else if let Some(target) = &args.target {
         let url = check_loopback_url(target)?;
         wait_ready(&format!("{url}{}", args.ready_path), ready_timeout, None).await?;
-        let (preload, runs) = load_server(&args, &plan, "alertgate", &url, args.pid, &formats).await?;
+        let pids: Vec<u32> = args.pid.into_iter().collect();
+        let (preload, runs) =
+            load_server(&args, &plan, "alertgate", std::slice::from_ref(&url), &pids, &formats).await?;
         servers.push(ServerReport { server: "alertgate".into(), url, pid: args.pid, spawned: false, preload, runs });
     } else {
         bail!("one of --target URL or --spawn-alertgate BIN is required");
@@ -1094,7 +1212,8 @@ async fn run(args: Args) -> Result<Report> {
         let (mut proc, url) = spawn_alertmanager(&args)?;
         wait_ready(&format!("{url}/-/ready"), ready_timeout, Some(&mut proc)).await?;
         let pid = proc.pid();
-        let (preload, runs) = load_server(&args, &plan, "alertmanager", &url, Some(pid), &[Format::V2]).await?;
+        let (preload, runs) =
+            load_server(&args, &plan, "alertmanager", std::slice::from_ref(&url), &[pid], &[Format::V2]).await?;
         proc.shutdown();
         drop(proc);
         let ag = servers[0].runs.iter().find(|r| r.format == Format::V2);
@@ -1179,6 +1298,15 @@ fn print_phase(r: &PhaseResult) {
         opt(r.cpu_us_per_alert, 2),
         opt(r.cpu_s_per_1000_alerts, 4)
     );
+    if let Some(db) = r.database_cpu_s {
+        let per_alert = (r.alerts_accepted > 0).then(|| db / r.alerts_accepted as f64 * 1e6);
+        println!(
+            "    database CPU    {db:.2} s  ->  {} us/alert (PostgreSQL's processes; cores used: gateways {}, database {})",
+            opt(per_alert, 2),
+            opt(r.server_cpu_s.map(|c| c / r.elapsed_s), 2),
+            format_args!("{:.2}", db / r.elapsed_s)
+        );
+    }
     println!("    server memory   peak RSS (VmHWM) {} MiB, RSS now {} MiB", opt(r.peak_rss_mib, 1), opt(r.rss_mib, 1));
     println!("    loadgen CPU     {} s", opt(r.loadgen_cpu_s, 2));
 }

@@ -457,7 +457,8 @@ fn alertgate_into_closed_pipe(args: &[String], env: &[(&str, &str)]) -> Run {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_stdout_ends_every_command_quietly() {
-    let g = Gateway::start();
+    // Embedded: `backup` copies the SQLite file, whatever backend the suite runs on.
+    let g = Gateway::start_with(common::Options::embedded());
     let (status, body) =
         post(&g.url("/api/v1/ingest/alertmanager"), &fixture("alertmanager_webhook_firing.json")).await;
     assert_eq!(status, 200, "{body}");

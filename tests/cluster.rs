@@ -282,10 +282,12 @@ async fn a_gateway_killed_under_load_loses_nothing_and_the_survivor_pages_and_br
     c.gateways[dead].kill9();
     hook.hang.store(false, std::sync::atomic::Ordering::SeqCst);
     let survivor = &c.gateways[1 - dead];
-    // Time passes on the survivor's clock while the other is down: the
-    // lease (30 s) runs out, then the P1's respond target (30 min) passes
-    // its warning (15 min) and its breach. Each step waits for what it
-    // sends, as a delivery takes real time and the clock would not jump.
+    // The dead gateway's presence lock went with its connection: the
+    // survivor hands its lease back (at the latest the lease, 30 s, runs
+    // out). Time passes on the survivor's clock: the P1's respond target
+    // (30 min) passes its warning (15 min) and its breach. Each step waits
+    // for what it sends, as a delivery takes real time and the clock would
+    // not jump.
     for (to, event) in [(15, "sla.warning"), (30, "sla.breached")] {
         survivor.advance_to(t0() + SignedDuration::from_mins(to)).await;
         wait_for(Duration::from_secs(30), event, || async {
@@ -366,7 +368,9 @@ impl Proxy {
     }
 }
 
-#[tokio::test]
+// The proxy runs on the test's runtime while the gateway starts (which
+// blocks the test's own thread): a second worker serves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_the_database_is_away_ingest_answers_503_and_recovers_by_itself() {
     let db = Database::create();
     let url: reqwest::Url = db.url.parse().unwrap();
@@ -414,8 +418,7 @@ async fn while_the_database_is_away_ingest_answers_503_and_recovers_by_itself() 
     let (status, body) = post(&g.url("/api/v2/alerts"), &json!([alert("DuringOutage", "h")]).to_string()).await;
     assert_eq!(status, 503, "senders are told to retry: {body}");
     proxy.restore();
-    wait_for(Duration::from_secs(30), "/readyz passing again", || async { (ready().await == 200).then_some(()) })
-        .await;
+    wait_for(Duration::from_secs(30), "/readyz passing again", || async { (ready().await == 200).then_some(()) }).await;
     let (status, body) = post(&g.url("/api/v2/alerts"), &json!([alert("AfterOutage", "h")]).to_string()).await;
     assert_eq!(status, 200, "{body}");
     sending.store(false, std::sync::atomic::Ordering::SeqCst);
@@ -437,4 +440,91 @@ async fn while_the_database_is_away_ingest_answers_503_and_recovers_by_itself() 
     assert!(statuses.keys().all(|s| [200, 503].contains(s)), "only 200 or 503, never a 500: {statuses:?}");
     assert!(statuses.get(&503).is_some_and(|n| *n > 0), "the outage was seen: {statuses:?}");
     assert!(stored.contains("AfterOutage") && !stored.contains("DuringOutage"), "{stored:?}");
+}
+
+/// Two real Alertmanagers (as an HA pair without gossip would) each send
+/// every group to both gateways: four copies of every alert arrive.
+#[tokio::test]
+async fn two_alertmanagers_delivering_to_both_gateways_make_one_incident_per_group_and_page_once() {
+    let hook = Receiver::default();
+    let url = hook.start().await;
+    let c = cluster(2, &url, None);
+    let webhooks: String = c
+        .gateways
+        .iter()
+        .map(|g| format!("      - url: {}\n        send_resolved: true\n", g.url("/api/v1/ingest/alertmanager")))
+        .collect();
+    let config = format!(
+        "route:\n  receiver: gateways\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1s\n  \
+         repeat_interval: 1h\nreceivers:\n  - name: gateways\n    webhook_configs:\n{webhooks}"
+    );
+    let mut ams = Vec::new();
+    for i in 0..2 {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = tmp.path().join("am.yml");
+        std::fs::write(&cfg, &config).unwrap();
+        let storage = tmp.path().join("data");
+        std::fs::create_dir_all(&storage).unwrap();
+        let (proc, addr, _log) = common::start_peer(
+            "/usr/bin/prometheus-alertmanager",
+            tmp.path(),
+            &format!("am{i}"),
+            Duration::from_secs(60),
+            |addr, _| {
+                vec![
+                    format!("--config.file={}", cfg.display()),
+                    format!("--web.listen-address={addr}"),
+                    "--cluster.listen-address=".into(),
+                    format!("--storage.path={}", storage.display()),
+                ]
+            },
+        )
+        .await;
+        ams.push((proc, addr, tmp));
+    }
+    // The same four alerts in two groups to both Alertmanagers, as the
+    // Prometheus servers of an HA pair send them.
+    let now = common::wall_clock();
+    let alerts: Vec<Value> = [("DiskFull", "db1"), ("DiskFull", "db2"), ("ApiDown", "api1"), ("ApiDown", "api2")]
+        .iter()
+        .map(|(name, instance)| {
+            json!({"labels": {"alertname": name, "instance": instance},
+                   "startsAt": (now - SignedDuration::from_mins(1)).to_string(),
+                   "endsAt": (now + SignedDuration::from_hours(1)).to_string()})
+        })
+        .collect();
+    for (_, addr, _) in &ams {
+        let (status, body) =
+            post(&format!("http://{addr}/api/v2/alerts"), &Value::Array(alerts.clone()).to_string()).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // Every copy arrives: 2 Alertmanagers x 2 gateways of each alert.
+    let db = &c.db;
+    wait_for(Duration::from_secs(60), "four copies of every alert", || async {
+        let copies = db.column("SELECT min(occurrences)::text FROM alerts");
+        let stored = db.column("SELECT count(*)::text FROM alerts");
+        (stored[0].as_deref() == Some("4") && copies[0].as_deref().is_some_and(|n| n.parse::<u32>().unwrap() >= 4))
+            .then_some(())
+    })
+    .await;
+    // One incident per group, whichever gateway is asked.
+    for g in &c.gateways {
+        let list = incidents(g).await;
+        let mut titles: Vec<&str> = list.iter().map(|i| i["title"].as_str().unwrap()).collect();
+        titles.sort();
+        assert_eq!(titles, ["ApiDown", "DiskFull"], "{list:#?}");
+        assert!(list.iter().all(|i| i["alertCount"] == 2 && i["firingCount"] == 2), "{list:#?}");
+    }
+    // Each page once: the outbox drained, and the receiver saw each
+    // notification's key once.
+    wait_for(Duration::from_secs(60), "both pages delivered and recorded", || async {
+        let pending = db.column("SELECT count(*)::text FROM notifications WHERE state <> 'sent'");
+        (hook.events().len() >= 2 && pending[0].as_deref() == Some("0")).then_some(())
+    })
+    .await;
+    let sent = hook.by_key();
+    assert_eq!(sent.len(), 2, "{sent:#?}");
+    assert!(sent.values().all(|n| *n == 1), "{sent:#?}");
+    assert_eq!(hook.events(), ["incident.triggered", "incident.triggered"]);
+    assert_eq!(db.column("SELECT count(*)::text FROM notifications"), [Some("2".to_owned())]);
 }

@@ -201,7 +201,9 @@ fn inspect_crash_image(data: &Path) -> HashMap<String, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_alert_survives_kill_9() {
-    let mut g = Gateway::start();
+    // SQLite's crash image is inspected; PostgreSQL's kill -9 timeline is
+    // tests/cluster.rs.
+    let mut g = Gateway::start_with(common::Options::embedded());
     let data = g.dir.join("data");
     let starts = common::wall_clock();
     let mut all_sent: Vec<Sent> = Vec::new();

@@ -134,6 +134,7 @@ fn check_all_or_nothing(sent: &[Sent], stored: &BTreeSet<String>, acked_until: O
 async fn a_full_store_refuses_whole_requests_with_503_and_recovers() {
     let rules = rules_dir(RULES);
     let mut g = Gateway::start_with(Options {
+        database_url: Some(String::new()), // SQLite's own files are what this tests
         config: Some("store: {max_size: 2MiB}\n".into()),
         rules_dir: Some(rules.path().to_path_buf()),
         ..Default::default()
@@ -254,7 +255,11 @@ fn serve_expecting_refusal(args: &[String]) -> (Option<i32>, String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_database_is_refused_before_serving() {
     let rules = rules_dir(RULES);
-    let mut g = Gateway::start_with(Options { rules_dir: Some(rules.path().to_path_buf()), ..Default::default() });
+    let mut g = Gateway::start_with(Options {
+        database_url: Some(String::new()), // SQLite's own files are what this tests
+        rules_dir: Some(rules.path().to_path_buf()),
+        ..Default::default()
+    });
     for b in 0..40 {
         let (_, body) = batch(&format!("bulk{b}"), 50, 1024);
         let (status, answer) = post(&g.url("/api/v2/alerts"), &body).await;
@@ -317,7 +322,11 @@ async fn a_damaged_database_is_refused_before_serving() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_under_load_is_consistent_and_complete() {
     let rules = rules_dir(RULES);
-    let g = Gateway::start_with(Options { rules_dir: Some(rules.path().to_path_buf()), ..Default::default() });
+    let g = Gateway::start_with(Options {
+        database_url: Some(String::new()), // SQLite's own files are what this tests
+        rules_dir: Some(rules.path().to_path_buf()),
+        ..Default::default()
+    });
     let mut before: BTreeSet<String> = BTreeSet::new();
     for b in 0..10 {
         let (fps, body) = batch(&format!("pre{b}"), 50, 256);
@@ -372,7 +381,11 @@ async fn a_backup_under_load_is_consistent_and_complete() {
     }
     // ... that a fresh gateway serves, with everything acknowledged before
     // the backup began, and whole requests only.
-    let mut fresh = Gateway::start_with(Options { rules_dir: Some(rules.path().to_path_buf()), ..Default::default() });
+    let mut fresh = Gateway::start_with(Options {
+        database_url: Some(String::new()), // SQLite's own files are what this tests
+        rules_dir: Some(rules.path().to_path_buf()),
+        ..Default::default()
+    });
     fresh.kill9();
     let fresh_data = fresh.dir.join("data");
     for name in ["alertgate.db", "alertgate.db-wal", "alertgate.db-shm"] {
@@ -756,7 +769,11 @@ async fn kill_9_during_a_reload_under_load_loses_no_acknowledged_alert() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_gateway_on_the_same_data_directory_is_refused() {
     let rules = rules_dir(RULES);
-    let mut g = Gateway::start_with(Options { rules_dir: Some(rules.path().to_path_buf()), ..Default::default() });
+    let mut g = Gateway::start_with(Options {
+        database_url: Some(String::new()), // SQLite's own files are what this tests
+        rules_dir: Some(rules.path().to_path_buf()),
+        ..Default::default()
+    });
     let (code, out, err) = serve_expecting_refusal(&g.args);
     assert_eq!(code, Some(1), "stdout: {out}\nstderr: {err}");
     assert!(err.contains("another alertgate is serving the data directory"), "{err}");

@@ -96,8 +96,11 @@ async fn store_copy_moves_an_embedded_history_into_postgresql() {
     // on): incidents, an acknowledgement, a silence.
     let embedded = Gateway::start_with(Options { database_url: Some(String::new()), ..Default::default() });
     let data_dir = embedded.dir.join("data");
-    ingest(&embedded, json!([{"labels": {"alertname": "DiskFull", "instance": "db1"}},
-                             {"labels": {"alertname": "CpuHot", "instance": "web1"}}]))
+    ingest(
+        &embedded,
+        json!([{"labels": {"alertname": "DiskFull", "instance": "db1"}},
+                             {"labels": {"alertname": "CpuHot", "instance": "web1"}}]),
+    )
     .await;
     let first = listed(&embedded, "/api/v1/incidents", "incidents").await;
     let id = first.iter().find(|i| i["title"].as_str().unwrap().starts_with("DiskFull")).unwrap()["id"].clone();
@@ -173,7 +176,13 @@ async fn the_database_url_may_come_from_a_file_and_is_never_logged() {
     assert!(!log.contains("pw-never-shown"), "{log}");
     // A URL of another database is refused at start, named, password hidden.
     let (status, out, err) = run_to_exit(
-        Command::new(BIN).args(["serve", "--listen", "127.0.0.1:0", "--database-url", "mysql://root:pw-never-shown@db/x"]),
+        Command::new(BIN).args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            "mysql://root:pw-never-shown@db/x",
+        ]),
         Duration::from_secs(30),
     );
     assert!(!status.success(), "{out}");

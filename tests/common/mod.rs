@@ -117,6 +117,14 @@ pub struct Options {
     pub database_url: Option<String>,
 }
 
+impl Options {
+    /// A gateway on its embedded SQLite file, whatever backend the suite
+    /// runs on (for what only SQLite has: its files, WAL, backups).
+    pub fn embedded() -> Options {
+        Options { database_url: Some(String::new()), ..Default::default() }
+    }
+}
+
 /// Where tests on a controlled clock start: a Monday, 09:00 UTC (10:00 in
 /// Berlin), so calendars give the same answer on every run.
 pub fn t0() -> Timestamp {

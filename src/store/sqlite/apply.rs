@@ -354,25 +354,24 @@ struct AlertRow<'a> {
 impl AlertRow<'_> {
     fn insert(&self, tx: &Connection) -> Result<i64, StoreError> {
         let a = self.a;
-        tx.prepare_cached(
+        Ok(tx.insert(
             "INSERT INTO alerts (fingerprint, source, status, labels, annotations, starts_at, ends_at,
                 expires_at, generator_url, first_seen, last_seen, occurrences, raw)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, 1, ?11)",
-        )?
-        .execute(params![
-            a.fingerprint.as_str(),
-            self.source,
-            a.status.as_str(),
-            self.labels,
-            self.annotations,
-            ms(a.starts_at),
-            a.ends_at.map(ms),
-            a.expires_at.map(ms),
-            a.generator_url,
-            ms(self.now),
-            self.raw,
-        ])?;
-        Ok(tx.last_insert_rowid()?)
+            params![
+                a.fingerprint.as_str(),
+                self.source,
+                a.status.as_str(),
+                self.labels,
+                self.annotations,
+                ms(a.starts_at),
+                a.ends_at.map(ms),
+                a.expires_at.map(ms),
+                a.generator_url,
+                ms(self.now),
+                self.raw,
+            ],
+        )?)
     }
 
     /// The hot path: a sender re-sends a firing alert. Only columns that

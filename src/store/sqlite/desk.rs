@@ -160,10 +160,18 @@ impl WriterState {
         self.stop_escalation_row(tx, source)?;
         tx.execute("UPDATE action_items SET incident_id = ?2 WHERE incident_id = ?1", params![source, target])?;
         // Its review goes along unless the target has its own.
-        tx.execute("UPDATE OR IGNORE reviews SET incident_id = ?2 WHERE incident_id = ?1", params![source, target])?;
-        for table in ["problem_incidents", "incident_changes"] {
+        tx.execute(
+            "UPDATE reviews SET incident_id = ?2
+             WHERE incident_id = ?1 AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.incident_id = ?2)",
+            params![source, target],
+        )?;
+        // Links move unless the target has the same link already.
+        for (table, other) in [("problem_incidents", "problem_id"), ("incident_changes", "change_id")] {
             tx.execute(
-                &format!("UPDATE OR IGNORE {table} SET incident_id = ?2 WHERE incident_id = ?1"),
+                &format!(
+                    "UPDATE {table} SET incident_id = ?2 WHERE incident_id = ?1
+                     AND NOT EXISTS (SELECT 1 FROM {table} t WHERE t.incident_id = ?2 AND t.{other} = {table}.{other})"
+                ),
                 params![source, target],
             )?;
             tx.execute(&format!("DELETE FROM {table} WHERE incident_id = ?1"), [source])?;

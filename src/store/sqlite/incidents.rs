@@ -349,25 +349,24 @@ impl WriterState {
         }
         let Opening { title, service, impact, urgency, priority, assignee, .. } = &opening;
         let labels = serde_json::to_string(first.labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        tx.prepare_cached(
+        let id = tx.insert(
             "INSERT INTO incidents (rule, group_key, title, service, impact, urgency, priority, state, assignee,
                 labels, alert_count, firing_count, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?11, ?8, ?9, 0, 0, ?10, ?10)",
-        )?
-        .execute(params![
-            rule.name,
-            key,
-            title,
-            service,
-            impact.as_str(),
-            urgency.as_str(),
-            priority.as_str(),
-            assignee,
-            labels,
-            ms(now),
-            IncidentState::INITIAL.as_str(),
-        ])?;
-        let id = tx.last_insert_rowid()?;
+            params![
+                rule.name,
+                key,
+                title,
+                service,
+                impact.as_str(),
+                urgency.as_str(),
+                priority.as_str(),
+                assignee,
+                labels,
+                ms(now),
+                IncidentState::INITIAL.as_str(),
+            ],
+        )?;
         tracing::info!(incident = id, rule = %rule.name, %priority, title = %title, "incident triggered");
         self.facts.push(crate::metrics::Fact::IncidentCreated {
             rule: rule.name.clone(),

@@ -108,6 +108,19 @@ enum Readers {
     Postgres(ReadPool<sql::PgSession>, Box<::postgres::Config>),
 }
 
+impl Drop for Readers {
+    fn drop(&mut self) {
+        // A PostgreSQL client owns a runtime, which may not be dropped on
+        // a thread that drives async tasks (the store's last handle often is).
+        if let Readers::Postgres(pool, _) = self {
+            let sessions = std::mem::take(&mut *pool.conns.lock().expect("reader pool lock"));
+            if !sessions.is_empty() {
+                let _ = std::thread::Builder::new().name("store-readers-close".into()).spawn(move || drop(sessions));
+            }
+        }
+    }
+}
+
 impl Readers {
     fn permits(&self) -> Arc<Semaphore> {
         match self {
@@ -239,6 +252,9 @@ impl SqlStore {
         schema::migrate_postgres(&session)?;
         let silence_ids = SilenceIds::new(schema::realm_of(&session.connection())?);
         let gateway: Arc<str> = Arc::from(gateway_name());
+        // Present before anything is leased: others leave this gateway's leases alone.
+        let mut presence = config.connect(::postgres::NoTls).map_err(|e| shared::unreachable(&e))?;
+        shared::announce(&mut presence, &gateway).map_err(|e| shared::classify(&e))?;
         let mut db = shared::SharedDb::new(config.clone(), session, gateway.clone());
         let current = rules.read().expect("rules lock").clone();
         let writer_state = db.load(current, audience, now)?;
@@ -267,7 +283,7 @@ impl SqlStore {
         let listener_gateway = gateway.clone();
         std::thread::Builder::new()
             .name("store-listen".into())
-            .spawn(move || shared::listen(config, listener_gateway, feed, wakeup, stop_listening))
+            .spawn(move || shared::listen(config, Some(presence), listener_gateway, feed, wakeup, stop_listening))
             .map_err(|e| StoreError::Corrupt(format!("cannot start the listener thread: {e}")))?;
         std::thread::Builder::new()
             .name("store-writer".into())

@@ -28,6 +28,13 @@ pub(super) const CHANNEL: &str = "alertgate_commits";
 /// How many rows of `writer_log` are kept: a gateway further behind than
 /// that reads its whole state again.
 const LOG_KEPT: i64 = 10_000;
+/// The first key of each gateway's presence lock (`algt`); the second is
+/// the hash of its name. A gateway holds its lock on its listening
+/// connection for as long as it lives: PostgreSQL drops it with the
+/// connection when the process dies, however it dies.
+const PRESENCE: i32 = 0x616c_6774;
+/// How often a gateway looks for leases of gateways that are gone.
+const DEAD_LEASES_EVERY: Duration = Duration::from_secs(2);
 /// A gateway that sees more inhibition changes than this in one catch-up
 /// rebuilds its index instead of reading each alert.
 const INHIBIT_REREAD_MAX: usize = 5_000;
@@ -85,11 +92,23 @@ pub(super) struct SharedDb {
     seen: Option<i64>,
     /// The row this batch logged, once its commit succeeds.
     logged: Option<i64>,
+    /// Whether the last committed batch changed what live views show.
+    shown: bool,
+    /// When this gateway last handed back the leases of gateways gone.
+    dead_leases_checked: Option<std::time::Instant>,
 }
 
 impl SharedDb {
     pub fn new(config: postgres::Config, session: PgSession, gateway: Arc<str>) -> SharedDb {
-        SharedDb { config, session: Some(session), gateway, seen: None, logged: None }
+        SharedDb {
+            config,
+            session: Some(session),
+            gateway,
+            seen: None,
+            logged: None,
+            shown: false,
+            dead_leases_checked: None,
+        }
     }
 
     fn session(&mut self) -> Result<&PgSession, StoreError> {
@@ -130,6 +149,10 @@ impl SharedDb {
         let loaded = (|| {
             let c = self.session()?.connection();
             c.query_row("SELECT pg_advisory_xact_lock(?1)", [WRITE_LOCK], |_| Ok(()))?;
+            let released = release_dead_leases(&c, &gateway, now)?;
+            if released > 0 {
+                tracing::info!(notifications = released, "took over the leases of a gateway that is gone");
+            }
             let mut state = WriterState::load(&c, rules, audience, now)?;
             state.lease_owner = Some(gateway);
             let seen = last_logged(&c)?;
@@ -196,6 +219,25 @@ impl SharedDb {
     }
 }
 
+/// Hand back, due at `now`, the notification leases of gateways that no
+/// longer hold their presence lock (dead, or cut off from the database):
+/// their pages go out now, not when the leases end.
+fn release_dead_leases(c: &sql::Connection<'_>, me: &str, now: Timestamp) -> Result<usize, StoreError> {
+    Ok(c.execute(
+        "UPDATE notifications SET next_attempt_at = ?1, leased_until = NULL, leased_by = NULL
+         WHERE state = 'pending' AND leased_by IS NOT NULL AND leased_by <> ?2
+           AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted
+                           AND l.objsubid = 2 AND l.classid::bigint = ?3
+                           AND l.objid::bigint = (hashtext(notifications.leased_by)::bigint & 4294967295))",
+        params![ms(now), me, i64::from(PRESENCE)],
+    )?)
+}
+
+/// Take this gateway's presence lock on `client` (see [`PRESENCE`]).
+pub(super) fn announce(client: &mut postgres::Client, gateway: &str) -> Result<(), postgres::Error> {
+    client.execute("SELECT pg_advisory_lock($1, hashtext($2))", &[&PRESENCE, &gateway]).map(|_| ())
+}
+
 /// The latest row of `writer_log` (0: none yet).
 fn last_logged(c: &sql::Connection<'_>) -> Result<i64, StoreError> {
     Ok(c.query_row("SELECT coalesce(max(seq), 0) FROM writer_log", params![], |r| r.get(0))?)
@@ -208,10 +250,21 @@ impl WriteDb for SharedDb {
 
     fn begin(&mut self, state: &mut WriterState, now: Timestamp) -> Result<(), StoreError> {
         self.logged = None;
+        self.shown = false;
         self.run("BEGIN")?;
         let locked = (|| {
             self.session()?.connection().query_row("SELECT pg_advisory_xact_lock(?1)", [WRITE_LOCK], |_| Ok(()))?;
-            self.catch_up(state, now)
+            self.catch_up(state, now)?;
+            if self.dead_leases_checked.is_none_or(|at| at.elapsed() >= DEAD_LEASES_EVERY) {
+                self.dead_leases_checked = Some(std::time::Instant::now());
+                let gateway = self.gateway.clone();
+                let released = release_dead_leases(&self.session()?.connection(), &gateway, now)?;
+                if released > 0 {
+                    tracing::info!(notifications = released, "took over the leases of a gateway that is gone");
+                    state.outbox_dirty.set(true);
+                }
+            }
+            Ok(())
         })();
         locked.map_err(|e| self.failed(e))
     }
@@ -252,9 +305,16 @@ impl WriteDb for SharedDb {
                 }
                 logged = Some(seq);
             }
-            // Delivered at commit, to every gateway listening (this one ignores its own).
-            let payload = format!("{gateway} {}", if changed.outbox { "outbox" } else { "views" });
-            c.query_row("SELECT pg_notify(?1, ?2)", params![CHANNEL, payload], |_| Ok(()))?;
+            // Delivered at commit, to every gateway listening (this one
+            // ignores its own): its delivery worker, its live views.
+            let what = match (changed.outbox, changed.shown) {
+                (true, _) => Some("outbox"),
+                (false, true) => Some("views"),
+                (false, false) => None,
+            };
+            if let Some(what) = what {
+                c.query_row("SELECT pg_notify(?1, ?2)", params![CHANNEL, format!("{gateway} {what}")], |_| Ok(()))?;
+            }
             Ok::<_, StoreError>(logged)
         })();
         let logged = logged.map_err(|e| self.failed(e))?;
@@ -262,6 +322,7 @@ impl WriteDb for SharedDb {
         if let Some(seq) = logged {
             self.seen = Some(seq);
         }
+        self.shown = changed.shown;
         Ok(())
     }
 
@@ -283,7 +344,7 @@ impl WriteDb for SharedDb {
     }
 
     fn shown_changed(&self) -> bool {
-        true
+        self.shown
     }
 
     fn close(mut self, now: Option<Timestamp>) {
@@ -294,6 +355,10 @@ impl WriteDb for SharedDb {
             Ok(n) => tracing::info!(notifications = n, "released the leases of unfinished deliveries"),
             Err(e) => tracing::warn!(error = %e, "releasing notification leases failed"),
         }
+        if let Some(session) = self.session.take() {
+            drop(session);
+            tracing::info!("database closed cleanly");
+        }
     }
 }
 
@@ -302,18 +367,26 @@ impl WriteDb for SharedDb {
 /// (re)connection everything is woken once, for what was missed.
 pub(super) fn listen(
     config: postgres::Config,
+    mut first: Option<postgres::Client>,
     gateway: Arc<str>,
     feed: ChangeFeed,
     outbox_wakeup: Arc<tokio::sync::Notify>,
     stop: Arc<AtomicBool>,
 ) {
     while !stop.load(Ordering::Relaxed) {
-        let mut client = match config.connect(postgres::NoTls) {
-            Ok(c) => c,
-            Err(_) => {
-                std::thread::sleep(Duration::from_millis(500));
-                continue;
-            }
+        // The first connection holds the presence lock already.
+        let mut client = match first.take() {
+            Some(c) => c,
+            None => match config.connect(postgres::NoTls) {
+                Ok(mut c) => match announce(&mut c, &gateway) {
+                    Ok(()) => c,
+                    Err(_) => continue,
+                },
+                Err(_) => {
+                    std::thread::sleep(Duration::from_millis(500));
+                    continue;
+                }
+            },
         };
         if client.batch_execute(&format!("LISTEN {CHANNEL}")).is_err() {
             continue;

@@ -93,19 +93,18 @@ impl WriterState {
             Some(id) => id,
             None => {
                 let pause_in: Vec<&str> = slot.pause_in.iter().map(|s| s.as_str()).collect();
-                tx.prepare_cached(
+                tx.insert(
                     "INSERT INTO sla_clocks (incident_id, kind, policy, calendar, warn_at, pause_in, used_ms, warned)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, '[]')",
+                    params![
+                        incident_id,
+                        c.kind.as_str(),
+                        c.policy,
+                        c.calendar,
+                        json_text(&c.warn_at)?,
+                        json_text(&pause_in)?
+                    ],
                 )?
-                .execute(params![
-                    incident_id,
-                    c.kind.as_str(),
-                    c.policy,
-                    c.calendar,
-                    json_text(&c.warn_at)?,
-                    json_text(&pause_in)?
-                ])?;
-                tx.last_insert_rowid()?
             }
         };
         tx.prepare_cached(

@@ -113,12 +113,11 @@ pub(super) fn record_event(
     message: &str,
     data: serde_json::Value,
 ) -> Result<i64, StoreError> {
-    tx.prepare_cached(
+    Ok(tx.insert(
         "INSERT INTO incident_events (incident_id, at, actor, kind, message, data, recorded_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![id, ms(at), actor, kind, message, data.to_string(), ms(recorded_at)])?;
-    Ok(tx.last_insert_rowid()?)
+        params![id, ms(at), actor, kind, message, data.to_string(), ms(recorded_at)],
+    )?)
 }
 
 pub(super) fn current_state(tx: &Connection, id: i64) -> Result<IncidentState, StoreError> {

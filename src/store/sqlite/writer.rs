@@ -125,6 +125,8 @@ pub(super) struct Changed {
     pub outbox: bool,
     /// The batch's time.
     pub at: Option<Timestamp>,
+    /// Something a live view shows changed (as far as the ops' answers tell).
+    pub shown: bool,
 }
 
 impl Changed {
@@ -305,6 +307,26 @@ fn changes_mutes(op: &Op) -> bool {
     )
 }
 
+/// Whether an applied op changed what a live view shows: a sender's
+/// re-sends, a tick that found nothing due and the outbox's bookkeeping
+/// do not (as SQLite's update hook tells of the tables they write).
+fn shows(op: &Op, reply: &Reply, counted_facts: bool) -> bool {
+    match (op, reply) {
+        _ if counted_facts => true,
+        (Op::Ingest { .. }, Reply::Ingest(o)) => o.created + o.resolved + o.refired > 0,
+        (Op::Tick { .. }, Reply::Tick(expired)) => *expired > 0,
+        (
+            Op::ClaimNotifications { .. }
+            | Op::RenewLeases { .. }
+            | Op::RecordDeliveries { .. }
+            | Op::PingHeartbeat { .. }
+            | Op::Audit { .. },
+            _,
+        ) => false,
+        _ => true,
+    }
+}
+
 /// A batch applied: each request's result, and whether it was committed.
 struct Outcome {
     results: Vec<Result<Reply, StoreError>>,
@@ -352,6 +374,7 @@ fn commit_batch<D: WriteDb>(
                 Ok(reply) => {
                     db.release()?;
                     writer_state.commit_staged();
+                    changed.shown |= shows(op, &reply, !writer_state.facts.is_empty());
                     facts.append(&mut writer_state.facts);
                     changed.mutes |= changes_mutes(op);
                     results.push(Ok(reply));
@@ -372,6 +395,7 @@ fn commit_batch<D: WriteDb>(
         }
         changed.timers = writer_state.timers.take_changed();
         changed.inhibit = std::mem::take(&mut writer_state.inhibit_touched);
+        changed.shown |= changed.timers || changed.mutes || !changed.inhibit.is_empty();
         changed.outbox = writer_state.outbox_dirty.get();
         changed.at = Some(now);
         db.commit(&changed)
