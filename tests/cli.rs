@@ -521,22 +521,10 @@ async fn a_closed_stdout_ends_every_command_quietly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_is_not_alertgate_is_named_as_such() {
     // A real Alertmanager: it answers GET /api/v1/alerts (an empty list).
-    let bin =
-        std::env::var("ALERTGATE_TEST_ALERTMANAGER").unwrap_or_else(|_| "/usr/bin/prometheus-alertmanager".into());
-    assert!(std::path::Path::new(&bin).exists(), "{bin} is missing: install Debian's prometheus-alertmanager");
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("alertmanager.yml");
-    std::fs::write(&cfg, "route: {receiver: none}\nreceivers: [{name: none}]\n").unwrap();
-    let storage = dir.path().join("data");
-    let (_am, addr, _log) = common::start_peer(&bin, dir.path(), "alertmanager", Duration::from_secs(60), |addr, _| {
-        vec![
-            format!("--config.file={}", cfg.display()),
-            format!("--web.listen-address={addr}"),
-            "--cluster.listen-address=".into(),
-            format!("--storage.path={}", storage.display()),
-        ]
-    })
-    .await;
+    let (_am, addr) =
+        common::start_alertmanager(dir.path(), "alertmanager", "route: {receiver: none}\nreceivers: [{name: none}]\n")
+            .await;
     let (status, body) = common::get(&format!("http://{addr}/api/v1/alerts")).await;
     assert_eq!(status, 200, "Alertmanager answers the path alertgate's client asks: {body}");
 

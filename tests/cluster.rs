@@ -126,6 +126,15 @@ fn stored_fingerprints(db: &Database) -> BTreeSet<String> {
     db.column("SELECT fingerprint FROM alerts").into_iter().flatten().collect()
 }
 
+/// The alertnames of every alert stored, read from the database itself.
+fn stored_alertnames(db: &Database) -> BTreeSet<String> {
+    db.column("SELECT labels FROM alerts")
+        .into_iter()
+        .flatten()
+        .map(|l| serde_json::from_str::<Value>(&l).unwrap()["alertname"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 #[tokio::test]
 async fn a_silence_made_on_one_gateway_mutes_an_alert_arriving_at_the_other_at_once() {
     let hook = Receiver::default().start().await;
@@ -255,12 +264,7 @@ async fn a_gateway_killed_under_load_loses_nothing_and_the_survivor_pages_and_br
         }
         c.gateways[0].restart();
     }
-    let stored: BTreeSet<String> =
-        c.db.column("SELECT labels FROM alerts")
-            .into_iter()
-            .flatten()
-            .map(|l| serde_json::from_str::<Value>(&l).unwrap()["alertname"].as_str().unwrap().to_owned())
-            .collect();
+    let stored = stored_alertnames(&c.db);
     let lost: Vec<&String> = accepted.difference(&stored).collect();
     assert!(lost.is_empty(), "answered 200 but not stored: {lost:?}");
     assert!(accepted.len() > 3 * 60, "most of the load was accepted: {}", accepted.len());
@@ -424,12 +428,7 @@ async fn while_the_database_is_away_ingest_answers_503_and_recovers_by_itself() 
     sending.store(false, std::sync::atomic::Ordering::SeqCst);
     let answers = sender.await.unwrap();
 
-    let stored: BTreeSet<String> = db
-        .column("SELECT labels FROM alerts")
-        .into_iter()
-        .flatten()
-        .map(|l| serde_json::from_str::<Value>(&l).unwrap()["alertname"].as_str().unwrap().to_owned())
-        .collect();
+    let stored = stored_alertnames(&db);
     let accepted: Vec<&String> = answers.iter().filter(|(_, s)| *s == 200).map(|(n, _)| n).collect();
     let lost: Vec<&&String> = accepted.iter().filter(|n| !stored.contains(n.as_str())).collect();
     assert!(lost.is_empty(), "answered 200 but not stored: {lost:?}");
@@ -458,29 +457,10 @@ async fn two_alertmanagers_delivering_to_both_gateways_make_one_incident_per_gro
         "route:\n  receiver: gateways\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1s\n  \
          repeat_interval: 1h\nreceivers:\n  - name: gateways\n    webhook_configs:\n{webhooks}"
     );
+    let dir = tempfile::tempdir().unwrap();
     let mut ams = Vec::new();
     for i in 0..2 {
-        let tmp = tempfile::tempdir().unwrap();
-        let cfg = tmp.path().join("am.yml");
-        std::fs::write(&cfg, &config).unwrap();
-        let storage = tmp.path().join("data");
-        std::fs::create_dir_all(&storage).unwrap();
-        let (proc, addr, _log) = common::start_peer(
-            "/usr/bin/prometheus-alertmanager",
-            tmp.path(),
-            &format!("am{i}"),
-            Duration::from_secs(60),
-            |addr, _| {
-                vec![
-                    format!("--config.file={}", cfg.display()),
-                    format!("--web.listen-address={addr}"),
-                    "--cluster.listen-address=".into(),
-                    format!("--storage.path={}", storage.display()),
-                ]
-            },
-        )
-        .await;
-        ams.push((proc, addr, tmp));
+        ams.push(common::start_alertmanager(dir.path(), &format!("am{i}"), &config).await);
     }
     // The same four alerts in two groups to both Alertmanagers, as the
     // Prometheus servers of an HA pair send them.
@@ -493,7 +473,7 @@ async fn two_alertmanagers_delivering_to_both_gateways_make_one_incident_per_gro
                    "endsAt": (now + SignedDuration::from_hours(1)).to_string()})
         })
         .collect();
-    for (_, addr, _) in &ams {
+    for (_, addr) in &ams {
         let (status, body) =
             post(&format!("http://{addr}/api/v2/alerts"), &Value::Array(alerts.clone()).to_string()).await;
         assert_eq!(status, 200, "{body}");

@@ -417,6 +417,28 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().unwrap().port()
 }
 
+/// Start a real Alertmanager (Debian's, or `ALERTGATE_TEST_ALERTMANAGER`)
+/// with `config` and its storage in `dir`, without a cluster; its address.
+pub async fn start_alertmanager(dir: &Path, name: &str, config: &str) -> (Proc, String) {
+    let bin =
+        std::env::var("ALERTGATE_TEST_ALERTMANAGER").unwrap_or_else(|_| "/usr/bin/prometheus-alertmanager".into());
+    assert!(Path::new(&bin).exists(), "{bin} is missing: install Debian's prometheus-alertmanager");
+    let cfg = dir.join(format!("{name}.yml"));
+    std::fs::write(&cfg, config).unwrap();
+    let storage = dir.join(format!("{name}-data"));
+    std::fs::create_dir_all(&storage).unwrap();
+    let (proc, addr, _log) = start_peer(&bin, dir, name, Duration::from_secs(60), |addr, _| {
+        vec![
+            format!("--config.file={}", cfg.display()),
+            format!("--web.listen-address={addr}"),
+            "--cluster.listen-address=".into(),
+            format!("--storage.path={}", storage.display()),
+        ]
+    })
+    .await;
+    (proc, addr)
+}
+
 /// Start a real peer (`bin` with `args(addr, attempt)`) on a free loopback
 /// port, its stderr in `dir/NAME-ATTEMPT.log`, and wait until it is ready.
 /// If another process takes the port between probing and binding, the peer

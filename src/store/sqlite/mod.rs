@@ -207,6 +207,24 @@ impl SqlStore {
             .name("store-checkpoint".into())
             .spawn(move || checkpointer(checkpoints, stopped, wal_share))
             .map_err(|e| StoreError::Corrupt(format!("cannot start the checkpoint thread: {e}")))?;
+        let stop = move || {
+            let _ = stop_checkpoints.send(());
+            let _ = checkpointer.join();
+        };
+        let db = embedded::Embedded::new(conn, size_limit, stop);
+        let readers = Readers::Sqlite(ReadPool::new(readers, cfg.read_connections));
+        SqlStore::start(db, writer_state, rules, readers, Location::File { path, _lock: lock }, silence_ids)
+    }
+
+    /// The store's handle, with its writer thread started on `db`.
+    fn start<D: writer::WriteDb + Send + 'static>(
+        db: D,
+        writer_state: state::WriterState,
+        rules: SharedRules,
+        readers: Readers,
+        location: Location,
+        silence_ids: SilenceIds,
+    ) -> Result<SqlStore, StoreError> {
         let (tx, rx) = mpsc::channel(4096);
         let shared = writer::Shared {
             rules: rules.clone(),
@@ -220,19 +238,13 @@ impl SqlStore {
             next_timer: shared.next_timer.clone(),
             outbox_wakeup: shared.outbox_wakeup.clone(),
             feed: shared.feed.clone(),
-            readers: Arc::new(Readers::Sqlite(ReadPool::new(readers, cfg.read_connections))),
-            location: Arc::new(Location::File { path, _lock: lock }),
+            readers: Arc::new(readers),
+            location: Arc::new(location),
             silence_ids,
         };
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || {
-                let stop = move || {
-                    let _ = stop_checkpoints.send(());
-                    let _ = checkpointer.join();
-                };
-                writer::run(embedded::Embedded::new(conn, size_limit, stop), writer_state, rx, shared)
-            })
+            .spawn(move || writer::run(db, writer_state, rx, shared))
             .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
         Ok(store)
     }
@@ -258,37 +270,15 @@ impl SqlStore {
         let mut db = shared::SharedDb::new(config.clone(), session, gateway.clone());
         let current = rules.read().expect("rules lock").clone();
         let writer_state = db.load(current, audience, now)?;
-        let (tx, rx) = mpsc::channel(4096);
-        let shared = writer::Shared {
-            rules: rules.clone(),
-            next_timer: Arc::new(AtomicI64::new(writer_state.timers.next_due().map_or(i64::MAX, ms))),
-            outbox_wakeup: Arc::new(tokio::sync::Notify::new()),
-            feed: ChangeFeed::default(),
-        };
         let stop_listening = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let store = SqlStore {
-            writer: tx,
-            rules,
-            next_timer: shared.next_timer.clone(),
-            outbox_wakeup: shared.outbox_wakeup.clone(),
-            feed: shared.feed.clone(),
-            readers: Arc::new(Readers::Postgres(
-                ReadPool::new(Vec::new(), cfg.read_connections),
-                Box::new(config.clone()),
-            )),
-            location: Arc::new(Location::Postgres { url: redacted(url), stop_listening: stop_listening.clone() }),
-            silence_ids,
-        };
-        let (feed, wakeup) = (shared.feed.clone(), shared.outbox_wakeup.clone());
-        let listener_gateway = gateway.clone();
+        let readers = Readers::Postgres(ReadPool::new(Vec::new(), cfg.read_connections), Box::new(config.clone()));
+        let location = Location::Postgres { url: redacted(url), stop_listening: stop_listening.clone() };
+        let store = SqlStore::start(db, writer_state, rules, readers, location, silence_ids)?;
+        let (feed, wakeup, name) = (store.feed.clone(), store.outbox_wakeup.clone(), gateway.clone());
         std::thread::Builder::new()
             .name("store-listen".into())
-            .spawn(move || shared::listen(config, Some(presence), listener_gateway, feed, wakeup, stop_listening))
+            .spawn(move || shared::listen(config, Some(presence), name, feed, wakeup, stop_listening))
             .map_err(|e| StoreError::Corrupt(format!("cannot start the listener thread: {e}")))?;
-        std::thread::Builder::new()
-            .name("store-writer".into())
-            .spawn(move || writer::run(db, writer_state, rx, shared))
-            .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
         tracing::info!(gateway = %gateway, "sharing the database with any other gateway on it");
         Ok(store)
     }
