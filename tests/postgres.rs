@@ -120,6 +120,22 @@ async fn store_copy_moves_an_embedded_history_into_postgresql() {
     )
     .await;
     assert_eq!(status, 200, "{silence}");
+    // An incident merged into a later one: the copy writes the earlier first.
+    ingest(&embedded, json!([{"labels": {"alertname": "CpuHotAgain", "instance": "web1"}}])).await;
+    let all = listed(&embedded, "/api/v1/incidents", "incidents").await;
+    let id_of = |name: &str| {
+        let titled = |t: &str| t == name || t.starts_with(&format!("{name} "));
+        all.iter().find(|i| titled(i["title"].as_str().unwrap())).unwrap_or_else(|| panic!("{name}: {all:#?}"))["id"]
+            .clone()
+    };
+    let (earlier, later) = (id_of("CpuHot"), id_of("CpuHotAgain"));
+    assert!(earlier.as_i64() < later.as_i64(), "{all:#?}");
+    let (status, body) = post(
+        &embedded.url(&format!("/api/v1/incidents/{earlier}/merge")),
+        &json!({"into": later, "comment": "same host", "actor": "carol"}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
     let before = listed(&embedded, "/api/v1/incidents", "incidents").await;
     let silences_before = listed(&embedded, "/api/v2/silences", "").await;
     let (_, detail_before) = get(&embedded.url(&format!("/api/v1/incidents/{id}"))).await;
@@ -131,7 +147,7 @@ async fn store_copy_moves_an_embedded_history_into_postgresql() {
     );
     assert!(status.success(), "{out}{err}");
     assert!(out.contains("every count checked"), "{out}");
-    assert!(out.lines().any(|l| l.starts_with("incidents") && l.trim_end().ends_with(" 2")), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("incidents") && l.trim_end().ends_with(" 3")), "{out}");
     // A second copy into the same database is refused: it holds data now.
     let (status, out, err) = run_to_exit(
         Command::new(BIN).args(["store", "copy", "--from", &data_dir.display().to_string(), "--to", &db.url]),
@@ -146,6 +162,8 @@ async fn store_copy_moves_an_embedded_history_into_postgresql() {
     assert_eq!(after.iter().map(summary).collect::<Vec<_>>(), before.iter().map(summary).collect::<Vec<_>>());
     let (_, detail_after) = get(&moved.url(&format!("/api/v1/incidents/{id}"))).await;
     assert_eq!(detail_after["timeline"], detail_before["timeline"], "the timeline moves whole");
+    let (_, merged) = get(&moved.url(&format!("/api/v1/incidents/{earlier}"))).await;
+    assert_eq!(merged["mergedInto"], later, "{merged:#}");
     // Silences keep their ids in Alertmanager's API (amtool finds them).
     assert_eq!(listed(&moved, "/api/v2/silences", "").await, silences_before);
     // New rows continue after the copied ones.

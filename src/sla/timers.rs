@@ -31,6 +31,9 @@ pub struct Timers {
 impl Timers {
     /// Schedule `key` at `due`, replacing its previous time; `None` cancels it.
     pub fn set(&mut self, key: TimerKey, due: Option<Timestamp>) {
+        if self.due_of.get(&key).copied() == due {
+            return;
+        }
         self.changed = true;
         if let Some(old) = self.due_of.remove(&key) {
             self.by_due.remove(&(old, key));

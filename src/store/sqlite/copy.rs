@@ -35,6 +35,12 @@ pub fn copy_to_postgres(db: &Path, url: &str) -> Result<Copied, StoreError> {
     let config = shared::parse_url(url)?;
     let session = shared::connect(&config)?;
     schema::migrate_postgres(&session)?;
+    let encoding: String = session.connection().query_row("SHOW server_encoding", sql::params![], |r| r.get(0))?;
+    if encoding != "UTF8" {
+        return Err(StoreError::Invalid(format!(
+            "the PostgreSQL database's encoding is {encoding}: make it with ENCODING 'UTF8'"
+        )));
+    }
     let tables = tables_in_order(&source)?;
     refuse_non_empty(&session, &tables)?;
     session.batch_execute("BEGIN")?;
@@ -45,6 +51,9 @@ pub fn copy_to_postgres(db: &Path, url: &str) -> Result<Copied, StoreError> {
         session.connection().execute("DELETE FROM meta", sql::params![])?;
         for table in &tables {
             let n = copy_table(&source, &session, table)?;
+            if table == "incidents" {
+                link_merges(&source, &session)?;
+            }
             let there: i64 =
                 session
                     .connection()
@@ -155,8 +164,13 @@ fn copy_table(source: &Connection, session: &PgSession, table: &str) -> Result<u
         values.clear();
         Ok(())
     };
+    let deferred = (table == "incidents").then(|| columns.iter().position(|c| c == "merged_into")).flatten();
     while let Some(row) = rows.next()? {
         for i in 0..width {
+            if Some(i) == deferred {
+                pending.push(Value::Null);
+                continue;
+            }
             pending.push(match row.get_ref(i)? {
                 rusqlite::types::ValueRef::Null => Value::Null,
                 rusqlite::types::ValueRef::Integer(v) => Value::Integer(v),
@@ -172,6 +186,21 @@ fn copy_table(source: &Connection, session: &PgSession, table: &str) -> Result<u
     }
     flush(&mut pending)?;
     Ok(copied)
+}
+
+/// An incident may be merged into a later one, which a row-by-row copy
+/// has not yet written when it writes the earlier: incidents go in
+/// without `merged_into` (see `copy_table`), and get it here.
+fn link_merges(source: &Connection, session: &PgSession) -> Result<(), StoreError> {
+    let merges: Vec<(i64, i64)> = source
+        .prepare("SELECT id, merged_into FROM incidents WHERE merged_into IS NOT NULL")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let c = session.connection();
+    for (id, into) in merges {
+        c.execute("UPDATE incidents SET merged_into = ?2 WHERE id = ?1", sql::params![id, into])?;
+    }
+    Ok(())
 }
 
 /// Identity columns continue after the largest copied id.

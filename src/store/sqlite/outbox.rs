@@ -110,7 +110,7 @@ pub(super) fn record(tx: &Connection, results: &[(i64, DeliveryRecord)], now: Ti
             DeliveryRecord::Retry { at, error } => tx
                 .prepare_cached(&format!(
                     "UPDATE notifications SET attempts = attempts + 1, next_attempt_at = ?2, leased_until = NULL,
-                        last_error = ?3
+                        leased_by = NULL, last_error = ?3
                      WHERE id = ?1 AND state = '{PENDING}'"
                 ))?
                 .execute(params![id, ms(*at), error])?,

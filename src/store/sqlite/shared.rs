@@ -58,6 +58,17 @@ pub fn parse_url(url: &str) -> Result<postgres::Config, StoreError> {
     if config.get_application_name().is_none() {
         config.application_name("alertgate");
     }
+    // A gateway frozen or cut off mid-batch must not hold the write lock
+    // (and so every gateway) for long: the server ends a transaction idle
+    // for 30 s, notices a dead client within half a minute, and a batch
+    // waits at most 30 s for the lock (then its callers get a 503).
+    let server_side = "-c idle_in_transaction_session_timeout=30s -c lock_timeout=30s \
+                       -c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3";
+    let options = match config.get_options() {
+        Some(own) => format!("{own} {server_side}"),
+        None => server_side.to_owned(),
+    };
+    config.options(&options);
     Ok(config)
 }
 
@@ -71,10 +82,15 @@ pub(super) fn unreachable(e: &postgres::Error) -> StoreError {
 /// deadlock may pass (503); anything else is the database's answer.
 pub(super) fn classify(e: &postgres::Error) -> StoreError {
     match e.as_db_error() {
-        None => unreachable(e),
+        // The connection, not the request: it may pass. Anything else the
+        // client refused (a value it cannot send) is a bug, not a wait.
+        None if e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()) => {
+            unreachable(e)
+        }
+        None => StoreError::Database(e.to_string()),
         Some(db) => {
             let code = db.code().code();
-            let passing = ["08", "40", "53", "57"].iter().any(|class| code.starts_with(class));
+            let passing = ["08", "40", "53", "55", "57"].iter().any(|class| code.starts_with(class));
             let text = format!("{} ({code})", db.message());
             if passing { StoreError::Busy(text) } else { StoreError::Database(text) }
         }
@@ -94,8 +110,12 @@ pub(super) struct SharedDb {
     logged: Option<i64>,
     /// Whether the last committed batch changed what live views show.
     shown: bool,
-    /// When this gateway last handed back the leases of gateways gone.
+    /// When this gateway last looked for the leases of gateways gone.
     dead_leases_checked: Option<std::time::Instant>,
+    /// Lease holders found without their presence lock at the last look:
+    /// a holder is taken for gone only when absent at two looks in a row,
+    /// so a gateway whose listening connection blinked keeps its leases.
+    absent: std::collections::BTreeSet<String>,
 }
 
 impl SharedDb {
@@ -108,10 +128,21 @@ impl SharedDb {
             logged: None,
             shown: false,
             dead_leases_checked: None,
+            absent: std::collections::BTreeSet::new(),
         }
     }
 
-    fn session(&mut self) -> Result<&PgSession, StoreError> {
+    /// The connection a batch runs on: never made anew inside a batch (a
+    /// new connection is outside its transaction).
+    fn live(&self) -> Result<&PgSession, StoreError> {
+        match &self.session {
+            Some(s) if !s.is_closed() => Ok(s),
+            _ => Err(StoreError::Busy("the database connection was lost".into())),
+        }
+    }
+
+    /// The connection, made anew if it was lost (only between batches).
+    fn connected(&mut self) -> Result<&PgSession, StoreError> {
         if self.session.as_ref().is_none_or(PgSession::is_closed) {
             self.session = None;
             self.seen = None;
@@ -133,8 +164,38 @@ impl SharedDb {
     }
 
     fn run(&mut self, sql: &str) -> Result<(), StoreError> {
-        let r = self.session()?.batch_execute(sql).map_err(StoreError::from);
+        let r = self.live()?.batch_execute(sql).map_err(StoreError::from);
         r.map_err(|e| self.failed(e))
+    }
+
+    /// Open a batch's transaction, connecting first if need be. READ
+    /// COMMITTED whatever the server's default: each statement after the
+    /// lock sees what the lock's previous holder committed.
+    fn open_transaction(&mut self) -> Result<(), StoreError> {
+        self.connected()?;
+        self.run("BEGIN ISOLATION LEVEL READ COMMITTED")
+    }
+
+    /// Hand back the leases of holders absent at this look and the last.
+    fn release_dead_leases(&mut self, now: Timestamp) -> Result<usize, StoreError> {
+        let c = self.live()?.connection();
+        let absent: std::collections::BTreeSet<String> = c
+            .prepare_cached(
+                "SELECT DISTINCT leased_by FROM notifications
+                 WHERE state = 'pending' AND leased_until IS NOT NULL AND leased_by IS NOT NULL AND leased_by <> ?1
+                   AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted
+                                   AND l.objsubid = 2 AND l.classid::bigint = ?2
+                                   AND l.objid::bigint = (hashtext(notifications.leased_by)::bigint & 4294967295))",
+            )?
+            .query_map(params![&*self.gateway, i64::from(PRESENCE)], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let gone: Vec<String> = absent.intersection(&self.absent).cloned().collect();
+        let mut released = 0;
+        for holder in &gone {
+            released += outbox::release_all(&c, now, Some(holder))?;
+        }
+        self.absent = absent;
+        Ok(released)
     }
 
     /// Load the writer's state at start, in a transaction holding the lock.
@@ -144,20 +205,22 @@ impl SharedDb {
         audience: crate::model::notification::Audience,
         now: Timestamp,
     ) -> Result<WriterState, StoreError> {
-        self.run("BEGIN")?;
+        self.open_transaction()?;
         let gateway = self.gateway.clone();
         let loaded = (|| {
-            let c = self.session()?.connection();
+            let c = self.live()?.connection();
             c.query_row("SELECT pg_advisory_xact_lock(?1)", [WRITE_LOCK], |_| Ok(()))?;
-            let released = release_dead_leases(&c, &gateway, now)?;
-            if released > 0 {
-                tracing::info!(notifications = released, "took over the leases of a gateway that is gone");
-            }
             let mut state = WriterState::load(&c, rules, audience, now)?;
             state.lease_owner = Some(gateway);
             let seen = last_logged(&c)?;
             Ok::<_, StoreError>((state, seen))
         })();
+        // The first look for gateways gone: their leases go at the next.
+        let loaded = loaded.and_then(|l| {
+            self.release_dead_leases(now)?;
+            self.dead_leases_checked = Some(std::time::Instant::now());
+            Ok(l)
+        });
         match loaded {
             Ok((state, seen)) => {
                 self.run("COMMIT")?;
@@ -219,23 +282,17 @@ impl SharedDb {
     }
 }
 
-/// Hand back, due at `now`, the notification leases of gateways that no
-/// longer hold their presence lock (dead, or cut off from the database):
-/// their pages go out now, not when the leases end.
-fn release_dead_leases(c: &sql::Connection<'_>, me: &str, now: Timestamp) -> Result<usize, StoreError> {
-    Ok(c.execute(
-        "UPDATE notifications SET next_attempt_at = ?1, leased_until = NULL, leased_by = NULL
-         WHERE state = 'pending' AND leased_by IS NOT NULL AND leased_by <> ?2
-           AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted
-                           AND l.objsubid = 2 AND l.classid::bigint = ?3
-                           AND l.objid::bigint = (hashtext(notifications.leased_by)::bigint & 4294967295))",
-        params![ms(now), me, i64::from(PRESENCE)],
-    )?)
-}
-
 /// Take this gateway's presence lock on `client` (see [`PRESENCE`]).
+/// Waits (trying every second) while the server still holds the lock for
+/// a connection of this gateway that it has not yet seen die.
 pub(super) fn announce(client: &mut postgres::Client, gateway: &str) -> Result<(), postgres::Error> {
-    client.execute("SELECT pg_advisory_lock($1, hashtext($2))", &[&PRESENCE, &gateway]).map(|_| ())
+    loop {
+        let row = client.query_one("SELECT pg_try_advisory_lock($1, hashtext($2))", &[&PRESENCE, &gateway])?;
+        if row.get::<_, bool>(0) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }
 
 /// The latest row of `writer_log` (0: none yet).
@@ -251,14 +308,13 @@ impl WriteDb for SharedDb {
     fn begin(&mut self, state: &mut WriterState, now: Timestamp) -> Result<(), StoreError> {
         self.logged = None;
         self.shown = false;
-        self.run("BEGIN")?;
+        self.open_transaction()?;
         let locked = (|| {
-            self.session()?.connection().query_row("SELECT pg_advisory_xact_lock(?1)", [WRITE_LOCK], |_| Ok(()))?;
+            self.live()?.connection().query_row("SELECT pg_advisory_xact_lock(?1)", [WRITE_LOCK], |_| Ok(()))?;
             self.catch_up(state, now)?;
             if self.dead_leases_checked.is_none_or(|at| at.elapsed() >= DEAD_LEASES_EVERY) {
                 self.dead_leases_checked = Some(std::time::Instant::now());
-                let gateway = self.gateway.clone();
-                let released = release_dead_leases(&self.session()?.connection(), &gateway, now)?;
+                let released = self.release_dead_leases(now)?;
                 if released > 0 {
                     tracing::info!(notifications = released, "took over the leases of a gateway that is gone");
                     state.outbox_dirty.set(true);
@@ -284,7 +340,7 @@ impl WriteDb for SharedDb {
     fn commit(&mut self, changed: &Changed) -> Result<(), StoreError> {
         let gateway = self.gateway.clone();
         let logged = (|| {
-            let c = self.session()?.connection();
+            let c = self.live()?.connection();
             let mut logged = None;
             if !changed.is_empty() {
                 let inhibit: Vec<&str> = changed.inhibit.iter().map(|f| f.as_str()).collect();
@@ -350,7 +406,7 @@ impl WriteDb for SharedDb {
     fn close(mut self, now: Option<Timestamp>) {
         let Some(now) = now else { return };
         let owner = self.gateway.clone();
-        match self.session().and_then(|s| outbox::release_all(&s.connection(), now, Some(&owner))) {
+        match self.connected().and_then(|s| outbox::release_all(&s.connection(), now, Some(&owner))) {
             Ok(0) => {}
             Ok(n) => tracing::info!(notifications = n, "released the leases of unfinished deliveries"),
             Err(e) => tracing::warn!(error = %e, "releasing notification leases failed"),
@@ -377,18 +433,20 @@ pub(super) fn listen(
         // The first connection holds the presence lock already.
         let mut client = match first.take() {
             Some(c) => c,
-            None => match config.connect(postgres::NoTls) {
-                Ok(mut c) => match announce(&mut c, &gateway) {
-                    Ok(()) => c,
-                    Err(_) => continue,
-                },
-                Err(_) => {
-                    std::thread::sleep(Duration::from_millis(500));
-                    continue;
+            None => {
+                let announced =
+                    config.connect(postgres::NoTls).and_then(|mut c| announce(&mut c, &gateway).map(|()| c));
+                match announced {
+                    Ok(c) => c,
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(500));
+                        continue;
+                    }
                 }
-            },
+            }
         };
         if client.batch_execute(&format!("LISTEN {CHANNEL}")).is_err() {
+            std::thread::sleep(Duration::from_millis(500));
             continue;
         }
         feed.bump();

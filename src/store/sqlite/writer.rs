@@ -215,7 +215,9 @@ pub(super) fn run<D: WriteDb>(
         if !batch.is_empty() {
             // Reloaded rules take effect at the time of the batch that first sees them.
             let current = rules.read().expect("rules lock").clone();
-            let new_rules = (!Arc::ptr_eq(&current, &writer_state.rules)).then_some(current);
+            // A batch without a time (lease renewals only) leaves them for the next.
+            let new_rules =
+                (!Arc::ptr_eq(&current, &writer_state.rules) && batch_time(&batch).is_some()).then_some(current);
             let result = commit_batch(&mut db, &mut writer_state, &batch, new_rules);
             // Live views learn of a commit before its callers are answered,
             // so a page read after a 2xx shows the change. A sender's
@@ -347,6 +349,8 @@ fn commit_batch<D: WriteDb>(
     let mut facts = Vec::new();
     let mut changed = Changed::default();
     let mut state_touched_by_failure = false;
+    // Rules swapped in by a batch that fails are swapped in again by the next.
+    let rules_before = writer_state.rules.clone();
     writer_state.inhibit_touched.clear();
     writer_state.timers.take_changed();
     let outcome = (|| -> Result<(), StoreError> {
@@ -402,6 +406,7 @@ fn commit_batch<D: WriteDb>(
     })();
     if outcome.is_err() {
         db.rollback();
+        writer_state.rules = rules_before;
     }
     if state_touched_by_failure || outcome.is_err() {
         // A rolled-back request may have touched the in-memory state.
