@@ -852,7 +852,15 @@ struct FreshDatabase {
 }
 
 impl FreshDatabase {
+    /// The synchronous client runs a runtime of its own: on a thread of its own.
     fn create(server: &str) -> Result<FreshDatabase> {
+        let server = server.to_owned();
+        std::thread::spawn(move || FreshDatabase::create_here(&server))
+            .join()
+            .map_err(|_| anyhow!("making the database panicked"))?
+    }
+
+    fn create_here(server: &str) -> Result<FreshDatabase> {
         let config: postgres::Config = server.parse().context("--postgres is not a PostgreSQL URL")?;
         let loopback = config.get_hosts().iter().all(|h| match h {
             postgres::config::Host::Tcp(h) => {
@@ -866,7 +874,8 @@ impl FreshDatabase {
         let url = server.to_owned();
         let name = format!("alertgate_loadgen_{}", std::process::id());
         let mut admin = postgres::Client::connect(&url, postgres::NoTls).context("connecting to --postgres")?;
-        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"))?;
+        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+        admin.batch_execute(&format!("CREATE DATABASE {name}"))?;
         let base = url.rsplit_once('/').map_or(url.as_str(), |(b, _)| b);
         eprintln!("[loadgen] made database {name}");
         Ok(FreshDatabase { server: url.clone(), url: format!("{base}/{name}"), name })
@@ -875,9 +884,13 @@ impl FreshDatabase {
 
 impl Drop for FreshDatabase {
     fn drop(&mut self) {
-        if let Ok(mut admin) = postgres::Client::connect(&self.server, postgres::NoTls) {
-            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
-        }
+        let (server, name) = (self.server.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            if let Ok(mut admin) = postgres::Client::connect(&server, postgres::NoTls) {
+                let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        })
+        .join();
     }
 }
 
