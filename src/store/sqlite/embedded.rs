@@ -19,8 +19,8 @@ const UNSHOWN_TABLES: [&str; 6] =
     ["alerts", "notifications", "audit_log", "pending_alerts", "pending_groups", "heartbeats"];
 
 pub(super) struct Embedded {
-    pub conn: Connection,
-    pub size_limit: Option<SizeLimit>,
+    conn: Connection,
+    size_limit: Option<SizeLimit>,
     /// Set whenever a row of a table that live views show changes.
     shown_changed: Arc<AtomicBool>,
     /// Stops the checkpoint thread and waits for it: the last checkpoint

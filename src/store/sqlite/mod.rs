@@ -613,9 +613,6 @@ fn check_integrity(conn: &Connection, how: IntegrityCheck) -> Result<(), StoreEr
     )))
 }
 
-/// Copy the database at `db` to `to` while the gateway may be running: one
-/// read transaction sees a consistent state (WAL readers do not block the
-/// writer), copied with SQLite's backup API, then checked.
 /// This gateway's name among those sharing a database: host, process and
 /// a random part (a restarted gateway is a new one; its leases expire).
 fn gateway_name() -> String {
@@ -646,6 +643,9 @@ pub fn migrate_postgres(url: &str) -> Result<usize, StoreError> {
     schema::migrate_postgres(&sql::PgSession::new(client))
 }
 
+/// Copy the database at `db` to `to` while the gateway may be running: one
+/// read transaction sees a consistent state (WAL readers do not block the
+/// writer), copied with SQLite's backup API, then checked.
 pub fn backup(db: &Path, to: &Path) -> Result<u64, StoreError> {
     if to.exists() {
         return Err(StoreError::Conflict(format!("{} exists; choose a new file", to.display())));

@@ -20,6 +20,7 @@ use super::sql::{self, PgSession, params};
 use super::state::WriterState;
 use super::writer::{Changed, WriteDb};
 use super::{ChangeFeed, StoreError, ms, outbox};
+use crate::model::notification::NotificationState;
 
 /// The advisory lock every write batch takes: "alertgw".
 const WRITE_LOCK: i64 = 0x0061_6c65_7274_6777;
@@ -106,8 +107,6 @@ pub(super) struct SharedDb {
     /// The last `writer_log` row this gateway's memory reflects; `None`:
     /// read everything again before the next batch.
     seen: Option<i64>,
-    /// The row this batch logged, once its commit succeeds.
-    logged: Option<i64>,
     /// Whether the last committed batch changed what live views show.
     shown: bool,
     /// When this gateway last looked for the leases of gateways gone.
@@ -125,7 +124,6 @@ impl SharedDb {
             session: Some(session),
             gateway,
             seen: None,
-            logged: None,
             shown: false,
             dead_leases_checked: None,
             absent: std::collections::BTreeSet::new(),
@@ -176,17 +174,23 @@ impl SharedDb {
         self.run("BEGIN ISOLATION LEVEL READ COMMITTED")
     }
 
+    /// Take the write lock every gateway's batches take (the transaction open).
+    fn lock(&self) -> Result<(), StoreError> {
+        Ok(self.live()?.connection().query_row("SELECT pg_advisory_xact_lock(?1)", [WRITE_LOCK], |_| Ok(()))?)
+    }
+
     /// Hand back the leases of holders absent at this look and the last.
     fn release_dead_leases(&mut self, now: Timestamp) -> Result<usize, StoreError> {
         let c = self.live()?.connection();
         let absent: std::collections::BTreeSet<String> = c
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "SELECT DISTINCT leased_by FROM notifications
-                 WHERE state = 'pending' AND leased_until IS NOT NULL AND leased_by IS NOT NULL AND leased_by <> ?1
+                 WHERE {} AND leased_until IS NOT NULL AND leased_by IS NOT NULL AND leased_by <> ?1
                    AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted
                                    AND l.objsubid = 2 AND l.classid::bigint = ?2
                                    AND l.objid::bigint = (hashtext(notifications.leased_by)::bigint & 4294967295))",
-            )?
+                NotificationState::Pending.sql("state")
+            ))?
             .query_map(params![&*self.gateway, i64::from(PRESENCE)], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         let gone: Vec<String> = absent.intersection(&self.absent).cloned().collect();
@@ -208,8 +212,8 @@ impl SharedDb {
         self.open_transaction()?;
         let gateway = self.gateway.clone();
         let loaded = (|| {
+            self.lock()?;
             let c = self.live()?.connection();
-            c.query_row("SELECT pg_advisory_xact_lock(?1)", [WRITE_LOCK], |_| Ok(()))?;
             let mut state = WriterState::load(&c, rules, audience, now)?;
             state.lease_owner = Some(gateway);
             let seen = last_logged(&c)?;
@@ -236,8 +240,7 @@ impl SharedDb {
 
     /// Bring `state` up to what the other gateways committed.
     fn catch_up(&mut self, state: &mut WriterState, now: Timestamp) -> Result<(), StoreError> {
-        let session = self.session.as_ref().ok_or(StoreError::Closed)?;
-        let c = session.connection();
+        let c = self.live()?.connection();
         let Some(seen) = self.seen else {
             state.reload(&c, now)?;
             self.seen = Some(last_logged(&c)?);
@@ -306,11 +309,10 @@ impl WriteDb for SharedDb {
     }
 
     fn begin(&mut self, state: &mut WriterState, now: Timestamp) -> Result<(), StoreError> {
-        self.logged = None;
         self.shown = false;
         self.open_transaction()?;
         let locked = (|| {
-            self.live()?.connection().query_row("SELECT pg_advisory_xact_lock(?1)", [WRITE_LOCK], |_| Ok(()))?;
+            self.lock()?;
             self.catch_up(state, now)?;
             if self.dead_leases_checked.is_none_or(|at| at.elapsed() >= DEAD_LEASES_EVERY) {
                 self.dead_leases_checked = Some(std::time::Instant::now());
@@ -349,7 +351,7 @@ impl WriteDb for SharedDb {
                      VALUES ((SELECT coalesce(max(seq), 0) + 1 FROM writer_log), ?1, ?2, ?3, ?4, ?5) RETURNING seq",
                     params![
                         &*gateway,
-                        ms(changed.at.unwrap_or_default()),
+                        ms(changed.at),
                         changed.timers,
                         changed.mutes,
                         serde_json::to_string(&inhibit).unwrap_or_default()

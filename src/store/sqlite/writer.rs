@@ -35,19 +35,7 @@ const PART_ALERTS: usize = 1_000;
 /// Whether applying this op can change the writer's in-memory state
 /// (inhibit index, silences), which a rollback must then restore.
 fn touches_writer_state(op: &Op) -> bool {
-    matches!(
-        op,
-        Op::Ingest { .. }
-            | Op::Merge { .. }
-            | Op::Tick { .. }
-            | Op::PingHeartbeat { .. }
-            | Op::CreateSilence { .. }
-            | Op::UpdateSilence { .. }
-            | Op::ExpireSilence { .. }
-            | Op::RecordChange { .. }
-            | Op::CreateOverride { .. }
-            | Op::DeleteOverride { .. }
-    )
+    changes_mutes(op) || matches!(op, Op::Ingest { .. } | Op::Merge { .. } | Op::Tick { .. } | Op::PingHeartbeat { .. })
 }
 
 /// What an op counts towards a batch's bound.
@@ -124,7 +112,7 @@ pub(super) struct Changed {
     /// A notification was queued.
     pub outbox: bool,
     /// The batch's time.
-    pub at: Option<Timestamp>,
+    pub at: Timestamp,
     /// Something a live view shows changed (as far as the ops' answers tell).
     pub shown: bool,
 }
@@ -401,7 +389,7 @@ fn commit_batch<D: WriteDb>(
         changed.inhibit = std::mem::take(&mut writer_state.inhibit_touched);
         changed.shown |= changed.timers || changed.mutes || !changed.inhibit.is_empty();
         changed.outbox = writer_state.outbox_dirty.get();
-        changed.at = Some(now);
+        changed.at = now;
         db.commit(&changed)
     })();
     if outcome.is_err() {
