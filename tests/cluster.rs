@@ -111,6 +111,19 @@ fn alert(name: &str, instance: &str) -> Value {
     json!({"labels": {"alertname": name, "instance": instance}, "annotations": {"summary": "cluster test"}})
 }
 
+/// POST alerts to `url` as Prometheus does; the status, or `None` when
+/// no answer came within `timeout` (the gateway was killed, say).
+async fn send(url: &str, alerts: &[Value], timeout: Duration) -> Option<u16> {
+    let sent = client()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(Value::Array(alerts.to_vec()).to_string())
+        .timeout(timeout)
+        .send()
+        .await;
+    sent.ok().map(|r| r.status().as_u16())
+}
+
 async fn push(g: &Gateway, alerts: &[Value]) -> u16 {
     post(&g.url("/api/v2/alerts"), &Value::Array(alerts.to_vec()).to_string()).await.0
 }
@@ -186,14 +199,7 @@ async fn concurrent_senders_at_two_gateways_get_exact_counts_and_one_incident_pe
                     let batch: Vec<Value> = (0..5)
                         .map(|i| alert(&format!("Load{}", (group + round + sender) % 40), &format!("host{i}")))
                         .collect();
-                    let r = client()
-                        .post(&g_url)
-                        .header("content-type", "application/json")
-                        .body(Value::Array(batch).to_string())
-                        .send()
-                        .await
-                        .unwrap();
-                    statuses.push(r.status().as_u16());
+                    statuses.push(send(&g_url, &batch, Duration::from_secs(30)).await.expect("an answer"));
                 }
             }
             statuses
@@ -237,14 +243,7 @@ async fn a_gateway_killed_under_load_loses_nothing_and_the_survivor_pages_and_br
                 let mut ok = Vec::new();
                 for n in 0..60 {
                     let name = format!("Load{cycle}x{sender}x{n}");
-                    let r = client()
-                        .post(&g_url)
-                        .header("content-type", "application/json")
-                        .body(json!([alert(&name, "h")]).to_string())
-                        .timeout(Duration::from_secs(10))
-                        .send()
-                        .await;
-                    if r.is_ok_and(|r| r.status() == 200) {
+                    if send(&g_url, &[alert(&name, "h")], Duration::from_secs(10)).await == Some(200) {
                         ok.push(name);
                     }
                 }
@@ -395,14 +394,7 @@ async fn while_the_database_is_away_ingest_answers_503_and_recovers_by_itself() 
             while sending.load(std::sync::atomic::Ordering::SeqCst) {
                 n += 1;
                 let name = format!("Outage{n}");
-                let status = client()
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(json!([alert(&name, "h")]).to_string())
-                    .timeout(Duration::from_secs(20))
-                    .send()
-                    .await
-                    .map_or(0, |r| r.status().as_u16());
+                let status = send(&url, &[alert(&name, "h")], Duration::from_secs(20)).await.unwrap_or(0);
                 answers.push((name, status));
             }
             answers
