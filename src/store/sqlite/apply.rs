@@ -3,6 +3,7 @@
 //! a sender's acknowledge and resolve), on the bookkeeping connection.
 use jiff::Timestamp;
 
+use super::bulk::Bulk;
 use super::outbox;
 use super::sql::{Connection, OptionalExtension, params};
 use super::state::{AlertRef, StoredAlert, WriterState};
@@ -157,10 +158,18 @@ pub(super) fn ingest(
     let mut outcome = IngestOutcome::default();
     let rules = writer_state.rules.clone();
     let mut pinged = std::collections::BTreeMap::new();
-    for (u, enc) in updates.iter().zip(encoded) {
+    let mut bulk = Bulk::default();
+    for (i, (u, enc)) in updates.iter().zip(encoded).enumerate() {
+        if let AlertUpdate::Observe(alert) = u {
+            pinged.extend(crate::engine::heartbeat::pinged_by(&rules, alert).map(|hb| (&hb.name, hb)));
+        }
+        if let Some(obs) = bulk.take(tx, writer_state, &updates[i..], &encoded[i..], now)? {
+            outcome.count(obs);
+            continue;
+        }
+        bulk.give_way(tx, now)?;
         match u {
             AlertUpdate::Observe(alert) => {
-                pinged.extend(crate::engine::heartbeat::pinged_by(&rules, alert).map(|hb| (&hb.name, hb)));
                 let (labels, annotations) = enc.as_ref().map(|(l, a)| (l.as_str(), a.as_str())).unwrap_or_default();
                 let (id, obs) = observe_alert(tx, alert, labels, annotations, now)?;
                 outcome.count(obs);
@@ -192,6 +201,7 @@ pub(super) fn ingest(
             }
         }
     }
+    bulk.finish(tx, now)?;
     writer_state.ping_heartbeats(tx, pinged.into_values(), now)?;
     Ok(outcome)
 }

@@ -324,12 +324,20 @@ impl WriterState {
 
     /// The maintenance window (change id) the service of `rule` for this alert is in.
     fn in_maintenance(&self, rule: &IncidentRule, a: &AlertRef<'_>, now: Timestamp) -> Option<i64> {
-        let service = self.service_of(rule, a)?;
-        self.maintenance_of(&service, now)
+        self.maintenance_for(rule, a.labels, a.annotations, now)
     }
 
-    fn service_of(&self, rule: &IncidentRule, a: &AlertRef<'_>) -> Option<String> {
-        opening::service_of(&self.rules, rule, a.labels, a.annotations)
+    /// The maintenance window the service of `rule` for an alert with
+    /// these labels and annotations is in.
+    pub(super) fn maintenance_for(
+        &self,
+        rule: &IncidentRule,
+        labels: &LabelSet,
+        annotations: &crate::model::Annotations,
+        now: Timestamp,
+    ) -> Option<i64> {
+        let service = opening::service_of(&self.rules, rule, labels, annotations)?;
+        self.maintenance_of(&service, now)
     }
 
     /// Open an incident for `first` and every firing alert held in its pending group.
@@ -527,7 +535,7 @@ impl WriterState {
     }
 
     /// Why an alert opens no incident now, if it is muted.
-    fn mute_reason(&self, fp: &Fingerprint, labels: &LabelSet, now: Timestamp) -> Option<MuteReason> {
+    pub(super) fn mute_reason(&self, fp: &Fingerprint, labels: &LabelSet, now: Timestamp) -> Option<MuteReason> {
         let silence = silenced_by(&self.silences, labels, now).map(|s| s.id);
         // Inhibition is looked up only when no silence already mutes.
         engine::mute_reason(silence, silence.is_none() && self.inhibit.inhibits(&self.rules.inhibit_rules, fp, labels))
@@ -701,11 +709,13 @@ fn hold_pending(
     Ok(())
 }
 
+/// The latest incident of `rule` the alert belongs to (ordered by the whole
+/// `incident_alerts_alert` index, as `latest_for_key` is, for PostgreSQL).
 fn own_incident(tx: &Connection, alert_id: i64, rule: &str) -> Result<Option<(IncidentView, bool)>, StoreError> {
     tx.prepare_cached(
         "SELECT i.id, i.state, i.created_at, i.resolved_at, ia.firing FROM incident_alerts ia
          JOIN incidents i ON i.id = ia.incident_id
-         WHERE ia.alert_id = ?1 AND ia.rule = ?2 ORDER BY ia.incident_id DESC LIMIT 1",
+         WHERE ia.alert_id = ?1 AND ia.rule = ?2 ORDER BY ia.alert_id DESC, ia.rule DESC, ia.incident_id DESC LIMIT 1",
     )?
     .query_row(params![alert_id, rule], |r| {
         Ok((r.get::<i64>(0)?, r.get::<String>(1)?, r.get::<i64>(2)?, r.get::<Option<i64>>(3)?, r.get::<bool>(4)?))
@@ -718,11 +728,14 @@ fn own_incident(tx: &Connection, alert_id: i64, rule: &str) -> Result<Option<(In
 fn latest_for_key(tx: &Connection, rule: &str, key: &str) -> Result<Option<IncidentView>, StoreError> {
     tx.prepare_cached(
         // An incident merged into another stands for it: new alerts of its
-        // key go where it went.
+        // key go where it went. The order names every column of the
+        // (rule, group_key, id) index: ordered by id alone, PostgreSQL's
+        // generic plan may walk the primary key backwards through every
+        // incident to find a key that has none.
         "SELECT COALESCE(t.id, i.id), COALESCE(t.state, i.state), COALESCE(t.created_at, i.created_at),
                 CASE WHEN t.id IS NULL THEN i.resolved_at ELSE t.resolved_at END
          FROM incidents i LEFT JOIN incidents t ON t.id = i.merged_into
-         WHERE i.rule = ?1 AND i.group_key = ?2 ORDER BY i.id DESC LIMIT 1",
+         WHERE i.rule = ?1 AND i.group_key = ?2 ORDER BY i.rule DESC, i.group_key DESC, i.id DESC LIMIT 1",
     )?
     .query_row(params![rule, key], |r| {
         Ok((r.get::<i64>(0)?, r.get::<String>(1)?, r.get::<i64>(2)?, r.get::<Option<i64>>(3)?))

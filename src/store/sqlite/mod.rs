@@ -8,6 +8,7 @@
 mod action_items;
 mod apply;
 mod audit;
+mod bulk;
 mod changes;
 mod copy;
 mod desk;

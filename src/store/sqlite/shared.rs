@@ -63,8 +63,12 @@ pub fn parse_url(url: &str) -> Result<postgres::Config, StoreError> {
     // (and so every gateway) for long: the server ends a transaction idle
     // for 30 s, notices a dead client within half a minute, and a batch
     // waits at most 30 s for the lock (then its callers get a 503).
+    // Statements are planned at each run with the tables as they are: a
+    // session lives for days, and a plan cached while a table was empty
+    // (the server's default keeps it) can walk every row of it later.
     let server_side = "-c idle_in_transaction_session_timeout=30s -c lock_timeout=30s \
-                       -c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3";
+                       -c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3 \
+                       -c plan_cache_mode=force_custom_plan";
     let options = match config.get_options() {
         Some(own) => format!("{own} {server_side}"),
         None => server_side.to_owned(),

@@ -307,6 +307,12 @@ impl<'c> Connection<'c> {
         Connection { engine: Engine::Postgres(s) }
     }
 
+    /// Whether statements cross a network to PostgreSQL (each a round
+    /// trip) rather than run in process on SQLite.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.engine, Engine::Postgres(_))
+    }
+
     /// A statement kept in the connection's cache: the store's statements
     /// are a fixed set, prepared once.
     pub fn prepare_cached(&self, sql: &str) -> Result<Statement<'c>> {
@@ -515,6 +521,107 @@ impl<T> OptionalExtension<T> for Result<T> {
 /// (PostgreSQL sums no booleans, and its sum of integers is NUMERIC).
 pub fn count_where(predicate: &str) -> String {
     format!("CAST(coalesce(sum(CASE WHEN {predicate} THEN 1 ELSE 0 END), 0) AS BIGINT)")
+}
+
+// --- Many rows at once ------------------------------------------------------
+
+/// One column of the rows a [`ForRows`] statement runs for; every column
+/// of a call holds one value per row.
+pub enum Column<'a> {
+    Int(Vec<Option<i64>>),
+    Text(Vec<Option<&'a str>>),
+}
+
+impl Column<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Column::Int(v) => v.len(),
+            Column::Text(v) => v.len(),
+        }
+    }
+
+    fn value(&self, row: usize) -> ValueRef<'_> {
+        match self {
+            Column::Int(v) => v[row].map_or(ValueRef::Null, ValueRef::Integer),
+            Column::Text(v) => v[row].map_or(ValueRef::Null, ValueRef::Text),
+        }
+    }
+}
+
+/// A statement for many rows. On PostgreSQL it runs once, each column an
+/// array parameter (`unnest(?1::bigint[], ?2::text[])`): one round trip
+/// for the lot. On SQLite, in process, it runs once per row with that
+/// row's values as `?1`, `?2`...
+pub struct ForRows {
+    pub sqlite: String,
+    pub postgres: String,
+}
+
+struct RowParams<'a>(Vec<ValueRef<'a>>);
+
+impl Params for RowParams<'_> {
+    fn each(&self) -> impl Iterator<Item = &dyn ToSql> {
+        self.0.iter().map(|v| v as &dyn ToSql)
+    }
+}
+
+impl ToSql for ValueRef<'_> {
+    fn to_sql(&self) -> ValueRef<'_> {
+        *self
+    }
+}
+
+impl Connection<'_> {
+    /// Run `statement` for the rows given column by column, handing each
+    /// row it returns to `each`.
+    pub fn for_rows(
+        &self,
+        statement: &ForRows,
+        columns: &[Column<'_>],
+        mut each: impl FnMut(&Row<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let rows = columns.first().map_or(0, Column::len);
+        if rows == 0 {
+            return Ok(());
+        }
+        if columns.iter().any(|c| c.len() != rows) {
+            return Err(Error::Conversion("columns of unequal length".into()));
+        }
+        match self.engine {
+            Engine::Sqlite(c) => {
+                let mut s = Statement::Cached(c.prepare_cached(&statement.sqlite)?);
+                for row in 0..rows {
+                    let values = RowParams(columns.iter().map(|c| c.value(row)).collect());
+                    s.each_row(values, &mut |r| each(r).map(|()| true))?;
+                }
+                Ok(())
+            }
+            Engine::Postgres(session) => {
+                let prepared = session.prepare(&statement.postgres)?;
+                let texts: Vec<Option<Vec<Option<std::borrow::Cow<'_, str>>>>> = columns
+                    .iter()
+                    .map(|c| match c {
+                        Column::Text(v) => Some(v.iter().map(|t| t.map(pg_text_in)).collect()),
+                        Column::Int(_) => None,
+                    })
+                    .collect();
+                let arrays: Vec<Box<dyn postgres::types::ToSql + Sync + '_>> = columns
+                    .iter()
+                    .zip(&texts)
+                    .map(|(c, t)| -> Box<dyn postgres::types::ToSql + Sync + '_> {
+                        match (c, t) {
+                            (_, Some(t)) => Box::new(t.iter().map(|v| v.as_deref()).collect::<Vec<Option<&str>>>()),
+                            (Column::Int(v), None) => Box::new(v.clone()),
+                            (Column::Text(_), None) => unreachable!("text columns are escaped above"),
+                        }
+                    })
+                    .collect();
+                let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = arrays.iter().map(|a| &**a as _).collect();
+                let found = session.client.borrow_mut().query(&prepared, &refs)?;
+                found.iter().try_for_each(|r| each(&Row::Postgres(r)))
+            }
+        }
+    }
 }
 
 // --- PostgreSQL -------------------------------------------------------------
