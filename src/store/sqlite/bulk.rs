@@ -55,8 +55,9 @@ static READ_GROUPS: LazyLock<ForRows> = LazyLock::new(|| {
              ORDER BY i.rule DESC, i.group_key DESC, i.id DESC LIMIT 1"
         )
     };
-    let pending =
-        |rule: &str, key: &str| format!("EXISTS (SELECT 1 FROM pending_groups p WHERE p.rule = {rule} AND p.group_key = {key})");
+    let pending = |rule: &str, key: &str| {
+        format!("EXISTS (SELECT 1 FROM pending_groups p WHERE p.rule = {rule} AND p.group_key = {key})")
+    };
     ForRows {
         sqlite: format!(
             "SELECT l.id, l.state, l.created_at, l.resolved_at, l.labels, {}, ?1, ?2
@@ -77,7 +78,9 @@ static INSERT_ALERTS: LazyLock<ForRows> = LazyLock::new(|| {
     let into = "INSERT INTO alerts (fingerprint, source, status, labels, annotations, starts_at, ends_at,
         expires_at, generator_url, first_seen, last_seen, occurrences, raw)";
     ForRows {
-        sqlite: format!("{into} VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, 1, ?11) RETURNING id, fingerprint"),
+        sqlite: format!(
+            "{into} VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, 1, ?11) RETURNING id, fingerprint"
+        ),
         postgres: format!(
             "{into} SELECT v.fingerprint, v.source, v.status, v.labels, v.annotations, v.starts_at, v.ends_at,
                 v.expires_at, v.generator_url, v.seen, v.seen, 1, v.raw
@@ -110,10 +113,11 @@ static RESEND_ALERTS: LazyLock<ForRows> = LazyLock::new(|| ForRows {
 static LINK_ALERTS: LazyLock<ForRows> = LazyLock::new(|| ForRows {
     sqlite: "INSERT INTO incident_alerts (incident_id, alert_id, rule, firing, joined_at) VALUES (?1, ?2, ?3, 1, ?4)"
         .into(),
-    postgres: "INSERT INTO incident_alerts (incident_id, alert_id, rule, firing, joined_at)
+    postgres:
+        "INSERT INTO incident_alerts (incident_id, alert_id, rule, firing, joined_at)
          SELECT v.incident_id, v.alert_id, v.rule, 1, v.joined_at
          FROM unnest(?1::bigint[], ?2::bigint[], ?3::text[], ?4::bigint[]) AS v(incident_id, alert_id, rule, joined_at)"
-        .into(),
+            .into(),
 });
 
 /// Alerts joined an incident: its counts, common labels and auto-resolve.
@@ -391,7 +395,9 @@ impl<'b> Bulk<'b> {
         if tx.is_postgres() {
             for u in rest {
                 let AlertUpdate::Observe(a) = u else { continue };
-                if a.status != AlertStatus::Firing || !matches!(self.known.alerts.get(a.fingerprint.as_str()), Some(None)) {
+                if a.status != AlertStatus::Firing
+                    || !matches!(self.known.alerts.get(a.fingerprint.as_str()), Some(None))
+                {
                     continue;
                 }
                 for rule in rules.route(&a.labels) {
@@ -415,7 +421,11 @@ impl<'b> Bulk<'b> {
                         state: IncidentState::parse(&state)
                             .ok_or_else(|| corrupt(format!("incident state {state:?}")))?,
                         created_at: ts(r.get(2)?).map_err(|e| corrupt(e.to_string()))?,
-                        resolved_at: r.get::<Option<i64>>(3)?.map(ts).transpose().map_err(|e| corrupt(e.to_string()))?,
+                        resolved_at: r
+                            .get::<Option<i64>>(3)?
+                            .map(ts)
+                            .transpose()
+                            .map_err(|e| corrupt(e.to_string()))?,
                     })
                 }
             };
@@ -483,7 +493,11 @@ impl<'b> Bulk<'b> {
 }
 
 /// Insert the new alerts; their ids by fingerprint.
-fn insert_created(tx: &Connection, created: &[Created<'_>], now: Timestamp) -> Result<HashMap<String, i64>, StoreError> {
+fn insert_created(
+    tx: &Connection,
+    created: &[Created<'_>],
+    now: Timestamp,
+) -> Result<HashMap<String, i64>, StoreError> {
     let mut ids = HashMap::with_capacity(created.len());
     tx.for_rows(
         &INSERT_ALERTS,

@@ -115,6 +115,9 @@ pub(super) struct SharedDb {
     shown: bool,
     /// When this gateway last looked for the leases of gateways gone.
     dead_leases_checked: Option<std::time::Instant>,
+    /// A request's savepoint succeeded and is released with the next
+    /// statement sent (see `release`).
+    release_pending: bool,
     /// Lease holders found without their presence lock at the last look:
     /// a holder is taken for gone only when absent at two looks in a row,
     /// so a gateway whose listening connection blinked keeps its leases.
@@ -130,6 +133,7 @@ impl SharedDb {
             seen: None,
             shown: false,
             dead_leases_checked: None,
+            release_pending: false,
             absent: std::collections::BTreeSet::new(),
         }
     }
@@ -170,17 +174,20 @@ impl SharedDb {
         r.map_err(|e| self.failed(e))
     }
 
-    /// Open a batch's transaction, connecting first if need be. READ
+    /// Open a batch's transaction holding the write lock every gateway's
+    /// batches take, connecting first if need be, in one round trip. READ
     /// COMMITTED whatever the server's default: each statement after the
     /// lock sees what the lock's previous holder committed.
-    fn open_transaction(&mut self) -> Result<(), StoreError> {
+    fn open_locked_transaction(&mut self) -> Result<(), StoreError> {
         self.connected()?;
-        self.run("BEGIN ISOLATION LEVEL READ COMMITTED")
-    }
-
-    /// Take the write lock every gateway's batches take (the transaction open).
-    fn lock(&self) -> Result<(), StoreError> {
-        Ok(self.live()?.connection().query_row("SELECT pg_advisory_xact_lock(?1)", [WRITE_LOCK], |_| Ok(()))?)
+        self.release_pending = false;
+        let opened =
+            self.run(&format!("BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({WRITE_LOCK})"));
+        if opened.is_err() {
+            // The lock timed out in an open transaction: end it.
+            self.rollback();
+        }
+        opened
     }
 
     /// Hand back the leases of holders absent at this look and the last.
@@ -213,10 +220,9 @@ impl SharedDb {
         audience: crate::model::notification::Audience,
         now: Timestamp,
     ) -> Result<WriterState, StoreError> {
-        self.open_transaction()?;
+        self.open_locked_transaction()?;
         let gateway = self.gateway.clone();
         let loaded = (|| {
-            self.lock()?;
             let c = self.live()?.connection();
             let mut state = WriterState::load(&c, rules, audience, now)?;
             state.lease_owner = Some(gateway);
@@ -314,9 +320,8 @@ impl WriteDb for SharedDb {
 
     fn begin(&mut self, state: &mut WriterState, now: Timestamp) -> Result<(), StoreError> {
         self.shown = false;
-        self.open_transaction()?;
+        self.open_locked_transaction()?;
         let locked = (|| {
-            self.lock()?;
             self.catch_up(state, now)?;
             if self.dead_leases_checked.is_none_or(|at| at.elapsed() >= DEAD_LEASES_EVERY) {
                 self.dead_leases_checked = Some(std::time::Instant::now());
@@ -332,11 +337,18 @@ impl WriteDb for SharedDb {
     }
 
     fn savepoint(&mut self) -> Result<(), StoreError> {
-        self.run("SAVEPOINT request")
+        if std::mem::take(&mut self.release_pending) {
+            self.run("RELEASE SAVEPOINT request; SAVEPOINT request")
+        } else {
+            self.run("SAVEPOINT request")
+        }
     }
 
+    /// Sent with the next savepoint (or made moot by the commit): a round
+    /// trip less per request.
     fn release(&mut self) -> Result<(), StoreError> {
-        self.run("RELEASE SAVEPOINT request")
+        self.release_pending = true;
+        Ok(())
     }
 
     fn rollback_to(&mut self) -> Result<(), StoreError> {
