@@ -141,7 +141,11 @@ fn stored_fingerprints(db: &Database) -> BTreeSet<String> {
 
 /// The alertnames of every alert stored, read from the database itself.
 fn stored_alertnames(db: &Database) -> BTreeSet<String> {
-    db.column("SELECT labels FROM alerts")
+    alertnames_at(&db.url)
+}
+
+fn alertnames_at(url: &str) -> BTreeSet<String> {
+    common::pg::column_at(url, "SELECT labels FROM alerts")
         .into_iter()
         .flatten()
         .map(|l| serde_json::from_str::<Value>(&l).unwrap()["alertname"].as_str().unwrap().to_owned())
@@ -383,8 +387,23 @@ async fn while_the_database_is_away_ingest_answers_503_and_recovers_by_itself() 
     through.set_host(Some("127.0.0.1")).unwrap();
     through.set_port(Some(proxy.port)).unwrap();
     let g = Gateway::start_with(Options { database_url: Some(through.to_string()), ..Default::default() });
+    outage_under_load(&g, &db.url, || proxy.cut(), || proxy.restore()).await;
+}
 
-    // A sender that keeps sending, one new alert per request.
+/// The server itself stopped (fast shutdown: every session ended) and
+/// started again, a server of the test's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_restarted_under_load_gives_503s_then_full_recovery() {
+    let server = common::pg::PrivateServer::start();
+    let g = Gateway::start_with(Options { database_url: Some(server.url.clone()), ..Default::default() });
+    outage_under_load(&g, &server.url, || server.stop(), || server.start_again()).await;
+}
+
+/// A sender keeps sending, one new alert per request, while `cut` takes
+/// the database away and `restore` brings it back: only 200s and 503s,
+/// `/readyz` failing meanwhile and passing after, every alert answered
+/// 200 stored, and the gateway taking alerts again by itself.
+async fn outage_under_load(g: &Gateway, db_url: &str, cut: impl FnOnce(), restore: impl FnOnce()) {
     let sending = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let sender = {
         let (url, sending) = (g.url("/api/v2/alerts"), sending.clone());
@@ -402,25 +421,25 @@ async fn while_the_database_is_away_ingest_answers_503_and_recovers_by_itself() 
     };
     let ready = || async { get(&g.url("/readyz")).await.0 };
     wait_for(Duration::from_secs(30), "alerts accepted before the outage", || async {
-        (db.column("SELECT count(*)::text FROM alerts")[0].as_deref().unwrap_or("0").parse::<u32>().unwrap() > 20)
-            .then_some(())
+        let count = common::pg::column_at(db_url, "SELECT count(*)::text FROM alerts");
+        (count[0].as_deref().unwrap_or("0").parse::<u32>().unwrap() > 20).then_some(())
     })
     .await;
-    proxy.cut();
+    cut();
     wait_for(Duration::from_secs(30), "/readyz failing while the database is away", || async {
         (ready().await == 503).then_some(())
     })
     .await;
     let (status, body) = post(&g.url("/api/v2/alerts"), &json!([alert("DuringOutage", "h")]).to_string()).await;
     assert_eq!(status, 503, "senders are told to retry: {body}");
-    proxy.restore();
+    restore();
     wait_for(Duration::from_secs(30), "/readyz passing again", || async { (ready().await == 200).then_some(()) }).await;
     let (status, body) = post(&g.url("/api/v2/alerts"), &json!([alert("AfterOutage", "h")]).to_string()).await;
     assert_eq!(status, 200, "{body}");
     sending.store(false, std::sync::atomic::Ordering::SeqCst);
     let answers = sender.await.unwrap();
 
-    let stored = stored_alertnames(&db);
+    let stored = alertnames_at(db_url);
     let accepted: Vec<&String> = answers.iter().filter(|(_, s)| *s == 200).map(|(n, _)| n).collect();
     let lost: Vec<&&String> = accepted.iter().filter(|n| !stored.contains(n.as_str())).collect();
     assert!(lost.is_empty(), "answered 200 but not stored: {lost:?}");
