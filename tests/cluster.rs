@@ -32,6 +32,10 @@ incident_rules:
     impact: high
     urgency: high
     notify: [hook]
+inhibit_rules:
+  - source_matchers: ['severity="critical"']
+    target_matchers: ['severity="warning"']
+    equal: [alertname, cluster]
 "#;
 
 /// A webhook receiver that records every delivery it answered 200, and
@@ -184,6 +188,44 @@ async fn a_silence_made_on_one_gateway_mutes_an_alert_arriving_at_the_other_at_o
     let titles: Vec<String> =
         incidents(a).await.iter().map(|i| i["title"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
     assert_eq!(titles, ["CpuHot"], "the silenced alert opened nothing, seen from either gateway");
+}
+
+/// The cluster's inhibition: a critical alert mutes the warning of the
+/// same alertname and cluster.
+fn severe(instance: &str, severity: &str, resolved: bool) -> Value {
+    let mut a =
+        json!({"labels": {"alertname": "DiskFull", "cluster": "c1", "instance": instance, "severity": severity}});
+    if resolved {
+        a["endsAt"] = json!(common::wall_clock().to_string());
+    }
+    a
+}
+
+async fn muted_by(g: &Gateway, instance: &str) -> Value {
+    let (status, alerts) = get(&g.url("/api/v1/alerts")).await;
+    assert_eq!(status, 200, "{alerts}");
+    let found = alerts["alerts"].as_array().unwrap().iter().find(|a| a["labels"]["instance"] == instance).cloned();
+    found.unwrap_or_else(|| panic!("no alert of {instance}: {alerts:#}"))["mutedBy"].clone()
+}
+
+#[tokio::test]
+async fn an_inhibiting_alert_at_one_gateway_mutes_and_releases_at_the_other_at_once() {
+    let hook = Receiver::default().start().await;
+    let c = cluster(2, &hook, None);
+    let (a, b) = (&c.gateways[0], &c.gateways[1]);
+    assert_eq!(push(a, &[severe("db1", "critical", false)]).await, 200);
+    // The very next request at the other gateway knows the source.
+    assert_eq!(push(b, &[severe("db2", "warning", false)]).await, 200);
+    assert_eq!(muted_by(b, "db2").await, "inhibited");
+    // The source resolves at the first gateway: the other's next new
+    // warning opens its incident.
+    assert_eq!(push(a, &[severe("db1", "critical", true)]).await, 200);
+    assert_eq!(push(b, &[severe("db3", "warning", false)]).await, 200);
+    assert!(muted_by(b, "db3").await.is_null(), "the inhibiting alert resolved");
+    assert!(muted_by(b, "db2").await.is_null(), "released when its source resolved");
+    let open: Vec<Value> = incidents(b).await.into_iter().filter(|i| i["state"] != "resolved").collect();
+    assert_eq!(open.len(), 1, "one incident for the warnings: {open:#?}");
+    assert_eq!(open[0]["alertCount"], 2, "{open:#?}");
 }
 
 #[tokio::test]

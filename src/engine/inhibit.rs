@@ -32,6 +32,15 @@ impl InhibitIndex {
         InhibitIndex { sources: rules.iter().map(|_| HashMap::new()).collect(), filed: HashMap::new() }
     }
 
+    /// Whether an alert with these labels is, or was, an inhibition
+    /// source: what [`InhibitIndex::update`] files or unfiles (an alert
+    /// whose fingerprint is its label hash was one exactly when it is one;
+    /// another is in `filed` if it was). Other gateways sharing the
+    /// database are told of these alerts only.
+    pub fn concerns(&self, rules: &[InhibitRule], fp: &Fingerprint, labels: &LabelSet) -> bool {
+        rules.iter().any(|rule| rule.source_matchers.iter().all(|m| m.matches(labels))) || self.filed.contains_key(fp)
+    }
+
     /// Record an alert's current labels and status. Returns true when some
     /// group of equal labels lost its last firing source, so the alerts it
     /// muted may open incidents now.
@@ -166,5 +175,26 @@ mod tests {
         }
         assert!(index.inhibits(&rules, &Fingerprint::of_labels(&warn_a), &warn_a));
         assert!(!index.inhibits(&rules, &Fingerprint::of_labels(&warn_b), &warn_b));
+    }
+
+    #[test]
+    fn only_sources_and_former_sources_concern_inhibition() {
+        let rules = vec![InhibitRule {
+            source_matchers: parse_matchers("severity=\"critical\"").unwrap(),
+            target_matchers: parse_matchers("severity=\"warning\"").unwrap(),
+            equal: vec!["cluster".into()],
+        }];
+        let mut index = InhibitIndex::new(&rules);
+        let crit = labels(&[("severity", "critical"), ("cluster", "a")]);
+        let warn = labels(&[("severity", "warning"), ("cluster", "a")]);
+        assert!(index.concerns(&rules, &Fingerprint::of_labels(&crit), &crit));
+        assert!(!index.concerns(&rules, &Fingerprint::of_labels(&warn), &warn));
+        // A sender's key whose alert was critical and now is a warning: it
+        // leaves the sources, which other gateways must hear of.
+        let key = Fingerprint::parse("pagerduty-dedup-key").unwrap();
+        index.update(&rules, &key, &crit, true);
+        assert!(index.concerns(&rules, &key, &warn));
+        index.update(&rules, &key, &warn, true);
+        assert!(!index.concerns(&rules, &key, &warn));
     }
 }

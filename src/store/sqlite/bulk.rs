@@ -330,10 +330,10 @@ impl<'b> Bulk<'b> {
             }
             joins.push((id, rule.name.clone()));
         }
-        ws.inhibit.update(&rules.inhibit_rules, &a.fingerprint, &a.labels, true);
-        if !rules.inhibit_rules.is_empty() {
+        if ws.inhibit.concerns(&rules.inhibit_rules, &a.fingerprint, &a.labels) {
             ws.inhibit_touched.push(a.fingerprint.clone());
         }
+        ws.inhibit.update(&rules.inhibit_rules, &a.fingerprint, &a.labels, true);
         let created = self.gathered.created.len();
         self.gathered.created.push(Created { alert: a, source: a.source.to_string(), labels, annotations });
         for (id, rule) in joins {

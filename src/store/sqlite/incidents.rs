@@ -2,7 +2,7 @@
 //! people's actions inside the writer's transaction.
 use std::sync::Arc;
 
-use super::sql::{Connection, OptionalExtension, params};
+use super::sql::{Column, Connection, ForRows, OptionalExtension, params};
 use jiff::Timestamp;
 use serde_json::json;
 
@@ -48,6 +48,12 @@ static OPEN_INCIDENTS_OF_ALERT: std::sync::LazyLock<String> = std::sync::LazyLoc
          WHERE ia.alert_id = ?1 AND {}",
         IncidentState::open_sql("i.state")
     )
+});
+
+/// Alerts by fingerprint, for their part in inhibitions.
+static READ_INHIBIT: std::sync::LazyLock<ForRows> = std::sync::LazyLock::new(|| ForRows {
+    sqlite: "SELECT fingerprint, labels, status FROM alerts WHERE fingerprint = ?1".into(),
+    postgres: "SELECT fingerprint, labels, status FROM alerts WHERE fingerprint = ANY(?1::text[])".into(),
 });
 
 impl WriterState {
@@ -110,21 +116,23 @@ impl WriterState {
         self.reload_overrides(conn, now)
     }
 
-    /// Read again one alert's part in inhibitions (it fired or resolved
-    /// through another gateway).
-    pub fn refresh_inhibit(&mut self, conn: &Connection, fp: &Fingerprint) -> Result<(), StoreError> {
+    /// Read again some alerts' part in inhibitions (they fired or resolved
+    /// through another gateway), in one statement.
+    pub fn refresh_inhibit(&mut self, conn: &Connection, fps: &[String]) -> Result<(), StoreError> {
         let rules = self.rules.clone();
         if rules.inhibit_rules.is_empty() {
             return Ok(());
         }
-        let row: Option<(String, String)> = conn
-            .prepare_cached("SELECT labels, status FROM alerts WHERE fingerprint = ?1")?
-            .query_row([fp.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        if let Some((labels, status)) = row {
+        let mut rows = Vec::with_capacity(fps.len());
+        conn.for_rows(&READ_INHIBIT, &[Column::Text(fps.iter().map(|f| Some(f.as_str())).collect())], |r| {
+            rows.push((r.get::<String>(0)?, r.get::<String>(1)?, r.get::<String>(2)?));
+            Ok(())
+        })?;
+        for (fp, labels, status) in rows {
+            let fp = Fingerprint::parse(&fp).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let labels: LabelSet = serde_json::from_str(&labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let firing = AlertStatus::parse(&status) == Some(AlertStatus::Firing);
-            self.inhibit.update(&rules.inhibit_rules, fp, &labels, firing);
+            self.inhibit.update(&rules.inhibit_rules, &fp, &labels, firing);
         }
         Ok(())
     }
@@ -213,10 +221,10 @@ impl WriterState {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let rules = self.rules.clone();
-        self.inhibit.update(&rules.inhibit_rules, a.fingerprint, a.labels, true);
-        if newly_fired && !rules.inhibit_rules.is_empty() {
+        if newly_fired && self.inhibit.concerns(&rules.inhibit_rules, a.fingerprint, a.labels) {
             self.inhibit_touched.push(a.fingerprint.clone());
         }
+        self.inhibit.update(&rules.inhibit_rules, a.fingerprint, a.labels, true);
         if !newly_fired && !mute::routes(newly_fired, self.still_in_open_incidents(tx, a, now)?) {
             return Ok(());
         }
@@ -460,10 +468,10 @@ impl WriterState {
     /// with no firing alert, and drop it from pending groups.
     pub fn on_resolved(&mut self, tx: &Connection, a: &AlertRef<'_>, now: Timestamp) -> Result<(), StoreError> {
         let rules = self.rules.clone();
-        let sources_changed = self.inhibit.update(&rules.inhibit_rules, a.fingerprint, a.labels, false);
-        if !rules.inhibit_rules.is_empty() {
+        if self.inhibit.concerns(&rules.inhibit_rules, a.fingerprint, a.labels) {
             self.inhibit_touched.push(a.fingerprint.clone());
         }
+        let sources_changed = self.inhibit.update(&rules.inhibit_rules, a.fingerprint, a.labels, false);
         let linked: Vec<i64> = tx
             .prepare_cached("SELECT incident_id FROM incident_alerts WHERE alert_id = ?1 AND firing = 1")?
             .query_map([a.id], |r| r.get(0))?

@@ -285,10 +285,7 @@ impl SharedDb {
         if inhibit.len() > INHIBIT_REREAD_MAX {
             state.reload(&c, now)?;
         } else {
-            for fp in inhibit {
-                let fp = crate::model::Fingerprint::parse(&fp).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                state.refresh_inhibit(&c, &fp)?;
-            }
+            state.refresh_inhibit(&c, &inhibit)?;
         }
         self.seen = Some(last);
         Ok(())
