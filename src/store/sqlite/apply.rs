@@ -158,7 +158,7 @@ pub(super) fn ingest(
     let mut outcome = IngestOutcome::default();
     let rules = writer_state.rules.clone();
     let mut pinged = std::collections::BTreeMap::new();
-    let mut bulk = Bulk::default();
+    let mut bulk = Bulk::new(tx);
     for (i, (u, enc)) in updates.iter().zip(encoded).enumerate() {
         if let AlertUpdate::Observe(alert) = u {
             pinged.extend(crate::engine::heartbeat::pinged_by(&rules, alert).map(|hb| (&hb.name, hb)));

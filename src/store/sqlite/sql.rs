@@ -916,6 +916,40 @@ pub(super) mod tests {
         assert_eq!(pg_text_in("plain"), std::borrow::Cow::Borrowed("plain"));
     }
 
+    /// Many rows in one statement: inserted (NULLs and NUL characters
+    /// among them), their ids returned, then found again by a list of keys.
+    fn for_rows_round_trip(c: Connection<'_>) {
+        let insert = ForRows {
+            sqlite: "INSERT INTO t (n, s) VALUES (?1, ?2) RETURNING id, s".into(),
+            postgres: "INSERT INTO t (n, s) SELECT * FROM unnest(?1::bigint[], ?2::text[]) RETURNING id, s".into(),
+        };
+        let texts = [Some("one"), None, Some("th\0ree")];
+        let mut ids = Vec::new();
+        c.for_rows(&insert, &[Column::Int(vec![Some(1), Some(2), None]), Column::Text(texts.to_vec())], |r| {
+            ids.push((r.get::<i64>(0)?, r.get::<Option<String>>(1)?));
+            Ok(())
+        })
+        .unwrap();
+        let returned: Vec<Option<&str>> = ids.iter().map(|(_, s)| s.as_deref()).collect();
+        assert_eq!(returned, texts, "one row back per row in, in order");
+        let find = ForRows {
+            sqlite: "SELECT n FROM t WHERE s = ?1".into(),
+            postgres: "SELECT n FROM t WHERE s = ANY(?1::text[])".into(),
+        };
+        let mut found = Vec::new();
+        c.for_rows(&find, &[Column::Text(vec![Some("th\0ree"), Some("one"), Some("none")])], |r| {
+            found.push(r.get::<Option<i64>>(0)?);
+            Ok(())
+        })
+        .unwrap();
+        found.sort();
+        assert_eq!(found, [None, Some(1)]);
+        c.for_rows(&find, &[Column::Text(vec![])], |_| panic!("no rows, no statement")).unwrap();
+        let uneven = c.for_rows(&find, &[Column::Text(vec![Some("a")]), Column::Int(vec![])], |_| Ok(()));
+        assert!(uneven.is_err(), "columns of unequal length are refused");
+        c.execute("DELETE FROM t", params![]).unwrap();
+    }
+
     #[test]
     fn numbered_parameters_become_dollars_outside_literals() {
         assert_eq!(
@@ -926,6 +960,7 @@ pub(super) mod tests {
 
     /// What every engine must do alike, on a table `t` (id, n, f, s, b, flag).
     fn round_trip(c: Connection<'_>) {
+        for_rows_round_trip(c);
         let id: i64 = c
             .query_row(
                 "INSERT INTO t (n, f, s, b, flag) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
