@@ -13,6 +13,15 @@ use serde_json::{Value, json};
 
 const RULES: &str = r#"
 incident_rules:
+  - name: disk
+    matchers: ['alertname="Disk"']
+    group_by: [alertname]
+    title: "disk"
+    continue: true
+  - name: disk-by-team
+    matchers: ['alertname="Disk"']
+    group_by: [alertname]
+    title: "disk by team"
   - name: node
     matchers: ['alertname=~"Node.*"']
     group_by: [alertname]
@@ -142,22 +151,42 @@ async fn a_batch_is_taken_as_its_alerts_one_by_one() {
             assert_eq!(status, 200, "{body}");
         }
     }
+    // A disk alert opens an incident under each of its two rules; one is
+    // merged into the other, so a new disk alert's two routes lead to one
+    // incident, which it joins once.
+    for g in [&whole, &single] {
+        g.advance(SignedDuration::from_mins(1)).await;
+        assert_eq!(post(&g.url("/api/v2/alerts"), &json!([firing("Disk", "d1")]).to_string()).await.0, 200);
+        let disk = listing(g, "/api/v1/incidents?limit=500", "incidents").await;
+        let id_of = |title: &str| disk.iter().find(|i| i["title"] == title).map(|i| i["id"].clone()).unwrap();
+        let merge = json!({"into": id_of("disk by team"), "comment": "one disk", "actor": "ops"});
+        let (status, body) =
+            post(&g.url(&format!("/api/v1/incidents/{}/merge", id_of("disk"))), &merge.to_string()).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let disks = [firing("Disk", "d2"), firing("NodeDown", "a"), firing("Disk", "d3")];
+    assert_eq!(post(&whole.url("/api/v2/alerts"), &Value::from(disks.to_vec()).to_string()).await.0, 200);
+    for a in disks {
+        assert_eq!(post(&single.url("/api/v2/alerts"), &json!([a]).to_string()).await.0, 200);
+    }
     let (alerts, incidents) = stored(&whole).await;
     let (alerts_single, incidents_single) = stored(&single).await;
 
     // What the batches hold shows in what was stored, so the comparison
     // below compares something.
-    assert_eq!(alerts.len(), 16, "{alerts:#?}");
+    assert_eq!(alerts.len(), 19, "{alerts:#?}");
     let occurrences = |fp_labels: (&str, &str)| {
         alerts
             .iter()
             .find(|a| a["labels"]["alertname"] == fp_labels.0 && a["labels"]["instance"] == fp_labels.1)
             .map(|a| a["occurrences"].clone())
     };
-    assert_eq!(occurrences(("NodeDown", "a")), Some(json!(6)), "sent twice in the first batch, then each minute");
+    assert_eq!(occurrences(("NodeDown", "a")), Some(json!(7)), "sent twice in the first batch, then each minute");
     let node_down = incidents.iter().find(|i| i["title"] == "NodeDown").expect("a NodeDown incident");
     assert!(node_down["alerts"].as_array().is_some_and(|a| a.len() == 7), "{node_down:#}");
     assert!(incidents.iter().any(|i| i["title"] == "held"), "three held alerts opened theirs: {incidents:#?}");
+    let by_team = incidents.iter().find(|i| i["title"] == "disk by team").expect("the disk incident merged into");
+    assert!(by_team["alerts"].as_array().is_some_and(|a| a.len() == 3), "each disk alert once: {by_team:#}");
     let inhibited = alerts.iter().find(|a| a["labels"]["alertname"] == "NodeDisk" && a["labels"]["instance"] == "b");
     assert!(inhibited.is_some_and(|a| a["mutedBy"].is_null()), "its inhibitor resolved: {inhibited:#?}");
 

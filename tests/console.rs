@@ -9,6 +9,7 @@
 //! are refused.
 mod common;
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -45,6 +46,16 @@ struct Browser {
     _profile: tempfile::TempDir,
 }
 
+/// chromedriver ends with its `Proc`, but Chromium, never told to quit (a
+/// test may fail before it could be), would outlive it: the whole process
+/// group goes.
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let group = self._driver.0.id().to_string();
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{group}")]).status();
+    }
+}
+
 impl Browser {
     async fn start() -> Browser {
         Browser::start_with(&[]).await
@@ -57,7 +68,10 @@ impl Browser {
         for _ in 0..5 {
             let port = free_port();
             let log = profile.path().join(format!("chromedriver-{port}.log"));
+            // Its own process group, which the browser it starts joins:
+            // dropping the Browser ends them all (see Drop).
             let child = Command::new("chromedriver")
+                .process_group(0)
                 .args([format!("--port={port}"), format!("--log-path={}", log.display())])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -507,7 +521,7 @@ async fn an_on_call_shift_in_the_console() {
     assert_eq!(incident(&g, 1).await["state"], "acknowledged", "nothing changed");
     b.goto(&g, "/audit").await;
     b.wait_text("#error", "needs the admin role").await;
-    b.client.close().await.ok();
+    b.client.clone().close().await.ok();
 }
 
 impl Browser {
@@ -893,7 +907,7 @@ async fn on_call_overrides_and_who_was_paged() {
     let csrf = b.js("return document.body.dataset.csrf").await.as_str().unwrap().to_owned();
     let forged = format!("csrf={csrf}&schedule=payments-primary&person=carol&end=2026-03-04T00:00");
     assert_eq!(b.post_form("/oncall/overrides", &forged).await, 403);
-    b.client.close().await.ok();
+    b.client.clone().close().await.ok();
 
     // In the dark theme, reached with `g o`.
     let d = Browser::start_with(&["--force-dark-mode"]).await;
@@ -908,5 +922,5 @@ async fn on_call_overrides_and_who_was_paged() {
     d.find("#now-payments-primary").await;
     d.assert_fits("/oncall dark at 375 px").await;
     d.shot("oncall-dark-phone").await;
-    d.client.close().await.ok();
+    d.client.clone().close().await.ok();
 }

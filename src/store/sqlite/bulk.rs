@@ -287,8 +287,7 @@ impl<'b> Bulk<'b> {
         }
         let e = episode(&known.state, a, obs, now);
         known.state.starts_at = e.starts_at;
-        let rules = ws.rules.clone();
-        ws.inhibit.update(&rules.inhibit_rules, &a.fingerprint, &a.labels, true);
+        ws.fired(&a.fingerprint, &a.labels, false);
         self.gathered.resent.push(Resent { id: known.id, alert: a, labels, annotations, starts_at: e.starts_at });
         Some(obs)
     }
@@ -332,6 +331,11 @@ impl<'b> Bulk<'b> {
             }
             let view = GroupView { own_incident: None, latest_for_key: group.latest, pending: None };
             let FiringDecision::Join(id) = engine::firing(rule, &view, true, now) else { return Ok(None) };
+            if joins.iter().any(|(joined, _)| *joined == id) {
+                // Two routes lead to one incident (one key's incident was
+                // merged into the other's): linked once, as one by one.
+                continue;
+            }
             if !self.known.incident_labels.contains_key(&id) {
                 let text = group.labels.as_deref().unwrap_or("{}");
                 let current: LabelSet = serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -339,10 +343,7 @@ impl<'b> Bulk<'b> {
             }
             joins.push((id, rule.name.clone()));
         }
-        if ws.inhibit.concerns(&rules.inhibit_rules, &a.fingerprint, &a.labels) {
-            ws.inhibit_touched.push(a.fingerprint.clone());
-        }
-        ws.inhibit.update(&rules.inhibit_rules, &a.fingerprint, &a.labels, true);
+        ws.fired(&a.fingerprint, &a.labels, true);
         let created = self.gathered.created.len();
         self.gathered.created.push(Created { alert: a, source: a.source.to_string(), labels, annotations });
         for (id, rule) in joins {

@@ -221,10 +221,7 @@ impl WriterState {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let rules = self.rules.clone();
-        if newly_fired && self.inhibit.concerns(&rules.inhibit_rules, a.fingerprint, a.labels) {
-            self.inhibit_touched.push(a.fingerprint.clone());
-        }
-        self.inhibit.update(&rules.inhibit_rules, a.fingerprint, a.labels, true);
+        self.fired(a.fingerprint, a.labels, newly_fired);
         if !newly_fired && !mute::routes(newly_fired, self.still_in_open_incidents(tx, a, now)?) {
             return Ok(());
         }
@@ -464,6 +461,19 @@ fn join_held(
 }
 
 impl WriterState {
+    /// A firing alert's part in inhibitions; other gateways hear of a
+    /// source that began firing, or of a sender-keyed alert (whose labels
+    /// may change under the same key) that is or was a source.
+    pub(super) fn fired(&mut self, fp: &Fingerprint, labels: &LabelSet, newly_fired: bool) {
+        let rules = self.rules.clone();
+        if self.inhibit.concerns(&rules.inhibit_rules, fp, labels)
+            && (newly_fired || *fp != Fingerprint::of_labels(labels))
+        {
+            self.inhibit_touched.push(fp.clone());
+        }
+        self.inhibit.update(&rules.inhibit_rules, fp, labels, true);
+    }
+
     /// A resolved alert: mark it in its incidents, auto-resolve those left
     /// with no firing alert, and drop it from pending groups.
     pub fn on_resolved(&mut self, tx: &Connection, a: &AlertRef<'_>, now: Timestamp) -> Result<(), StoreError> {
