@@ -336,10 +336,9 @@ impl<'b> Bulk<'b> {
                 // merged into the other's): linked once, as one by one.
                 continue;
             }
-            if !self.known.incident_labels.contains_key(&id) {
+            if let std::collections::hash_map::Entry::Vacant(e) = self.known.incident_labels.entry(id) {
                 let text = group.labels.as_deref().unwrap_or("{}");
-                let current: LabelSet = serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                self.known.incident_labels.insert(id, current);
+                e.insert(serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))?);
             }
             joins.push((id, rule.name.clone()));
         }
