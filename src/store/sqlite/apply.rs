@@ -342,13 +342,22 @@ fn stored_alert(tx: &Connection, fingerprint: &str) -> Result<Option<(i64, Alert
         .query_row([fingerprint], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
         .optional()?;
     let Some((id, status, starts, ends, expired)) = row else { return Ok(None) };
-    let state = AlertState {
-        status: AlertStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("alert status {status:?}")))?,
+    Ok(Some((id, alert_state(&status, starts, ends, expired)?)))
+}
+
+/// An alert's state from its columns (status, starts_at, ends_at, expired).
+pub(super) fn alert_state(
+    status: &str,
+    starts: i64,
+    ends: Option<i64>,
+    expired: bool,
+) -> Result<AlertState, StoreError> {
+    Ok(AlertState {
+        status: AlertStatus::parse(status).ok_or_else(|| StoreError::Corrupt(format!("alert status {status:?}")))?,
         starts_at: ts(starts)?,
         ends_at: ends.map(ts).transpose()?,
         expired,
-    };
-    Ok(Some((id, state)))
+    })
 }
 
 /// An observed alert as its row is written.

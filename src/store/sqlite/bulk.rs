@@ -13,9 +13,11 @@ use std::sync::LazyLock;
 
 use jiff::Timestamp;
 
+use super::apply::alert_state;
+use super::incidents::view;
 use super::sql::{Column, Connection, ForRows};
 use super::state::{SYSTEM, WriterState};
-use super::{StoreError, ms, ts};
+use super::{StoreError, ms};
 use crate::engine::{self, AlertRouting, FiringDecision, GroupView, IncidentView, mute, opening, timeline};
 use crate::model::alert::{episode, observe};
 use crate::model::incident::IncidentState;
@@ -375,19 +377,24 @@ impl<'b> Bulk<'b> {
         for fp in wanted.iter().flatten() {
             self.known.alerts.insert((*fp).to_owned(), None);
         }
-        let alerts = &mut self.known.alerts;
+        let mut rows = Vec::with_capacity(wanted.len());
         tx.for_rows(&READ_ALERTS, &[Column::Text(wanted)], |r| {
-            let status: String = r.get(2)?;
-            let state = AlertState {
-                status: AlertStatus::parse(&status).ok_or_else(|| corrupt(format!("alert status {status:?}")))?,
-                starts_at: ts(r.get(3)?).map_err(|e| corrupt(e.to_string()))?,
-                ends_at: r.get::<Option<i64>>(4)?.map(ts).transpose().map_err(|e| corrupt(e.to_string()))?,
-                expired: r.get(5)?,
-            };
-            let known = KnownAlert { id: r.get(0)?, state, open_incidents: r.get(6)?, open_not_firing: r.get(7)? };
-            alerts.insert(r.get(1)?, Some(known));
+            rows.push((
+                r.get::<i64>(0)?,
+                r.get::<String>(1)?,
+                r.get::<String>(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+            ));
             Ok(())
         })?;
+        for (id, fp, status, starts, ends, expired, open_incidents, open_not_firing) in rows {
+            let state = alert_state(&status, starts, ends, expired)?;
+            self.known.alerts.insert(fp, Some(KnownAlert { id, state, open_incidents, open_not_firing }));
+        }
         Ok(())
     }
 
@@ -402,6 +409,7 @@ impl<'b> Bulk<'b> {
     ) -> Result<(), StoreError> {
         let mut wanted = vec![first.clone()];
         if tx.is_postgres() {
+            let mut seen: HashSet<(String, String)> = wanted.iter().cloned().collect();
             for u in rest {
                 let AlertUpdate::Observe(a) = u else { continue };
                 if a.status != AlertStatus::Firing
@@ -411,7 +419,7 @@ impl<'b> Bulk<'b> {
                 }
                 for rule in rules.route(&a.labels) {
                     let key = (rule.name.clone(), rule.group_key(&a.labels));
-                    if !self.known.groups.contains_key(&key) && !wanted.contains(&key) {
+                    if !self.known.groups.contains_key(&key) && seen.insert(key.clone()) {
                         wanted.push(key);
                     }
                 }
@@ -419,29 +427,25 @@ impl<'b> Bulk<'b> {
         }
         let names = Column::Text(wanted.iter().map(|(r, _)| Some(r.as_str())).collect());
         let keys = Column::Text(wanted.iter().map(|(_, k)| Some(k.as_str())).collect());
-        let groups = &mut self.known.groups;
+        let mut rows = Vec::with_capacity(wanted.len());
         tx.for_rows(&READ_GROUPS, &[names, keys], |r| {
-            let latest = match r.get::<Option<i64>>(0)? {
-                None => None,
-                Some(id) => {
-                    let state: String = r.get(1)?;
-                    Some(IncidentView {
-                        id,
-                        state: IncidentState::parse(&state)
-                            .ok_or_else(|| corrupt(format!("incident state {state:?}")))?,
-                        created_at: ts(r.get(2)?).map_err(|e| corrupt(e.to_string()))?,
-                        resolved_at: r
-                            .get::<Option<i64>>(3)?
-                            .map(ts)
-                            .transpose()
-                            .map_err(|e| corrupt(e.to_string()))?,
-                    })
-                }
-            };
-            let group = KnownGroup { latest, labels: r.get(4)?, pending: r.get(5)? };
-            groups.insert((r.get(6)?, r.get(7)?), group);
+            let latest = (r.get::<Option<i64>>(0)?, r.get::<Option<String>>(1)?, r.get::<Option<i64>>(2)?, r.get(3)?);
+            rows.push((
+                latest,
+                r.get::<Option<String>>(4)?,
+                r.get::<bool>(5)?,
+                r.get::<String>(6)?,
+                r.get::<String>(7)?,
+            ));
             Ok(())
         })?;
+        for ((id, state, created, resolved), labels, pending, rule, key) in rows {
+            let latest = match (id, state, created) {
+                (Some(id), Some(state), Some(created)) => Some(view(id, &state, created, resolved)?),
+                _ => None,
+            };
+            self.known.groups.insert((rule, key), KnownGroup { latest, labels, pending });
+        }
         Ok(())
     }
 
@@ -457,7 +461,7 @@ impl<'b> Bulk<'b> {
         let mut alert_ids = Vec::with_capacity(g.joins.len());
         for (_, created, _) in &g.joins {
             let fp = g.created[*created].alert.fingerprint.as_str();
-            let id = ids.get(fp).ok_or_else(|| corrupt(format!("alert {fp} was not stored")))?;
+            let id = ids.get(fp).ok_or_else(|| StoreError::Corrupt(format!("alert {fp} was not stored")))?;
             alert_ids.push(Some(*id));
         }
         tx.for_rows(
@@ -473,7 +477,7 @@ impl<'b> Bulk<'b> {
         let mut labels = Vec::with_capacity(g.joined.len());
         for (id, _) in &g.joined {
             let set = self.known.incident_labels.get(id).cloned().unwrap_or_default();
-            labels.push(serde_json::to_string(&set).map_err(|e| corrupt(e.to_string()))?);
+            labels.push(serde_json::to_string(&set).map_err(|e| StoreError::Corrupt(e.to_string()))?);
         }
         let cancels = i64::from(opening::alert_firing_cancels_auto_resolve(true));
         tx.for_rows(
@@ -550,8 +554,4 @@ fn write_resent(tx: &Connection, resent: &[Resent<'_>], now: Timestamp) -> Resul
         |_| Ok(()),
     )?;
     Ok(())
-}
-
-fn corrupt(message: String) -> super::sql::Error {
-    super::sql::Error::Conversion(message)
 }

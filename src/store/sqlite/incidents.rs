@@ -461,27 +461,30 @@ fn join_held(
 }
 
 impl WriterState {
-    /// A firing alert's part in inhibitions; other gateways hear of a
-    /// source that began firing, or of a sender-keyed alert (whose labels
-    /// may change under the same key) that is or was a source.
+    /// A firing alert's part in inhibitions (see [`WriterState::file_inhibit`]).
     pub(super) fn fired(&mut self, fp: &Fingerprint, labels: &LabelSet, newly_fired: bool) {
+        self.file_inhibit(fp, labels, true, newly_fired);
+    }
+
+    /// File an alert in the inhibition index as firing or not; true when
+    /// a group of equal labels lost its last source. Other gateways hear
+    /// of an alert that is or was a source when it began firing, resolved,
+    /// or is sender-keyed (its labels may change under the same key).
+    fn file_inhibit(&mut self, fp: &Fingerprint, labels: &LabelSet, firing: bool, newly_fired: bool) -> bool {
         let rules = self.rules.clone();
         if self.inhibit.concerns(&rules.inhibit_rules, fp, labels)
-            && (newly_fired || *fp != Fingerprint::of_labels(labels))
+            && (!firing || newly_fired || *fp != Fingerprint::of_labels(labels))
         {
             self.inhibit_touched.push(fp.clone());
         }
-        self.inhibit.update(&rules.inhibit_rules, fp, labels, true);
+        self.inhibit.update(&rules.inhibit_rules, fp, labels, firing)
     }
 
     /// A resolved alert: mark it in its incidents, auto-resolve those left
     /// with no firing alert, and drop it from pending groups.
     pub fn on_resolved(&mut self, tx: &Connection, a: &AlertRef<'_>, now: Timestamp) -> Result<(), StoreError> {
         let rules = self.rules.clone();
-        if self.inhibit.concerns(&rules.inhibit_rules, a.fingerprint, a.labels) {
-            self.inhibit_touched.push(a.fingerprint.clone());
-        }
-        let sources_changed = self.inhibit.update(&rules.inhibit_rules, a.fingerprint, a.labels, false);
+        let sources_changed = self.file_inhibit(a.fingerprint, a.labels, false, false);
         let linked: Vec<i64> = tx
             .prepare_cached("SELECT incident_id FROM incident_alerts WHERE alert_id = ?1 AND firing = 1")?
             .query_map([a.id], |r| r.get(0))?
@@ -777,7 +780,7 @@ fn pending(tx: &Connection, rule: &str, key: &str, alert_id: i64) -> Result<Opti
     Ok(Some(PendingView { first_fired_at: ts(first)?, firing: firing as u32, contains_alert: contains }))
 }
 
-fn view(id: i64, state: &str, created: i64, resolved: Option<i64>) -> Result<IncidentView, StoreError> {
+pub(super) fn view(id: i64, state: &str, created: i64, resolved: Option<i64>) -> Result<IncidentView, StoreError> {
     Ok(IncidentView {
         id,
         state: IncidentState::parse(state).ok_or_else(|| StoreError::Corrupt(format!("incident state {state:?}")))?,
