@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use super::bulk::Bulk;
 use super::outbox;
 use super::sql::{Connection, OptionalExtension, params};
-use super::state::{AlertRef, StoredAlert, WriterState};
+use super::state::{AlertRef, StoredAlert, WriterState, alert_state};
 use super::{StoreError, ms, ts};
 use crate::engine::AlertRouting;
 use crate::model::alert::{Episode, acknowledged_by_sender, episode, expired, observe, resolved_by_sender};
@@ -343,21 +343,6 @@ fn stored_alert(tx: &Connection, fingerprint: &str) -> Result<Option<(i64, Alert
         .optional()?;
     let Some((id, status, starts, ends, expired)) = row else { return Ok(None) };
     Ok(Some((id, alert_state(&status, starts, ends, expired)?)))
-}
-
-/// An alert's state from its columns (status, starts_at, ends_at, expired).
-pub(super) fn alert_state(
-    status: &str,
-    starts: i64,
-    ends: Option<i64>,
-    expired: bool,
-) -> Result<AlertState, StoreError> {
-    Ok(AlertState {
-        status: AlertStatus::parse(status).ok_or_else(|| StoreError::Corrupt(format!("alert status {status:?}")))?,
-        starts_at: ts(starts)?,
-        ends_at: ends.map(ts).transpose()?,
-        expired,
-    })
 }
 
 /// An observed alert as its row is written.

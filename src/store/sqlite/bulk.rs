@@ -13,10 +13,8 @@ use std::sync::LazyLock;
 
 use jiff::Timestamp;
 
-use super::apply::alert_state;
-use super::incidents::view;
 use super::sql::{Column, Connection, ForRows};
-use super::state::{SYSTEM, WriterState};
+use super::state::{SYSTEM, WriterState, alert_state, view};
 use super::{StoreError, ms};
 use crate::engine::{self, AlertRouting, FiringDecision, GroupView, IncidentView, mute, opening, timeline};
 use crate::model::alert::{episode, observe};

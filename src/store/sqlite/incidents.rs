@@ -6,7 +6,7 @@ use super::sql::{Column, Connection, ForRows, OptionalExtension, params};
 use jiff::Timestamp;
 use serde_json::json;
 
-use super::state::{AlertRef, SYSTEM, StoredAlert, WriterState, current_state, entry, event};
+use super::state::{AlertRef, SYSTEM, StoredAlert, WriterState, current_state, entry, event, view};
 use super::{StoreError, ms, ts};
 use crate::engine::inhibit::InhibitIndex;
 use crate::engine::lifecycle::{self, LifecycleEffect, LifecycleView, Measure, Stamp};
@@ -778,15 +778,6 @@ fn pending(tx: &Connection, rule: &str, key: &str, alert_id: i64) -> Result<Opti
         .prepare_cached(&HELD_FIRING_COUNT)?
         .query_row(params![rule, key, alert_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(Some(PendingView { first_fired_at: ts(first)?, firing: firing as u32, contains_alert: contains }))
-}
-
-pub(super) fn view(id: i64, state: &str, created: i64, resolved: Option<i64>) -> Result<IncidentView, StoreError> {
-    Ok(IncidentView {
-        id,
-        state: IncidentState::parse(state).ok_or_else(|| StoreError::Corrupt(format!("incident state {state:?}")))?,
-        created_at: ts(created)?,
-        resolved_at: resolved.map(ts).transpose()?,
-    })
 }
 
 /// Link an alert to an incident; the incident's labels become those common

@@ -5,12 +5,13 @@ use std::sync::Arc;
 use super::sql::{Connection, OptionalExtension, params};
 use jiff::Timestamp;
 
-use super::{StoreError, ms};
+use super::{StoreError, ms, ts};
+use crate::engine::IncidentView;
 use crate::engine::inhibit::InhibitIndex;
 use crate::engine::silence::Silence;
 use crate::model::change::Change;
 use crate::model::incident::IncidentState;
-use crate::model::{Annotations, Fingerprint, LabelSet};
+use crate::model::{AlertState, AlertStatus, Annotations, Fingerprint, LabelSet};
 use crate::rules::RuleSet;
 use crate::sla::timers::{TimerKey, Timers};
 
@@ -81,6 +82,31 @@ impl StoredAlert {
     pub fn as_ref(&self) -> AlertRef<'_> {
         AlertRef { id: self.id, fingerprint: &self.fingerprint, labels: &self.labels, annotations: &self.annotations }
     }
+}
+
+/// An alert's state from its columns (status, starts_at, ends_at, expired).
+pub(super) fn alert_state(
+    status: &str,
+    starts: i64,
+    ends: Option<i64>,
+    expired: bool,
+) -> Result<AlertState, StoreError> {
+    Ok(AlertState {
+        status: AlertStatus::parse(status).ok_or_else(|| StoreError::Corrupt(format!("alert status {status:?}")))?,
+        starts_at: ts(starts)?,
+        ends_at: ends.map(ts).transpose()?,
+        expired,
+    })
+}
+
+/// What a decision needs of an incident, from its columns.
+pub(super) fn view(id: i64, state: &str, created: i64, resolved: Option<i64>) -> Result<IncidentView, StoreError> {
+    Ok(IncidentView {
+        id,
+        state: IncidentState::parse(state).ok_or_else(|| StoreError::Corrupt(format!("incident state {state:?}")))?,
+        created_at: ts(created)?,
+        resolved_at: resolved.map(ts).transpose()?,
+    })
 }
 
 /// Append to an incident's timeline what happens now; returns the entry's id.
