@@ -260,6 +260,12 @@ pub(super) fn resolve_by_sender(
     Ok(Some(obs))
 }
 
+/// Only firing alerts have an expiry (every write that resolves one clears
+/// it): naming the status here would let SQLite's planner walk
+/// `alerts_status` through every firing alert instead of `alerts_expiry`.
+pub(super) const DUE_EXPIRIES: &str =
+    "SELECT id, fingerprint, starts_at, expires_at FROM alerts WHERE expires_at <= ?1";
+
 /// Firing alerts past their `expires_at` (`endsAt`, or `resolve_timeout`
 /// without a re-send) resolve; how many did.
 pub(super) fn expire_alerts(
@@ -268,11 +274,7 @@ pub(super) fn expire_alerts(
     now: Timestamp,
 ) -> Result<usize, StoreError> {
     let due: Vec<(i64, String, i64, i64)> = tx
-        .prepare_cached(&format!(
-            "SELECT id, fingerprint, starts_at, expires_at FROM alerts
-             WHERE {} AND expires_at IS NOT NULL AND expires_at <= ?1",
-            AlertStatus::Firing.sql("status")
-        ))?
+        .prepare_cached(DUE_EXPIRIES)?
         .query_map(params![ms(now)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
         .collect::<Result<_, _>>()?;
     for (id, fp, starts_at, expires_at) in &due {

@@ -42,7 +42,7 @@ static HELD_FIRING_COUNT: std::sync::LazyLock<String> = std::sync::LazyLock::new
 });
 
 /// The hot path's statement, built once: the open incidents an alert is in.
-static OPEN_INCIDENTS_OF_ALERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+pub(super) static OPEN_INCIDENTS_OF_ALERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "SELECT ia.incident_id, ia.firing FROM incident_alerts ia JOIN incidents i ON i.id = ia.incident_id
          WHERE ia.alert_id = ?1 AND {}",

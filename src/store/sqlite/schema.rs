@@ -396,6 +396,15 @@ const MIGRATIONS: &[&str] = &[
         inhibit TEXT    NOT NULL
     );
     "#,
+    // 14: the expiry index keyed on the expiry alone. Only a firing alert
+    // has one, and a query naming `status = 'firing'` let SQLite's planner
+    // prefer `alerts_status` and walk every firing alert once a second
+    // (0.55 s with a million stored).
+    r#"
+    UPDATE alerts SET expires_at = NULL WHERE status <> 'firing' AND expires_at IS NOT NULL;
+    DROP INDEX alerts_expiry;
+    CREATE INDEX alerts_expiry ON alerts (expires_at) WHERE expires_at IS NOT NULL;
+    "#,
 ];
 
 /// This database's realm (see migration 7).
@@ -492,6 +501,40 @@ fn apply_postgres(session: &super::sql::PgSession) -> Result<usize, StoreError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The timer tick looks for expired alerts once a second: with a
+    /// million firing, walking them all took 0.55 s of every second.
+    #[test]
+    fn the_expiry_lookup_searches_the_expiry_index_not_every_firing_alert() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", super::super::apply::DUE_EXPIRIES))
+            .unwrap()
+            .query_map(["1"], |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(plan, ["SEARCH alerts USING INDEX alerts_expiry (expires_at<?)"]);
+    }
+
+    /// A re-sent alert's open incidents are looked up for every alert;
+    /// an `IN (...)` list there built a temporary table each time.
+    #[test]
+    fn the_open_incidents_of_an_alert_are_found_without_a_temporary_table() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        let sql = super::super::incidents::OPEN_INCIDENTS_OF_ALERT.as_str();
+        let opcodes: Vec<String> = conn
+            .prepare(&format!("EXPLAIN {sql}"))
+            .unwrap()
+            .query_map([1], |r| r.get(1))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(opcodes.iter().any(|o| o == "SeekRowid"), "{opcodes:?}");
+        assert!(!opcodes.iter().any(|o| o == "OpenEphemeral"), "{opcodes:?}");
+    }
 
     #[test]
     fn every_migration_applies_to_postgresql_once_and_a_newer_schema_is_refused() {
