@@ -216,6 +216,53 @@ async fn a_full_store_refuses_whole_requests_with_503_and_recovers() {
     assert_eq!(stored_fingerprints(&g).await.len(), acked.len() + 100);
 }
 
+/// Under a load that never lets the writer pause, the WAL is still copied
+/// back and restarted: its file stays near its share of `store.max_size`
+/// (a quarter, here 8 MiB) while far more than that passes through it.
+/// Before, a checkpoint that waited for the writer to pause seldom found
+/// it paused, and the WAL grew without bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_stays_within_its_share_under_a_load_that_never_pauses() {
+    const SHARE: u64 = 8 << 20;
+    let rules = rules_dir(RULES);
+    let g = Gateway::start_with(Options {
+        database_url: Some(String::new()), // SQLite's own files are what this tests
+        config: Some("store: {max_size: 32MiB}\n".into()),
+        rules_dir: Some(rules.path().to_path_buf()),
+        ..Default::default()
+    });
+    let data = g.dir.join("data");
+    let size = move |name: &str| std::fs::metadata(data.join(name)).map_or(0, |m| m.len());
+    let stop = Arc::new(AtomicBool::new(false));
+    let senders: Vec<_> =
+        (0..4).map(|i| tokio::spawn(sender(g.addr.to_string(), format!("s{i}"), 100, stop.clone()))).collect();
+    let mut largest_wal = 0;
+    let mut sent = 0;
+    // Until more than twice the share has been written to the database
+    // (every page of it through the WAL).
+    while size("alertgate.db") < 2 * SHARE {
+        largest_wal = largest_wal.max(size("alertgate.db-wal"));
+        assert!(senders.iter().any(|s| !s.is_finished()), "the senders stopped");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        sent += 1;
+        assert!(sent < 60_000, "the database never grew past {} bytes", 2 * SHARE);
+    }
+    stop.store(true, Ordering::SeqCst);
+    let mut acked = BTreeSet::new();
+    for s in senders {
+        for r in s.await.unwrap() {
+            match r.outcome {
+                Outcome::Acked => acked.extend(r.fps),
+                other => panic!("every request is answered 200 under this load: {other:?}"),
+            }
+        }
+    }
+    largest_wal = largest_wal.max(size("alertgate.db-wal"));
+    // One batch's pages of slack: the commit after a restart trims the file.
+    assert!(largest_wal <= SHARE + (4 << 20), "the WAL grew to {largest_wal} bytes (share {SHARE})");
+    assert_eq!(stored_fingerprints(&g).await, acked, "every acknowledged alert is stored");
+}
+
 // ---- 2. a damaged database file ----------------------------------------------------
 
 /// Start `serve` and wait for it to exit; fails if it starts serving.

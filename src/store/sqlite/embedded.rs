@@ -18,9 +18,43 @@ use super::{SizeLimit, StoreError, outbox, sql};
 const UNSHOWN_TABLES: [&str; 6] =
     ["alerts", "notifications", "audit_log", "pending_alerts", "pending_groups", "heartbeats"];
 
+/// How far the WAL may grow before the writer restarts it.
+pub(super) struct WalBound {
+    pub path: std::path::PathBuf,
+    pub share: u64,
+}
+
+impl WalBound {
+    /// How long a restart waits for readers still on older frames; a
+    /// restart that could not finish is tried again after the next batch.
+    const READER_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+    /// Past its share, the WAL is copied into the database and the next
+    /// commit starts it from the beginning again (trimming the file to the
+    /// share). The writer does it between batches, the one moment nothing
+    /// writes; the background checkpoint has copied most of it already.
+    fn restart_if_past_share(&self, conn: &Connection) {
+        if std::fs::metadata(&self.path).map_or(0, |m| m.len()) <= self.share {
+            return;
+        }
+        let restarted = conn.busy_timeout(Self::READER_WAIT).and_then(|()| {
+            conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0)).map(|busy| busy == 0)
+        });
+        match restarted {
+            Ok(true) => tracing::debug!("WAL restarted"),
+            Ok(false) => tracing::debug!("WAL restart waits for readers; trying after the next batch"),
+            Err(e) => tracing::warn!(error = %e, "restarting the WAL failed"),
+        }
+        if let Err(e) = conn.busy_timeout(super::BUSY_TIMEOUT) {
+            tracing::warn!(error = %e, "resetting the busy timeout failed");
+        }
+    }
+}
+
 pub(super) struct Embedded {
     conn: Connection,
     size_limit: Option<SizeLimit>,
+    wal: WalBound,
     /// Set whenever a row of a table that live views show changes.
     shown_changed: Arc<AtomicBool>,
     /// Stops the checkpoint thread and waits for it: the last checkpoint
@@ -32,10 +66,11 @@ impl Embedded {
     pub fn new(
         conn: Connection,
         size_limit: Option<SizeLimit>,
+        wal: WalBound,
         stop_checkpoints: impl FnOnce() + Send + 'static,
     ) -> Embedded {
         let shown_changed = watch_shown_tables(&conn);
-        Embedded { conn, size_limit, shown_changed, stop_checkpoints: Some(Box::new(stop_checkpoints)) }
+        Embedded { conn, size_limit, wal, shown_changed, stop_checkpoints: Some(Box::new(stop_checkpoints)) }
     }
 
     fn run(&self, sql: &str) -> Result<(), StoreError> {
@@ -72,7 +107,9 @@ impl WriteDb for Embedded {
     }
 
     fn commit(&mut self, _: &Changed) -> Result<(), StoreError> {
-        self.run("COMMIT")
+        self.run("COMMIT")?;
+        self.wal.restart_if_past_share(&self.conn);
+        Ok(())
     }
 
     fn rollback(&mut self) {

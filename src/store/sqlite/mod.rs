@@ -194,6 +194,10 @@ impl SqlStore {
         }
         let silence_ids = SilenceIds::new(schema::realm(&conn)?);
         let size_limit = bound_size(&mut conn, &cfg, &path)?;
+        let wal_share = size_limit.as_ref().map_or(WAL_RESTART_BYTES, |l| l.wal_share);
+        // After the writer restarts the WAL, its next commit trims the file
+        // back to the share.
+        conn.pragma_update(None, "journal_size_limit", wal_share as i64)?;
         let checkpoints = Connection::open(&path)?;
         checkpoints.pragma_update(None, "busy_timeout", 5000)?;
         let readers = open_readers(&path, cfg.read_connections)?;
@@ -203,16 +207,16 @@ impl SqlStore {
         let current = rules.read().expect("rules lock").clone();
         let writer_state = state::WriterState::load(&sql::Connection::sqlite(&conn), current, audience, now)?;
         let (stop_checkpoints, stopped) = std::sync::mpsc::channel::<()>();
-        let wal_share = size_limit.as_ref().map_or(WAL_RESTART_BYTES, |l| l.wal_share);
         let checkpointer = std::thread::Builder::new()
             .name("store-checkpoint".into())
-            .spawn(move || checkpointer(checkpoints, stopped, wal_share))
+            .spawn(move || checkpointer(checkpoints, stopped))
             .map_err(|e| StoreError::Corrupt(format!("cannot start the checkpoint thread: {e}")))?;
         let stop = move || {
             let _ = stop_checkpoints.send(());
             let _ = checkpointer.join();
         };
-        let db = embedded::Embedded::new(conn, size_limit, stop);
+        let wal = embedded::WalBound { path: PathBuf::from(format!("{}-wal", path.display())), share: wal_share };
+        let db = embedded::Embedded::new(conn, size_limit, wal, stop);
         let readers = Readers::Sqlite(ReadPool::new(readers, cfg.read_connections));
         SqlStore::start(db, writer_state, rules, readers, Location::File { path, _lock: lock }, silence_ids)
     }
@@ -337,14 +341,15 @@ fn open_writer(path: &Path, cfg: &StoreConfig) -> Result<Connection, StoreError>
             Synchronous::Normal => "NORMAL",
         },
     )?;
-    conn.pragma_update(None, "busy_timeout", 5000)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.pragma_update(None, "cache_size", -16_000)?; // KiB; larger caches cost more at each commit than they save
-    // Each request's SAVEPOINT copies the pages it first changes into a
-    // statement journal; on disk (the default past 64 KiB) that was a
-    // sixth of the writer's CPU for new alerts, in `pwrite`. A request
-    // part touches a few MiB at most.
-    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // Not `temp_store = MEMORY`, though each request's SAVEPOINT copies the
+    // pages it first changes into a statement journal that spills to a
+    // temporary file past 64 KiB (a sixth of the writer's CPU for new
+    // alerts): kept in memory, SQLite truncates that journal at the end of
+    // every statement by walking it from its start, and with five million
+    // alerts stored a request's statements spent 98 % of the writer there.
     check_integrity(&conn, cfg.integrity_check)?;
     schema::migrate(&mut conn)?;
     // Checkpoints run on their own thread (see `checkpointer`), so the
@@ -360,7 +365,6 @@ fn bound_size(conn: &mut Connection, cfg: &StoreConfig, path: &Path) -> Result<O
     let limit = SizeLimit::new(max as u64, path);
     let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
     let pages = ((limit.max - limit.wal_share) as i64 / page).max(1);
-    conn.pragma_update(None, "journal_size_limit", limit.wal_share as i64)?;
     // Never below what the file already holds, or nothing could be written at all.
     let _: i64 = conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| r.get(0))?;
     Ok(Some(limit))
@@ -675,14 +679,17 @@ pub fn backup(db: &Path, to: &Path) -> Result<u64, StoreError> {
     Ok(std::fs::metadata(to).map(|m| m.len()).unwrap_or(0))
 }
 
-/// WAL size past which a checkpoint waits for the writer to pause, so the
-/// WAL cannot grow without bound under a constant write load.
+/// How long a connection waits for a lock another holds.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// WAL size past which the writer restarts it between batches, so the WAL
+/// cannot grow without bound under a constant write load.
 const WAL_RESTART_BYTES: u64 = 64 << 20;
 
 /// `store.max_size` over the database file and its WAL together.
 pub(crate) struct SizeLimit {
     pub max: u64,
-    /// What the WAL may take before the checkpointer truncates it.
+    /// What the WAL may take before the writer restarts it.
     pub wal_share: u64,
     db: PathBuf,
     wal: PathBuf,
@@ -706,19 +713,19 @@ impl SizeLimit {
 }
 
 /// Copy the WAL into the database in the background, once a second: a
-/// passive checkpoint never blocks the writer or readers.
-fn checkpointer(conn: Connection, stop: std::sync::mpsc::Receiver<()>, wal_share: u64) {
-    let wal = conn.path().map(|p| PathBuf::from(format!("{p}-wal")));
+/// passive checkpoint never blocks the writer or readers. It never waits
+/// for the writer either: one that did (a TRUNCATE past the WAL's share,
+/// formerly) almost never found it between batches under a constant load,
+/// copied nothing meanwhile, and the WAL grew without bound (6 GB within
+/// minutes of new alerts), each read searching it for its pages. Restarting
+/// the WAL is the writer's ([`embedded::WalBound`]).
+fn checkpointer(conn: Connection, stop: std::sync::mpsc::Receiver<()>) {
     loop {
         match stop.recv_timeout(std::time::Duration::from_secs(1)) {
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             _ => return,
         }
-        let size = wal.as_ref().and_then(|p| std::fs::metadata(p).ok()).map_or(0, |m| m.len());
-        // Past its share the WAL is copied back and truncated, so the files
-        // stay within `store.max_size`.
-        let mode = if size > wal_share { "TRUNCATE" } else { "PASSIVE" };
-        if let Err(e) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::warn!(error = %e, "background checkpoint failed");
         }
     }
