@@ -78,6 +78,33 @@ async fn concurrent_copies_from_an_ha_pair_make_one_alert() {
     assert!(alerts.iter().all(|a| a["occurrences"] == 16));
 }
 
+/// Alerts expire in rounds of a thousand (so senders are answered between
+/// them), and a clock that passes the expiry of more than a round's worth
+/// resolves them all: 2,500 here, and each ends at its own endsAt.
+#[tokio::test]
+async fn more_alerts_than_an_expiry_round_all_expire_at_their_ends() {
+    let g = Gateway::start_with(Options { test_clock: Some(common::t0()), ..Default::default() });
+    let url = g.url("/api/v2/alerts");
+    let now = g.now();
+    let end = |i: usize| now + SignedDuration::from_secs(60) + SignedDuration::from_millis(i as i64 % 7);
+    for part in 0..5 {
+        let alerts: Vec<Value> = (part * 500..(part + 1) * 500)
+            .map(|i| json!({"labels": {"alertname": "Many", "n": i.to_string()}, "endsAt": end(i).to_string()}))
+            .collect();
+        let (status, body) = post(&url, &Value::Array(alerts).to_string()).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let firing = |alerts: &[Value]| alerts.iter().filter(|a| a["status"] == "firing").count();
+    assert_eq!(firing(&all_alerts(&g, "").await), 2_500);
+    g.advance_to(now + SignedDuration::from_secs(60) + SignedDuration::from_millis(6)).await;
+    let alerts = all_alerts(&g, "").await;
+    assert_eq!(firing(&alerts), 0, "every alert past its endsAt is resolved");
+    for a in &alerts {
+        let i: usize = a["labels"]["n"].as_str().unwrap().parse().unwrap();
+        assert_eq!(a["endsAt"].as_str().unwrap().parse::<Timestamp>().unwrap(), end(i), "{a}");
+    }
+}
+
 #[tokio::test]
 async fn prometheus_push_and_expiry() {
     let g = Gateway::start_with(Options { test_clock: Some(common::t0()), ..Default::default() });

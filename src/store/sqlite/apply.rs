@@ -263,11 +263,12 @@ pub(super) fn resolve_by_sender(
 /// Only firing alerts have an expiry (every write that resolves one clears
 /// it): naming the status here would let SQLite's planner walk
 /// `alerts_status` through every firing alert instead of `alerts_expiry`.
+/// At most [`crate::store::EXPIRED_PER_TICK`] of them, earliest first.
 pub(super) const DUE_EXPIRIES: &str =
-    "SELECT id, fingerprint, starts_at, expires_at FROM alerts WHERE expires_at <= ?1";
+    "SELECT id, fingerprint, starts_at, expires_at FROM alerts WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2";
 
 /// Firing alerts past their `expires_at` (`endsAt`, or `resolve_timeout`
-/// without a re-send) resolve; how many did.
+/// without a re-send) resolve, a round's worth at most; how many did.
 pub(super) fn expire_alerts(
     tx: &Connection,
     writer_state: &mut WriterState,
@@ -275,7 +276,9 @@ pub(super) fn expire_alerts(
 ) -> Result<usize, StoreError> {
     let due: Vec<(i64, String, i64, i64)> = tx
         .prepare_cached(DUE_EXPIRIES)?
-        .query_map(params![ms(now)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .query_map(params![ms(now), crate::store::EXPIRED_PER_TICK as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
         .collect::<Result<_, _>>()?;
     for (id, fp, starts_at, expires_at) in &due {
         let stored =

@@ -511,7 +511,7 @@ mod tests {
         let plan: Vec<String> = conn
             .prepare(&format!("EXPLAIN QUERY PLAN {}", super::super::apply::DUE_EXPIRIES))
             .unwrap()
-            .query_map(["1"], |r| r.get(3))
+            .query_map(["1", "1000"], |r| r.get(3))
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
