@@ -258,8 +258,9 @@ async fn the_wal_stays_within_its_share_under_a_load_that_never_pauses() {
         }
     }
     largest_wal = largest_wal.max(size("alertgate.db-wal"));
-    // One batch's pages of slack: the commit after a restart trims the file.
-    assert!(largest_wal <= SHARE + (4 << 20), "the WAL grew to {largest_wal} bytes (share {SHARE})");
+    // Slack for the batches committed while a truncation could not run
+    // (the background checkpoint under way, a reader on older frames).
+    assert!(largest_wal <= 2 * SHARE, "the WAL grew to {largest_wal} bytes (share {SHARE})");
     assert_eq!(stored_fingerprints(&g).await, acked, "every acknowledged alert is stored");
 }
 

@@ -98,11 +98,46 @@ async fn more_alerts_than_an_expiry_round_all_expire_at_their_ends() {
     assert_eq!(firing(&all_alerts(&g, "").await), 2_500);
     g.advance_to(now + SignedDuration::from_secs(60) + SignedDuration::from_millis(6)).await;
     let alerts = all_alerts(&g, "").await;
+    assert_eq!(alerts.len(), 2_500);
     assert_eq!(firing(&alerts), 0, "every alert past its endsAt is resolved");
     for a in &alerts {
         let i: usize = a["labels"]["n"].as_str().unwrap().parse().unwrap();
         assert_eq!(a["endsAt"].as_str().unwrap().parse::<Timestamp>().unwrap(), end(i), "{a}");
     }
+}
+
+/// The grouping timers run after every alert due has expired, however
+/// many rounds that takes: a group held pending (`min_duration`) whose
+/// 1,500 alerts all ended before its timer fell due opens no incident,
+/// though the clock passes both in one step.
+#[tokio::test]
+async fn a_pending_group_whose_alerts_ended_opens_nothing_after_a_long_expiry() {
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(
+        rules.path().join("rules.yaml"),
+        "incident_rules:\n  - name: held\n    matchers: []\n    group_by: [alertname]\n    min_alerts: 100000\n    min_duration: 30s\n    title: held\n",
+    )
+    .unwrap();
+    let g = Gateway::start_with(Options {
+        test_clock: Some(common::t0()),
+        rules_dir: Some(rules.path().to_path_buf()),
+        ..Default::default()
+    });
+    let now = g.now();
+    let ends = (now + SignedDuration::from_secs(10)).to_string();
+    for part in 0..3 {
+        let alerts: Vec<Value> = (part * 500..(part + 1) * 500)
+            .map(|i| json!({"labels": {"alertname": "Held", "n": i.to_string()}, "endsAt": ends}))
+            .collect();
+        let (status, body) = post(&g.url("/api/v2/alerts"), &Value::Array(alerts).to_string()).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    g.advance_to(now + SignedDuration::from_secs(31)).await;
+    let alerts = all_alerts(&g, "").await;
+    assert_eq!(alerts.iter().filter(|a| a["status"] == "resolved").count(), 1_500);
+    let (status, incidents) = get(&g.url("/api/v1/incidents")).await;
+    assert_eq!(status, 200, "{incidents}");
+    assert_eq!(incidents["incidents"], json!([]), "no incident for alerts that had all ended");
 }
 
 #[tokio::test]

@@ -53,6 +53,9 @@ pub const SYSTEM_ACTOR: &str = "alertgate";
 /// in a single round, and every sender waited for it.
 pub const EXPIRED_PER_TICK: usize = 1_000;
 
+/// Rounds of expiry one tick runs at most.
+const MAX_EXPIRY_ROUNDS: usize = 1_000;
+
 /// The rules in force, swapped whole on reload; a backend picks up a new
 /// set at its next write.
 pub type SharedRules = Arc<RwLock<Arc<RuleSet>>>;
@@ -317,16 +320,20 @@ impl Store {
     /// Resolve firing alerts whose sender stopped repeating them and run
     /// the correlation timers; returns how many alerts expired. Alerts
     /// expire in rounds of [`EXPIRED_PER_TICK`], each its own write, so
-    /// senders' requests are answered between them.
+    /// senders' requests are answered between them; the timers run in the
+    /// last round, once the alerts due have expired.
     pub async fn tick(&self, now: Timestamp) -> Result<usize, StoreError> {
         let mut expired = 0;
-        loop {
+        // Bounded, in case senders re-fire alerts as fast as they expire;
+        // the next tick goes on.
+        for _ in 0..MAX_EXPIRY_ROUNDS {
             match self.write(Op::Tick { now }).await? {
                 Reply::Tick(n) if n < EXPIRED_PER_TICK => return Ok(expired + n),
                 Reply::Tick(n) => expired += n,
                 _ => unreachable!("tick answers with a count"),
             }
         }
+        Ok(expired)
     }
 
     /// When the earliest SLA milestone or escalation step falls due, so the

@@ -18,32 +18,34 @@ use super::{SizeLimit, StoreError, outbox, sql};
 const UNSHOWN_TABLES: [&str; 6] =
     ["alerts", "notifications", "audit_log", "pending_alerts", "pending_groups", "heartbeats"];
 
-/// How far the WAL may grow before the writer restarts it.
+/// How far the WAL may grow before the writer truncates it.
 pub(super) struct WalBound {
     pub path: std::path::PathBuf,
     pub share: u64,
 }
 
 impl WalBound {
-    /// How long a restart waits for readers still on older frames; a
-    /// restart that could not finish is tried again after the next batch.
-    const READER_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+    pub fn past_share(&self) -> bool {
+        std::fs::metadata(&self.path).map_or(0, |m| m.len()) > self.share
+    }
 
-    /// Past its share, the WAL is copied into the database and the next
-    /// commit starts it from the beginning again (trimming the file to the
-    /// share). The writer does it between batches, the one moment nothing
-    /// writes; the background checkpoint has copied most of it already.
-    fn restart_if_past_share(&self, conn: &Connection) {
-        if std::fs::metadata(&self.path).map_or(0, |m| m.len()) <= self.share {
+    /// Past its share, the WAL is copied into the database and truncated.
+    /// The writer does it between batches, the one moment nothing writes;
+    /// the background checkpoint has copied most of it already. It never
+    /// waits: while a reader still reads older frames (a backup holds one
+    /// for the whole copy) or the background checkpoint runs, it is tried
+    /// again after the next batch, so no sender waits for a reader.
+    fn truncate_if_past_share(&self, conn: &Connection) {
+        if !self.past_share() {
             return;
         }
-        let restarted = conn.busy_timeout(Self::READER_WAIT).and_then(|()| {
-            conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0)).map(|busy| busy == 0)
+        let truncated = conn.busy_timeout(std::time::Duration::ZERO).and_then(|()| {
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0)).map(|busy| busy == 0)
         });
-        match restarted {
-            Ok(true) => tracing::debug!("WAL restarted"),
-            Ok(false) => tracing::debug!("WAL restart waits for readers; trying after the next batch"),
-            Err(e) => tracing::warn!(error = %e, "restarting the WAL failed"),
+        match truncated {
+            Ok(true) => tracing::debug!("WAL truncated"),
+            Ok(false) => tracing::debug!("WAL still read; truncating it after the next batch"),
+            Err(e) => tracing::debug!(error = %e, "WAL busy; truncating it after the next batch"),
         }
         if let Err(e) = conn.busy_timeout(super::BUSY_TIMEOUT) {
             tracing::warn!(error = %e, "resetting the busy timeout failed");
@@ -108,7 +110,7 @@ impl WriteDb for Embedded {
 
     fn commit(&mut self, _: &Changed) -> Result<(), StoreError> {
         self.run("COMMIT")?;
-        self.wal.restart_if_past_share(&self.conn);
+        self.wal.truncate_if_past_share(&self.conn);
         Ok(())
     }
 
@@ -131,7 +133,13 @@ impl WriteDb for Embedded {
     }
 
     fn full(&self) -> bool {
-        self.size_limit.as_ref().is_some_and(SizeLimit::reached)
+        let Some(limit) = &self.size_limit else { return false };
+        if limit.reached() && self.wal.past_share() {
+            // A WAL the last commit could not truncate must not keep the
+            // store refusing writes while nothing commits.
+            self.wal.truncate_if_past_share(&self.conn);
+        }
+        limit.reached()
     }
 
     fn close(mut self, now: Option<Timestamp>) {

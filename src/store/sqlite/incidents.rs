@@ -590,7 +590,14 @@ impl WriterState {
         let mut expired = 0;
         for step in pending::TICK {
             match step {
-                TickStep::ExpireAlerts => expired = super::apply::expire_alerts(tx, self, now)?,
+                TickStep::ExpireAlerts => {
+                    expired = super::apply::expire_alerts(tx, self, now)?;
+                    // More are due: the other steps wait for the last round,
+                    // so nothing pages for an incident whose alerts ended.
+                    if expired >= crate::store::EXPIRED_PER_TICK {
+                        return Ok(expired);
+                    }
+                }
                 TickStep::DueTimers => {
                     for key in self.timers.take_due(now) {
                         match key {

@@ -195,8 +195,8 @@ impl SqlStore {
         let silence_ids = SilenceIds::new(schema::realm(&conn)?);
         let size_limit = bound_size(&mut conn, &cfg, &path)?;
         let wal_share = size_limit.as_ref().map_or(WAL_RESTART_BYTES, |l| l.wal_share);
-        // After the writer restarts the WAL, its next commit trims the file
-        // back to the share.
+        // A WAL restarted rather than truncated (at close, or by SQLite
+        // itself once wholly copied) is trimmed back to the share.
         conn.pragma_update(None, "journal_size_limit", wal_share as i64)?;
         let checkpoints = Connection::open(&path)?;
         checkpoints.pragma_update(None, "busy_timeout", 5000)?;
@@ -209,7 +209,7 @@ impl SqlStore {
         let (stop_checkpoints, stopped) = std::sync::mpsc::channel::<()>();
         let checkpointer = std::thread::Builder::new()
             .name("store-checkpoint".into())
-            .spawn(move || checkpointer(checkpoints, stopped))
+            .spawn(move || checkpointer(checkpoints, stopped, wal_share))
             .map_err(|e| StoreError::Corrupt(format!("cannot start the checkpoint thread: {e}")))?;
         let stop = move || {
             let _ = stop_checkpoints.send(());
@@ -682,14 +682,14 @@ pub fn backup(db: &Path, to: &Path) -> Result<u64, StoreError> {
 /// How long a connection waits for a lock another holds.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// WAL size past which the writer restarts it between batches, so the WAL
+/// WAL size past which the writer truncates it between batches, so the WAL
 /// cannot grow without bound under a constant write load.
 const WAL_RESTART_BYTES: u64 = 64 << 20;
 
 /// `store.max_size` over the database file and its WAL together.
 pub(crate) struct SizeLimit {
     pub max: u64,
-    /// What the WAL may take before the writer restarts it.
+    /// What the WAL may take before the writer truncates it.
     pub wal_share: u64,
     db: PathBuf,
     wal: PathBuf,
@@ -717,13 +717,19 @@ impl SizeLimit {
 /// for the writer either: one that did (a TRUNCATE past the WAL's share,
 /// formerly) almost never found it between batches under a constant load,
 /// copied nothing meanwhile, and the WAL grew without bound (6 GB within
-/// minutes of new alerts), each read searching it for its pages. Restarting
-/// the WAL is the writer's ([`embedded::WalBound`]).
-fn checkpointer(conn: Connection, stop: std::sync::mpsc::Receiver<()>) {
+/// minutes of new alerts), each read searching it for its pages. Truncating
+/// the WAL is the writer's ([`embedded::WalBound`]); past its share this
+/// thread leaves the WAL to it, as a checkpoint under way would make the
+/// writer's attempt fail.
+fn checkpointer(conn: Connection, stop: std::sync::mpsc::Receiver<()>, wal_share: u64) {
+    let wal = conn.path().map(|p| PathBuf::from(format!("{p}-wal")));
     loop {
         match stop.recv_timeout(std::time::Duration::from_secs(1)) {
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             _ => return,
+        }
+        if wal.as_ref().and_then(|p| std::fs::metadata(p).ok()).is_some_and(|m| m.len() > wal_share) {
+            continue;
         }
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::warn!(error = %e, "background checkpoint failed");
