@@ -195,8 +195,8 @@ impl SqlStore {
         let silence_ids = SilenceIds::new(schema::realm(&conn)?);
         let size_limit = bound_size(&mut conn, &cfg, &path)?;
         let wal_share = size_limit.as_ref().map_or(WAL_RESTART_BYTES, |l| l.wal_share);
-        // A WAL restarted rather than truncated (at close, or by SQLite
-        // itself once wholly copied) is trimmed back to the share.
+        // The first commit after the writer restarts the WAL trims the file
+        // back to the share.
         conn.pragma_update(None, "journal_size_limit", wal_share as i64)?;
         let checkpoints = Connection::open(&path)?;
         checkpoints.pragma_update(None, "busy_timeout", 5000)?;
@@ -682,14 +682,14 @@ pub fn backup(db: &Path, to: &Path) -> Result<u64, StoreError> {
 /// How long a connection waits for a lock another holds.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// WAL size past which the writer truncates it between batches, so the WAL
+/// WAL size past which the writer restarts it between batches, so the WAL
 /// cannot grow without bound under a constant write load.
 const WAL_RESTART_BYTES: u64 = 64 << 20;
 
 /// `store.max_size` over the database file and its WAL together.
 pub(crate) struct SizeLimit {
     pub max: u64,
-    /// What the WAL may take before the writer truncates it.
+    /// What the WAL may take before the writer restarts it.
     pub wal_share: u64,
     db: PathBuf,
     wal: PathBuf,
@@ -717,7 +717,7 @@ impl SizeLimit {
 /// for the writer either: one that did (a TRUNCATE past the WAL's share,
 /// formerly) almost never found it between batches under a constant load,
 /// copied nothing meanwhile, and the WAL grew without bound (6 GB within
-/// minutes of new alerts), each read searching it for its pages. Truncating
+/// minutes of new alerts), each read searching it for its pages. Restarting
 /// the WAL is the writer's ([`embedded::WalBound`]); past its share this
 /// thread leaves the WAL to it, as a checkpoint under way would make the
 /// writer's attempt fail.
