@@ -26,6 +26,7 @@ enum WalReset {
 }
 
 /// How far the WAL may grow before the writer resets it.
+#[derive(Clone)]
 pub(super) struct WalBound {
     pub path: std::path::PathBuf,
     pub share: u64,
@@ -150,7 +151,7 @@ impl WriteDb for Embedded {
 
     fn full(&self) -> bool {
         let Some(limit) = &self.size_limit else { return false };
-        if limit.reached() && self.wal.past_share() {
+        if limit.reached() {
             // A WAL the last commit could not reset must not keep the store
             // refusing writes while nothing commits: truncated at once.
             self.wal.checkpoint_if_past_share(&self.conn, WalReset::Truncate);

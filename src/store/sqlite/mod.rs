@@ -199,23 +199,24 @@ impl SqlStore {
         // back to the share.
         conn.pragma_update(None, "journal_size_limit", wal_share as i64)?;
         let checkpoints = Connection::open(&path)?;
-        checkpoints.pragma_update(None, "busy_timeout", 5000)?;
+        checkpoints.busy_timeout(BUSY_TIMEOUT)?;
         let readers = open_readers(&path, cfg.read_connections)?;
 
         // Load the writer's in-memory state here, so a store that cannot
         // start fails `open` instead of every write later.
         let current = rules.read().expect("rules lock").clone();
         let writer_state = state::WriterState::load(&sql::Connection::sqlite(&conn), current, audience, now)?;
+        let wal = embedded::WalBound { path: PathBuf::from(format!("{}-wal", path.display())), share: wal_share };
         let (stop_checkpoints, stopped) = std::sync::mpsc::channel::<()>();
+        let checkpoint_wal = wal.clone();
         let checkpointer = std::thread::Builder::new()
             .name("store-checkpoint".into())
-            .spawn(move || checkpointer(checkpoints, stopped, wal_share))
+            .spawn(move || checkpointer(checkpoints, stopped, &checkpoint_wal))
             .map_err(|e| StoreError::Corrupt(format!("cannot start the checkpoint thread: {e}")))?;
         let stop = move || {
             let _ = stop_checkpoints.send(());
             let _ = checkpointer.join();
         };
-        let wal = embedded::WalBound { path: PathBuf::from(format!("{}-wal", path.display())), share: wal_share };
         let db = embedded::Embedded::new(conn, size_limit, wal, stop);
         let readers = Readers::Sqlite(ReadPool::new(readers, cfg.read_connections));
         SqlStore::start(db, writer_state, rules, readers, Location::File { path, _lock: lock }, silence_ids)
@@ -377,7 +378,7 @@ fn open_readers(path: &Path, n: usize) -> Result<Vec<Connection>, StoreError> {
                 path,
                 OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
             )?;
-            r.pragma_update(None, "busy_timeout", 5000)?;
+            r.busy_timeout(BUSY_TIMEOUT)?;
             r.pragma_update(None, "cache_size", -4_000)?;
             Ok(r)
         })
@@ -661,7 +662,7 @@ pub fn backup(db: &Path, to: &Path) -> Result<u64, StoreError> {
         return Err(StoreError::Conflict(format!("{} exists; choose a new file", to.display())));
     }
     let src = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-    src.pragma_update(None, "busy_timeout", 5000)?;
+    src.busy_timeout(BUSY_TIMEOUT)?;
     let mut dst = Connection::open(to)?;
     {
         let b = rusqlite::backup::Backup::new(&src, &mut dst)?;
@@ -721,14 +722,13 @@ impl SizeLimit {
 /// the WAL is the writer's ([`embedded::WalBound`]); past its share this
 /// thread leaves the WAL to it, as a checkpoint under way would make the
 /// writer's attempt fail.
-fn checkpointer(conn: Connection, stop: std::sync::mpsc::Receiver<()>, wal_share: u64) {
-    let wal = conn.path().map(|p| PathBuf::from(format!("{p}-wal")));
+fn checkpointer(conn: Connection, stop: std::sync::mpsc::Receiver<()>, wal: &embedded::WalBound) {
     loop {
         match stop.recv_timeout(std::time::Duration::from_secs(1)) {
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             _ => return,
         }
-        if wal.as_ref().and_then(|p| std::fs::metadata(p).ok()).is_some_and(|m| m.len() > wal_share) {
+        if wal.past_share() {
             continue;
         }
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
