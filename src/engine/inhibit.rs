@@ -12,7 +12,21 @@ use crate::rules::incident::InhibitRule;
 
 /// The values of a rule's `equal` labels: sources and targets with equal
 /// keys meet.
-type EqualKey = Vec<Option<String>>;
+pub type EqualKey = Vec<Option<String>>;
+
+/// The rules an alert with these labels is a source of (by index), with
+/// its `equal` values under each: where [`InhibitIndex::file`] files it.
+pub fn sources_of(rules: &[InhibitRule], labels: &LabelSet) -> Vec<(usize, EqualKey)> {
+    let matching = |rule: &InhibitRule| rule.source_matchers.iter().all(|m| m.matches(labels));
+    rules.iter().enumerate().filter(|(_, r)| matching(r)).map(|(i, r)| (i, key(r, labels))).collect()
+}
+
+/// The rules an alert with these labels is a target of (by index), with
+/// its `equal` values under each: where [`InhibitIndex::inhibited`] looks.
+pub fn targets_of(rules: &[InhibitRule], labels: &LabelSet) -> Vec<(usize, EqualKey)> {
+    let matching = |rule: &InhibitRule| rule.target_matchers.iter().all(|m| m.matches(labels));
+    rules.iter().enumerate().filter(|(_, r)| matching(r)).map(|(i, r)| (i, key(r, labels))).collect()
+}
 
 #[derive(Debug, Default)]
 pub struct InhibitIndex {
@@ -38,19 +52,28 @@ impl InhibitIndex {
     /// another is in `filed` if it was). Other gateways sharing the
     /// database are told of these alerts only.
     pub fn concerns(&self, rules: &[InhibitRule], fp: &Fingerprint, labels: &LabelSet) -> bool {
-        rules.iter().any(|rule| rule.source_matchers.iter().all(|m| m.matches(labels))) || self.filed.contains_key(fp)
+        self.concerned(&sources_of(rules, labels), fp)
+    }
+
+    /// [`InhibitIndex::concerns`] for an alert that is a source at `places`.
+    pub fn concerned(&self, places: &[(usize, EqualKey)], fp: &Fingerprint) -> bool {
+        !places.is_empty() || self.filed.contains_key(fp)
     }
 
     /// Record an alert's current labels and status. Returns true when some
     /// group of equal labels lost its last firing source, so the alerts it
     /// muted may open incidents now.
     pub fn update(&mut self, rules: &[InhibitRule], fp: &Fingerprint, labels: &LabelSet, firing: bool) -> bool {
-        let mut places = Vec::new();
-        for (i, rule) in rules.iter().enumerate() {
-            if rule.source_matchers.iter().all(|m| m.matches(labels)) {
-                places.push((i, key(rule, labels)));
-            }
-        }
+        let places = sources_of(rules, labels);
+        let label_hashed = !places.is_empty() && *fp == Fingerprint::of_labels(labels);
+        self.file(places, label_hashed, fp, firing)
+    }
+
+    /// [`InhibitIndex::update`] for an alert that is a source at `places`
+    /// (see [`sources_of`]); `label_hashed` when, being a source, its
+    /// fingerprint is the hash of its labels.
+    pub fn file(&mut self, places: Vec<(usize, EqualKey)>, label_hashed: bool, fp: &Fingerprint, firing: bool) -> bool {
+        let mut places = places;
         // Most alerts are no source and never were: nothing to file or unfile.
         if places.is_empty() && !self.filed.contains_key(fp) {
             return false;
@@ -59,7 +82,7 @@ impl InhibitIndex {
         // so where it is filed follows from its labels; only alerts with a
         // sender's fingerprint need a record of where they were filed.
         // (That record would otherwise cost memory for every source alert.)
-        if *fp == Fingerprint::of_labels(labels) {
+        if label_hashed {
             let mut changed_emptied = false;
             for (i, k) in places {
                 let map = &mut self.sources[i];
@@ -105,9 +128,14 @@ impl InhibitIndex {
 
     /// True when a firing source alert (other than the target itself) mutes `labels`.
     pub fn inhibits(&self, rules: &[InhibitRule], fp: &Fingerprint, labels: &LabelSet) -> bool {
-        rules.iter().zip(self.sources.iter()).any(|(rule, map)| {
-            rule.target_matchers.iter().all(|m| m.matches(labels))
-                && map.get(&key(rule, labels)).is_some_and(|set| set.iter().any(|s| s != fp))
+        self.inhibited(&targets_of(rules, labels), fp)
+    }
+
+    /// [`InhibitIndex::inhibits`] for an alert that is a target at `places`
+    /// (see [`targets_of`]).
+    pub fn inhibited(&self, places: &[(usize, EqualKey)], fp: &Fingerprint) -> bool {
+        places.iter().any(|(i, k)| {
+            self.sources.get(*i).and_then(|map| map.get(k)).is_some_and(|set| set.iter().any(|s| s != fp))
         })
     }
 

@@ -18,6 +18,7 @@ pub mod notify;
 pub mod opening;
 pub mod paging;
 pub mod pending;
+pub mod plan;
 pub mod problems;
 pub mod report;
 pub mod silence;
@@ -38,28 +39,28 @@ pub fn route<'r>(rules: &'r RuleSet, labels: &crate::model::LabelSet) -> Vec<&'r
     rules.route(labels)
 }
 
-/// Where a firing alert goes: muted (and why), or to these rules' incidents.
+/// Where a firing alert goes: muted (and why), or to these routes
+/// (incident rules, with what the caller keeps beside each).
 #[derive(Debug)]
-pub enum Routing<'r> {
+pub enum Routing<R> {
     Muted(MuteReason),
-    Route(Vec<&'r IncidentRule>),
+    Route(Vec<R>),
 }
 
-/// Route a firing alert. `muted` is what silences and inhibit rules say;
-/// `maintenance` names the maintenance window (a change id) a route's
-/// service is in. Routes in maintenance are skipped; an alert all of whose
-/// routes are in maintenance is muted by the first window.
-pub fn route_firing<'r>(
-    rules: &'r RuleSet,
-    labels: &crate::model::LabelSet,
+/// Route a firing alert whose labels route to `routes`. `muted` is what
+/// silences and inhibit rules say; `maintenance` names the maintenance
+/// window (a change id) a route's service is in. Routes in maintenance are
+/// skipped; an alert all of whose routes are in maintenance is muted by
+/// the first window.
+pub fn route_firing<R>(
+    routes: Vec<R>,
     muted: Option<MuteReason>,
-    maintenance: impl Fn(&IncidentRule) -> Option<i64>,
-) -> Routing<'r> {
+    maintenance: impl Fn(&R) -> Option<i64>,
+) -> Routing<R> {
     if let Some(reason) = muted {
         return Routing::Muted(reason);
     }
-    let routes = rules.route(labels);
-    let windows: Vec<Option<i64>> = routes.iter().map(|r| maintenance(r)).collect();
+    let windows: Vec<Option<i64>> = routes.iter().map(&maintenance).collect();
     match windows.iter().flatten().next() {
         Some(id) if windows.iter().all(Option::is_some) => Routing::Muted(MuteReason::Maintenance(*id)),
         _ => Routing::Route(routes.into_iter().zip(&windows).filter(|(_, w)| w.is_none()).map(|(r, _)| r).collect()),

@@ -235,7 +235,7 @@ fn the_route_index_agrees_with_a_linear_scan() {
 #[test]
 fn a_firing_alert_is_muted_or_routed_around_maintenance() {
     let set = rules(RULES);
-    let names = |r: &Routing<'_>| match r {
+    let names = |r: &Routing<&IncidentRule>| match r {
         Routing::Muted(reason) => format!("muted {reason}"),
         Routing::Route(rules) => rules.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(","),
     };
@@ -250,13 +250,13 @@ fn a_firing_alert_is_muted_or_routed_around_maintenance() {
         (None, false, Some(3), Some(4), "muted change:3"),
     ];
     for (silence, inhibited, first, second, want) in cases {
-        let maintenance = |r: &IncidentRule| if r.name == "first" { *first } else { *second };
-        let routing = route_firing(&set, &both, mute_reason(*silence, *inhibited), maintenance);
+        let maintenance = |r: &&IncidentRule| if r.name == "first" { *first } else { *second };
+        let routing = route_firing(set.route(&both), mute_reason(*silence, *inhibited), maintenance);
         assert_eq!(names(&routing), *want, "{silence:?} {inhibited} {first:?} {second:?}");
     }
     // No route at all: nothing to mute for maintenance.
     let empty = rules("incident_rules:\n  - {name: only, matchers: ['x=\"y\"']}\n");
-    let routing = route_firing(&empty, &both, None, |_| Some(1));
+    let routing = route_firing(empty.route(&both), None, |_| Some(1));
     assert_eq!(names(&routing), "");
 }
 

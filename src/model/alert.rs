@@ -123,6 +123,14 @@ pub enum AlertUpdate {
 }
 
 impl AlertUpdate {
+    /// The alert it observes, if it is an observation.
+    pub fn observed(&self) -> Option<&Alert> {
+        match self {
+            AlertUpdate::Observe(a) => Some(a),
+            _ => None,
+        }
+    }
+
     pub fn fingerprint(&self) -> &Fingerprint {
         match self {
             AlertUpdate::Observe(a) => &a.fingerprint,

@@ -110,6 +110,11 @@ impl RuleSet {
     /// The incident rules an alert routes to, in rule order: the first
     /// match, and further matches while the matched rules say `continue`.
     pub fn route(&self, labels: &crate::model::LabelSet) -> Vec<&IncidentRule> {
+        self.route_indexes(labels).into_iter().map(|i| &self.incident_rules[i]).collect()
+    }
+
+    /// [`RuleSet::route`] as indexes into `incident_rules`.
+    pub fn route_indexes(&self, labels: &crate::model::LabelSet) -> Vec<usize> {
         let mut candidates: Vec<usize> = self.index.always.clone();
         for (name, values) in &self.index.by_label {
             if let Some(found) = labels.get(name).and_then(|v| values.get(v)) {
@@ -121,7 +126,7 @@ impl RuleSet {
         for i in candidates {
             let rule = &self.incident_rules[i];
             if rule.matches(labels) {
-                out.push(rule);
+                out.push(i);
                 if !rule.continue_matching {
                     break;
                 }

@@ -142,6 +142,8 @@ impl StoreError {
 pub trait Backend: Send + Sync + 'static {
     /// Where the data lives, for the log (never with credentials).
     fn describe(&self) -> String;
+    /// The rules in force, for what a request works out before its write.
+    fn rules(&self) -> Arc<RuleSet>;
     /// Apply one mutation; `source` is the caller's address for the audit log.
     async fn write(&self, op: Op, source: Option<Arc<str>>) -> Result<Reply, StoreError>;
     /// Finish queued writes and close; the notification leases this
@@ -310,7 +312,7 @@ impl Store {
         now: Timestamp,
         sender: Option<String>,
     ) -> Result<IngestOutcome, StoreError> {
-        let op = ops::ingest(updates, now, sender).await?;
+        let op = ops::ingest(updates, now, sender, self.backend.rules()).await?;
         match self.write(op).await? {
             Reply::Ingest(o) => Ok(o),
             _ => unreachable!("ingest answers with an outcome"),

@@ -1,13 +1,17 @@
 //! The mutations a backend applies, as data: each is one durable write,
 //! and what it answers.
+use std::sync::Arc;
+
 use jiff::Timestamp;
 
 use super::StoreError;
 use super::query::{DeliveryRecord, IngestOutcome, NewProblem, ProblemUpdate};
+use crate::engine::plan::Plans;
 use crate::engine::silence::SilenceSpec;
 use crate::model::AlertUpdate;
 use crate::model::change::{Change, NewChange};
 use crate::model::incident::{IncidentAction, NewReport, Priority};
+use crate::rules::RuleSet;
 
 #[derive(Debug)]
 pub enum Op {
@@ -16,6 +20,9 @@ pub enum Op {
         /// Labels and annotations of each observed alert as JSON, encoded
         /// by the caller so the writer thread spends no time on it.
         encoded: Vec<Option<(String, String)>>,
+        /// What the rules say of each observed alert's labels, worked out
+        /// by the caller too (see [`crate::engine::plan`]).
+        plans: Plans,
         now: Timestamp,
         /// Who sent them (a token's name), for what a sender's acknowledge does.
         sender: Option<String>,
@@ -255,10 +262,16 @@ impl Op {
 const LARGE_BATCH: usize = 500;
 
 /// The ingest op of a request's alerts, with their labels and annotations
-/// encoded here, on the caller's task, so the writer spends no time on it.
-pub async fn ingest(updates: Vec<AlertUpdate>, now: Timestamp, sender: Option<String>) -> Result<Op, StoreError> {
-    let encode = |updates: &[AlertUpdate]| -> Vec<Option<(String, String)>> {
-        updates
+/// encoded and their plans under `rules` (the rules in force) made here,
+/// on the caller's task, so the writer spends no time on them.
+pub async fn ingest(
+    updates: Vec<AlertUpdate>,
+    now: Timestamp,
+    sender: Option<String>,
+    rules: Arc<RuleSet>,
+) -> Result<Op, StoreError> {
+    let prepare = move |updates: Vec<AlertUpdate>| {
+        let encoded = updates
             .iter()
             .map(|u| match u {
                 AlertUpdate::Observe(a) => Some((
@@ -267,20 +280,18 @@ pub async fn ingest(updates: Vec<AlertUpdate>, now: Timestamp, sender: Option<St
                 )),
                 _ => None,
             })
-            .collect()
+            .collect();
+        let plans = Plans::make(rules, updates.iter().map(AlertUpdate::observed));
+        (updates, encoded, plans)
     };
-    // A large batch is encoded off the async workers, which other
+    // A large batch is prepared off the async workers, which other
     // senders' requests need meanwhile.
-    let (updates, encoded) = if updates.len() > LARGE_BATCH {
-        tokio::task::spawn_blocking(move || {
-            let encoded = encode(&updates);
-            (updates, encoded)
-        })
-        .await
-        .map_err(|e| StoreError::Corrupt(format!("encoding task failed: {e}")))?
+    let (updates, encoded, plans) = if updates.len() > LARGE_BATCH {
+        tokio::task::spawn_blocking(move || prepare(updates))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("encoding task failed: {e}")))?
     } else {
-        let encoded = encode(&updates);
-        (updates, encoded)
+        prepare(updates)
     };
-    Ok(Op::Ingest { updates, encoded, now, sender })
+    Ok(Op::Ingest { updates, encoded, plans, now, sender })
 }

@@ -1,6 +1,8 @@
 //! Applying one op inside the writer's transaction: the audit record
 //! around a person's mutation, and the ingest of alerts (observe, expire,
 //! a sender's acknowledge and resolve), on the bookkeeping connection.
+use std::borrow::Cow;
+
 use jiff::Timestamp;
 
 use super::bulk::Bulk;
@@ -9,6 +11,7 @@ use super::sql::{Connection, OptionalExtension, params};
 use super::state::{AlertRef, StoredAlert, WriterState, alert_state};
 use super::{StoreError, ms, ts};
 use crate::engine::AlertRouting;
+use crate::engine::plan::{LabelPlan, Plans};
 use crate::model::alert::{Episode, acknowledged_by_sender, episode, expired, observe, resolved_by_sender};
 use crate::model::{Alert, AlertState, AlertStatus, AlertUpdate, Observation};
 use crate::store::IngestOutcome;
@@ -41,8 +44,8 @@ pub(super) fn apply_audited(
 
 fn apply(tx: &Connection, writer_state: &mut WriterState, op: &Op) -> Result<Reply, StoreError> {
     match op {
-        Op::Ingest { updates, encoded, now, sender } => {
-            Ok(Reply::Ingest(ingest(tx, writer_state, updates, encoded, *now, sender.as_deref())?))
+        Op::Ingest { updates, encoded, plans, now, sender } => {
+            Ok(Reply::Ingest(ingest(tx, writer_state, updates, encoded, plans, *now, sender.as_deref())?))
         }
         Op::Tick { now } => Ok(Reply::Tick(writer_state.tick(tx, *now)?)),
         Op::PingHeartbeat { name, now } => {
@@ -146,24 +149,38 @@ fn apply(tx: &Connection, writer_state: &mut WriterState, op: &Op) -> Result<Rep
 }
 
 /// A batch of alert updates from one sender; the firing alerts among them
-/// ping the heartbeats they match, in the same transaction.
+/// ping the heartbeats they match, in the same transaction. `plans` made
+/// with other rules than the writer's are made again here.
 pub(super) fn ingest(
     tx: &Connection,
     writer_state: &mut WriterState,
     updates: &[AlertUpdate],
     encoded: &[Option<(String, String)>],
+    plans: &Plans,
     now: Timestamp,
     sender: Option<&str>,
 ) -> Result<IngestOutcome, StoreError> {
     let mut outcome = IngestOutcome::default();
     let rules = writer_state.rules.clone();
+    let plans: Vec<Option<Cow<'_, LabelPlan>>> = updates
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let alert = u.observed()?;
+            Some(match plans.get(&rules, i) {
+                Some(plan) => Cow::Borrowed(plan),
+                None => Cow::Owned(LabelPlan::of_alert(&rules, alert)),
+            })
+        })
+        .collect();
     let mut pinged = std::collections::BTreeMap::new();
     let mut bulk = Bulk::new(tx);
     for (i, (u, enc)) in updates.iter().zip(encoded).enumerate() {
-        if let AlertUpdate::Observe(alert) = u {
-            pinged.extend(crate::engine::heartbeat::pinged_by(&rules, alert).map(|hb| (&hb.name, hb)));
+        let plan = plans[i].as_deref();
+        for name in plan.map(|p| p.pings.as_slice()).unwrap_or_default() {
+            pinged.extend(rules.heartbeats.get_key_value(name));
         }
-        if let Some(obs) = bulk.take(tx, writer_state, &updates[i..], &encoded[i..], now)? {
+        if let Some(obs) = bulk.take(tx, writer_state, &updates[i..], &encoded[i..], &plans[i..], now)? {
             outcome.count(obs);
             continue;
         }
@@ -178,6 +195,7 @@ pub(super) fn ingest(
                     fingerprint: &alert.fingerprint,
                     labels: &alert.labels,
                     annotations: &alert.annotations,
+                    plan,
                 };
                 match crate::engine::on_observation(obs, alert.status) {
                     AlertRouting::Resolved => writer_state.on_resolved(tx, &a, now)?,

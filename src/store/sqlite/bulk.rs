@@ -8,6 +8,7 @@
 //! after what was gathered is written and what was read is forgotten, so
 //! the outcome is exactly that of taking the batch one by one. On
 //! PostgreSQL only (see [`Bulk::new`]).
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
@@ -16,6 +17,7 @@ use jiff::Timestamp;
 use super::sql::{Column, Connection, ForRows};
 use super::state::{SYSTEM, WriterState, alert_state, view};
 use super::{StoreError, ms};
+use crate::engine::plan::LabelPlan;
 use crate::engine::{self, AlertRouting, FiringDecision, GroupView, IncidentView, mute, opening, timeline};
 use crate::model::alert::{episode, observe};
 use crate::model::incident::IncidentState;
@@ -225,9 +227,12 @@ impl<'b> Bulk<'b> {
         ws: &mut WriterState,
         rest: &'b [AlertUpdate],
         encoded: &'b [Option<(String, String)>],
+        plans: &'b [Option<Cow<'b, LabelPlan>>],
         now: Timestamp,
     ) -> Result<Option<Observation>, StoreError> {
-        let (Some(AlertUpdate::Observe(a)), Some(Some((labels, annotations)))) = (rest.first(), encoded.first()) else {
+        let (Some(AlertUpdate::Observe(a)), Some(Some((labels, annotations))), Some(Some(plan))) =
+            (rest.first(), encoded.first(), plans.first())
+        else {
             return Ok(None);
         };
         if self.one_by_one >= MAX_ONE_BY_ONE {
@@ -244,8 +249,8 @@ impl<'b> Bulk<'b> {
         }
         let (labels, annotations) = (labels.as_str(), annotations.as_str());
         let taken = match self.known.alerts.get(fp) {
-            Some(Some(_)) => self.resend(ws, a, labels, annotations, now),
-            Some(None) => self.join(tx, ws, rest, a, labels, annotations, now)?,
+            Some(Some(_)) => self.resend(ws, a, plan, labels, annotations, now),
+            Some(None) => self.join(tx, ws, rest, plans, a, labels, annotations, now)?,
             None => None,
         };
         if taken.is_some() {
@@ -275,6 +280,7 @@ impl<'b> Bulk<'b> {
         &mut self,
         ws: &mut WriterState,
         a: &'b Alert,
+        plan: &LabelPlan,
         labels: &'b str,
         annotations: &'b str,
         now: Timestamp,
@@ -287,7 +293,7 @@ impl<'b> Bulk<'b> {
         }
         let e = episode(&known.state, a, obs, now);
         known.state.starts_at = e.starts_at;
-        ws.fired(&a.fingerprint, &a.labels, false);
+        ws.fired(&a.fingerprint, plan, false);
         self.gathered.resent.push(Resent { id: known.id, alert: a, labels, annotations, starts_at: e.starts_at });
         Some(obs)
     }
@@ -300,30 +306,32 @@ impl<'b> Bulk<'b> {
         tx: &Connection,
         ws: &mut WriterState,
         rest: &'b [AlertUpdate],
+        plans: &'b [Option<Cow<'b, LabelPlan>>],
         a: &'b Alert,
         labels: &'b str,
         annotations: &'b str,
         now: Timestamp,
     ) -> Result<Option<Observation>, StoreError> {
+        let Some(Some(plan)) = plans.first() else { return Ok(None) };
         let obs = observe(None, a);
         if engine::on_observation(obs, a.status) != (AlertRouting::Firing { newly: true })
-            || ws.mute_reason(&a.fingerprint, &a.labels, now).is_some()
+            || ws.mute_reason(&a.fingerprint, &a.labels, &plan.targets, now).is_some()
         {
             return Ok(None);
         }
         let rules = ws.rules.clone();
-        let in_maintenance = |rule: &crate::rules::incident::IncidentRule| {
+        let in_maintenance = |(rule, _): &(&crate::rules::incident::IncidentRule, &str)| {
             if ws.maintenance.is_empty() { None } else { ws.maintenance_for(rule, &a.labels, &a.annotations, now) }
         };
-        let routes = match engine::route_firing(&rules, &a.labels, None, in_maintenance) {
+        let routes = match engine::route_firing(plan.routes(&rules).collect(), None, in_maintenance) {
             engine::Routing::Muted(_) => return Ok(None),
             engine::Routing::Route(routes) => routes,
         };
         let mut joins = Vec::with_capacity(routes.len());
-        for rule in routes {
-            let key = (rule.name.clone(), rule.group_key(&a.labels));
+        for (rule, key) in routes {
+            let key = (rule.name.clone(), key.to_owned());
             if !self.known.groups.contains_key(&key) {
-                self.read_groups(tx, &rules, rest, &key)?;
+                self.read_groups(tx, &rules, rest, plans, &key)?;
             }
             let Some(group) = self.known.groups.get(&key) else { return Ok(None) };
             if group.pending {
@@ -342,7 +350,7 @@ impl<'b> Bulk<'b> {
             }
             joins.push((id, rule.name.clone()));
         }
-        ws.fired(&a.fingerprint, &a.labels, true);
+        ws.fired(&a.fingerprint, plan, true);
         let created = self.gathered.created.len();
         self.gathered.created.push(Created { alert: a, source: a.source.to_string(), labels, annotations });
         for (id, rule) in joins {
@@ -403,20 +411,21 @@ impl<'b> Bulk<'b> {
         tx: &Connection,
         rules: &crate::rules::RuleSet,
         rest: &'b [AlertUpdate],
+        plans: &'b [Option<Cow<'b, LabelPlan>>],
         first: &(String, String),
     ) -> Result<(), StoreError> {
         let mut wanted = vec![first.clone()];
         if tx.is_postgres() {
             let mut seen: HashSet<(String, String)> = wanted.iter().cloned().collect();
-            for u in rest {
-                let AlertUpdate::Observe(a) = u else { continue };
+            for (u, plan) in rest.iter().zip(plans) {
+                let (AlertUpdate::Observe(a), Some(plan)) = (u, plan) else { continue };
                 if a.status != AlertStatus::Firing
                     || !matches!(self.known.alerts.get(a.fingerprint.as_str()), Some(None))
                 {
                     continue;
                 }
-                for rule in rules.route(&a.labels) {
-                    let key = (rule.name.clone(), rule.group_key(&a.labels));
+                for (rule, key) in plan.routes(rules) {
+                    let key = (rule.name.clone(), key.to_owned());
                     if !self.known.groups.contains_key(&key) && seen.insert(key.clone()) {
                         wanted.push(key);
                     }

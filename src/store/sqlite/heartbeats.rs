@@ -10,6 +10,7 @@ use jiff::Timestamp;
 use super::state::WriterState;
 use super::{StoreError, ms, ts};
 use crate::engine::heartbeat::{self, Plan, Stored};
+use crate::engine::plan::Plans;
 use crate::model::AlertUpdate;
 use crate::rules::heartbeat::Heartbeat;
 use crate::sla::timers::TimerKey;
@@ -127,7 +128,7 @@ impl WriterState {
             // say when they were written, as late SLA milestones do.
             let before: i64 =
                 tx.query_row("SELECT coalesce(max(id), 0) FROM incident_events", params![], |r| r.get(0))?;
-            super::apply::ingest(tx, self, &[AlertUpdate::Observe(alert)], &[encoded], deadline, None)?;
+            super::apply::ingest(tx, self, &[AlertUpdate::Observe(alert)], &[encoded], &Plans::none(), deadline, None)?;
             if deadline < now {
                 tx.prepare_cached("UPDATE incident_events SET recorded_at = ?2 WHERE id > ?1")?
                     .execute(params![before, ms(now)])?;

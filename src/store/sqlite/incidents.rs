@@ -8,11 +8,12 @@ use serde_json::json;
 
 use super::state::{AlertRef, SYSTEM, StoredAlert, WriterState, current_state, entry, event, view};
 use super::{StoreError, ms, ts};
-use crate::engine::inhibit::InhibitIndex;
+use crate::engine::inhibit::{EqualKey, InhibitIndex};
 use crate::engine::lifecycle::{self, LifecycleEffect, LifecycleView, Measure, Stamp};
 use crate::engine::mute;
 use crate::engine::opening::{self, LastAlertResolved, Opening, OpeningStep};
 use crate::engine::pending::{self, AfterLeave, DueGroup, TickStep};
+use crate::engine::plan::LabelPlan;
 use crate::engine::silence::silenced_by;
 use crate::engine::timeline;
 use crate::engine::{self, FiringDecision, FlapStep, GroupView, IncidentView, PendingView};
@@ -221,21 +222,23 @@ impl WriterState {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let rules = self.rules.clone();
-        self.fired(a.fingerprint, a.labels, newly_fired);
+        let plan = a.plan(&rules);
+        self.fired(a.fingerprint, &plan, newly_fired);
         if !newly_fired && !mute::routes(newly_fired, self.still_in_open_incidents(tx, a, now)?) {
             return Ok(());
         }
-        let muted = self.mute_reason(a.fingerprint, a.labels, now);
-        let in_maintenance =
-            |rule: &IncidentRule| if self.maintenance.is_empty() { None } else { self.in_maintenance(rule, a, now) };
-        let routes = match engine::route_firing(&rules, a.labels, muted, in_maintenance) {
+        let muted = self.mute_reason(a.fingerprint, a.labels, &plan.targets, now);
+        let in_maintenance = |(rule, _): &(&IncidentRule, &str)| {
+            if self.maintenance.is_empty() { None } else { self.in_maintenance(rule, a, now) }
+        };
+        let routes = match engine::route_firing(plan.routes(&rules).collect(), muted, in_maintenance) {
             engine::Routing::Muted(reason) => return self.mute(tx, a.id, reason),
             engine::Routing::Route(routes) => routes,
         };
         tx.prepare_cached("UPDATE alerts SET muted_by = NULL WHERE id = ?1 AND muted_by IS NOT NULL")?
             .execute([a.id])?;
-        for rule in routes {
-            self.route_to(tx, rule, a, newly_fired, now)?;
+        for (rule, key) in routes {
+            self.route_to(tx, rule, key, a, newly_fired, now)?;
         }
         Ok(())
     }
@@ -267,11 +270,12 @@ impl WriterState {
         self.leave_pending(tx, alert_id)
     }
 
-    /// A firing alert under one of the rules it routes to.
+    /// A firing alert under one of the rules it routes to, in its group `key`.
     fn route_to(
         &mut self,
         tx: &Connection,
         rule: &IncidentRule,
+        key: &str,
         a: &AlertRef<'_>,
         newly_fired: bool,
         now: Timestamp,
@@ -280,20 +284,19 @@ impl WriterState {
         if let Some(id) = engine::already_in(own.map(|(v, _)| v)) {
             return set_alert_firing(tx, id, a, true, now);
         }
-        let key = rule.group_key(a.labels);
-        self.prune_muted_pending(tx, &rule.name, &key, now)?;
+        self.prune_muted_pending(tx, &rule.name, key, now)?;
         let group = GroupView {
             own_incident: own.map(|(v, _)| v),
-            latest_for_key: latest_for_key(tx, &rule.name, &key)?,
-            pending: pending(tx, &rule.name, &key, a.id)?,
+            latest_for_key: latest_for_key(tx, &rule.name, key)?,
+            pending: pending(tx, &rule.name, key, a.id)?,
         };
         match engine::firing(rule, &group, newly_fired, now) {
             FiringDecision::AlreadyIn(_) | FiringDecision::Ignore => {}
             FiringDecision::Join(id) => link_alert(tx, id, rule, a, now)?,
             FiringDecision::Reopen(id) => self.reopen_flapping(tx, id, rule, a, now)?,
-            FiringDecision::Hold => hold_pending(tx, rule, &key, a, now)?,
+            FiringDecision::Hold => hold_pending(tx, rule, key, a, now)?,
             FiringDecision::Open => {
-                self.open_incident(tx, rule, &key, a, now)?;
+                self.open_incident(tx, rule, key, a, now)?;
             }
         }
         Ok(())
@@ -462,29 +465,26 @@ fn join_held(
 
 impl WriterState {
     /// A firing alert's part in inhibitions (see [`WriterState::file_inhibit`]).
-    pub(super) fn fired(&mut self, fp: &Fingerprint, labels: &LabelSet, newly_fired: bool) {
-        self.file_inhibit(fp, labels, true, newly_fired);
+    pub(super) fn fired(&mut self, fp: &Fingerprint, plan: &LabelPlan, newly_fired: bool) {
+        self.file_inhibit(fp, plan, true, newly_fired);
     }
 
     /// File an alert in the inhibition index as firing or not; true when
     /// a group of equal labels lost its last source. Other gateways hear
     /// of an alert that is or was a source when it began firing, resolved,
     /// or is sender-keyed (its labels may change under the same key).
-    fn file_inhibit(&mut self, fp: &Fingerprint, labels: &LabelSet, firing: bool, newly_fired: bool) -> bool {
-        let rules = self.rules.clone();
-        if self.inhibit.concerns(&rules.inhibit_rules, fp, labels)
-            && (!firing || newly_fired || *fp != Fingerprint::of_labels(labels))
-        {
+    fn file_inhibit(&mut self, fp: &Fingerprint, plan: &LabelPlan, firing: bool, newly_fired: bool) -> bool {
+        if self.inhibit.concerned(&plan.sources, fp) && (!firing || newly_fired || !plan.label_hashed) {
             self.inhibit_touched.push(fp.clone());
         }
-        self.inhibit.update(&rules.inhibit_rules, fp, labels, firing)
+        self.inhibit.file(plan.sources.clone(), plan.label_hashed, fp, firing)
     }
 
     /// A resolved alert: mark it in its incidents, auto-resolve those left
     /// with no firing alert, and drop it from pending groups.
     pub fn on_resolved(&mut self, tx: &Connection, a: &AlertRef<'_>, now: Timestamp) -> Result<(), StoreError> {
         let rules = self.rules.clone();
-        let sources_changed = self.file_inhibit(a.fingerprint, a.labels, false, false);
+        let sources_changed = self.file_inhibit(a.fingerprint, &a.plan(&rules), false, false);
         let linked: Vec<i64> = tx
             .prepare_cached("SELECT incident_id FROM incident_alerts WHERE alert_id = ?1 AND firing = 1")?
             .query_map([a.id], |r| r.get(0))?
@@ -555,11 +555,18 @@ impl WriterState {
         Ok(())
     }
 
-    /// Why an alert opens no incident now, if it is muted.
-    pub(super) fn mute_reason(&self, fp: &Fingerprint, labels: &LabelSet, now: Timestamp) -> Option<MuteReason> {
+    /// Why an alert opens no incident now, if it is muted; `targets` are
+    /// the inhibit rules it is a target of (see [`LabelPlan::targets`]).
+    pub(super) fn mute_reason(
+        &self,
+        fp: &Fingerprint,
+        labels: &LabelSet,
+        targets: &[(usize, EqualKey)],
+        now: Timestamp,
+    ) -> Option<MuteReason> {
         let silence = silenced_by(&self.silences, labels, now).map(|s| s.id);
         // Inhibition is looked up only when no silence already mutes.
-        engine::mute_reason(silence, silence.is_none() && self.inhibit.inhibits(&self.rules.inhibit_rules, fp, labels))
+        engine::mute_reason(silence, silence.is_none() && self.inhibit.inhibited(targets, fp))
     }
 
     /// Alerts muted since they were held (a silence was created or a source
@@ -578,7 +585,8 @@ impl WriterState {
         for (id, fp, labels) in held {
             let fp = Fingerprint::parse(&fp).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let labels: LabelSet = serde_json::from_str(&labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            if let Some(reason) = self.mute_reason(&fp, &labels, now) {
+            let targets = crate::engine::inhibit::targets_of(&self.rules.inhibit_rules, &labels);
+            if let Some(reason) = self.mute_reason(&fp, &labels, &targets, now) {
                 self.mute(tx, id, reason)?;
             }
         }

@@ -387,6 +387,10 @@ fn open_readers(path: &Path, n: usize) -> Result<Vec<Connection>, StoreError> {
 
 #[async_trait::async_trait]
 impl Backend for SqlStore {
+    fn rules(&self) -> Arc<crate::rules::RuleSet> {
+        SqlStore::rules(self)
+    }
+
     fn describe(&self) -> String {
         match &*self.location {
             Location::File { path, .. } => format!("sqlite:{}", path.display()),
@@ -397,10 +401,12 @@ impl Backend for SqlStore {
     async fn write(&self, op: Op, source: Option<Arc<str>>) -> Result<Reply, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.writer
-            .send(writer::Request::Write { op: Box::new(op), source, reply })
+            .send(writer::Request::Write { op: Box::new(op), source, reply: writer::ReplyTo(reply) })
             .await
             .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        let (result, spent) = rx.await.map_err(|_| StoreError::Closed)?;
+        drop(spent);
+        result
     }
 
     async fn close(&self, now: Timestamp) {

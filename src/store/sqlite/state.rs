@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use super::{StoreError, ms, ts};
 use crate::engine::IncidentView;
 use crate::engine::inhibit::InhibitIndex;
+use crate::engine::plan::LabelPlan;
 use crate::engine::silence::Silence;
 use crate::model::change::Change;
 use crate::model::incident::IncidentState;
@@ -58,6 +59,20 @@ pub(super) struct AlertRef<'a> {
     pub fingerprint: &'a Fingerprint,
     pub labels: &'a LabelSet,
     pub annotations: &'a Annotations,
+    /// What the rules in force say of its labels, when worked out before
+    /// (an ingested alert's); else the writer works it out.
+    pub plan: Option<&'a LabelPlan>,
+}
+
+impl<'a> AlertRef<'a> {
+    /// Its plan under `rules` (the writer's): the one it came with, or
+    /// one worked out now.
+    pub fn plan(&self, rules: &RuleSet) -> std::borrow::Cow<'a, LabelPlan> {
+        match self.plan {
+            Some(plan) => std::borrow::Cow::Borrowed(plan),
+            None => std::borrow::Cow::Owned(LabelPlan::of_labels(rules, self.fingerprint, self.labels)),
+        }
+    }
 }
 
 /// An alert read back from its row, owning what an [`AlertRef`] borrows.
@@ -80,7 +95,13 @@ impl StoredAlert {
     }
 
     pub fn as_ref(&self) -> AlertRef<'_> {
-        AlertRef { id: self.id, fingerprint: &self.fingerprint, labels: &self.labels, annotations: &self.annotations }
+        AlertRef {
+            id: self.id,
+            fingerprint: &self.fingerprint,
+            labels: &self.labels,
+            annotations: &self.annotations,
+            plan: None,
+        }
     }
 }
 

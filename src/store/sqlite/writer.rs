@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::sql;
 use super::state::WriterState;
 use super::{SharedRules, StoreError, ms};
+use crate::engine::plan::Plans;
 use crate::model::AlertUpdate;
 use crate::model::Fingerprint;
 use crate::store::IngestOutcome;
@@ -52,15 +53,33 @@ pub(super) enum Request {
         op: Box<Op>,
         /// The caller's address, for the audit log.
         source: Option<Arc<str>>,
-        reply: oneshot::Sender<Result<Reply, StoreError>>,
+        reply: ReplyTo,
     },
     /// Finish what is queued and close; deliveries cut short are due again at `now`.
     Close { now: Timestamp, done: oneshot::Sender<()> },
 }
 
+/// An op's result, and with it the op once applied: the caller's task
+/// frees its alerts, not the writer thread every request waits for.
+pub(super) type Answered = (Result<Reply, StoreError>, Option<Op>);
+
+/// Where a caller waits for its op's result.
+pub(super) struct ReplyTo(pub oneshot::Sender<Answered>);
+
+impl ReplyTo {
+    fn send(self, result: Result<Reply, StoreError>) {
+        let _ = self.0.send((result, None));
+    }
+
+    /// Answer, handing back the applied op.
+    fn send_with(self, result: Result<Reply, StoreError>, op: Op) {
+        let _ = self.0.send((result, Some(op)));
+    }
+}
+
 /// Where the result of an op goes.
 enum Answer {
-    Caller(oneshot::Sender<Result<Reply, StoreError>>),
+    Caller(ReplyTo),
     /// A part of the large request at the front of the queue.
     Part,
 }
@@ -69,10 +88,11 @@ enum Answer {
 struct Partial {
     updates: Vec<AlertUpdate>,
     encoded: Vec<Option<(String, String)>>,
+    plans: Plans,
     now: Timestamp,
     sender: Option<String>,
     source: Option<Arc<str>>,
-    reply: oneshot::Sender<Result<Reply, StoreError>>,
+    reply: ReplyTo,
     outcome: IngestOutcome,
 }
 
@@ -83,6 +103,7 @@ impl Partial {
         Op::Ingest {
             updates: self.updates.drain(..n).collect(),
             encoded: self.encoded.drain(..n).collect(),
+            plans: self.plans.take_front(n),
             now: self.now,
             sender: self.sender.clone(),
         }
@@ -176,9 +197,9 @@ pub(super) fn run<D: WriteDb>(
         while let Some(req) = next.take() {
             match req {
                 Request::Write { op, source, reply } => match *op {
-                    Op::Ingest { updates, encoded, now, sender } if updates.len() > PART_ALERTS => {
+                    Op::Ingest { updates, encoded, plans, now, sender } if updates.len() > PART_ALERTS => {
                         let outcome = IngestOutcome::default();
-                        partials.push_back(Partial { updates, encoded, now, sender, source, reply, outcome });
+                        partials.push_back(Partial { updates, encoded, plans, now, sender, source, reply, outcome });
                     }
                     op => {
                         weight += weight_of(&op);
@@ -221,14 +242,14 @@ pub(super) fn run<D: WriteDb>(
                 Ok(Reply::Ingest(o)) => {
                     p.outcome.add(&o);
                     if p.updates.is_empty() {
-                        let _ = p.reply.send(Ok(Reply::Ingest(p.outcome)));
+                        p.reply.send(Ok(Reply::Ingest(p.outcome)));
                     } else {
                         partials.push_back(p);
                     }
                 }
                 Ok(_) => unreachable!("an ingest part answers with an outcome"),
                 Err(e) => {
-                    let _ = p.reply.send(Err(e));
+                    p.reply.send(Err(e));
                 }
             }
         }
@@ -242,7 +263,7 @@ pub(super) fn run<D: WriteDb>(
     rx.close();
     while let Ok(req) = rx.try_recv() {
         if let Request::Write { reply, .. } = req {
-            let _ = reply.send(Err(StoreError::Closed));
+            reply.send(Err(StoreError::Closed));
         }
     }
     // Deliveries cut short by the shutdown are due again at once for the
@@ -274,7 +295,7 @@ fn refuse_growth(batch: &mut Vec<Pending>) -> Option<Result<Reply, StoreError>> 
                 kept.push((op, source, to))
             }
             (_, Answer::Caller(reply)) => {
-                let _ = reply.send(Err(full()));
+                reply.send(Err(full()));
             }
             (_, Answer::Part) => part = Some(Err(full())),
         }
@@ -422,11 +443,9 @@ fn commit_batch<D: WriteDb>(
 /// [`Answer::Part`], if it has one, is returned instead.
 fn answer(batch: &mut Vec<Pending>, outcome: Outcome) -> Option<Result<Reply, StoreError>> {
     let mut part = None;
-    for ((_, _, to), result) in batch.drain(..).zip(outcome.results) {
+    for ((op, _, to), result) in batch.drain(..).zip(outcome.results) {
         match to {
-            Answer::Caller(reply) => {
-                let _ = reply.send(result);
-            }
+            Answer::Caller(reply) => reply.send_with(result, op),
             Answer::Part => part = Some(result),
         }
     }
