@@ -2,6 +2,7 @@
 //! sections the correlation engine runs on, as written (`Raw*`) and as
 //! compiled (checked, typed values).
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use serde::Deserialize;
 
@@ -134,13 +135,14 @@ impl IncidentRule {
             if !key.ends_with('{') {
                 key.push(',');
             }
+            // Written in place: a key is made for every alert a request carries.
             if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 key.push_str(k);
             } else {
-                key.push_str(&format!("{k:?}"));
+                let _ = write!(key, "{k:?}");
             }
             key.push('=');
-            key.push_str(&format!("{v:?}"));
+            let _ = write!(key, "{v:?}");
         };
         match &self.group_by {
             GroupBy::All => labels.iter().for_each(|(k, v)| push(k, v)),
