@@ -21,6 +21,15 @@ pub fn sources_of(rules: &[InhibitRule], labels: &LabelSet) -> Vec<(usize, Equal
     rules.iter().enumerate().filter(|(_, r)| matching(r)).map(|(i, r)| (i, key(r, labels))).collect()
 }
 
+/// Where an alert is a source (see [`sources_of`]), and whether, being
+/// one, its fingerprint is the hash of its labels: what
+/// [`InhibitIndex::file`] takes.
+pub fn source_places(rules: &[InhibitRule], fp: &Fingerprint, labels: &LabelSet) -> (Vec<(usize, EqualKey)>, bool) {
+    let places = sources_of(rules, labels);
+    let label_hashed = !places.is_empty() && *fp == Fingerprint::of_labels(labels);
+    (places, label_hashed)
+}
+
 /// The rules an alert with these labels is a target of (by index), with
 /// its `equal` values under each: where [`InhibitIndex::inhibited`] looks.
 pub fn targets_of(rules: &[InhibitRule], labels: &LabelSet) -> Vec<(usize, EqualKey)> {
@@ -64,16 +73,20 @@ impl InhibitIndex {
     /// group of equal labels lost its last firing source, so the alerts it
     /// muted may open incidents now.
     pub fn update(&mut self, rules: &[InhibitRule], fp: &Fingerprint, labels: &LabelSet, firing: bool) -> bool {
-        let places = sources_of(rules, labels);
-        let label_hashed = !places.is_empty() && *fp == Fingerprint::of_labels(labels);
+        let (places, label_hashed) = source_places(rules, fp, labels);
         self.file(places, label_hashed, fp, firing)
     }
 
     /// [`InhibitIndex::update`] for an alert that is a source at `places`
     /// (see [`sources_of`]); `label_hashed` when, being a source, its
     /// fingerprint is the hash of its labels.
-    pub fn file(&mut self, places: Vec<(usize, EqualKey)>, label_hashed: bool, fp: &Fingerprint, firing: bool) -> bool {
-        let mut places = places;
+    pub fn file(
+        &mut self,
+        mut places: Vec<(usize, EqualKey)>,
+        label_hashed: bool,
+        fp: &Fingerprint,
+        firing: bool,
+    ) -> bool {
         // Most alerts are no source and never were: nothing to file or unfile.
         if places.is_empty() && !self.filed.contains_key(fp) {
             return false;

@@ -35,8 +35,7 @@ impl LabelPlan {
     pub fn of_labels(rules: &RuleSet, fp: &Fingerprint, labels: &LabelSet) -> LabelPlan {
         let routes =
             rules.route_indexes(labels).into_iter().map(|i| (i, rules.incident_rules[i].group_key(labels))).collect();
-        let sources = inhibit::sources_of(&rules.inhibit_rules, labels);
-        let label_hashed = !sources.is_empty() && *fp == Fingerprint::of_labels(labels);
+        let (sources, label_hashed) = inhibit::source_places(&rules.inhibit_rules, fp, labels);
         LabelPlan {
             routes,
             pings: Vec::new(),
@@ -58,11 +57,6 @@ impl LabelPlan {
     /// the plan was made with).
     pub fn routes<'r>(&self, rules: &'r RuleSet) -> impl Iterator<Item = (&'r IncidentRule, &str)> {
         self.routes.iter().map(|(i, key)| (&rules.incident_rules[*i], key.as_str()))
-    }
-
-    /// The group key under `rule`, one of its routes.
-    pub fn key_under(&self, rules: &RuleSet, rule: &IncidentRule) -> Option<&str> {
-        self.routes(rules).find(|(r, _)| std::ptr::eq(*r, rule)).map(|(_, key)| key)
     }
 }
 
@@ -138,8 +132,6 @@ inhibit_rules:
         let planned: Vec<(&str, String)> = plan.routes(&rules).map(|(r, k)| (r.name.as_str(), k.to_owned())).collect();
         assert_eq!(planned, routed);
         assert_eq!(planned.iter().map(|(n, _)| *n).collect::<Vec<_>>(), ["disk", "team"]);
-        assert_eq!(plan.key_under(&rules, &rules.incident_rules[1]), Some(routed[1].1.as_str()));
-        assert_eq!(plan.key_under(&rules, &rules.incident_rules[2]), None);
         assert_eq!(plan.sources, [(0, vec![Some("eu".to_owned())])]);
         assert!(plan.targets.is_empty() && plan.label_hashed);
         // A sender's key is no label hash; a warning is a target, no source.

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::state::{AlertRef, SYSTEM, StoredAlert, WriterState, current_state, entry, event, view};
 use super::{StoreError, ms, ts};
-use crate::engine::inhibit::{EqualKey, InhibitIndex};
+use crate::engine::inhibit::{self, EqualKey, InhibitIndex};
 use crate::engine::lifecycle::{self, LifecycleEffect, LifecycleView, Measure, Stamp};
 use crate::engine::mute;
 use crate::engine::opening::{self, LastAlertResolved, Opening, OpeningStep};
@@ -466,25 +466,38 @@ fn join_held(
 impl WriterState {
     /// A firing alert's part in inhibitions (see [`WriterState::file_inhibit`]).
     pub(super) fn fired(&mut self, fp: &Fingerprint, plan: &LabelPlan, newly_fired: bool) {
-        self.file_inhibit(fp, plan, true, newly_fired);
+        self.file_inhibit(fp, &plan.sources, plan.label_hashed, true, newly_fired);
     }
 
     /// File an alert in the inhibition index as firing or not; true when
     /// a group of equal labels lost its last source. Other gateways hear
     /// of an alert that is or was a source when it began firing, resolved,
     /// or is sender-keyed (its labels may change under the same key).
-    fn file_inhibit(&mut self, fp: &Fingerprint, plan: &LabelPlan, firing: bool, newly_fired: bool) -> bool {
-        if self.inhibit.concerned(&plan.sources, fp) && (!firing || newly_fired || !plan.label_hashed) {
+    fn file_inhibit(
+        &mut self,
+        fp: &Fingerprint,
+        sources: &[(usize, EqualKey)],
+        label_hashed: bool,
+        firing: bool,
+        newly_fired: bool,
+    ) -> bool {
+        if self.inhibit.concerned(sources, fp) && (!firing || newly_fired || !label_hashed) {
             self.inhibit_touched.push(fp.clone());
         }
-        self.inhibit.file(plan.sources.clone(), plan.label_hashed, fp, firing)
+        self.inhibit.file(sources.to_vec(), label_hashed, fp, firing)
     }
 
     /// A resolved alert: mark it in its incidents, auto-resolve those left
     /// with no firing alert, and drop it from pending groups.
     pub fn on_resolved(&mut self, tx: &Connection, a: &AlertRef<'_>, now: Timestamp) -> Result<(), StoreError> {
         let rules = self.rules.clone();
-        let sources_changed = self.file_inhibit(a.fingerprint, &a.plan(&rules), false, false);
+        // An alert read back (expiry, a sender's resolve) needs only its
+        // part in inhibitions, not its routes.
+        let (sources, label_hashed) = match a.plan {
+            Some(plan) => (plan.sources.clone(), plan.label_hashed),
+            None => inhibit::source_places(&rules.inhibit_rules, a.fingerprint, a.labels),
+        };
+        let sources_changed = self.file_inhibit(a.fingerprint, &sources, label_hashed, false, false);
         let linked: Vec<i64> = tx
             .prepare_cached("SELECT incident_id FROM incident_alerts WHERE alert_id = ?1 AND firing = 1")?
             .query_map([a.id], |r| r.get(0))?
@@ -585,7 +598,7 @@ impl WriterState {
         for (id, fp, labels) in held {
             let fp = Fingerprint::parse(&fp).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let labels: LabelSet = serde_json::from_str(&labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let targets = crate::engine::inhibit::targets_of(&self.rules.inhibit_rules, &labels);
+            let targets = inhibit::targets_of(&self.rules.inhibit_rules, &labels);
             if let Some(reason) = self.mute_reason(&fp, &labels, &targets, now) {
                 self.mute(tx, id, reason)?;
             }

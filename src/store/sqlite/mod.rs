@@ -405,6 +405,7 @@ impl Backend for SqlStore {
             .await
             .map_err(|_| StoreError::Closed)?;
         let (result, spent) = rx.await.map_err(|_| StoreError::Closed)?;
+        // Freed here, on the caller's task: the writer thread has better to do.
         drop(spent);
         result
     }

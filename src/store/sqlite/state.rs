@@ -65,8 +65,10 @@ pub(super) struct AlertRef<'a> {
 }
 
 impl<'a> AlertRef<'a> {
-    /// Its plan under `rules` (the writer's): the one it came with, or
-    /// one worked out now.
+    /// Its plan under `rules`, which must be the writer's rules (a plan
+    /// indexes into the set it was made with; an ingested alert's was
+    /// checked to be made with them): the one it came with, or one worked
+    /// out now.
     pub fn plan(&self, rules: &RuleSet) -> std::borrow::Cow<'a, LabelPlan> {
         match self.plan {
             Some(plan) => std::borrow::Cow::Borrowed(plan),

@@ -59,21 +59,22 @@ pub(super) enum Request {
     Close { now: Timestamp, done: oneshot::Sender<()> },
 }
 
-/// An op's result, and with it the op once applied: the caller's task
-/// frees its alerts, not the writer thread every request waits for.
-pub(super) type Answered = (Result<Reply, StoreError>, Option<Op>);
+/// An op's result, and with it the op once applied (a large request's
+/// parts): the caller's task frees its alerts, not the writer thread every
+/// request waits for.
+pub(super) type Answered = (Result<Reply, StoreError>, Vec<Op>);
 
 /// Where a caller waits for its op's result.
 pub(super) struct ReplyTo(pub oneshot::Sender<Answered>);
 
 impl ReplyTo {
     fn send(self, result: Result<Reply, StoreError>) {
-        let _ = self.0.send((result, None));
+        let _ = self.0.send((result, Vec::new()));
     }
 
-    /// Answer, handing back the applied op.
-    fn send_with(self, result: Result<Reply, StoreError>, op: Op) {
-        let _ = self.0.send((result, Some(op)));
+    /// Answer, handing back the applied ops.
+    fn send_with(self, result: Result<Reply, StoreError>, spent: Vec<Op>) {
+        let _ = self.0.send((result, spent));
     }
 }
 
@@ -94,6 +95,8 @@ struct Partial {
     source: Option<Arc<str>>,
     reply: ReplyTo,
     outcome: IngestOutcome,
+    /// The parts applied so far, handed back with the answer.
+    spent: Vec<Op>,
 }
 
 impl Partial {
@@ -198,8 +201,18 @@ pub(super) fn run<D: WriteDb>(
             match req {
                 Request::Write { op, source, reply } => match *op {
                     Op::Ingest { updates, encoded, plans, now, sender } if updates.len() > PART_ALERTS => {
-                        let outcome = IngestOutcome::default();
-                        partials.push_back(Partial { updates, encoded, plans, now, sender, source, reply, outcome });
+                        let (outcome, spent) = (IngestOutcome::default(), Vec::new());
+                        partials.push_back(Partial {
+                            updates,
+                            encoded,
+                            plans,
+                            now,
+                            sender,
+                            source,
+                            reply,
+                            outcome,
+                            spent,
+                        });
                     }
                     op => {
                         weight += weight_of(&op);
@@ -237,20 +250,19 @@ pub(super) fn run<D: WriteDb>(
             }
             part_result = part_result.or(answer(&mut batch, result));
         }
-        if let (Some(mut p), Some(result)) = (part, part_result) {
+        if let (Some(mut p), Some((result, spent))) = (part, part_result) {
+            p.spent.push(spent);
             match result {
                 Ok(Reply::Ingest(o)) => {
                     p.outcome.add(&o);
                     if p.updates.is_empty() {
-                        p.reply.send(Ok(Reply::Ingest(p.outcome)));
+                        p.reply.send_with(Ok(Reply::Ingest(p.outcome)), p.spent);
                     } else {
                         partials.push_back(p);
                     }
                 }
                 Ok(_) => unreachable!("an ingest part answers with an outcome"),
-                Err(e) => {
-                    p.reply.send(Err(e));
-                }
+                Err(e) => p.reply.send_with(Err(e), p.spent),
             }
         }
         next_timer.store(writer_state.timers.next_due().map_or(i64::MAX, ms), std::sync::atomic::Ordering::Relaxed);
@@ -285,7 +297,7 @@ fn batch_time(batch: &[Pending]) -> Option<Timestamp> {
 /// store more are refused before they start; the outbox's bookkeeping
 /// (small, and needed to stop re-sending) goes on. A refused part of a
 /// large request is returned, to fail its request.
-fn refuse_growth(batch: &mut Vec<Pending>) -> Option<Result<Reply, StoreError>> {
+fn refuse_growth(batch: &mut Vec<Pending>) -> Option<(Result<Reply, StoreError>, Op)> {
     let full = || StoreError::DiskFull("the database and its WAL reached store.max_size".into());
     let mut kept = Vec::with_capacity(batch.len());
     let mut part = None;
@@ -294,10 +306,8 @@ fn refuse_growth(batch: &mut Vec<Pending>) -> Option<Result<Reply, StoreError>> 
             (Op::ClaimNotifications { .. } | Op::RecordDeliveries { .. } | Op::RenewLeases { .. }, to) => {
                 kept.push((op, source, to))
             }
-            (_, Answer::Caller(reply)) => {
-                reply.send(Err(full()));
-            }
-            (_, Answer::Part) => part = Some(Err(full())),
+            (_, Answer::Caller(reply)) => reply.send_with(Err(full()), vec![op]),
+            (_, Answer::Part) => part = Some((Err(full()), op)),
         }
     }
     *batch = kept;
@@ -441,12 +451,12 @@ fn commit_batch<D: WriteDb>(
 
 /// Answer each caller of a batch; the result of the batch's
 /// [`Answer::Part`], if it has one, is returned instead.
-fn answer(batch: &mut Vec<Pending>, outcome: Outcome) -> Option<Result<Reply, StoreError>> {
+fn answer(batch: &mut Vec<Pending>, outcome: Outcome) -> Option<(Result<Reply, StoreError>, Op)> {
     let mut part = None;
     for ((op, _, to), result) in batch.drain(..).zip(outcome.results) {
         match to {
-            Answer::Caller(reply) => reply.send_with(result, op),
-            Answer::Part => part = Some(result),
+            Answer::Caller(reply) => reply.send_with(result, vec![op]),
+            Answer::Part => part = Some((result, op)),
         }
     }
     part
