@@ -281,9 +281,15 @@ pub(super) fn resolve_by_sender(
 /// Only firing alerts have an expiry (every write that resolves one clears
 /// it): naming the status here would let SQLite's planner walk
 /// `alerts_status` through every firing alert instead of `alerts_expiry`.
-/// At most [`crate::store::EXPIRED_PER_TICK`] of them, earliest first.
-pub(super) const DUE_EXPIRIES: &str =
-    "SELECT id, fingerprint, starts_at, expires_at FROM alerts WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2";
+/// At most [`crate::store::EXPIRED_PER_TICK`] of them, earliest first (a
+/// literal limit: a bound one makes SQLite prepare the statement again on
+/// every run).
+pub(super) static DUE_EXPIRIES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT id, fingerprint, starts_at, expires_at FROM alerts WHERE expires_at <= ?1 ORDER BY expires_at LIMIT {}",
+        crate::store::EXPIRED_PER_TICK
+    )
+});
 
 /// Firing alerts past their `expires_at` (`endsAt`, or `resolve_timeout`
 /// without a re-send) resolve, a round's worth at most; how many did.
@@ -293,10 +299,8 @@ pub(super) fn expire_alerts(
     now: Timestamp,
 ) -> Result<usize, StoreError> {
     let due: Vec<(i64, String, i64, i64)> = tx
-        .prepare_cached(DUE_EXPIRIES)?
-        .query_map(params![ms(now), crate::store::EXPIRED_PER_TICK as i64], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })?
+        .prepare_cached(&DUE_EXPIRIES)?
+        .query_map(params![ms(now)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
         .collect::<Result<_, _>>()?;
     for (id, fp, starts_at, expires_at) in &due {
         let stored =

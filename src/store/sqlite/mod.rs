@@ -52,7 +52,6 @@ use crate::engine::heartbeat::Stored as HeartbeatStored;
 use crate::engine::silence::{Silence, SilenceIds};
 use crate::metrics::stored::StoredFacts;
 use crate::model::change::Change;
-use crate::model::notification::NotificationState;
 use crate::model::problem::Problem;
 use crate::model::{AlertRecord, Fingerprint};
 
@@ -343,6 +342,7 @@ fn open_writer(path: &Path, cfg: &StoreConfig) -> Result<Connection, StoreError>
         },
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.pragma_update(None, "cache_size", -16_000)?; // KiB; larger caches cost more at each commit than they save
     // Not `temp_store = MEMORY`, though each request's SAVEPOINT copies the
@@ -379,6 +379,7 @@ fn open_readers(path: &Path, n: usize) -> Result<Vec<Connection>, StoreError> {
                 OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
             )?;
             r.busy_timeout(BUSY_TIMEOUT)?;
+            r.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
             r.pragma_update(None, "cache_size", -4_000)?;
             Ok(r)
         })
@@ -533,14 +534,7 @@ impl Backend for SqlStore {
 
     async fn next_notification_due(&self) -> Result<Option<Timestamp>, StoreError> {
         self.read(|c| {
-            let due: Option<i64> = c.query_row(
-                &format!(
-                    "SELECT min(next_attempt_at) FROM notifications WHERE {}",
-                    NotificationState::Pending.sql("state")
-                ),
-                sql::params![],
-                |r| r.get(0),
-            )?;
+            let due: Option<i64> = c.query_row(&outbox::NEXT_DUE, sql::params![], |r| r.get(0))?;
             due.map(ts).transpose()
         })
         .await
@@ -686,6 +680,14 @@ pub fn backup(db: &Path, to: &Path) -> Result<u64, StoreError> {
     dst.pragma_update(None, "journal_mode", "DELETE")?;
     Ok(std::fs::metadata(to).map(|m| m.len()).unwrap_or(0))
 }
+
+/// Prepared statements a connection keeps. Opening an incident alone runs
+/// about forty distinct statements (its clocks, problems, changes,
+/// notifications, timeline); with rusqlite's default of 16 the cache
+/// thrashed and an alert storm re-parsed most statements each time: 96 %
+/// of its CPU on the writer, a third of that in SQLite's parser and
+/// planner (perf, examples/outbox_bench.rs).
+const STATEMENT_CACHE: usize = 256;
 
 /// How long a connection waits for a lock another holds.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);

@@ -14,6 +14,20 @@ use crate::model::notification::NotificationState;
 
 /// The states of an outbox row, as its SQL spells them.
 const PENDING: &str = NotificationState::Pending.as_str();
+
+/// The ids of the first `limit` pending notifications due by `?1`, by due
+/// time (the limit written in: a bound `LIMIT` makes SQLite prepare the
+/// statement again on every run).
+pub(super) fn due_ids(limit: usize) -> String {
+    format!(
+        "SELECT id FROM notifications WHERE state = '{PENDING}' AND next_attempt_at <= ?1
+         ORDER BY next_attempt_at, id LIMIT {limit}"
+    )
+}
+
+/// When the earliest pending notification is due.
+pub(super) static NEXT_DUE: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("SELECT min(next_attempt_at) FROM notifications WHERE state = '{PENDING}'"));
 const SENT: &str = NotificationState::Sent.as_str();
 const FAILED: &str = NotificationState::Failed.as_str();
 
@@ -84,12 +98,11 @@ pub(super) fn claim(
 ) -> Result<Vec<crate::model::notification::OutboxItem>, StoreError> {
     let rows: Vec<Result<crate::model::notification::OutboxItem, StoreError>> = tx
         .prepare_cached(&format!(
-            "UPDATE notifications SET next_attempt_at = ?2, leased_until = ?2, leased_by = ?4 WHERE id IN (
-                SELECT id FROM notifications WHERE state = '{PENDING}' AND next_attempt_at <= ?1
-                ORDER BY next_attempt_at, id LIMIT ?3)
-             RETURNING {ITEM_COLUMNS}"
+            "UPDATE notifications SET next_attempt_at = ?2, leased_until = ?2, leased_by = ?3 WHERE id IN ({})
+             RETURNING {ITEM_COLUMNS}",
+            due_ids(limit)
         ))?
-        .query_map(params![ms(now), ms(lease_until), limit as i64, owner], item_from_row)?
+        .query_map(params![ms(now), ms(lease_until), owner], item_from_row)?
         .collect::<Result<_, _>>()?;
     let mut items: Vec<_> = rows.into_iter().collect::<Result<_, _>>()?;
     // RETURNING gives no order; deliver in the order the events happened.

@@ -91,15 +91,22 @@ pub(super) fn incident(c: &Connection, id: i64) -> Result<Option<Incident>, Stor
         .optional()?)
 }
 
-/// An incident's first alerts in joining order, each with whether it still fires there.
+/// An incident's first `limit` alerts in joining order, each with whether
+/// it still fires there. The limit is written into the statement: SQLite
+/// prepares a statement whose `LIMIT` is a bound parameter again on every
+/// run (each notification of an alert storm ran this one).
 pub(super) fn first_alerts(c: &Connection, id: i64, limit: usize) -> Result<Vec<(AlertRecord, bool)>, StoreError> {
+    Ok(c.prepare_cached(&first_alerts_sql(limit))?
+        .query_map(params![id], |r| Ok((row_to_alert(r)?.1, r.get::<bool>(16)?)))?
+        .collect::<Result<_, _>>()?)
+}
+
+pub(super) fn first_alerts_sql(limit: usize) -> String {
     let alert_columns: String = COLUMNS.split(',').map(|c| format!("a.{}", c.trim())).collect::<Vec<_>>().join(", ");
-    Ok(c.prepare_cached(&format!(
+    format!(
         "SELECT {alert_columns}, ia.firing FROM incident_alerts ia JOIN alerts a ON a.id = ia.alert_id
-         WHERE ia.incident_id = ?1 ORDER BY ia.joined_at, a.id LIMIT ?2"
-    ))?
-    .query_map(params![id, limit as i64], |r| Ok((row_to_alert(r)?.1, r.get::<bool>(16)?)))?
-    .collect::<Result<_, _>>()?)
+         WHERE ia.incident_id = ?1 ORDER BY ia.joined_at, a.id LIMIT {limit}"
+    )
 }
 
 pub(super) type EventRow = (i64, String, String, String, Option<String>, Option<i64>);

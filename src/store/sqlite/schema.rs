@@ -405,6 +405,15 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX alerts_expiry;
     CREATE INDEX alerts_expiry ON alerts (expires_at) WHERE expires_at IS NOT NULL;
     "#,
+    // 15: the outbox's due index keyed on (state, due time). Partial on
+    // `state = 'pending'`, it lost to `notifications_state (state, id)` in
+    // SQLite's planner, and every claim and the worker's next-due lookup
+    // read and sorted all pending rows: a storm's backlog of thousands of
+    // notifications, for each claim of 200.
+    r#"
+    DROP INDEX notifications_due;
+    CREATE INDEX notifications_due ON notifications (state, next_attempt_at);
+    "#,
 ];
 
 /// This database's realm (see migration 7).
@@ -509,9 +518,9 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         migrate(&mut conn).unwrap();
         let plan: Vec<String> = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {}", super::super::apply::DUE_EXPIRIES))
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", *super::super::apply::DUE_EXPIRIES))
             .unwrap()
-            .query_map(["1", "1000"], |r| r.get(3))
+            .query_map(["1"], |r| r.get(3))
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
@@ -562,5 +571,51 @@ mod tests {
             Err(StoreError::TooNew { found, supported }) => assert_eq!((found, supported), (VERSION + 1, VERSION)),
             other => panic!("a newer schema must be refused: {other:?}"),
         }
+    }
+
+    /// SQLite prepares a statement whose `LIMIT` is a bound parameter
+    /// again each time it runs; the writer's statements that run per alert,
+    /// notification or tick write their limits in, and are prepared once.
+    #[test]
+    fn the_writers_limited_statements_are_prepared_once() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        let reprepared = |sql: &str, params: &[&dyn rusqlite::ToSql]| {
+            let mut st = conn.prepare(sql).unwrap();
+            for _ in 0..3 {
+                st.query_map(params, |_| Ok(())).unwrap().for_each(drop);
+            }
+            st.get_status(rusqlite::StatementStatus::RePrepare)
+        };
+        let bound = "SELECT id FROM alerts WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2";
+        assert_eq!(reprepared(bound, &[&1, &10]), 3, "SQLite's behaviour this guards against");
+        assert_eq!(reprepared(&super::super::apply::DUE_EXPIRIES, &[&1]), 0);
+        let first = super::super::rows::first_alerts_sql(crate::engine::notify::SNAPSHOT_ALERTS);
+        assert_eq!(reprepared(&first, &[&1]), 0);
+    }
+
+    /// The outbox worker looks up the next due notification and claims
+    /// due ones all the time; both must seek, not read every pending row
+    /// (a storm leaves thousands).
+    #[test]
+    fn the_outbox_finds_due_notifications_by_seeking_its_due_index() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        let plan = |sql: &str| -> Vec<String> {
+            let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let n = st.parameter_count();
+            st.query_map(rusqlite::params_from_iter(std::iter::repeat_n(1, n)), |r| r.get(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        assert_eq!(
+            plan(&super::super::outbox::NEXT_DUE),
+            ["SEARCH notifications USING COVERING INDEX notifications_due (state=?)"]
+        );
+        assert_eq!(
+            plan(&super::super::outbox::due_ids(200)),
+            ["SEARCH notifications USING COVERING INDEX notifications_due (state=? AND next_attempt_at<?)"]
+        );
     }
 }
