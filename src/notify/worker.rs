@@ -25,11 +25,6 @@ const RENEW: StdDuration = StdDuration::from_secs(10);
 const DRAIN: StdDuration = StdDuration::from_secs(5);
 /// Rows claimed per round.
 const CLAIM: usize = 200;
-/// Rows claimed and not yet delivered, at most: past it the worker claims
-/// no more until deliveries catch up. Rows wait as well in the table
-/// (durably) as in memory, and claiming a storm's thousands at once would
-/// only lease rows no notifier is ready for (and renew their leases).
-const MAX_IN_FLIGHT: usize = 4 * CLAIM;
 /// How often the worker looks for rows due by time (retries), besides
 /// being woken by every commit that queues one.
 const POLL: StdDuration = StdDuration::from_millis(500);
@@ -96,9 +91,8 @@ pub async fn run(
         }
     };
     let in_flight: Arc<Mutex<InFlight>> = Arc::default();
-    let room = Arc::new(tokio::sync::Notify::new());
     let (recorder_tx, records) = mpsc::unbounded_channel();
-    tokio::spawn(recorder(store.clone(), records, in_flight.clone(), room.clone()));
+    tokio::spawn(recorder(store.clone(), records, in_flight.clone()));
     let mut queues: HashMap<String, mpsc::UnboundedSender<OutboxItem>> = HashMap::new();
     for n in &notifiers.list {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -115,7 +109,6 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = wake.notified() => {}
-            _ = room.notified() => {}
             _ = clock_moves.next() => {}
             _ = tokio::time::sleep(POLL) => {}
             _ = renew.tick() => {
@@ -136,12 +129,8 @@ pub async fn run(
                     break;
                 }
             }
-            let claimable = MAX_IN_FLIGHT.saturating_sub(in_flight.lock().expect("in-flight lock").ids.len());
-            if claimable == 0 {
-                break; // woken again when deliveries make room
-            }
             let lease_until = now.checked_add(LEASE).unwrap_or(Timestamp::MAX);
-            let items = match store.claim_notifications(now, lease_until, claimable.min(CLAIM)).await {
+            let items = match store.claim_notifications(now, lease_until, CLAIM).await {
                 Ok(items) => items,
                 Err(StoreError::Closed) => return,
                 Err(e) => {
@@ -183,24 +172,27 @@ pub async fn run(
     drain(&in_flight).await;
 }
 
-/// Rows claimed and not yet delivered, and how many outcomes of finished
-/// deliveries are being recorded.
+/// Rows claimed and not yet delivered, and rows delivered whose outcome
+/// is not recorded yet (their leases are renewed until it is).
 #[derive(Debug, Default)]
 struct InFlight {
     ids: HashSet<i64>,
-    recording: usize,
+    recording: HashSet<i64>,
 }
 
 impl InFlight {
     /// Nothing being delivered, nothing left to record.
     fn is_idle(&self) -> bool {
-        self.ids.is_empty() && self.recording == 0
+        self.ids.is_empty() && self.recording.is_empty()
     }
 }
 
 /// Extend the leases of everything claimed and not yet recorded.
 async fn renew_leases(store: &Store, in_flight: &Mutex<InFlight>) {
-    let ids: Vec<i64> = in_flight.lock().expect("in-flight lock").ids.iter().copied().collect();
+    let ids: Vec<i64> = {
+        let f = in_flight.lock().expect("in-flight lock");
+        f.ids.iter().chain(&f.recording).copied().collect()
+    };
     if ids.is_empty() {
         return;
     }
@@ -230,25 +222,27 @@ struct Recorder(mpsc::UnboundedSender<Vec<(i64, DeliveryRecord)>>);
 /// commit: under an alert storm each commit waits behind the senders'
 /// requests, and waiting for one per delivery held a notifier to a few
 /// deliveries a second (examples/outbox_bench.rs). Until its outcome is
-/// recorded a row stays leased, so nobody claims it meanwhile.
+/// recorded a row's lease is renewed, so nobody claims it meanwhile.
 async fn recorder(
     store: Store,
     mut records: mpsc::UnboundedReceiver<Vec<(i64, DeliveryRecord)>>,
     in_flight: Arc<Mutex<InFlight>>,
-    room: Arc<tokio::sync::Notify>,
 ) {
     while let Some(first) = records.recv().await {
-        let (mut recs, mut deliveries) = (first, 1);
+        let mut recs = first;
         while let Ok(more) = records.try_recv() {
             recs.extend(more);
-            deliveries += 1;
         }
+        let ids: Vec<i64> = recs.iter().map(|(id, _)| *id).collect();
         if let Err(e) = store.record_deliveries(recs, crate::clock::now()).await {
-            // The leases run out and the rows are delivered again: at least once.
+            // No longer renewed, the leases run out and the rows are
+            // delivered again: at least once.
             tracing::warn!(error = %e, "recording deliveries failed");
         }
-        in_flight.lock().expect("in-flight lock").recording -= deliveries;
-        room.notify_one();
+        let mut f = in_flight.lock().expect("in-flight lock");
+        for id in ids {
+            f.recording.remove(&id);
+        }
     }
 }
 
@@ -375,18 +369,21 @@ async fn send(
     // Out of flight before the outcome is recorded: once it is, a retry
     // may be claimed at once, and a claim of a row still in flight is
     // skipped (its lease would then hold the retry back). Until the record
-    // lands the row is still leased, so nobody claims it meanwhile.
+    // lands the row's lease is renewed, so nobody claims it meanwhile.
     {
         let mut f = in_flight.lock().expect("in-flight lock");
         for i in &delivery.items {
             f.ids.remove(&i.id);
+            f.recording.insert(i.id);
         }
-        f.recording += 1;
     }
-    if recorder.0.send(recs).is_err() {
+    if let Err(unsent) = recorder.0.send(recs) {
         // The recorder is gone (shutting down): the leases run out and the
         // rows are delivered again, at least once.
-        in_flight.lock().expect("in-flight lock").recording -= 1;
+        let mut f = in_flight.lock().expect("in-flight lock");
+        for (id, _) in unsent.0 {
+            f.recording.remove(&id);
+        }
     }
 }
 
