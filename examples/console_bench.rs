@@ -17,8 +17,6 @@
 //! target/release/examples/console_bench --bin target/release/alertgate
 //! ```
 //! Every address is on 127.0.0.1.
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -26,6 +24,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use serde_json::{Value, json};
+use spawned::{Gateway, cpu_seconds};
+
+#[path = "support/spawned.rs"]
+mod spawned;
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -43,34 +45,9 @@ struct Args {
     duration: u64,
 }
 
-struct Gateway {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start(bin: &str) -> Result<Gateway> {
-    let dir = tempfile::tempdir()?;
     let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/rules");
-    let mut child = Command::new(bin)
-        .args(["serve", "--listen", "127.0.0.1:0", "--rules", rules, "--data-dir"])
-        .arg(dir.path().join("data"))
-        .env("ALERTGATE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("start {bin}"))?;
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
-    let addr = line.trim().strip_prefix("alertgate listening on ").context("no listening line")?.to_owned();
-    Ok(Gateway { child, base: format!("http://{addr}"), _dir: dir })
+    spawned::start(bin, |_| Ok(vec!["--rules".into(), rules.into()]))
 }
 
 fn alert(i: usize) -> Value {
@@ -118,16 +95,6 @@ async fn time_page(http: &reqwest::Client, url: &str, cookie: &str, n: usize) ->
         took.last().unwrap().as_secs_f64() * 1e3,
         bytes / 1024
     ))
-}
-
-/// The gateway's CPU time so far (user + system), from /proc.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces): state is field 3.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// One ingest phase: alerts/s, and the gateway's CPU time per alert (µs).

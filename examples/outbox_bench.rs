@@ -17,15 +17,17 @@
 //! target/release/examples/outbox_bench --bin target/release/alertgate --duration 8
 //! ```
 //! Every address is on 127.0.0.1.
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Parser;
 use serde_json::{Value, json};
+use spawned::{Gateway, cpu_seconds};
+
+#[path = "support/spawned.rs"]
+mod spawned;
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -70,41 +72,14 @@ sla_policies:
       P5: {respond: 3d, resolve: 30d}
 "#;
 
-struct Gateway {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start(bin: &str, hook: &str) -> Result<Gateway> {
-    let dir = tempfile::tempdir()?;
-    std::fs::create_dir(dir.path().join("rules"))?;
-    std::fs::write(dir.path().join("rules/bench.yaml"), RULES)?;
     let config = format!("notifiers:\n  - {{name: pager, type: webhook, url: \"{hook}\", timeout: 5s}}\n");
-    std::fs::write(dir.path().join("alertgate.yml"), config)?;
-    let mut child = Command::new(bin)
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(dir.path().join("alertgate.yml"))
-        .arg("--rules")
-        .arg(dir.path().join("rules"))
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .env("ALERTGATE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("start {bin}"))?;
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
-    let addr = line.trim().strip_prefix("alertgate listening on ").context("no listening line")?.to_owned();
-    Ok(Gateway { child, base: format!("http://{addr}"), _dir: dir })
+    spawned::start(bin, |dir| {
+        std::fs::create_dir(dir.join("rules"))?;
+        std::fs::write(dir.join("rules/bench.yaml"), RULES)?;
+        std::fs::write(dir.join("alertgate.yml"), config)?;
+        Ok(vec!["--config".into(), dir.join("alertgate.yml").into(), "--rules".into(), dir.join("rules").into()])
+    })
 }
 
 /// A receiver that takes every notification after `delay`; counts them.
@@ -132,15 +107,6 @@ fn alert(i: u64, kind: &str) -> Value {
         "labels": {"alertname": format!("Storm{i}"), "kind": kind, "severity": severity},
         "annotations": {"summary": format!("storm alert {i}")},
     })
-}
-
-/// The gateway's CPU time so far (user + system), from /proc.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// What a phase sends: new alerts of a kind (a storm), or the first `n`
