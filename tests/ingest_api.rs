@@ -140,6 +140,60 @@ async fn a_pending_group_whose_alerts_ended_opens_nothing_after_a_long_expiry() 
     assert_eq!(incidents["incidents"], json!([]), "no incident for alerts that had all ended");
 }
 
+/// A re-send moves an alert's expiry: later (Prometheus re-sends each
+/// firing alert with a new endsAt) or earlier, and it expires at the last
+/// one it was sent with. 2,500 alerts re-sent with a later endsAt are all
+/// looked at again when the first one passes (three rounds of the sweep)
+/// and stay firing; one sent again with an earlier endsAt ends then.
+#[tokio::test]
+async fn a_re_sent_alert_expires_at_the_last_endsat_it_was_sent_with() {
+    let g = Gateway::start_with(Options { test_clock: Some(common::t0()), ..Default::default() });
+    let url = g.url("/api/v2/alerts");
+    let now = g.now();
+    let at = |secs: i64| now + SignedDuration::from_secs(secs);
+    let send = |ends: Timestamp, range: std::ops::Range<usize>| {
+        let alerts: Vec<Value> = range
+            .map(|i| json!({"labels": {"alertname": "Resent", "n": i.to_string()}, "endsAt": ends.to_string()}))
+            .collect();
+        let url = url.clone();
+        async move {
+            let (status, body) = post(&url, &Value::Array(alerts).to_string()).await;
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+    for part in 0..5 {
+        send(at(60), part * 500..(part + 1) * 500).await;
+    }
+    // t0+30s: every alert re-sent, its endsAt now t0+120s; alert 0 once
+    // more, its endsAt back to t0+90s.
+    g.advance_to(at(30)).await;
+    for part in 0..5 {
+        send(at(120), part * 500..(part + 1) * 500).await;
+    }
+    send(at(90), 0..1).await;
+    let by_status = |alerts: &[Value], status: &str| alerts.iter().filter(|a| a["status"] == status).count();
+    let end_of = |a: &Value| a["endsAt"].as_str().unwrap().parse::<Timestamp>().unwrap();
+
+    // t0+60s: the first endsAt passed; nothing ends.
+    g.advance_to(at(60)).await;
+    assert_eq!(by_status(&all_alerts(&g, "").await, "firing"), 2_500);
+    // t0+90s: alert 0 ends at the earlier endsAt it was sent last.
+    g.advance_to(at(90) - SignedDuration::from_millis(1)).await;
+    assert_eq!(by_status(&all_alerts(&g, "").await, "firing"), 2_500);
+    g.advance_to(at(90)).await;
+    let alerts = all_alerts(&g, "").await;
+    assert_eq!(by_status(&alerts, "resolved"), 1);
+    let first = alerts.iter().find(|a| a["labels"]["n"] == "0").unwrap();
+    assert_eq!((first["status"].as_str(), end_of(first)), (Some("resolved"), at(90)), "{first}");
+    // t0+120s: the rest end at theirs.
+    g.advance_to(at(120) - SignedDuration::from_millis(1)).await;
+    assert_eq!(by_status(&all_alerts(&g, "").await, "firing"), 2_499);
+    g.advance_to(at(120)).await;
+    let alerts = all_alerts(&g, "").await;
+    assert_eq!(by_status(&alerts, "firing"), 0);
+    assert!(alerts.iter().filter(|a| a["labels"]["n"] != "0").all(|a| end_of(a) == at(120)));
+}
+
 #[tokio::test]
 async fn prometheus_push_and_expiry() {
     let g = Gateway::start_with(Options { test_clock: Some(common::t0()), ..Default::default() });

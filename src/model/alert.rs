@@ -261,6 +261,39 @@ pub fn expired(stored: &AlertState, expires_at: Timestamp) -> Episode {
     Episode { starts_at: stored.starts_at, ends_at: Some(expires_at), clears_acknowledgement: false }
 }
 
+/// When the expiry sweep must look at an alert again, kept apart from the
+/// alert's own `expires_at`: a firing alert is re-sent far more often than
+/// it expires, and its expiry only ever moves later then, so the sweep's
+/// check stays where it is (no later than the expiry) and a re-send writes
+/// nothing but the alert's row. The check moves only when an alert gains
+/// an expiry or its expiry comes earlier: the instant it must then be
+/// checked by, or `None` when the check it has is early enough.
+pub fn expiry_check_by(stored: Option<Timestamp>, incoming: Option<Timestamp>) -> Option<Timestamp> {
+    match (stored, incoming) {
+        (Some(stored), Some(incoming)) if incoming >= stored => None,
+        (_, incoming) => incoming,
+    }
+}
+
+/// What the expiry sweep does with an alert whose check is due at `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpiryCheck {
+    /// It expired: resolve it as of then (see [`expired`]).
+    Expire(Timestamp),
+    /// Re-sent since: look again when it would expire now.
+    Later(Timestamp),
+    /// Resolved, or without an expiry: nothing to look at.
+    Drop,
+}
+
+pub fn check_expiry(status: AlertStatus, expires_at: Option<Timestamp>, now: Timestamp) -> ExpiryCheck {
+    match (status, expires_at) {
+        (AlertStatus::Firing, Some(at)) if at <= now => ExpiryCheck::Expire(at),
+        (AlertStatus::Firing, Some(at)) => ExpiryCheck::Later(at),
+        _ => ExpiryCheck::Drop,
+    }
+}
+
 /// An alert as stored, with what the gateway has learnt about it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -324,6 +357,28 @@ mod tests {
         let (first, later) = (ts("2026-11-26T10:00:00Z"), ts("2026-11-26T10:07:00Z"));
         assert_eq!(acknowledged_by_sender(None, first), (Observation::Repeated, first));
         assert_eq!(acknowledged_by_sender(Some(first), later), (Observation::Repeated, first));
+    }
+
+    #[test]
+    fn a_re_send_moves_the_expiry_check_only_when_its_expiry_comes_earlier_or_is_new() {
+        let (early, late) = (ts("2026-11-26T10:04:00Z"), ts("2026-11-26T10:05:00Z"));
+        assert_eq!(expiry_check_by(Some(early), Some(late)), None, "the usual re-send: expiry later");
+        assert_eq!(expiry_check_by(Some(late), Some(late)), None);
+        assert_eq!(expiry_check_by(Some(late), Some(early)), Some(early), "endsAt moved earlier");
+        assert_eq!(expiry_check_by(None, Some(late)), Some(late), "a new alert, or a new episode");
+        assert_eq!(expiry_check_by(Some(late), None), None, "no expiry: the sweep drops the check");
+        assert_eq!(expiry_check_by(None, None), None);
+    }
+
+    #[test]
+    fn a_due_expiry_check_expires_a_firing_alert_past_its_expiry_and_else_looks_again_or_drops() {
+        let (expiry, now) = (ts("2026-11-26T10:04:00Z"), ts("2026-11-26T10:05:00Z"));
+        assert_eq!(check_expiry(AlertStatus::Firing, Some(expiry), now), ExpiryCheck::Expire(expiry));
+        assert_eq!(check_expiry(AlertStatus::Firing, Some(now), now), ExpiryCheck::Expire(now));
+        let later = ts("2026-11-26T10:09:00Z");
+        assert_eq!(check_expiry(AlertStatus::Firing, Some(later), now), ExpiryCheck::Later(later), "re-sent since");
+        assert_eq!(check_expiry(AlertStatus::Resolved, Some(expiry), now), ExpiryCheck::Drop);
+        assert_eq!(check_expiry(AlertStatus::Firing, None, now), ExpiryCheck::Drop);
     }
 
     #[test]

@@ -204,10 +204,18 @@ pub enum Op {
     },
 }
 
+/// What a round of the timers did: how many alerts expired, and whether
+/// the round took as many expiry checks as it may (more may be due).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Swept {
+    pub expired: usize,
+    pub more_due: bool,
+}
+
 #[derive(Debug)]
 pub enum Reply {
     Ingest(IngestOutcome),
-    Tick(usize),
+    Tick(Swept),
     Done,
     Silence(crate::engine::silence::Silence),
     Change(Change),

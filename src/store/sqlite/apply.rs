@@ -12,10 +12,13 @@ use super::state::{AlertRef, StoredAlert, WriterState, alert_state};
 use super::{StoreError, ms, ts};
 use crate::engine::AlertRouting;
 use crate::engine::plan::{LabelPlan, Plans};
-use crate::model::alert::{Episode, acknowledged_by_sender, episode, expired, observe, resolved_by_sender};
+use crate::model::alert::{
+    Episode, ExpiryCheck, acknowledged_by_sender, check_expiry, episode, expired, expiry_check_by, observe,
+    resolved_by_sender,
+};
 use crate::model::{Alert, AlertState, AlertStatus, AlertUpdate, Observation};
 use crate::store::IngestOutcome;
-use crate::store::ops::{Op, Reply};
+use crate::store::ops::{Op, Reply, Swept};
 
 /// Apply an op; a person's mutation is written to the audit log with its
 /// target's state before and after, in the same savepoint.
@@ -254,10 +257,10 @@ pub(super) fn resolve_by_sender(
     now: Timestamp,
 ) -> Result<Option<Observation>, StoreError> {
     let stored = stored_alert(tx, fingerprint)?;
-    let Some((obs, episode)) = resolved_by_sender(stored.as_ref().map(|(_, state)| state), now) else {
+    let Some((obs, episode)) = resolved_by_sender(stored.as_ref().map(|s| &s.state), now) else {
         return Ok(None);
     };
-    let (id, _) = stored.expect("a decision about a stored alert");
+    let id = stored.expect("a decision about a stored alert").id;
     match episode {
         Some(e) => {
             let (labels, annotations): (String, String) = tx
@@ -278,45 +281,73 @@ pub(super) fn resolve_by_sender(
     Ok(Some(obs))
 }
 
-/// Only firing alerts have an expiry (every write that resolves one clears
-/// it): naming the status here would let SQLite's planner walk
-/// `alerts_status` through every firing alert instead of `alerts_expiry`.
-/// At most [`crate::store::EXPIRED_PER_TICK`] of them, earliest first (a
-/// literal limit: a bound one makes SQLite prepare the statement again on
-/// every run).
+/// The expiry checks due, earliest first, with what the sweep decides by:
+/// at most [`crate::store::EXPIRED_PER_TICK`] (a literal limit: a bound one
+/// makes SQLite prepare the statement again on every run).
 pub(super) static DUE_EXPIRIES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "SELECT id, fingerprint, starts_at, expires_at FROM alerts WHERE expires_at <= ?1 ORDER BY expires_at LIMIT {}",
+        "SELECT a.id, a.fingerprint, a.status, a.starts_at, a.expires_at
+         FROM expiry_checks c JOIN alerts a ON a.id = c.alert_id
+         WHERE c.check_at <= ?1 ORDER BY c.check_at LIMIT {}",
         crate::store::EXPIRED_PER_TICK
     )
 });
 
 /// Firing alerts past their `expires_at` (`endsAt`, or `resolve_timeout`
-/// without a re-send) resolve, a round's worth at most; how many did.
+/// without a re-send) resolve, a round's worth of due checks at most; a
+/// check whose alert was re-sent since moves to its new expiry.
 pub(super) fn expire_alerts(
     tx: &Connection,
     writer_state: &mut WriterState,
     now: Timestamp,
-) -> Result<usize, StoreError> {
-    let due: Vec<(i64, String, i64, i64)> = tx
+) -> Result<Swept, StoreError> {
+    let due: Vec<(i64, String, String, i64, Option<i64>)> = tx
         .prepare_cached(&DUE_EXPIRIES)?
-        .query_map(params![ms(now)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .query_map(params![ms(now)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
         .collect::<Result<_, _>>()?;
-    for (id, fp, starts_at, expires_at) in &due {
-        let stored =
-            AlertState { status: AlertStatus::Firing, starts_at: ts(*starts_at)?, ends_at: None, expired: false };
-        let e = expired(&stored, ts(*expires_at)?);
-        let (labels, annotations): (String, String) = tx
-            .prepare_cached(
-                "UPDATE alerts SET status = ?2, ends_at = ?3, expired = 1, expires_at = NULL WHERE id = ?1
-                 RETURNING labels, annotations",
-            )?
-            .query_row(params![id, AlertStatus::Resolved.as_str(), e.ends_at.map(ms)], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
-        resolve_stored(tx, writer_state, *id, fp, &labels, &annotations, now)?;
+    let mut swept = Swept { expired: 0, more_due: due.len() >= crate::store::EXPIRED_PER_TICK };
+    for (id, fp, status, starts_at, expires_at) in &due {
+        let stored = alert_state(status, *starts_at, None, false)?;
+        match check_expiry(stored.status, expires_at.map(ts).transpose()?, now) {
+            ExpiryCheck::Expire(at) => {
+                let e = expired(&stored, at);
+                let (labels, annotations): (String, String) = tx
+                    .prepare_cached(
+                        "UPDATE alerts SET status = ?2, ends_at = ?3, expired = 1, expires_at = NULL WHERE id = ?1
+                         RETURNING labels, annotations",
+                    )?
+                    .query_row(params![id, AlertStatus::Resolved.as_str(), e.ends_at.map(ms)], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?;
+                drop_expiry_check(tx, *id)?;
+                resolve_stored(tx, writer_state, *id, fp, &labels, &annotations, now)?;
+                swept.expired += 1;
+            }
+            ExpiryCheck::Later(at) => {
+                tx.prepare_cached("UPDATE expiry_checks SET check_at = ?2 WHERE alert_id = ?1")?
+                    .execute(params![id, ms(at)])?;
+            }
+            ExpiryCheck::Drop => drop_expiry_check(tx, *id)?,
+        }
     }
-    Ok(due.len())
+    Ok(swept)
+}
+
+fn drop_expiry_check(tx: &Connection, alert: i64) -> Result<(), StoreError> {
+    tx.prepare_cached("DELETE FROM expiry_checks WHERE alert_id = ?1")?.execute(params![alert])?;
+    Ok(())
+}
+
+/// The sweep checks `alert` by `at` at the latest (see
+/// [`expiry_check_by`]): a check already due earlier stays.
+pub(super) const CHECK_EXPIRY_BY: &str = "INSERT INTO expiry_checks (alert_id, check_at) VALUES (?1, ?2)
+     ON CONFLICT (alert_id) DO UPDATE SET check_at = excluded.check_at WHERE excluded.check_at < expiry_checks.check_at";
+
+fn check_expiry_by(tx: &Connection, alert: i64, at: Option<Timestamp>) -> Result<(), StoreError> {
+    if let Some(at) = at {
+        tx.prepare_cached(CHECK_EXPIRY_BY)?.execute(params![alert, ms(at)])?;
+    }
+    Ok(())
 }
 
 fn resolve_stored(
@@ -340,36 +371,53 @@ fn observe_alert(
     now: Timestamp,
 ) -> Result<(i64, Observation), StoreError> {
     let stored = stored_alert(tx, a.fingerprint.as_str())?;
-    let obs = observe(stored.as_ref().map(|(_, state)| state), a);
+    let obs = observe(stored.as_ref().map(|s| &s.state), a);
     let row = AlertRow { a, labels, annotations, source: a.source.to_string(), raw: a.raw.get(), now };
-    let id = match (obs, stored) {
+    let id = match (obs, &stored) {
         (Observation::Created, _) => row.insert(tx)?,
-        (Observation::Stale, Some((id, _))) => {
+        (Observation::Stale, Some(s)) => {
             tx.prepare_cached("UPDATE alerts SET last_seen = ?2, occurrences = occurrences + 1 WHERE id = ?1")?
-                .execute(params![id, ms(now)])?;
-            id
+                .execute(params![s.id, ms(now)])?;
+            return Ok((s.id, obs));
         }
-        (Observation::Repeated, Some((id, state))) if a.status == AlertStatus::Firing => {
-            row.repeat_firing(tx, id, &episode(&state, a, Observation::Repeated, now))?;
-            id
+        (Observation::Repeated, Some(s)) if a.status == AlertStatus::Firing => {
+            row.repeat_firing(tx, s.id, &episode(&s.state, a, Observation::Repeated, now))?;
+            s.id
         }
-        (obs, Some((id, state))) => {
-            row.new_episode(tx, id, &episode(&state, a, obs, now))?;
-            id
+        (obs, Some(s)) => {
+            row.new_episode(tx, s.id, &episode(&s.state, a, obs, now))?;
+            s.id
         }
         (_, None) => unreachable!("only Created is decided without a stored alert"),
     };
+    check_expiry_by(tx, id, expiry_check_by(stored.and_then(|s| s.expires_at), a.expires_at))?;
     Ok((id, obs))
 }
 
-/// The stored alert of a fingerprint: its id and state.
-fn stored_alert(tx: &Connection, fingerprint: &str) -> Result<Option<(i64, AlertState)>, StoreError> {
-    let row: Option<(i64, String, i64, Option<i64>, bool)> = tx
-        .prepare_cached("SELECT id, status, starts_at, ends_at, expired FROM alerts WHERE fingerprint = ?1")?
-        .query_row([fingerprint], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
-        .optional()?;
-    let Some((id, status, starts, ends, expired)) = row else { return Ok(None) };
-    Ok(Some((id, alert_state(&status, starts, ends, expired)?)))
+/// A stored alert, as the decisions about an observation of it read it.
+struct Stored {
+    id: i64,
+    state: AlertState,
+    expires_at: Option<Timestamp>,
+}
+
+/// The stored alert of a fingerprint.
+fn stored_alert(tx: &Connection, fingerprint: &str) -> Result<Option<Stored>, StoreError> {
+    tx.prepare_cached("SELECT id, status, starts_at, ends_at, expired, expires_at FROM alerts WHERE fingerprint = ?1")?
+        .query_row([fingerprint], |r| {
+            let (id, status, starts, ends, expired): (i64, String, i64, Option<i64>, bool) =
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+            Ok((id, status, starts, ends, expired, r.get::<Option<i64>>(5)?))
+        })
+        .optional()?
+        .map(|(id, status, starts, ends, expired, expires_at)| {
+            Ok(Stored {
+                id,
+                state: alert_state(&status, starts, ends, expired)?,
+                expires_at: expires_at.map(ts).transpose()?,
+            })
+        })
+        .transpose()
 }
 
 /// An observed alert as its row is written.

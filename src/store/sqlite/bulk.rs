@@ -16,10 +16,10 @@ use jiff::Timestamp;
 
 use super::sql::{Column, Connection, ForRows};
 use super::state::{SYSTEM, WriterState, alert_state, view};
-use super::{StoreError, ms};
+use super::{StoreError, ms, ts};
 use crate::engine::plan::LabelPlan;
 use crate::engine::{self, AlertRouting, FiringDecision, GroupView, IncidentView, mute, opening, timeline};
-use crate::model::alert::{episode, observe};
+use crate::model::alert::{episode, expiry_check_by, observe};
 use crate::model::incident::IncidentState;
 use crate::model::{Alert, AlertState, AlertStatus, AlertUpdate, LabelSet, Observation};
 
@@ -31,7 +31,7 @@ const MAX_ONE_BY_ONE: usize = 8;
 /// and how many of those count it as not firing.
 static READ_ALERTS: LazyLock<ForRows> = LazyLock::new(|| {
     let columns = format!(
-        "a.id, a.fingerprint, a.status, a.starts_at, a.ends_at, a.expired,
+        "a.id, a.fingerprint, a.status, a.starts_at, a.ends_at, a.expired, a.expires_at,
          (SELECT count(*) FROM incident_alerts m JOIN incidents i ON i.id = m.incident_id
           WHERE m.alert_id = a.id AND {open}),
          (SELECT count(*) FROM incident_alerts m JOIN incidents i ON i.id = m.incident_id
@@ -113,6 +113,16 @@ static RESEND_ALERTS: LazyLock<ForRows> = LazyLock::new(|| ForRows {
         .into(),
 });
 
+/// The expiry sweep checks these alerts by these instants at the latest.
+static CHECK_EXPIRIES: LazyLock<ForRows> = LazyLock::new(|| ForRows {
+    sqlite: super::apply::CHECK_EXPIRY_BY.into(),
+    postgres: "INSERT INTO expiry_checks (alert_id, check_at)
+         SELECT v.alert_id, v.check_at FROM unnest(?1::bigint[], ?2::bigint[]) AS v(alert_id, check_at)
+         ON CONFLICT (alert_id) DO UPDATE SET check_at = excluded.check_at
+         WHERE excluded.check_at < expiry_checks.check_at"
+        .into(),
+});
+
 static LINK_ALERTS: LazyLock<ForRows> = LazyLock::new(|| ForRows {
     sqlite: "INSERT INTO incident_alerts (incident_id, alert_id, rule, firing, joined_at) VALUES (?1, ?2, ?3, 1, ?4)"
         .into(),
@@ -163,6 +173,7 @@ struct Known {
 struct KnownAlert {
     id: i64,
     state: AlertState,
+    expires_at: Option<Timestamp>,
     open_incidents: i64,
     open_not_firing: i64,
 }
@@ -192,6 +203,7 @@ struct Resent<'b> {
     labels: &'b str,
     annotations: &'b str,
     starts_at: Timestamp,
+    check_expiry_by: Option<Timestamp>,
 }
 
 struct Created<'b> {
@@ -293,8 +305,17 @@ impl<'b> Bulk<'b> {
         }
         let e = episode(&known.state, a, obs, now);
         known.state.starts_at = e.starts_at;
+        let check_expiry_by = expiry_check_by(known.expires_at, a.expires_at);
+        known.expires_at = a.expires_at;
         ws.fired(&a.fingerprint, plan, false);
-        self.gathered.resent.push(Resent { id: known.id, alert: a, labels, annotations, starts_at: e.starts_at });
+        self.gathered.resent.push(Resent {
+            id: known.id,
+            alert: a,
+            labels,
+            annotations,
+            starts_at: e.starts_at,
+            check_expiry_by,
+        });
         Some(obs)
     }
 
@@ -392,14 +413,16 @@ impl<'b> Bulk<'b> {
                 r.get(3)?,
                 r.get(4)?,
                 r.get(5)?,
-                r.get(6)?,
+                r.get::<Option<i64>>(6)?,
                 r.get(7)?,
+                r.get(8)?,
             ));
             Ok(())
         })?;
-        for (id, fp, status, starts, ends, expired, open_incidents, open_not_firing) in rows {
+        for (id, fp, status, starts, ends, expired, expires_at, open_incidents, open_not_firing) in rows {
             let state = alert_state(&status, starts, ends, expired)?;
-            self.known.alerts.insert(fp, Some(KnownAlert { id, state, open_incidents, open_not_firing }));
+            let expires_at = expires_at.map(ts).transpose()?;
+            self.known.alerts.insert(fp, Some(KnownAlert { id, state, expires_at, open_incidents, open_not_firing }));
         }
         Ok(())
     }
@@ -465,6 +488,7 @@ impl<'b> Bulk<'b> {
         }
         let ids = insert_created(tx, &g.created, now)?;
         write_resent(tx, &g.resent, now)?;
+        check_expiries(tx, &g, &ids)?;
         let mut alert_ids = Vec::with_capacity(g.joins.len());
         for (_, created, _) in &g.joins {
             let fp = g.created[*created].alert.fingerprint.as_str();
@@ -543,6 +567,26 @@ fn insert_created(
         },
     )?;
     Ok(ids)
+}
+
+/// New alerts with an expiry, and alerts sent again whose expiry came
+/// earlier or is new, have the sweep check them by then.
+fn check_expiries(tx: &Connection, g: &Gathered<'_>, ids: &HashMap<String, i64>) -> Result<(), StoreError> {
+    let created = g.created.iter().filter_map(|c| Some((*ids.get(c.alert.fingerprint.as_str())?, c.alert.expires_at?)));
+    let resent = g.resent.iter().filter_map(|r| Some((r.id, r.check_expiry_by?)));
+    let checks: Vec<(i64, Timestamp)> = created.chain(resent).collect();
+    if checks.is_empty() {
+        return Ok(());
+    }
+    tx.for_rows(
+        &CHECK_EXPIRIES,
+        &[
+            Column::Int(checks.iter().map(|(id, _)| Some(*id)).collect()),
+            Column::Int(checks.iter().map(|(_, at)| Some(ms(*at))).collect()),
+        ],
+        |_| Ok(()),
+    )?;
+    Ok(())
 }
 
 fn write_resent(tx: &Connection, resent: &[Resent<'_>], now: Timestamp) -> Result<(), StoreError> {

@@ -22,6 +22,7 @@ use crate::model::{AlertStatus, Fingerprint, LabelSet, MuteReason};
 use crate::rules::RuleSet;
 use crate::rules::incident::IncidentRule;
 use crate::sla::timers::{TimerKey, Timers};
+use crate::store::ops::Swept;
 
 /// The firing alerts held in a pending group (rule, key); built once, as
 /// routing a new alert asks it.
@@ -607,16 +608,16 @@ impl WriterState {
     }
 
     /// One round of the timers, in the engine's order; how many alerts expired.
-    pub fn tick(&mut self, tx: &Connection, now: Timestamp) -> Result<usize, StoreError> {
-        let mut expired = 0;
+    pub fn tick(&mut self, tx: &Connection, now: Timestamp) -> Result<Swept, StoreError> {
+        let mut swept = Swept::default();
         for step in pending::TICK {
             match step {
                 TickStep::ExpireAlerts => {
-                    expired = super::apply::expire_alerts(tx, self, now)?;
+                    swept = super::apply::expire_alerts(tx, self, now)?;
                     // More are due: the other steps wait for the last round,
                     // so nothing pages for an incident whose alerts ended.
-                    if expired >= crate::store::EXPIRED_PER_TICK {
-                        return Ok(expired);
+                    if swept.more_due {
+                        return Ok(swept);
                     }
                 }
                 TickStep::DueTimers => {
@@ -647,7 +648,7 @@ impl WriterState {
                 TickStep::OverdueActionItems => self.overdue_action_items(tx, now)?,
             }
         }
-        Ok(expired)
+        Ok(swept)
     }
 
     fn due_pending_groups(&mut self, tx: &Connection, now: Timestamp) -> Result<(), StoreError> {

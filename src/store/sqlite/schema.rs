@@ -414,6 +414,25 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX notifications_due;
     CREATE INDEX notifications_due ON notifications (state, next_attempt_at);
     "#,
+    // 16: the expiry sweep's checks out of the alerts row. A re-send moves
+    // `expires_at` later every time; with it indexed, every re-send wrote
+    // an entry into every index of `alerts` (on PostgreSQL no update could
+    // be HOT, and dead entries piled up faster than vacuum cleared them).
+    // A check is due no later than its alert's expiry and moves only when
+    // the expiry comes earlier or is new, or when the sweep finds the
+    // alert re-sent since (model::alert::expiry_check_by, check_expiry).
+    // On PostgreSQL, room on each page of `alerts` for a re-send's new
+    // version of the row, so that it stays on its page (HOT).
+    r#"
+    CREATE TABLE expiry_checks (
+        alert_id INTEGER NOT NULL PRIMARY KEY REFERENCES alerts (id),
+        check_at INTEGER NOT NULL
+    );
+    INSERT INTO expiry_checks (alert_id, check_at) SELECT id, expires_at FROM alerts WHERE expires_at IS NOT NULL;
+    CREATE INDEX expiry_checks_due ON expiry_checks (check_at);
+    DROP INDEX alerts_expiry;
+    -- postgres: ALTER TABLE alerts SET (fillfactor = 70);
+    "#,
 ];
 
 /// This database's realm (see migration 7).
@@ -460,6 +479,7 @@ pub fn postgres_migrations() -> Vec<String> {
                 .replace(" BLOB", " BYTEA")
                 .replace(") WITHOUT ROWID;", ");")
                 .replace("(abs(random()) % 4294967295) + 1", "(floor(random() * 4294967294) + 1)::bigint::text")
+                .replace("-- postgres: ", "")
         })
         .collect()
 }
@@ -524,7 +544,41 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(plan, ["SEARCH alerts USING INDEX alerts_expiry (expires_at<?)"]);
+        assert_eq!(
+            plan,
+            [
+                "SEARCH c USING COVERING INDEX expiry_checks_due (check_at<?)",
+                "SEARCH a USING INTEGER PRIMARY KEY (rowid=?)"
+            ]
+        );
+    }
+
+    /// Migration 16 gives every alert with an expiry its check, due then,
+    /// and nothing else one.
+    #[test]
+    fn the_expiries_of_stored_alerts_become_their_checks() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..15] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 15).unwrap();
+        for (fp, status, expires_at) in [("a", "firing", Some(5_000)), ("b", "firing", None), ("c", "resolved", None)] {
+            conn.execute(
+                "INSERT INTO alerts (fingerprint, source, status, labels, annotations, starts_at, expires_at, first_seen,
+                    last_seen, occurrences, raw) VALUES (?1, 'prometheus', ?2, '{}', '{}', 1, ?3, 1, 1, 1, '{}')",
+                rusqlite::params![fp, status, expires_at],
+            )
+            .unwrap();
+        }
+        migrate(&mut conn).unwrap();
+        let checks: Vec<(String, i64)> = conn
+            .prepare("SELECT a.fingerprint, c.check_at FROM expiry_checks c JOIN alerts a ON a.id = c.alert_id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(checks, [("a".to_owned(), 5_000)]);
     }
 
     /// A re-sent alert's open incidents are looked up for every alert;
@@ -556,6 +610,15 @@ mod tests {
             .unwrap();
         let realm: u64 = realm.parse().unwrap();
         assert!((1..=u64::from(u32::MAX)).contains(&realm), "{realm}");
+        // Room on each page of alerts for a re-send's new row version (HOT).
+        let options: String = c
+            .query_row(
+                "SELECT reloptions::text FROM pg_class WHERE relname = 'alerts'",
+                crate::store::sqlite::sql::params![],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(options, "{fillfactor=70}");
         // The tables take what the SQLite store writes: an alert, its id back.
         let id: i64 = c
             .query_row(

@@ -335,7 +335,7 @@ fn shows(op: &Op, reply: &Reply, counted_facts: bool) -> bool {
     match (op, reply) {
         _ if counted_facts => true,
         (Op::Ingest { .. }, Reply::Ingest(o)) => o.created + o.resolved + o.refired > 0,
-        (Op::Tick { .. }, Reply::Tick(expired)) => *expired > 0,
+        (Op::Tick { .. }, Reply::Tick(swept)) => swept.expired > 0,
         (
             Op::ClaimNotifications { .. }
             | Op::RenewLeases { .. }
