@@ -190,6 +190,26 @@ async fn a_silence_made_on_one_gateway_mutes_an_alert_arriving_at_the_other_at_o
     assert_eq!(titles, ["CpuHot"], "the silenced alert opened nothing, seen from either gateway");
 }
 
+/// A gateway still running when a newer one migrated the schema writes no
+/// more (it would store rows the newer schema keeps otherwise): its
+/// senders get 503s, to retry at an upgraded gateway, its log names the
+/// schema, and what it stored before stays.
+#[tokio::test]
+async fn a_gateway_older_than_the_schema_answers_503_and_writes_nothing() {
+    let hook = Receiver::default().start().await;
+    let c = cluster(1, &hook, None);
+    let g = &c.gateways[0];
+    assert_eq!(push(g, &[alert("Before", "db1")]).await, 200);
+    let version: u32 = c.db.column("SELECT max(version) FROM schema_version")[0].as_deref().unwrap().parse().unwrap();
+    c.db.column("UPDATE schema_version SET version = version + 1");
+    let (status, body) = post(&g.url("/api/v2/alerts"), &Value::Array(vec![alert("After", "db1")]).to_string()).await;
+    assert_eq!(status, 503, "{body}");
+    let log = g.stderr();
+    let newer = format!("schema version {} is newer than this build supports ({version})", version + 1);
+    assert!(log.contains(&newer), "{log}");
+    assert_eq!(stored_alertnames(&c.db), BTreeSet::from(["Before".to_owned()]));
+}
+
 /// The cluster's inhibition: a critical alert mutes the warning of the
 /// same alertname and cluster.
 fn severe(instance: &str, severity: &str, resolved: bool) -> Value {

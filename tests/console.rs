@@ -645,6 +645,32 @@ async fn re_sent_alerts_wake_no_live_page() {
     assert!(page_version(&g).await > before, "a new incident is");
 }
 
+/// The expiry sweep finding alerts re-sent since their last check moves
+/// the checks and changes nothing a live page shows; an alert expiring does.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sweep_that_finds_only_re_sent_alerts_wakes_no_live_page() {
+    let g = Gateway::start_with(common::Options { test_clock: Some(common::t0()), ..Default::default() });
+    let at = |secs: i64| g.now() + jiff::SignedDuration::from_secs(secs);
+    let (first, later) = (at(60), at(120));
+    let alert = |ends: jiff::Timestamp| {
+        json!([{"labels": {"alertname": "Resent", "service": "web"}, "endsAt": ends.to_string()}]).to_string()
+    };
+    let (status, body) = common::post(&g.url("/api/v2/alerts"), &alert(first)).await;
+    assert_eq!(status, 200, "{body}");
+    wait_for(WAIT, "the incident", || async {
+        let (_, list) = common::get(&g.url("/api/v1/incidents")).await;
+        (list["incidents"].as_array()?.len() == 1).then_some(())
+    })
+    .await;
+    let (status, body) = common::post(&g.url("/api/v2/alerts"), &alert(later)).await;
+    assert_eq!(status, 200, "{body}");
+    let before = page_version(&g).await;
+    g.advance_to(first).await;
+    assert_eq!(page_version(&g).await, before, "a check moved to the later endsAt is not news");
+    g.advance_to(later).await;
+    assert!(page_version(&g).await > before, "the alert expiring is");
+}
+
 /// The service desk in the console: a responder reports an incident with
 /// the form on the incident list and lands on its page; a viewer sees no form.
 #[tokio::test(flavor = "multi_thread")]

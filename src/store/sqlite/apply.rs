@@ -6,10 +6,10 @@ use std::borrow::Cow;
 use jiff::Timestamp;
 
 use super::bulk::Bulk;
-use super::outbox;
 use super::sql::{Connection, OptionalExtension, params};
 use super::state::{AlertRef, StoredAlert, WriterState, alert_state};
 use super::{StoreError, ms, ts};
+use super::{expiry, outbox};
 use crate::engine::AlertRouting;
 use crate::engine::plan::{LabelPlan, Plans};
 use crate::model::alert::{
@@ -319,35 +319,15 @@ pub(super) fn expire_alerts(
                     .query_row(params![id, AlertStatus::Resolved.as_str(), e.ends_at.map(ms)], |r| {
                         Ok((r.get(0)?, r.get(1)?))
                     })?;
-                drop_expiry_check(tx, *id)?;
+                expiry::drop_check(tx, *id)?;
                 resolve_stored(tx, writer_state, *id, fp, &labels, &annotations, now)?;
                 swept.expired += 1;
             }
-            ExpiryCheck::Later(at) => {
-                tx.prepare_cached("UPDATE expiry_checks SET check_at = ?2 WHERE alert_id = ?1")?
-                    .execute(params![id, ms(at)])?;
-            }
-            ExpiryCheck::Drop => drop_expiry_check(tx, *id)?,
+            ExpiryCheck::Later(at) => expiry::check_later(tx, *id, at)?,
+            ExpiryCheck::Drop => expiry::drop_check(tx, *id)?,
         }
     }
     Ok(swept)
-}
-
-fn drop_expiry_check(tx: &Connection, alert: i64) -> Result<(), StoreError> {
-    tx.prepare_cached("DELETE FROM expiry_checks WHERE alert_id = ?1")?.execute(params![alert])?;
-    Ok(())
-}
-
-/// The sweep checks `alert` by `at` at the latest (see
-/// [`expiry_check_by`]): a check already due earlier stays.
-pub(super) const CHECK_EXPIRY_BY: &str = "INSERT INTO expiry_checks (alert_id, check_at) VALUES (?1, ?2)
-     ON CONFLICT (alert_id) DO UPDATE SET check_at = excluded.check_at WHERE excluded.check_at < expiry_checks.check_at";
-
-fn check_expiry_by(tx: &Connection, alert: i64, at: Option<Timestamp>) -> Result<(), StoreError> {
-    if let Some(at) = at {
-        tx.prepare_cached(CHECK_EXPIRY_BY)?.execute(params![alert, ms(at)])?;
-    }
-    Ok(())
 }
 
 fn resolve_stored(
@@ -390,7 +370,9 @@ fn observe_alert(
         }
         (_, None) => unreachable!("only Created is decided without a stored alert"),
     };
-    check_expiry_by(tx, id, expiry_check_by(stored.and_then(|s| s.expires_at), a.expires_at))?;
+    if let Some(at) = expiry_check_by(stored.and_then(|s| s.expires_at), a.expires_at) {
+        expiry::check_by(tx, &[(id, at)])?;
+    }
     Ok((id, obs))
 }
 

@@ -16,7 +16,7 @@ use jiff::Timestamp;
 
 use super::sql::{Column, Connection, ForRows};
 use super::state::{SYSTEM, WriterState, alert_state, view};
-use super::{StoreError, ms, ts};
+use super::{StoreError, expiry, ms, ts};
 use crate::engine::plan::LabelPlan;
 use crate::engine::{self, AlertRouting, FiringDecision, GroupView, IncidentView, mute, opening, timeline};
 use crate::model::alert::{episode, expiry_check_by, observe};
@@ -121,16 +121,6 @@ static RESEND_ALERTS: LazyLock<ForRows> = LazyLock::new(|| ForRows {
          FROM unnest(?1::bigint[], ?2::text[], ?3::text[], ?4::bigint[], ?5::bigint[], ?6::text[], ?7::bigint[],
             ?8::text[]) AS v(id, labels, annotations, starts_at, expires_at, generator_url, seen, raw)
          WHERE alerts.id = v.id"
-        .into(),
-});
-
-/// The expiry sweep checks these alerts by these instants at the latest.
-static CHECK_EXPIRIES: LazyLock<ForRows> = LazyLock::new(|| ForRows {
-    sqlite: super::apply::CHECK_EXPIRY_BY.into(),
-    postgres: "INSERT INTO expiry_checks (alert_id, check_at)
-         SELECT v.alert_id, v.check_at FROM unnest(?1::bigint[], ?2::bigint[]) AS v(alert_id, check_at)
-         ON CONFLICT (alert_id) DO UPDATE SET check_at = excluded.check_at
-         WHERE excluded.check_at < expiry_checks.check_at"
         .into(),
 });
 
@@ -317,7 +307,6 @@ impl<'b> Bulk<'b> {
         let e = episode(&known.state, a, obs, now);
         known.state.starts_at = e.starts_at;
         let check_expiry_by = expiry_check_by(known.expires_at, a.expires_at);
-        known.expires_at = a.expires_at;
         ws.fired(&a.fingerprint, plan, false);
         self.gathered.resent.push(Resent {
             id: known.id,
@@ -583,21 +572,18 @@ fn insert_created(
 /// New alerts with an expiry, and alerts sent again whose expiry came
 /// earlier or is new, have the sweep check them by then.
 fn check_expiries(tx: &Connection, g: &Gathered<'_>, ids: &HashMap<String, i64>) -> Result<(), StoreError> {
-    let created = g.created.iter().filter_map(|c| Some((*ids.get(c.alert.fingerprint.as_str())?, c.alert.expires_at?)));
-    let resent = g.resent.iter().filter_map(|r| Some((r.id, r.check_expiry_by?)));
-    let checks: Vec<(i64, Timestamp)> = created.chain(resent).collect();
+    let mut checks = Vec::new();
+    for c in &g.created {
+        let Some(at) = c.alert.expires_at else { continue };
+        let fp = c.alert.fingerprint.as_str();
+        let id = ids.get(fp).ok_or_else(|| StoreError::Corrupt(format!("alert {fp} was not stored")))?;
+        checks.push((*id, at));
+    }
+    checks.extend(g.resent.iter().filter_map(|r| Some((r.id, r.check_expiry_by?))));
     if checks.is_empty() {
         return Ok(());
     }
-    tx.for_rows(
-        &CHECK_EXPIRIES,
-        &[
-            Column::Int(checks.iter().map(|(id, _)| Some(*id)).collect()),
-            Column::Int(checks.iter().map(|(_, at)| Some(ms(*at))).collect()),
-        ],
-        |_| Ok(()),
-    )?;
-    Ok(())
+    expiry::check_by(tx, &checks)
 }
 
 fn write_resent(tx: &Connection, resent: &[Resent<'_>], now: Timestamp) -> Result<(), StoreError> {

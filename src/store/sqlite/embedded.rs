@@ -13,10 +13,11 @@ use super::writer::{Changed, WriteDb};
 use super::{SizeLimit, StoreError, outbox, sql};
 
 /// Tables whose changes no live view shows: the alerts' own bookkeeping
-/// (a re-send updates `last_seen` and the delivery count), the outbox's,
-/// the audit log, and heartbeats' pings.
-const UNSHOWN_TABLES: [&str; 6] =
-    ["alerts", "notifications", "audit_log", "pending_alerts", "pending_groups", "heartbeats"];
+/// (a re-send updates `last_seen` and the delivery count; the expiry
+/// sweep moves its checks), the outbox's, the audit log, and heartbeats'
+/// pings.
+const UNSHOWN_TABLES: [&str; 7] =
+    ["alerts", "expiry_checks", "notifications", "audit_log", "pending_alerts", "pending_groups", "heartbeats"];
 
 /// How the writer resets a WAL past its share.
 #[derive(Clone, Copy)]

@@ -44,12 +44,21 @@ static HELD_FIRING_COUNT: std::sync::LazyLock<String> = std::sync::LazyLock::new
 });
 
 /// The hot path's statement, built once: the open incidents an alert is in.
-pub(super) static OPEN_INCIDENTS_OF_ALERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "SELECT ia.incident_id, ia.firing FROM incident_alerts ia JOIN incidents i ON i.id = ia.incident_id
-         WHERE ia.alert_id = ?1 AND {}",
-        IncidentState::open_sql("i.state")
-    )
+/// On PostgreSQL each link's incident is looked up by its id: joined by
+/// state, the planner (misjudging how many incidents are open) could walk
+/// every open incident for the one alert (see bulk.rs `READ_ALERTS`).
+pub(super) static OPEN_INCIDENTS_OF_ALERT: std::sync::LazyLock<ForRows> = std::sync::LazyLock::new(|| {
+    let open = IncidentState::open_sql("i.state");
+    ForRows {
+        sqlite: format!(
+            "SELECT ia.incident_id, ia.firing FROM incident_alerts ia JOIN incidents i ON i.id = ia.incident_id
+             WHERE ia.alert_id = ?1 AND {open}"
+        ),
+        postgres: format!(
+            "SELECT ia.incident_id, ia.firing FROM incident_alerts ia
+             WHERE ia.alert_id = ?1 AND (SELECT {open} FROM incidents i WHERE i.id = ia.incident_id)"
+        ),
+    }
 });
 
 /// Alerts by fingerprint, for their part in inhibitions.
@@ -249,7 +258,7 @@ impl WriterState {
     /// alert). Its routing was decided when it joined; nothing to redo.
     fn still_in_open_incidents(&self, tx: &Connection, a: &AlertRef<'_>, now: Timestamp) -> Result<bool, StoreError> {
         let open: Vec<(i64, bool)> = tx
-            .prepare_cached(&OPEN_INCIDENTS_OF_ALERT)?
+            .prepare_cached(OPEN_INCIDENTS_OF_ALERT.on(tx))?
             .query_map([a.id], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?;
         for &(id, firing) in &open {

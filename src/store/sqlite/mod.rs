@@ -13,6 +13,7 @@ mod changes;
 mod copy;
 mod desk;
 mod embedded;
+mod expiry;
 mod gauges;
 mod heartbeats;
 mod incidents;

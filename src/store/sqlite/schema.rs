@@ -587,7 +587,7 @@ mod tests {
     fn the_open_incidents_of_an_alert_are_found_without_a_temporary_table() {
         let mut conn = Connection::open_in_memory().unwrap();
         migrate(&mut conn).unwrap();
-        let sql = super::super::incidents::OPEN_INCIDENTS_OF_ALERT.as_str();
+        let sql = super::super::incidents::OPEN_INCIDENTS_OF_ALERT.sqlite.as_str();
         let opcodes: Vec<String> = conn
             .prepare(&format!("EXPLAIN {sql}"))
             .unwrap()

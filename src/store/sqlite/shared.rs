@@ -19,7 +19,7 @@ use jiff::Timestamp;
 use super::sql::{self, PgSession, params};
 use super::state::WriterState;
 use super::writer::{Changed, WriteDb};
-use super::{ChangeFeed, StoreError, ms, outbox};
+use super::{ChangeFeed, StoreError, ms, outbox, schema};
 use crate::model::notification::NotificationState;
 
 /// The advisory lock every write batch takes: "alertgw".
@@ -180,14 +180,31 @@ impl SharedDb {
     /// Open a batch's transaction holding the write lock every gateway's
     /// batches take, connecting first if need be, in one round trip. READ
     /// COMMITTED whatever the server's default: each statement after the
-    /// lock sees what the lock's previous holder committed.
+    /// lock sees what the lock's previous holder committed. A gateway still
+    /// running when a newer one migrated the schema writes no more (its
+    /// callers get a 503, and retry at an upgraded gateway): it would
+    /// write rows the new schema keeps otherwise (migration 16: alerts
+    /// without the expiry checks that end them).
     fn open_locked_transaction(&mut self) -> Result<(), StoreError> {
         self.connected()?;
         self.release_pending = false;
-        let opened =
-            self.run(&format!("BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({WRITE_LOCK})"));
+        let sql = format!(
+            "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({WRITE_LOCK});
+             SELECT max(version) FROM schema_version"
+        );
+        let version = self.live()?.batch_last_value(&sql).map_err(StoreError::from);
+        let opened = match version.map_err(|e| self.failed(e)) {
+            Ok(Some(v)) => match v.parse::<usize>() {
+                Ok(found) if found > schema::VERSION => Err(StoreError::TooNew { found, supported: schema::VERSION }),
+                Ok(_) => Ok(()),
+                Err(e) => Err(StoreError::Corrupt(format!("schema version {v:?}: {e}"))),
+            },
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
         if opened.is_err() {
-            // The lock timed out in an open transaction: end it.
+            // The lock timed out, or the schema moved on, in an open
+            // transaction: end it.
             self.rollback();
         }
         opened

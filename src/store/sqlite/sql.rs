@@ -557,6 +557,14 @@ pub struct ForRows {
     pub postgres: String,
 }
 
+impl ForRows {
+    /// The statement as `c`'s engine takes it, for a statement run once
+    /// rather than for rows given column by column.
+    pub fn on(&self, c: &Connection<'_>) -> &str {
+        if c.is_postgres() { &self.postgres } else { &self.sqlite }
+    }
+}
+
 struct RowParams<'a>(Vec<ValueRef<'a>>);
 
 impl Params for RowParams<'_> {
@@ -646,6 +654,18 @@ impl PgSession {
     /// a migration).
     pub fn batch_execute(&self, sql: &str) -> Result<()> {
         Ok(self.client.borrow_mut().batch_execute(sql)?)
+    }
+
+    /// Run `sql` as [`PgSession::batch_execute`] does (statements without
+    /// parameters, one round trip); the first column of the last row they
+    /// returned, as text.
+    pub fn batch_last_value(&self, sql: &str) -> Result<Option<String>> {
+        let messages = self.client.borrow_mut().simple_query(sql)?;
+        let last = messages.iter().rev().find_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(row) => Some(row.get(0).map(str::to_owned)),
+            _ => None,
+        });
+        Ok(last.flatten())
     }
 
     /// True once the connection is lost: the session must be replaced.
