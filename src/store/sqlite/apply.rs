@@ -383,23 +383,20 @@ struct Stored {
     expires_at: Option<Timestamp>,
 }
 
+/// `stored_alert`'s row: id, status, starts_at, ends_at, expired, expires_at.
+type StoredRow = (i64, String, i64, Option<i64>, bool, Option<i64>);
+
 /// The stored alert of a fingerprint.
 fn stored_alert(tx: &Connection, fingerprint: &str) -> Result<Option<Stored>, StoreError> {
-    tx.prepare_cached("SELECT id, status, starts_at, ends_at, expired, expires_at FROM alerts WHERE fingerprint = ?1")?
-        .query_row([fingerprint], |r| {
-            let (id, status, starts, ends, expired): (i64, String, i64, Option<i64>, bool) =
-                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
-            Ok((id, status, starts, ends, expired, r.get::<Option<i64>>(5)?))
-        })
-        .optional()?
-        .map(|(id, status, starts, ends, expired, expires_at)| {
-            Ok(Stored {
-                id,
-                state: alert_state(&status, starts, ends, expired)?,
-                expires_at: expires_at.map(ts).transpose()?,
-            })
-        })
-        .transpose()
+    let row: Option<StoredRow> = tx
+        .prepare_cached(
+            "SELECT id, status, starts_at, ends_at, expired, expires_at FROM alerts WHERE fingerprint = ?1",
+        )?
+        .query_row([fingerprint], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+        .optional()?;
+    let Some((id, status, starts, ends, expired, expires_at)) = row else { return Ok(None) };
+    let state = alert_state(&status, starts, ends, expired)?;
+    Ok(Some(Stored { id, state, expires_at: expires_at.map(ts).transpose()? }))
 }
 
 /// An observed alert as its row is written.

@@ -14,6 +14,7 @@ use std::sync::LazyLock;
 
 use jiff::Timestamp;
 
+use super::rows::incident_is_open;
 use super::sql::{Column, Connection, ForRows};
 use super::state::{SYSTEM, WriterState, alert_state, view};
 use super::{StoreError, expiry, ms, ts};
@@ -30,10 +31,8 @@ const MAX_ONE_BY_ONE: usize = 8;
 /// A stored alert (by fingerprint), with how many open incidents hold it
 /// and how many of those count it as not firing. On PostgreSQL both counts
 /// come from one walk of the alert's links (a lateral join), each link's
-/// incident looked up by its id: joined by state instead, the planner
-/// (misjudging how many incidents are open, and with dead index entries
-/// of updated incidents to step over) walked every open incident for each
-/// alert, ten times slower. `OFFSET 0` keeps that lookup one subplan.
+/// incident looked up by its id (see [`incident_is_open`]). `OFFSET 0`
+/// keeps that lookup one subplan.
 static READ_ALERTS: LazyLock<ForRows> = LazyLock::new(|| {
     let alert = "a.id, a.fingerprint, a.status, a.starts_at, a.ends_at, a.expired, a.expires_at";
     let open = IncidentState::open_sql("i.state");
@@ -48,9 +47,10 @@ static READ_ALERTS: LazyLock<ForRows> = LazyLock::new(|| {
             "SELECT {alert}, o.open, o.not_firing FROM alerts a
              CROSS JOIN LATERAL (
                 SELECT count(*) FILTER (WHERE l.open) AS open, count(*) FILTER (WHERE l.open AND l.firing = 0) AS not_firing
-                FROM (SELECT m.firing, (SELECT {open} FROM incidents i WHERE i.id = m.incident_id) AS open
+                FROM (SELECT m.firing, {} AS open
                       FROM incident_alerts m WHERE m.alert_id = a.id OFFSET 0) AS l) AS o
-             WHERE a.fingerprint = ANY(?1::text[])"
+             WHERE a.fingerprint = ANY(?1::text[])",
+            incident_is_open("m.incident_id")
         ),
     }
 });

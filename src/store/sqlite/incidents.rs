@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use super::state::{AlertRef, SYSTEM, StoredAlert, WriterState, current_state, entry, event, view};
-use super::{StoreError, ms, ts};
+use super::{StoreError, ms, rows, ts};
 use crate::engine::inhibit::{self, EqualKey, InhibitIndex};
 use crate::engine::lifecycle::{self, LifecycleEffect, LifecycleView, Measure, Stamp};
 use crate::engine::mute;
@@ -43,22 +43,18 @@ static HELD_FIRING_COUNT: std::sync::LazyLock<String> = std::sync::LazyLock::new
     )
 });
 
-/// The hot path's statement, built once: the open incidents an alert is in.
-/// On PostgreSQL each link's incident is looked up by its id: joined by
-/// state, the planner (misjudging how many incidents are open) could walk
-/// every open incident for the one alert (see bulk.rs `READ_ALERTS`).
-pub(super) static OPEN_INCIDENTS_OF_ALERT: std::sync::LazyLock<ForRows> = std::sync::LazyLock::new(|| {
-    let open = IncidentState::open_sql("i.state");
-    ForRows {
-        sqlite: format!(
-            "SELECT ia.incident_id, ia.firing FROM incident_alerts ia JOIN incidents i ON i.id = ia.incident_id
-             WHERE ia.alert_id = ?1 AND {open}"
-        ),
-        postgres: format!(
-            "SELECT ia.incident_id, ia.firing FROM incident_alerts ia
-             WHERE ia.alert_id = ?1 AND (SELECT {open} FROM incidents i WHERE i.id = ia.incident_id)"
-        ),
-    }
+/// The hot path's statement, built once: the open incidents an alert is in
+/// (on PostgreSQL each by its id, see [`rows::incident_is_open`]).
+pub(super) static OPEN_INCIDENTS_OF_ALERT: std::sync::LazyLock<ForRows> = std::sync::LazyLock::new(|| ForRows {
+    sqlite: format!(
+        "SELECT ia.incident_id, ia.firing FROM incident_alerts ia JOIN incidents i ON i.id = ia.incident_id
+         WHERE ia.alert_id = ?1 AND {}",
+        IncidentState::open_sql("i.state")
+    ),
+    postgres: format!(
+        "SELECT ia.incident_id, ia.firing FROM incident_alerts ia WHERE ia.alert_id = ?1 AND {}",
+        rows::incident_is_open("ia.incident_id")
+    ),
 });
 
 /// Alerts by fingerprint, for their part in inhibitions.

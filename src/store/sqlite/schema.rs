@@ -454,11 +454,18 @@ pub fn realm_of(conn: &super::sql::Connection<'_>) -> Result<u32, StoreError> {
 /// The schema version this build writes.
 pub const VERSION: usize = MIGRATIONS.len();
 
+/// A database at schema version `found` is one this build may write:
+/// refused once a newer build has migrated it.
+pub fn refuse_newer(found: usize) -> Result<(), StoreError> {
+    if found > VERSION {
+        return Err(StoreError::TooNew { found, supported: VERSION });
+    }
+    Ok(())
+}
+
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
-    if current > VERSION {
-        return Err(StoreError::TooNew { found: current, supported: VERSION });
-    }
+    refuse_newer(current)?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
@@ -514,9 +521,7 @@ fn apply_postgres(session: &super::sql::PgSession) -> Result<usize, StoreError> 
             |r| r.get(0),
         )?;
         let current = usize::try_from(current).unwrap_or(usize::MAX);
-        if current > VERSION {
-            return Err(StoreError::TooNew { found: current, supported: VERSION });
-        }
+        refuse_newer(current)?;
         if current > i {
             continue;
         }

@@ -193,15 +193,12 @@ impl SharedDb {
              SELECT max(version) FROM schema_version"
         );
         let version = self.live()?.batch_last_value(&sql).map_err(StoreError::from);
-        let opened = match version.map_err(|e| self.failed(e)) {
-            Ok(Some(v)) => match v.parse::<usize>() {
-                Ok(found) if found > schema::VERSION => Err(StoreError::TooNew { found, supported: schema::VERSION }),
-                Ok(_) => Ok(()),
-                Err(e) => Err(StoreError::Corrupt(format!("schema version {v:?}: {e}"))),
-            },
-            Ok(None) => Ok(()),
-            Err(e) => Err(e),
-        };
+        let opened = version.map_err(|e| self.failed(e)).and_then(|v| match v {
+            Some(v) => {
+                schema::refuse_newer(v.parse().map_err(|e| StoreError::Corrupt(format!("schema version {v:?}: {e}")))?)
+            }
+            None => Ok(()),
+        });
         if opened.is_err() {
             // The lock timed out, or the schema moved on, in an open
             // transaction: end it.
