@@ -281,12 +281,55 @@ async fn concurrent_senders_at_two_gateways_get_exact_counts_and_one_incident_pe
     assert_eq!(stored_fingerprints(&c.db).len(), 200, "each alert stored once");
     let occurrences: Vec<Option<String>> = c.db.column("SELECT sum(occurrences)::text FROM alerts");
     assert_eq!(occurrences, [Some((8 * 5 * 40 * 5).to_string())], "every copy counted");
+    let mut beside_others = 0.0;
     for g in &c.gateways {
         let list = incidents(g).await;
         let titles: BTreeSet<String> = list.iter().map(|i| i["title"].as_str().unwrap().to_owned()).collect();
         assert_eq!((list.len(), titles.len()), (40, 40), "one incident per group, seen from {}", g.addr);
         assert!(list.iter().all(|i| i["alertCount"] == 5), "{list:#?}");
+        beside_others += metric(g, r#"alertgate_store_batches_beside_others_total{outcome="committed"}"#).await;
     }
+    // The counts above held with re-sends applied beside each other.
+    assert!(beside_others > 0.0, "no batch of re-sends ran beside the other gateway's");
+}
+
+#[tokio::test]
+async fn a_batch_tried_beside_others_that_meets_a_new_alert_is_applied_again_alone() {
+    let hook = Receiver::default();
+    let url = hook.start().await;
+    let c = cluster(1, &url, None);
+    let g = &c.gateways[0];
+    assert_eq!(push(g, &[alert("LoadSteady", "a")]).await, 200);
+    // Each request holds an alert sent again and a new one: tried beside
+    // other gateways' batches (the lock shared), it meets the new alert,
+    // is rolled back and applied again holding the lock alone. (A batch
+    // that looks for dead gateways' leases holds it alone from the start,
+    // every 2 s: hence several requests.)
+    let mut sent = 1;
+    let retried = r#"alertgate_store_batches_beside_others_total{outcome="retried_alone"}"#;
+    loop {
+        sent += 1;
+        assert_eq!(push(g, &[alert("LoadSteady", "a"), alert("LoadNew", &format!("h{sent}"))]).await, 200);
+        if metric(g, retried).await > 0.0 {
+            break;
+        }
+        assert!(sent < 50, "no batch was tried beside others and applied again alone");
+    }
+    let occurrences = c.db.column("SELECT occurrences::text FROM alerts WHERE labels LIKE '%LoadSteady%'");
+    assert_eq!(occurrences, [Some(sent.to_string())], "every copy counted once, none by the try rolled back");
+    let news = stored_alertnames(&c.db);
+    assert!(news.contains("LoadNew") && news.contains("LoadSteady"), "{news:?}");
+    let stored_new = c.db.column("SELECT count(*)::text FROM alerts WHERE labels LIKE '%LoadNew%'");
+    assert_eq!(stored_new, [Some((sent - 1).to_string())], "each new alert stored once");
+    let list = incidents(g).await;
+    let load_new = list.iter().find(|i| i["title"] == "LoadNew").expect("the new alerts' incident");
+    assert_eq!(load_new["alertCount"], sent - 1, "{load_new:#}");
+}
+
+/// A counter's value on a gateway's /metrics (0 before it first counts).
+async fn metric(g: &Gateway, series: &str) -> f64 {
+    let text = client().get(g.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok()).unwrap_or(0.0)
 }
 
 /// The pid in a gateway's name (`HOST-PID-RANDOM`).

@@ -79,9 +79,9 @@ pub(crate) fn convert(
     if status.is_none() {
         errors.push(format!("{path}.status"), format!("expected \"firing\" or \"resolved\", got {:?}", a.status));
     }
-    check_labels(&a.labels, &format!("{path}.labels"), errors);
-    let starts_at = time_field(a.starts_at.as_deref(), &format!("{path}.startsAt"), errors);
-    let ends_at = time_field(a.ends_at.as_deref(), &format!("{path}.endsAt"), errors);
+    check_labels(&a.labels, format_args!("{path}.labels"), errors);
+    let starts_at = time_field(a.starts_at.as_deref(), format_args!("{path}.startsAt"), errors);
+    let ends_at = time_field(a.ends_at.as_deref(), format_args!("{path}.endsAt"), errors);
     let fp = fingerprint(a.fingerprint.as_deref(), &a.labels, &format!("{path}.fingerprint"), errors);
     if errors.0.len() > before {
         return None;
@@ -112,11 +112,15 @@ pub(crate) fn convert(
     })
 }
 
-pub(crate) fn time_field(value: Option<&str>, path: &str, errors: &mut Errors) -> Option<jiff::Timestamp> {
+pub(crate) fn time_field(
+    value: Option<&str>,
+    path: impl std::fmt::Display,
+    errors: &mut Errors,
+) -> Option<jiff::Timestamp> {
     match value.map(parse_time).transpose() {
         Ok(t) => t.flatten(),
         Err(msg) => {
-            errors.push(path, msg);
+            errors.push(path.to_string(), msg);
             None
         }
     }

@@ -180,7 +180,7 @@ impl Mapping {
         };
         let fp_text = s.fingerprint.as_deref().and_then(|p| text_at(item, p));
         if fp_text.is_none() {
-            check_labels(&labels, &format!("{path} (mapped labels)"), errors);
+            check_labels(&labels, format_args!("{path} (mapped labels)"), errors);
         }
         let fp = fingerprint(fp_text.as_deref(), &labels, &format!("{path} (fingerprint)"), errors);
         let starts_at = s.starts_at.as_deref().and_then(|p| time_at(item, p, path, errors));

@@ -81,7 +81,13 @@ impl Errors {
 }
 
 /// Deserialize JSON, naming the path of the first wrong or missing field.
-pub(crate) fn from_json<T: DeserializeOwned>(json: &str, prefix: &str) -> Result<T, IngestError> {
+pub(crate) fn from_json<T: DeserializeOwned>(json: &str, prefix: impl std::fmt::Display) -> Result<T, IngestError> {
+    // Parsed plainly first: tracking the path costs every payload, and
+    // only one that fails needs it (parsed again, for the message).
+    if let Ok(v) = serde_json::from_str(json) {
+        return Ok(v);
+    }
+    let prefix = prefix.to_string();
     let mut de = serde_json::Deserializer::from_str(json);
     match serde_path_to_error::deserialize::<_, T>(&mut de) {
         Ok(v) => match de.end() {
@@ -90,7 +96,7 @@ pub(crate) fn from_json<T: DeserializeOwned>(json: &str, prefix: &str) -> Result
         },
         Err(e) => {
             let inner = e.path().to_string();
-            let path = join_path(prefix, if inner == "." { "" } else { &inner });
+            let path = join_path(&prefix, if inner == "." { "" } else { &inner });
             Err(IngestError::single(path, json_message(e.inner())))
         }
     }
@@ -99,9 +105,12 @@ pub(crate) fn from_json<T: DeserializeOwned>(json: &str, prefix: &str) -> Result
 /// Deserialize a JSON object into the struct `T`. serde also fills a struct
 /// from an array of its fields in order (`[null, "alice"]` as `{actor,
 /// assignee}`), which no sender means: an array is refused.
-pub(crate) fn from_json_object<T: DeserializeOwned>(json: &str, prefix: &str) -> Result<T, IngestError> {
+pub(crate) fn from_json_object<T: DeserializeOwned>(
+    json: &str,
+    prefix: impl std::fmt::Display,
+) -> Result<T, IngestError> {
     if json.trim_start().starts_with('[') {
-        return Err(IngestError::single(prefix, "expected a JSON object, got an array"));
+        return Err(IngestError::single(prefix.to_string(), "expected a JSON object, got an array"));
     }
     from_json(json, prefix)
 }
@@ -137,21 +146,22 @@ pub(crate) fn truncate_ms(ts: Timestamp) -> Timestamp {
 }
 
 /// Check label names, allowing an empty set.
-pub(crate) fn check_labels_optional(labels: &LabelSet, path: &str, errors: &mut Errors) {
+pub(crate) fn check_labels_optional(labels: &LabelSet, path: impl std::fmt::Display, errors: &mut Errors) {
     if !labels.is_empty() {
         check_labels(labels, path, errors);
     }
 }
 
 /// Check a label set: at least one label, names non-empty and free of
-/// control characters. Values are data and may hold anything.
-pub(crate) fn check_labels(labels: &LabelSet, path: &str, errors: &mut Errors) {
+/// control characters. Values are data and may hold anything. `path` is
+/// formatted only for an error (every alert of every request is checked).
+pub(crate) fn check_labels(labels: &LabelSet, path: impl std::fmt::Display, errors: &mut Errors) {
     if labels.is_empty() {
-        errors.push(path, "at least one label is required");
+        errors.push(path.to_string(), "at least one label is required");
     }
     for name in labels.keys() {
         if name.is_empty() {
-            errors.push(path, "label name is empty");
+            errors.push(path.to_string(), "label name is empty");
         } else if name.chars().any(char::is_control) {
             errors.push(format!("{path}.{name:?}"), "label name contains a control character");
         }

@@ -35,8 +35,8 @@ pub fn parse(body: &str, ctx: &IngestContext) -> Result<Vec<AlertUpdate>, Ingest
     let mut errors = Errors::default();
     let mut updates = Vec::with_capacity(raws.len());
     for (i, raw) in raws.into_iter().enumerate() {
-        let path = format!("[{i}]");
-        let a: PostableAlert = match from_json_object(raw.get(), &path) {
+        // Paths are formatted only for an error.
+        let a: PostableAlert = match from_json_object(raw.get(), format_args!("[{i}]")) {
             Ok(a) => a,
             Err(e) => {
                 errors.extend(e);
@@ -44,13 +44,13 @@ pub fn parse(body: &str, ctx: &IngestContext) -> Result<Vec<AlertUpdate>, Ingest
             }
         };
         let before = errors.0.len();
-        check_labels(&a.labels, &format!("{path}.labels"), &mut errors);
-        let starts_at = time_field(a.starts_at.as_deref(), &format!("{path}.startsAt"), &mut errors);
-        let ends_at = time_field(a.ends_at.as_deref(), &format!("{path}.endsAt"), &mut errors);
+        check_labels(&a.labels, format_args!("[{i}].labels"), &mut errors);
+        let starts_at = time_field(a.starts_at.as_deref(), format_args!("[{i}].startsAt"), &mut errors);
+        let ends_at = time_field(a.ends_at.as_deref(), format_args!("[{i}].endsAt"), &mut errors);
         if let (Some(s), Some(e)) = (starts_at, ends_at)
             && e < s
         {
-            errors.push(format!("{path}.endsAt"), "endsAt is before startsAt");
+            errors.push(format!("[{i}].endsAt"), "endsAt is before startsAt");
         }
         if errors.0.len() > before {
             continue;

@@ -116,6 +116,7 @@ pub struct Metrics {
     pub commit_batch_size: Histogram,
     pub commit_duration: Histogram,
     pub commits_failed: IntCounter,
+    pub batches_beside_others: IntCounterVec,
     pub database_size: IntGaugeVec,
     pub build_info: IntGaugeVec,
     pub reload_ok: IntGauge,
@@ -254,6 +255,12 @@ const COMMITS_FAILED: Spec = Spec::new(
     "alertgate_store_commits_failed_total",
     "Store transactions that failed to commit (nothing of them was stored).",
     &[],
+);
+const BATCHES_BESIDE_OTHERS: Spec = Spec::new(
+    "alertgate_store_batches_beside_others_total",
+    "Ingest batches tried beside other gateways' on a shared PostgreSQL (outcome: committed, or retried holding \
+     the write lock alone because they held more than alerts sent again).",
+    &["outcome"],
 );
 const DATABASE_SIZE: Spec =
     Spec::new("alertgate_database_size_bytes", "Size of the SQLite files (file: db, wal).", &["file"]);
@@ -397,6 +404,7 @@ impl Metrics {
             commit_batch_size: histogram(r, &COMMIT_BATCH_SIZE, BATCH_BUCKETS),
             commit_duration: histogram(r, &COMMIT_DURATION, COMMIT_BUCKETS),
             commits_failed: counter(r, &COMMITS_FAILED),
+            batches_beside_others: counter_vec(r, &BATCHES_BESIDE_OTHERS),
             database_size: int_gauge_vec(r, &DATABASE_SIZE),
             build_info: int_gauge_vec(r, &BUILD_INFO),
             reload_ok: int_gauge(r, &RELOAD_OK),

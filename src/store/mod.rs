@@ -94,6 +94,11 @@ pub enum StoreError {
     Invalid(String),
     #[error("the store is closed")]
     Closed,
+    /// A batch tried beside other gateways' met more than alerts sent
+    /// again: the writer applies it again holding the write lock alone.
+    /// Never answered to a caller.
+    #[error("the batch needs the write lock alone")]
+    NeedsWriteLock,
 }
 
 impl StoreError {
@@ -127,7 +132,14 @@ impl StoreError {
 
     /// True when the request may succeed if tried again later.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::DiskFull(_) | StoreError::Closed | StoreError::CommitFailed(_) | StoreError::Busy(_))
+        matches!(
+            self,
+            StoreError::DiskFull(_)
+                | StoreError::Closed
+                | StoreError::CommitFailed(_)
+                | StoreError::Busy(_)
+                | StoreError::NeedsWriteLock
+        )
     }
 }
 

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use jiff::Timestamp;
 
-use super::bulk::Bulk;
+use super::bulk::{Bulk, Item};
 use super::sql::{Connection, OptionalExtension, params};
 use super::state::{AlertRef, StoredAlert, WriterState, alert_state};
 use super::{StoreError, ms, ts};
@@ -165,17 +165,8 @@ pub(super) fn ingest(
 ) -> Result<IngestOutcome, StoreError> {
     let mut outcome = IngestOutcome::default();
     let rules = writer_state.rules.clone();
-    let plans: Vec<Option<Cow<'_, LabelPlan>>> = updates
-        .iter()
-        .enumerate()
-        .map(|(i, u)| {
-            let alert = u.observed()?;
-            Some(match plans.get(&rules, i) {
-                Some(plan) => Cow::Borrowed(plan),
-                None => Cow::Owned(LabelPlan::of_alert(&rules, alert)),
-            })
-        })
-        .collect();
+    let plans = writer_plans(&rules, updates, plans);
+    let items: Vec<Item<'_>> = items(updates, encoded, &plans).collect();
     let mut pinged = std::collections::BTreeMap::new();
     let mut bulk = Bulk::new(tx);
     for (i, (u, enc)) in updates.iter().zip(encoded).enumerate() {
@@ -183,7 +174,7 @@ pub(super) fn ingest(
         for name in plan.map(|p| p.pings.as_slice()).unwrap_or_default() {
             pinged.extend(rules.heartbeats.get_key_value(name));
         }
-        if let Some(obs) = bulk.take(tx, writer_state, &updates[i..], &encoded[i..], &plans[i..], now)? {
+        if let Some(obs) = bulk.take(tx, writer_state, &items[i..], now)? {
             outcome.count(obs);
             continue;
         }
@@ -225,6 +216,80 @@ pub(super) fn ingest(
     bulk.finish(tx, now)?;
     writer_state.ping_heartbeats(tx, pinged.into_values(), now)?;
     Ok(outcome)
+}
+
+/// The ingests of a batch tried beside other gateways' batches, as one:
+/// every alert must be one sent again that stays in the incidents that
+/// hold it (see `shared.rs`), read for the whole batch at once and written
+/// at once. Anything else (a new alert, one that resolved, one that pings
+/// a heartbeat) is [`StoreError::NeedsWriteLock`].
+pub(super) fn ingest_resends(
+    tx: &Connection,
+    writer_state: &mut WriterState,
+    ops: &[&Op],
+) -> Result<Vec<IngestOutcome>, StoreError> {
+    let rules = writer_state.rules.clone();
+    let mut requests = Vec::with_capacity(ops.len());
+    for op in ops {
+        let Op::Ingest { updates, encoded, plans, now, .. } = op else { return Err(StoreError::NeedsWriteLock) };
+        requests.push((updates, encoded, writer_plans(&rules, updates, plans), *now));
+    }
+    let mut all = Vec::new();
+    let mut ends = Vec::with_capacity(requests.len());
+    for (updates, encoded, plans, now) in &requests {
+        all.extend(items(updates, encoded, plans));
+        ends.push((all.len(), *now));
+    }
+    let mut bulk = Bulk::new(tx);
+    let mut outcomes = Vec::with_capacity(requests.len());
+    let mut start = 0;
+    for (end, now) in ends {
+        let mut outcome = IngestOutcome::default();
+        for i in start..end {
+            if all[i].plan.is_some_and(|p| !p.pings.is_empty()) {
+                return Err(StoreError::NeedsWriteLock);
+            }
+            let obs = bulk.take(tx, writer_state, &all[i..], now)?.ok_or(StoreError::NeedsWriteLock)?;
+            outcome.count(obs);
+        }
+        outcomes.push(outcome);
+        start = end;
+    }
+    let last = requests.last().map_or(writer_state.loaded_at, |r| r.3);
+    bulk.finish(tx, last)?;
+    Ok(outcomes)
+}
+
+/// Each observed alert's plan under the writer's rules: the one it came
+/// with, or one made again (the rules were reloaded since).
+fn writer_plans<'p>(
+    rules: &std::sync::Arc<crate::rules::RuleSet>,
+    updates: &'p [AlertUpdate],
+    plans: &'p Plans,
+) -> Vec<Option<Cow<'p, LabelPlan>>> {
+    updates
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let alert = u.observed()?;
+            Some(match plans.get(rules, i) {
+                Some(plan) => Cow::Borrowed(plan),
+                None => Cow::Owned(LabelPlan::of_alert(rules, alert)),
+            })
+        })
+        .collect()
+}
+
+fn items<'b>(
+    updates: &'b [AlertUpdate],
+    encoded: &'b [Option<(String, String)>],
+    plans: &'b [Option<Cow<'b, LabelPlan>>],
+) -> impl Iterator<Item = Item<'b>> {
+    updates.iter().zip(encoded).zip(plans).map(|((update, encoded), plan)| Item {
+        update,
+        encoded: encoded.as_ref(),
+        plan: plan.as_deref(),
+    })
 }
 
 /// A sender acknowledged an alert (PagerDuty `acknowledge`): its id and

@@ -8,7 +8,6 @@
 //! after what was gathered is written and what was read is forgotten, so
 //! the outcome is exactly that of taking the batch one by one. On
 //! PostgreSQL only (see [`Bulk::new`]).
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
@@ -29,7 +28,9 @@ use crate::model::{Alert, AlertState, AlertStatus, AlertUpdate, LabelSet, Observ
 const MAX_ONE_BY_ONE: usize = 8;
 
 /// A stored alert (by fingerprint), with how many open incidents hold it
-/// and how many of those count it as not firing. On PostgreSQL both counts
+/// and how many of those count it as not firing, and the version of its
+/// row that was read (PostgreSQL's `xmin`: see [`RESEND_ALERTS`]; SQLite
+/// has one writer, whose rows nothing else changes). On PostgreSQL both counts
 /// come from one walk of the alert's links (a lateral join), each link's
 /// incident looked up by its id (see [`incident_is_open`]). `OFFSET 0`
 /// keeps that lookup one subplan.
@@ -40,11 +41,11 @@ static READ_ALERTS: LazyLock<ForRows> = LazyLock::new(|| {
     ForRows {
         sqlite: format!(
             "SELECT {alert}, (SELECT count(*) {incidents} AND {open}),
-                (SELECT count(*) {incidents} AND {open} AND m.firing = 0)
+                (SELECT count(*) {incidents} AND {open} AND m.firing = 0), 0
              FROM alerts a WHERE a.fingerprint = ?1"
         ),
         postgres: format!(
-            "SELECT {alert}, o.open, o.not_firing FROM alerts a
+            "SELECT {alert}, o.open, o.not_firing, a.xmin::text::bigint FROM alerts a
              CROSS JOIN LATERAL (
                 SELECT count(*) FILTER (WHERE l.open) AS open, count(*) FILTER (WHERE l.open AND l.firing = 0) AS not_firing
                 FROM (SELECT m.firing, {} AS open
@@ -109,18 +110,22 @@ static INSERT_ALERTS: LazyLock<ForRows> = LazyLock::new(|| {
 
 /// A firing alert sent again: only what can change is written, so the
 /// status and source indexes are left alone; the source stays that of the
-/// first delivery.
+/// first delivery. Written only where the row is still the version read
+/// (`?9`), as the batch may run beside another gateway's (see `shared.rs`);
+/// the ids written come back.
 static RESEND_ALERTS: LazyLock<ForRows> = LazyLock::new(|| ForRows {
     sqlite: "UPDATE alerts SET labels = ?2, annotations = ?3, starts_at = ?4, expires_at = ?5,
             generator_url = COALESCE(?6, generator_url), last_seen = ?7, occurrences = occurrences + 1, raw = ?8
-         WHERE id = ?1"
+         WHERE id = ?1 AND ?9 = 0 RETURNING id"
         .into(),
     postgres: "UPDATE alerts SET labels = v.labels, annotations = v.annotations, starts_at = v.starts_at,
             expires_at = v.expires_at, generator_url = COALESCE(v.generator_url, alerts.generator_url),
             last_seen = v.seen, occurrences = alerts.occurrences + 1, raw = v.raw
          FROM unnest(?1::bigint[], ?2::text[], ?3::text[], ?4::bigint[], ?5::bigint[], ?6::text[], ?7::bigint[],
-            ?8::text[]) AS v(id, labels, annotations, starts_at, expires_at, generator_url, seen, raw)
-         WHERE alerts.id = v.id"
+            ?8::text[], ?9::bigint[]) AS v(id, labels, annotations, starts_at, expires_at, generator_url, seen, raw,
+            version)
+         WHERE alerts.id = v.id AND alerts.xmin = v.version::text::xid
+         RETURNING alerts.id"
         .into(),
 });
 
@@ -173,6 +178,8 @@ struct Known {
 
 struct KnownAlert {
     id: i64,
+    /// The version of its row read (see [`READ_ALERTS`]).
+    version: i64,
     state: AlertState,
     expires_at: Option<Timestamp>,
     open_incidents: i64,
@@ -200,11 +207,14 @@ struct Gathered<'b> {
 
 struct Resent<'b> {
     id: i64,
+    version: i64,
     alert: &'b Alert,
     labels: &'b str,
     annotations: &'b str,
     starts_at: Timestamp,
     check_expiry_by: Option<Timestamp>,
+    /// The time of its request (a batch may hold several).
+    seen: Timestamp,
 }
 
 struct Created<'b> {
@@ -212,6 +222,16 @@ struct Created<'b> {
     source: String,
     labels: &'b str,
     annotations: &'b str,
+}
+
+/// An observed alert of a batch with what was worked out for it before:
+/// its labels and annotations as stored, and its plan under the writer's
+/// rules.
+#[derive(Clone, Copy)]
+pub(super) struct Item<'b> {
+    pub update: &'b AlertUpdate,
+    pub encoded: Option<&'b (String, String)>,
+    pub plan: Option<&'b LabelPlan>,
 }
 
 /// An ingest batch's common cases, gathered; see the module.
@@ -238,13 +258,11 @@ impl<'b> Bulk<'b> {
         &mut self,
         tx: &Connection,
         ws: &mut WriterState,
-        rest: &'b [AlertUpdate],
-        encoded: &'b [Option<(String, String)>],
-        plans: &'b [Option<Cow<'b, LabelPlan>>],
+        rest: &[Item<'b>],
         now: Timestamp,
     ) -> Result<Option<Observation>, StoreError> {
-        let (Some(AlertUpdate::Observe(a)), Some(Some((labels, annotations))), Some(Some(plan))) =
-            (rest.first(), encoded.first(), plans.first())
+        let Some(&Item { update: AlertUpdate::Observe(a), encoded: Some((labels, annotations)), plan: Some(plan) }) =
+            rest.first()
         else {
             return Ok(None);
         };
@@ -263,7 +281,8 @@ impl<'b> Bulk<'b> {
         let (labels, annotations) = (labels.as_str(), annotations.as_str());
         let taken = match self.known.alerts.get(fp) {
             Some(Some(_)) => self.resend(ws, a, plan, labels, annotations, now),
-            Some(None) => self.join(tx, ws, rest, plans, a, labels, annotations, now)?,
+            Some(None) if tx.resends_only() => return Err(StoreError::NeedsWriteLock),
+            Some(None) => self.join(tx, ws, rest, plan, a, labels, annotations, now)?,
             None => None,
         };
         if taken.is_some() {
@@ -310,11 +329,13 @@ impl<'b> Bulk<'b> {
         ws.fired(&a.fingerprint, plan, false);
         self.gathered.resent.push(Resent {
             id: known.id,
+            version: known.version,
             alert: a,
             labels,
             annotations,
             starts_at: e.starts_at,
             check_expiry_by,
+            seen: now,
         });
         Some(obs)
     }
@@ -326,14 +347,13 @@ impl<'b> Bulk<'b> {
         &mut self,
         tx: &Connection,
         ws: &mut WriterState,
-        rest: &'b [AlertUpdate],
-        plans: &'b [Option<Cow<'b, LabelPlan>>],
+        rest: &[Item<'b>],
+        plan: &LabelPlan,
         a: &'b Alert,
         labels: &'b str,
         annotations: &'b str,
         now: Timestamp,
     ) -> Result<Option<Observation>, StoreError> {
-        let Some(Some(plan)) = plans.first() else { return Ok(None) };
         let obs = observe(None, a);
         if engine::on_observation(obs, a.status) != (AlertRouting::Firing { newly: true })
             || ws.mute_reason(&a.fingerprint, &a.labels, &plan.targets, now).is_some()
@@ -352,7 +372,7 @@ impl<'b> Bulk<'b> {
         for (rule, key) in routes {
             let key = (rule.name.clone(), key.to_owned());
             if !self.known.groups.contains_key(&key) {
-                self.read_groups(tx, &rules, rest, plans, &key)?;
+                self.read_groups(tx, &rules, rest, &key)?;
             }
             let Some(group) = self.known.groups.get(&key) else { return Ok(None) };
             if group.pending {
@@ -390,11 +410,11 @@ impl<'b> Bulk<'b> {
 
     /// Read the stored alerts of `rest` not known yet: on PostgreSQL all
     /// of them in one statement, on SQLite (in process) the first only.
-    fn read_alerts(&mut self, tx: &Connection, rest: &'b [AlertUpdate]) -> Result<(), StoreError> {
+    fn read_alerts(&mut self, tx: &Connection, rest: &[Item<'b>]) -> Result<(), StoreError> {
         let mut wanted: Vec<Option<&str>> = Vec::new();
         let mut seen = HashSet::new();
         for u in rest.iter().take(if tx.is_postgres() { rest.len() } else { 1 }) {
-            if let AlertUpdate::Observe(a) = u {
+            if let AlertUpdate::Observe(a) = u.update {
                 let fp = a.fingerprint.as_str();
                 if !self.known.alerts.contains_key(fp) && !self.gathered.fingerprints.contains(fp) && seen.insert(fp) {
                     wanted.push(Some(fp));
@@ -416,13 +436,15 @@ impl<'b> Bulk<'b> {
                 r.get::<Option<i64>>(6)?,
                 r.get(7)?,
                 r.get(8)?,
+                r.get(9)?,
             ));
             Ok(())
         })?;
-        for (id, fp, status, starts, ends, expired, expires_at, open_incidents, open_not_firing) in rows {
+        for (id, fp, status, starts, ends, expired, expires_at, open_incidents, open_not_firing, version) in rows {
             let state = alert_state(&status, starts, ends, expired)?;
             let expires_at = expires_at.map(ts).transpose()?;
-            self.known.alerts.insert(fp, Some(KnownAlert { id, state, expires_at, open_incidents, open_not_firing }));
+            let known = KnownAlert { id, version, state, expires_at, open_incidents, open_not_firing };
+            self.known.alerts.insert(fp, Some(known));
         }
         Ok(())
     }
@@ -433,15 +455,14 @@ impl<'b> Bulk<'b> {
         &mut self,
         tx: &Connection,
         rules: &crate::rules::RuleSet,
-        rest: &'b [AlertUpdate],
-        plans: &'b [Option<Cow<'b, LabelPlan>>],
+        rest: &[Item<'b>],
         first: &(String, String),
     ) -> Result<(), StoreError> {
         let mut wanted = vec![first.clone()];
         if tx.is_postgres() {
             let mut seen: HashSet<(String, String)> = wanted.iter().cloned().collect();
-            for (u, plan) in rest.iter().zip(plans) {
-                let (AlertUpdate::Observe(a), Some(plan)) = (u, plan) else { continue };
+            for item in rest {
+                let (AlertUpdate::Observe(a), Some(plan)) = (item.update, item.plan) else { continue };
                 if a.status != AlertStatus::Firing
                     || !matches!(self.known.alerts.get(a.fingerprint.as_str()), Some(None))
                 {
@@ -487,7 +508,7 @@ impl<'b> Bulk<'b> {
             return Ok(());
         }
         let ids = insert_created(tx, &g.created, now)?;
-        write_resent(tx, &g.resent, now)?;
+        write_resent(tx, &g.resent)?;
         check_expiries(tx, &g, &ids)?;
         let mut alert_ids = Vec::with_capacity(g.joins.len());
         for (_, created, _) in &g.joins {
@@ -586,7 +607,11 @@ fn check_expiries(tx: &Connection, g: &Gathered<'_>, ids: &HashMap<String, i64>)
     expiry::check_by(tx, &checks)
 }
 
-fn write_resent(tx: &Connection, resent: &[Resent<'_>], now: Timestamp) -> Result<(), StoreError> {
+/// Write the alerts sent again. One whose row changed since it was read
+/// was written by a batch beside this one: this batch is applied again
+/// alone (holding the lock alone, no row changes under it).
+fn write_resent(tx: &Connection, resent: &[Resent<'_>]) -> Result<(), StoreError> {
+    let mut written = 0;
     tx.for_rows(
         &RESEND_ALERTS,
         &[
@@ -596,10 +621,22 @@ fn write_resent(tx: &Connection, resent: &[Resent<'_>], now: Timestamp) -> Resul
             Column::Int(resent.iter().map(|r| Some(ms(r.starts_at))).collect()),
             Column::Int(resent.iter().map(|r| r.alert.expires_at.map(ms)).collect()),
             Column::Text(resent.iter().map(|r| r.alert.generator_url.as_deref()).collect()),
-            Column::Int(vec![Some(ms(now)); resent.len()]),
+            Column::Int(resent.iter().map(|r| Some(ms(r.seen))).collect()),
             Column::Text(resent.iter().map(|r| Some(r.alert.raw.get())).collect()),
+            Column::Int(resent.iter().map(|r| Some(r.version)).collect()),
         ],
-        |_| Ok(()),
+        |_| {
+            written += 1;
+            Ok(())
+        },
     )?;
-    Ok(())
+    match (written == resent.len(), tx.resends_only()) {
+        (true, _) => Ok(()),
+        (false, true) => Err(StoreError::NeedsWriteLock),
+        (false, false) => Err(StoreError::Corrupt(format!(
+            "{} of {} alerts sent again changed while the write lock was held",
+            resent.len() - written,
+            resent.len()
+        ))),
+    }
 }

@@ -104,7 +104,7 @@ impl WriteDb for Embedded {
         sql::Connection::sqlite(&self.conn)
     }
 
-    fn begin(&mut self, _: &mut WriterState, _: Timestamp) -> Result<(), StoreError> {
+    fn begin(&mut self, _: &mut WriterState, _: Timestamp, _: bool) -> Result<(), StoreError> {
         self.shown_changed.store(false, Ordering::Relaxed);
         self.run("BEGIN IMMEDIATE")
     }

@@ -4,7 +4,23 @@
 //! takes the same transaction-scoped advisory lock, so batches are applied
 //! one after another, exactly as one gateway would apply them: one alert
 //! per fingerprint, one incident per group, one notification per event and
-//! notifier. Before applying its batch a gateway catches up with what the
+//! notifier.
+//!
+//! The most common batch, alerts sent again that stay in the incidents
+//! that hold them (Prometheus re-sends every firing alert every minute),
+//! changes nothing but those alerts' rows, and is decided from those rows
+//! and from incidents and memory only batches holding the lock alone
+//! change. Such a batch is tried holding the lock shared, beside other
+//! gateways' batches of the same kind: the database works on several at
+//! once. Each alert is written only if its row is still the version its
+//! decision read (`xmin`), so two batches that meet at an alert do not
+//! both pass; the one that finds a row changed, or meets anything but an
+//! alert sent again, is rolled back and applied again holding the lock
+//! alone ([`StoreError::NeedsWriteLock`]). Batches that do commit beside
+//! each other touched disjoint rows, so the outcome is that of applying
+//! them one after another.
+//!
+//! Before applying its batch a gateway catches up with what the
 //! others committed since its last one (the state it keeps in memory:
 //! timers, silences, maintenance windows, overrides, inhibition sources),
 //! from `writer_log`, a row per batch that changed any of it. Commits are
@@ -39,6 +55,13 @@ const DEAD_LEASES_EVERY: Duration = Duration::from_secs(2);
 /// A gateway that sees more inhibition changes than this in one catch-up
 /// rebuilds its index instead of reading each alert.
 const INHIBIT_REREAD_MAX: usize = 5_000;
+/// At most how many batches in a row hold the lock alone after one tried
+/// beside others had to be applied again: a stream of new alerts is not
+/// tried (and rolled back) batch after batch.
+const ALONE_AFTER_RETRY_MAX: u32 = 64;
+/// How long a batch beside others waits for an alert's row that another
+/// holds before it is applied again alone (where it waits its turn).
+const ROW_WAIT: &str = "100ms";
 
 /// Connect, with the timeouts a gateway needs to notice a lost database.
 pub(super) fn connect(config: &postgres::Config) -> Result<PgSession, StoreError> {
@@ -125,6 +148,11 @@ pub(super) struct SharedDb {
     /// a holder is taken for gone only when absent at two looks in a row,
     /// so a gateway whose listening connection blinked keeps its leases.
     absent: std::collections::BTreeSet<String>,
+    /// Batches still to hold the lock alone after a retry, and how many
+    /// the next retry sets (doubling, halved by each batch that commits
+    /// beside others).
+    alone_for: u32,
+    alone_after_retry: u32,
 }
 
 impl SharedDb {
@@ -138,6 +166,8 @@ impl SharedDb {
             dead_leases_checked: None,
             release_pending: false,
             absent: std::collections::BTreeSet::new(),
+            alone_for: 0,
+            alone_after_retry: 0,
         }
     }
 
@@ -172,6 +202,31 @@ impl SharedDb {
         e
     }
 
+    /// Whether the open batch holds the lock shared.
+    fn beside_others(&self) -> bool {
+        self.session.as_ref().is_some_and(|s| s.resends_only.get())
+    }
+
+    /// Roll back the open transaction; false when the connection is gone
+    /// (dropped, to be made anew).
+    fn roll_back_transaction(&mut self) -> bool {
+        self.end_beside_others();
+        if let Some(s) = &self.session
+            && !s.is_closed()
+            && let Err(e) = s.batch_execute("ROLLBACK")
+        {
+            tracing::warn!(error = %e, "rolling back a batch failed");
+            self.session = None;
+        }
+        self.session.as_ref().is_some_and(|s| !s.is_closed())
+    }
+
+    fn end_beside_others(&self) {
+        if let Some(s) = &self.session {
+            s.resends_only.set(false);
+        }
+    }
+
     fn run(&mut self, sql: &str) -> Result<(), StoreError> {
         let r = self.live()?.batch_execute(sql).map_err(StoreError::from);
         r.map_err(|e| self.failed(e))
@@ -185,14 +240,21 @@ impl SharedDb {
     /// callers get a 503, and retry at an upgraded gateway): it would
     /// write rows the new schema keeps otherwise (migration 16: alerts
     /// without the expiry checks that end them).
-    fn open_locked_transaction(&mut self) -> Result<(), StoreError> {
+    /// `beside_others`: the lock is taken shared (see the module).
+    fn open_locked_transaction(&mut self, beside_others: bool) -> Result<(), StoreError> {
         self.connected()?;
         self.release_pending = false;
+        let lock = match beside_others {
+            true => format!("pg_advisory_xact_lock_shared({WRITE_LOCK}); SET LOCAL lock_timeout = '{ROW_WAIT}'"),
+            false => format!("pg_advisory_xact_lock({WRITE_LOCK})"),
+        };
         let sql = format!(
-            "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({WRITE_LOCK});
+            "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT {lock};
              SELECT max(version) FROM schema_version"
         );
-        let version = self.live()?.batch_last_value(&sql).map_err(StoreError::from);
+        let session = self.live()?;
+        session.resends_only.set(beside_others);
+        let version = session.batch_last_value(&sql).map_err(StoreError::from);
         let opened = version.map_err(|e| self.failed(e)).and_then(|v| match v {
             Some(v) => {
                 schema::refuse_newer(v.parse().map_err(|e| StoreError::Corrupt(format!("schema version {v:?}: {e}")))?)
@@ -237,7 +299,7 @@ impl SharedDb {
         audience: crate::model::notification::Audience,
         now: Timestamp,
     ) -> Result<WriterState, StoreError> {
-        self.open_locked_transaction()?;
+        self.open_locked_transaction(false)?;
         let gateway = self.gateway.clone();
         let loaded = (|| {
             let c = self.live()?.connection();
@@ -332,12 +394,15 @@ impl WriteDb for SharedDb {
         self.session.as_ref().expect("a batch runs on a connected session").connection()
     }
 
-    fn begin(&mut self, state: &mut WriterState, now: Timestamp) -> Result<(), StoreError> {
+    fn begin(&mut self, state: &mut WriterState, now: Timestamp, ingest_only: bool) -> Result<(), StoreError> {
         self.shown = false;
-        self.open_locked_transaction()?;
+        let leases_due = self.dead_leases_checked.is_none_or(|at| at.elapsed() >= DEAD_LEASES_EVERY);
+        let beside_others = ingest_only && !leases_due && self.seen.is_some() && self.alone_for == 0;
+        self.alone_for = self.alone_for.saturating_sub(u32::from(!beside_others));
+        self.open_locked_transaction(beside_others)?;
         let locked = (|| {
             self.catch_up(state, now)?;
-            if self.dead_leases_checked.is_none_or(|at| at.elapsed() >= DEAD_LEASES_EVERY) {
+            if leases_due {
                 self.dead_leases_checked = Some(std::time::Instant::now());
                 let released = self.release_dead_leases(now)?;
                 if released > 0 {
@@ -350,7 +415,11 @@ impl WriteDb for SharedDb {
         locked.map_err(|e| self.failed(e))
     }
 
+    /// None beside others: any failure there applies the batch again alone.
     fn savepoint(&mut self) -> Result<(), StoreError> {
+        if self.beside_others() {
+            return Ok(());
+        }
         if std::mem::take(&mut self.release_pending) {
             self.run("RELEASE SAVEPOINT request; SAVEPOINT request")
         } else {
@@ -361,15 +430,23 @@ impl WriteDb for SharedDb {
     /// Sent with the next savepoint (or made moot by the commit): a round
     /// trip less per request.
     fn release(&mut self) -> Result<(), StoreError> {
-        self.release_pending = true;
+        self.release_pending = !self.beside_others();
         Ok(())
     }
 
     fn rollback_to(&mut self) -> Result<(), StoreError> {
+        if self.beside_others() {
+            return Err(StoreError::NeedsWriteLock);
+        }
         self.run("ROLLBACK TO SAVEPOINT request; RELEASE SAVEPOINT request")
     }
 
     fn commit(&mut self, changed: &Changed) -> Result<(), StoreError> {
+        let beside_others = self.beside_others();
+        if beside_others && !changed.is_empty() {
+            // What the other gateways must hear of goes in order, alone.
+            return Err(StoreError::NeedsWriteLock);
+        }
         let gateway = self.gateway.clone();
         let logged = (|| {
             let c = self.live()?.connection();
@@ -411,17 +488,24 @@ impl WriteDb for SharedDb {
             self.seen = Some(seq);
         }
         self.shown = changed.shown;
+        self.end_beside_others();
+        if beside_others {
+            self.alone_after_retry /= 2;
+            crate::metrics::metrics().batches_beside_others.with_label_values(&["committed"]).inc();
+        }
         Ok(())
     }
 
-    fn rollback(&mut self) {
-        if let Some(s) = &self.session
-            && !s.is_closed()
-            && let Err(e) = s.batch_execute("ROLLBACK")
-        {
-            tracing::warn!(error = %e, "rolling back a batch failed");
-            self.session = None;
+    fn abandon(&mut self) {
+        if !self.roll_back_transaction() {
+            self.seen = None;
         }
+        self.alone_after_retry = (self.alone_after_retry * 2).clamp(1, ALONE_AFTER_RETRY_MAX);
+        self.alone_for = self.alone_after_retry;
+    }
+
+    fn rollback(&mut self) {
+        self.roll_back_transaction();
         // Whatever this batch changed in memory is read again.
         self.seen = None;
     }

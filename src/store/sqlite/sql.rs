@@ -313,6 +313,17 @@ impl<'c> Connection<'c> {
         matches!(self.engine, Engine::Postgres(_))
     }
 
+    /// Whether this transaction runs beside other gateways' batches (it
+    /// holds the write lock shared): it may only take alerts sent again,
+    /// and ends with [`crate::store::StoreError::NeedsWriteLock`] at
+    /// anything else (see `shared.rs`).
+    pub fn resends_only(&self) -> bool {
+        match self.engine {
+            Engine::Sqlite(_) => false,
+            Engine::Postgres(s) => s.resends_only.get(),
+        }
+    }
+
     /// A statement kept in the connection's cache: the store's statements
     /// are a fixed set, prepared once.
     pub fn prepare_cached(&self, sql: &str) -> Result<Statement<'c>> {
@@ -639,11 +650,17 @@ impl Connection<'_> {
 pub struct PgSession {
     client: RefCell<postgres::Client>,
     statements: RefCell<HashMap<String, postgres::Statement>>,
+    /// See [`Connection::resends_only`].
+    pub(super) resends_only: std::cell::Cell<bool>,
 }
 
 impl PgSession {
     pub fn new(client: postgres::Client) -> PgSession {
-        PgSession { client: RefCell::new(client), statements: RefCell::new(HashMap::new()) }
+        PgSession {
+            client: RefCell::new(client),
+            statements: RefCell::new(HashMap::new()),
+            resends_only: std::cell::Cell::new(false),
+        }
     }
 
     pub fn connection(&self) -> Connection<'_> {
@@ -789,7 +806,11 @@ fn pg_column<T>(r: &postgres::Row, idx: usize, f: impl FnOnce(ValueRef<'_>) -> R
 const NUL_ESCAPE: char = '\u{10FFFF}';
 
 fn pg_text_in(t: &str) -> std::borrow::Cow<'_, str> {
-    if !t.contains(['\0', NUL_ESCAPE]) {
+    // Scanned as bytes, not decoded chars, in a loop without an early exit
+    // that the compiler vectorizes (every request's labels and payloads
+    // pass here): 0xF4 leads U+100000 and up, U+10FFFF among them.
+    let rare = t.bytes().fold(false, |rare, b| rare | (b == 0) | (b == 0xF4));
+    if !rare || !t.contains(['\0', NUL_ESCAPE]) {
         return std::borrow::Cow::Borrowed(t);
     }
     let mut out = String::with_capacity(t.len() + 8);

@@ -152,8 +152,10 @@ impl Changed {
 pub(super) trait WriteDb {
     fn conn(&self) -> sql::Connection<'_>;
     /// Open a batch's transaction and bring `state` up to what is stored
-    /// (other gateways may have written).
-    fn begin(&mut self, state: &mut WriterState, now: Timestamp) -> Result<(), StoreError>;
+    /// (other gateways may have written). `ingest_only`: the batch holds
+    /// ingests alone, which a shared database may try beside other
+    /// gateways' batches (the connection's `resends_only` then tells).
+    fn begin(&mut self, state: &mut WriterState, now: Timestamp, ingest_only: bool) -> Result<(), StoreError>;
     fn savepoint(&mut self) -> Result<(), StoreError>;
     fn release(&mut self) -> Result<(), StoreError>;
     /// Undo what was done since the savepoint; an error when the whole
@@ -161,6 +163,14 @@ pub(super) trait WriteDb {
     fn rollback_to(&mut self) -> Result<(), StoreError>;
     fn commit(&mut self, changed: &Changed) -> Result<(), StoreError>;
     fn rollback(&mut self);
+    /// Roll back a batch tried beside other gateways' that needs the
+    /// write lock alone, before it is applied again at once. What it did
+    /// to the state in memory stands: it caught up with what is stored,
+    /// and filed alerts sent again as firing, which the next try files
+    /// again (or finds otherwise and files anew).
+    fn abandon(&mut self) {
+        self.rollback();
+    }
     /// The writer's state may be wrong after a rolled-back request: read it
     /// again from what is stored (now, or before the next batch).
     fn restore(&mut self, state: &mut WriterState, now: Timestamp);
@@ -355,7 +365,9 @@ struct Outcome {
 }
 
 /// Apply a batch (and rules reloaded since the last) in one transaction
-/// and commit it.
+/// and commit it. A batch of ingests alone may first be tried beside other
+/// gateways' batches (see `shared.rs`); when it meets more than alerts
+/// sent again, it is applied again holding the write lock alone.
 fn commit_batch<D: WriteDb>(
     db: &mut D,
     writer_state: &mut WriterState,
@@ -363,72 +375,25 @@ fn commit_batch<D: WriteDb>(
     new_rules: Option<Arc<crate::rules::RuleSet>>,
 ) -> Outcome {
     let started = std::time::Instant::now();
-    let now = batch_time(batch).unwrap_or(writer_state.loaded_at);
-    let mut results: Vec<Result<Reply, StoreError>> = Vec::with_capacity(batch.len());
-    let mut facts = Vec::new();
-    let mut changed = Changed::default();
-    let mut state_touched_by_failure = false;
-    // Rules swapped in by a batch that fails are swapped in again by the next.
-    let rules_before = writer_state.rules.clone();
-    writer_state.inhibit_touched.clear();
-    writer_state.timers.take_changed();
-    let outcome = (|| -> Result<(), StoreError> {
-        db.begin(writer_state, now)?;
-        if let Some(rules) = new_rules {
-            db.savepoint()?;
-            match writer_state.set_rules(&db.conn(), rules, now) {
-                Ok(()) => {
-                    db.release()?;
-                    writer_state.commit_staged();
-                    facts.append(&mut writer_state.facts);
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "applying reloaded rules failed");
-                    writer_state.discard_staged();
-                    writer_state.facts.clear();
-                    state_touched_by_failure = true;
-                    db.rollback_to()?;
-                }
-            }
-        }
-        for (op, source, _) in batch.iter() {
-            db.savepoint()?;
-            match super::apply::apply_audited(&db.conn(), writer_state, op, source.as_deref()) {
-                Ok(reply) => {
-                    db.release()?;
-                    writer_state.commit_staged();
-                    changed.shown |= shows(op, &reply, !writer_state.facts.is_empty());
-                    facts.append(&mut writer_state.facts);
-                    changed.mutes |= changes_mutes(op);
-                    results.push(Ok(reply));
-                }
-                Err(e) => {
-                    writer_state.discard_staged();
-                    writer_state.facts.clear();
-                    state_touched_by_failure |= touches_writer_state(op);
-                    // Some errors (disk full, I/O) roll back the whole
-                    // transaction; a later savepoint would then commit on
-                    // its own. The whole batch fails instead.
-                    if db.rollback_to().is_err() {
-                        return Err(e);
-                    }
-                    results.push(Err(e));
-                }
-            }
-        }
-        changed.timers = writer_state.timers.take_changed();
-        changed.inhibit = std::mem::take(&mut writer_state.inhibit_touched);
-        changed.shown |= changed.timers || changed.mutes || !changed.inhibit.is_empty();
-        changed.outbox = writer_state.outbox_dirty.get();
-        changed.at = now;
-        db.commit(&changed)
-    })();
+    let ingest_only = new_rules.is_none() && batch.iter().all(|(op, ..)| matches!(op, Op::Ingest { .. }));
+    let mut attempt = Attempt::default();
+    let mut outcome = apply_batch(db, writer_state, batch, new_rules.clone(), ingest_only, &mut attempt);
+    if let Err(StoreError::NeedsWriteLock) = outcome {
+        db.abandon();
+        crate::metrics::metrics().batches_beside_others.with_label_values(&["retried_alone"]).inc();
+        attempt = Attempt::default();
+        outcome = apply_batch(db, writer_state, batch, new_rules, false, &mut attempt);
+    }
+    let Attempt { results, facts, state_touched_by_failure, rules_before } = attempt;
     if outcome.is_err() {
         db.rollback();
-        writer_state.rules = rules_before;
+        if let Some(rules) = rules_before {
+            writer_state.rules = rules;
+        }
     }
     if state_touched_by_failure || outcome.is_err() {
         // A rolled-back request may have touched the in-memory state.
+        let now = batch_time(batch).unwrap_or(writer_state.loaded_at);
         db.restore(writer_state, now);
     }
     let m = crate::metrics::metrics();
@@ -447,6 +412,102 @@ fn commit_batch<D: WriteDb>(
             Outcome { results: batch.iter().map(|_| Err(e.duplicate())).collect(), committed: false }
         }
     }
+}
+
+/// What applying a batch gathered besides its outcome.
+#[derive(Default)]
+struct Attempt {
+    results: Vec<Result<Reply, StoreError>>,
+    facts: Vec<crate::metrics::Fact>,
+    state_touched_by_failure: bool,
+    /// The rules before the batch swapped in reloaded ones: a batch that
+    /// fails has them swapped in again by the next.
+    rules_before: Option<Arc<crate::rules::RuleSet>>,
+}
+
+/// Apply a batch in one transaction and commit it; `ingest_only` lets the
+/// database try it beside other gateways' batches, which ends in
+/// [`StoreError::NeedsWriteLock`] at anything but alerts sent again (or
+/// any error: the batch is then applied again alone, where each request's
+/// savepoint keeps one request's failure from the others).
+fn apply_batch<D: WriteDb>(
+    db: &mut D,
+    writer_state: &mut WriterState,
+    batch: &[Pending],
+    new_rules: Option<Arc<crate::rules::RuleSet>>,
+    ingest_only: bool,
+    attempt: &mut Attempt,
+) -> Result<(), StoreError> {
+    let now = batch_time(batch).unwrap_or(writer_state.loaded_at);
+    let Attempt { results, facts, state_touched_by_failure, rules_before } = attempt;
+    results.reserve(batch.len());
+    let mut changed = Changed::default();
+    writer_state.inhibit_touched.clear();
+    writer_state.timers.take_changed();
+    db.begin(writer_state, now, ingest_only)?;
+    let beside_others = db.conn().resends_only();
+    if let Some(rules) = new_rules {
+        *rules_before = Some(writer_state.rules.clone());
+        db.savepoint()?;
+        match writer_state.set_rules(&db.conn(), rules, now) {
+            Ok(()) => {
+                db.release()?;
+                writer_state.commit_staged();
+                facts.append(&mut writer_state.facts);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "applying reloaded rules failed");
+                writer_state.discard_staged();
+                writer_state.facts.clear();
+                *state_touched_by_failure = true;
+                db.rollback_to()?;
+            }
+        }
+    }
+    if beside_others {
+        // Whatever fails here (a row another batch holds past the wait,
+        // a lost connection) is met again alone, request by request.
+        let ops: Vec<&Op> = batch.iter().map(|(op, ..)| op).collect();
+        let outcomes = super::apply::ingest_resends(&db.conn(), writer_state, &ops);
+        for (op, outcome) in ops.iter().zip(outcomes.map_err(|_| StoreError::NeedsWriteLock)?) {
+            let reply = Reply::Ingest(outcome);
+            changed.shown |= shows(op, &reply, !writer_state.facts.is_empty());
+            results.push(Ok(reply));
+        }
+        facts.append(&mut writer_state.facts);
+    } else {
+        for (op, source, _) in batch.iter() {
+            db.savepoint()?;
+            match super::apply::apply_audited(&db.conn(), writer_state, op, source.as_deref()) {
+                Ok(reply) => {
+                    db.release()?;
+                    writer_state.commit_staged();
+                    changed.shown |= shows(op, &reply, !writer_state.facts.is_empty());
+                    facts.append(&mut writer_state.facts);
+                    changed.mutes |= changes_mutes(op);
+                    results.push(Ok(reply));
+                }
+                Err(e) => {
+                    writer_state.discard_staged();
+                    writer_state.facts.clear();
+                    *state_touched_by_failure |= touches_writer_state(op);
+                    // Some errors (disk full, I/O) roll back the whole
+                    // transaction; a later savepoint would then commit on
+                    // its own. The whole batch fails instead.
+                    if db.rollback_to().is_err() {
+                        return Err(e);
+                    }
+                    results.push(Err(e));
+                }
+            }
+        }
+    }
+    changed.timers = writer_state.timers.take_changed();
+    changed.inhibit = std::mem::take(&mut writer_state.inhibit_touched);
+    changed.shown |= changed.timers || changed.mutes || !changed.inhibit.is_empty();
+    changed.outbox = writer_state.outbox_dirty.get();
+    changed.at = now;
+    db.commit(&changed)
 }
 
 /// Answer each caller of a batch; the result of the batch's
