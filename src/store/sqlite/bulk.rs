@@ -640,3 +640,44 @@ fn write_resent(tx: &Connection, resent: &[Resent<'_>]) -> Result<(), StoreError
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::sql::tests::PgDatabase;
+    use crate::store::sqlite::sql::{numbered, params};
+
+    /// The plans a batch beside others keeps (`shared.rs`), made here on
+    /// empty tables, the worst case: each still finds alerts by an index,
+    /// and would with a million rows.
+    #[test]
+    fn kept_plans_made_on_empty_tables_find_alerts_by_index() {
+        let (_db, session) = PgDatabase::create();
+        crate::store::sqlite::schema::migrate_postgres(&session).unwrap();
+        session.batch_execute(&format!("BEGIN; {}", super::super::shared::BESIDE_OTHERS_PLANS)).unwrap();
+        let statements = [
+            (&READ_ALERTS.postgres, "'{a,b}'", "Index Scan using alerts_fingerprint_key"),
+            (
+                &RESEND_ALERTS.postgres,
+                "'{1}', '{a}', '{a}', '{1}', '{1}', '{a}', '{1}', '{a}', '{1}'",
+                "Index Scan using alerts_pkey",
+            ),
+        ];
+        let c = session.connection();
+        for (i, (statement, args, lookup)) in statements.into_iter().enumerate() {
+            session.batch_execute(&format!("PREPARE kept{i} AS {}", numbered(statement))).unwrap();
+            let plan: Vec<String> = c
+                .prepare(&format!("EXPLAIN (COSTS OFF) EXECUTE kept{i}({args})"))
+                .unwrap()
+                .query_map(params![], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let plan = plan.join("\n");
+            assert!(plan.contains(lookup), "{plan}");
+            for walk in ["Seq Scan", "Bitmap", "Hash", "Merge"] {
+                assert!(!plan.contains(walk), "{walk} in\n{plan}");
+            }
+        }
+    }
+}

@@ -59,6 +59,17 @@ const INHIBIT_REREAD_MAX: usize = 5_000;
 /// beside others had to be applied again: a stream of new alerts is not
 /// tried (and rolled back) batch after batch.
 const ALONE_AFTER_RETRY_MAX: u32 = 64;
+/// The few statements of a batch beside others (the catch-up, the read
+/// and the update of alerts sent again, their expiry checks) run on plans
+/// kept from their first run instead of planned anew each time (a fifth of
+/// the database's CPU per alert). Kept plans are what the sessions'
+/// `plan_cache_mode = force_custom_plan` avoids: one made while a table
+/// was small walks all of it later. Here no plan walks a table an index
+/// serves: sequential scans, bitmap scans and hash and merge joins are
+/// priced out, leaving index lookups in nested loops, whatever the tables'
+/// sizes when the plan was made.
+pub(super) const BESIDE_OTHERS_PLANS: &str = "SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off; \
+     SET LOCAL enable_bitmapscan = off; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off";
 /// How long a batch beside others waits for an alert's row that another
 /// holds before it is applied again alone (where it waits its turn).
 const ROW_WAIT: &str = "100ms";
@@ -245,7 +256,9 @@ impl SharedDb {
         self.connected()?;
         self.release_pending = false;
         let lock = match beside_others {
-            true => format!("pg_advisory_xact_lock_shared({WRITE_LOCK}); SET LOCAL lock_timeout = '{ROW_WAIT}'"),
+            true => format!(
+                "pg_advisory_xact_lock_shared({WRITE_LOCK}); SET LOCAL lock_timeout = '{ROW_WAIT}'; {BESIDE_OTHERS_PLANS}"
+            ),
             false => format!("pg_advisory_xact_lock({WRITE_LOCK})"),
         };
         let sql = format!(

@@ -705,7 +705,7 @@ impl PgSession {
 }
 
 /// `?1` becomes `$1`; a `?` inside a quoted literal stays.
-fn numbered(sql: &str) -> String {
+pub(super) fn numbered(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut quoted = false;
     let mut chars = sql.chars().peekable();
