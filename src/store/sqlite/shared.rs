@@ -341,9 +341,17 @@ impl SharedDb {
     }
 
     /// Bring `state` up to what the other gateways committed.
+    /// Beside others only a memory already up to date goes on: catching up
+    /// may write (a reload of on-call timers stores the handoffs of new
+    /// schedules), which needs the lock alone, and what an abandoned batch
+    /// wrote is rolled back while its catch-up position would stay.
     fn catch_up(&mut self, state: &mut WriterState, now: Timestamp) -> Result<(), StoreError> {
         let c = self.live()?.connection();
+        let beside_others = c.resends_only();
         let Some(seen) = self.seen else {
+            if beside_others {
+                return Err(StoreError::NeedsWriteLock);
+            }
             state.reload(&c, now)?;
             self.seen = Some(last_logged(&c)?);
             return Ok(());
@@ -353,6 +361,9 @@ impl SharedDb {
             .query_map([seen], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
             .collect::<Result<_, _>>()?;
         let Some(last) = rows.last().map(|r| r.0) else { return Ok(()) };
+        if beside_others {
+            return Err(StoreError::NeedsWriteLock);
+        }
         if rows[0].0 != seen + 1 {
             // Pruned past what this gateway saw: read everything again.
             state.reload(&c, now)?;
@@ -514,7 +525,8 @@ impl WriteDb for SharedDb {
             self.seen = None;
         }
         self.alone_after_retry = (self.alone_after_retry * 2).clamp(1, ALONE_AFTER_RETRY_MAX);
-        self.alone_for = self.alone_after_retry;
+        // The retry itself, then that many more.
+        self.alone_for = self.alone_after_retry + 1;
     }
 
     fn rollback(&mut self) {
