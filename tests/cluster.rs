@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::pg::Database;
-use common::{Gateway, Options, client, get, post, t0, wait_for};
+use common::{Gateway, Options, client, get, metric, post, t0, wait_for};
 use jiff::SignedDuration;
 use serde_json::{Value, json};
 
@@ -287,7 +287,9 @@ async fn concurrent_senders_at_two_gateways_get_exact_counts_and_one_incident_pe
         let titles: BTreeSet<String> = list.iter().map(|i| i["title"].as_str().unwrap().to_owned()).collect();
         assert_eq!((list.len(), titles.len()), (40, 40), "one incident per group, seen from {}", g.addr);
         assert!(list.iter().all(|i| i["alertCount"] == 5), "{list:#?}");
-        beside_others += metric(g, r#"alertgate_store_batches_beside_others_total{outcome="committed"}"#).await;
+        // A counter is not exposed before it first counts.
+        beside_others +=
+            metric(g, r#"alertgate_store_batches_beside_others_total{outcome="committed"}"#).await.unwrap_or(0.0);
     }
     // The counts above held with re-sends applied beside each other.
     assert!(beside_others > 0.0, "no batch of re-sends ran beside the other gateway's");
@@ -310,7 +312,7 @@ async fn a_batch_tried_beside_others_that_meets_a_new_alert_is_applied_again_alo
     loop {
         sent += 1;
         assert_eq!(push(g, &[alert("LoadSteady", "a"), alert("LoadNew", &format!("h{sent}"))]).await, 200);
-        if metric(g, retried).await > 0.0 {
+        if metric(g, retried).await.is_some_and(|n| n > 0.0) {
             break;
         }
         assert!(sent < 50, "no batch was tried beside others and applied again alone");
@@ -324,12 +326,6 @@ async fn a_batch_tried_beside_others_that_meets_a_new_alert_is_applied_again_alo
     let list = incidents(g).await;
     let load_new = list.iter().find(|i| i["title"] == "LoadNew").expect("the new alerts' incident");
     assert_eq!(load_new["alertCount"], sent - 1, "{load_new:#}");
-}
-
-/// A counter's value on a gateway's /metrics (0 before it first counts).
-async fn metric(g: &Gateway, series: &str) -> f64 {
-    let text = client().get(g.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok()).unwrap_or(0.0)
 }
 
 /// The pid in a gateway's name (`HOST-PID-RANDOM`).

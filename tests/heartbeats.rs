@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{BIN, Gateway, Options, get, post, run_to_exit, t0, wait_for};
+use common::{BIN, Gateway, Options, get, metric, post, run_to_exit, t0, wait_for};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
@@ -102,11 +102,6 @@ async fn watchdog(g: &Gateway, prometheus: &str) {
     let alert = json!([{"labels": {"alertname": "Watchdog", "prometheus": prometheus, "severity": "none"}}]);
     let (status, body) = post(&g.url("/api/v2/alerts"), &alert.to_string()).await;
     assert_eq!(status, 200, "{body}");
-}
-
-async fn metric(g: &Gateway, series: &str) -> Option<f64> {
-    let text = common::client().get(g.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -337,6 +337,13 @@ pub async fn post(url: &str, body: &str) -> (u16, Value) {
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// A series' value on a gateway's `/metrics` (`series` with its labels as
+/// exposed, e.g. `name{label="v"}`); `None` while it is not exposed.
+pub async fn metric(g: &Gateway, series: &str) -> Option<f64> {
+    let text = client().get(g.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
 pub async fn get(url: &str) -> (u16, Value) {
     let resp = client().get(url).send().await.expect("get");
     let status = resp.status().as_u16();

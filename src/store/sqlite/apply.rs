@@ -169,8 +169,7 @@ pub(super) fn ingest(
     let items: Vec<Item<'_>> = items(updates, encoded, &plans).collect();
     let mut pinged = std::collections::BTreeMap::new();
     let mut bulk = Bulk::new(tx);
-    for (i, (u, enc)) in updates.iter().zip(encoded).enumerate() {
-        let plan = plans[i].as_deref();
+    for (i, &Item { update: u, encoded: enc, plan }) in items.iter().enumerate() {
         for name in plan.map(|p| p.pings.as_slice()).unwrap_or_default() {
             pinged.extend(rules.heartbeats.get_key_value(name));
         }
@@ -181,7 +180,7 @@ pub(super) fn ingest(
         bulk.give_way(tx, now)?;
         match u {
             AlertUpdate::Observe(alert) => {
-                let (labels, annotations) = enc.as_ref().map(|(l, a)| (l.as_str(), a.as_str())).unwrap_or_default();
+                let (labels, annotations) = enc.map(|(l, a)| (l.as_str(), a.as_str())).unwrap_or_default();
                 let (id, obs) = observe_alert(tx, alert, labels, annotations, now)?;
                 outcome.count(obs);
                 let a = AlertRef {

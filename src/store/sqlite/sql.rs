@@ -806,9 +806,9 @@ fn pg_column<T>(r: &postgres::Row, idx: usize, f: impl FnOnce(ValueRef<'_>) -> R
 const NUL_ESCAPE: char = '\u{10FFFF}';
 
 fn pg_text_in(t: &str) -> std::borrow::Cow<'_, str> {
-    // Scanned as bytes, not decoded chars, in a loop without an early exit
-    // that the compiler vectorizes (every request's labels and payloads
-    // pass here): 0xF4 leads U+100000 and up, U+10FFFF among them.
+    // Scanned as bytes rather than decoded chars (every request's labels
+    // and payloads pass here): 0xF4 leads U+100000 and up, U+10FFFF among
+    // them, so only text holding one is decoded.
     let rare = t.bytes().fold(false, |rare, b| rare | (b == 0) | (b == 0xF4));
     if !rare || !t.contains(['\0', NUL_ESCAPE]) {
         return std::borrow::Cow::Borrowed(t);
